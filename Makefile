@@ -1,0 +1,28 @@
+# Quick start: `make run` (set up, then the main job) and `make test` (set up, then the tests).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= data/synthetic
+
+.PHONY: setup run test test-slow bench data clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh
+	touch $@
+
+# The main job: the viewer on the bundled demo model; headless it writes screenshots.
+run: setup
+	bash scripts/with_display.sh $(PY) main.py preprocess --source synthetic --out $(DATA)
+
+test: setup
+	bash scripts/with_display.sh $(PY) -m pytest -q
+
+test-slow: setup
+	bash scripts/with_display.sh $(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

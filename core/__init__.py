@@ -1,0 +1,1 @@
+"""DeepSDF Explorer core: data, model, training, meshing, TTO and metrics (no Qt)."""

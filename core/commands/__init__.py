@@ -1,0 +1,1 @@
+"""Command-line subcommands: each module adds its arguments and runs one job (main.py dispatches)."""
