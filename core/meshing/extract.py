@@ -1,0 +1,196 @@
+"""SDF callable -> triangle mesh with normals and vertex colours, in the unit-sphere frame."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from core.meshing.grid import (
+    GridResult,
+    SdfFn,
+    evaluate_coarse_to_fine,
+    evaluate_dense,
+    resolve_device,
+)
+from core.meshing.marching_cubes import marching_cubes_skimage, marching_cubes_torch
+
+__all__ = ["MeshArrays", "ColourFn", "extract_mesh", "mesh_from_grid", "vertex_normals_from_faces"]
+
+ColourFn = Callable[[torch.Tensor], torch.Tensor]
+"""Tensor (N, 3) float32 -> Tensor (N, 3) RGB in [0, 1]."""
+
+
+@dataclass
+class MeshArrays:
+    """A triangle mesh as plain arrays, unit-sphere frame."""
+
+    vertices: np.ndarray
+    """(V, 3) float32."""
+    faces: np.ndarray
+    """(F, 3) int64, counter-clockwise seen from outside (normals point outward)."""
+    normals: np.ndarray
+    """(V, 3) float32, unit: the SDF gradient at the vertices (mesh normals as a fall-back)."""
+    colours: np.ndarray | None = None
+    """(V, 3) float32 RGB in [0, 1], or None."""
+    stats: dict = field(default_factory=dict)
+    """Timings per stage (``seconds_*``), evaluation counts, ``empty`` and its ``reason``."""
+
+    @property
+    def is_empty(self) -> bool:
+        return self.faces.shape[0] == 0
+
+    @classmethod
+    def empty(cls, with_colours: bool = False, **stats) -> "MeshArrays":
+        z = np.zeros((0, 3), np.float32)
+        return cls(z, np.zeros((0, 3), np.int64), z.copy(), z.copy() if with_colours else None, stats)
+
+
+def vertex_normals_from_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V, 3) unit area-weighted vertex normals of a mesh.
+
+    Coincident vertices (marching cubes emits them where the field is exactly zero at a grid
+    point, with zero-area triangles around them) share one normal; zero only when isolated.
+    """
+    v = vertices.astype(np.float64)
+    _, weld = np.unique(v, axis=0, return_inverse=True)
+    weld = weld.reshape(-1)
+    fn = np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
+    n = np.zeros((int(weld.max()) + 1 if len(weld) else 0, 3))
+    for k in range(3):
+        np.add.at(n, weld[faces[:, k]], fn)
+    n = n[weld]
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return (n / np.where(length > 0, length, 1.0)).astype(np.float32)
+
+
+def _sdf_gradients(sdf_fn: SdfFn, points: torch.Tensor, max_batch: int) -> torch.Tensor | None:
+    """(N, 3) d sdf / d x by autograd through ``sdf_fn``; None when it is not differentiable."""
+    out = torch.empty_like(points)
+    try:
+        with torch.enable_grad():
+            for start in range(0, points.shape[0], max_batch):
+                p = points[start : start + max_batch].detach().clone().requires_grad_(True)
+                s = sdf_fn(p)
+                if not s.requires_grad:
+                    return None
+                (g,) = torch.autograd.grad(s.sum(), p)
+                out[start : start + p.shape[0]] = g
+    except RuntimeError:
+        return None
+    return out
+
+
+def mesh_from_grid(
+    grid: GridResult,
+    sdf_fn: SdfFn | None = None,
+    colour_fn: ColourFn | None = None,
+    mc_backend: str = "auto",
+    max_batch: int = 65536,
+    level: float = 0.0,
+) -> MeshArrays:
+    """Marching cubes on a sampled grid, then normals and colours at the vertices.
+
+    ``mc_backend``: ``"auto"`` (torch when the grid is on CUDA, scikit-image otherwise),
+    ``"torch"`` or ``"skimage"``. Normals come from autograd through ``sdf_fn`` when given and
+    differentiable, else from the mesh.
+    """
+    stats = dict(grid.stats)
+    values = grid.values
+    device = values.device
+    with_colours = colour_fn is not None
+    if not bool(((values < level).any() & (values >= level).any()).item()):
+        reason = "no zero crossing: the SDF is " + ("negative" if bool((values < level).all()) else "positive") + " everywhere on the grid"
+        return MeshArrays.empty(with_colours, **stats, empty=True, reason=reason)
+
+    t0 = time.perf_counter()
+    backend = ("torch" if values.is_cuda else "skimage") if mc_backend == "auto" else mc_backend
+    if backend == "torch":
+        verts_t, faces_t = marching_cubes_torch(values, level)
+        verts_t = verts_t * grid.voxel_size + grid.origin
+        faces = faces_t.cpu().numpy()
+    elif backend == "skimage":
+        verts_np, faces = marching_cubes_skimage(values, level)
+        verts_t = torch.as_tensor(verts_np * grid.voxel_size + grid.origin, device=device)
+    else:
+        raise ValueError(f"unknown marching cubes backend {mc_backend!r}: use 'auto', 'skimage' or 'torch'")
+    stats["seconds_marching_cubes"] = time.perf_counter() - t0
+    stats["marching_cubes"] = backend
+    if faces.shape[0] == 0:
+        return MeshArrays.empty(with_colours, **stats, empty=True, reason="marching cubes produced no faces")
+    vertices = verts_t.cpu().numpy().astype(np.float32)
+
+    t0 = time.perf_counter()
+    grads = _sdf_gradients(sdf_fn, verts_t.float(), max_batch) if sdf_fn is not None else None
+    mesh_normals = vertex_normals_from_faces(vertices, faces)
+    if grads is None:
+        normals, stats["normals"] = mesh_normals, "mesh"
+    else:
+        g = grads.cpu().numpy().astype(np.float64)
+        length = np.linalg.norm(g, axis=1, keepdims=True)
+        ok = length[:, 0] > 1e-12
+        normals = np.where(ok[:, None], g / np.where(ok[:, None], length, 1.0), mesh_normals).astype(np.float32)
+        stats["normals"] = "sdf_gradient"
+    stats["seconds_normals"] = time.perf_counter() - t0
+
+    colours = None
+    if colour_fn is not None:
+        t0 = time.perf_counter()
+        rgb = torch.empty((vertices.shape[0], 3), dtype=torch.float32, device=device)
+        with torch.no_grad():
+            for start in range(0, vertices.shape[0], max_batch):
+                chunk = verts_t[start : start + max_batch].float()
+                rgb[start : start + chunk.shape[0]] = colour_fn(chunk).reshape(-1, 3).float()
+        colours = rgb.clamp(0.0, 1.0).cpu().numpy()
+        stats["seconds_colours"] = time.perf_counter() - t0
+    stats.update(empty=False, n_vertices=int(vertices.shape[0]), n_faces=int(faces.shape[0]))
+    return MeshArrays(vertices, faces.astype(np.int64), normals, colours, stats)
+
+
+def extract_mesh(
+    sdf_fn: SdfFn,
+    resolution: int = 128,
+    colour_fn: ColourFn | None = None,
+    method: str = "coarse_to_fine",
+    device: str | torch.device | None = None,
+    *,
+    mc_backend: str = "auto",
+    max_batch: int = 65536,
+    coarse_resolution: int = 17,
+    band_factor: float = 1.5,
+    level: float = 0.0,
+) -> MeshArrays:
+    """Mesh the zero level set of ``sdf_fn`` over [-1, 1]^3.
+
+    Parameters
+    ----------
+    sdf_fn : Tensor (N, 3) float32 on ``device`` -> Tensor (N,), negative inside.
+    resolution : samples per side of the grid (DeepSDF's N; voxel size 2 / (N - 1)).
+    colour_fn : Tensor (N, 3) -> Tensor (N, 3) in [0, 1], evaluated at the vertices; optional.
+    method : ``"coarse_to_fine"`` (narrow band, see :mod:`core.meshing.grid`) or ``"dense"``.
+    device : ``None`` picks CUDA when present, else CPU.
+    mc_backend : ``"auto"`` (torch on CUDA, scikit-image on CPU), ``"torch"``, ``"skimage"``.
+    max_batch : points per ``sdf_fn`` / ``colour_fn`` call.
+    coarse_resolution, band_factor : see :func:`core.meshing.grid.evaluate_coarse_to_fine`.
+
+    Returns
+    -------
+    MeshArrays; empty (``stats["empty"] is True`` with a ``reason``) when there is no surface.
+    ``stats`` holds ``seconds_grid``, ``seconds_marching_cubes``, ``seconds_normals``,
+    ``seconds_colours``, ``seconds_total``, ``n_evaluations``, ``n_dense``, ``ratio``.
+    """
+    t_start = time.perf_counter()
+    device = resolve_device(device)
+    if method == "coarse_to_fine":
+        grid = evaluate_coarse_to_fine(sdf_fn, resolution, device, max_batch, coarse_resolution, band_factor)
+    elif method == "dense":
+        grid = evaluate_dense(sdf_fn, resolution, device, max_batch)
+    else:
+        raise ValueError(f"unknown grid method {method!r}: use 'coarse_to_fine' or 'dense'")
+    grid.stats["seconds_grid"] = grid.stats.pop("seconds")
+    mesh = mesh_from_grid(grid, sdf_fn, colour_fn, mc_backend, max_batch, level)
+    mesh.stats["resolution"] = resolution
+    mesh.stats["seconds_total"] = time.perf_counter() - t_start
+    return mesh

@@ -1,0 +1,124 @@
+"""Grid evaluation (dense vs coarse-to-fine), extract_mesh and export."""
+import numpy as np
+import pytest
+import torch
+import trimesh
+from scipy.spatial import cKDTree
+
+from core.meshing import MeshArrays, evaluate_coarse_to_fine, evaluate_dense, export_mesh, extract_mesh, to_trimesh
+
+
+def sphere(p):
+    return p.norm(dim=-1) - 0.5
+
+
+def box(p):
+    q = (p - 0.013).abs() - torch.tensor([0.5, 0.3, 0.4])
+    return q.clamp(min=0).norm(dim=-1) + q.max(-1).values.clamp(max=0)
+
+
+def torus(p):
+    q = torch.stack([torch.hypot(p[:, 0], p[:, 1]) - 0.5, p[:, 2]], -1)
+    return q.norm(dim=-1) - 0.15
+
+
+def rod(p):
+    """Capped cylinder of radius 0.01 along x, off the grid lines: thinner than any coarse cell."""
+    q = p - torch.tensor([0.0, 0.03, -0.025])
+    d = torch.stack([torch.hypot(q[:, 1], q[:, 2]) - 0.01, q[:, 0].abs() - 0.7], -1)
+    return d.clamp(min=0).norm(dim=-1) + d.max(-1).values.clamp(max=0)
+
+
+def sphere_and_rod(p):
+    return torch.minimum(sphere(p - torch.tensor([0.2, 0.0, 0.0])), rod(p))
+
+
+@pytest.mark.parametrize("fn", [sphere, box, torus, rod, sphere_and_rod])
+def test_coarse_to_fine_matches_dense_exactly_for_lipschitz_sdfs(fn):
+    res = 65
+    dense = evaluate_dense(fn, res, "cpu", max_batch=20000)
+    c2f = evaluate_coarse_to_fine(fn, res, "cpu", max_batch=20000)
+    assert c2f.stats["n_evaluations"] < dense.stats["n_evaluations"]
+    assert torch.equal(dense.values < 0, c2f.values < 0)
+    a = extract_mesh(fn, res, method="dense", device="cpu")
+    b = extract_mesh(fn, res, method="coarse_to_fine", device="cpu")
+    assert not a.is_empty and a.faces.shape == b.faces.shape
+    np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-6)
+
+
+def test_sign_change_rule_would_lose_the_rod():
+    # The rod never changes sign on the coarse grid's corners, yet the band rule keeps it.
+    c2f = evaluate_coarse_to_fine(rod, 65, "cpu", coarse_resolution=9)
+    coarse_lattice = c2f.values[::8, ::8, ::8]
+    assert not (coarse_lattice < 0).any()
+    assert (c2f.values < 0).any()
+
+
+def test_coarse_to_fine_on_mlp_close_to_dense():
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.Softplus(beta=10), torch.nn.Linear(32, 1))
+
+    def fn(p):
+        return sphere(p) + 0.05 * torch.tanh(mlp(p)[:, 0])
+
+    a = extract_mesh(fn, 49, method="dense", device="cpu")
+    b = extract_mesh(fn, 49, method="coarse_to_fine", device="cpu")
+    h = 2 / 48
+    d = cKDTree(a.vertices).query(b.vertices)[0]
+    assert d.max() < 1e-3 * h and len(a.vertices) == len(b.vertices)
+    assert b.stats["n_evaluations"] < 0.5 * a.stats["n_evaluations"]
+    assert b.stats["normals"] == "sdf_gradient"
+
+
+@pytest.mark.parametrize("backend", ["skimage", "torch"])
+def test_sphere_mesh_outward_with_normals_and_colours(backend):
+    mesh = extract_mesh(sphere, 40, colour_fn=lambda p: (p + 1) / 2, device="cpu", mc_backend=backend)
+    assert mesh.vertices.dtype == np.float32 and mesh.faces.dtype == np.int64
+    assert mesh.normals.dtype == np.float32 and mesh.colours.dtype == np.float32
+    assert mesh.colours.shape == mesh.vertices.shape
+    assert np.abs(np.linalg.norm(mesh.vertices, axis=1) - 0.5).max() < 0.01
+    radial = mesh.vertices / np.linalg.norm(mesh.vertices, axis=1, keepdims=True)
+    assert (np.sum(mesh.normals * radial, axis=1) > 0.99).all()
+    tm = to_trimesh(mesh)
+    assert (np.sum(tm.face_normals * tm.triangles_center, axis=1) > 0).all()
+    assert tm.volume == pytest.approx(4 / 3 * np.pi * 0.125, rel=0.02)
+    for key in ("seconds_grid", "seconds_marching_cubes", "seconds_normals", "seconds_colours", "n_evaluations"):
+        assert key in mesh.stats
+
+
+def test_non_differentiable_sdf_falls_back_to_mesh_normals():
+    def fn(p):
+        return sphere(p).detach()
+
+    mesh = extract_mesh(fn, 33, device="cpu")
+    assert mesh.stats["normals"] == "mesh"
+    assert (np.sum(mesh.normals * mesh.vertices, axis=1) > 0).all()
+
+
+@pytest.mark.parametrize("method", ["dense", "coarse_to_fine"])
+def test_no_surface_gives_empty_mesh(method):
+    mesh = extract_mesh(lambda p: p.norm(dim=-1) + 0.1, 17, colour_fn=lambda p: p, method=method, device="cpu")
+    assert mesh.is_empty and mesh.stats["empty"] and "positive" in mesh.stats["reason"]
+    assert mesh.vertices.shape == (0, 3) and mesh.colours.shape == (0, 3)
+
+
+def test_unknown_method_raises():
+    with pytest.raises(ValueError):
+        extract_mesh(sphere, 17, method="octree", device="cpu")
+
+
+@pytest.mark.parametrize("suffix", [".ply", ".obj", ".glb"])
+def test_export_roundtrip_with_vertex_colours(tmp_path, suffix):
+    mesh = extract_mesh(sphere, 17, colour_fn=lambda p: (p + 1) / 2, device="cpu")
+    path = export_mesh(mesh, tmp_path / f"m{suffix}")
+    assert path.exists() and not list(tmp_path.glob(".*tmp"))
+    loaded = trimesh.load(path, force="mesh", process=False)
+    assert len(loaded.vertices) == len(mesh.vertices) and len(loaded.faces) == len(mesh.faces)
+    assert loaded.visual.kind == "vertex"
+    np.testing.assert_allclose(loaded.visual.vertex_colors[:, :3] / 255.0, mesh.colours, atol=1 / 255)
+
+
+def test_export_rejects_unknown_suffix(tmp_path):
+    mesh = MeshArrays.empty()
+    with pytest.raises(ValueError, match="suffix"):
+        export_mesh(mesh, tmp_path / "m.stl")

@@ -1,0 +1,107 @@
+"""Metrics and thin-part detection on small analytic shapes."""
+import numpy as np
+import pytest
+import trimesh
+
+from core.meshing import MeshArrays
+from core.metrics import (
+    chamfer_deepsdf,
+    chamfer_l1,
+    colour_error,
+    emd,
+    evaluate_reconstruction,
+    fscore,
+    normal_consistency,
+    sample_mesh_surface,
+)
+from core.thickness import local_thickness, thin_mask
+
+
+def _sphere_points(n, r=0.5, seed=0):
+    p = np.random.default_rng(seed).normal(size=(n, 3))
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    return p * r, p
+
+
+def test_chamfer_known_values():
+    gt = np.zeros((4, 3))
+    pred = gt + [0.1, 0, 0]
+    assert chamfer_deepsdf(gt, pred) == pytest.approx(0.02)
+    assert chamfer_l1(gt, pred) == pytest.approx(0.1)
+    assert chamfer_deepsdf(gt, gt) == 0.0
+
+
+def test_emd_is_mean_matched_distance():
+    a = np.random.default_rng(0).random((50, 3))
+    assert emd(a, a + [0, 0, 0.2], n=50) == pytest.approx(0.2)
+    assert emd(a, a[::-1].copy(), n=50) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_fscore_precision_recall():
+    gt = np.array([[0.0, 0, 0], [1, 0, 0]])
+    pred = np.array([[0.0, 0, 0.005], [5, 5, 5], [6, 6, 6], [7, 7, 7]])
+    out = fscore(gt, pred, threshold=0.01)
+    assert out["precision"] == 0.25 and out["recall"] == 0.5
+    assert out["fscore"] == pytest.approx(2 * 0.25 * 0.5 / 0.75)
+
+
+def test_normal_consistency_and_colour_error():
+    pts, nrm = _sphere_points(500)
+    assert normal_consistency(pts, nrm, pts, -nrm) == pytest.approx(1.0)
+    rng = np.random.default_rng(1)
+    assert normal_consistency(pts, nrm, pts, rng.normal(size=nrm.shape)) < 0.7
+    rgb = rng.random((500, 3))
+    err = colour_error(pts, rgb, pts, np.clip(rgb + 0.1, 0, 1))
+    assert 0 < err["colour_l1"] <= 0.1 + 1e-9 and err["colour_psnr"] >= 20.0
+    assert colour_error(pts, rgb, pts, rgb)["colour_psnr"] == np.inf
+
+
+def test_sample_mesh_surface_is_on_surface_and_area_weighted():
+    box = trimesh.creation.box(extents=[2.0, 1.0, 0.1])
+    pts, nrm, face, bary = sample_mesh_surface(box.vertices, box.faces, 20000, rng=0)
+    assert pts.shape == (20000, 3) and np.allclose(np.linalg.norm(nrm, axis=1), 1)
+    assert np.allclose(bary.sum(1), 1)
+    # The two big faces hold 2 / (2 + 0.2 + 0.1) of the area.
+    big = np.abs(pts[:, 2]) > 0.0499
+    assert big.mean() == pytest.approx(2 / 2.3, abs=0.02)
+
+
+def _sphere_mesh(r):
+    m = trimesh.creation.icosphere(subdivisions=3, radius=r)
+    return MeshArrays(m.vertices.astype(np.float32), m.faces.astype(np.int64), m.vertex_normals.astype(np.float32), None, {})
+
+
+def test_evaluate_reconstruction_keys_and_thin_subset():
+    gt_mesh = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
+    pts, fi = trimesh.sample.sample_surface(gt_mesh, 3000, seed=0)
+    gt = {"surface_points": pts, "surface_normals": gt_mesh.face_normals[fi], "surface_rgb": np.full((3000, 3), 0.5)}
+    pred = _sphere_mesh(0.5)
+    pred.colours = np.full((len(pred.vertices), 3), 0.5, np.float32)
+    mask = pts[:, 2] > 0.3
+    out = evaluate_reconstruction(gt, pred, thin_mask=mask, n_points=3000)
+    for key in ("chamfer", "chamfer_l1", "emd", "fscore_1pct", "fscore_2pct", "normal_consistency", "colour_l1",
+                "thin_chamfer", "thin_fscore_1pct", "thin_normal_consistency", "thin_colour_l1"):
+        assert key in out, key
+    assert out["chamfer"] * 1e3 < 1.0 and out["fscore_2pct"] > 0.95 and out["normal_consistency"] > 0.98
+    worse = evaluate_reconstruction(gt, _sphere_mesh(0.45), n_points=3000)
+    assert worse["chamfer"] > out["chamfer"] and worse["fscore_1pct"] < out["fscore_1pct"]
+    empty = evaluate_reconstruction(gt, MeshArrays.empty())
+    assert empty["chamfer"] == np.inf and empty["fscore_1pct"] == 0.0
+
+
+def _box_and_rod():
+    box = trimesh.creation.box(extents=[0.8, 0.8, 0.8])
+    rod = trimesh.creation.cylinder(radius=0.01, height=0.8, sections=16)
+    rod.apply_translation([0.0, 0.0, 0.8])
+    return trimesh.util.concatenate([box, rod])
+
+
+def test_thin_mask_flags_rod_not_box():
+    mesh = _box_and_rod()
+    pts, fi = trimesh.sample.sample_surface(mesh, 3000, seed=0)
+    on_rod = pts[:, 2] > 0.41
+    mask = thin_mask(mesh.vertices, mesh.faces, pts, mesh.face_normals[fi])
+    assert on_rod.sum() > 10
+    assert mask[on_rod].all() and not mask[~on_rod].any()
+    t = local_thickness(mesh.vertices, mesh.faces, pts[on_rod], mesh.face_normals[fi][on_rod])
+    assert np.median(t) == pytest.approx(0.02, rel=0.15)
