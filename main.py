@@ -3,6 +3,8 @@
     python main.py                      open the viewer on the bundled demo model
     python main.py preprocess ...       meshes → DeepSDF samples with colours
     python main.py train ...            train a (class-conditioned, coloured) auto-decoder
+    python main.py reconstruct ...      fit a new shape (mesh, points, scan, samples) by TTO
+    python main.py evaluate ...         metrics on held-out shapes, TTO ablations
 
 This module only dispatches; each subcommand lives in ``core.commands`` (or ``viewer``).
 """
@@ -16,6 +18,8 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("core.commands.preprocess_command", "meshes → DeepSDF samples with colours"),
     "train": ("core.commands.train_command", "train the auto-decoder on a data set folder"),
+    "reconstruct": ("core.commands.reconstruct_command", "fit codes to a new observation (test-time optimisation)"),
+    "evaluate": ("core.commands.evaluate_command", "reconstruct held-out shapes and report metrics"),
 }
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import math
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
@@ -216,6 +218,10 @@ def evaluate_reconstruction(
         out["n_thin"] = int(mask.sum())
         if mask.any():
             out.update(_thin_metrics(gt_pts, gt_nrm, gt_rgb, mask, pred_pts, pred_nrm, vertices, colours, size))
+        else:  # same columns for every shape; NaN = "no thin parts", skipped by the aggregates
+            out.update({f"thin_{k}_{round(f * 100)}pct": math.nan for f in FSCORE_FRACTIONS
+                        for k in ("precision", "recall", "fscore")})
+            out.update(thin_chamfer=math.nan, thin_chamfer_l1=math.nan, thin_recall_chamfer=math.nan)
     return out
 
 

@@ -1,0 +1,390 @@
+"""Reconstruct the shapes of a data set split and measure them; compare loss sets.
+
+For each shape of the split: observation = its sample file, ground truth = its
+``surface_points`` / ``surface_normals`` / ``surface_rgb``, thin mask from
+:func:`core.thickness.thin_mask` on the source mesh (normalised with the sample file's own
+transform) or, when the mesh is gone, :func:`approximate_thin_mask` on the surface points.
+Codes come from test-time optimisation (:mod:`core.tto`) or, for training shapes with
+``use_trained_codes``, from the checkpoint. Results: one row per shape, a table per class
+(markdown), JSON; :func:`run_ablation` repeats it for several loss sets on the same shapes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from core.errors import DataSetError, ExplorerError
+from core.io_utils import atomic_write_bytes, atomic_write_json
+from core.tto.config import TTOConfig
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "EvalShape",
+    "EvalSettings",
+    "list_split",
+    "load_ground_truth",
+    "approximate_thin_mask",
+    "shape_thin_mask",
+    "evaluate_split",
+    "summarise",
+    "class_table_markdown",
+    "comparison_markdown",
+    "write_results",
+    "run_ablation",
+    "TABLE_COLUMNS",
+]
+
+TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # (row key, header, format)
+    ("chamfer_x1e3", "CD×10³ mean", "mean"),
+    ("chamfer_x1e3", "CD×10³ median", "median"),
+    ("fscore_1pct", "F@1 %", "pct"),
+    ("fscore_2pct", "F@2 %", "pct"),
+    ("thin_fscore_1pct", "thin F@1 %", "pct"),
+    ("normal_consistency", "NC", "mean"),
+    ("colour_l1", "colour L1", "mean"),
+    ("colour_psnr", "PSNR dB", "mean"),
+    ("seconds", "s", "mean"),
+)
+
+
+@dataclass
+class EvalShape:
+    """One shape of a split."""
+
+    id: str
+    class_name: str
+    file: Path
+    source: Path | None
+    text: str | None = None
+
+
+@dataclass
+class EvalSettings:
+    """How shapes are reconstructed and measured."""
+
+    resolution: int = 128
+    """Marching-cubes grid resolution."""
+    mesh_method: str = "coarse_to_fine"
+    """Grid evaluation: ``coarse_to_fine`` or ``dense``."""
+    n_eval_points: int = 30_000
+    """Points sampled on the reconstruction for the metrics (DeepSDF: 30,000)."""
+    infer_class: bool = False
+    """Infer the class by TTO instead of using the manifest's label (also reports class accuracy)."""
+    use_trained_codes: bool = False
+    """Training shapes: use the checkpoint's codes, no optimisation."""
+    seed: int = 0
+    save_meshes: bool = False
+    """Write each reconstruction to ``<out>/meshes/<class>/<id>.ply``."""
+    device: str | None = None
+
+
+def list_split(data_dir: str | Path, split: str = "test", limit: int | None = None,
+               classes: Sequence[str] | None = None) -> list[EvalShape]:
+    """Shapes of ``split`` from ``<data>/manifest.json`` (and ``splits/<split>.json`` when present).
+
+    ``limit`` keeps the first N shapes per class, in manifest order.
+
+    Raises
+    ------
+    DataSetError
+        No manifest, or no shape in the split.
+    """
+    data_dir = Path(data_dir)
+    manifest_path = data_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise DataSetError(f"{data_dir}: no manifest.json. Point --data at a folder written by 'main.py preprocess'.")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataSetError(f"{manifest_path}: unreadable ({exc}). Re-run preprocessing to rewrite it.") from exc
+    wanted: set[tuple[str, str]] | None = None
+    split_path = data_dir / "splits" / f"{split}.json"
+    if split_path.is_file():
+        try:
+            split_data = json.loads(split_path.read_text())
+            wanted = {(c, i) for per_set in split_data.values() for c, ids in per_set.items() for i in ids}
+        except (OSError, json.JSONDecodeError, AttributeError):
+            wanted = None
+    shapes: list[EvalShape] = []
+    per_class: dict[str, int] = {}
+    for record in manifest.get("shapes", []):
+        key = (record["class_name"], record["id"])
+        in_split = key in wanted if wanted is not None else record.get("split") == split
+        if not in_split or (classes and record["class_name"] not in classes):
+            continue
+        if limit is not None and per_class.get(record["class_name"], 0) >= limit:
+            continue
+        per_class[record["class_name"]] = per_class.get(record["class_name"], 0) + 1
+        source = record.get("source")
+        shapes.append(EvalShape(record["id"], record["class_name"], data_dir / record["file"],
+                                Path(source) if source else None, record.get("text")))
+    if not shapes:
+        raise DataSetError(
+            f"{data_dir}: no shapes in split '{split}'"
+            + (f" for classes {list(classes)}" if classes else "")
+            + ". Check --split (train / test) and that preprocessing held shapes out (--test-fraction)."
+        )
+    return shapes
+
+
+def load_ground_truth(path: Path) -> dict[str, np.ndarray]:
+    """``surface_points``, ``surface_normals`` (, ``surface_rgb``, ``offset``, ``scale``) of a sample file."""
+    with np.load(path) as data:
+        if "surface_points" not in data.files or "surface_normals" not in data.files:
+            raise DataSetError(f"{path}: no surface_points / surface_normals; re-run preprocessing for this shape.")
+        return {k: data[k] for k in ("surface_points", "surface_normals", "surface_rgb", "offset", "scale") if k in data.files}
+
+
+def approximate_thin_mask(points: np.ndarray, normals: np.ndarray, fraction: float | None = None, k: int = 24) -> np.ndarray:
+    """Thin parts from surface points alone (when the source mesh is gone).
+
+    A point is thin when, among its ``k`` nearest neighbours, one faces the other way
+    (normals at more than 120 degrees) and lies behind it, closer along the normal than
+    ``fraction`` of the object size: the two sides of a thin wall or rod.
+    """
+    from core.thickness import THIN_FRACTION
+
+    fraction = THIN_FRACTION if fraction is None else fraction
+    p = np.asarray(points, np.float64)
+    n = np.asarray(normals, np.float64)
+    n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    size = float(np.linalg.norm(p.max(0) - p.min(0)))
+    limit = fraction * size
+    _, idx = cKDTree(p).query(p, k=min(k, len(p)))
+    q = p[idx] - p[:, None, :]  # (N, k, 3)
+    depth = -np.einsum("nkd,nd->nk", q, n)  # distance behind the point along -normal
+    opposite = np.einsum("nkd,nd->nk", n[idx], n) < -0.5
+    lateral = np.linalg.norm(q + depth[..., None] * n[:, None, :], axis=2)
+    across = opposite & (depth > 0) & (depth < limit) & (lateral < 2.0 * limit)
+    return across.any(axis=1)
+
+
+def shape_thin_mask(shape: EvalShape, gt: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    """(S,) bool thin mask of the gt surface points and how it was made (``mesh`` / ``points``)."""
+    if shape.source is not None and shape.source.is_file() and "offset" in gt and "scale" in gt:
+        try:
+            from core.mesh_io import load_mesh
+            from core.normalization import Normalization
+            from core.thickness import thin_mask
+
+            mesh = load_mesh(shape.source)
+            norm = Normalization(offset=gt["offset"], scale=float(gt["scale"]))
+            vertices = norm.apply(mesh.vertices)
+            return thin_mask(vertices, mesh.faces, gt["surface_points"], gt["surface_normals"]), "mesh"
+        except (ExplorerError, ValueError) as exc:
+            log.warning("%s: thin mask from the mesh failed (%s); approximating from the surface points", shape.source, exc)
+    return approximate_thin_mask(gt["surface_points"], gt["surface_normals"]), "points"
+
+
+def _trained_codes(model: Any, shape: EvalShape):
+    import torch
+
+    ids = list(getattr(model, "shape_ids", []) or [])
+    classes = list(getattr(model, "shape_classes", []) or [None] * len(ids))
+    for k, (sid, cls) in enumerate(zip(ids, classes)):
+        if sid == shape.id and (cls is None or cls == shape.class_name):
+            colour = None if getattr(model, "colour_codes", None) is None else torch.as_tensor(model.colour_codes[k]).detach().cpu()
+            return torch.as_tensor(model.shape_codes[k]).detach().cpu(), colour
+    raise DataSetError(
+        f"shape {shape.class_name}/{shape.id} has no trained code in this checkpoint; "
+        "--use-trained-codes only works for the training split of the data set the model was trained on."
+    )
+
+
+def evaluate_split(
+    model: Any,
+    shapes: Sequence[EvalShape],
+    config: TTOConfig,
+    settings: EvalSettings | None = None,
+    out_dir: Path | None = None,
+    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+    cancel: Any = None,
+) -> list[dict[str, Any]]:
+    """Reconstruct and measure every shape; one row (dict) per shape.
+
+    A shape that fails (unreadable file, ...) gives a row with ``error`` and NaN metrics, and the
+    rest go on.
+    """
+    from core.meshing import export_mesh, extract_mesh
+    from core.metrics import evaluate_reconstruction
+    from core.tto.fit import TTOResult, decode_fns, fit
+    from core.tto.observations import from_npz
+
+    settings = settings or EvalSettings()
+    rows: list[dict[str, Any]] = []
+    for i, shape in enumerate(shapes):
+        row: dict[str, Any] = {"id": shape.id, "class": shape.class_name, "losses": config.losses}
+        try:
+            t0 = time.perf_counter()
+            gt = load_ground_truth(shape.file)
+            if settings.use_trained_codes:
+                code, colour = _trained_codes(model, shape)
+                result = TTOResult(code, colour, shape.class_name, config=config)
+            else:
+                obs = from_npz(shape.file)
+                result = fit(model, obs, config, class_name=None if settings.infer_class else shape.class_name,
+                             seed=settings.seed, cancel=cancel, every=max(1, config.iterations))
+                if result.cancelled:
+                    break
+            t_fit = time.perf_counter() - t0
+            sdf_fn, colour_fn = decode_fns(model, result)
+            mesh = extract_mesh(sdf_fn, settings.resolution, colour_fn, method=settings.mesh_method, device=settings.device)
+            t_mesh = time.perf_counter() - t0 - t_fit
+            mask, mask_from = shape_thin_mask(shape, gt)
+            metrics = evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=settings.n_eval_points, rng=settings.seed)
+            if settings.save_meshes and out_dir is not None and not mesh.is_empty:
+                export_mesh(mesh, Path(out_dir) / "meshes" / shape.class_name / f"{shape.id}.ply")
+            row.update(
+                class_pred=result.class_name,
+                class_correct=(result.class_name == shape.class_name) if result.class_name is not None else None,
+                seconds=t_fit,
+                seconds_mesh=t_mesh,
+                chamfer_x1e3=1e3 * metrics["chamfer"],
+                thin_mask_from=mask_from,
+                empty=bool(mesh.is_empty),
+                final_sdf_loss=result.final_losses.get("sdf"),
+                **{k: v for k, v in metrics.items() if k != "chamfer"},
+            )
+        except (ExplorerError, OSError, ValueError) as exc:
+            log.warning("%s/%s: %s", shape.class_name, shape.id, exc)
+            row.update(error=str(exc), chamfer_x1e3=math.nan)
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(shapes), row)
+    return rows
+
+
+def _agg(values: list[float], how: str) -> float:
+    vals = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
+    if len(vals) == 0:
+        return math.nan
+    if how == "median":
+        return float(np.median(vals))
+    if how == "pct":
+        return float(100.0 * vals.mean())
+    return float(vals.mean())
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per class (and ``all``): n and every table column's aggregate."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["class"], []).append(row)
+    groups = dict(sorted(groups.items()))
+    groups["all"] = list(rows)
+    out: dict[str, dict[str, float]] = {}
+    for name, group in groups.items():
+        entry: dict[str, float] = {"n": len(group), "n_failed": sum(1 for r in group if "error" in r)}
+        for key, header, how in TABLE_COLUMNS:
+            entry[header] = _agg([r.get(key) for r in group], how)
+        accuracy = [r["class_correct"] for r in group if r.get("class_correct") is not None]
+        if accuracy:
+            entry["class accuracy %"] = 100.0 * float(np.mean(accuracy))
+        out[name] = entry
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return str(value)
+
+
+def class_table_markdown(summary: dict[str, dict[str, float]]) -> str:
+    """Markdown table: one row per class, then ``all``."""
+    headers = ["class", "n"] + [h for _, h, _ in TABLE_COLUMNS]
+    if any("class accuracy %" in s for s in summary.values()):
+        headers.append("class accuracy %")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for name, entry in summary.items():
+        cells = [f"**{name}**" if name == "all" else name] + [_fmt(entry.get(h)) for h in headers[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_markdown(summaries: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown table: one row per loss set (all classes together)."""
+    headers = ["losses", "n"] + [h for _, h, _ in TABLE_COLUMNS]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for losses, summary in summaries.items():
+        entry = summary["all"]
+        lines.append("| " + " | ".join([losses] + [_fmt(entry.get(h)) for h in headers[1:]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out_dir: Path, rows: Sequence[dict[str, Any]], config: TTOConfig, settings: EvalSettings,
+                  meta: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
+    """``results.csv`` (per shape), ``summary.md`` (per class), ``results.json``; returns the summary."""
+    out_dir = Path(out_dir)
+    summary = summarise(rows)
+    keys: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in keys:
+                keys.append(key)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in keys})
+    atomic_write_bytes(out_dir / "results.csv", buffer.getvalue().encode("utf-8"))
+    title = f"# Reconstruction, losses = {config.losses}\n\n"
+    atomic_write_bytes(out_dir / "summary.md", (title + class_table_markdown(summary)).encode("utf-8"))
+    atomic_write_json(out_dir / "results.json", {
+        "meta": meta or {},
+        "config": config.to_dict(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(settings).items()},
+        "summary": _json_safe(summary),
+        "rows": _json_safe(list(rows)),
+    })
+    return summary
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def run_ablation(
+    model: Any,
+    shapes: Sequence[EvalShape],
+    loss_sets: Iterable[str],
+    base_config: TTOConfig,
+    settings: EvalSettings,
+    out_dir: Path,
+    progress: Callable[[str, int, int, dict[str, Any]], None] | None = None,
+) -> tuple[dict[str, dict[str, dict[str, float]]], str]:
+    """Evaluate each loss set on the same shapes (same seed); ``<out>/<losses>/`` each, plus
+    ``ablation.md`` / ``ablation.json``. Returns the summaries and the comparison table."""
+    out_dir = Path(out_dir)
+    summaries: dict[str, dict[str, dict[str, float]]] = {}
+    for losses in loss_sets:
+        config = base_config.with_losses(losses)
+        cb = None if progress is None else (lambda i, n, row, _l=losses: progress(_l, i, n, row))
+        rows = evaluate_split(model, shapes, config, settings, out_dir / losses.replace(",", "+"), cb)
+        summaries[losses] = write_results(out_dir / losses.replace(",", "+"), rows, config, settings)
+    table = comparison_markdown(summaries)
+    atomic_write_bytes(out_dir / "ablation.md", ("# Loss ablation\n\n" + table).encode("utf-8"))
+    atomic_write_json(out_dir / "ablation.json", _json_safe(summaries))
+    return summaries, table

@@ -1,0 +1,81 @@
+"""The checkpoint file: one ``torch.save`` dict of plain types and tensors (``weights_only=True``-safe).
+
+Keys (format version 1)::
+
+    format "deepsdf-explorer-checkpoint", version 1
+    config        {"model": ModelConfig dict, "train": TrainConfig dict, ...}
+    model_state   AutoDecoder state dict: decoder, conditioner (class / text embeddings), codes
+    shape_ids, shape_classes, shape_texts   per code, len K
+    class_names   len C
+    normalization {shape_id: {"offset": [3], "scale": float}}  (the data set's unit-sphere frames)
+    stats         training statistics (epochs, losses, time, samples)
+    epoch         epochs completed
+    optimizer, scheduler_epoch, rng   only in training checkpoints; needed for exact resume
+
+Writes are atomic (temp file in the same folder, fsync, rename), so a killed process never
+leaves a broken file under the final name.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.errors import CheckpointError
+from core.io_utils import atomic_torch_save
+
+__all__ = ["FORMAT", "VERSION", "save_checkpoint", "read_checkpoint"]
+
+FORMAT = "deepsdf-explorer-checkpoint"
+VERSION = 1
+_REQUIRED = ("config", "model_state", "shape_ids", "shape_classes", "class_names")
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (plus format and version) atomically."""
+    data = {"format": FORMAT, "version": VERSION, **payload}
+    return atomic_torch_save(path, data)
+
+
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and check a checkpoint; raise :class:`CheckpointError` saying what is wrong and what to do."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file. Pass the .pt file a `train` run wrote (RUN/checkpoints/latest.pt).")
+    if path.is_dir():
+        latest = path / "checkpoints" / "latest.pt"
+        if latest.exists():
+            path = latest
+        else:
+            raise CheckpointError(f"{path}: is a folder without checkpoints/latest.pt; pass a checkpoint file.")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (an interrupted copy?). Use another checkpoint.")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError, io.UnsupportedOperation) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({reason[:200]}). The file is damaged or truncated, or not a "
+            "PyTorch file at all; use another checkpoint (each run keeps checkpoints/epoch_*.pt)."
+        ) from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: holds a {type(data).__name__}, not a DeepSDF Explorer checkpoint.")
+    if data.get("format") != FORMAT:
+        if all(isinstance(v, torch.Tensor) for v in data.values()):
+            raise CheckpointError(
+                f"{path}: a plain state dict (only weights, {len(data)} tensors), not a DeepSDF Explorer checkpoint; "
+                "it lacks the config, codes and class names. Use a checkpoint written by `main.py train`."
+            )
+        raise CheckpointError(f"{path}: not a DeepSDF Explorer checkpoint (no format tag). Use one written by `main.py train`.")
+    version = data.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r}; this program reads up to {VERSION}. "
+                              "Update DeepSDF Explorer.")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint is missing {missing}; it is damaged. Use another checkpoint.")
+    return data

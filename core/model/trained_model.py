@@ -1,0 +1,210 @@
+"""A trained model ready for use: what TTO, meshing, evaluation and the viewer see.
+
+:class:`TrainedModel` wraps the decoder, the learned codes and the class metadata of one
+checkpoint, and answers two questions: "what is the condition vector for this class / prompt?"
+(:meth:`condition`) and "what are SDF and colour at these points for these codes?" (:meth:`decode`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.config_io import from_dict
+from core.errors import CheckpointError, ObservationError
+from core.model.autodecoder import AutoDecoder
+from core.model.checkpoint import read_checkpoint
+from core.model.config import ModelConfig, preset_config
+
+__all__ = ["TrainedModel", "load_trained_model", "untrained_model", "default_device"]
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU (nothing ever requires CUDA)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class TrainedModel:
+    """Decoder + codes + metadata of one checkpoint. Tensors live on ``device``."""
+
+    config: ModelConfig
+    module: AutoDecoder
+    shape_ids: list[str]
+    shape_classes: list[str]
+    shape_texts: list[str | None]
+    class_names: list[str]
+    stats: dict[str, Any] = field(default_factory=dict)
+    normalization: dict[str, Any] = field(default_factory=dict)
+    full_config: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    device: torch.device = torch.device("cpu")
+
+    def __post_init__(self) -> None:
+        self.module.eval()
+        self.decoder = self.module.decoder
+        self.shape_codes = self.module.shape_codes.weight.detach()
+        self.colour_codes = None if self.module.colour_codes is None else self.module.colour_codes.weight.detach()
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    # -- metadata ------------------------------------------------------------------------------
+    @property
+    def has_colour(self) -> bool:
+        return self.colour_codes is not None and self.decoder.has_colour
+
+    @property
+    def conditioning(self) -> str:
+        return self.config.conditioning
+
+    def codes_of_class(self, class_name: str) -> list[int]:
+        """Indices of the training codes of ``class_name``."""
+        return [i for i, c in enumerate(self.shape_classes) if c == class_name]
+
+    def index_of(self, shape_id: str) -> int:
+        try:
+            return self.shape_ids.index(shape_id)
+        except ValueError:
+            raise ObservationError(f"unknown shape id {shape_id!r}; the model has {len(self.shape_ids)} codes") from None
+
+    def summary(self) -> dict[str, Any]:
+        """What the viewer's model panel shows."""
+        return {
+            "path": str(self.path) if self.path else None, "preset": self.config.preset,
+            "conditioning": self.config.conditioning, "classes": list(self.class_names),
+            "codes": len(self.shape_ids), "colour": self.has_colour,
+            "view_dependent": self.config.view_dependent,
+            "parameters": sum(p.numel() for p in self.decoder.parameters()),
+            "stats": dict(self.stats),
+        }
+
+    # -- conditioning --------------------------------------------------------------------------
+    @torch.no_grad()
+    def condition(self, class_name: str | None = None, text: str | None = None) -> torch.Tensor | None:
+        """The condition vector (Dcond,) for a class or a free prompt; None in ``none`` mode.
+
+        With neither given, conditioned models return the mean over classes (class-agnostic).
+        ``text`` works in ``text`` mode only (any prompt, zero-shot included); other modes
+        accept it only when it names a known class.
+        """
+        conditioner = self.module.conditioner
+        if conditioner.mode == "none":
+            return None
+        if text is not None and text.strip():
+            if conditioner.mode == "text":
+                return self._text_condition(text.strip())
+            if text.strip() in self.class_names:
+                class_name = text.strip()
+            else:
+                raise ObservationError(f"free text prompts need a text-conditioned model; this one uses "
+                                       f"{conditioner.mode!r}. Pick a class: {', '.join(self.class_names)}")
+        if class_name is None:
+            idx = torch.arange(len(self.class_names), device=self.device)
+            return conditioner(idx).mean(dim=0)
+        if class_name not in self.class_names:
+            raise ObservationError(f"unknown class {class_name!r}; this model knows: {', '.join(self.class_names)}")
+        idx = torch.tensor([self.class_names.index(class_name)], device=self.device)
+        return conditioner(idx)[0]
+
+    def _text_condition(self, text: str) -> torch.Tensor:
+        if text in self._text_cache:
+            return self._text_cache[text]
+        from core.model.text_encoder import class_prompt, encode_texts
+
+        prompt = class_prompt(text) if len(text.split()) <= 2 else text
+        emb = torch.from_numpy(encode_texts([prompt], self.config.text_model)[0]).to(self.device)
+        cond = self.module.conditioner.from_text_embedding(emb).detach()
+        self._text_cache[text] = cond
+        return cond
+
+    def latent(self, shape_code: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        code = shape_code.to(self.device, torch.float32)
+        return code if condition is None else torch.cat([code, condition.to(self.device, torch.float32)])
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def decode(self, points: torch.Tensor, shape_code: torch.Tensor, colour_code: torch.Tensor | None = None,
+               condition: torch.Tensor | None = None, view_dirs: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """SDF (N,) and RGB (N, 3) | None at ``points`` (N, 3), unit-sphere frame.
+
+        Gradients flow (TTO optimises the codes through this); wrap in ``torch.no_grad()`` for
+        plain evaluation. Uses ``self.decoder`` so a copy with other decoder weights works too.
+        """
+        pts = points.to(self.device, torch.float32)
+        latent = self.latent(shape_code, condition)
+        colour = None if (colour_code is None or not self.has_colour) else colour_code.to(self.device, torch.float32)
+        return self.decoder(pts, latent, colour, view_dirs, with_colour=colour is not None)
+
+    def sdf_fn(self, shape_code: torch.Tensor, condition: torch.Tensor | None):
+        """A ``Tensor (N,3) -> Tensor (N,)`` closure for :func:`core.meshing.extract_mesh`."""
+        latent = self.latent(shape_code, condition)
+
+        def fn(points: torch.Tensor) -> torch.Tensor:
+            return self.decoder(points.to(self.device, torch.float32), latent, None, with_colour=False)[0]
+
+        return fn
+
+    def colour_fn(self, shape_code: torch.Tensor, colour_code: torch.Tensor | None, condition: torch.Tensor | None):
+        """A ``Tensor (N,3) -> Tensor (N,3)`` closure, or None for models without colour."""
+        if colour_code is None or not self.has_colour:
+            return None
+        latent = self.latent(shape_code, condition)
+        colour = colour_code.to(self.device, torch.float32)
+
+        def fn(points: torch.Tensor) -> torch.Tensor:
+            return self.decoder(points.to(self.device, torch.float32), latent, colour)[1]
+
+        return fn
+
+    def code_statistics(self, class_name: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and per-dimension std of the shape codes (of one class, or all)."""
+        idx = self.codes_of_class(class_name) if class_name else list(range(len(self.shape_ids)))
+        codes = self.shape_codes[idx] if idx else self.shape_codes
+        std = codes.std(dim=0) if len(codes) > 1 else torch.full_like(codes[0], 0.01)
+        return codes.mean(dim=0), std
+
+
+def build_module(config: ModelConfig, num_shapes: int, num_classes: int) -> AutoDecoder:
+    return AutoDecoder(config, num_shapes=num_shapes, num_classes=num_classes)
+
+
+def load_trained_model(path: str | Path, device: str | torch.device | None = None) -> TrainedModel:
+    """Load a checkpoint for inference; raise :class:`CheckpointError` on anything wrong with it."""
+    device = torch.device(device) if device is not None else default_device()
+    data = read_checkpoint(Path(path))
+    try:
+        model_cfg = from_dict(ModelConfig, dict(data["config"]["model"]), "checkpoint config.model")
+    except Exception as exc:
+        raise CheckpointError(f"{path}: its config cannot be read ({exc}); the file is damaged or from another program.") from exc
+    k, c = len(data["shape_ids"]), len(data["class_names"])
+    module = build_module(model_cfg, k, c)
+    try:
+        module.load_state_dict(data["model_state"])
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(
+            f"{path}: the weights do not fit the configuration stored with them ({first[0][:160] if first else exc}"
+            f"{'; ' + first[1].strip()[:160] if len(first) > 1 else ''}). The file is damaged or was edited."
+        ) from exc
+    module.to(device)
+    return TrainedModel(
+        config=model_cfg, module=module, shape_ids=list(data["shape_ids"]),
+        shape_classes=list(data["shape_classes"]), shape_texts=list(data.get("shape_texts") or [None] * k),
+        class_names=list(data["class_names"]), stats=dict(data.get("stats") or {}),
+        normalization=dict(data.get("normalization") or {}), full_config=dict(data["config"]),
+        path=Path(path), device=device,
+    )
+
+
+def untrained_model(preset: str = "default", device: str | torch.device = "cpu", num_shapes: int = 4,
+                    class_names: tuple[str, ...] = ("a", "b"), **overrides) -> TrainedModel:
+    """A randomly initialised model of ``preset`` (benchmarks of speed; never for results)."""
+    cfg = preset_config(preset, **overrides)
+    torch.manual_seed(0)
+    module = build_module(cfg, num_shapes, len(class_names)).to(device)
+    classes = [class_names[i % len(class_names)] for i in range(num_shapes)]
+    return TrainedModel(config=cfg, module=module, shape_ids=[f"s{i}" for i in range(num_shapes)],
+                        shape_classes=classes, shape_texts=[None] * num_shapes, class_names=list(class_names),
+                        device=torch.device(device))
+

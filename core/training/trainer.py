@@ -1,0 +1,351 @@
+"""The auto-decoder training loop: codes and network optimised jointly (Park et al. 2019, Sec. 4).
+
+Loss per step over the global batch of B shapes x S samples (DeepSDF's ``train_deep_sdf.py``)::
+
+    L = sum |clamp(f(z_i, x), d) - clamp(s, d)| / (B S)                    clamped L1, d = 0.1
+      + colour_weight * sum_{|s| < band} |c(z_i, w_i, x) - rgb| / #near   colour, near the surface only
+      + code_reg * min(1, epoch / warmup) * mean_i (|z_i| + |w_i|)          code regulariser
+
+Determinism: shuffling uses ``default_rng([seed, epoch])``, each shape's draw
+``default_rng([seed, epoch, shape])``, dropout the torch generator saved in every checkpoint;
+learning rates are a function of the epoch. So a resumed run repeats the uninterrupted one
+exactly, and ranks of a distributed run draw the very samples a single process would.
+
+Distributed (``torchrun``): each rank takes every world-th shape of each global batch; the
+losses are normalised by the global counts and multiplied by the world size, so DDP's gradient
+average equals the single-process gradient. Codes stay dense and replicated (see
+:mod:`core.model.autodecoder`). Only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from core.config_io import to_dict
+from core.errors import CheckpointError, ConfigError
+from core.io_utils import atomic_write, atomic_write_json
+from core.model.autodecoder import AutoDecoder
+from core.model.checkpoint import read_checkpoint, save_checkpoint
+from core.sdf_dataset import SdfDataSet
+from core.training.config import RunConfig
+
+__all__ = ["train", "TrainResult", "resolve_device"]
+
+log = logging.getLogger(__name__)
+Cancel = threading.Event | Callable[[], bool] | None
+_LOG_FIELDS = ["epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "seconds", "samples_per_s"]
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or cancelled) run leaves behind."""
+
+    run_dir: Path
+    checkpoint: Path | None
+    epochs_done: int
+    cancelled: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={name!r} but no CUDA device is available; use auto or cpu")
+    return torch.device(name)
+
+
+def _is_cancelled(cancel: Cancel) -> bool:
+    if cancel is None:
+        return False
+    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and dist.is_available():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _text_embeddings(module: AutoDecoder, data: SdfDataSet, model_name: str) -> None:
+    """Fill the text conditioner's frozen class / shape embeddings (cached in the data folder)."""
+    from core.model.text_encoder import TextEmbeddingCache, class_prompt
+
+    cache = TextEmbeddingCache(data.data_dir / "text_embeddings.npz", model_name)
+    cond = module.conditioner
+    cond.class_text_embeddings.copy_(torch.from_numpy(cache.get([class_prompt(c) for c in data.class_names])))
+    texts = [s.text or class_prompt(s.class_name) for s in data.shapes]
+    cond.shape_text_embeddings.copy_(torch.from_numpy(cache.get(texts)))
+
+
+def _learning_rates(config: RunConfig, epoch: int) -> tuple[float, float]:
+    t = config.train
+    factor = t.lr_factor ** (epoch // max(1, t.lr_interval))
+    return t.lr_decoder * factor, t.lr_codes * factor
+
+
+def _batch_tensors(data: SdfDataSet, shapes: list[int], config: RunConfig, epoch: int, device: torch.device):
+    t = config.train
+    draws = [data.draw(i, t.samples_per_shape, np.random.default_rng([t.seed, epoch, i])) for i in shapes]
+    n = t.samples_per_shape
+
+    def cat(key: str, dtype=torch.float32) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate([d[key] for d in draws])).to(device=device, dtype=dtype)
+
+    return {
+        "xyz": cat("xyz"), "sdf": cat("sdf"), "rgb": cat("rgb"), "view": cat("view"), "has_rgb": cat("has_rgb", torch.bool),
+        "shape": torch.tensor(shapes, dtype=torch.long, device=device),
+        "class": torch.tensor([data.class_index(i) for i in shapes], dtype=torch.long, device=device),
+        "row": torch.arange(len(shapes), device=device).repeat_interleave(n),
+    }
+
+
+def _all_sum(value: float, world: int, device: torch.device) -> float:
+    if world == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return float(tensor.item())
+
+
+def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int, world: int, device) -> dict[str, torch.Tensor]:
+    """Losses of this rank's part of one global batch, scaled so DDP's mean is the global loss."""
+    t = config.train
+    use_colour = module.config.colour
+    sdf, rgb = net(batch["xyz"], batch["shape"], batch["class"], batch["row"],
+                   view_dirs=batch["view"] if module.config.view_dependent else None, with_colour=use_colour)
+    global_samples = global_shapes * t.samples_per_shape
+    gt = batch["sdf"]
+    sdf_loss = (sdf.clamp(-t.clamp, t.clamp) - gt.clamp(-t.clamp, t.clamp)).abs().sum() / global_samples * world
+    zero = sdf_loss.new_zeros(())
+    colour_loss = zero
+    if use_colour and rgb is not None:
+        near = batch["has_rgb"] & (gt.abs() < t.colour_band)
+        count = _all_sum(float(near.sum().item()), world, device)
+        if count > 0:
+            colour_loss = ((rgb - batch["rgb"]).abs().sum(dim=-1) * near).sum() / (3.0 * count) * world
+    warm = min(1.0, epoch / max(1, t.code_reg_warmup)) if t.code_reg_warmup > 0 else 1.0
+    norms = module.shape_codes(batch["shape"]).norm(dim=-1).sum()
+    if module.colour_codes is not None:
+        norms = norms + module.colour_codes(batch["shape"]).norm(dim=-1).sum()
+    reg = t.code_reg * warm * norms / global_shapes * world
+    total = sdf_loss + t.colour_weight * colour_loss + reg
+    return {"loss": total, "sdf": sdf_loss, "colour": colour_loss, "reg": reg}
+
+
+def _write_log(run_dir: Path, rows: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(run_dir / "log.csv", lambda h: h.write(buffer.getvalue().encode("utf-8")))
+
+
+def _read_log(run_dir: Path, upto_epoch: int) -> list[dict[str, float]]:
+    path = run_dir / "log.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle) if float(row["epoch"]) <= upto_epoch]
+
+
+def _payload(module: AutoDecoder, data: SdfDataSet, config: RunConfig, epoch: int, optimizer, stats: dict) -> dict[str, Any]:
+    return {
+        "config": to_dict(config),
+        "model_state": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "shape_ids": [s.id for s in data.shapes],
+        "shape_classes": [s.class_name for s in data.shapes],
+        "shape_texts": [s.text for s in data.shapes],
+        "class_names": list(data.class_names),
+        "normalization": {s.id: s.normalization for s in data.shapes if s.normalization},
+        "stats": stats,
+        "epoch": epoch,
+        "optimizer": optimizer.state_dict(),
+        "rng": {"torch": torch.get_rng_state()},
+    }
+
+
+def _check_resumable(saved: dict, config: RunConfig, path: Path) -> None:
+    saved_model = saved["config"].get("model", {})
+    now = to_dict(config.model)
+    diff = sorted(k for k in now if saved_model.get(k) != now[k])
+    if diff:
+        raise CheckpointError(f"{path}: cannot resume: the model settings differ from the saved run ({diff}). "
+                              "Resume with the run's own config (RUN/config.json) or start a new run folder.")
+
+
+def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False, cancel: Cancel = None,
+          progress: bool = True, callback: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+    """Train (or resume) a run; return where its checkpoint is.
+
+    Parameters
+    ----------
+    config : the whole run config (stored in ``RUN/config.json`` and every checkpoint).
+    data_dir : a preprocessed data set folder.
+    run_dir : output folder: ``config.json``, ``log.csv``, ``tb/``, ``checkpoints/{latest,epoch_NNNN}.pt``.
+    resume : continue from ``RUN/checkpoints/latest.pt`` (exactly: same weights as one long run).
+    cancel : ``threading.Event`` or callable; checked between steps. Ctrl-C is handled the same
+        way: the last completed epoch is saved, so ``--resume`` continues from it.
+    callback : called with each epoch's log row (epoch, losses, learning rates, speed).
+    """
+    run_dir = Path(run_dir)
+    t = config.train
+    rank, world = _dist_info()
+    device = resolve_device(t.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if t.threads > 0:
+        torch.set_num_threads(t.threads)
+
+    data = SdfDataSet(Path(data_dir), "train", t.max_samples_per_shape, t.classes, seed=t.seed)
+    if data.skipped and rank == 0:
+        log.warning("%d shape file(s) could not be read and are skipped (see the log above)", len(data.skipped))
+    if config.model.colour and not data.has_colour:
+        log.warning("%s has no colours: the colour head is trained on nothing", data_dir)
+    torch.manual_seed(t.seed)
+    module = AutoDecoder(config.model, num_shapes=len(data), num_classes=len(data.class_names))
+    if config.model.conditioning == "text":
+        _text_embeddings(module, data, config.model.text_model)
+    module.to(device)
+    code_params = list(module.shape_codes.parameters()) + (list(module.colour_codes.parameters()) if module.colour_codes is not None else [])
+    code_ids = {id(p) for p in code_params}
+    net_params = [p for p in module.parameters() if id(p) not in code_ids]
+    optimizer = torch.optim.Adam([{"params": net_params, "lr": t.lr_decoder}, {"params": code_params, "lr": t.lr_codes}])
+
+    start_epoch, history = 0, []
+    latest = run_dir / "checkpoints" / "latest.pt"
+    if resume:
+        if not latest.exists():
+            raise CheckpointError(f"{latest}: nothing to resume. Start without --resume, or pass the run folder of an earlier run.")
+        saved = read_checkpoint(latest, map_location=device)
+        _check_resumable(saved, config, latest)
+        if saved["shape_ids"] != [s.id for s in data.shapes]:
+            raise CheckpointError(f"{latest}: the training shapes differ from {data_dir}'s; resume with the same data set.")
+        module.load_state_dict(saved["model_state"])
+        if "optimizer" not in saved:
+            raise CheckpointError(f"{latest}: an inference-only checkpoint (no optimiser state); it cannot be resumed.")
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"]["torch"].cpu())
+        start_epoch = int(saved["epoch"])
+        history = _read_log(run_dir, start_epoch) if rank == 0 else []
+    net: torch.nn.Module = module
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", {**to_dict(config), "data": str(data_dir)})
+    writer = _tensorboard(run_dir) if rank == 0 else None
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=t.epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True)
+
+    stats_base = {"shapes": len(data), "classes": list(data.class_names), "samples_per_shape": t.samples_per_shape,
+                  "world_size": world, "device": str(device)}
+    train_seconds = float(history[-1]["seconds"]) if history else 0.0
+    epoch = start_epoch
+    cancelled = False
+    checkpoint: Path | None = latest if latest.exists() else None
+    try:
+        for epoch in range(start_epoch, t.epochs):
+            lr_net, lr_codes = _learning_rates(config, epoch)
+            optimizer.param_groups[0]["lr"], optimizer.param_groups[1]["lr"] = lr_net, lr_codes
+            net.train()
+            order = np.random.default_rng([t.seed, epoch]).permutation(len(data))
+            batches = [order[i:i + t.shapes_per_batch] for i in range(0, len(order), t.shapes_per_batch)]
+            batches = [b for b in batches if len(b) >= world]
+            sums = {"loss": 0.0, "sdf": 0.0, "colour": 0.0, "reg": 0.0}
+            tic = time.perf_counter()
+            for global_batch in batches:
+                if _is_cancelled(cancel):
+                    raise KeyboardInterrupt
+                mine = [int(i) for i in global_batch[rank::world]]
+                batch = _batch_tensors(data, mine, config, epoch, device)
+                losses = _step(module, net, batch, config, epoch, len(global_batch), world, device)
+                optimizer.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                optimizer.step()
+                for k in sums:
+                    sums[k] += float(losses[k].detach()) / world / len(batches)
+            seconds = time.perf_counter() - tic
+            train_seconds += seconds
+            done = epoch + 1
+            row = {"epoch": done, **sums, "lr_decoder": lr_net, "lr_codes": lr_codes, "seconds": train_seconds,
+                   "samples_per_s": len(data) * t.samples_per_shape / max(seconds, 1e-9)}
+            if not all(math.isfinite(v) for v in sums.values()):
+                raise FloatingPointError(f"epoch {done}: the loss is not finite ({sums}); lower the learning rates")
+            history.append(row)
+            if callback:
+                callback(row)
+            if rank == 0:
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", sdf=f"{row['sdf']:.4f}", col=f"{row['colour']:.3f}",
+                                    pts=f"{row['samples_per_s'] / 1e3:.0f}k/s")
+                if writer is not None and done % max(1, t.log_every) == 0:
+                    for k in ("loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "samples_per_s"):
+                        writer.add_scalar(f"train/{k}", row[k], done)
+                if done % max(1, t.checkpoint_every) == 0 or done == t.epochs:
+                    checkpoint = _save(run_dir, module, data, config, done, optimizer, stats_base, history,
+                                       keep_epoch=done % max(1, t.checkpoint_every) == 0)
+    except KeyboardInterrupt:
+        cancelled = True
+        if rank == 0 and history and int(history[-1]["epoch"]) > start_epoch:
+            checkpoint = _save(run_dir, module, data, config, int(history[-1]["epoch"]), optimizer, stats_base, history,
+                               keep_epoch=False)
+        log.warning("training cancelled after epoch %s; continue with --resume", history[-1]["epoch"] if history else start_epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+    return TrainResult(run_dir=run_dir, checkpoint=checkpoint, epochs_done=int(history[-1]["epoch"]) if history else start_epoch,
+                       cancelled=cancelled, history=history)
+
+
+def _save(run_dir: Path, module, data, config, epoch: int, optimizer, stats_base: dict, history: list, keep_epoch: bool) -> Path:
+    last = history[-1] if history else {}
+    stats = {**stats_base, "epochs": epoch, "train_seconds": float(last.get("seconds", 0.0)),
+             "final_losses": {k: float(last[k]) for k in ("loss", "sdf", "colour", "reg") if k in last}}
+    payload = _payload(module, data, config, epoch, optimizer, stats)
+    folder = run_dir / "checkpoints"
+    latest = save_checkpoint(folder / "latest.pt", payload)
+    if keep_epoch:
+        save_checkpoint(folder / f"epoch_{epoch:04d}.pt", payload)
+    _write_log(run_dir, history)
+    atomic_write_json(run_dir / "stats.json", stats)
+    return latest
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: the CSV log still has everything
+        log.info("tensorboard is not installed; logging to log.csv only")
+        return None
+    return SummaryWriter(str(run_dir / "tb"))
+
+
+

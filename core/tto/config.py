@@ -1,0 +1,201 @@
+"""Test-time optimisation settings: DeepSDF's reconstruction baseline plus thin-structure switches.
+
+The defaults reproduce the original DeepSDF ``reconstruct.py`` (``reconstruct(decoder, 800,
+latent_size, data_sdf, 0.01, 0.1, num_samples=8000, lr=5e-3, l2reg=True)``): 800 Adam
+iterations on the code at lr 5e-3, divided by 10 after half of them, 8,000 samples per
+iteration (half positive, half negative), code initialised from N(0, 0.01^2), clamped L1
+plus ``1e-4 * mean(z^2)``, decoder in eval mode.
+
+Each thin-structure switch is independent and off by default; the ``losses`` preset string
+(:func:`parse_losses`) turns them on from the command line.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from core.errors import ConfigError
+
+__all__ = ["TTOConfig", "LOSS_PRESETS", "LOSS_SWITCHES", "parse_losses"]
+
+LOSS_SWITCHES: dict[str, tuple[str, ...]] = {
+    "surface": ("surface_term", "normal_term"),
+    "surface_term": ("surface_term",),
+    "normal_term": ("normal_term",),
+    "curriculum": ("curriculum",),
+    "coarse_to_fine": ("coarse_to_fine",),
+    "finetune": ("finetune_last_layers",),
+}
+"""Preset name → config flags it turns on."""
+
+LOSS_PRESETS: tuple[str, ...] = ("baseline", "surface", "curriculum", "coarse_to_fine", "finetune", "all")
+"""Names shown in the command-line help (``all`` = every switch; a comma list combines)."""
+
+_ALL_FLAGS = ("surface_term", "normal_term", "curriculum", "coarse_to_fine", "finetune_last_layers")
+
+
+def parse_losses(spec: str | None) -> tuple[str, ...]:
+    """Flags turned on by a ``losses`` string such as ``"all"`` or ``"surface,curriculum"``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name (the message lists the known ones).
+    """
+    flags: list[str] = []
+    for name in (spec or "baseline").replace("+", ",").split(","):
+        name = name.strip().lower().replace("-", "_")
+        if not name or name == "baseline":
+            continue
+        if name == "all":
+            flags.extend(_ALL_FLAGS)
+        elif name in LOSS_SWITCHES:
+            flags.extend(LOSS_SWITCHES[name])
+        else:
+            known = ", ".join(list(LOSS_PRESETS) + [k for k in LOSS_SWITCHES if k not in LOSS_PRESETS])
+            raise ConfigError(f"unknown loss set {name!r} in --losses {spec!r}; use one of: {known}, or a comma list.")
+    return tuple(dict.fromkeys(flags))
+
+
+@dataclass
+class TTOConfig:
+    """One test-time optimisation run (saved into ``codes.json`` with its result)."""
+
+    # --- DeepSDF baseline -------------------------------------------------------------------
+    iterations: int = 800
+    """Optimisation steps (DeepSDF: 800)."""
+    lr: float = 5e-3
+    """Adam learning rate for the code(s) (DeepSDF: 5e-3)."""
+    lr_decay: float = 10.0
+    """The learning rate is divided by this every ``lr_decay_every`` steps (DeepSDF: 10)."""
+    lr_decay_every: int | None = None
+    """Steps between decays; None = ``iterations // 2`` (DeepSDF)."""
+    n_samples: int = 8000
+    """SDF samples per step, half positive and half negative (DeepSDF: 8,000)."""
+    code_std: float = 0.01
+    """Standard deviation of the code's initial value (DeepSDF: 0.01)."""
+    code_reg: float = 1e-4
+    """Weight of the code prior ``mean(z^2)`` (DeepSDF: 1e-4)."""
+    clamp: float = 0.1
+    """Clamp distance of the L1 loss (DeepSDF: 0.1)."""
+
+    # --- colour ------------------------------------------------------------------------------
+    fit_colour: bool = True
+    """Fit the colour code when the observation and the model both have colour."""
+    colour_weight: float = 1.0
+    """Weight of the colour L1 term."""
+    colour_band: float = 0.05
+    """Colour is compared on samples with |sdf| below this (their nearest surface colour is meaningful)."""
+
+    # --- surface and normal terms ------------------------------------------------------------
+    surface_term: bool = False
+    """Pull f to 0 on the observed surface points: w_s * mean |f(x_s)|."""
+    surface_weight: float = 1.0
+    """w_s."""
+    normal_term: bool = False
+    """Align the SDF gradient with the observed normals: w_n * mean(1 - cos(grad f, n))."""
+    normal_weight: float = 0.1
+    """w_n."""
+    n_surface_samples: int = 2000
+    """Observed surface points per step for the surface / normal terms."""
+
+    # --- Curriculum DeepSDF (Duan et al., ECCV 2020) ------------------------------------------
+    curriculum: bool = False
+    """Tolerance-shrinking L1 and hard-sample weighting, staged over the iterations."""
+    curriculum_stages: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8)
+    """Fractions of the run where each stage starts."""
+    curriculum_eps: tuple[float, ...] = (0.025, 0.01, 0.0025, 0.0, 0.0)
+    """Tolerance eps per stage: the loss is max(|clamp(f) - clamp(s)| - eps, 0)."""
+    curriculum_lambda: tuple[float, ...] = (0.0, 0.0, 0.1, 0.2, 0.5)
+    """Hard-sample weight lambda per stage: loss * (1 + lambda * sgn(s) * sgn(s - f))."""
+
+    # --- coarse to fine ----------------------------------------------------------------------
+    coarse_to_fine: bool = False
+    """Shrink the clamp distance and move the samples towards the surface over the run."""
+    clamp_start: float = 0.1
+    """Clamp distance at the first step."""
+    clamp_end: float = 0.02
+    """Clamp distance from ``c2f_until`` of the run on."""
+    near_band: float = 0.03
+    """|sdf| below which a sample counts as near-surface."""
+    near_fraction_end: float = 0.75
+    """Share of each batch drawn from near-surface samples at the end (0 at the start)."""
+    c2f_until: float = 0.75
+    """Fraction of the run over which clamp and sample mix move linearly."""
+
+    # --- fine-tuning the decoder's last layers -------------------------------------------------
+    finetune_last_layers: bool = False
+    """After the code fit, fine-tune the decoder's last layer(s) on a private copy."""
+    finetune_layers: int = 1
+    """How many of the last linear layers are trained."""
+    finetune_iterations: int = 100
+    """Fine-tuning steps."""
+    finetune_lr: float = 1e-4
+    """Adam learning rate of the fine-tuning."""
+
+    # --- class inference -----------------------------------------------------------------------
+    class_iterations: int = 100
+    """Steps of the short fit under each class when the class is inferred."""
+
+    losses: str = "baseline"
+    """The preset string the switches came from (for the record)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes saved with the run."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.iterations < 1:
+            problems.append(f"iterations must be >= 1, got {self.iterations}")
+        if self.n_samples < 2:
+            problems.append(f"n_samples must be >= 2, got {self.n_samples}")
+        if self.lr <= 0 or self.finetune_lr <= 0:
+            problems.append("learning rates must be positive")
+        if self.clamp <= 0 or self.clamp_start <= 0 or self.clamp_end <= 0:
+            problems.append("clamp distances must be positive")
+        if self.lr_decay <= 0:
+            problems.append(f"lr_decay must be positive, got {self.lr_decay}")
+        if not (len(self.curriculum_stages) == len(self.curriculum_eps) == len(self.curriculum_lambda)):
+            problems.append("curriculum_stages, curriculum_eps and curriculum_lambda must have equal lengths")
+        if not 0.0 <= self.near_fraction_end <= 1.0:
+            problems.append(f"near_fraction_end must be in [0, 1], got {self.near_fraction_end}")
+        if problems:
+            raise ConfigError("TTOConfig: " + "; ".join(problems) + ".")
+        self.curriculum_stages = tuple(float(x) for x in self.curriculum_stages)
+        self.curriculum_eps = tuple(float(x) for x in self.curriculum_eps)
+        self.curriculum_lambda = tuple(float(x) for x in self.curriculum_lambda)
+
+    @classmethod
+    def from_losses(cls, losses: str | None = "baseline", **overrides: Any) -> "TTOConfig":
+        """A config with the switches of a ``losses`` preset turned on, plus field overrides."""
+        flags = parse_losses(losses)
+        values = {flag: True for flag in flags}
+        values.update(overrides)
+        return cls(losses=losses or "baseline", **values)
+
+    def with_losses(self, losses: str | None) -> "TTOConfig":
+        """This config with its switches replaced by those of a ``losses`` preset."""
+        flags = parse_losses(losses)
+        return replace(self, losses=losses or "baseline", **{f: (f in flags) for f in _ALL_FLAGS})
+
+    @property
+    def decay_every(self) -> int:
+        return int(self.lr_decay_every or max(1, self.iterations // 2))
+
+    def enabled(self) -> list[str]:
+        """Names of the switches that are on (empty for the baseline)."""
+        return [f for f in _ALL_FLAGS if getattr(self, f)]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, tuple):
+                data[key] = list(value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TTOConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"TTOConfig: unknown keys {unknown}; known keys: {sorted(known)}.")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

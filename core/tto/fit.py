@@ -1,0 +1,613 @@
+"""Fit a shape (and colour) code of a trained decoder to an observation.
+
+:func:`iterate_fit` is the loop, as a generator of :class:`TTOProgress` so the viewer can draw
+intermediate shapes and stop it; :func:`fit` runs it to the end and returns a
+:class:`TTOResult`. The decoder is never changed: gradients are taken with
+``torch.autograd.grad`` with respect to the codes only (no ``.grad`` is written on a
+parameter and no ``requires_grad`` flag of the shared model is touched), and fine-tuning
+works on a deep copy whose weights are returned in ``TTOResult.decoder_override``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from core.errors import ObservationError
+from core.tto import losses as L
+from core.tto.config import TTOConfig
+from core.tto.observations import Observation
+
+__all__ = ["TTOProgress", "TTOResult", "iterate_fit", "fit", "model_with_override", "resolve_condition"]
+
+Cancel = threading.Event | Callable[[], bool] | None
+
+
+@dataclass
+class TTOProgress:
+    """One report of a running fit.
+
+    Attributes
+    ----------
+    iteration : steps done so far in the current stage's numbering (fine-tuning continues
+        after the code fit's last step).
+    losses : ``total``, ``sdf``, ``reg`` and, where on, ``surface``, ``normal``, ``colour`` (floats).
+    shape_code : (Ds,) float32 tensor on the CPU (a detached copy).
+    colour_code : (Dc,) float32 tensor on the CPU, or None.
+    lr : learning rate of that step.
+    stage : ``"class:<name>"`` while a class is inferred, ``"code"``, ``"finetune"``.
+    class_name : class the fit runs under (None without class conditioning).
+    done : True on the last report; cancelled : True when it ended because of ``cancel``.
+    result : the :class:`TTOResult`, set on the last report only.
+    """
+
+    iteration: int
+    losses: dict[str, float]
+    shape_code: torch.Tensor
+    colour_code: torch.Tensor | None
+    lr: float
+    stage: str = "code"
+    class_name: str | None = None
+    done: bool = False
+    cancelled: bool = False
+    result: "TTOResult | None" = None
+
+
+@dataclass
+class TTOResult:
+    """Outcome of a fit.
+
+    Attributes
+    ----------
+    shape_code : (Ds,) float32 CPU tensor; colour_code : (Dc,) or None.
+    class_name, text : the conditioning used (inferred class, or as given).
+    history : one dict per step: ``iteration``, ``stage``, ``lr`` and the losses.
+    seconds : wall time of the whole fit (class inference included).
+    cancelled : stopped early by ``cancel`` (the codes are those reached so far).
+    decoder_override : state dict of the fine-tuned decoder copy, or None.
+    class_scores : class → SDF loss of its short fit, when the class was inferred.
+    config : the :class:`TTOConfig` used.
+    """
+
+    shape_code: torch.Tensor
+    colour_code: torch.Tensor | None
+    class_name: str | None
+    text: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    cancelled: bool = False
+    decoder_override: dict[str, torch.Tensor] | None = None
+    class_scores: dict[str, float] | None = None
+    config: TTOConfig | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def final_losses(self) -> dict[str, float]:
+        return {k: v for k, v in (self.history[-1] if self.history else {}).items() if k not in ("iteration", "stage", "lr")}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (codes as lists; the fine-tuned weights are not included)."""
+        return {
+            "shape_code": self.shape_code.tolist(),
+            "colour_code": None if self.colour_code is None else self.colour_code.tolist(),
+            "class_name": self.class_name,
+            "text": self.text,
+            "seconds": self.seconds,
+            "cancelled": self.cancelled,
+            "finetuned_decoder": self.decoder_override is not None,
+            "class_scores": self.class_scores,
+            "final_losses": self.final_losses,
+            "config": None if self.config is None else self.config.to_dict(),
+            "notes": self.notes,
+        }
+
+
+def _is_cancelled(cancel: Cancel) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def _model_device(model: Any) -> torch.device:
+    device = getattr(model, "device", None)
+    if device is not None:
+        return torch.device(device)
+    try:
+        return next(model.decoder.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device("cpu")
+
+
+def resolve_condition(model: Any, class_name: str | None, text: str | None, source: str = "observation") -> torch.Tensor | None:
+    """The model's conditioning vector for a class / prompt.
+
+    Raises
+    ------
+    ObservationError
+        ``class_name`` is not one of the model's classes (the message lists them).
+    """
+    names = list(getattr(model, "class_names", None) or [])
+    if class_name is not None and names and class_name not in names:
+        raise ObservationError(
+            f"{source}: unknown class {class_name!r}; this model knows: {', '.join(names)}. "
+            "Pick one of them with --class, or leave it out to have the class inferred."
+        )
+    return model.condition(class_name=class_name, text=text)
+
+
+class _Batches:
+    """Draws DeepSDF batches (half positive, half negative) from an observation, on a device."""
+
+    def __init__(self, obs: Observation, device: torch.device, near_band: float) -> None:
+        def t(x: np.ndarray | None) -> torch.Tensor | None:
+            return None if x is None else torch.as_tensor(np.asarray(x, np.float32), device=device)
+
+        pos = obs.sdf >= 0
+        self.sides = []
+        for mask in (pos, ~pos):
+            idx = np.flatnonzero(mask)
+            near = idx[np.abs(obs.sdf[idx]) < near_band]
+            self.sides.append(
+                {
+                    "points": t(obs.points[idx]),
+                    "sdf": t(obs.sdf[idx]),
+                    "rgb": None if obs.colours is None else t(obs.colours[idx]),
+                    "near": torch.as_tensor(np.searchsorted(idx, near), dtype=torch.long),
+                }
+            )
+        self.surface_points = t(obs.surface_points) if obs.has_surface else None
+        self.surface_normals = t(obs.surface_normals) if obs.has_normals else None
+        self.device = device
+
+    def draw(self, n: int, near_fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        half = max(1, n // 2)
+        pts, sdf, rgb = [], [], []
+        for side in self.sides:
+            size = len(side["sdf"])
+            n_near = int(round(half * near_fraction)) if len(side["near"]) else 0
+            idx = torch.randint(0, size, (half - n_near,), generator=gen)
+            if n_near:
+                pick = torch.randint(0, len(side["near"]), (n_near,), generator=gen)
+                idx = torch.cat([idx, side["near"][pick]])
+            idx = idx.to(self.device)
+            pts.append(side["points"][idx])
+            sdf.append(side["sdf"][idx])
+            if side["rgb"] is not None:
+                rgb.append(side["rgb"][idx])
+        return torch.cat(pts), torch.cat(sdf), (torch.cat(rgb) if rgb else None)
+
+    def draw_surface(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        if self.surface_points is None:
+            return None, None
+        idx = torch.randint(0, len(self.surface_points), (n,), generator=gen).to(self.device)
+        normals = None if self.surface_normals is None else self.surface_normals[idx]
+        return self.surface_points[idx], normals
+
+
+def _step_losses(
+    decode: Callable[..., tuple[torch.Tensor, torch.Tensor | None]],
+    batches: _Batches,
+    config: TTOConfig,
+    iteration: int,
+    shape_code: torch.Tensor,
+    colour_code: torch.Tensor | None,
+    condition: torch.Tensor | None,
+    gen: torch.Generator,
+    fit_colour: bool,
+) -> dict[str, torch.Tensor]:
+    """All loss terms of one step (tensors; ``total`` is what is minimised)."""
+    points, gt, gt_rgb = batches.draw(config.n_samples, L.near_fraction_at(config, iteration), gen)
+    pred, rgb = decode(points, shape_code, colour_code if fit_colour else None, condition)
+    clamp = L.clamp_at(config, iteration)
+    if config.curriculum:
+        eps, lam = L.curriculum_schedule(config, iteration)
+        sdf_loss = L.curriculum_l1(pred, gt, clamp, eps, lam)
+    else:
+        sdf_loss = L.clamped_l1(pred, gt, clamp)
+    # Plain DeepSDF loss at the base clamp, whatever is minimised: comparable across loss sets.
+    out = {"sdf": sdf_loss, "l1": L.clamped_l1(pred.detach(), gt, config.clamp)}
+    total = sdf_loss
+    if config.code_reg:
+        reg = config.code_reg * L.code_prior(shape_code)
+        if fit_colour and colour_code is not None:
+            reg = reg + config.code_reg * L.code_prior(colour_code)
+        out["reg"] = reg
+        total = total + reg
+    if fit_colour and rgb is not None and gt_rgb is not None:
+        near = torch.abs(gt) < config.colour_band
+        if bool(near.any()):
+            out["colour"] = L.colour_l1(rgb[near], gt_rgb[near])
+            total = total + config.colour_weight * out["colour"]
+    if config.surface_term or config.normal_term:
+        surf, normals = batches.draw_surface(config.n_surface_samples, gen)
+        if surf is not None:
+            want_normals = config.normal_term and normals is not None
+            if want_normals:
+                surf = surf.detach().requires_grad_(True)
+            f_surf, _ = decode(surf, shape_code, None, condition)
+            if config.surface_term:
+                out["surface"] = L.surface_loss(f_surf)
+                total = total + config.surface_weight * out["surface"]
+            if want_normals:
+                (grad,) = torch.autograd.grad(f_surf.sum(), surf, create_graph=True)
+                out["normal"] = L.normal_loss(grad, normals)
+                total = total + config.normal_weight * out["normal"]
+    out["total"] = total
+    return out
+
+
+def _floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: float(v.detach()) for k, v in terms.items()}
+
+
+def _init_code(dim: int, std: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    return (torch.randn(dim, generator=gen) * std).to(device).requires_grad_(True)
+
+
+def _code_dim(codes: Any) -> int:
+    if codes is None:
+        return 0
+    if isinstance(codes, torch.nn.Embedding):
+        return int(codes.embedding_dim)
+    return int(codes.shape[-1])
+
+
+def _run_code_fit(
+    model: Any,
+    batches: _Batches,
+    config: TTOConfig,
+    condition: torch.Tensor | None,
+    gen: torch.Generator,
+    fit_colour: bool,
+    cancel: Cancel,
+    stage: str,
+    every: int,
+    class_name: str | None,
+    history: list[dict[str, Any]] | None,
+) -> Iterator[TTOProgress]:
+    """Adam on the code(s) with DeepSDF's schedule; yields progress; the last item has ``done``."""
+    device = _model_device(model)
+    shape_code = _init_code(_code_dim(model.shape_codes), config.code_std, gen, device)
+    colour_code = None
+    params = [shape_code]
+    if getattr(model, "has_colour", False):
+        dim = _code_dim(model.colour_codes)
+        if fit_colour and dim:
+            colour_code = _init_code(dim, config.code_std, gen, device)
+            params.append(colour_code)
+        elif dim:
+            colour_code = torch.zeros(dim, device=device)  # the prior's mean: no colour observed
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    terms: dict[str, float] = {}
+    lr = config.lr
+    cancelled = False
+    it = 0
+    for it in range(config.iterations):
+        if _is_cancelled(cancel):
+            cancelled = True
+            break
+        lr = L.learning_rate(config, it)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        out = _step_losses(model.decode, batches, config, it, shape_code, colour_code, condition, gen, fit_colour)
+        grads = torch.autograd.grad(out["total"], params, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = torch.zeros_like(p) if g is None else g
+        optimizer.step()
+        terms = _floats(out)
+        if history is not None:
+            history.append({"iteration": it + 1, "stage": stage, "lr": lr, **terms})
+        if (it + 1) % every == 0 and it + 1 < config.iterations:
+            yield TTOProgress(it + 1, terms, shape_code.detach().cpu().clone(),
+                              None if colour_code is None else colour_code.detach().cpu().clone(), lr, stage, class_name)
+    else:
+        it = config.iterations
+    yield TTOProgress(
+        it if cancelled else config.iterations,
+        terms,
+        shape_code.detach().cpu().clone(),
+        None if colour_code is None else colour_code.detach().cpu().clone(),
+        lr,
+        stage,
+        class_name,
+        done=True,
+        cancelled=cancelled,
+    )
+
+
+@torch.no_grad()
+def _score(model: Any, batches: _Batches, config: TTOConfig, code: torch.Tensor, condition: torch.Tensor | None, seed: int) -> float:
+    """SDF loss (clamp ``config.clamp``) on one fixed batch: the same samples for every class."""
+    gen = torch.Generator().manual_seed(seed + 7919)
+    points, gt, _ = batches.draw(max(config.n_samples, 8000), 0.0, gen)
+    pred, _ = model.decode(points, code.to(points.device), None, condition)
+    return float(L.clamped_l1(pred, gt, config.clamp))
+
+
+def _finetune_layers(decoder: torch.nn.Module, k: int, loss_fn: Callable[[], torch.Tensor]) -> list[torch.nn.Module]:
+    """The last ``k`` linear layers (module order) that the SDF loss reaches."""
+    linears = [m for m in decoder.modules() if isinstance(m, torch.nn.Linear)]
+    # Leaf parameters, not ``m.weight``: under weight normalisation ``weight`` is recomputed
+    # from (g, v) on every access, so a tensor taken before the loss is not in its graph.
+    params = [list(m.parameters()) for m in linears]
+    flat = [p for group in params for p in group]
+    grads = iter(torch.autograd.grad(loss_fn(), flat, allow_unused=True))
+    reached = []
+    for m, group in zip(linears, params):
+        gs = [next(grads) for _ in group]
+        if any(g is not None and bool(torch.any(g != 0)) for g in gs):
+            reached.append(m)
+    return reached[-max(1, k):]
+
+
+def model_with_override(model: Any, decoder_state: dict[str, torch.Tensor] | None) -> Any:
+    """A shallow copy of ``model`` whose decoder is a private copy loaded with ``decoder_state``.
+
+    Returns ``model`` itself when ``decoder_state`` is None. The shared model is untouched.
+    """
+    if decoder_state is None:
+        return model
+    other = copy.copy(model)
+    decoder = copy.deepcopy(model.decoder)
+    decoder.load_state_dict(decoder_state)
+    decoder.eval()
+    other.decoder = decoder
+    return other
+
+
+def iterate_fit(
+    model: Any,
+    observation: Observation,
+    config: TTOConfig | None = None,
+    class_name: str | None = None,
+    text: str | None = None,
+    seed: int = 0,
+    cancel: Cancel = None,
+    every: int = 10,
+) -> Iterator[TTOProgress]:
+    """Fit codes to ``observation``; yield progress every ``every`` steps and a final report.
+
+    Parameters
+    ----------
+    model : a ``TrainedModel`` (``decode``, ``condition``, ``shape_codes``, ``colour_codes``,
+        ``class_names``, ``has_colour``, ``decoder``).
+    observation : unit-sphere-frame samples (:mod:`core.tto.observations`).
+    class_name : the class to condition on; None infers it by a short fit under every class
+        (``config.class_iterations`` steps each) keeping the lowest SDF loss. Ignored by
+        models without conditioning.
+    text : a free text prompt (text-conditioned models).
+    seed : seeds the code initialisation and the sample draws (``torch.Generator``).
+    cancel : ``threading.Event`` or a callable returning True to stop; checked before every step.
+
+    Yields
+    ------
+    TTOProgress; the last one has ``done=True`` and ``result`` set.
+
+    Raises
+    ------
+    ObservationError
+        Unknown class name, or an observation that fails validation.
+    """
+    config = config or TTOConfig()
+    every = max(1, int(every))
+    start = time.perf_counter()
+    observation.validate()
+    device = _model_device(model)
+    gen = torch.Generator().manual_seed(int(seed))
+    batches = _Batches(observation, device, config.near_band)
+    notes: list[str] = []
+    if (config.surface_term or config.normal_term) and not observation.has_surface:
+        notes.append("surface / normal terms skipped: the observation has no surface points")
+    if config.normal_term and observation.has_surface and not observation.has_normals:
+        notes.append("normal term skipped: the observation has no surface normals")
+    fit_colour = bool(config.fit_colour and observation.has_colour and getattr(model, "has_colour", False))
+
+    decoder = model.decoder
+    was_training = decoder.training
+    decoder.eval()
+    history: list[dict[str, Any]] = []
+    class_scores: dict[str, float] | None = None
+    cancelled = False
+    try:
+        names = list(getattr(model, "class_names", None) or [])
+        probe = resolve_condition(model, class_name, text, observation.source)
+        if class_name is None and text is None and probe is not None and len(names) > 1:
+            class_scores = {}
+            short = replace(config, iterations=config.class_iterations, lr_decay_every=None,
+                            surface_term=False, normal_term=False)
+            for name in names:
+                condition = resolve_condition(model, name, None, observation.source)
+                gen_c = torch.Generator().manual_seed(int(seed))
+                last = None
+                for progress in _run_code_fit(model, batches, short, condition, gen_c, False, cancel,
+                                              f"class:{name}", every, name, None):
+                    last = progress
+                    if not progress.done:
+                        yield progress
+                if last is None or last.cancelled:
+                    cancelled = True
+                    break
+                class_scores[name] = _score(model, batches, config, last.shape_code, condition, seed)
+            if not cancelled:
+                class_name = min(class_scores, key=class_scores.get)
+        elif class_name is None and text is None and probe is not None and len(names) == 1:
+            class_name = names[0]
+
+        condition = resolve_condition(model, class_name, text, observation.source) if not cancelled else None
+        last = None
+        if not cancelled:
+            for progress in _run_code_fit(model, batches, config, condition, gen, fit_colour, cancel, "code", every,
+                                          class_name, history):
+                last = progress
+                if not progress.done:
+                    yield progress
+            cancelled = last.cancelled
+        shape_code = last.shape_code if last else torch.zeros(_code_dim(model.shape_codes))
+        colour_code = last.colour_code if last else None
+        override = None
+        if config.finetune_last_layers and not cancelled:
+            for progress in _finetune(model, batches, config, shape_code, colour_code, condition, gen, fit_colour,
+                                      cancel, every, class_name, history):
+                if progress.done:
+                    cancelled = progress.cancelled
+                    override = progress.result  # the state dict travels in ``result`` here
+                else:
+                    yield progress
+        result = TTOResult(
+            shape_code=shape_code,
+            colour_code=colour_code,
+            class_name=class_name,
+            text=text,
+            history=history,
+            seconds=time.perf_counter() - start,
+            cancelled=cancelled,
+            decoder_override=override,
+            class_scores=class_scores,
+            config=config,
+            notes=notes,
+        )
+        final = history[-1] if history else {}
+        yield TTOProgress(
+            int(final.get("iteration", 0)),
+            {k: v for k, v in final.items() if k not in ("iteration", "stage", "lr")},
+            shape_code,
+            colour_code,
+            float(final.get("lr", config.lr)),
+            "done",
+            class_name,
+            done=True,
+            cancelled=cancelled,
+            result=result,
+        )
+    finally:
+        decoder.train(was_training)
+
+
+def _finetune(
+    model: Any,
+    batches: _Batches,
+    config: TTOConfig,
+    shape_code: torch.Tensor,
+    colour_code: torch.Tensor | None,
+    condition: torch.Tensor | None,
+    gen: torch.Generator,
+    fit_colour: bool,
+    cancel: Cancel,
+    every: int,
+    class_name: str | None,
+    history: list[dict[str, Any]],
+) -> Iterator[TTOProgress]:
+    """Fine-tune the last layer(s) of a private decoder copy with the codes fixed.
+
+    The final item's ``result`` holds the copy's state dict (None when nothing was trained).
+    """
+    device = _model_device(model)
+    tuned = model_with_override(model, {k: v.detach().clone() for k, v in model.decoder.state_dict().items()})
+    decoder = tuned.decoder
+    for p in decoder.parameters():
+        p.requires_grad_(False)
+    code = shape_code.to(device)
+    ccode = None if colour_code is None else colour_code.to(device)
+    # The schedules as they stand at the end of the code fit.
+    last_it = config.iterations
+    ft_config = replace(config, iterations=max(1, last_it))
+
+    def probe_loss() -> torch.Tensor:
+        for p in decoder.parameters():
+            p.requires_grad_(True)
+        gen_p = torch.Generator().manual_seed(0)
+        pts, gt, _ = batches.draw(min(config.n_samples, 2048), 0.0, gen_p)
+        pred, _ = tuned.decode(pts, code, None, condition)
+        return L.clamped_l1(pred, gt, config.clamp)
+
+    layers = _finetune_layers(decoder, config.finetune_layers, probe_loss)
+    for p in decoder.parameters():
+        p.requires_grad_(False)
+    params = [p for m in layers for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    if not params:
+        yield TTOProgress(last_it, {}, shape_code, colour_code, 0.0, "finetune", class_name, done=True, result=None)
+        return
+    optimizer = torch.optim.Adam(params, lr=config.finetune_lr)
+    cancelled = False
+    terms: dict[str, float] = {}
+    for step in range(config.finetune_iterations):
+        if _is_cancelled(cancel):
+            cancelled = True
+            break
+        out = _step_losses(tuned.decode, batches, ft_config, last_it, code, ccode, condition, gen, fit_colour)
+        total = out["total"] - out.get("reg", 0.0)  # the codes are fixed here
+        optimizer.zero_grad(set_to_none=True)
+        grads = torch.autograd.grad(total, params, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = torch.zeros_like(p) if g is None else g
+        optimizer.step()
+        terms = _floats(out)
+        history.append({"iteration": last_it + step + 1, "stage": "finetune", "lr": config.finetune_lr, **terms})
+        if (step + 1) % every == 0 and step + 1 < config.finetune_iterations:
+            yield TTOProgress(last_it + step + 1, terms, shape_code, colour_code, config.finetune_lr, "finetune", class_name)
+    for p in decoder.parameters():
+        p.requires_grad_(False)
+    state = {k: v.detach().clone() for k, v in decoder.state_dict().items()}
+    yield TTOProgress(last_it + config.finetune_iterations, terms, shape_code, colour_code, config.finetune_lr,
+                      "finetune", class_name, done=True, cancelled=cancelled, result=state)  # type: ignore[arg-type]
+
+
+def fit(
+    model: Any,
+    observation: Observation,
+    config: TTOConfig | None = None,
+    callback: Callable[[TTOProgress], Any] | None = None,
+    every: int = 10,
+    cancel: Cancel = None,
+    class_name: str | None = None,
+    text: str | None = None,
+    seed: int = 0,
+) -> TTOResult:
+    """Run :func:`iterate_fit` to the end, calling ``callback(progress)`` on every report.
+
+    Returns
+    -------
+    TTOResult (``cancelled`` set when ``cancel`` stopped it; the codes are those reached).
+    """
+    result = None
+    for progress in iterate_fit(model, observation, config, class_name=class_name, text=text, seed=seed,
+                                cancel=cancel, every=every):
+        if callback is not None:
+            callback(progress)
+        if progress.done and progress.result is not None:
+            result = progress.result
+    assert result is not None
+    return result
+
+
+def decode_fns(model: Any, result: TTOResult, device: torch.device | None = None):
+    """``(sdf_fn, colour_fn | None)`` for :func:`core.meshing.extract_mesh` from a fit's result."""
+    used = model_with_override(model, result.decoder_override)
+    condition = used.condition(class_name=result.class_name, text=result.text)
+    dev = device or _model_device(model)
+    code = result.shape_code.to(dev)
+    ccode = None if result.colour_code is None else result.colour_code.to(dev)
+
+    @torch.no_grad()
+    def sdf_fn(points: torch.Tensor) -> torch.Tensor:
+        sdf, _ = used.decode(points, code, None, condition)
+        return sdf
+
+    colour_fn = None
+    if getattr(used, "has_colour", False) and ccode is not None:
+        @torch.no_grad()
+        def colour_fn(points: torch.Tensor) -> torch.Tensor:  # noqa: F811
+            _, rgb = used.decode(points, code, ccode, condition)
+            return rgb.clamp(0.0, 1.0)
+
+    return sdf_fn, colour_fn

@@ -1,0 +1,659 @@
+"""What test-time optimisation fits a code to: SDF samples of one shape, unit-sphere frame.
+
+An :class:`Observation` is built from one of four inputs:
+
+* a preprocessed sample file (``.npz`` with ``pos`` / ``neg``, see ``docs/architecture.md``):
+  :func:`from_npz`;
+* a mesh file, run through the preprocessing pipeline (load → normalise → DeepSDF sampling →
+  signed distances → colours): :func:`from_mesh`;
+* a point cloud with (or without) normals: :func:`from_point_cloud` /
+  :func:`from_point_cloud_file`. SDF samples are made as DeepSDF does for shape completion:
+  each point stepped along its normal by ``+eta`` (sdf ``+eta``) and ``-eta`` (sdf ``-eta``)
+  for a few ``eta``; a cloud without normals gets PCA normals, oriented consistently;
+* a single-view depth scan of a mesh (:mod:`core.tto.scan`), which adds free-space samples
+  along the camera rays: :func:`from_scan`.
+
+:func:`load_observation` picks the builder from the file. Every builder ends in
+:meth:`Observation.validate`, so bad input fails here with an :class:`ObservationError`
+naming the input and the fix, never inside the optimiser.
+"""
+from __future__ import annotations
+
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from core.errors import ExplorerError, ObservationError
+from core.normalization import Normalization, compute_normalization
+
+__all__ = [
+    "Observation",
+    "DEFAULT_ETAS",
+    "POINT_CLOUD_SUFFIXES",
+    "from_npz",
+    "from_mesh",
+    "from_point_cloud",
+    "from_point_cloud_file",
+    "from_scan",
+    "load_observation",
+    "estimate_normals",
+]
+
+DEFAULT_ETAS: tuple[float, ...] = (0.005, 0.0125, 0.025)
+"""Step lengths along the normals (unit-sphere frame). DeepSDF's shape completion used
+``eta = 0.025``; the shorter steps pin the zero level set more tightly on thin parts."""
+
+POINT_CLOUD_SUFFIXES: tuple[str, ...] = (".xyz", ".txt", ".npy", ".pts")
+MESH_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
+
+
+@dataclass
+class Observation:
+    """SDF samples of one shape plus what the surface / normal terms and the metrics need.
+
+    All arrays are in the unit-sphere frame (``normalization`` maps the original frame there).
+
+    Attributes
+    ----------
+    points : (N, 3) float32
+        SDF sample positions.
+    sdf : (N,) float32
+        Signed distance at ``points``, negative inside.
+    colours : (N, 3) float32 in [0, 1] or None
+        Colour of the nearest surface point of each sample.
+    surface_points : (S, 3) float32 or None
+        Observed surface points (the whole surface for npz / mesh input, the seen part for
+        clouds and scans).
+    surface_normals : (S, 3) float32 or None
+        Outward unit normals at ``surface_points``.
+    surface_colours : (S, 3) float32 or None
+    normalization : Normalization or None
+        Original frame → unit-sphere frame; ``None`` when the input was already normalised
+        and its transform is unknown.
+    source : str
+        Where the observation came from (file name, or a description).
+    kind : str
+        ``npz`` / ``mesh`` / ``point_cloud`` / ``scan``.
+    class_name, text : str or None
+        Labels carried by the input (a sample file's manifest record), if any.
+    extra : dict
+        Builder-specific details (etas, camera, counts of free-space samples, ...).
+    """
+
+    points: np.ndarray
+    sdf: np.ndarray
+    colours: np.ndarray | None = None
+    surface_points: np.ndarray | None = None
+    surface_normals: np.ndarray | None = None
+    surface_colours: np.ndarray | None = None
+    normalization: Normalization | None = None
+    source: str = "<arrays>"
+    kind: str = "arrays"
+    class_name: str | None = None
+    text: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.sdf)
+
+    @property
+    def has_colour(self) -> bool:
+        return self.colours is not None
+
+    @property
+    def has_surface(self) -> bool:
+        return self.surface_points is not None and len(self.surface_points) > 0
+
+    @property
+    def has_normals(self) -> bool:
+        return self.has_surface and self.surface_normals is not None
+
+    @property
+    def positive(self) -> np.ndarray:
+        """(N,) bool: samples outside or on the surface (DeepSDF's ``pos``: sdf >= 0)."""
+        return self.sdf >= 0
+
+    def validate(self) -> "Observation":
+        """Check shapes and values; return ``self``.
+
+        Raises
+        ------
+        ObservationError
+            No samples, mismatched shapes, NaN / inf values, or all samples on one side of
+            the surface (an SDF fit needs both inside and outside samples).
+        """
+        src = self.source
+        points = np.asarray(self.points)
+        sdf = np.asarray(self.sdf)
+        if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+            raise ObservationError(
+                f"{src}: no SDF samples (points have shape {points.shape}). "
+                "Give a mesh, a sample file with 'pos'/'neg' rows, or a point cloud with at least a few points."
+            )
+        if sdf.shape != (len(points),):
+            raise ObservationError(f"{src}: {len(points)} points but sdf has shape {sdf.shape}; they must match.")
+        for name in ("points", "sdf", "colours", "surface_points", "surface_normals", "surface_colours"):
+            value = getattr(self, name)
+            if value is not None and not np.all(np.isfinite(value)):
+                bad = int(np.sum(~np.isfinite(np.asarray(value, np.float64)).reshape(len(value), -1).any(axis=1)))
+                raise ObservationError(
+                    f"{src}: {bad} rows of '{name}' are NaN or infinite. "
+                    "Remove those points (or re-export the file) and try again."
+                )
+        if self.colours is not None and np.shape(self.colours) != (len(points), 3):
+            raise ObservationError(f"{src}: colours have shape {np.shape(self.colours)}, expected ({len(points)}, 3).")
+        if self.surface_points is not None and self.surface_normals is not None:
+            if np.shape(self.surface_normals) != np.shape(self.surface_points):
+                raise ObservationError(
+                    f"{src}: {len(self.surface_points)} surface points but normals of shape "
+                    f"{np.shape(self.surface_normals)}; give one normal per point."
+                )
+        n_pos = int(np.sum(sdf >= 0))
+        n_neg = len(sdf) - n_pos
+        if n_pos == 0 or n_neg == 0:
+            side = "inside (sdf < 0)" if n_pos == 0 else "outside (sdf >= 0)"
+            raise ObservationError(
+                f"{src}: all {len(sdf)} SDF samples lie {side}; a fit needs samples on both sides of the surface. "
+                "Check the sign convention (negative inside), that normals point outward, or that the mesh is closed."
+            )
+        return self
+
+    def subset(self, index: np.ndarray) -> "Observation":
+        """The same observation restricted to the samples ``index`` (surface arrays kept)."""
+        return replace(
+            self,
+            points=self.points[index],
+            sdf=self.sdf[index],
+            colours=None if self.colours is None else self.colours[index],
+            extra=dict(self.extra),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for logs and ``codes.json``."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "n_samples": int(len(self.sdf)),
+            "n_pos": int(np.sum(self.sdf >= 0)),
+            "n_neg": int(np.sum(self.sdf < 0)),
+            "n_surface": 0 if self.surface_points is None else int(len(self.surface_points)),
+            "has_colour": self.has_colour,
+            "has_normals": self.has_normals,
+            "normalization": None if self.normalization is None else self.normalization.to_dict(),
+        }
+
+
+# --------------------------------------------------------------------------- npz
+
+
+def from_npz(path: str | Path) -> Observation:
+    """Observation from a preprocessed sample file (``pos`` / ``neg`` rows of x, y, z, sdf).
+
+    Raises
+    ------
+    ObservationError
+        Missing or unreadable file, no ``pos`` / ``neg`` keys, bad values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ObservationError(f"{path}: no such sample file. Check the path (preprocess meshes with 'main.py preprocess').")
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in data.files if data[key].dtype.kind != "O"}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ObservationError(f"{path}: cannot read it as a sample file ({exc}). Re-run preprocessing for this shape.") from exc
+    if "pos" not in arrays or "neg" not in arrays:
+        if "points" in arrays:  # a point cloud saved as npz
+            return from_point_cloud_file(path)
+        raise ObservationError(
+            f"{path}: no 'pos'/'neg' arrays (keys: {sorted(arrays)}). "
+            "Give a DeepSDF sample file from 'main.py preprocess', or a point cloud npz with 'points' (and 'normals')."
+        )
+    pos, neg = _rows(arrays["pos"], path, "pos"), _rows(arrays["neg"], path, "neg")
+    samples = np.concatenate([pos, neg], axis=0)
+    colours = None
+    if "pos_rgb" in arrays and "neg_rgb" in arrays:
+        colours = np.concatenate([arrays["pos_rgb"], arrays["neg_rgb"]], axis=0).astype(np.float32)
+        if colours.shape != (len(samples), 3):
+            colours = None
+    normalization = None
+    if "offset" in arrays and "scale" in arrays:
+        try:
+            normalization = Normalization(offset=arrays["offset"], scale=float(arrays["scale"]))
+        except ValueError:
+            normalization = None
+    obs = Observation(
+        points=samples[:, :3].astype(np.float32),
+        sdf=samples[:, 3].astype(np.float32),
+        colours=colours,
+        surface_points=_opt(arrays, "surface_points"),
+        surface_normals=_opt(arrays, "surface_normals"),
+        surface_colours=_opt(arrays, "surface_rgb"),
+        normalization=normalization,
+        source=str(path),
+        kind="npz",
+        extra={"colour_path": str(arrays["colour_path"]) if "colour_path" in arrays else None},
+    )
+    return obs.validate()
+
+
+def _rows(value: np.ndarray, path: Path, key: str) -> np.ndarray:
+    value = np.asarray(value, dtype=np.float32)
+    if value.ndim != 2 or value.shape[1] < 4:
+        if value.size == 0:
+            return np.zeros((0, 4), np.float32)
+        raise ObservationError(f"{path}: '{key}' has shape {value.shape}; expected (P, 4) rows of x, y, z, sdf.")
+    return value[:, :4]
+
+
+def _opt(arrays: dict[str, np.ndarray], key: str) -> np.ndarray | None:
+    value = arrays.get(key)
+    return None if value is None or value.size == 0 else np.asarray(value, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- mesh
+
+
+def from_mesh(
+    path: str | Path,
+    n_samples: int = 100_000,
+    n_surface: int = 30_000,
+    backend: str = "winding",
+    seed: int = 0,
+) -> Observation:
+    """Observation of a whole mesh, sampled exactly as the training data is.
+
+    Runs :func:`core.preprocess.preprocess_shape` into a temporary file and reads it back, so
+    test-time samples follow the training distribution (DeepSDF: 47/50 near-surface).
+
+    Parameters
+    ----------
+    n_samples : SDF samples (DeepSDF preprocesses 500,000; a fit draws 8,000 per iteration,
+        so fewer suffice and are faster to compute).
+    n_surface : surface points kept for the surface / normal terms and the metrics.
+
+    Raises
+    ------
+    ObservationError
+        The mesh cannot be loaded or sampled (the message carries the loader's reason).
+    """
+    from core.datasets.jobs import MeshJob
+    from core.preprocess import PreprocessConfig, preprocess_shape
+
+    path = Path(path)
+    config = PreprocessConfig(n_samples=max(100, int(n_samples)), n_surface=int(n_surface), backend=backend, seed=seed)
+    job = MeshJob(id=path.stem or "shape", class_name="input", source=path)
+    with tempfile.TemporaryDirectory(prefix="tto-obs-") as tmp:
+        out = Path(tmp) / "samples.npz"
+        try:
+            preprocess_shape(job, config, out)
+        except ObservationError:
+            raise
+        except ExplorerError as exc:
+            raise ObservationError(f"{path}: cannot be used as an observation: {exc}") from exc
+        except ValueError as exc:
+            raise ObservationError(f"{path}: cannot be sampled ({exc}). Check that it is a closed surface mesh.") from exc
+        obs = from_npz(out)
+    obs.source = str(path)
+    obs.kind = "mesh"
+    return obs
+
+
+# --------------------------------------------------------------------------- point clouds
+
+
+def estimate_normals(points: np.ndarray, k: int = 16) -> np.ndarray:
+    """Unit normals of an unoriented cloud: PCA of the ``k`` nearest neighbours, oriented.
+
+    Orientation is made consistent by propagating along a minimum spanning tree of the kNN
+    graph weighted by ``1 - |n_i . n_j|`` (Hoppe et al. 1992), starting from the point
+    farthest from the centroid, whose normal is turned away from the centroid. The global
+    sign is then chosen so that most normals point away from the centroid.
+
+    Parameters
+    ----------
+    points : (N, 3) float, N >= 3.
+
+    Returns
+    -------
+    (N, 3) float32 unit normals.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
+
+    p = np.asarray(points, dtype=np.float64)
+    n = len(p)
+    k = int(min(max(3, k), n))
+    tree = cKDTree(p)
+    _, idx = tree.query(p, k=k)
+    nbrs = p[idx]  # (N, k, 3)
+    centred = nbrs - nbrs.mean(axis=1, keepdims=True)
+    cov = np.einsum("nki,nkj->nij", centred, centred)
+    _, vecs = np.linalg.eigh(cov)
+    normals = vecs[:, :, 0]  # eigenvector of the smallest eigenvalue
+    centroid = p.mean(axis=0)
+
+    # Propagate orientation over an MST of the symmetric kNN graph.
+    rows = np.repeat(np.arange(n), k)
+    cols = idx.reshape(-1)
+    keep = rows != cols
+    rows, cols = rows[keep], cols[keep]
+    weight = 1.0 - np.abs(np.sum(normals[rows] * normals[cols], axis=1)) + 1e-6
+    graph = coo_matrix((weight, (rows, cols)), shape=(n, n)).tocsr()
+    graph = graph.maximum(graph.T)
+    mst = minimum_spanning_tree(graph)
+    mst = mst + mst.T
+    n_comp, labels = connected_components(mst, directed=False)
+    radial = p - centroid
+    for comp in range(n_comp):
+        members = np.flatnonzero(labels == comp)
+        root = members[np.argmax(np.einsum("ij,ij->i", radial[members], radial[members]))]
+        if np.dot(normals[root], radial[root]) < 0:
+            normals[root] = -normals[root]
+        order, parent = breadth_first_order(mst, root, directed=False, return_predecessors=True)
+        for node in order[1:]:
+            if np.dot(normals[node], normals[parent[node]]) < 0:
+                normals[node] = -normals[node]
+    if np.mean(np.sum(normals * radial, axis=1) > 0) < 0.5:
+        normals = -normals
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    return normals.astype(np.float32)
+
+
+def from_point_cloud(
+    points: np.ndarray,
+    normals: np.ndarray | None = None,
+    colours: np.ndarray | None = None,
+    etas: tuple[float, ...] = DEFAULT_ETAS,
+    normalization: Normalization | None | str = "fit",
+    source: str = "<point cloud>",
+    k_normals: int = 16,
+    free_points: np.ndarray | None = None,
+    free_sdf: np.ndarray | None = None,
+) -> Observation:
+    """SDF samples from an oriented point cloud, as DeepSDF does for shape completion.
+
+    Each point ``p`` with outward normal ``n`` gives ``p + eta * n`` with sdf ``+eta`` and
+    ``p - eta * n`` with sdf ``-eta``, for every ``eta`` in ``etas`` (unit-sphere frame).
+
+    Parameters
+    ----------
+    points : (N, 3) float, original frame (or unit-sphere frame with ``normalization=None``).
+    normals : (N, 3) outward normals, or None to estimate them (with a warning).
+    colours : (N, 3) in [0, 1] (or 0..255, rescaled), optional.
+    etas : step lengths, unit-sphere frame; each must be positive.
+    normalization : ``"fit"`` normalises the cloud into the unit sphere (DeepSDF's transform
+        of its bounding box), a :class:`Normalization` applies that one, None keeps the frame.
+    free_points, free_sdf : extra positive samples (already in the unit-sphere frame), e.g. the
+        free space in front of a scan.
+
+    Raises
+    ------
+    ObservationError
+        No points, NaNs, bad shapes, non-positive etas.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[-1] != 3 or len(pts) == 0:
+        raise ObservationError(
+            f"{source}: no points (array of shape {pts.shape}). Give an (N, 3) cloud with N >= 3, with normals if possible."
+        )
+    if not np.all(np.isfinite(pts)):
+        bad = int(np.sum(~np.isfinite(pts).all(axis=1)))
+        raise ObservationError(f"{source}: {bad} points are NaN or infinite. Remove them and try again.")
+    if len(pts) < 3:
+        raise ObservationError(f"{source}: only {len(pts)} points; at least 3 are needed (and far more for a useful fit).")
+    if not etas or any(float(e) <= 0 for e in etas):
+        raise ObservationError(f"{source}: etas must be positive step lengths, got {etas}.")
+
+    if isinstance(normalization, str):
+        if normalization != "fit":
+            raise ValueError(f"normalization must be 'fit', a Normalization or None, got {normalization!r}")
+        try:
+            normalization = compute_normalization(pts)
+        except ValueError as exc:
+            raise ObservationError(f"{source}: all points coincide; there is no shape to fit.") from exc
+    if normalization is not None:
+        pts = normalization.apply(pts)
+
+    if normals is None:
+        warnings.warn(
+            f"{source}: the point cloud has no normals; estimating them from {k_normals} nearest neighbours "
+            "(PCA, consistently oriented, outward from the centroid). Give normals for a reliable sign.",
+            stacklevel=2,
+        )
+        nrm = estimate_normals(pts, k=k_normals).astype(np.float64)
+    else:
+        nrm = np.asarray(normals, dtype=np.float64)
+        if nrm.shape != pts.shape:
+            raise ObservationError(f"{source}: {len(pts)} points but normals of shape {nrm.shape}; give one per point.")
+        if not np.all(np.isfinite(nrm)):
+            raise ObservationError(f"{source}: some normals are NaN or infinite. Fix them or drop the normals to have them estimated.")
+        length = np.linalg.norm(nrm, axis=1, keepdims=True)
+        if np.any(length < 1e-12):
+            raise ObservationError(
+                f"{source}: {int(np.sum(length < 1e-12))} normals have zero length. Fix them or drop the normals to have them estimated."
+            )
+        nrm = nrm / length
+
+    rgb = None
+    if colours is not None:
+        rgb = np.asarray(colours, dtype=np.float32)[:, :3]
+        if rgb.shape != pts.shape:
+            raise ObservationError(f"{source}: {len(pts)} points but colours of shape {rgb.shape}.")
+        if rgb.size and rgb.max() > 1.0:
+            rgb = rgb / 255.0
+        rgb = np.clip(rgb, 0.0, 1.0)
+
+    etas_arr = np.asarray(etas, dtype=np.float64)
+    offsets = np.concatenate([etas_arr, -etas_arr])  # (2E,)
+    sample_points = (pts[None, :, :] + offsets[:, None, None] * nrm[None, :, :]).reshape(-1, 3)
+    sample_sdf = np.repeat(offsets, len(pts))
+    sample_rgb = None if rgb is None else np.tile(rgb, (len(offsets), 1))
+    n_free = 0
+    if free_points is not None and len(free_points):
+        free_points = np.asarray(free_points, dtype=np.float64).reshape(-1, 3)
+        free_sdf = np.asarray(free_sdf, dtype=np.float64).reshape(-1)
+        n_free = len(free_points)
+        sample_points = np.concatenate([sample_points, free_points])
+        sample_sdf = np.concatenate([sample_sdf, free_sdf])
+        if sample_rgb is not None:
+            # Free-space samples have no colour of their own: give them their nearest point's.
+            _, near = cKDTree(pts).query(free_points)
+            sample_rgb = np.concatenate([sample_rgb, rgb[near]])
+    obs = Observation(
+        points=sample_points.astype(np.float32),
+        sdf=sample_sdf.astype(np.float32),
+        colours=None if sample_rgb is None else sample_rgb.astype(np.float32),
+        surface_points=pts.astype(np.float32),
+        surface_normals=nrm.astype(np.float32),
+        surface_colours=rgb,
+        normalization=normalization,
+        source=source,
+        kind="point_cloud",
+        extra={"etas": [float(e) for e in etas], "estimated_normals": normals is None, "n_free_space": n_free},
+    )
+    return obs.validate()
+
+
+def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``(points (N, 3), normals (N, 3) | None, colours (N, 3) | None)`` from a cloud file.
+
+    Formats: PLY (vertex ``x y z`` [``nx ny nz``] [``red green blue``]), XYZ / TXT / PTS
+    (3, 6 or 9 whitespace-separated columns: xyz, normals, colours), NPY ((N, 3), (N, 6) or
+    (N, 9) in that column order), NPZ (``points`` [``normals``] [``colours``]).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ObservationError(f"{path}: no such point cloud file. Check the path.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            with np.load(path) as data:
+                if "points" not in data.files:
+                    raise ObservationError(f"{path}: no 'points' array (keys: {data.files}). Save the cloud as points=(N, 3).")
+                pts = data["points"]
+                nrm = data["normals"] if "normals" in data.files else None
+                rgb = data["colours"] if "colours" in data.files else (data["colors"] if "colors" in data.files else None)
+            return np.asarray(pts, np.float64), _maybe(nrm), _maybe(rgb)
+        if suffix == ".ply":
+            return _read_ply_cloud(path)
+        table = np.load(path) if suffix == ".npy" else np.loadtxt(path, ndmin=2, comments=("#", "//"))
+    except ObservationError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ObservationError(f"{path}: cannot read it as a point cloud ({exc}).") from exc
+    table = np.asarray(table, dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] not in (3, 6, 7, 9, 10):
+        raise ObservationError(
+            f"{path}: a point table needs 3 (xyz), 6 (xyz + normals) or 9 (xyz + normals + rgb) columns, got shape {table.shape}."
+        )
+    normals = table[:, 3:6] if table.shape[1] >= 6 else None
+    colours = table[:, 6:9] if table.shape[1] >= 9 else None
+    return table[:, :3], normals, colours
+
+
+def _maybe(value: Any) -> np.ndarray | None:
+    return None if value is None else np.asarray(value, np.float64)
+
+
+def _read_ply_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    import trimesh
+
+    loaded = trimesh.load(str(path), process=False)
+    raw = (getattr(loaded, "metadata", {}) or {}).get("_ply_raw", {})
+    vertex = raw.get("vertex", {}).get("data") if isinstance(raw, dict) else None
+    points = np.asarray(loaded.vertices, dtype=np.float64)
+    normals = colours = None
+    columns: dict[str, np.ndarray] = {}
+    if isinstance(vertex, dict):  # ASCII PLY: one (N, 1) array per property
+        columns = {k: np.asarray(v).reshape(-1) for k, v in vertex.items()}
+    elif vertex is not None and getattr(vertex, "dtype", None) is not None and vertex.dtype.names:
+        columns = {k: np.asarray(vertex[k]).reshape(-1) for k in vertex.dtype.names}
+    if all(n in columns for n in ("nx", "ny", "nz")):
+        normals = np.stack([columns[n] for n in ("nx", "ny", "nz")], axis=1).astype(np.float64)
+    if all(n in columns for n in ("red", "green", "blue")):
+        colours = np.stack([columns[n] for n in ("red", "green", "blue")], axis=1).astype(np.float64)
+    if colours is None:
+        vc = getattr(getattr(loaded, "visual", None), "vertex_colors", None)
+        if vc is None:
+            vc = getattr(loaded, "colors", None)
+        if vc is not None and len(vc) == len(points) and np.ptp(np.asarray(vc)[:, :3]) > 0:
+            colours = np.asarray(vc, np.float64)[:, :3]
+    return points, normals, colours
+
+
+def from_point_cloud_file(path: str | Path, etas: tuple[float, ...] = DEFAULT_ETAS, k_normals: int = 16) -> Observation:
+    """:func:`from_point_cloud` on a PLY / XYZ / TXT / NPY / NPZ file (see :func:`read_point_cloud`)."""
+    points, normals, colours = read_point_cloud(path)
+    return from_point_cloud(points, normals, colours, etas=etas, source=str(path), k_normals=k_normals)
+
+
+# --------------------------------------------------------------------------- scans
+
+
+def from_scan(
+    mesh_path: str | Path,
+    direction: tuple[float, float, float] | np.ndarray = (0.0, 0.0, 1.0),
+    resolution: int = 128,
+    etas: tuple[float, ...] = DEFAULT_ETAS,
+    free_space_per_ray: int = 2,
+    seed: int = 0,
+    up: tuple[float, float, float] | None = None,
+) -> Observation:
+    """Observation of a single-view depth scan of a mesh (shape completion from one side).
+
+    The mesh is normalised into the unit sphere, scanned by :func:`core.tto.scan.depth_scan`
+    from the camera at ``direction`` (on the unit sphere, looking at the origin), the depth
+    map back-projected to points with normals facing the camera, stepped along the normals
+    (:func:`from_point_cloud`), and free-space samples along the rays in front of the
+    surface added as positive samples. The observation keeps the *mesh's* normalisation, so
+    its reconstruction compares directly with the full shape.
+    """
+    from core.mesh_io import load_mesh
+    from core.normalization import normalize_mesh
+    from core.tto.scan import depth_scan, free_space_samples
+
+    try:
+        mesh = load_mesh(mesh_path)
+    except ExplorerError as exc:
+        raise ObservationError(f"{mesh_path}: cannot scan it: {exc}") from exc
+    mesh, normalization = normalize_mesh(mesh)
+    scan = depth_scan(mesh.vertices, mesh.faces, direction=direction, resolution=resolution, up=up)
+    if len(scan.points) < 3:
+        raise ObservationError(
+            f"{mesh_path}: the scan from direction {tuple(np.round(scan.direction, 3))} sees {len(scan.points)} surface points. "
+            "Raise --scan-resolution or pick another direction."
+        )
+    colours = mesh.colours_at(scan.face_index, scan.barycentric)
+    rng = np.random.default_rng(seed)
+    free_points, free_sdf = free_space_samples(scan, per_ray=free_space_per_ray, rng=rng)
+    obs = from_point_cloud(
+        scan.points,
+        scan.normals,
+        colours,
+        etas=etas,
+        normalization=None,
+        source=f"{mesh_path} (scan from {tuple(np.round(scan.direction, 3))})",
+        free_points=free_points,
+        free_sdf=free_sdf,
+    )
+    obs.normalization = normalization
+    obs.kind = "scan"
+    obs.extra.update(camera=scan.camera.tolist(), direction=scan.direction.tolist(), resolution=int(resolution))
+    return obs
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def load_observation(
+    path: str | Path,
+    n_samples: int = 100_000,
+    etas: tuple[float, ...] = DEFAULT_ETAS,
+    scan_direction: tuple[float, float, float] | None = None,
+    seed: int = 0,
+) -> Observation:
+    """Observation from any supported file, by its content.
+
+    * ``.npz`` with ``pos`` / ``neg``: a sample file; with ``points``: a point cloud;
+    * ``.xyz`` / ``.txt`` / ``.pts`` / ``.npy``: a point cloud;
+    * ``.ply``: a mesh when it has faces, else a point cloud;
+    * other mesh formats: the mesh (or, with ``scan_direction``, a single-view scan of it).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ObservationError(f"{path}: no such file. Check the path given to --input.")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return from_npz(path)
+    if suffix in POINT_CLOUD_SUFFIXES:
+        return from_point_cloud_file(path, etas=etas)
+    if suffix == ".ply" and not _ply_has_faces(path):
+        return from_point_cloud_file(path, etas=etas)
+    if suffix in MESH_SUFFIXES:
+        if scan_direction is not None:
+            return from_scan(path, direction=scan_direction, etas=etas, seed=seed)
+        return from_mesh(path, n_samples=n_samples, seed=seed)
+    raise ObservationError(
+        f"{path}: unknown input type '{suffix}'. Give a mesh ({', '.join(MESH_SUFFIXES)}), a sample file (.npz) "
+        f"or a point cloud ({', '.join(POINT_CLOUD_SUFFIXES)}, .ply, .npz)."
+    )
+
+
+def _ply_has_faces(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(4096).split(b"end_header")[0].decode("ascii", "replace")
+    except OSError:
+        return True
+    for line in header.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "element" and parts[1] == "face":
+            return int(parts[2]) > 0
+    return False

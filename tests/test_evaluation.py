@@ -1,0 +1,101 @@
+"""Data set split listing, thin masks, summary tables (no model), and evaluate end to end."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import trimesh
+
+from core.errors import DataSetError
+from core.evaluation import (
+    EvalSettings,
+    approximate_thin_mask,
+    class_table_markdown,
+    comparison_markdown,
+    list_split,
+    summarise,
+    write_results,
+)
+from core.tto.config import TTOConfig
+
+
+def _rod_and_plate():
+    rod = trimesh.creation.cylinder(radius=0.01, height=0.8, sections=24)
+    rod.apply_translation([0.5, 0.0, 0.0])
+    block = trimesh.creation.box(extents=(0.6, 0.6, 0.6))
+    return trimesh.util.concatenate([rod, block])
+
+
+def test_approximate_thin_mask_finds_the_rod():
+    mesh = _rod_and_plate()
+    points, face = trimesh.sample.sample_surface_even(mesh, 6000, seed=1)
+    normals = mesh.face_normals[face]
+    mask = approximate_thin_mask(points, normals)
+    on_rod = points[:, 0] > 0.45
+    assert mask[on_rod].mean() > 0.8
+    assert mask[~on_rod].mean() < 0.05
+
+
+def test_approximate_mask_agrees_with_thickness_module():
+    from core.thickness import thin_mask
+
+    mesh = _rod_and_plate()
+    points, face = trimesh.sample.sample_surface_even(mesh, 3000, seed=2)
+    normals = mesh.face_normals[face]
+    exact = thin_mask(mesh.vertices, mesh.faces, points, normals)
+    approx = approximate_thin_mask(points, normals)
+    assert np.mean(exact == approx) > 0.9
+
+
+def _manifest(tmp_path, records, split_file=None):
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "name": "d", "classes": [], "shapes": records}))
+    if split_file is not None:
+        (tmp_path / "splits").mkdir()
+        (tmp_path / "splits" / "test.json").write_text(json.dumps(split_file))
+
+
+def test_list_split_uses_split_file_and_limit(tmp_path):
+    recs = [{"id": f"s{i}", "class_name": c, "source": None, "text": None, "split": "train",
+             "file": f"SdfSamples/d/{c}/s{i}.npz", "stats": {}} for i, c in enumerate(["a", "a", "a", "b"])]
+    _manifest(tmp_path, recs, {"d": {"a": ["s0", "s1", "s2"], "b": ["s3"]}})
+    shapes = list_split(tmp_path, "test", limit=2)
+    assert [(s.class_name, s.id) for s in shapes] == [("a", "s0"), ("a", "s1"), ("b", "s3")]
+    assert [s.id for s in list_split(tmp_path, "test", classes=["b"])] == ["s3"]
+    with pytest.raises(DataSetError, match="no shapes in split 'train'"):
+        list_split(_empty(tmp_path), "train")
+
+
+def _empty(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"format": 1, "shapes": []}))
+    return folder
+
+
+def test_list_split_without_manifest(tmp_path):
+    with pytest.raises(DataSetError, match="no manifest.json"):
+        list_split(tmp_path)
+
+
+def test_summary_tables(tmp_path):
+    rows = [
+        {"id": "1", "class": "a", "losses": "baseline", "chamfer_x1e3": 1.0, "fscore_1pct": 0.5, "fscore_2pct": 0.8,
+         "thin_fscore_1pct": 0.2, "normal_consistency": 0.9, "seconds": 2.0, "class_correct": True},
+        {"id": "2", "class": "a", "losses": "baseline", "chamfer_x1e3": 3.0, "fscore_1pct": 0.7, "fscore_2pct": 0.9,
+         "normal_consistency": 0.8, "seconds": 4.0, "class_correct": False},
+        {"id": "3", "class": "b", "losses": "baseline", "error": "broken", "chamfer_x1e3": math.nan},
+    ]
+    summary = summarise(rows)
+    assert summary["a"]["CD×10³ mean"] == pytest.approx(2.0)
+    assert summary["a"]["F@1 %"] == pytest.approx(60.0)
+    assert summary["a"]["class accuracy %"] == pytest.approx(50.0)
+    assert summary["b"]["n_failed"] == 1 and math.isnan(summary["b"]["CD×10³ mean"])
+    table = class_table_markdown(summary)
+    assert table.count("\n") == 5 and "| **all** | 3 |" in table
+    assert "| baseline | 3 |" in comparison_markdown({"baseline": summary})
+    write_results(tmp_path, rows, TTOConfig(), EvalSettings())
+    assert (tmp_path / "results.csv").read_text().splitlines()[0].startswith("id,class,losses")
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["rows"][2]["chamfer_x1e3"] is None
