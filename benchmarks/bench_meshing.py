@@ -1,7 +1,7 @@
 """Meshing benchmark: dense vs coarse-to-fine grids, scikit-image vs torch marching cubes.
 
-A 6 x 128 weight-normed ReLU MLP (DeepSDF layout: latent code concatenated to xyz, outputs
-tanh sdf + sigmoid rgb) is trained for a few hundred steps on an analytic sphere + thin rod
+The project's ``default`` preset decoder (6 x 128, weight norm, Fourier features, colour head)
+is trained for a few hundred steps on an analytic sphere + thin rod
 so that the surface it meshes is realistic; then, at each resolution, in one process:
 
 * network evaluations dense vs coarse-to-fine (and the ratio),
@@ -31,25 +31,6 @@ from core.meshing.grid import evaluate_coarse_to_fine, evaluate_dense, resolve_d
 from core.meshing.marching_cubes import marching_cubes_skimage, marching_cubes_torch  # noqa: E402
 
 
-class TinyDecoder(torch.nn.Module):
-    """6 hidden layers of 128, weight norm, ReLU; input [code, xyz]; output sdf (tanh), rgb."""
-
-    def __init__(self, code_dim: int = 64, width: int = 128, depth: int = 6):
-        super().__init__()
-        wn = torch.nn.utils.parametrizations.weight_norm
-        dims = [code_dim + 3] + [width] * depth
-        self.layers = torch.nn.ModuleList(wn(torch.nn.Linear(a, b)) for a, b in zip(dims[:-1], dims[1:]))
-        self.head = torch.nn.Linear(width, 4)
-        self.code = torch.nn.Parameter(torch.randn(code_dim) * 0.01, requires_grad=False)
-
-    def forward(self, xyz: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.code.expand(xyz.shape[0], -1), xyz], 1)
-        for layer in self.layers:
-            x = torch.relu(layer(x))
-        out = self.head(x)
-        return torch.cat([torch.tanh(out[:, :1]), torch.sigmoid(out[:, 1:])], 1)
-
-
 def target_sdf(p: torch.Tensor) -> torch.Tensor:
     sphere = (p - torch.tensor([0.25, 0.0, 0.0], device=p.device)).norm(dim=-1) - 0.45
     q = p - torch.tensor([0.0, 0.02, -0.01], device=p.device)
@@ -58,11 +39,17 @@ def target_sdf(p: torch.Tensor) -> torch.Tensor:
     return torch.minimum(sphere, rod)
 
 
-def train(model: TinyDecoder, steps: int, batch: int, device: torch.device) -> float:
-    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+def fit_default_preset(steps: int, batch: int, device: torch.device):
+    """The real ``default`` preset decoder, fitted for a few hundred steps to the analytic target
+    (its latent and colour code fixed), so the surface it meshes has a realistic narrow band."""
+    from core.model import untrained_model
+
+    model = untrained_model("default", device)
+    code, colour, cond = model.shape_codes[0], model.colour_codes[0], model.condition("a")
+    opt = torch.optim.Adam(model.decoder.parameters(), lr=1e-3)
     g = torch.Generator(device="cpu").manual_seed(0)
+    loss = torch.zeros(())
     for _ in range(steps):
-        # DeepSDF-like samples: most near the surface, some uniform.
         u = torch.rand(batch // 4, 3, generator=g) * 2 - 1
         s = torch.rand(batch, 3, generator=g) * 2 - 1
         with torch.no_grad():
@@ -70,13 +57,13 @@ def train(model: TinyDecoder, steps: int, batch: int, device: torch.device) -> f
             grad = torch.func.vmap(torch.func.grad(lambda x: target_sdf(x[None])[0]))(s)
         near = s - sd[:, None] * grad + torch.randn(batch, 3, generator=g) * 0.02
         pts = torch.cat([u, near]).clamp(-1, 1).to(device)
-        gt = target_sdf(pts).clamp(-0.1, 0.1)
-        out = model(pts)
-        loss = (out[:, 0] - gt).abs().mean() + 0.1 * (out[:, 1:] - (pts + 1) / 2).abs().mean()
+        sdf, rgb = model.decode(pts, code, colour, cond)
+        loss = (sdf - target_sdf(pts).clamp(-0.1, 0.1)).abs().mean() + 0.1 * (rgb - (pts + 1) / 2).abs().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return float(loss.detach())
+    model.decoder.eval()
+    return model, model.sdf_fn(code, cond), model.colour_fn(code, colour, cond), float(loss.detach())
 
 
 def vertex_chamfer_voxels(a: np.ndarray, b: np.ndarray, h: float) -> float:
@@ -101,24 +88,17 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--train-steps", type=int, default=300)
     ap.add_argument("--band-factor", type=float, default=1.5)
-    ap.add_argument("--max-batch", type=int, default=65536)
+    ap.add_argument("--max-batch", type=int, default=None, help="points per network call (default: per device)")
     ap.add_argument("--device", default=None)
     args = ap.parse_args()
 
     device = resolve_device(args.device)
     torch.manual_seed(0)
-    model = TinyDecoder().to(device)
     t0 = time.perf_counter()
-    loss = train(model, args.train_steps, 4096, device)
-    model.eval()
-    print(f"device {device}, torch threads {torch.get_num_threads()}; trained 6x128 MLP "
+    model, sdf_fn, colour_fn, loss = fit_default_preset(args.train_steps, 4096, device)
+    print(f"device {device}, torch threads {torch.get_num_threads()}; default preset "
+          f"({sum(p.numel() for p in model.decoder.parameters()):,} parameters) fitted "
           f"{args.train_steps} steps in {time.perf_counter() - t0:.1f} s (loss {loss:.4f})")
-
-    def sdf_fn(p):
-        return model(p)[:, 0]
-
-    def colour_fn(p):
-        return model(p)[:, 1:]
 
     kw = dict(device=device, max_batch=args.max_batch)
     print(f"{'res':>4} {'dense evals':>12} {'c2f evals':>10} {'ratio':>7} {'chamfer(vox)':>12} "

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from core.meshing.grid import (
+    default_max_batch,
     GridResult,
     SdfFn,
     evaluate_coarse_to_fine,
@@ -88,7 +89,7 @@ def mesh_from_grid(
     sdf_fn: SdfFn | None = None,
     colour_fn: ColourFn | None = None,
     mc_backend: str = "auto",
-    max_batch: int = 65536,
+    max_batch: int | None = None,
     level: float = 0.0,
 ) -> MeshArrays:
     """Marching cubes on a sampled grid, then normals and colours at the vertices.
@@ -100,6 +101,7 @@ def mesh_from_grid(
     stats = dict(grid.stats)
     values = grid.values
     device = values.device
+    max_batch = max_batch or default_max_batch(device)
     with_colours = colour_fn is not None
     if not bool(((values < level).any() & (values >= level).any()).item()):
         reason = "no zero crossing: the SDF is " + ("negative" if bool((values < level).all()) else "positive") + " everywhere on the grid"
@@ -157,7 +159,7 @@ def extract_mesh(
     device: str | torch.device | None = None,
     *,
     mc_backend: str = "auto",
-    max_batch: int = 65536,
+    max_batch: int | None = None,
     coarse_resolution: int = 17,
     band_factor: float = 1.5,
     level: float = 0.0,
@@ -183,6 +185,7 @@ def extract_mesh(
     """
     t_start = time.perf_counter()
     device = resolve_device(device)
+    max_batch = max_batch or default_max_batch(device)
     if method == "coarse_to_fine":
         grid = evaluate_coarse_to_fine(sdf_fn, resolution, device, max_batch, coarse_resolution, band_factor)
     elif method == "dense":

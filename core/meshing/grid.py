@@ -69,14 +69,21 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+def default_max_batch(device: torch.device) -> int:
+    """Points per network call: small on CPU, where a 4-8k batch stays in cache (6 x 128 MLP:
+    0.59 M points/s at 4096 vs 0.26 M at 65536 on 2 cores), large on CUDA to fill the GPU."""
+    return 262144 if device.type == "cuda" else 8192
+
+
 def grid_spacing(resolution: int) -> float:
     if resolution < 2:
         raise ValueError(f"grid resolution must be at least 2 samples per side, got {resolution}")
     return (GRID_MAX - GRID_MIN) / (resolution - 1)
 
 
-def evaluate_points(sdf_fn: SdfFn, points: torch.Tensor, max_batch: int = 65536) -> torch.Tensor:
+def evaluate_points(sdf_fn: SdfFn, points: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
     """``sdf_fn`` on (N, 3) points in batches of ``max_batch``, without autograd -> (N,) float32."""
+    max_batch = max_batch or default_max_batch(points.device)
     out = torch.empty(points.shape[0], dtype=torch.float32, device=points.device)
     with torch.no_grad():
         for start in range(0, points.shape[0], max_batch):
@@ -91,13 +98,14 @@ def _index_to_points(idx: torch.Tensor, h: float) -> torch.Tensor:
 
 
 def evaluate_dense(
-    sdf_fn: SdfFn, resolution: int = 128, device: str | torch.device | None = None, max_batch: int = 65536
+    sdf_fn: SdfFn, resolution: int = 128, device: str | torch.device | None = None, max_batch: int | None = None
 ) -> GridResult:
     """Reference: evaluate every one of the R^3 grid points (DeepSDF ``create_mesh``).
 
     Coordinates are generated per batch, so memory is the (R, R, R) output plus one batch.
     """
     device = resolve_device(device)
+    max_batch = max_batch or default_max_batch(device)
     h = grid_spacing(resolution)
     t0 = time.perf_counter()
     n = resolution**3
@@ -175,7 +183,7 @@ def evaluate_coarse_to_fine(
     sdf_fn: SdfFn,
     resolution: int = 128,
     device: str | torch.device | None = None,
-    max_batch: int = 65536,
+    max_batch: int | None = None,
     coarse_resolution: int = 17,
     band_factor: float = 1.5,
 ) -> GridResult:
@@ -200,6 +208,7 @@ def evaluate_coarse_to_fine(
     ``n_dense`` (R^3), ``ratio``, ``levels`` (per level: stride, points, evaluated, refined cells).
     """
     device = resolve_device(device)
+    max_batch = max_batch or default_max_batch(device)
     h = grid_spacing(resolution)
     t0 = time.perf_counter()
     strides = _strides(resolution, coarse_resolution)
