@@ -84,6 +84,9 @@ class EvalSettings:
     """Infer the class by TTO instead of using the manifest's label (also reports class accuracy)."""
     use_trained_codes: bool = False
     """Training shapes: use the checkpoint's codes, no optimisation."""
+    class_as_text: bool = False
+    """Condition on the class name as a free text prompt (text-conditioned models): the zero-shot
+    setting for classes the model never saw. Models without conditioning ignore the class."""
     seed: int = 0
     save_meshes: bool = False
     """Write each reconstruction to ``<out>/meshes/<class>/<id>.ply``."""
@@ -234,7 +237,9 @@ def evaluate_split(
                 result = TTOResult(code, colour, shape.class_name, config=config)
             else:
                 obs = from_npz(shape.file)
-                result = fit(model, obs, config, class_name=None if settings.infer_class else shape.class_name,
+                text = shape.class_name if settings.class_as_text and model.condition() is not None else None
+                class_name = None if (settings.infer_class or settings.class_as_text) else shape.class_name
+                result = fit(model, obs, config, class_name=class_name, text=text,
                              seed=settings.seed, cancel=cancel, every=max(1, config.iterations))
                 if result.cancelled:
                     break

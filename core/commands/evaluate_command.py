@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=128, help="marching-cubes grid resolution")
     parser.add_argument("--eval-points", type=int, default=30_000, help="points sampled on each reconstruction")
     parser.add_argument("--infer-class", action="store_true", help="infer each shape's class (reports class accuracy)")
+    parser.add_argument("--class-as-text", action="store_true",
+                        help="text models: condition on the class name as a free prompt (zero-shot for unseen classes)")
     parser.add_argument("--use-trained-codes", action="store_true",
                         help="training split: use the checkpoint's codes instead of fitting")
     parser.add_argument("--save-meshes", action="store_true", help="write every reconstruction under OUT/meshes/")
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     except (ExplorerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = EvalSettings(resolution=args.resolution, n_eval_points=args.eval_points, infer_class=args.infer_class,
+    settings = EvalSettings(resolution=args.resolution, n_eval_points=args.eval_points, infer_class=args.infer_class, class_as_text=args.class_as_text,
                             use_trained_codes=args.use_trained_codes, seed=args.seed, save_meshes=args.save_meshes,
                             device=args.device)
 

@@ -1,0 +1,93 @@
+"""Run every benchmark and write their output to docs/benchmarks.md (with the machine and commands).
+
+    python benchmarks/run_all.py            # the full set (about 10 minutes on a 2-core CPU)
+    python benchmarks/run_all.py --quick    # smaller sizes, a smoke run (about 2 minutes)
+
+Each benchmark prints ratios against a baseline measured in the same process (dense grid,
+plain DeepSDF TTO, the paper preset, mesh-to-sdf, ...), so results compare across machines.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# name -> (full arguments, quick arguments)
+BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
+    "bench_meshing.py": (["--resolutions", "64", "128", "256", "--dense-max", "256"],
+                         ["--resolutions", "64", "128", "--repeats", "3", "--train-steps", "100"]),
+    "bench_tto.py": ([], ["--iterations", "20", "--presets", "default"]),
+    "bench_training.py": ([], ["--quick"]),
+    "bench_sdf_backends.py": ([], ["--n-winding", "50000", "--n-mesh-to-sdf", "5000", "--scan-count", "20"]),
+    "bench_viewer.py": ([], ["--quick"]),
+}
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"GPU: {gpu}, Python {platform.python_version()}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    ap.add_argument("--only", nargs="*", default=None, help="run only these scripts")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = ap.parse_args()
+
+    sections = []
+    failed = []
+    for name, (full, quick) in BENCHMARKS.items():
+        if args.only and name not in args.only and name.removesuffix(".py") not in args.only:
+            continue
+        script = ROOT / "benchmarks" / name
+        if not script.exists():
+            continue
+        argv = quick if args.quick else full
+        command = f"python benchmarks/{name} {' '.join(argv)}".strip()
+        print(f"== {command}", flush=True)
+        t0 = time.perf_counter()
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        proc = subprocess.run([sys.executable, str(script), *argv], cwd=ROOT, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        output = proc.stdout.strip()
+        print(output, flush=True)
+        if proc.returncode != 0:
+            failed.append(name)
+            output += f"\n\n(exit code {proc.returncode})\n" + proc.stderr.strip()[-3000:]
+            print(proc.stderr[-3000:], file=sys.stderr)
+        sections.append(f"## {name}\n\n`{command}` ({seconds:.0f} s)\n\n```\n{output}\n```\n")
+
+    header = (f"# Benchmarks\n\nLast run {dt.date.today().isoformat()} with `python benchmarks/run_all.py"
+              f"{' --quick' if args.quick else ''}` on: {machine()}.\n\n"
+              "Every benchmark prints ratios against a baseline measured in the same process, so the ratios "
+              "(not the absolute times) compare across machines. See docs/benchmarks_notes.md for the reading.\n\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    from core.io_utils import atomic_write
+
+    atomic_write(args.out, lambda h: h.write((header + "\n".join(sections)).encode("utf-8")))
+    print(f"wrote {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

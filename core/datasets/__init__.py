@@ -1,0 +1,1 @@
+"""Data sources: the built-in procedural set, folders of meshes, Objaverse."""
