@@ -1,6 +1,7 @@
 """DeepSDF Explorer entry point: the viewer by default, subcommands for the pipeline.
 
     python main.py                      open the viewer on the bundled demo model
+    python main.py view CKPT [--screenshot OUT.png]   the viewer on a checkpoint (headless render)
     python main.py preprocess ...       meshes → DeepSDF samples with colours
     python main.py train ...            train a (class-conditioned, coloured) auto-decoder
     python main.py reconstruct ...      fit a new shape (mesh, points, scan, samples) by TTO
@@ -20,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("core.commands.train_command", "train the auto-decoder on a data set folder"),
     "reconstruct": ("core.commands.reconstruct_command", "fit codes to a new observation (test-time optimisation)"),
     "evaluate": ("core.commands.evaluate_command", "reconstruct held-out shapes and report metrics"),
+    "view": ("viewer.view_command", "open the viewer (default command); --screenshot renders headless"),
 }
 
 

@@ -1,0 +1,1 @@
+"""One dock panel per module; each edits :class:`viewer.state.ViewerState` and observes it."""

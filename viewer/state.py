@@ -1,0 +1,159 @@
+"""The viewer's state: the loaded model, the current codes, display options, and undo/redo.
+
+Panels never talk to each other; they change this object and listen to its signals.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+from PySide6.QtCore import QObject, Signal
+
+from core.model import TrainedModel
+
+__all__ = ["CodeSelection", "DisplayOptions", "ViewerState"]
+
+
+@dataclass(frozen=True)
+class CodeSelection:
+    """What to decode: shape code, colour code, class condition, and a human label."""
+
+    shape_code: torch.Tensor
+    colour_code: torch.Tensor | None
+    condition: torch.Tensor | None
+    label: str = ""
+    class_name: str | None = None
+    decoder_override: dict | None = None  # fine-tuned decoder weights of a TTO result
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "class_name": self.class_name,
+                "shape_code": self.shape_code.tolist(),
+                "colour_code": None if self.colour_code is None else self.colour_code.tolist(),
+                "condition": None if self.condition is None else self.condition.tolist()}
+
+    @classmethod
+    def from_json(cls, data: dict, model: TrainedModel) -> "CodeSelection":
+        """Codes saved by :meth:`to_json`; sizes are checked against ``model``."""
+        shape = torch.tensor(data["shape_code"], dtype=torch.float32)
+        if shape.shape != model.shape_codes.shape[1:]:
+            raise ValueError(f"shape code has {tuple(shape.shape)} values; this model needs {tuple(model.shape_codes.shape[1:])}")
+        colour = data.get("colour_code")
+        colour_t = None if colour is None or model.colour_codes is None else torch.tensor(colour, dtype=torch.float32)
+        if colour_t is not None and colour_t.shape != model.colour_codes.shape[1:]:
+            raise ValueError(f"colour code has {tuple(colour_t.shape)} values; this model needs {tuple(model.colour_codes.shape[1:])}")
+        cond = data.get("condition")
+        cond_t = None if cond is None else torch.tensor(cond, dtype=torch.float32)
+        expected = model.condition()
+        if (cond_t is None) != (expected is None) or (cond_t is not None and cond_t.shape != expected.shape):
+            cond_t = model.condition(data.get("class_name")) if data.get("class_name") in model.class_names else expected
+        return cls(shape, colour_t, cond_t, data.get("label", "from file"), data.get("class_name"))
+
+
+@dataclass
+class DisplayOptions:
+    colour: bool = True
+    wireframe: bool = False
+    dark_background: bool = False
+    show_scan: bool = True
+    slice_enabled: bool = False
+    slice_axis: int = 2
+    slice_position: float = 0.0
+    preview_resolution: int = 48
+    full_resolution: int = 128
+
+
+@dataclass
+class _History:
+    undo: list[CodeSelection] = field(default_factory=list)
+    redo: list[CodeSelection] = field(default_factory=list)
+
+
+class ViewerState(QObject):
+    """Observable state. Signals carry no payload: observers read the attributes."""
+
+    model_changed = Signal()
+    selection_changed = Signal(bool)  # True while interacting (preview), False for a final edit
+    display_changed = Signal()
+    history_changed = Signal()
+    status = Signal(str)
+
+    UNDO_LIMIT = 200
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: TrainedModel | None = None
+        self.selection: CodeSelection | None = None
+        self.display = DisplayOptions()
+        self._history = _History()
+
+    # -- model ---------------------------------------------------------------------------------
+    def set_model(self, model: TrainedModel) -> None:
+        self.model = model
+        self._history = _History()
+        first = model.class_names[0] if model.class_names else None
+        idx = model.codes_of_class(first) if first else [0]
+        self.selection = self.training_code(idx[0] if idx else 0)
+        self.model_changed.emit()
+        self.history_changed.emit()
+        self.selection_changed.emit(False)
+
+    def training_code(self, index: int) -> CodeSelection:
+        m = self.model
+        cls = m.shape_classes[index]
+        return CodeSelection(m.shape_codes[index].cpu(), None if m.colour_codes is None else m.colour_codes[index].cpu(),
+                             _cpu(m.condition(cls)), f"{cls}/{m.shape_ids[index]}", cls)
+
+    # -- codes ---------------------------------------------------------------------------------
+    def select(self, selection: CodeSelection, interactive: bool = False, record: bool = True) -> None:
+        """Show ``selection``. Interactive edits (drags) are previews and join one undo step."""
+        if record and self.selection is not None and not interactive:
+            self._history.undo.append(self.selection)
+            del self._history.undo[: -self.UNDO_LIMIT]
+            self._history.redo.clear()
+            self.history_changed.emit()
+        elif record and interactive and not getattr(self, "_drag_started", False) and self.selection is not None:
+            self._history.undo.append(self.selection)
+            self._history.redo.clear()
+            self._drag_started = True
+            self.history_changed.emit()
+        if not interactive:
+            self._drag_started = False
+        self.selection = selection
+        self.selection_changed.emit(interactive)
+
+    def finish_interaction(self) -> None:
+        """The drag ended: refine the current selection at full resolution."""
+        self._drag_started = False
+        if self.selection is not None:
+            self.selection_changed.emit(False)
+
+    def can_undo(self) -> bool:
+        return bool(self._history.undo)
+
+    def can_redo(self) -> bool:
+        return bool(self._history.redo)
+
+    def undo(self) -> None:
+        if not self._history.undo:
+            return
+        self._history.redo.append(self.selection)
+        self.selection = self._history.undo.pop()
+        self.history_changed.emit()
+        self.selection_changed.emit(False)
+
+    def redo(self) -> None:
+        if not self._history.redo:
+            return
+        self._history.undo.append(self.selection)
+        self.selection = self._history.redo.pop()
+        self.history_changed.emit()
+        self.selection_changed.emit(False)
+
+    # -- display -------------------------------------------------------------------------------
+    def set_display(self, **changes) -> None:
+        self.display = replace(self.display, **changes)
+        self.display_changed.emit()
+
+
+def _cpu(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach().cpu()
