@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= data/synthetic
 
-.PHONY: setup run test test-slow bench data clean
+.PHONY: setup run test test-slow bench data demo clean
 
 setup: $(VENV)/.installed
 
@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 
 # The main job: the viewer on the bundled demo model; headless it writes screenshots.
 run: setup
-	bash scripts/with_display.sh $(PY) main.py preprocess --source synthetic --out $(DATA)
+	bash scripts/run_main.sh
 
 test: setup
 	bash scripts/with_display.sh $(PY) -m pytest -q
@@ -22,7 +22,13 @@ test-slow: setup
 	bash scripts/with_display.sh $(PY) -m pytest -q -m slow
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	bash scripts/with_display.sh $(PY) benchmarks/run_all.py
+
+data: setup
+	$(PY) main.py preprocess --source synthetic --out $(DATA) --workers 2
+
+demo: setup
+	bash scripts/make_demo.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

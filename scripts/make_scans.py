@@ -1,0 +1,68 @@
+"""Write the sample scans of resources/scans/: thin-structure objects that are not in training.
+
+Each comes as the full mesh (GLB, coloured) and as a single-view partial depth scan of it (an
+``.npz`` in DeepSDF's sample format with the scan's surface points, and a ``.ply`` point cloud
+with normals and colours). The shapes are the procedural generator's index 900+, which the
+built-in data set (indices 0-19) never contains.
+
+    python scripts/make_scans.py
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.datasets.synthetic import build_shape  # noqa: E402
+from core.io_utils import atomic_save_npz, atomic_write_bytes  # noqa: E402
+from core.tto import from_scan  # noqa: E402
+
+SCANS = {"chair_thin": ("chair", 901), "lamp_arm": ("lamp", 903), "table_thin": ("table", 900)}
+OUT = ROOT / "resources" / "scans"
+
+
+def _ply(points: np.ndarray, normals: np.ndarray, colours: np.ndarray | None) -> bytes:
+    """Binary PLY point cloud with normals (and colours): the point-cloud input of TTO."""
+    n = len(points)
+    fields = [("x", "f4"), ("y", "f4"), ("z", "f4"), ("nx", "f4"), ("ny", "f4"), ("nz", "f4")]
+    if colours is not None:
+        fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+    rows = np.zeros(n, dtype=[(name, "<" + t) for name, t in fields])
+    for i, axis in enumerate("xyz"):
+        rows[axis] = points[:, i]
+        rows["n" + axis] = normals[:, i]
+    if colours is not None:
+        for i, c in enumerate(("red", "green", "blue")):
+            rows[c] = np.clip(np.rint(colours[:, i] * 255), 0, 255)
+    types = {"f4": "float", "u1": "uchar"}
+    header = "ply\nformat binary_little_endian 1.0\n" + f"element vertex {n}\n"
+    header += "".join(f"property {types[t]} {name}\n" for name, t in fields) + "end_header\n"
+    return header.encode("ascii") + rows.tobytes()
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, (cls, index) in SCANS.items():
+        scene, info = build_shape(cls, index, seed=0)
+        mesh_path = atomic_write_bytes(OUT / f"{name}.glb", scene.export(file_type="glb"))
+        obs = from_scan(mesh_path, direction=(0.6, 0.4, 0.7), resolution=160)
+        pos, neg = obs.sdf >= 0, obs.sdf < 0
+        arrays = {"pos": np.c_[obs.points[pos], obs.sdf[pos]].astype(np.float32),
+                  "neg": np.c_[obs.points[neg], obs.sdf[neg]].astype(np.float32),
+                  "surface_points": obs.surface_points.astype(np.float32),
+                  "surface_normals": obs.surface_normals.astype(np.float32)}
+        if obs.surface_colours is not None:
+            arrays["surface_rgb"] = obs.surface_colours.astype(np.float32)
+        if obs.normalization is not None:
+            arrays["offset"], arrays["scale"] = np.asarray(obs.normalization.offset), np.asarray(obs.normalization.scale)
+        atomic_save_npz(OUT / f"{name}_partial.npz", compressed=True, **arrays)
+        atomic_write_bytes(OUT / f"{name}_partial_points.ply", _ply(obs.surface_points, obs.surface_normals, obs.surface_colours))
+        print(f"{name}: {cls} #{index}, thin parts {info['thin_parts']}, scan {len(obs.surface_points)} points")
+
+
+if __name__ == "__main__":
+    main()
