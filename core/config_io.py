@@ -78,19 +78,24 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, int) and value in (0, 1):  # --set model.colour=0 parses as the number 0
+            return bool(value)
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"{where}: expected true or false, got {value!r}")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value  # exact, also beyond float precision
         try:
             as_float = float(value)
-        except ValueError as exc:
+            whole = int(as_float)  # NaN -> ValueError, infinity -> OverflowError
+        except (ValueError, OverflowError) as exc:
             raise ConfigError(f"{where}: expected an integer, got {value!r}") from exc
-        if as_float != int(as_float):
+        if as_float != whole:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return int(as_float)
+        return whole
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
@@ -107,6 +112,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     """Build dataclass ``cls`` from ``data``; unknown keys are an error (they are usually typos)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table of settings, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -122,6 +129,14 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML, JSON or YAML file into a dict (YAML needs PyYAML installed)."""
     path = Path(path)
+    data = _read_config_file(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the file holds a {type(data).__name__}, not a table of settings "
+                          "(e.g. [model] and [train] sections).")
+    return data
+
+
+def _read_config_file(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +130,8 @@ class SdfDataSet:
             path = self.data_dir / record["file"]
             try:
                 self.shapes.append(_read_shape(path, record, max_samples_per_shape, seed + i))
-            except (OSError, ValueError, KeyError, DataSetError) as exc:
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, DataSetError) as exc:
+                # truncated .npz: BadZipFile; empty file: EOFError; corrupt compressed member: zlib.error
                 log.warning("skipping %s: %s", path, exc)
                 self.skipped.append((str(path), str(exc)))
         if not self.shapes:

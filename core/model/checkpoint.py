@@ -57,7 +57,19 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError, io.UnsupportedOperation) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        if "Weights only load failed" in text:
+            # torch's first line invites a reload with weights_only=False; never pass that on.
+            detail = _weights_only_detail(text)
+            if "GLOBAL" in detail:
+                raise CheckpointError(
+                    f"{path}: refused: the file holds pickled Python objects, not only tensors and plain values "
+                    f"({detail[:200]}). Checkpoints are read with weights_only=True so that a file cannot run code; "
+                    "this one was not written by DeepSDF Explorer or was altered. Use a checkpoint written by `main.py train`."
+                ) from exc
+            reason = detail or "not a weights-only PyTorch file"
+        else:
+            reason = text.splitlines()[0] if text else type(exc).__name__
         raise CheckpointError(
             f"{path}: not a readable checkpoint ({reason[:200]}). The file is damaged or truncated, or not a "
             "PyTorch file at all; use another checkpoint (each run keeps checkpoints/epoch_*.pt)."
@@ -79,3 +91,16 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if missing:
         raise CheckpointError(f"{path}: checkpoint is missing {missing}; it is damaged. Use another checkpoint.")
     return data
+
+
+def _weights_only_detail(text: str) -> str:
+    """The informative line of torch's weights-only error (what it refused), without its advice."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line:
+            return line
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[-1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else "")
+    return ""

@@ -184,7 +184,9 @@ def load_trained_model(path: str | Path, device: str | torch.device | None = Non
     except (RuntimeError, KeyError) as exc:
         first = str(exc).strip().splitlines()
         raise CheckpointError(
-            f"{path}: the weights do not fit the configuration stored with them ({first[0][:160] if first else exc}"
+            f"{path}: the weights do not fit the model configuration stored with them (preset {model_cfg.preset!r}, "
+            f"{len(model_cfg.hidden_dims)} x {max(model_cfg.hidden_dims)} layers, code {model_cfg.code_size}: "
+            f"{first[0][:160] if first else exc}"
             f"{'; ' + first[1].strip()[:160] if len(first) > 1 else ''}). The file is damaged or was edited."
         ) from exc
     module.to(device)

@@ -1,6 +1,7 @@
 """The run config: model + training settings, as one typed object stored with every run."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,25 @@ class TrainConfig:
     classes: list[str] | None = None
     """Train on these classes only (None: all)."""
 
+    def __post_init__(self) -> None:
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise ConfigError(f"train.{what}")
+
+        need(self.epochs >= 1, f"epochs: {self.epochs} is not a positive number of epochs")
+        need(self.shapes_per_batch >= 1, f"shapes_per_batch: {self.shapes_per_batch} must be at least 1")
+        need(self.samples_per_shape >= 1, f"samples_per_shape: {self.samples_per_shape} must be at least 1")
+        for name in ("lr_decoder", "lr_codes", "code_reg", "colour_weight", "colour_band"):
+            value = getattr(self, name)
+            need(math.isfinite(value) and value >= 0, f"{name}: {value} must be a finite number >= 0")
+        need(math.isfinite(self.clamp) and self.clamp > 0, f"clamp: {self.clamp} must be a positive number")
+        need(math.isfinite(self.lr_factor) and self.lr_factor > 0, f"lr_factor: {self.lr_factor} must be positive")
+        for name in ("lr_interval", "checkpoint_every", "log_every"):
+            need(getattr(self, name) >= 1, f"{name}: {getattr(self, name)} must be at least 1")
+        need(self.code_reg_warmup >= 0 and self.threads >= 0, "code_reg_warmup and threads must be >= 0")
+        need(self.max_samples_per_shape is None or self.max_samples_per_shape >= 2,
+             f"max_samples_per_shape: {self.max_samples_per_shape} must be at least 2 (half inside, half outside)")
+
 
 @dataclass
 class RunConfig:
@@ -75,6 +95,9 @@ def build_run_config(preset: str = "default", file: Path | None = None, override
         unknown = sorted(set(loaded) - {"model", "train"})
         if unknown:
             raise ConfigError(f"{file}: unknown section(s) {unknown}; a run config has [model] and [train]")
+        for section in ("model", "train"):
+            if not isinstance(loaded.get(section, {}), dict):
+                raise ConfigError(f"{file}: [{section}] must be a table of settings, got {loaded[section]!r}")
         if "preset" in loaded.get("model", {}) and loaded["model"]["preset"] != preset:
             base["model"] = to_dict(preset_config(loaded["model"]["preset"]))
         for section in ("model", "train"):

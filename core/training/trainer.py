@@ -14,10 +14,14 @@ exactly, and ranks of a distributed run draw the very samples a single process w
 Distributed (``torchrun``): each rank takes every world-th shape of each global batch; the
 losses are normalised by the global counts and multiplied by the world size, so DDP's gradient
 average equals the single-process gradient. Codes stay dense and replicated (see
-:mod:`core.model.autodecoder`). Only rank 0 writes files.
+:mod:`core.model.autodecoder`). Only rank 0 writes files; the logged losses are summed over ranks.
+
+Cancelling (``cancel`` or Ctrl-C) saves the state of the last *completed* epoch, kept in memory
+at each epoch's end, never the half-updated weights of an interrupted one.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 
@@ -65,7 +69,10 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"train.device={name!r} but no CUDA device is available; use auto or cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"train.device={name!r} is not a device; use auto, cpu or cuda[:N]") from exc
 
 
 def _is_cancelled(cancel: Cancel) -> bool:
@@ -135,13 +142,17 @@ def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int,
     global_samples = global_shapes * t.samples_per_shape
     gt = batch["sdf"]
     sdf_loss = (sdf.clamp(-t.clamp, t.clamp) - gt.clamp(-t.clamp, t.clamp)).abs().sum() / global_samples * world
-    zero = sdf_loss.new_zeros(())
-    colour_loss = zero
+    colour_loss = sdf_loss.new_zeros(())
     if use_colour and rgb is not None:
         near = batch["has_rgb"] & (gt.abs() < t.colour_band)
         count = _all_sum(float(near.sum().item()), world, device)
         if count > 0:
             colour_loss = ((rgb - batch["rgb"]).abs().sum(dim=-1) * near).sum() / (3.0 * count) * world
+        else:
+            # No coloured sample near the surface in this global batch: a zero term that still
+            # reaches the colour head, so every parameter takes part in the backward (DDP fails
+            # on parameters without a gradient) and single- and multi-process steps stay equal.
+            colour_loss = rgb.sum() * 0.0
     warm = min(1.0, epoch / max(1, t.code_reg_warmup)) if t.code_reg_warmup > 0 else 1.0
     norms = module.shape_codes(batch["shape"]).norm(dim=-1).sum()
     if module.colour_codes is not None:
@@ -164,22 +175,45 @@ def _read_log(run_dir: Path, upto_epoch: int) -> list[dict[str, float]]:
     if not path.exists():
         return []
     with open(path, newline="", encoding="utf-8") as handle:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle) if float(row["epoch"]) <= upto_epoch]
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle) if float(row["epoch"]) <= upto_epoch]
+    for row in rows:
+        row["epoch"] = int(row["epoch"])  # written back as "3", not "3.0"
+    return rows
 
 
-def _payload(module: AutoDecoder, data: SdfDataSet, config: RunConfig, epoch: int, optimizer, stats: dict) -> dict[str, Any]:
+def _cpu_copy(value: Any) -> Any:
+    """A deep copy with every tensor copied to the CPU (the state stays valid while training goes on)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu_copy(v) for v in value)
+    return copy.deepcopy(value)
+
+
+def _training_state(module: AutoDecoder, optimizer, epoch: int, device: torch.device) -> dict[str, Any]:
+    """Everything an exact resume needs at the end of ``epoch``: weights and codes, optimiser, RNG."""
+    rng = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)  # dropout on the GPU draws from the CUDA generator
+    return {"epoch": epoch, "model_state": _cpu_copy(module.state_dict()),
+            "optimizer": _cpu_copy(optimizer.state_dict()), "rng": rng}
+
+
+def _payload(state: dict[str, Any], data: SdfDataSet, config: RunConfig, stats: dict) -> dict[str, Any]:
     return {
         "config": to_dict(config),
-        "model_state": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "model_state": state["model_state"],
         "shape_ids": [s.id for s in data.shapes],
         "shape_classes": [s.class_name for s in data.shapes],
         "shape_texts": [s.text for s in data.shapes],
         "class_names": list(data.class_names),
         "normalization": {s.id: s.normalization for s in data.shapes if s.normalization},
         "stats": stats,
-        "epoch": epoch,
-        "optimizer": optimizer.state_dict(),
-        "rng": {"torch": torch.get_rng_state()},
+        "epoch": state["epoch"],
+        "optimizer": state["optimizer"],
+        "rng": state["rng"],
     }
 
 
@@ -244,6 +278,8 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
             raise CheckpointError(f"{latest}: an inference-only checkpoint (no optimiser state); it cannot be resumed.")
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"]["torch"].cpu())
+        if "cuda" in saved["rng"] and device.type == "cuda":
+            torch.cuda.set_rng_state(saved["rng"]["cuda"].cpu(), device)
         start_epoch = int(saved["epoch"])
         history = _read_log(run_dir, start_epoch) if rank == 0 else []
     net: torch.nn.Module = module
@@ -268,6 +304,8 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
     epoch = start_epoch
     cancelled = False
     checkpoint: Path | None = latest if latest.exists() else None
+    boundary: dict[str, Any] | None = None  # the state at the end of the last completed epoch (rank 0)
+    saved_epoch = completed = start_epoch
     try:
         for epoch in range(start_epoch, t.epochs):
             lr_net, lr_codes = _learning_rates(config, epoch)
@@ -289,9 +327,16 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
                 optimizer.step()
                 for k in sums:
                     sums[k] += float(losses[k].detach()) / world / len(batches)
+            done = epoch + 1
+            if rank == 0:
+                boundary = _training_state(module, optimizer, done, device)
+            completed = done
+            if world > 1:  # each rank holds its share of the global losses
+                totals = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
+                dist.all_reduce(totals)
+                sums = dict(zip(sums, totals.tolist()))
             seconds = time.perf_counter() - tic
             train_seconds += seconds
-            done = epoch + 1
             row = {"epoch": done, **sums, "lr_decoder": lr_net, "lr_codes": lr_codes, "seconds": train_seconds,
                    "samples_per_s": len(data) * t.samples_per_shape / max(seconds, 1e-9)}
             if not all(math.isfinite(v) for v in sums.values()):
@@ -308,14 +353,20 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
                     for k in ("loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "samples_per_s"):
                         writer.add_scalar(f"train/{k}", row[k], done)
                 if done % max(1, t.checkpoint_every) == 0 or done == t.epochs:
-                    checkpoint = _save(run_dir, module, data, config, done, optimizer, stats_base, history,
+                    checkpoint = _save(run_dir, boundary, data, config, stats_base, history,
                                        keep_epoch=done % max(1, t.checkpoint_every) == 0)
+                    saved_epoch = done
     except KeyboardInterrupt:
         cancelled = True
-        if rank == 0 and history and int(history[-1]["epoch"]) > start_epoch:
-            checkpoint = _save(run_dir, module, data, config, int(history[-1]["epoch"]), optimizer, stats_base, history,
-                               keep_epoch=False)
-        log.warning("training cancelled after epoch %s; continue with --resume", history[-1]["epoch"] if history else start_epoch)
+        # Save the last completed epoch from its in-memory copy: the live weights, optimiser and
+        # RNG may already hold part of the interrupted epoch, and saving those under the
+        # completed epoch's number would break exact resume.
+        last_done = boundary["epoch"] if boundary is not None else completed
+        history = [row for row in history if int(row["epoch"]) <= last_done]
+        if rank == 0 and boundary is not None and last_done > saved_epoch:
+            checkpoint = _save(run_dir, boundary, data, config, stats_base, history, keep_epoch=False)
+            saved_epoch = last_done
+        log.warning("training cancelled after epoch %s; continue with --resume", last_done)
     finally:
         if bar is not None:
             bar.close()
@@ -325,11 +376,12 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
                        cancelled=cancelled, history=history)
 
 
-def _save(run_dir: Path, module, data, config, epoch: int, optimizer, stats_base: dict, history: list, keep_epoch: bool) -> Path:
+def _save(run_dir: Path, state: dict[str, Any], data, config, stats_base: dict, history: list, keep_epoch: bool) -> Path:
+    epoch = int(state["epoch"])
     last = history[-1] if history else {}
     stats = {**stats_base, "epochs": epoch, "train_seconds": float(last.get("seconds", 0.0)),
              "final_losses": {k: float(last[k]) for k in ("loss", "sdf", "colour", "reg") if k in last}}
-    payload = _payload(module, data, config, epoch, optimizer, stats)
+    payload = _payload(state, data, config, stats)
     folder = run_dir / "checkpoints"
     latest = save_checkpoint(folder / "latest.pt", payload)
     if keep_epoch:

@@ -1,0 +1,196 @@
+"""Training and inference throughput of the model presets, as ratios to ``paper`` measured in the same run.
+
+    python benchmarks/bench_training.py                 # tiny, default, paper; ~3-6 minutes on a 2-core CPU
+    python benchmarks/bench_training.py --quick         # smaller sizes, a smoke run (under a minute)
+    python benchmarks/bench_training.py --presets default,paper --device cuda
+
+Training: one optimisation step of the trainer on a synthetic in-memory batch (no data loading):
+forward + backward + Adam of :class:`core.model.autodecoder.AutoDecoder` through the trainer's own
+loss (``core.training.trainer._step``: clamped L1 SDF + near-surface colour L1 + code regulariser),
+``shapes`` shapes x ``samples`` points per step (the ``paper`` preset gets fewer samples per shape
+so a step stays within seconds on a CPU; samples/s is per point, so the presets still compare).
+Inference: SDF of a batch of points for one shared code, no gradient (the folded-latent path of
+meshing and the viewer). After a warm-up the presets take turns round by round (so load from
+other processes hits them alike) and each number is the median over the rounds. The machines
+are noisy: read the ``x paper`` columns, not the absolute numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.model import preset_config, untrained_model  # noqa: E402
+from core.model.autodecoder import AutoDecoder  # noqa: E402
+from core.training.config import RunConfig, TrainConfig  # noqa: E402
+from core.training.trainer import _step  # noqa: E402  (the trainer's loss, timed as it trains)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def synthetic_batch(shapes: int, samples: int, num_classes: int, device: torch.device, seed: int = 0) -> dict:
+    """A training batch in the layout of ``core.training.trainer._batch_tensors``: balls of radius 0.5."""
+    g = torch.Generator().manual_seed(seed)
+    n = shapes * samples
+    xyz = torch.rand(n, 3, generator=g) * 2 - 1
+    view = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=-1)
+    batch = {
+        "xyz": xyz, "sdf": xyz.norm(dim=-1) - 0.5, "rgb": torch.rand(n, 3, generator=g), "view": view,
+        "has_rgb": torch.ones(n, dtype=torch.bool),
+        "shape": torch.arange(shapes), "class": torch.arange(shapes) % num_classes,
+        "row": torch.arange(shapes).repeat_interleave(samples),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+class TrainingBench:
+    """One preset's module, optimiser and batch; :meth:`step` is one timed training step."""
+
+    def __init__(self, preset: str, shapes: int, samples: int, device: torch.device) -> None:
+        torch.manual_seed(0)
+        model_cfg = preset_config(preset)
+        self.config = RunConfig(model=model_cfg, train=TrainConfig(shapes_per_batch=shapes, samples_per_shape=samples))
+        self.module = AutoDecoder(model_cfg, num_shapes=shapes, num_classes=2).to(device).train()
+        codes = list(self.module.shape_codes.parameters()) + list(self.module.colour_codes.parameters())
+        code_ids = {id(p) for p in codes}
+        net = [p for p in self.module.parameters() if id(p) not in code_ids]
+        self.optimizer = torch.optim.Adam([{"params": net, "lr": 1e-3}, {"params": codes, "lr": 2e-3}])
+        self.batch = synthetic_batch(shapes, samples, 2, device)
+        self.shapes, self.points, self.device = shapes, shapes * samples, device
+        self.params = sum(p.numel() for p in self.module.decoder.parameters())
+        self.times: list[float] = []
+        self._run()  # warm-up (allocations, Adam state)
+
+    def _run(self) -> None:
+        losses = _step(self.module, self.module, self.batch, self.config, epoch=50, global_shapes=self.shapes,
+                       world=1, device=self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        self.optimizer.step()
+
+    def step(self) -> None:
+        _sync(self.device)
+        tic = time.perf_counter()
+        self._run()
+        _sync(self.device)
+        self.times.append(time.perf_counter() - tic)
+
+    def result(self) -> dict[str, float]:
+        seconds = statistics.median(self.times)
+        return {"points_per_step": self.points, "step_s": seconds, "steps_per_s": 1.0 / seconds,
+                "samples_per_s": self.points / seconds, "params": self.params, "steps": len(self.times)}
+
+
+def _time_call(fn, min_seconds: float, device: torch.device) -> float:
+    """Seconds per call of ``fn``, averaged over as many calls as fit in ``min_seconds`` (at least one)."""
+    calls, total = 0, 0.0
+    while calls == 0 or total < min_seconds:
+        _sync(device)
+        tic = time.perf_counter()
+        fn()
+        _sync(device)
+        total += time.perf_counter() - tic
+        calls += 1
+    return total / calls
+
+
+def _fmt(value: float) -> str:
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f} k"
+    return f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", default="tiny,default,paper", help="model presets, comma separated")
+    parser.add_argument("--shapes", type=int, default=16, help="shapes per training step")
+    parser.add_argument("--samples", type=int, default=4096, help="samples per shape per step")
+    parser.add_argument("--paper-samples", type=int, default=1024, help="samples per shape for the paper preset")
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps (after one warm-up)")
+    parser.add_argument("--paper-steps", type=int, default=3, help="timed training steps of the paper preset")
+    parser.add_argument("--batch-sizes", default="4096,16384,65536", help="inference batch sizes")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per inference batch (median)")
+    parser.add_argument("--min-seconds", type=float, default=0.3, help="least time of one inference measurement")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.samples, args.paper_samples, args.steps, args.paper_steps = 1024, 256, 3, 2
+        args.batch_sizes, args.repeats, args.min_seconds = "4096,16384", 3, 0.1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, Python "
+          f"{platform.python_version()}; training {args.shapes} shapes x {args.samples} samples per step "
+          f"(paper: x {args.paper_samples}); inference batches {batch_sizes}", flush=True)
+
+    # Presets take turns in every round, so load from other processes hits them alike.
+    tic = time.perf_counter()
+    benches = {p: TrainingBench(p, args.shapes, args.paper_samples if p == "paper" else args.samples, device)
+               for p in presets}
+    for round_ in range(max(args.steps, args.paper_steps)):
+        for preset, bench in benches.items():
+            if round_ < (args.paper_steps if preset == "paper" else args.steps):
+                bench.step()
+    train_rows = {p: b.result() for p, b in benches.items()}
+    del benches
+    print(f"training timed in {time.perf_counter() - tic:.0f} s", flush=True)
+
+    tic = time.perf_counter()
+    sdf_fns, points = {}, {n: (torch.rand(n, 3, generator=torch.Generator().manual_seed(n)) * 2 - 1).to(device)
+                              for n in batch_sizes}
+    for preset in presets:
+        model = untrained_model(preset, device=device)
+        sdf_fns[preset] = model.sdf_fn(model.shape_codes[0], model.condition())
+    samples: dict[str, dict[int, list[float]]] = {p: {n: [] for n in batch_sizes} for p in presets}
+    with torch.no_grad():
+        for preset in presets:  # warm-up
+            for n in batch_sizes:
+                sdf_fns[preset](points[n])
+        for _ in range(args.repeats):
+            for preset in presets:
+                for n in batch_sizes:
+                    seconds = _time_call(lambda: sdf_fns[preset](points[n]), args.min_seconds, device)
+                    samples[preset][n].append(n / seconds)
+    infer_rows = {p: {n: statistics.median(v) for n, v in rows.items()} for p, rows in samples.items()}
+    print(f"inference timed in {time.perf_counter() - tic:.0f} s", flush=True)
+
+    base_train = train_rows.get("paper")
+    base_infer = infer_rows.get("paper")
+    print("\n### Training step (forward + backward + Adam)\n")
+    print("| preset | decoder params | points/step | steps/s | samples/s | samples/s x paper |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for preset, r in train_rows.items():
+        ratio = f"{r['samples_per_s'] / base_train['samples_per_s']:.1f}x" if base_train else "n/a"
+        print(f"| {preset} | {r['params']:,} | {r['points_per_step']:,} | {r['steps_per_s']:.2f} | "
+              f"{_fmt(r['samples_per_s'])} | {ratio} |")
+    print("\n### Inference, SDF only, one shared code, no gradient (points/s)\n")
+    print("| preset | " + " | ".join(f"{n:,}" for n in batch_sizes) + " | x paper (geometric mean) |")
+    print("|---|" + "---:|" * (len(batch_sizes) + 1))
+    for preset, r in infer_rows.items():
+        if base_infer:
+            ratios = [r[n] / base_infer[n] for n in batch_sizes]
+            ratio = f"{statistics.geometric_mean(ratios):.1f}x"
+        else:
+            ratio = "n/a"
+        print(f"| {preset} | " + " | ".join(_fmt(r[n]) for n in batch_sizes) + f" | {ratio} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
