@@ -80,7 +80,7 @@ def main() -> int:
     header = (f"# Benchmarks\n\nLast run {dt.date.today().isoformat()} with `python benchmarks/run_all.py"
               f"{' --quick' if args.quick else ''}` on: {machine()}.\n\n"
               "Every benchmark prints ratios against a baseline measured in the same process, so the ratios "
-              "(not the absolute times) compare across machines. See docs/benchmarks_notes.md for the reading.\n\n")
+              "(not the absolute times) compare across machines.\n\n")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     from core.io_utils import atomic_write
 

@@ -21,7 +21,7 @@ RUNS = ROOT / "runs"
 MODES = ("none", "onehot", "embedding", "text")
 THIN_CLASSES = ("chair", "lamp", "table", "shelf", "airplane", "mug")
 HELD_OUT_CLASS = "shelf"
-BUDGET = ["--iterations", "200", "--samples-per-step", "4000", "--resolution", "96", "--eval-points", "10000"]
+BUDGET = ["--iterations", "150", "--samples-per-step", "3000", "--resolution", "96", "--eval-points", "5000"]
 
 
 def _trained(run: str) -> bool:
@@ -33,8 +33,8 @@ def _trained(run: str) -> bool:
     return json.loads(stats.read_text())["epochs"] >= json.loads(config.read_text())["train"]["epochs"]
 
 
-def evaluate(run: str, out: str, *extra: str, marker: str = "results.json") -> None:
-    ckpt = RUNS / run / "checkpoints" / "latest.pt"
+def evaluate(run: str, out: str, *extra: str, marker: str = "results.json", ckpt_name: str = "latest.pt") -> None:
+    ckpt = RUNS / run / "checkpoints" / ckpt_name
     out_dir = RUNS / run / out
     if (out_dir / marker).exists():
         print(f"[results] {run}/{out}: done")
@@ -66,8 +66,14 @@ def main() -> int:
                      "--ablation", "baseline,surface,curriculum,coarse_to_fine,finetune,all", "--save-meshes",
                      marker="ablation.json")
         elif stage == "colour":
+            # The colour runs train 100 epochs; their reference is the embedding run's own
+            # checkpoint at epoch 100 (same data, seed and schedule up to there).
+            evaluate("cond_embedding", "eval_test_e100", "--split", "test", ckpt_name="epoch_0100.pt")
+            evaluate("cond_embedding", "eval_train_e100", "--split", "train", "--use-trained-codes", "--limit", "4",
+                     ckpt_name="epoch_0100.pt")
             for run in ("colour_viewdep", "nocolour"):
                 evaluate(run, "eval_test", "--split", "test")
+                evaluate(run, "eval_train", "--split", "train", "--use-trained-codes", "--limit", "4")
         else:
             print(f"unknown stage {stage}", file=sys.stderr)
             return 2

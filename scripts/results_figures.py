@@ -1,0 +1,157 @@
+"""Pictures of docs/results.md (run under a display: `bash scripts/with_display.sh python scripts/results_figures.py`).
+
+* docs/img/reconstructions.png: per thin class, ground truth | baseline TTO | all thin-structure losses;
+* docs/img/interpolation.png: a coloured interpolation strip across classes with the demo model;
+* docs/img/tto_sequence.png: TTO of a partial scan of a thin object (not in training) at a few iterations.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pyvista as pv  # noqa: E402
+import torch  # noqa: E402
+
+from core.latent_ops import lerp  # noqa: E402
+from core.meshing import extract_mesh  # noqa: E402
+from core.mesh_io import load_mesh  # noqa: E402
+from core.model import load_trained_model  # noqa: E402
+from core.normalization import normalize_mesh  # noqa: E402
+
+IMG = ROOT / "docs" / "img"
+CAMERA = ((2.2, 1.6, 2.6), (0, 0, 0), (0, 1, 0))
+
+
+def _poly(vertices, faces, colours):
+    poly = pv.PolyData(np.asarray(vertices, np.float32), np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
+    if colours is not None:
+        poly["rgb"] = (np.clip(colours, 0, 1) * 255).astype(np.uint8)
+    return poly
+
+
+def _render_grid(cells: list[list[tuple]], titles: list[str], path: Path, size: int = 260) -> None:
+    rows, cols = len(cells), len(cells[0])
+    pl = pv.Plotter(off_screen=True, shape=(rows, cols), window_size=(size * cols, size * rows), border=False)
+    for r, row in enumerate(cells):
+        for c, item in enumerate(row):
+            pl.subplot(r, c)
+            pl.set_background("white")
+            if item is not None:
+                poly = _poly(*item)
+                if "rgb" in poly.point_data:
+                    pl.add_mesh(poly, scalars="rgb", rgb=True, smooth_shading=True)
+                elif "rgb" in poly.cell_data:
+                    pl.add_mesh(poly, scalars="rgb", rgb=True)
+                else:
+                    pl.add_mesh(poly, color="#cccccc", smooth_shading=True)
+            if r == 0 and titles:
+                pl.add_text(titles[c], font_size=9, color="black")
+            pl.camera_position = CAMERA
+            pl.reset_camera(bounds=(-1, 1, -1, 1, -1, 1))
+            pl.camera.zoom(1.2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.screenshot(str(path))
+    pl.close()
+
+
+def _gt(class_name: str, shape_id: str):
+    mesh, _ = normalize_mesh(load_mesh(ROOT / "data" / "synthetic" / "meshes" / class_name / f"{shape_id}.glb"))
+    fi = np.arange(len(mesh.faces))
+    face_rgb = mesh.colours_at(fi, np.full((len(fi), 3), 1 / 3))
+    poly_colours = np.zeros((len(mesh.vertices), 3), np.float32)
+    counts = np.zeros(len(mesh.vertices))
+    for k in range(3):
+        np.add.at(poly_colours, mesh.faces[:, k], face_rgb)
+        np.add.at(counts, mesh.faces[:, k], 1)
+    return mesh.vertices, mesh.faces, poly_colours / np.maximum(counts, 1)[:, None]
+
+
+def reconstructions() -> None:
+    import trimesh
+
+    base = ROOT / "runs" / "demo" / "ablation_thin"
+    rows, titles = [], ["ground truth", "baseline TTO", "all thin-structure losses"]
+    for class_dir in sorted((base / "baseline" / "meshes").glob("*")):
+        ply = sorted(class_dir.glob("*.ply"))[0]
+        cells = [_gt(class_dir.name, ply.stem)]
+        for losses in ("baseline", "all"):
+            path = base / losses.replace(",", "+") / "meshes" / class_dir.name / ply.name
+            if path.exists():
+                m = trimesh.load(path, process=False)
+                cells.append((m.vertices, m.faces, np.asarray(m.visual.vertex_colors)[:, :3] / 255.0))
+            else:
+                cells.append(None)
+        rows.append(cells)
+    if rows:
+        _render_grid(rows, titles, IMG / "reconstructions.png")
+
+
+def interpolation(model) -> None:
+    pairs = [("chair", "table"), ("lamp", "vase")]
+    rows = []
+    for a_cls, b_cls in pairs:
+        a, b = model.codes_of_class(a_cls)[0], model.codes_of_class(b_cls)[0]
+        ca, cb = model.condition(a_cls), model.condition(b_cls)
+        row = []
+        for t in np.linspace(0, 1, 6):
+            code = lerp(model.shape_codes[a], model.shape_codes[b], t)
+            colour = lerp(model.colour_codes[a], model.colour_codes[b], t)
+            cond = None if ca is None else lerp(ca, cb, t)
+            mesh = extract_mesh(model.sdf_fn(code, cond), 128, model.colour_fn(code, colour, cond))
+            row.append(None if mesh.is_empty else (mesh.vertices, mesh.faces, mesh.colours))
+        rows.append(row)
+    _render_grid(rows, [f"t = {t:.1f}" for t in np.linspace(0, 1, 6)], IMG / "interpolation.png", size=220)
+
+
+def tto_sequence(model) -> None:
+    from core.tto import TTOConfig, decode_fns, iterate_fit, load_observation
+    from core.tto.fit import TTOResult
+
+    obs = load_observation(ROOT / "resources" / "scans" / "chair_thin_partial.npz")
+    rows = []
+    for losses in ("baseline", "all"):
+        config = TTOConfig.from_losses(losses, iterations=200, n_samples=4000)
+        row = []
+        for report in iterate_fit(model, obs, config, class_name="chair", every=50):
+            if report.stage != "code" and not report.done:
+                continue
+            result = report.result or TTOResult(report.shape_code, report.colour_code, report.class_name)
+            sdf_fn, colour_fn = decode_fns(model, result)
+            mesh = extract_mesh(sdf_fn, 96, colour_fn)
+            row.append(None if mesh.is_empty else (mesh.vertices, mesh.faces, mesh.colours))
+        rows.append(row[:5])
+    n = min(len(r) for r in rows)
+    rows = [r[:n] for r in rows]
+    titles = [f"it {50 * (i + 1)}" for i in range(n - 1)] + ["final"]
+    scan = obs.surface_points
+    cloud = pv.PolyData(scan.astype(np.float32))
+    _render_grid(rows, titles, IMG / "tto_sequence.png", size=220)
+    pl = pv.Plotter(off_screen=True, window_size=(300, 300))
+    pl.set_background("white")
+    pl.add_points(cloud, color="#d0302a", point_size=3)
+    pl.camera_position = CAMERA
+    pl.reset_camera(bounds=(-1, 1, -1, 1, -1, 1))
+    pl.screenshot(str(IMG / "tto_scan.png"))
+    pl.close()
+
+
+def main() -> int:
+    torch.set_grad_enabled(True)
+    model = load_trained_model(ROOT / "resources" / "demo" / "demo.pt", device="cpu")
+    which = sys.argv[1:] or ["reconstructions", "interpolation", "tto"]
+    if "reconstructions" in which:
+        reconstructions()
+    if "interpolation" in which:
+        interpolation(model)
+    if "tto" in which:
+        tto_sequence(model)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
