@@ -55,7 +55,21 @@ def primitive_chair() -> trimesh.Trimesh:
     return trimesh.util.concatenate(parts)
 
 
+def _synthetic(class_name: str) -> Callable[[], trimesh.Trimesh]:
+    """A shape of the built-in data set (index 0, seed 0), its parts merged into one mesh."""
+    def build() -> trimesh.Trimesh:
+        from core.datasets.synthetic import build_shape
+
+        scene, _ = build_shape(class_name, 0, seed=0)
+        return trimesh.util.concatenate([g for g in scene.dump() if isinstance(g, trimesh.Trimesh)])
+
+    return build
+
+
 MESHES: dict[str, Callable[[], trimesh.Trimesh]] = {
+    "synthetic_chair": _synthetic("chair"),
+    "synthetic_lamp": _synthetic("lamp"),
+    "synthetic_mug": _synthetic("mug"),
     "primitive_chair": primitive_chair,
     "sphere": lambda: trimesh.creation.icosphere(subdivisions=5),
     "torus": lambda: trimesh.creation.torus(0.6, 0.25, major_sections=256, minor_sections=128),

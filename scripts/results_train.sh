@@ -7,7 +7,8 @@ PY=${PY:-.venv/bin/python}
 DATA=${DATA:-data/synthetic}
 RUNS=${RUNS:-runs}
 EPOCHS=${EPOCHS:-250}
-COMMON=(--data "$DATA" --epochs "$EPOCHS" --no-progress
+THREADS=${THREADS:-0}  # torch threads per run (0: default); 1 when runs share the machine
+COMMON=(--data "$DATA" --epochs "$EPOCHS" --no-progress --set "train.threads=$THREADS"
         --set train.shapes_per_batch=8 --set train.samples_per_shape=2048 --set train.lr_interval=100
         --set train.checkpoint_every=50 --set train.max_samples_per_shape=200000)
 
