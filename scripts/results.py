@@ -24,9 +24,11 @@ HELD_OUT_CLASS = "shelf"
 BUDGET = ["--iterations", "150", "--samples-per-step", "3000", "--resolution", "96", "--eval-points", "5000"]
 
 
-def _trained(run: str) -> bool:
+def _trained(run: str, ckpt_name: str = "latest.pt") -> bool:
     import json
 
+    if ckpt_name != "latest.pt":
+        return (RUNS / run / "checkpoints" / ckpt_name).exists()
     stats, config = RUNS / run / "stats.json", RUNS / run / "config.json"
     if not (stats.exists() and config.exists()):
         return False
@@ -39,7 +41,7 @@ def evaluate(run: str, out: str, *extra: str, marker: str = "results.json", ckpt
     if (out_dir / marker).exists():
         print(f"[results] {run}/{out}: done")
         return
-    if not _trained(run):
+    if not _trained(run, ckpt_name):
         print(f"[results] {run}: not trained (to its last epoch) yet, skipped")
         return
     cmd = [sys.executable, str(ROOT / "main.py"), "evaluate", "--ckpt", str(ckpt), "--data", str(DATA),
@@ -54,9 +56,11 @@ def main() -> int:
     args = ap.parse_args()
     for stage in args.stages:
         if stage == "conditioning":
+            # Every mode at the same budget: the checkpoint after 150 epochs.
             for mode in MODES:
-                evaluate(f"cond_{mode}", "eval_test", "--split", "test")
-                evaluate(f"cond_{mode}", "eval_train", "--split", "train", "--use-trained-codes", "--limit", "4")
+                evaluate(f"cond_{mode}", "eval_test", "--split", "test", ckpt_name="epoch_0150.pt")
+                evaluate(f"cond_{mode}", "eval_train", "--split", "train", "--use-trained-codes", "--limit", "4",
+                         ckpt_name="epoch_0150.pt")
         elif stage == "zeroshot":
             for run, flag in (("zs_text", "--class-as-text"), ("zs_none", "--class-as-text")):
                 for split in ("test", "train"):  # the held-out class's shapes of both splits are unseen

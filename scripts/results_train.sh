@@ -28,7 +28,7 @@ ALL_BUT_SHELF='["airplane","chair","lamp","mug","table","vase"]'
 for stage in ${STAGES:-conditioning zeroshot colour}; do
   case $stage in
     conditioning)
-      for mode in embedding none onehot text; do train "cond_$mode" --conditioning "$mode"; done ;;
+      for mode in ${MODES:-embedding none onehot text}; do train "cond_$mode" --conditioning "$mode"; done ;;
     zeroshot)
       train zs_text --conditioning text --set "train.classes=$ALL_BUT_SHELF"
       train zs_none --conditioning none --set "train.classes=$ALL_BUT_SHELF" ;;

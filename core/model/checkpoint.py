@@ -56,7 +56,10 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: the file is empty (an interrupted copy?). Use another checkpoint.")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError, io.UnsupportedOperation) as exc:
+    # torch's legacy unpickler fails on random bytes with IndexError / KeyError / TypeError too,
+    # not only UnpicklingError: whatever it raises, the file is not a readable checkpoint.
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError, io.UnsupportedOperation,
+            IndexError, KeyError, TypeError, AttributeError, MemoryError, OverflowError) as exc:
         text = str(exc).strip()
         if "Weights only load failed" in text:
             # torch's first line invites a reload with weights_only=False; never pass that on.
