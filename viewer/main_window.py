@@ -1,7 +1,9 @@
 """The main window: 3D view in the centre, panels in docks, menus, status bar.
 
 It wires state → workers → scene: every change of the code selection submits a mesh request
-(preview resolution while interacting, full resolution when idle); the newest request wins.
+(preview resolution while interacting, full resolution once the interaction pauses, after a
+short debounce); the newest request wins, older pending ones are dropped. The window owns all
+file dialogs and message boxes so panels stay testable without them.
 """
 from __future__ import annotations
 
@@ -12,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QScrollArea, QWidget)
 from pyvistaqt import QtInteractor
 
-from core.errors import CheckpointError
-from core.meshing.export import export_mesh
+from core.meshing.export import EXPORT_FORMATS, export_mesh
 from core.model import load_trained_model
 from viewer.panels.codes_panel import CodesPanel
 from viewer.panels.display_panel import DisplayPanel
@@ -24,80 +26,195 @@ from viewer.panels.interpolation_panel import InterpolationPanel
 from viewer.panels.latent_map_panel import LatentMapPanel
 from viewer.panels.model_panel import ModelPanel
 from viewer.panels.tto_panel import TTOPanel
-from viewer.scene import Scene
+from viewer.scene import CAMERA_PRESETS, Scene
 from viewer.state import CodeSelection, ViewerState
-from viewer.workers import LatestWinsWorker, mesh_job, run_task, slice_job
+from viewer.workers import LatestWinsWorker, mesh_job, run_task, slice_job, wait_for_tasks
+
+__all__ = ["MainWindow", "APP_NAME", "write_sequence"]
 
 APP_NAME = "DeepSDF Explorer"
 RECENT_KEY = "recent_checkpoints"
+MAX_RECENT = 8
+REFINE_DELAY_MS = 300
+"""Quiet time after the last interactive edit before the full-resolution mesh is requested."""
+OPEN_HINT = "Open a checkpoint (Ctrl+O), or drop a .pt file on the window."
+CODES_FORMAT = "deepsdf-explorer-codes"
 
 
 class MainWindow(QMainWindow):
-    mesh_shown = Signal(object)  # MeshArrays now on screen
+    mesh_shown = Signal(object)
+    """MeshArrays now on screen."""
     model_loaded = Signal(object)
     model_failed = Signal(str)
+    """The error message (a CheckpointError's names the file and the fix)."""
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         self.setWindowTitle(APP_NAME)
-        self.resize(1400, 900)
+        self.resize(1440, 900)
         self.setAcceptDrops(True)
-        self.settings = settings or QSettings("deepsdf-explorer", "viewer")
+        self.settings = settings if settings is not None else QSettings("deepsdf-explorer", "viewer")
         self.state = ViewerState()
-        self.plotter = QtInteractor(self)
+        # auto_update=False: pyvistaqt would otherwise re-render 5 times a second whether or not
+        # anything changed (on a software GL that alone eats most of the UI thread); every
+        # change here calls render() itself. FXAA instead of MSAA: a fraction of the cost on
+        # software GL, indistinguishable on a GPU.
+        self.plotter = QtInteractor(self, auto_update=False, multi_samples=1)
+        self.plotter.enable_anti_aliasing("fxaa")
+        self.plotter.interactor.setToolTip("")  # a tool tip over the 3D view would hide the shape
         self.setCentralWidget(self.plotter.interactor)
         self.scene = Scene(self.plotter)
+        self.scene.set_hint(OPEN_HINT)
         self.current_mesh = None
         self._shown_request = 0
-        self._pending_full = False
+        self._first_request_of_model = 0
+        self._fit_camera_next = False
+        self._closed = False
+        self.remember_recent = True
+        """Add opened checkpoints to File ▸ Open recent (off for headless renders)."""
 
         self.mesher = LatestWinsWorker("mesher", self)
         self.mesher.finished_job.connect(self._mesh_ready)
         self.mesher.failed_job.connect(lambda _id, msg: self.show_status(f"meshing failed: {msg}"))
-        self.mesher.busy_changed.connect(self._busy)
+        self.mesher.busy_changed.connect(lambda busy: self._busy(busy))
         self.mesher.start()
         self.slicer = LatestWinsWorker("slicer", self)
-        self.slicer.finished_job.connect(lambda _id, data, _s: self.scene.show_slice(data if self.state.display.slice_enabled else None))
+        self.slicer.finished_job.connect(self._slice_ready)
         self.slicer.failed_job.connect(lambda _id, msg: self.show_status(f"slice failed: {msg}"))
         self.slicer.start()
         self.idle_timer = QTimer(self)
         self.idle_timer.setSingleShot(True)
-        self.idle_timer.setInterval(350)
-        self.idle_timer.timeout.connect(self._refine)
+        self.idle_timer.setInterval(REFINE_DELAY_MS)
+        self.idle_timer.timeout.connect(self.state.finish_interaction)
 
+        self._build_panels()
+        self._build_status_bar()
+        self._build_menus()
+        self._connect()
+        self.show_status("Open a checkpoint to start (File ▸ Open, or drop a .pt file on the window).")
+
+    # -- construction --------------------------------------------------------------------------
+    def _build_panels(self) -> None:
         self.model_panel = ModelPanel(self.state)
         self.codes_panel = CodesPanel(self.state)
         self.interp_panel = InterpolationPanel(self.state)
         self.map_panel = LatentMapPanel(self.state)
         self.tto_panel = TTOPanel(self.state)
         self.display_panel = DisplayPanel(self.state)
-        docks = [("Model", self.model_panel, Qt.LeftDockWidgetArea), ("Codes", self.codes_panel, Qt.LeftDockWidgetArea),
+        # One tabbed group only: Qt 6.12 leaves a stray, visible tab bar over the window when
+        # a second group is tabified (reproduced with bare QDockWidgets).
+        docks = [("Model", self.model_panel, Qt.LeftDockWidgetArea),
+                 ("Codes", self.codes_panel, Qt.LeftDockWidgetArea),
                  ("Interpolation", self.interp_panel, Qt.LeftDockWidgetArea),
+                 ("Display", self.display_panel, Qt.LeftDockWidgetArea),
                  ("Latent map", self.map_panel, Qt.RightDockWidgetArea),
-                 ("Test-time optimisation", self.tto_panel, Qt.RightDockWidgetArea),
-                 ("Display", self.display_panel, Qt.RightDockWidgetArea)]
+                 ("Test-time optimisation", self.tto_panel, Qt.RightDockWidgetArea)]
         self.docks: dict[str, QDockWidget] = {}
         for title, widget, area in docks:
             dock = QDockWidget(title, self)
             dock.setObjectName(title)
-            dock.setWidget(widget)
+            dock.setWidget(_scrollable(widget))
+            dock.setToolTip(f"{title} panel (View menu to show or hide; drag the title to move it)")
             self.addDockWidget(area, dock)
             self.docks[title] = dock
         self.tabifyDockWidget(self.docks["Codes"], self.docks["Interpolation"])
+        self.tabifyDockWidget(self.docks["Interpolation"], self.docks["Display"])
         self.docks["Codes"].raise_()
-        self.tabifyDockWidget(self.docks["Test-time optimisation"], self.docks["Display"])
-        self.docks["Test-time optimisation"].raise_()
+        self._docks_sized = False
 
+    def _size_docks(self) -> None:
+        """Narrow side columns and a short model summary, so the 3D view gets most of the window.
+
+        Done when the window is first shown: before that Qt has no geometry to divide.
+        """
+        self.resizeDocks([self.docks["Model"], self.docks["Latent map"]], [290, 330], Qt.Horizontal)
+        height = max(400, self.height() - 80)
+        self.resizeDocks([self.docks["Model"], self.docks["Codes"]], [200, height - 200], Qt.Vertical)
+        self.resizeDocks([self.docks["Latent map"], self.docks["Test-time optimisation"]], [250, height - 250],
+                         Qt.Vertical)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().showEvent(event)
+        if not self._docks_sized:
+            self._docks_sized = True
+            self._size_docks()
+
+    def _build_status_bar(self) -> None:
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(160)
+        self.progress.setMaximumWidth(140)
         self.progress.setRange(0, 0)
+        self.progress.setToolTip("Background work in progress (meshing, loading, fitting)")
         self.progress.hide()
         self.timing = QLabel("")
-        self.timing.setToolTip("Time of the last mesh extraction (grid + marching cubes + normals + colours)")
+        self.timing.setToolTip("Resolution and time of the last mesh extraction (grid + marching cubes + normals + colours)")
         self.statusBar().addPermanentWidget(self.timing)
         self.statusBar().addPermanentWidget(self.progress)
-        self._build_menus()
 
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            if isinstance(shortcut, (list, tuple)):
+                action.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(tip or text)
+        action.setStatusTip(tip or text)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        self.addAction(action)  # shortcuts work with the menu bar hidden (headless) too
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        file.setToolTipsVisible(True)
+        self._action(file, "&Open checkpoint…", self.open_dialog, QKeySequence.Open, "Load a trained checkpoint (.pt)")
+        self.recent_menu = file.addMenu("Open &recent")
+        self.recent_menu.setToolTipsVisible(True)
+        self._fill_recent()
+        file.addSeparator()
+        self._action(file, "Export &mesh…", self.export_mesh_dialog, "Ctrl+E",
+                     "Save the mesh on screen as PLY, OBJ or GLB with vertex colours")
+        self._action(file, "Export &codes…", self.export_codes_dialog, "Ctrl+Shift+E", "Save the codes on screen as JSON")
+        self._action(file, "&Load codes…", self.load_codes_dialog, "Ctrl+L", "Show codes saved as JSON")
+        self._action(file, "Save camera…", self.save_camera_dialog, None, "Save the camera view as JSON")
+        self._action(file, "Load camera…", self.load_camera_dialog, None, "Restore a camera view saved as JSON")
+        self._action(file, "&Screenshot…", self.screenshot_from_panel, QKeySequence.Save,
+                     "Save the 3D view as PNG (scale and transparency from the Display panel)")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.Quit, "Close the viewer")
+        edit = bar.addMenu("&Edit")
+        edit.setToolTipsVisible(True)
+        self.undo_action = self._action(edit, "&Undo", self.state.undo, QKeySequence.Undo,
+                                        "Undo the last code edit (pick, slider, map drag, fit)")
+        self.redo_action = self._action(edit, "&Redo", self.state.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo the undone edit")
+        self._history_changed()
+        codes = bar.addMenu("&Codes")
+        codes.setToolTipsVisible(True)
+        self._action(codes, "&Random code", self.codes_panel.pick_random, "N", "Codes drawn from the class's distribution")
+        self._action(codes, "Class &mean", self.codes_panel.pick_mean, "M", "The mean codes of the class")
+        self._action(codes, "&Play interpolation", self.interp_panel.play.toggle, "P", "Loop the A → B blend")
+        view = bar.addMenu("&View")
+        view.setToolTipsVisible(True)
+        self._action(view, "&Reset camera", lambda: self.scene.set_camera("iso"), "R", "Iso view framing the shape")
+        presets = view.addMenu("Camera preset")
+        for i, name in enumerate(CAMERA_PRESETS):
+            self._action(presets, name, lambda _=False, n=name: self.scene.set_camera(n), f"{i + 1}",
+                         f"Look from the {name} preset")
+        self._action(view, "Toggle &colour", self.display_panel.colour.toggle, "C", "Per-vertex colours on/off")
+        self._action(view, "Toggle &wireframe", self.display_panel.wire.toggle, "W", "Wireframe on/off")
+        self._action(view, "Toggle &slice", self.display_panel.slice.toggle, "S", "SDF slice plane on/off")
+        self._action(view, "Toggle &dark background", self.display_panel.dark.toggle, "D", "Light / dark background")
+        view.addSeparator()
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        fit = bar.addMenu("F&it")
+        fit.setToolTipsVisible(True)
+        self._action(fit, "&Load scan…", self.tto_panel._choose_scan, "Ctrl+Shift+O", "Load a scan to fit")
+        self._action(fit, "&Start fit", self.tto_panel.start_fit, "F5", "Start test-time optimisation")
+        self._action(fit, "S&top fit", self.tto_panel.stop_fit, "Esc", "Stop test-time optimisation, keep the codes so far")
+
+    def _connect(self) -> None:
         self.state.selection_changed.connect(self._selection_changed)
         self.state.display_changed.connect(self._display_changed)
         self.state.history_changed.connect(self._history_changed)
@@ -112,93 +229,75 @@ class MainWindow(QMainWindow):
         self.tto_panel.busy.connect(lambda text: self._busy(bool(text), text))
         self._last_display = self.state.display
         self._scan_points = None
-        self.show_status("Open a checkpoint to start (File ▸ Open, or drop a .pt file on the window).")
 
-    # -- menus ---------------------------------------------------------------------------------
-    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setToolTip(tip or text)
-        action.setStatusTip(tip or text)
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        file = self.menuBar().addMenu("&File")
-        self._action(file, "&Open checkpoint…", self.open_dialog, QKeySequence.Open, "Load a trained checkpoint")
-        self.recent_menu = file.addMenu("Open &recent")
-        self._fill_recent()
-        file.addSeparator()
-        self._action(file, "Export &mesh…", self.export_mesh_dialog, "Ctrl+E", "Save the current mesh as PLY, OBJ or GLB")
-        self._action(file, "Export &codes…", self.export_codes_dialog, "Ctrl+Shift+E", "Save the current codes as JSON")
-        self._action(file, "&Load codes…", self.load_codes_dialog, "Ctrl+L", "Load codes saved as JSON")
-        self._action(file, "Save camera…", self.save_camera_dialog, None, "Save the camera view as JSON")
-        self._action(file, "Load camera…", self.load_camera_dialog, None, "Restore a camera view from JSON")
-        self._action(file, "&Screenshot…", lambda: self.screenshot_dialog(1, False), QKeySequence.Save, "Save the 3D view as PNG")
-        file.addSeparator()
-        self._action(file, "&Quit", self.close, QKeySequence.Quit)
-        edit = self.menuBar().addMenu("&Edit")
-        self.undo_action = self._action(edit, "&Undo", self.state.undo, QKeySequence.Undo, "Undo the last code edit")
-        self.redo_action = self._action(edit, "&Redo", self.state.redo, "Ctrl+Shift+Z", "Redo")
-        self._history_changed()
-        view = self.menuBar().addMenu("&View")
-        self._action(view, "Reset camera", lambda: self.scene.set_camera("iso"), "R", "Reset the camera (iso view)")
-        self._action(view, "Toggle colour", lambda: self.display_panel.colour.toggle(), "C", "Colour on/off")
-        self._action(view, "Toggle wireframe", lambda: self.display_panel.wire.toggle(), "W", "Wireframe on/off")
-        self._action(view, "Random code", self.codes_panel.pick_random, "Space", "A random code of the class")
-        tto = self.menuBar().addMenu("&Fit")
-        self._action(tto, "Start fit", self.tto_panel.start_fit, "F5", "Start test-time optimisation")
-        self._action(tto, "Stop fit", self.tto_panel.stop_fit, "Esc", "Stop test-time optimisation")
-        for dock in self.docks.values():
-            view.addAction(dock.toggleViewAction())
-
+    # -- recent files --------------------------------------------------------------------------
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
-        for path in self.recent():
-            action = self.recent_menu.addAction(path)
+        paths = self.recent()
+        for path in paths:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
             action.triggered.connect(lambda _=False, p=path: self.load_checkpoint(Path(p)))
+        self.recent_menu.setEnabled(bool(paths))
 
     def recent(self) -> list[str]:
+        """Recently opened checkpoints, newest first (QSettings)."""
         value = self.settings.value(RECENT_KEY, [])
-        return [v for v in (value if isinstance(value, list) else [value]) if v]
+        items = value if isinstance(value, list) else [value]
+        return [str(v) for v in items if v]
 
     def _remember(self, path: Path) -> None:
-        items = [str(path)] + [p for p in self.recent() if p != str(path)]
-        self.settings.setValue(RECENT_KEY, items[:8])
+        path_s = str(Path(path).resolve())
+        items = [path_s] + [p for p in self.recent() if p != path_s]
+        self.settings.setValue(RECENT_KEY, items[:MAX_RECENT])
+        self.settings.sync()
         self._fill_recent()
 
     # -- model ---------------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", "", "Checkpoints (*.pt *.pth);;All files (*)")
+        start = str(Path(self.recent()[0]).parent) if self.recent() else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", start, "Checkpoints (*.pt *.pth);;All files (*)")
         if path:
             self.load_checkpoint(Path(path))
 
-    def load_checkpoint(self, path: Path) -> None:
-        """Load in the background; a bad file shows a dialog and keeps the current model."""
-        self._busy(True, f"loading {Path(path).name}…")
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load in the background; a bad file shows a message box and keeps the current model."""
+        path = Path(path)
+        self._busy(True, f"loading {path.name}…")
         run_task(lambda: load_trained_model(path), lambda model: self._model_ready(path, model),
                  lambda message: self._model_error(path, message))
 
     def _model_ready(self, path: Path, model) -> None:
+        if self._closed:
+            return
         self._busy(False)
+        self._fit_camera_next = True
+        self._first_request_of_model = self.mesher.last_id + 1
         self.state.set_model(model)
-        self._remember(Path(path))
-        self.setWindowTitle(f"{APP_NAME} — {Path(path).name}")
+        if self.remember_recent:
+            self._remember(path)
+        self.setWindowTitle(f"{APP_NAME} — {path.name}")
+        self.scene.set_hint(None)
         self.model_loaded.emit(model)
 
     def _model_error(self, path: Path, message: str) -> None:
+        if self._closed:
+            return
         self._busy(False)
+        if path.name not in message:  # an unexpected error: still say which file
+            message = f"{path}: cannot be opened ({message}). Use a checkpoint written by `main.py train`."
         self.model_failed.emit(message)
-        self.show_error("Cannot open checkpoint", message)
+        kept = f"\n\nStill showing {self.state.model.path.name}." if self.state.model is not None and self.state.model.path else ""
+        self.show_error("Cannot open checkpoint", message + kept)
 
     def show_error(self, title: str, message: str) -> None:
-        self.show_status(message)
+        """A modal message box (tests and headless mode replace this)."""
+        self.show_status(message.splitlines()[0] if message else title)
         QMessageBox.critical(self, title, message)
 
     def _model_changed(self) -> None:
-        self.show_status(f"loaded {len(self.state.model.shape_ids)} codes, classes: {', '.join(self.state.model.class_names)}")
+        m = self.state.model
+        self.show_status(f"loaded {len(m.shape_ids)} codes in {len(m.class_names)} classes: {', '.join(m.class_names)}")
 
     # -- meshing -------------------------------------------------------------------------------
     def _selection_changed(self, interactive: bool) -> None:
@@ -207,30 +306,48 @@ class MainWindow(QMainWindow):
             return
         d = self.state.display
         resolution = d.preview_resolution if interactive else d.full_resolution
-        self._pending_full = not interactive
         self.mesher.submit(mesh_job(model, sel, resolution))
         if interactive:
-            self.idle_timer.start()  # refine when the interaction pauses
+            self.idle_timer.start()  # (re)start the debounce: refine once the interaction pauses
+        else:
+            self.idle_timer.stop()
         if d.slice_enabled:
             self.slicer.submit(slice_job(model, sel, d.slice_axis, d.slice_position))
 
-    def _refine(self) -> None:
-        sel, model = self.state.selection, self.state.model
-        if sel is not None and model is not None:
-            self._pending_full = True
-            self.mesher.submit(mesh_job(model, sel, self.state.display.full_resolution))
-
     def _mesh_ready(self, request_id: int, mesh, seconds: float) -> None:
-        if request_id < self._shown_request:
-            return  # an older result arriving late
+        if self._closed or request_id < max(self._shown_request, self._first_request_of_model):
+            return  # an older result arriving late, or one of the previous model
         self._shown_request = request_id
         self.current_mesh = mesh
         self.scene.show_mesh(mesh)
+        if self._fit_camera_next and not mesh.is_empty:
+            self._fit_camera_next = False
+            self.scene.set_camera(self.scene.preset)
         res = mesh.stats.get("resolution", "?")
         if mesh.is_empty:
             self.show_status(f"no surface for this code ({mesh.stats.get('reason', 'empty')})")
-        self.timing.setText(f"{res}³ mesh in {seconds * 1000:.0f} ms, {len(mesh.vertices):,} vertices")
+        self.timing.setText(f"{res}³ mesh in {seconds * 1000:.0f} ms · {len(mesh.vertices):,} vertices")
         self.mesh_shown.emit(mesh)
+
+    def _slice_ready(self, _request_id: int, data: dict, _seconds: float) -> None:
+        if not self._closed:
+            self.scene.show_slice(data if self.state.display.slice_enabled else None)
+
+    def is_idle(self) -> bool:
+        """The full-resolution mesh of the current codes is on screen and nothing is queued."""
+        return (self.current_mesh is not None and self.mesher.idle and not self.idle_timer.isActive()
+                and self._shown_request >= self.mesher.last_id
+                and self.current_mesh.stats.get("resolution") == self.state.display.full_resolution)
+
+    def wait_idle(self, timeout_s: float = 120.0) -> bool:
+        """Process events until :meth:`is_idle` (headless mode); False on time-out."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            QApplication.processEvents()
+            if self.is_idle():
+                return True
+            time.sleep(0.005)
+        return False
 
     def _busy(self, busy: bool, text: str = "") -> None:
         self.progress.setVisible(busy)
@@ -257,8 +374,8 @@ class MainWindow(QMainWindow):
                 self.slicer.submit(slice_job(self.state.model, self.state.selection, d.slice_axis, d.slice_position))
             elif not d.slice_enabled:
                 self.scene.show_slice(None)
-        if d.full_resolution != old.full_resolution:
-            self._refine()
+        if d.full_resolution != old.full_resolution and self.state.selection is not None:
+            self.state.finish_interaction()
 
     def _scan_loaded(self, points) -> None:
         self._scan_points = points
@@ -273,20 +390,25 @@ class MainWindow(QMainWindow):
         if self.current_mesh is None or self.current_mesh.is_empty:
             self.show_status("nothing to export yet")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export mesh", "shape.ply", "PLY (*.ply);;OBJ (*.obj);;GLB (*.glb)")
+        filters = ";;".join(f"{fmt.upper()} (*.{fmt})" for fmt in EXPORT_FORMATS)
+        path, _ = QFileDialog.getSaveFileName(self, "Export mesh", "shape.ply", filters)
         if path:
             self.export_mesh_to(Path(path))
 
-    def export_mesh_to(self, path: Path) -> Path:
+    def export_mesh_to(self, path: Path) -> Path | None:
+        """Write the mesh on screen (``core.meshing.export_mesh``: atomic, with vertex colours)."""
         try:
             out = export_mesh(self.current_mesh, path)
-        except Exception as exc:
+        except (OSError, ValueError) as exc:
             self.show_error("Export failed", f"{path}: {exc}")
-            raise
+            return None
         self.show_status(f"mesh written to {out}")
         return out
 
     def export_codes_dialog(self) -> None:
+        if self.state.selection is None:
+            self.show_status("no codes to export yet")
+            return
         path, _ = QFileDialog.getSaveFileName(self, "Export codes", "codes.json", "JSON (*.json)")
         if path:
             self.export_codes_to(Path(path))
@@ -295,10 +417,11 @@ class MainWindow(QMainWindow):
         from core.io_utils import atomic_write_json
 
         sel = self.state.selection
-        data = {"format": "deepsdf-explorer-codes", "version": 1, "checkpoint": str(self.state.model.path), **sel.to_json()}
-        atomic_write_json(path, data)
+        data = {"format": CODES_FORMAT, "version": 1,
+                "checkpoint": str(self.state.model.path) if self.state.model.path else None, **sel.to_json()}
+        atomic_write_json(Path(path), data)
         self.show_status(f"codes written to {path}")
-        return path
+        return Path(path)
 
     def load_codes_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load codes", "", "JSON (*.json)")
@@ -306,6 +429,7 @@ class MainWindow(QMainWindow):
             self.load_codes_from(Path(path))
 
     def load_codes_from(self, path: Path) -> bool:
+        """Show codes from a JSON file written by :meth:`export_codes_to`; False (and a message) if unusable."""
         if self.state.model is None:
             self.show_error("No model", "Open a checkpoint before loading codes.")
             return False
@@ -313,7 +437,8 @@ class MainWindow(QMainWindow):
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             selection = CodeSelection.from_json(data, self.state.model)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            self.show_error("Cannot load codes", f"{path}: {exc}. Use a file written by File ▸ Export codes with this model.")
+            self.show_error("Cannot load codes",
+                            f"{path}: {exc}. Use a file written by File ▸ Export codes with this model.")
             return False
         self.state.select(selection)
         return True
@@ -333,6 +458,9 @@ class MainWindow(QMainWindow):
             except (OSError, ValueError) as exc:
                 self.show_error("Cannot load camera", f"{path}: {exc}")
 
+    def screenshot_from_panel(self) -> None:
+        self.screenshot_dialog(self.display_panel.scale.value(), self.display_panel.transparent.isChecked())
+
     def screenshot_dialog(self, scale: int = 1, transparent: bool = False) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Screenshot", "screenshot.png", "PNG (*.png)")
         if path:
@@ -341,94 +469,106 @@ class MainWindow(QMainWindow):
 
     def export_sequence(self, frames: int) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export interpolation", "interpolation.gif",
-                                              "GIF (*.gif);;MP4 (*.mp4);;PNG strip (*.png)")
+                                              "GIF (*.gif);;PNG strip (*.png)")
         if path:
             self.export_sequence_to(Path(path), frames)
 
     def export_sequence_to(self, path: Path, frames: int, on_done=None) -> None:
-        """Meshes computed in the background, rendered here (UI thread), written as GIF/MP4/PNG strip."""
+        """Meshes of the A → B blend computed on a worker, rendered here (UI thread), written as GIF / PNG strip."""
         model = self.state.model
         selections = [self.interp_panel.selection_at(t) for t in np.linspace(0, 1, frames)]
+        if model is None or any(s is None for s in selections):
+            self.show_status("pick A and B first")
+            return
         resolution = self.state.display.full_resolution
 
         def compute():
             return [mesh_job(model, s, resolution)() for s in selections]
 
-        def render(meshes):
+        def render(meshes) -> None:
             images = []
             for mesh in meshes:
                 self.scene.show_mesh(mesh)
                 images.append(self.scene.image())
+            if self.current_mesh is not None:
+                self.scene.show_mesh(self.current_mesh)  # back to what the state says is on screen
             self._busy(False)
-            _write_sequence(path, images)
-            self.show_status(f"sequence written to {path}")
+            try:
+                write_sequence(path, images)
+            except (OSError, ValueError) as exc:
+                self.show_error("Export failed", f"{path}: {exc}")
+                return
+            self.show_status(f"{len(images)} frames written to {path}")
             if on_done:
                 on_done(path)
 
-        self._busy(True, f"rendering {frames} frames…")
+        self._busy(True, f"meshing {frames} frames…")
         run_task(compute, render, lambda msg: (self._busy(False), self.show_error("Export failed", msg)))
 
     # -- drag and drop -------------------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt name
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt name
+        """A dropped .pt opens as the model; anything else is loaded as a scan to fit."""
         for url in event.mimeData().urls():
             path = Path(url.toLocalFile())
             if path.suffix.lower() in (".pt", ".pth"):
                 self.load_checkpoint(path)
+            elif path.suffix.lower() == ".json":
+                self.load_codes_from(path)
             else:
                 self.tto_panel.load_scan(path)
+                self.docks["Test-time optimisation"].raise_()
+            event.acceptProposedAction()
             break
 
-    def closeEvent(self, event) -> None:  # noqa: N802
+    # -- shutdown ------------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         self.shutdown()
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Stop workers and release VTK (also called by tests)."""
-        if getattr(self, "_closed", False):
+        """Stop fits and workers, then release VTK (idempotent; tests call it in teardown)."""
+        if self._closed:
             return
         self._closed = True
+        self.idle_timer.stop()
+        self.interp_panel.timer.stop()
         self.tto_panel.shutdown()
-        # Let background tasks finish and deliver their results while every object still lives.
-        from PySide6.QtCore import QThreadPool
-        from PySide6.QtWidgets import QApplication
-
-        QThreadPool.globalInstance().waitForDone(60_000)
-        QApplication.processEvents()
+        # Let one-off tasks finish while every object they report to still lives; a callback may
+        # start another task (a fit's metrics), hence the loop.
+        for _ in range(10):
+            idle = wait_for_tasks(60.0)
+            QApplication.processEvents()
+            if idle and wait_for_tasks(0.0):
+                break
         self.mesher.stop()
         self.slicer.stop()
         self.plotter.close()
 
-    def wait_idle(self, timeout_s: float = 60.0) -> bool:
-        """Process events until no mesh request is pending (headless mode and tests)."""
-        from PySide6.QtWidgets import QApplication
 
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            QApplication.processEvents()
-            if not self.progress.isVisible() and self.mesher._pending is None and self.current_mesh is not None \
-                    and not self.idle_timer.isActive() and self._pending_full and self.mesher.superseded >= 0:
-                if self.current_mesh.stats.get("resolution") == self.state.display.full_resolution:
-                    return True
-            time.sleep(0.01)
-        return False
+def _scrollable(panel: QWidget) -> QScrollArea:
+    """The panel in a scroll area, so a dock can be smaller than the panel (small screens)."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    scroll.setWidget(panel)
+    return scroll
 
 
-def _write_sequence(path: Path, images: list[np.ndarray]) -> None:
-    import imageio.v2 as imageio
-
+def write_sequence(path: Path, images: list[np.ndarray]) -> None:
+    """Frames as an animated GIF (looping) or, for ``.png``, one horizontal strip."""
     path = Path(path)
     if path.suffix.lower() == ".png":
         from PIL import Image
 
         Image.fromarray(np.concatenate(images, axis=1)).save(path)
-    elif path.suffix.lower() == ".mp4":
-        imageio.mimsave(path, images, fps=8)
-    else:
+    elif path.suffix.lower() == ".gif":
+        import imageio.v2 as imageio
+
         imageio.mimsave(path, images, duration=0.12, loop=0)
-
-
-
+    else:
+        raise ValueError(f"unknown sequence format {path.suffix!r}; use .gif or .png")

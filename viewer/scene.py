@@ -1,12 +1,13 @@
-"""The 3D scene: owns every pyvista actor. UI thread only (pyvistaqt aborts otherwise).
+"""The 3D scene: owns every pyvista actor. UI thread only (VTK is not thread-safe).
 
 The shape is one PolyData bound to one actor for the whole session; new meshes are copied into
-it in place (``copy_from``), because re-adding actors leaks and flickers (pyvista #7808,
-pyvista-support #224).
+it in place (``copy_from``), because re-adding actors on every slider step leaks and flickers
+(pyvista #7808, pyvista-support #224). The scan cloud and the SDF slice follow the same rule.
+Everything here takes plain numpy arrays (from :mod:`viewer.workers`) and never runs the network.
 """
 from __future__ import annotations
 
-
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,30 +15,46 @@ import pyvista as pv
 
 from core.meshing.extract import MeshArrays
 
-__all__ = ["Scene", "CAMERA_PRESETS"]
+__all__ = ["Scene", "CAMERA_PRESETS", "LIGHT_BG", "DARK_BG", "polydata_faces"]
 
-# Data are Y-up (glTF); views look at the origin.
-CAMERA_PRESETS: dict[str, tuple] = {
-    "iso": ((2.2, 1.6, 2.6), (0, 0, 0), (0, 1, 0)),
-    "front": ((0, 0, 3.6), (0, 0, 0), (0, 1, 0)),
-    "side": ((3.6, 0, 0), (0, 0, 0), (0, 1, 0)),
-    "top": ((0, 3.6, 0.001), (0, 0, 0), (0, 0, -1)),
+# Direction from the focal point to the camera, and view-up. Data are Y-up (glTF, ShapeNet).
+CAMERA_PRESETS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "iso": ((0.62, 0.45, 0.75), (0.0, 1.0, 0.0)),
+    "front": ((0.0, 0.0, 1.0), (0.0, 1.0, 0.0)),
+    "side": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    "back": ((0.0, 0.0, -1.0), (0.0, 1.0, 0.0)),
+    "top": ((0.0, 1.0, 0.0), (0.0, 0.0, -1.0)),
 }
 LIGHT_BG, DARK_BG = "#f4f4f2", "#26282c"
+PLAIN_COLOUR = (0.78, 0.78, 0.80)
+"""Surface colour when per-vertex colours are off (or the model has no colour head)."""
+SLICE_LEVELS = np.linspace(-0.5, 0.5, 11)
+"""Iso-distance lines drawn on the slice plane (unit-sphere frame), zero excluded (drawn bold)."""
+
+
+def polydata_faces(faces: np.ndarray) -> np.ndarray:
+    """(F, 3) triangle indices → VTK's flat cell array ``[3, i, j, k, 3, ...]`` (int64)."""
+    faces = np.asarray(faces, np.int64)
+    return np.hstack([np.full((len(faces), 1), 3, np.int64), faces]).ravel()
 
 
 def _polydata(mesh: MeshArrays) -> pv.PolyData:
-    faces = np.hstack([np.full((len(mesh.faces), 1), 3, np.int64), mesh.faces]).ravel()
-    poly = pv.PolyData(np.asarray(mesh.vertices, np.float32), faces)
+    poly = pv.PolyData(np.asarray(mesh.vertices, np.float32), polydata_faces(mesh.faces))
     poly.point_data["Normals"] = np.asarray(mesh.normals, np.float32)
     poly.point_data.active_normals_name = "Normals"
-    rgb = mesh.colours if mesh.colours is not None else np.full((len(mesh.vertices), 3), 0.75, np.float32)
+    rgb = mesh.colours if mesh.colours is not None else np.full((len(mesh.vertices), 3), PLAIN_COLOUR, np.float32)
     poly.point_data["rgb"] = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    poly.point_data.active_scalars_name = "rgb"
     return poly
 
 
 class Scene:
-    """Shape, comparison shape, scan points and slice plane in one plotter."""
+    """Shape, comparison shape, scan points and SDF slice plane in one plotter.
+
+    Parameters
+    ----------
+    plotter : pyvista plotter (``pyvistaqt.QtInteractor`` in the window, any plotter in tests).
+    """
 
     def __init__(self, plotter) -> None:
         self.plotter = plotter
@@ -45,58 +62,82 @@ class Scene:
         self.shape_actor = None
         self.compare = pv.PolyData()
         self.compare_actor = None
+        self.scan = pv.PolyData()
         self.scan_actor = None
+        self.slice_grid: pv.StructuredGrid | None = None
+        self.slice_lines = pv.PolyData()
+        self.slice_zero = pv.PolyData()
         self.slice_actors: list = []
         self.colour_on = True
         self.wireframe = False
         self.has_mesh = False
+        self.dark = False
+        self.preset = "iso"
+        self._hint_actor = None
+        self._clip_plane: tuple[int, float] | None = None
         self.set_background(False)
         self.set_camera("iso")
 
+    @property
+    def closed(self) -> bool:
+        """The plotter was closed (window shut down): late results must not touch VTK any more."""
+        return bool(getattr(self.plotter, "_closed", False))
+
     # -- shape ---------------------------------------------------------------------------------
     def show_mesh(self, mesh: MeshArrays) -> None:
+        """Replace the shape in place; an empty mesh hides it and shows why."""
+        if self.closed:
+            return
         if mesh.is_empty:
             if self.shape_actor is not None:
                 self.shape_actor.SetVisibility(False)
             self.has_mesh = False
-            self.plotter.render()
+            self.set_hint(f"no surface: {mesh.stats.get('reason', 'empty mesh')}")
             return
-        new = _polydata(mesh)
-        self.shape.copy_from(new)
+        self.shape.copy_from(_polydata(mesh))
         if self.shape_actor is None:
             self.shape_actor = self.plotter.add_mesh(self.shape, scalars="rgb", rgb=True, smooth_shading=True,
-                                                     name="shape", specular=0.2, show_scalar_bar=False)
+                                                     name="shape", specular=0.25, specular_power=20,
+                                                     show_scalar_bar=False, render=False)
             self._apply_style()
-        else:
-            self.shape.point_data.active_scalars_name = "rgb"
+            self._clip(self._clip_plane)
         self.shape_actor.SetVisibility(True)
         self.has_mesh = True
+        self.set_hint(None, render=False)
         self.shape.Modified()
         self.plotter.render()
 
-    def show_comparison(self, mesh: MeshArrays | None, offset: float = 2.2) -> None:
-        """A second mesh beside the first (e.g. the baseline TTO result); None hides it."""
+    def show_comparison(self, mesh: MeshArrays | None, offset: float = 2.1) -> None:
+        """A second mesh beside the first (the baseline TTO result); None hides it."""
+        if self.closed:
+            return
         if mesh is None or mesh.is_empty:
             if self.compare_actor is not None:
                 self.compare_actor.SetVisibility(False)
-            self.plotter.render()
+                self.plotter.render()
             return
         shifted = MeshArrays(mesh.vertices + np.array([offset, 0, 0], np.float32), mesh.faces, mesh.normals,
                              mesh.colours, mesh.stats)
         self.compare.copy_from(_polydata(shifted))
         if self.compare_actor is None:
             self.compare_actor = self.plotter.add_mesh(self.compare, scalars="rgb", rgb=True, smooth_shading=True,
-                                                       name="compare", show_scalar_bar=False)
+                                                       name="compare", show_scalar_bar=False, render=False)
+            self._clip(self._clip_plane)
         self.compare_actor.SetVisibility(True)
         self._apply_style()
-        self.plotter.render()
+        self.fit_camera(np.concatenate([self.shape.points, self.compare.points]) if self.has_mesh else None)
 
     def set_colour(self, on: bool) -> None:
+        """Per-vertex RGB from the colour head (on) or plain grey with normal shading (off)."""
+        if self.closed:
+            return
         self.colour_on = on
         self._apply_style()
         self.plotter.render()
 
     def set_wireframe(self, on: bool) -> None:
+        if self.closed:
+            return
         self.wireframe = on
         self._apply_style()
         self.plotter.render()
@@ -107,53 +148,153 @@ class Scene:
                 continue
             actor.mapper.SetScalarVisibility(self.colour_on)
             prop = actor.GetProperty()
-            prop.SetColor(0.78, 0.78, 0.8)
+            prop.SetColor(*PLAIN_COLOUR)
             prop.SetRepresentationToWireframe() if self.wireframe else prop.SetRepresentationToSurface()
 
     # -- scan and slice ------------------------------------------------------------------------
     def show_scan(self, points: np.ndarray | None, visible: bool = True) -> None:
-        if self.scan_actor is not None:
-            self.plotter.remove_actor(self.scan_actor, render=False)
-            self.scan_actor = None
-        if points is not None and len(points) and visible:
-            cloud = pv.PolyData(np.asarray(points, np.float32))
-            self.scan_actor = self.plotter.add_points(cloud, color="#d0302a", point_size=3, name="scan",
-                                                      render_points_as_spheres=False)
+        """The observed points of a scan as small red dots (updated in place)."""
+        if self.closed:
+            return
+        if points is None or len(points) == 0:
+            if self.scan_actor is not None:
+                self.scan_actor.SetVisibility(False)
+            self.plotter.render()
+            return
+        self.scan.copy_from(pv.PolyData(np.asarray(points, np.float32)))
+        if self.scan_actor is None:
+            self.scan_actor = self.plotter.add_points(self.scan, color="#d0302a", point_size=2, name="scan",
+                                                      render_points_as_spheres=False, render=False)
+        self.scan_actor.SetVisibility(bool(visible))
         self.plotter.render()
 
     def show_slice(self, data: dict | None) -> None:
+        """The SDF on a plane as a diverging colour map, iso-lines every 0.1 and the zero line bold.
+
+        ``data``: ``{"grid": (n, n) float32 sdf, "coords": (n,) plane coordinates, "axis": 0|1|2,
+        "position": float}`` from :func:`viewer.workers.slice_job`; None hides the slice.
+        """
+        if self.closed:
+            return
+        if data is None:
+            for actor in self.slice_actors:
+                actor.SetVisibility(False)
+            self._clip(None)
+            self.plotter.render()
+            return
+        grid, coords, axis = np.asarray(data["grid"], np.float32), np.asarray(data["coords"]), int(data["axis"])
+        n = grid.shape[0]
+        others = [i for i in range(3) if i != axis]
+        a, b = np.meshgrid(coords, coords, indexing="ij")
+        pts = np.zeros((n, n, 3), np.float32)
+        pts[..., others[0]], pts[..., others[1]], pts[..., axis] = a, b, float(data["position"])
+        new = pv.StructuredGrid(pts[..., 0], pts[..., 1], pts[..., 2])
+        new.point_data["sdf"] = grid.ravel(order="F")
+        if self.slice_grid is None:
+            self.slice_grid = new
+        else:
+            self.slice_grid.copy_from(new)
+        self.slice_grid.point_data.active_scalars_name = "sdf"
+        levels = [v for v in SLICE_LEVELS if abs(v) > 1e-9 and grid.min() < v < grid.max()]
+        self.slice_lines.copy_from(self.slice_grid.contour(levels, scalars="sdf") if levels else pv.PolyData())
+        self.slice_zero.copy_from(self.slice_grid.contour([0.0], scalars="sdf") if grid.min() < 0 < grid.max()
+                                  else pv.PolyData())
+        if not self.slice_actors:
+            limit = 0.5
+            self.slice_actors = [
+                self.plotter.add_mesh(self.slice_grid, scalars="sdf", cmap="RdBu", clim=(-limit, limit), opacity=0.9,
+                                      lighting=False, name="slice", show_scalar_bar=False, render=False),
+                self.plotter.add_mesh(self.slice_lines, color="#333333", opacity=0.5, line_width=1, lighting=False,
+                                      name="slice_lines", render=False),
+                self.plotter.add_mesh(self.slice_zero, color="black", line_width=3, lighting=False,
+                                      name="slice_zero", render=False),
+            ]
         for actor in self.slice_actors:
-            self.plotter.remove_actor(actor, render=False)
-        self.slice_actors = []
-        if data is not None:
-            grid = data["grid"]
-            n = grid.shape[0]
-            coords = data["coords"]
-            axis = data["axis"]
-            others = [i for i in range(3) if i != axis]
-            a, b = np.meshgrid(coords, coords, indexing="ij")
-            pts = np.zeros((n, n, 3), np.float32)
-            pts[..., others[0]], pts[..., others[1]], pts[..., axis] = a, b, data["position"]
-            sgrid = pv.StructuredGrid(pts[..., 0], pts[..., 1], pts[..., 2])
-            sgrid.point_data["sdf"] = grid.ravel(order="F")
-            limit = max(0.05, float(np.abs(grid).max()))
-            self.slice_actors.append(self.plotter.add_mesh(sgrid, scalars="sdf", cmap="RdBu", clim=(-limit, limit),
-                                                           opacity=0.85, name="slice", show_scalar_bar=False))
-            zero = sgrid.contour([0.0], scalars="sdf")
-            if zero.n_points:
-                self.slice_actors.append(self.plotter.add_mesh(zero, color="black", line_width=3, name="slice_zero"))
+            actor.SetVisibility(True)
+        self._clip((axis, float(data["position"])))
         self.plotter.render()
+
+    def _clip(self, plane: tuple[int, float] | None) -> None:
+        """Cut away the shape's half on the + side of the slice plane (the side the presets look from),
+        so the plane shows inside the shape; None restores the whole shape."""
+        import vtk
+
+        self._clip_plane = plane
+        for actor in (self.shape_actor, self.compare_actor):
+            if actor is None:
+                continue
+            mapper = actor.GetMapper()
+            mapper.RemoveAllClippingPlanes()
+            if plane is not None:
+                axis, position = plane
+                normal, origin = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+                normal[axis], origin[axis] = -1.0, position
+                cut = vtk.vtkPlane()
+                cut.SetNormal(*normal)
+                cut.SetOrigin(*origin)
+                mapper.AddClippingPlane(cut)
+
+    @property
+    def slice_visible(self) -> bool:
+        return bool(self.slice_actors) and bool(self.slice_actors[0].GetVisibility())
+
+    # -- text hint -----------------------------------------------------------------------------
+    def set_hint(self, text: str | None, render: bool = True) -> None:
+        """A line of text in the view (e.g. "open a checkpoint"); None removes it."""
+        if self.closed:
+            return
+        if self._hint_actor is not None:
+            self.plotter.remove_actor(self._hint_actor, render=False)
+            self._hint_actor = None
+        if text:
+            colour = "#dddddd" if self.dark else "#444444"
+            # A pixel position gives a fixed-size text actor (corner positions scale with the window);
+            # pyvista doubles font_size, so 7 is about 14 px.
+            self._hint_actor = self.plotter.add_text(text, position=(14, 14), font_size=7, color=colour,
+                                                     name="hint", render=False)
+        if render:
+            self.plotter.render()
 
     # -- camera, background, screenshots -------------------------------------------------------
     def set_camera(self, preset: str) -> None:
-        """Look from the preset's direction and fit the unit sphere the shapes live in."""
-        self.plotter.camera_position = CAMERA_PRESETS[preset]
-        self.plotter.reset_camera(bounds=(-1.0, 1.0, -1.0, 1.0, -1.0, 1.0))
-        self.plotter.camera.zoom(1.15)
+        """Look from the preset's direction and fit the current shape (the unit sphere when none)."""
+        if preset not in CAMERA_PRESETS:
+            raise ValueError(f"unknown camera preset {preset!r}; use one of {', '.join(CAMERA_PRESETS)}")
+        self.preset = preset
+        self.fit_camera()
+
+    def fit_camera(self, points: np.ndarray | None = None) -> None:
+        """Frame ``points`` (default: the shape) from the current preset, whatever the view's aspect.
+
+        VTK's ``reset_camera`` fits the vertical field of view only, so a narrow view cuts the
+        shape at the sides; here the bounding sphere fits both angles.
+        """
+        if self.closed:
+            return
+        if points is None and self.has_mesh and self.shape.n_points:
+            points = np.asarray(self.shape.points)
+        if points is None or len(points) == 0:
+            centre, radius = np.zeros(3), 1.0
+        else:
+            lo, hi = points.min(axis=0), points.max(axis=0)
+            centre = (lo + hi) / 2
+            radius = max(float(np.linalg.norm(points - centre, axis=1).max()), 1e-3)
+        direction, up = (np.asarray(v, np.float64) for v in CAMERA_PRESETS[self.preset])
+        direction /= np.linalg.norm(direction)
+        camera = self.plotter.camera
+        half_v = math.radians(camera.view_angle) / 2
+        width, height = self.plotter.window_size
+        aspect = max(width, 1) / max(height, 1)
+        half_h = math.atan(math.tan(half_v) * aspect)
+        distance = 1.04 * radius / math.sin(min(half_v, half_h))
+        self.plotter.camera_position = [tuple(centre + direction * distance), tuple(centre), tuple(up)]
         self.plotter.reset_camera_clipping_range()
         self.plotter.render()
 
     def set_background(self, dark: bool) -> None:
+        if self.closed:
+            return
+        self.dark = dark
         self.plotter.set_background(DARK_BG if dark else LIGHT_BG)
         self.plotter.render()
 
@@ -163,29 +304,44 @@ class Scene:
                 "view_angle": cam.view_angle}
 
     def load_camera_json(self, data: dict) -> None:
+        """Restore a view saved by :meth:`camera_json`; raise ValueError on anything else."""
+        if self.closed:
+            return
         try:
-            self.plotter.camera_position = (tuple(data["position"]), tuple(data["focal_point"]), tuple(data["view_up"]))
+            position = tuple(float(v) for v in data["position"])
+            focal = tuple(float(v) for v in data["focal_point"])
+            up = tuple(float(v) for v in data["view_up"])
+            if not (len(position) == len(focal) == len(up) == 3):
+                raise ValueError("position, focal_point and view_up need 3 numbers each")
+            self.plotter.camera_position = [position, focal, up]
             if "view_angle" in data:
                 self.plotter.camera.view_angle = float(data["view_angle"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a camera file: {exc}") from exc
+            raise ValueError(f"not a camera file ({exc}); save one with File ▸ Save camera") from exc
+        self.plotter.reset_camera_clipping_range()
         self.plotter.render()
 
     def screenshot(self, path: str | Path, scale: int = 1, transparent: bool = False) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.plotter.render()
-        image = self.plotter.screenshot(None, transparent_background=transparent, return_img=True, scale=max(1, int(scale)))
+        """Write the view as PNG at ``scale`` times the view's pixel size (RGBA when transparent)."""
         from PIL import Image
 
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hint = self._hint_actor
+        if hint is not None:
+            hint.SetVisibility(False)
+        try:
+            image = self.image(scale, transparent)
+        finally:
+            if hint is not None:
+                hint.SetVisibility(True)
         tmp = path.with_name(path.name + ".part")
         Image.fromarray(image).save(tmp, format="PNG")
         tmp.replace(path)
         return path
 
-    def image(self) -> np.ndarray:
+    def image(self, scale: int = 1, transparent: bool = False) -> np.ndarray:
+        """(H, W, 3|4) uint8 of the current view."""
         self.plotter.render()
-        return self.plotter.screenshot(None, return_img=True)
-
-
-
+        return self.plotter.screenshot(None, transparent_background=transparent, return_img=True,
+                                       scale=max(1, int(scale)))

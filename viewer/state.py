@@ -1,6 +1,8 @@
-"""The viewer's state: the loaded model, the current codes, display options, and undo/redo.
+"""The viewer's state: the loaded model, the current codes, display options, marks, undo/redo.
 
-Panels never talk to each other; they change this object and listen to its signals.
+Panels never talk to each other; they change this object and listen to its signals
+(kaolin-wisp's shared-state pattern). Nothing here runs the network except the cheap
+condition look-up of :meth:`ViewerState.training_code` (an embedding row).
 """
 from __future__ import annotations
 
@@ -16,14 +18,19 @@ __all__ = ["CodeSelection", "DisplayOptions", "ViewerState"]
 
 @dataclass(frozen=True)
 class CodeSelection:
-    """What to decode: shape code, colour code, class condition, and a human label."""
+    """What to decode: shape code, colour code, class condition, and a human label.
+
+    Tensors are CPU float32: ``shape_code`` (Ds,), ``colour_code`` (Dc,) or None,
+    ``condition`` (Dcond,) or None (a model without conditioning).
+    """
 
     shape_code: torch.Tensor
     colour_code: torch.Tensor | None
     condition: torch.Tensor | None
     label: str = ""
     class_name: str | None = None
-    decoder_override: dict | None = None  # fine-tuned decoder weights of a TTO result
+    decoder_override: dict | None = None
+    """Fine-tuned decoder weights of a TTO result (None: the model's own decoder)."""
 
     def to_json(self) -> dict:
         return {"label": self.label, "class_name": self.class_name,
@@ -33,7 +40,9 @@ class CodeSelection:
 
     @classmethod
     def from_json(cls, data: dict, model: TrainedModel) -> "CodeSelection":
-        """Codes saved by :meth:`to_json`; sizes are checked against ``model``."""
+        """Codes saved by :meth:`to_json`; sizes are checked against ``model`` (ValueError)."""
+        if not isinstance(data, dict) or "shape_code" not in data:
+            raise ValueError("no 'shape_code' in the file")
         shape = torch.tensor(data["shape_code"], dtype=torch.float32)
         if shape.shape != model.shape_codes.shape[1:]:
             raise ValueError(f"shape code has {tuple(shape.shape)} values; this model needs {tuple(model.shape_codes.shape[1:])}")
@@ -45,21 +54,29 @@ class CodeSelection:
         cond_t = None if cond is None else torch.tensor(cond, dtype=torch.float32)
         expected = model.condition()
         if (cond_t is None) != (expected is None) or (cond_t is not None and cond_t.shape != expected.shape):
-            cond_t = model.condition(data.get("class_name")) if data.get("class_name") in model.class_names else expected
+            name = data.get("class_name")
+            cond_t = _cpu(model.condition(name) if name in model.class_names else expected)
         return cls(shape, colour_t, cond_t, data.get("label", "from file"), data.get("class_name"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class DisplayOptions:
+    """How the shape is drawn; changed only through :meth:`ViewerState.set_display`."""
+
     colour: bool = True
+    """Per-vertex colours from the colour head; off = plain normal shading."""
     wireframe: bool = False
     dark_background: bool = False
     show_scan: bool = True
     slice_enabled: bool = False
     slice_axis: int = 2
+    """0, 1, 2 = the plane perpendicular to x, y, z."""
     slice_position: float = 0.0
+    """Plane offset along its axis, unit-sphere frame."""
     preview_resolution: int = 48
+    """Grid resolution while dragging (fast, coarse)."""
     full_resolution: int = 128
+    """Grid resolution once the interaction pauses."""
 
 
 @dataclass
@@ -69,12 +86,14 @@ class _History:
 
 
 class ViewerState(QObject):
-    """Observable state. Signals carry no payload: observers read the attributes."""
+    """Observable state. Signals carry no payload except the interactive flag: observers read attributes."""
 
     model_changed = Signal()
-    selection_changed = Signal(bool)  # True while interacting (preview), False for a final edit
+    selection_changed = Signal(bool)
+    """True while interacting (preview resolution), False for a final edit (full resolution)."""
     display_changed = Signal()
     history_changed = Signal()
+    marks_changed = Signal()
     status = Signal(str)
 
     UNDO_LIMIT = 200
@@ -84,46 +103,54 @@ class ViewerState(QObject):
         self.model: TrainedModel | None = None
         self.selection: CodeSelection | None = None
         self.display = DisplayOptions()
+        self.marks: dict[str, torch.Tensor] = {}
+        """Named shape codes to mark on the latent map (A, B, TTO)."""
         self._history = _History()
+        self._in_edit = False  # an interactive edit (drag, running fit) already opened its undo step
 
     # -- model ---------------------------------------------------------------------------------
     def set_model(self, model: TrainedModel) -> None:
+        """Show ``model``, starting on the first code of its first class; history is cleared."""
         self.model = model
         self._history = _History()
+        self._in_edit = False
+        self.marks = {}
         first = model.class_names[0] if model.class_names else None
         idx = model.codes_of_class(first) if first else [0]
         self.selection = self.training_code(idx[0] if idx else 0)
         self.model_changed.emit()
         self.history_changed.emit()
+        self.marks_changed.emit()
         self.selection_changed.emit(False)
 
     def training_code(self, index: int) -> CodeSelection:
+        """The learned codes of training shape ``index`` with its class condition."""
         m = self.model
         cls = m.shape_classes[index]
-        return CodeSelection(m.shape_codes[index].cpu(), None if m.colour_codes is None else m.colour_codes[index].cpu(),
+        return CodeSelection(m.shape_codes[index].detach().cpu(),
+                             None if m.colour_codes is None else m.colour_codes[index].detach().cpu(),
                              _cpu(m.condition(cls)), f"{cls}/{m.shape_ids[index]}", cls)
 
     # -- codes ---------------------------------------------------------------------------------
     def select(self, selection: CodeSelection, interactive: bool = False, record: bool = True) -> None:
-        """Show ``selection``. Interactive edits (drags) are previews and join one undo step."""
-        if record and self.selection is not None and not interactive:
+        """Show ``selection``.
+
+        A final edit (``interactive=False``) is one undo step. An interactive edit (slider or
+        map drag, a running fit) opens one undo step on its first call; the calls that follow
+        join it until :meth:`finish_interaction` or a final edit closes it.
+        """
+        if record and self.selection is not None and not self._in_edit:
             self._history.undo.append(self.selection)
             del self._history.undo[: -self.UNDO_LIMIT]
             self._history.redo.clear()
             self.history_changed.emit()
-        elif record and interactive and not getattr(self, "_drag_started", False) and self.selection is not None:
-            self._history.undo.append(self.selection)
-            self._history.redo.clear()
-            self._drag_started = True
-            self.history_changed.emit()
-        if not interactive:
-            self._drag_started = False
+        self._in_edit = interactive
         self.selection = selection
         self.selection_changed.emit(interactive)
 
     def finish_interaction(self) -> None:
-        """The drag ended: refine the current selection at full resolution."""
-        self._drag_started = False
+        """The drag ended (or paused): close its undo step and refine at full resolution."""
+        self._in_edit = False
         if self.selection is not None:
             self.selection_changed.emit(False)
 
@@ -136,6 +163,7 @@ class ViewerState(QObject):
     def undo(self) -> None:
         if not self._history.undo:
             return
+        self._in_edit = False
         self._history.redo.append(self.selection)
         self.selection = self._history.undo.pop()
         self.history_changed.emit()
@@ -144,12 +172,22 @@ class ViewerState(QObject):
     def redo(self) -> None:
         if not self._history.redo:
             return
+        self._in_edit = False
         self._history.undo.append(self.selection)
         self.selection = self._history.redo.pop()
         self.history_changed.emit()
         self.selection_changed.emit(False)
 
-    # -- display -------------------------------------------------------------------------------
+    # -- marks and display ---------------------------------------------------------------------
+    def set_mark(self, name: str, code: torch.Tensor | None) -> None:
+        """Mark a shape code (A, B, TTO) on the latent map; None removes the mark."""
+        if code is None:
+            if self.marks.pop(name, None) is None:
+                return
+        else:
+            self.marks[name] = code.detach().cpu()
+        self.marks_changed.emit()
+
     def set_display(self, **changes) -> None:
         self.display = replace(self.display, **changes)
         self.display_changed.emit()

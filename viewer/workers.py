@@ -2,26 +2,33 @@
 
 * :class:`LatestWinsWorker`: one thread, one pending request; a newer request replaces the
   pending one, so a dragged slider never builds a queue (the mesh shown is always the newest).
-* :class:`Task`: a one-off job on Qt's thread pool (load a checkpoint, a scan, metrics).
+* :func:`run_task`: a one-off job on a thread pool (load a checkpoint, a scan, metrics), its
+  result handed to a callback on the UI thread.
 * :class:`TTOWorker`: test-time optimisation with pause / stop, reporting every k iterations.
 
 Workers send plain numpy arrays / dataclasses through signals; only the UI thread touches VTK.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
 from core.meshing import extract_mesh
 from core.meshing.extract import MeshArrays
 
-__all__ = ["LatestWinsWorker", "Task", "run_task", "TTOWorker", "mesh_job", "slice_job"]
+__all__ = ["LatestWinsWorker", "run_task", "wait_for_tasks", "TTOWorker", "mesh_job", "slice_job"]
+
+
+_orphans: list[QThread] = []
 
 
 class LatestWinsWorker(QThread):
@@ -39,6 +46,24 @@ class LatestWinsWorker(QThread):
         self._stop = False
         self._next_id = 0
         self.superseded = 0  # requests replaced before they ran (drags that did not pile up)
+        self._running = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing pending and nothing running (results may still be in the event queue)."""
+        with self._cond:
+            return self._pending is None and not self._running
+
+    @property
+    def last_id(self) -> int:
+        """Id of the newest request submitted (0 before the first)."""
+        with self._cond:
+            return self._next_id
+
+    @property
+    def has_pending(self) -> bool:
+        with self._cond:
+            return self._pending is not None
 
     def submit(self, fn: Callable[[], Any]) -> int:
         with self._cond:
@@ -49,12 +74,17 @@ class LatestWinsWorker(QThread):
             self._cond.notify()
             return self._next_id
 
-    def stop(self) -> None:
+    def stop(self, timeout_ms: int = 60_000) -> None:
+        """Drop the pending request and end the thread after the running one (not interruptible)."""
         with self._cond:
             self._stop = True
             self._pending = None
             self._cond.notify()
-        self.wait(10_000)
+        if not self.wait(timeout_ms):
+            # A huge extraction is still running: never destroy a running QThread (Qt aborts);
+            # keep it referenced and let the process end it.
+            self.setParent(None)
+            _orphans.append(self)
 
     def run(self) -> None:  # noqa: D401 - QThread entry point
         torch.set_grad_enabled(True)
@@ -66,6 +96,7 @@ class LatestWinsWorker(QThread):
                     return
                 request_id, fn = self._pending
                 self._pending = None
+                self._running = True
             self.busy_changed.emit(True)
             t0 = time.perf_counter()
             try:
@@ -75,66 +106,87 @@ class LatestWinsWorker(QThread):
             else:
                 self.finished_job.emit(request_id, result, time.perf_counter() - t0)
             with self._cond:
+                self._running = False
                 idle = self._pending is None
             if idle:
                 self.busy_changed.emit(False)
 
 
-class _TaskSignals(QObject):
-    done = Signal(object)
-    failed = Signal(str)
+class _Dispatcher(QObject):
+    """Hands one-off results to the UI thread: lives there, signalled from the pool threads."""
 
+    delivered = Signal(int, bool, object)
+    """Task id, success, result (or the error message)."""
 
-class Task(QRunnable):
-    """A one-off background job; connect to ``signals.done`` / ``signals.failed``."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.fn = fn
-        self.signals = _TaskSignals()
-        self.setAutoDelete(False)
+        self.callbacks: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
+        self.delivered.connect(self._deliver)
 
-    def run(self) -> None:
+    def _deliver(self, task_id: int, ok: bool, payload: Any) -> None:
+        callbacks = self.callbacks.pop(task_id, None)
+        if callbacks is not None:
+            (callbacks[0] if ok else callbacks[1])(payload)
+
+
+_dispatcher: _Dispatcher | None = None
+_executor: ThreadPoolExecutor | None = None
+_futures: list[Future] = []
+_task_ids = itertools.count(1)
+
+
+def run_task(fn: Callable[[], Any], on_done: Callable[[Any], None], on_failed: Callable[[str], None]) -> Future:
+    """Run ``fn`` on a pool thread; ``on_done(result)`` or ``on_failed(message)`` runs on the UI thread.
+
+    Call from the UI thread. Plain Python threads and one long-lived dispatcher object, rather
+    than a QRunnable and a signal object per task: nothing Qt-owned is created or freed per
+    task, so no object can be freed while a pool thread is still returning from it.
+    """
+    global _dispatcher, _executor
+    if _dispatcher is None:
+        _dispatcher = _Dispatcher()
+        _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="viewer-task")
+    dispatcher = _dispatcher
+    task_id = next(_task_ids)
+    dispatcher.callbacks[task_id] = (on_done, on_failed)
+
+    def work() -> None:
         try:
-            result = self.fn()
-        except Exception as exc:
-            detail = str(exc) or traceback.format_exc(limit=2)
-            self.signals.failed.emit(detail)
+            result = fn()
+        except Exception as exc:  # reported to the UI, never lost in the pool
+            dispatcher.delivered.emit(task_id, False, str(exc) or traceback.format_exc(limit=2))
         else:
-            self.signals.done.emit(result)
+            dispatcher.delivered.emit(task_id, True, result)
+
+    future = _executor.submit(work)
+    _futures[:] = [f for f in _futures if not f.done()] + [future]
+    return future
 
 
-_live_tasks: set[Task] = set()
+def wait_for_tasks(timeout_s: float = 60.0) -> bool:
+    """Block until every started one-off task has returned (their callbacks are queued, not run)."""
+    _, not_done = futures_wait(list(_futures), timeout=timeout_s)
+    return not not_done
 
 
-def run_task(fn: Callable[[], Any], on_done: Callable[[Any], None], on_failed: Callable[[str], None]) -> Task:
-    """Start ``fn`` on the global thread pool; callbacks run on the UI thread."""
-    task = Task(fn)
-    _live_tasks.add(task)
+def _decoding_model(model, selection):
+    """``model``, or a private copy with the fine-tuned decoder of a TTO result."""
+    override = getattr(selection, "decoder_override", None)
+    if override is None:
+        return model
+    from core.tto import model_with_override
 
-    def done(result: Any) -> None:
-        _live_tasks.discard(task)
-        on_done(result)
-
-    def failed(message: str) -> None:
-        _live_tasks.discard(task)
-        on_failed(message)
-
-    task.signals.done.connect(done)
-    task.signals.failed.connect(failed)
-    QThreadPool.globalInstance().start(task)
-    return task
+    return model_with_override(model, override)
 
 
-def mesh_job(model, selection, resolution: int, decoder_override=None) -> Callable[[], MeshArrays]:
-    """A callable that extracts the coloured mesh of ``selection`` (runs on a worker thread)."""
+def mesh_job(model, selection, resolution: int) -> Callable[[], MeshArrays]:
+    """A callable that extracts the coloured mesh of ``selection`` (to run on a worker thread).
+
+    Returns :class:`core.meshing.MeshArrays` in the unit-sphere frame; ``stats["resolution"]``
+    tells the preview from the full-resolution mesh.
+    """
     def job() -> MeshArrays:
-        used = model
-        decoder_override_ = decoder_override if decoder_override is not None else getattr(selection, "decoder_override", None)
-        if decoder_override_ is not None:
-            from core.tto import model_with_override
-
-            used = model_with_override(model, decoder_override_)
+        used = _decoding_model(model, selection)
         sdf_fn = used.sdf_fn(selection.shape_code, selection.condition)
         colour_fn = used.colour_fn(selection.shape_code, selection.colour_code, selection.condition)
         return extract_mesh(sdf_fn, resolution, colour_fn, device=model.device)
@@ -143,7 +195,11 @@ def mesh_job(model, selection, resolution: int, decoder_override=None) -> Callab
 
 
 def slice_job(model, selection, axis: int, position: float, size: int = 160) -> Callable[[], dict]:
-    """A callable that samples the SDF on an axis-aligned plane: {"grid": (size, size), "axis", "position"}."""
+    """A callable that samples the SDF on an axis-aligned plane through [-1, 1]^2.
+
+    Returns ``{"grid": (size, size) float32 sdf, "coords": (size,), "axis", "position"}``;
+    ``grid[i, j]`` is at coordinate ``coords[i]`` on the first other axis, ``coords[j]`` on the second.
+    """
     def job() -> dict:
         u = np.linspace(-1.0, 1.0, size, dtype=np.float32)
         a, b = np.meshgrid(u, u, indexing="ij")
@@ -152,19 +208,27 @@ def slice_job(model, selection, axis: int, position: float, size: int = 160) -> 
         pts[:, others[0]] = a.ravel()
         pts[:, others[1]] = b.ravel()
         pts[:, axis] = position
-        fn = model.sdf_fn(selection.shape_code, selection.condition)
+        fn = _decoding_model(model, selection).sdf_fn(selection.shape_code, selection.condition)
         with torch.no_grad():
-            sdf = torch.cat([fn(chunk) for chunk in torch.from_numpy(pts).to(model.device).split(8192)]).cpu().numpy()
-        return {"grid": sdf.reshape(size, size), "axis": axis, "position": position, "coords": u}
+            chunks = torch.from_numpy(pts).to(model.device).split(16384)
+            sdf = torch.cat([fn(chunk).reshape(-1) for chunk in chunks]).cpu().numpy()
+        return {"grid": sdf.reshape(size, size).astype(np.float32), "axis": axis, "position": position, "coords": u}
 
     return job
 
 
 class TTOWorker(QThread):
-    """Test-time optimisation of one observation, reporting every ``every`` iterations."""
+    """Test-time optimisation of one observation (``core.tto.iterate_fit``), reporting every ``every`` steps.
 
-    progress = Signal(object)  # core.tto.TTOProgress
-    finished_fit = Signal(object)  # core.tto.TTOResult
+    ``stop()`` sets ``cancel_event`` (a ``threading.Event``), which the fit checks before every
+    step; the final report then carries the codes reached so far (``cancelled=True``).
+    ``pause(True)`` blocks the fit between two steps until resumed or stopped.
+    """
+
+    progress = Signal(object)
+    """core.tto.TTOProgress (codes as CPU tensors, losses as floats)."""
+    finished_fit = Signal(object)
+    """core.tto.TTOResult, also after a stop."""
     failed = Signal(str)
 
     def __init__(self, model, observation, config, class_name: str | None, text: str | None = None,
@@ -203,5 +267,5 @@ class TTOWorker(QThread):
                 self.progress.emit(report)
                 if report.done and report.result is not None:
                     self.finished_fit.emit(report.result)
-        except Exception as exc:
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # an ObservationError names the input and the fix
+            self.failed.emit(str(exc) or type(exc).__name__)

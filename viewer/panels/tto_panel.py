@@ -1,4 +1,9 @@
-"""Live test-time optimisation: load a scan, fit codes with the chosen losses, watch it converge."""
+"""Live test-time optimisation: load a scan, fit codes with the chosen losses, watch it converge.
+
+The fit runs in :class:`viewer.workers.TTOWorker` (``core.tto.iterate_fit``); every N steps its
+codes go through the state like any other edit, so the mesher shows the shape as it forms.
+The whole fit is one undo step. Metrics (``core.metrics``) are measured on a worker at the end.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,51 +14,77 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
                                QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from core.tto import TTOConfig
+from core.tto.observations import MESH_SUFFIXES
 from viewer.panels.loss_plot import LossPlot
 from viewer.state import CodeSelection, ViewerState
 from viewer.workers import TTOWorker, mesh_job, run_task
 
-SCAN_FILTER = "Scans (*.obj *.glb *.gltf *.ply *.stl *.off *.npz *.xyz *.npy);;All files (*)"
+SCAN_FILTER = ("Scans (*.obj *.glb *.gltf *.ply *.stl *.off *.npz *.xyz *.txt *.pts *.npy);;"
+               "Meshes (*.obj *.glb *.gltf *.ply *.stl *.off);;Samples (*.npz);;All files (*)")
 DIRECTIONS = {"front (+z)": (0.0, 0.0, 1.0), "side (+x)": (1.0, 0.0, 0.0), "top (+y)": (0.0, 1.0, 0.0),
               "oblique": (0.6, 0.4, 0.7)}
-SWITCHES = (("surface_term", "surface + normal terms", "|f| → 0 on observed surface points, SDF gradient aligned with normals"),
-            ("curriculum", "curriculum", "Curriculum DeepSDF: hard-sample weighting and a shrinking error tolerance"),
-            ("coarse_to_fine", "coarse-to-fine", "Clamp distance and sample set narrow over the iterations"),
-            ("finetune_last_layers", "fine-tune last layers", "A few steps on the last layers with a small learning rate"))
+SWITCHES = (("surface_term", "surface + normal terms",
+             "|f| → 0 on the observed surface points and the SDF gradient aligned with their normals"),
+            ("curriculum", "curriculum", "Curriculum DeepSDF: a shrinking error tolerance and hard-sample weighting"),
+            ("coarse_to_fine", "coarse-to-fine", "The clamp distance shrinks and samples move towards the surface"),
+            ("finetune_last_layers", "fine-tune last layers",
+             "After the code fit, a few steps on the decoder's last layer (a private copy) with a small learning rate"))
+METRIC_KEYS = (("chamfer", "Chamfer", 1e3, "×10⁻³"), ("fscore_1pct", "F@1%", 100, "%"),
+               ("thin_fscore_1pct", "thin F@1%", 100, "%"), ("colour_psnr", "colour PSNR", 1, " dB"))
+METRIC_RESOLUTION = 128
+"""Grid resolution of the mesh the metrics are measured on (the evaluation's own)."""
 
 
 class TTOPanel(QWidget):
-    scan_loaded = Signal(object)  # (N, 3) points to draw, or None
-    compare_mesh = Signal(object)  # MeshArrays of the baseline fit, or None
-    busy = Signal(str)  # status text ("" when idle)
+    scan_loaded = Signal(object)
+    """(N, 3) observed surface points to draw."""
+    compare_mesh = Signal(object)
+    """MeshArrays of the baseline fit beside the result, or None to hide it."""
+    busy = Signal(str)
+    """Status text while working, "" when idle."""
+    fit_finished = Signal(object)
+    """core.tto.TTOResult of the main fit (cancelled ones included)."""
+    metrics_ready = Signal(dict)
 
     def __init__(self, state: ViewerState) -> None:
         super().__init__()
         self.state = state
         self.observation = None
+        self.scan_points: np.ndarray | None = None
+        self.scan_path: Path | None = None
         self.worker: TTOWorker | None = None
         self.baseline_worker: TTOWorker | None = None
+        self.last_result = None
+        self.last_metrics: dict = {}
+        self.baseline_metrics: dict = {}
+        self._first_report = True
+        self._fit_model = None
+        self.metric_resolution = METRIC_RESOLUTION
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
         row = QHBoxLayout()
         self.load = QPushButton("Load scan…")
-        self.load.setToolTip("A mesh, point cloud (.ply/.xyz/.npy) or DeepSDF .npz samples to fit")
-        self.partial = QCheckBox("partial")
-        self.partial.setToolTip("From a mesh, make a single-view depth scan (shape completion) instead of full samples")
+        self.load.setToolTip("A mesh, a point cloud (.ply/.xyz/.npy/.npz) or DeepSDF .npz samples to fit")
         self.direction = QComboBox()
         self.direction.addItems(list(DIRECTIONS))
-        self.direction.setToolTip("Direction of the single-view scan camera")
+        self.direction.setToolTip("Camera direction of the single-view scan")
+        self.partial = QPushButton("Partial scan")
+        self.partial.setToolTip("Replace the loaded mesh by a single-view depth scan of it from the chosen "
+                                "direction (shape completion)")
+        self.partial.setEnabled(False)
         row.addWidget(self.load)
+        row.addWidget(self.direction, 1)
         row.addWidget(self.partial)
-        row.addWidget(self.direction)
         layout.addLayout(row)
         self.scan_label = QLabel("no scan loaded")
         self.scan_label.setWordWrap(True)
+        self.scan_label.setToolTip("What is being fitted")
         layout.addWidget(self.scan_label)
         form = QFormLayout()
         self.class_box = QComboBox()
-        self.class_box.setToolTip("Class to condition on, or infer it (a short fit under every class)")
+        self.class_box.setToolTip("Class to condition on, or infer it (a short fit under every class, lowest loss wins)")
         self.iterations = QSpinBox()
-        self.iterations.setRange(10, 5000)
+        self.iterations.setRange(1, 5000)
         self.iterations.setValue(300)
         self.iterations.setToolTip("Optimisation steps (DeepSDF: 800)")
         self.lr = QDoubleSpinBox()
@@ -61,16 +92,16 @@ class TTOPanel(QWidget):
         self.lr.setRange(1e-4, 0.1)
         self.lr.setSingleStep(1e-3)
         self.lr.setValue(5e-3)
-        self.lr.setToolTip("Code learning rate (DeepSDF: 5e-3, ×0.1 after half the steps)")
+        self.lr.setToolTip("Code learning rate (DeepSDF: 5e-3, divided by 10 after half the steps)")
         self.samples = QSpinBox()
-        self.samples.setRange(500, 50000)
+        self.samples.setRange(100, 50000)
         self.samples.setSingleStep(500)
         self.samples.setValue(4000)
         self.samples.setToolTip("SDF samples per step (DeepSDF: 8000)")
         self.every = QSpinBox()
-        self.every.setRange(1, 200)
+        self.every.setRange(1, 500)
         self.every.setValue(20)
-        self.every.setToolTip("Refresh the mesh every this many steps")
+        self.every.setToolTip("Show the shape (and a loss point) every this many steps")
         form.addRow("class", self.class_box)
         form.addRow("iterations", self.iterations)
         form.addRow("learning rate", self.lr)
@@ -98,32 +129,37 @@ class TTOPanel(QWidget):
             buttons.addWidget(b)
         layout.addLayout(buttons)
         self.plot = LossPlot()
-        layout.addWidget(self.plot)
+        layout.addWidget(self.plot, 1)
         self.metrics = QLabel("")
         self.metrics.setWordWrap(True)
-        self.metrics.setToolTip("Metrics of the final mesh against the scan's surface points")
+        self.metrics.setToolTip("Metrics of the final mesh against the scan's surface points "
+                                "(Chamfer ×10⁻³, F-score at 1% of the object size, on thin parts too)")
         layout.addWidget(self.metrics)
         self._set_running(False)
 
         state.model_changed.connect(self._on_model)
         self.load.clicked.connect(self._choose_scan)
+        self.partial.clicked.connect(lambda: self.scan_path and self.load_scan(self.scan_path, partial=True))
         self.start.clicked.connect(self.start_fit)
-        self.pause.toggled.connect(lambda on: self.worker.pause(on) if self.worker else None)
+        self.pause.toggled.connect(self._pause)
         self.stop.clicked.connect(self.stop_fit)
 
     def _on_model(self) -> None:
+        self.stop_fit()
         m = self.state.model
         self.class_box.clear()
         self.class_box.addItem("(infer)", None)
         for c in m.class_names:
             self.class_box.addItem(c, c)
-        self.start.setEnabled(self.observation is not None)
+        self._set_running(self.worker is not None)
 
     def _set_running(self, running: bool) -> None:
         self.start.setEnabled(not running and self.observation is not None and self.state.model is not None)
         self.pause.setEnabled(running)
         self.stop.setEnabled(running)
         self.load.setEnabled(not running)
+        self.partial.setEnabled(not running and self.scan_path is not None
+                                and self.scan_path.suffix.lower() in MESH_SUFFIXES)
 
     # -- scan ----------------------------------------------------------------------------------
     def _choose_scan(self) -> None:
@@ -131,13 +167,15 @@ class TTOPanel(QWidget):
         if path:
             self.load_scan(Path(path))
 
-    def load_scan(self, path: Path, partial: bool | None = None) -> None:
+    def load_scan(self, path: Path, partial: bool = False) -> None:
+        """Build the observation on a worker (meshes are sampled like training data: seconds)."""
         from core.tto import load_observation
 
-        partial = self.partial.isChecked() if partial is None else partial
+        path = Path(path)
         direction = DIRECTIONS[self.direction.currentText()] if partial else None
-        self.busy.emit(f"loading {path.name}…")
-        self.scan_label.setText(f"loading {path.name}…")
+        what = f"scanning {path.name} from {self.direction.currentText()}" if partial else f"loading {path.name}"
+        self.busy.emit(what + "…")
+        self.scan_label.setText(what + "…")
         run_task(lambda: load_observation(path, n_samples=100_000, scan_direction=direction),
                  lambda obs: self._scan_ready(path, obs), self._scan_failed)
 
@@ -149,19 +187,28 @@ class TTOPanel(QWidget):
     def _scan_ready(self, path: Path, obs) -> None:
         self.busy.emit("")
         self.observation = obs
-        pts = obs.surface_points if obs.surface_points is not None else obs.points[np.abs(obs.sdf) < 0.01]
-        self.scan_points = pts
-        self.scan_label.setText(f"{path.name}: {obs.kind}, {len(obs.points):,} samples, "
-                                f"{0 if obs.surface_points is None else len(obs.surface_points):,} surface points")
-        self.scan_loaded.emit(pts)
-        self._set_running(False)
+        self.scan_path = path
+        if obs.has_surface:
+            pts = obs.surface_points
+        else:
+            pts = obs.points[np.abs(obs.sdf) < 0.01]
+        self.scan_points = np.asarray(pts, np.float32)
+        n_surface = 0 if obs.surface_points is None else len(obs.surface_points)
+        self.scan_label.setText(f"{path.name}: {obs.kind}, {len(obs.points):,} samples, {n_surface:,} surface points"
+                                + (f" (labelled {obs.class_name})" if obs.class_name else ""))
+        if obs.class_name and self.class_box.findData(obs.class_name) >= 0:
+            self.class_box.setCurrentIndex(self.class_box.findData(obs.class_name))
+        self.scan_loaded.emit(self.scan_points)
+        self._set_running(self.worker is not None)
 
     # -- fitting -------------------------------------------------------------------------------
     def config(self, baseline: bool = False) -> TTOConfig:
         flags = {} if baseline else {k: box.isChecked() for k, box in self.switches.items()}
         if flags.get("surface_term"):
             flags["normal_term"] = True
-        return TTOConfig(iterations=self.iterations.value(), lr=self.lr.value(), n_samples=self.samples.value(), **flags)
+        losses = "baseline" if baseline else (",".join(k for k, on in flags.items() if on) or "baseline")
+        return TTOConfig(iterations=self.iterations.value(), lr=self.lr.value(), n_samples=self.samples.value(),
+                         losses=losses, **flags)
 
     def start_fit(self) -> None:
         m = self.state.model
@@ -169,7 +216,11 @@ class TTOPanel(QWidget):
             return
         self.plot.clear()
         self.metrics.setText("")
+        self.last_metrics, self.baseline_metrics = {}, {}
         self.compare_mesh.emit(None)
+        self.state.set_mark("TTO", None)
+        self._first_report = True
+        self._fit_model = m
         class_name = self.class_box.currentData()
         self.worker = TTOWorker(m, self.observation, self.config(), class_name, every=self.every.value())
         self.worker.progress.connect(self._progress)
@@ -183,84 +234,155 @@ class TTOPanel(QWidget):
             self.baseline_worker = TTOWorker(m, self.observation, self.config(baseline=True), class_name,
                                              every=self.iterations.value())
             self.baseline_worker.finished_fit.connect(self._baseline_finished)
+            self.baseline_worker.finished.connect(self._baseline_done)
             self.baseline_worker.start()
+
+    def _pause(self, paused: bool) -> None:
+        if self.worker is not None:
+            self.worker.pause(paused)
+        if self.baseline_worker is not None:
+            self.baseline_worker.pause(paused)
+        self.pause.setText("Resume" if paused else "Pause")
 
     def stop_fit(self) -> None:
         for w in (self.worker, self.baseline_worker):
             if w is not None:
                 w.stop()
 
+    def _current(self) -> bool:
+        """False for reports of a fit started on a model that has since been replaced."""
+        return self.state.model is not None and self.state.model is self._fit_model
+
     def _progress(self, report) -> None:
-        self.plot.add(report.iteration if report.stage != "finetune" else report.iteration, report.losses)
+        if report.done or not self._current():
+            return  # the result (with the fine-tuned decoder, if any) comes through _finished
+        self.plot.add(report.iteration, report.losses, report.stage)
         if report.stage.startswith("class:"):
+            self.busy.emit(f"trying class {report.stage[6:]}…")
             return
         m = self.state.model
         cond = m.condition(class_name=report.class_name) if report.class_name else m.condition()
         sel = CodeSelection(report.shape_code, report.colour_code, None if cond is None else cond.detach().cpu(),
                             f"TTO {report.stage} it {report.iteration}", report.class_name)
-        self.state.select(sel, interactive=not report.done)
+        # The first report opens the fit's undo step; the others join it.
+        self.state.select(sel, interactive=True, record=self._first_report)
+        self._first_report = False
+        self.state.set_mark("TTO", report.shape_code)
+        self.busy.emit(f"test-time optimisation: step {report.iteration}, loss {report.losses.get('total', float('nan')):.4g}")
 
     def _selection_of(self, result) -> CodeSelection:
         m = self.state.model
-        cond = m.condition(class_name=result.class_name, text=result.text) if (result.class_name or result.text) else m.condition()
+        if result.class_name or result.text:
+            cond = m.condition(class_name=result.class_name, text=result.text)
+        else:
+            cond = m.condition()
+        name = ", ".join(result.config.enabled()) if result.config is not None else ""
         return CodeSelection(result.shape_code, result.colour_code, None if cond is None else cond.detach().cpu(),
-                             f"TTO result ({', '.join(result.config.enabled()) or 'baseline'})", result.class_name,
-                             result.decoder_override)
+                             f"TTO result ({name or 'baseline'}{', stopped' if result.cancelled else ''})",
+                             result.class_name, result.decoder_override)
 
     def _finished(self, result) -> None:
+        if not self._current():
+            return
         sel = self._selection_of(result)
         self.last_result = result
-        self.state.select(sel, interactive=False, record=False)
+        for report in result.history[-1:]:
+            self.plot.add(int(report["iteration"]), {k: v for k, v in report.items()
+                                                      if k not in ("iteration", "stage", "lr")}, "done")
+        self.state.select(sel, interactive=False, record=self._first_report)
+        self.state.set_mark("TTO", result.shape_code)
+        self.fit_finished.emit(result)
         self.busy.emit("measuring the fit…")
-        model, obs = self.state.model, self.observation
-        run_task(lambda: _measure(model, sel, obs), self._show_metrics, self._failed)
+        self.metrics.setText("measuring…")
+        model, obs, res = self.state.model, self.observation, self.metric_resolution
+        run_task(lambda: measure(model, sel, obs, res), self._show_metrics, self._failed)
 
     def _show_metrics(self, metrics: dict) -> None:
         self.busy.emit("")
         self.last_metrics = metrics
-        if not metrics:
-            self.metrics.setText("no surface points in the scan: no metrics")
+        self._render_metrics()
+        self.state.status.emit("fit measured: " + (_format_metrics(metrics) or "no surface points to compare with"))
+        self.metrics_ready.emit(metrics)
+
+    def _render_metrics(self) -> None:
+        if not self.last_metrics:
+            self.metrics.setText("the scan has no surface points: no metrics")
             return
-        keys = [("chamfer", "Chamfer", 1e3, "×10⁻³"), ("fscore_1pct", "F@1%", 100, "%"),
-                ("thin_fscore_1pct", "thin F@1%", 100, "%"), ("colour_psnr", "colour PSNR", 1, "dB")]
-        self.metrics.setText(" · ".join(f"{name} {metrics[k] * f:.2f}{unit}" for k, name, f, unit in keys
-                                        if k in metrics and np.isfinite(metrics[k])))
+        lines = ["<b>result</b> " + _format_metrics(self.last_metrics)]
+        if self.baseline_metrics:
+            lines.append("<b>baseline</b> " + _format_metrics(self.baseline_metrics))
+        self.metrics.setText("<br>".join(lines))
 
     def _baseline_finished(self, result) -> None:
+        if not self._current():
+            return
         sel = self._selection_of(result)
-        model = self.state.model
-        run_task(mesh_job(model, sel, self.state.display.full_resolution), self.compare_mesh.emit, self._failed)
+        model, obs, resolution = self.state.model, self.observation, self.state.display.full_resolution
+
+        def work():
+            mesh = mesh_job(model, sel, resolution)()
+            return mesh, measure(model, sel, obs, self.metric_resolution)
+
+        def done(out) -> None:
+            mesh, metrics = out
+            self.baseline_metrics = metrics
+            self.compare_mesh.emit(mesh)
+            if self.last_metrics:
+                self._render_metrics()
+
+        run_task(work, done, self._failed)
 
     def _failed(self, message: str) -> None:
         self.busy.emit("")
+        self.metrics.setText(f"<span style='color:#b00'>{message}</span>")
         self.state.status.emit(f"TTO: {message}")
 
     def _thread_done(self) -> None:
+        # ``finished`` is emitted from the thread just before it exits: wait for the exit, so the
+        # QThread is never destroyed while running (Qt aborts then).
+        if self.worker is not None:
+            self.worker.wait()
+            self.worker.deleteLater()
         self.worker = None
         self.pause.setChecked(False)
         self._set_running(False)
-        if self.metrics.text() == "":
-            self.busy.emit("")
+
+    def _baseline_done(self) -> None:
+        if self.baseline_worker is not None:
+            self.baseline_worker.wait()
+            self.baseline_worker.deleteLater()
+        self.baseline_worker = None
 
     def shutdown(self) -> None:
         for w in (self.worker, self.baseline_worker):
             if w is not None:
                 w.stop()
-                w.wait(10_000)
+                w.wait(30_000)
 
 
-def _measure(model, selection: CodeSelection, observation) -> dict:
-    """Metrics of the fitted mesh against the scan's surface points (worker thread)."""
+def _format_metrics(metrics: dict) -> str:
+    return " · ".join(f"{name} {metrics[k] * f:.2f}{unit}" for k, name, f, unit in METRIC_KEYS
+                      if k in metrics and np.isfinite(metrics[k]))
+
+
+def measure(model, selection: CodeSelection, observation, resolution: int = METRIC_RESOLUTION) -> dict:
+    """Metrics of the fitted mesh against the scan's surface points (runs on a worker thread).
+
+    Thin parts are found from the points alone (:func:`core.evaluation.approximate_thin_mask`);
+    a cloud without normals gets estimated ones.
+    """
     from core.evaluation import approximate_thin_mask
     from core.metrics import evaluate_reconstruction
+    from core.tto import estimate_normals
 
-    if observation.surface_points is None or observation.surface_normals is None:
+    if not observation.has_surface or len(observation.surface_points) < 10:
         return {}
-    mesh = mesh_job(model, selection, 128, selection.decoder_override)()
-    if mesh.is_empty:
-        return {"chamfer": float("inf")}
-    gt = {"surface_points": observation.surface_points, "surface_normals": observation.surface_normals}
+    points = np.asarray(observation.surface_points, np.float64)
+    normals = observation.surface_normals
+    normals = estimate_normals(points) if normals is None else np.asarray(normals, np.float64)
+    mesh = mesh_job(model, selection, resolution)()
+    gt = {"surface_points": points, "surface_normals": normals}
     if observation.surface_colours is not None:
         gt["surface_rgb"] = observation.surface_colours
-    mask = approximate_thin_mask(observation.surface_points, observation.surface_normals)
+    mask = approximate_thin_mask(points, normals)
     return evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=10_000)

@@ -1,0 +1,71 @@
+"""The viewer's state object without a window: undo/redo grouping, marks, code files."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("PySide6")
+
+from viewer.state import CodeSelection, ViewerState  # noqa: E402
+
+
+@pytest.fixture
+def state(toy_trained):
+    s = ViewerState()
+    s.set_model(toy_trained["model"])
+    return s
+
+
+def _sel(value: float, label: str) -> CodeSelection:
+    return CodeSelection(torch.full((8,), value), None, None, label)
+
+
+def test_starts_on_first_code_of_first_class(state):
+    assert state.selection.label == "ball/ball0" and state.selection.class_name == "ball"
+    assert not state.can_undo() and not state.can_redo()
+
+
+def test_final_edits_are_one_step_each_and_drags_one_in_all(state):
+    seen = []
+    state.selection_changed.connect(seen.append)
+    state.select(_sel(1, "pick"))
+    for i in range(5):
+        state.select(_sel(2 + i, f"drag {i}"), interactive=True)
+    state.finish_interaction()
+    state.select(_sel(9, "tto"), interactive=True, record=True)
+    state.select(_sel(10, "tto 2"), interactive=True, record=False)
+    state.select(_sel(11, "tto result"), interactive=False, record=False)
+    assert seen[:2] == [False, True] and seen[-1] is False
+    labels = []
+    while state.can_undo():
+        state.undo()
+        labels.append(state.selection.label)
+    assert labels == ["drag 4", "pick", "ball/ball0"]
+    state.redo()
+    state.redo()
+    assert state.selection.label == "drag 4"
+    state.select(_sel(0, "new"))
+    assert not state.can_redo()
+
+
+def test_marks_and_display(state):
+    fired = []
+    state.marks_changed.connect(lambda: fired.append(1))
+    state.set_mark("A", torch.zeros(8))
+    state.set_mark("A", None)
+    state.set_mark("A", None)  # nothing to remove: no signal
+    assert fired == [1, 1] and state.marks == {}
+    state.set_display(wireframe=True)
+    assert state.display.wireframe and state.display.full_resolution == 128
+
+
+def test_code_file_round_trip_and_size_check(state, toy_trained):
+    model = toy_trained["model"]
+    sel = state.training_code(2)
+    back = CodeSelection.from_json(sel.to_json(), model)
+    assert torch.equal(back.shape_code, sel.shape_code) and torch.equal(back.colour_code, sel.colour_code)
+    assert back.class_name == "slab"
+    with pytest.raises(ValueError, match="this model needs"):
+        CodeSelection.from_json({"shape_code": [0.0] * 3}, model)
+    with pytest.raises(ValueError, match="shape_code"):
+        CodeSelection.from_json({"colour_code": [0.0]}, model)

@@ -1,0 +1,90 @@
+"""Application start-up: a display (a private Xvfb when there is none), the QApplication, the window.
+
+Kept apart from :mod:`viewer.view_command` (argument parsing) and :mod:`viewer.headless`
+(scripted screenshots) so tests can build windows the same way the command does.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+__all__ = ["ensure_display", "application", "default_settings", "DEMO_CHECKPOINT", "resolve_checkpoint"]
+
+DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "resources" / "demo" / "demo.pt"
+XVFB_SCREEN = "1600x1000x24"
+
+
+def ensure_display() -> bool:
+    """Make sure Qt has a display; start a private Xvfb when there is none and one is installed.
+
+    Returns False when there is no display and none can be started. The Xvfb started here
+    ends with the process. ``-displayfd`` lets the server pick a free display number,
+    so parallel runs do not collide.
+    """
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        return False
+    read_fd, write_fd = os.pipe()
+    # -terminate: the server exits by itself once the last client (Qt, VTK) has disconnected,
+    # which happens after Python's own clean-up; killing it earlier would make Xlib abort.
+    proc = subprocess.Popen([xvfb, "-displayfd", str(write_fd), "-screen", "0", XVFB_SCREEN, "-nolisten", "tcp",
+                             "-terminate"],
+                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        proc.terminate()
+        return False
+    os.environ["DISPLAY"] = f":{number}"
+
+    def stop() -> None:
+        if QApplication.instance() is not None:
+            return  # connected: -terminate ends the server when the process has disconnected
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    atexit.register(stop)
+    return True
+
+
+def application() -> QApplication:
+    """The process's QApplication (created once)."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("DeepSDF Explorer")
+    app.setOrganizationName("deepsdf-explorer")
+    return app
+
+
+def default_settings() -> QSettings:
+    """Where recent files live (``~/.config/deepsdf-explorer/viewer.conf`` on Linux)."""
+    return QSettings("deepsdf-explorer", "viewer")
+
+
+def resolve_checkpoint(arg: str | Path | None, settings: QSettings | None = None) -> Path | None:
+    """The checkpoint to open: the argument, else the bundled demo, else the last one used, else None."""
+    if arg is not None:
+        return Path(arg)
+    if DEMO_CHECKPOINT.exists():
+        return DEMO_CHECKPOINT
+    if settings is not None:
+        from viewer.main_window import RECENT_KEY
+
+        value = settings.value(RECENT_KEY, [])
+        recent = [v for v in (value if isinstance(value, list) else [value]) if v]
+        for path in recent:
+            if Path(path).exists():
+                return Path(path)
+    return None
