@@ -7,7 +7,11 @@ on a checkpoint (default: the demo model; else an untrained default-preset model
   meshes shown per second (the latest-wins worker drops superseded requests);
 * UI stall: the longest gap between ticks of a 10 ms QTimer while a full-resolution mesh is
   extracted by the worker, against the baseline of extracting it on the UI thread (the gap
-  is then the whole extraction): the ratio is what the worker thread buys.
+  is then the whole extraction): the ratio is what the worker thread buys;
+* UI stall during live TTO: the same timer while a fit runs on a shipped partial scan with
+  live mesh refreshes (ticks gaps: median, 95th percentile, max);
+* memory over 1,000 slider steps: resident memory and the renderer's actor count after
+  100 and after 1,000 drag steps (a leak of actors or meshes grows both).
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ def main() -> int:
     from core.model import load_trained_model, untrained_model
     from viewer.main_window import MainWindow
     from viewer.state import CodeSelection
-    from viewer.view_command import DEMO_CHECKPOINT
+    from viewer.app import DEMO_CHECKPOINT
     from viewer.workers import mesh_job
 
     ckpt = args.ckpt or (DEMO_CHECKPOINT if DEMO_CHECKPOINT.exists() else None)
@@ -119,6 +123,64 @@ def main() -> int:
         worker_gaps.append(max_gap(in_worker))
         ui_gaps.append(max_gap(on_ui_thread))
     worker, ui = statistics.median(worker_gaps), statistics.median(ui_gaps)
+
+    # --- UI stall during live TTO ----------------------------------------------------------------
+    tto_line = "| UI-thread stall during live TTO | not measured (no scan for this model) |"
+    scan = Path(__file__).resolve().parents[1] / "resources" / "scans" / "chair_thin_partial.npz"
+    panel = win.tto_panel
+    if scan.exists() and "chair" in model.class_names:
+        loaded = []
+        panel.scan_loaded.connect(lambda *_: loaded.append(True))
+        panel.load_scan(scan)
+        end = time.perf_counter() + 60
+        while not loaded and time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.005)
+        panel.iterations.setValue(60 if args.quick else 150)
+        panel.every.setValue(10)
+        panel.class_box.setCurrentText("chair")
+        refreshes0 = len(shown)
+        ticks = []
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        timer.start()
+        t0 = time.perf_counter()
+        panel.start_fit()
+        while panel.worker is not None and time.perf_counter() - t0 < 300:
+            app.processEvents()
+            time.sleep(0.002)
+        fit_s = time.perf_counter() - t0
+        timer.stop()
+        gaps = np.diff(ticks) * 1000
+        tto_line = (f"| UI-thread stall during live TTO ({panel.iterations.value()} it in {fit_s:.1f} s, "
+                    f"{len(shown) - refreshes0} live meshes): tick gap median / p95 / max | "
+                    f"{np.median(gaps):.0f} / {np.percentile(gaps, 95):.0f} / {gaps.max():.0f} ms |")
+        settle()
+
+    # --- memory over 1,000 slider steps ------------------------------------------------------------
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    def actors() -> int:
+        return win.scene.plotter.renderer.GetActors().GetNumberOfItems()
+
+    steps = 300 if args.quick else 1000
+    marks = {}
+    for i in range(steps):
+        t = 0.5 + 0.5 * np.sin(i * 0.05)
+        win.state.select(CodeSelection(a + (b - a) * float(t), colour, cond, "drag", None), interactive=True)
+        pump(0.004)
+        if i + 1 in (100, steps):
+            end = time.perf_counter() + 30
+            while not win.mesher.idle and time.perf_counter() < end:
+                app.processEvents()
+                time.sleep(0.002)
+            pump(0.05)
+            marks[i + 1] = (rss_mb(), actors())
+    win.state.finish_interaction()
+    settle()
     print(f"model: {ckpt or 'untrained default preset'}; preview {args.preview}^3, full {args.full}^3")
     print("| measure | value |\n|---|---|")
     print(f"| preview meshes shown per second while dragging | {rate:.1f} |")
@@ -126,7 +188,15 @@ def main() -> int:
     print(f"| UI-thread stall, extraction in the worker (median max gap) | {worker * 1000:.0f} ms |")
     print(f"| UI-thread stall, extraction on the UI thread (baseline) | {ui * 1000:.0f} ms |")
     print(f"| ratio baseline / worker | {ui / worker:.1f}x |")
+    print(tto_line)
+    (m100, a100), (m_end, a_end) = marks[100], marks[steps]
+    print(f"| resident memory after 100 / {steps} slider steps | {m100:.0f} / {m_end:.0f} MB "
+          f"({m_end - m100:+.0f} MB) |")
+    print(f"| renderer actors after 100 / {steps} slider steps | {a100} / {a_end} |")
     win.shutdown()
+    win.close()
+    win.deleteLater()  # as `main.py view` does: Qt frees the window before Python finalises
+    app.processEvents()
     return 0
 
 

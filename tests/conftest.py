@@ -96,3 +96,25 @@ def toy_trained(tmp_path_factory):
     from core.model import load_trained_model
 
     return {"data": root, "ckpt": ckpt, "model": load_trained_model(ckpt, device="cpu")}
+
+
+@pytest.fixture(autouse=True)
+def no_window_or_plotter_outlives_its_test(request):
+    """Viewer tests: after each test no plotter is open and no top-level window is visible.
+
+    As pyvistaqt's and MNE-Python's conftests do: a leaked plotter keeps VTK objects (and an
+    OpenGL context) alive and makes later tests flaky; a leaked window keeps its workers running.
+    """
+    yield
+    if not request.module.__name__.rsplit(".", 1)[-1].startswith("test_viewer"):
+        return
+    import pyvista.plotting.plotter as pv_plotter
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is not None:
+        app.processEvents()
+    open_plotters = [p for p in pv_plotter._ALL_PLOTTERS.values() if not getattr(p, "_closed", True)]
+    assert not open_plotters, f"{len(open_plotters)} pyvista plotter(s) outlived the test"
+    visible = [w for w in (app.topLevelWidgets() if app else []) if w.isVisible()]
+    assert not visible, f"window(s) outlived the test: {[type(w).__name__ for w in visible]}"

@@ -87,3 +87,11 @@ def test_main_dispatches_view(toy_trained):
     parser = main.build_parser()
     args = parser.parse_args(["view", str(toy_trained["ckpt"]), "--resolution", "64"])
     assert args._run is view_command.run and args.resolution == 64
+
+
+def test_application_has_the_shipped_icon(qapp):
+    from viewer.app import APP_ICON, application
+
+    assert APP_ICON.exists(), "resources/icons/deepsdf-explorer.png is missing: run scripts/make_icon.py"
+    icon = application().windowIcon()
+    assert not icon.isNull() and icon.availableSizes(), "the window icon did not load"

@@ -13,11 +13,13 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 __all__ = ["ensure_display", "application", "default_settings", "DEMO_CHECKPOINT", "resolve_checkpoint"]
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "resources" / "demo" / "demo.pt"
+APP_ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "deepsdf-explorer.png"
 XVFB_SCREEN = "1600x1000x24"
 
 
@@ -65,6 +67,8 @@ def application() -> QApplication:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("DeepSDF Explorer")
     app.setOrganizationName("deepsdf-explorer")
+    if APP_ICON.exists():  # rendered from the demo model by scripts/make_icon.py
+        app.setWindowIcon(QIcon(str(APP_ICON)))
     return app
 
 
