@@ -58,25 +58,24 @@ def main() -> int:
         if stage == "conditioning":
             # Every mode at the same budget: the checkpoint after 150 epochs.
             for mode in MODES:
-                evaluate(f"cond_{mode}", "eval_test", "--split", "test", ckpt_name="epoch_0150.pt")
+                evaluate(f"cond_{mode}", "eval_test", "--split", "test", "--limit", "2", ckpt_name="epoch_0150.pt")
                 evaluate(f"cond_{mode}", "eval_train", "--split", "train", "--use-trained-codes", "--limit", "4",
                          ckpt_name="epoch_0150.pt")
         elif stage == "zeroshot":
             for run, flag in (("zs_text", "--class-as-text"), ("zs_none", "--class-as-text")):
-                for split in ("test", "train"):  # the held-out class's shapes of both splits are unseen
-                    evaluate(run, f"eval_{HELD_OUT_CLASS}_{split}", "--split", split, "--classes", HELD_OUT_CLASS, flag)
+                evaluate(run, f"eval_{HELD_OUT_CLASS}_test", "--split", "test", "--classes", HELD_OUT_CLASS, flag)
         elif stage == "thin":
-            evaluate("demo", "ablation_thin", "--split", "test", "--classes", *THIN_CLASSES, "--limit", "2",
+            evaluate("demo", "ablation_thin", "--split", "test", "--classes", *THIN_CLASSES, "--limit", "3",
                      "--ablation", "baseline,surface,curriculum,coarse_to_fine,finetune,all", "--save-meshes",
                      marker="ablation.json")
         elif stage == "colour":
             # The colour runs train 100 epochs; their reference is the embedding run's own
             # checkpoint at epoch 100 (same data, seed and schedule up to there).
-            evaluate("cond_embedding", "eval_test_e100", "--split", "test", ckpt_name="epoch_0100.pt")
+            evaluate("cond_embedding", "eval_test_e100", "--split", "test", "--limit", "1", ckpt_name="epoch_0100.pt")
             evaluate("cond_embedding", "eval_train_e100", "--split", "train", "--use-trained-codes", "--limit", "4",
                      ckpt_name="epoch_0100.pt")
             for run in ("colour_viewdep", "nocolour"):
-                evaluate(run, "eval_test", "--split", "test")
+                evaluate(run, "eval_test", "--split", "test", "--limit", "1")
                 evaluate(run, "eval_train", "--split", "train", "--use-trained-codes", "--limit", "4")
         else:
             print(f"unknown stage {stage}", file=sys.stderr)

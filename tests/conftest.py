@@ -111,9 +111,12 @@ def no_window_or_plotter_outlives_its_test(request):
     import pyvista.plotting.plotter as pv_plotter
     from PySide6.QtWidgets import QApplication
 
+    import gc
+
     app = QApplication.instance()
     if app is not None:
         app.processEvents()
+    gc.collect()  # here, on the UI thread, not later inside some worker of the next test
     open_plotters = [p for p in pv_plotter._ALL_PLOTTERS.values() if not getattr(p, "_closed", True)]
     assert not open_plotters, f"{len(open_plotters)} pyvista plotter(s) outlived the test"
     visible = [w for w in (app.topLevelWidgets() if app else []) if w.isVisible()]
