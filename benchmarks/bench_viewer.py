@@ -59,14 +59,17 @@ def main() -> int:
             app.processEvents()
             time.sleep(0.002)
 
-    def settle() -> None:
-        end = time.perf_counter() + 60
-        while time.perf_counter() < end:
+    def wait_until(done, timeout_s: float) -> None:
+        """Run the event loop until ``done()`` or the timeout."""
+        end = time.perf_counter() + timeout_s
+        while not done() and time.perf_counter() < end:
             app.processEvents()
-            if win.mesher._pending is None and not win.progress.isVisible() and not win.idle_timer.isActive():
-                if win.current_mesh is not None and win.current_mesh.stats.get("resolution") == args.full:
-                    return
-            time.sleep(0.005)
+            time.sleep(0.002)
+
+    def settle() -> None:
+        wait_until(lambda: (win.mesher._pending is None and not win.progress.isVisible()
+                            and not win.idle_timer.isActive() and win.current_mesh is not None
+                            and win.current_mesh.stats.get("resolution") == args.full), 60)
 
     settle()
     a, b = model.shape_codes[0].cpu(), model.shape_codes[-1].cpu()
@@ -93,7 +96,8 @@ def main() -> int:
     settle()
 
     # --- UI stall: worker vs on the UI thread ---------------------------------------------------
-    def max_gap(run) -> float:
+    def tick_gaps(run) -> np.ndarray:
+        """Seconds between the ticks of a 10 ms timer on the UI thread while ``run()`` runs."""
         ticks = []
         timer = QTimer()
         timer.setInterval(10)
@@ -103,7 +107,11 @@ def main() -> int:
         run()
         pump(0.05)
         timer.stop()
-        return float(np.max(np.diff(ticks))) if len(ticks) > 1 else float("nan")
+        return np.diff(ticks)
+
+    def max_gap(run) -> float:
+        gaps = tick_gaps(run)
+        return float(gaps.max()) if len(gaps) else float("nan")
 
     repeats = 2 if args.quick else 4
     worker_gaps, ui_gaps = [], []
@@ -113,9 +121,7 @@ def main() -> int:
         def in_worker():
             n = len(shown)
             win.state.select(sel)
-            while len(shown) == n or shown[-1][1] != args.full:
-                app.processEvents()
-                time.sleep(0.001)
+            wait_until(lambda: len(shown) > n and shown[-1][1] == args.full, 120)
 
         def on_ui_thread():
             mesh = mesh_job(model, sel, args.full)()
@@ -133,27 +139,21 @@ def main() -> int:
         loaded = []
         panel.scan_loaded.connect(lambda *_: loaded.append(True))
         panel.load_scan(scan)
-        end = time.perf_counter() + 60
-        while not loaded and time.perf_counter() < end:
-            app.processEvents()
-            time.sleep(0.005)
+        wait_until(lambda: bool(loaded), 60)
         panel.iterations.setValue(60 if args.quick else 150)
         panel.every.setValue(10)
         panel.class_box.setCurrentText("chair")
         refreshes0 = len(shown)
-        ticks = []
-        timer = QTimer()
-        timer.setInterval(10)
-        timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-        timer.start()
-        t0 = time.perf_counter()
-        panel.start_fit()
-        while panel.worker is not None and time.perf_counter() - t0 < 300:
-            app.processEvents()
-            time.sleep(0.002)
-        fit_s = time.perf_counter() - t0
-        timer.stop()
-        gaps = np.diff(ticks) * 1000
+        fit_seconds = []
+
+        def fit() -> None:
+            t0 = time.perf_counter()
+            panel.start_fit()
+            wait_until(lambda: panel.worker is None, 300)
+            fit_seconds.append(time.perf_counter() - t0)
+
+        gaps = tick_gaps(fit) * 1000
+        fit_s = fit_seconds[0]
         tto_line = (f"| UI-thread stall during live TTO ({panel.iterations.value()} it in {fit_s:.1f} s, "
                     f"{len(shown) - refreshes0} live meshes): tick gap median / p95 / max | "
                     f"{np.median(gaps):.0f} / {np.percentile(gaps, 95):.0f} / {gaps.max():.0f} ms |")
@@ -174,10 +174,7 @@ def main() -> int:
         win.state.select(CodeSelection(a + (b - a) * float(t), colour, cond, "drag", None), interactive=True)
         pump(0.004)
         if i + 1 in (100, steps):
-            end = time.perf_counter() + 30
-            while not win.mesher.idle and time.perf_counter() < end:
-                app.processEvents()
-                time.sleep(0.002)
+            wait_until(lambda: win.mesher.idle, 30)
             pump(0.05)
             marks[i + 1] = (rss_mb(), actors())
     win.state.finish_interaction()

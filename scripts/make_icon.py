@@ -10,12 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pyvista as pv  # noqa: E402
+from results_figures import CAMERA, _poly  # noqa: E402  (same folder: the figures' mesh and camera)
 
 from core.meshing import extract_mesh  # noqa: E402
 from core.model import load_trained_model  # noqa: E402
@@ -31,12 +30,9 @@ def main() -> int:
     code, colour = model.shape_codes[index], model.colour_codes[index]
     cond = model.condition(CLASS)
     mesh = extract_mesh(model.sdf_fn(code, cond), 128, model.colour_fn(code, colour, cond))
-    poly = pv.PolyData(mesh.vertices.astype(np.float32),
-                       np.hstack([np.full((len(mesh.faces), 1), 3), mesh.faces]).ravel())
-    poly["rgb"] = (np.clip(mesh.colours, 0, 1) * 255).astype(np.uint8)
     pl = pv.Plotter(off_screen=True, window_size=(SIZE, SIZE))
-    pl.add_mesh(poly, scalars="rgb", rgb=True, smooth_shading=True)
-    pl.camera_position = ((2.2, 1.6, 2.6), (0, 0, 0), (0, 1, 0))
+    pl.add_mesh(_poly(mesh.vertices, mesh.faces, mesh.colours), scalars="rgb", rgb=True, smooth_shading=True)
+    pl.camera_position = CAMERA
     pl.reset_camera()
     pl.camera.zoom(1.25)
     ICON.parent.mkdir(parents=True, exist_ok=True)

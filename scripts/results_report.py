@@ -50,8 +50,9 @@ def conditioning() -> str:
     # Same shapes in every row: the ids every mode evaluated.
     test_rows = {m: _rows_all([RUNS / f"cond_{m}" / "eval_test" / "results.json"]) for m in MODES}
     common = set.intersection(*[{r["id"] for r in rows} for rows in test_rows.values() if rows]) if any(test_rows.values()) else set()
+    known_by_mode = {m: _summary(RUNS / f"cond_{m}" / "eval_train" / "results.json") for m in MODES}
     for mode in MODES:
-        known = _summary(RUNS / f"cond_{mode}" / "eval_train" / "results.json")
+        known = known_by_mode[mode]
         rows = [r for r in test_rows[mode] if r["id"] in common]
         unknown = summarise(rows) if rows else None
         if unknown:
@@ -64,8 +65,7 @@ def conditioning() -> str:
         if not known and not unknown:
             cells = ["not run"] * 8
         out.append(f"| {mode} | " + " | ".join(cells) + " |")
-    known_per_class = {m: _summary(RUNS / f"cond_{m}" / "eval_train" / "results.json") for m in MODES}
-    known_per_class = {m: v for m, v in known_per_class.items() if v}
+    known_per_class = {m: v for m, v in known_by_mode.items() if v}
     if known_per_class:
         classes = [c for c in next(iter(known_per_class.values())) if c != "all"]
         out += ["", "Known (training) shapes per class, Chamfer ×10³ mean (4 shapes per class, trained codes):", "",

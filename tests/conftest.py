@@ -108,10 +108,10 @@ def no_window_or_plotter_outlives_its_test(request):
     yield
     if not request.module.__name__.rsplit(".", 1)[-1].startswith("test_viewer"):
         return
+    import gc
+
     import pyvista.plotting.plotter as pv_plotter
     from PySide6.QtWidgets import QApplication
-
-    import gc
 
     app = QApplication.instance()
     if app is not None:

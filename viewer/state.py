@@ -162,20 +162,18 @@ class ViewerState(QObject):
         return bool(self._history.redo)
 
     def undo(self) -> None:
-        if not self._history.undo:
-            return
-        self._in_edit = False
-        self._history.redo.append(self.selection)
-        self.selection = self._history.undo.pop()
-        self.history_changed.emit()
-        self.selection_changed.emit(False)
+        self._step(self._history.undo, self._history.redo)
 
     def redo(self) -> None:
-        if not self._history.redo:
+        self._step(self._history.redo, self._history.undo)
+
+    def _step(self, source: list, target: list) -> None:
+        """Undo and redo are the same move between the two stacks, in opposite directions."""
+        if not source:
             return
         self._in_edit = False
-        self._history.undo.append(self.selection)
-        self.selection = self._history.redo.pop()
+        target.append(self.selection)
+        self.selection = source.pop()
         self.history_changed.emit()
         self.selection_changed.emit(False)
 
