@@ -229,7 +229,13 @@ def test_latent_map_click_and_drag_decode(loaded, qtbot):
     assert torch.allclose(loaded.state.selection.shape_code, code)
 
 
-def test_live_tto_runs_updates_and_measures(loaded, qtbot, toy_trained):
+def test_live_tto_runs_updates_and_measures(loaded, qtbot, toy_trained, monkeypatch):
+    import viewer.panels.tto_panel as tto_panel_module
+
+    measured_meshes = []
+    real_measure = tto_panel_module.measure
+    monkeypatch.setattr(tto_panel_module, "measure",
+                        lambda *a, **k: measured_meshes.append(k.get("mesh")) or real_measure(*a, **k))
     panel = loaded.tto_panel
     scan = toy_trained["data"] / "SdfSamples" / "toy" / "slab" / "slab2.npz"
     with qtbot.waitSignal(panel.scan_loaded, timeout=TIMEOUT):
@@ -259,6 +265,8 @@ def test_live_tto_runs_updates_and_measures(loaded, qtbot, toy_trained):
     assert loaded.scene.compare_actor is not None and loaded.scene.compare_actor.GetVisibility()
     _wait_full_mesh(loaded, qtbot)
     assert not loaded.current_mesh.is_empty
+    # the fit was measured on the refined mesh on screen, not on a second extraction of it
+    assert any(mesh is loaded.current_mesh for mesh in measured_meshes) and panel.unmeasured_selection is None
 
 
 def test_tto_pause_stop_bad_scan_and_partial_scan(loaded, qtbot, toy_trained, tmp_path):
@@ -367,6 +375,44 @@ def test_display_options_slice_camera_screenshot(loaded, qtbot, tmp_path):
     width, height = loaded.plotter.window_size
     assert image.shape == (2 * height, 2 * width, 4)
     assert image[..., :3].std() > 5 and (image[..., 3] == 0).mean() > 0.2  # a shape on a see-through background
+
+
+def test_view_is_a_native_window_and_antialiasing_follows_refinement(loaded, qtbot):
+    """The 3D view is a native window (pyvistaqt < 0.13): with 0.13's QOpenGLWidget Qt composes
+    the whole window with OpenGL on every widget update, 10 ms each with software OpenGL, and
+    the preview rate while dragging halves (docs/benchmarks.md). FXAA is on for the refined
+    mesh only, never with a CPU rasteriser, and every screenshot is antialiased."""
+    from PySide6.QtOpenGLWidgets import QOpenGLWidget
+
+    from viewer.scene import is_software_gl
+
+    view = loaded.plotter.interactor
+    assert not isinstance(view, QOpenGLWidget) and view.testAttribute(Qt.WA_NativeWindow)
+    _wait_full_mesh(loaded, qtbot)
+    software = is_software_gl(loaded.plotter)
+    assert loaded.scene._fxaa == (not software)
+    model = loaded.state.model
+    with qtbot.waitSignal(loaded.mesh_shown, timeout=TIMEOUT):
+        loaded.state.select(CodeSelection(model.shape_codes[1].cpu(), None, model.condition("ball").cpu(), "drag",
+                                          "ball"), interactive=True)
+    assert loaded.current_mesh.stats["resolution"] == PREVIEW and not loaded.scene._fxaa
+    _wait_full_mesh(loaded, qtbot)
+    view_fxaa = loaded.scene._fxaa
+    loaded.scene._set_fxaa(False)
+    plain = loaded.plotter.screenshot(None, return_img=True)
+    smooth = loaded.scene.image()
+    assert loaded.scene._fxaa is False  # the view's setting is back after the screenshot
+    loaded.scene._set_fxaa(view_fxaa)
+
+    def hard_silhouette_steps(image):
+        """Background pixels right next to clearly-shape pixels: the stair steps FXAA blends away."""
+        far = np.abs(image[..., :3].astype(float) - np.array([0xF4, 0xF4, 0xF2])).sum(axis=2)
+        background, shape = far < 3, far > 60
+        return sum(int(((background[a] & shape[b]) | (shape[a] & background[b])).sum())
+                   for a, b in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+                                ((slice(None, -1),), (slice(1, None),))))
+
+    assert hard_silhouette_steps(smooth) < 0.8 * hard_silhouette_steps(plain)
 
 
 def test_camera_frames_the_shape(loaded, qtbot):

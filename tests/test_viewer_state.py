@@ -100,6 +100,26 @@ def test_garbage_is_collected_on_the_ui_thread_only(qapp):
     assert gc.isenabled(), "automatic collection must come back when the last window is gone"
 
 
+def test_full_collections_wait_for_the_long_lived_objects_to_grow(qapp):
+    """A full collection walks every object (a quarter of a second in the viewer): like CPython,
+    the collector runs one only after the long-lived generation grew by a quarter."""
+    import gc
+
+    from viewer.gui_gc import FULL_COLLECTION_GROWTH, GuiThreadGarbageCollector
+
+    collector = GuiThreadGarbageCollector(interval_ms=10_000)
+    try:
+        assert not collector._long_lived_grew()
+        grown = int(FULL_COLLECTION_GROWTH * len(gc.get_objects(generation=2))) + 1000
+        survivors = [[] for _ in range(grown)]  # lists are tracked; two young collections age them
+        gc.collect(0)
+        gc.collect(1)
+        assert collector._long_lived_grew()
+        del survivors
+    finally:
+        collector.stop()
+
+
 def test_qt_bindings_keep_none_alive(qapp):
     """PySide6 6.12.0 decrements None's reference count on every void call: on Python < 3.12 a
     long viewer session then aborts ("none_dealloc"). pyproject.toml excludes it; this catches

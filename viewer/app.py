@@ -21,6 +21,7 @@ __all__ = ["ensure_display", "application", "default_settings", "DEMO_CHECKPOINT
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "resources" / "demo" / "demo.pt"
 APP_ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "deepsdf-explorer.png"
 XVFB_SCREEN = "1600x1000x24"
+_readied = False
 
 
 def ensure_display() -> bool:
@@ -30,7 +31,14 @@ def ensure_display() -> bool:
     ends with the process. ``-displayfd`` lets the server pick a free display number,
     so parallel runs do not collide.
     """
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM"):
+    if os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    if os.environ.get("WAYLAND_DISPLAY") and os.environ.get("DISPLAY"):
+        # The 3D view is a native X11 window that VTK draws into with GLX (pyvistaqt < 0.13):
+        # on a Wayland desktop it runs through XWayland, as ParaView and Mayavi do.
+        os.environ["QT_QPA_PLATFORM"] = "xcb"
+        return True
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         return True
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
@@ -63,7 +71,22 @@ def ensure_display() -> bool:
 
 
 def application() -> QApplication:
-    """The process's QApplication (created once)."""
+    """The process's QApplication (created once), with the process readied for interaction.
+
+    Readying: torch's optimiser machinery is imported now rather than on the first live fit's
+    thread (:func:`viewer.workers.load_optimizer_machinery`), and what start-up loaded is frozen
+    out of garbage collection (:func:`viewer.gui_gc.freeze_startup_objects`), so neither
+    stalls the window later.
+    """
+    global _readied
+    if not _readied:
+        import viewer.main_window  # noqa: F401 - every module the window needs, before the freeze
+        from viewer.gui_gc import freeze_startup_objects
+        from viewer.workers import load_optimizer_machinery
+
+        load_optimizer_machinery()
+        freeze_startup_objects()
+        _readied = True
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("DeepSDF Explorer")
     app.setOrganizationName("deepsdf-explorer")

@@ -7,6 +7,12 @@ crashes (we saw a segmentation fault inside ``torch.load`` on a worker). pyqtgra
 the same way (``pyqtgraph.util.garbage_collector.GarbageCollector``): disable automatic
 collection and collect from a timer on the UI thread, generation by generation with the
 thresholds Python would have used.
+
+A full (generation 2) collection walks every tracked object: 255 ms in the viewer with torch,
+VTK, Qt and torch's optimiser machinery loaded, a stall the user sees. Python itself runs one
+only when the long-lived objects grew by a quarter since the last; so does the collector, and
+:func:`freeze_startup_objects` moves everything loaded at start-up (modules, classes: about
+400,000 objects) out of the collector's way for good.
 """
 from __future__ import annotations
 
@@ -14,7 +20,22 @@ import gc
 
 from PySide6.QtCore import QObject, QTimer
 
-__all__ = ["GuiThreadGarbageCollector"]
+__all__ = ["GuiThreadGarbageCollector", "freeze_startup_objects"]
+
+FULL_COLLECTION_GROWTH = 0.25
+"""Full collection once the long-lived generation grew by this fraction (CPython's rule)."""
+
+
+def freeze_startup_objects() -> int:
+    """Collect, then exempt every object alive now from future collections (``gc.freeze``).
+
+    For process start-up, after the imports and before any window: what is alive then lives
+    until exit anyway, and a full collection no longer has to walk it (255 → 100 ms in the
+    viewer). Returns the number of objects frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 _active = 0  # collectors alive; automatic collection comes back when the last one stops
 
@@ -29,6 +50,8 @@ class GuiThreadGarbageCollector(QObject):
         _active += 1
         gc.disable()
         self._running = True
+        self._long_lived = len(gc.get_objects(generation=2))
+        self.full_collections = 0
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.check)
@@ -41,8 +64,13 @@ class GuiThreadGarbageCollector(QObject):
             gc.collect(0)
             if count1 > self.threshold[1]:
                 gc.collect(1)
-                if count2 > self.threshold[2]:
+                if count2 > self.threshold[2] and self._long_lived_grew():
                     gc.collect(2)
+                    self.full_collections += 1
+                    self._long_lived = len(gc.get_objects(generation=2))
+
+    def _long_lived_grew(self) -> bool:
+        return len(gc.get_objects(generation=2)) > (1 + FULL_COLLECTION_GROWTH) * self._long_lived
 
     def stop(self) -> None:
         """Collect everything now (on this, the UI thread) and give collection back to Python."""

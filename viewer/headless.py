@@ -154,7 +154,7 @@ def render_screenshots(window: MainWindow, ckpt: Path, request: ShotRequest) -> 
         window.scene.set_camera(request.camera)
         _settle(window)
         ui = out / "window.png"
-        window.grab().save(str(ui))
+        window.window_image().save(str(ui))
         written.append(ui)
     return written
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QScrollArea, QWidget)
 from pyvistaqt import QtInteractor
@@ -58,11 +58,9 @@ class MainWindow(QMainWindow):
         self.state = ViewerState()
         # auto_update=False: pyvistaqt would otherwise re-render 5 times a second whether or not
         # anything changed (on a software GL that alone eats most of the UI thread); every
-        # change here calls render() itself. FXAA instead of MSAA: a fraction of the cost on
-        # software GL, indistinguishable on a GPU.
+        # change asks the scene for a render itself. FXAA instead of MSAA: a fraction of the
+        # cost on software GL, indistinguishable on a GPU (Scene.set_refined says when).
         self.plotter = QtInteractor(self, auto_update=False, multi_samples=1)
-        self.plotter.enable_anti_aliasing("fxaa")
-        self._fxaa = True  # off for preview meshes: see _set_antialiasing
         self.plotter.interactor.setToolTip("")  # a tool tip over the 3D view would hide the shape
         self.setCentralWidget(self.plotter.interactor)
         self.scene = Scene(self.plotter)
@@ -323,7 +321,7 @@ class MainWindow(QMainWindow):
             return  # an older result arriving late, or one of the previous model
         self._shown_request = request_id
         self.current_mesh = mesh
-        self._set_antialiasing(mesh.stats.get("resolution") == self.state.display.full_resolution)
+        self.scene.set_refined(mesh.stats.get("resolution") == self.state.display.full_resolution)
         self.scene.show_mesh(mesh)
         if self._fit_camera_next and not mesh.is_empty:
             self._fit_camera_next = False
@@ -332,19 +330,14 @@ class MainWindow(QMainWindow):
         if mesh.is_empty:
             self.show_status(f"no surface for this code ({mesh.stats.get('reason', 'empty')})")
         self.timing.setText(f"{res}³ mesh in {seconds * 1000:.0f} ms · {len(mesh.vertices):,} vertices")
+        fit = self.tto_panel.unmeasured_selection
+        if fit is not None and res == self.state.display.full_resolution:
+            # A finished fit is measured once its refined mesh is drawn (this one, if it is the
+            # fit's): queued behind the repaint show_mesh has just posted, so the two do not share
+            # the CPU.
+            shown = mesh if self.state.selection is fit and request_id == self.mesher.last_id else None
+            QTimer.singleShot(0, lambda: self.tto_panel.measure_fit(shown))
         self.mesh_shown.emit(mesh)
-
-    def _set_antialiasing(self, on: bool) -> None:
-        """FXAA for the refined mesh only: with software OpenGL (Mesa's llvmpipe, Xvfb) it costs
-        about 40 % of every frame (134 vs 79 ms at 1200 × 800), time the UI thread needs while a
-        drag or a fit streams preview meshes."""
-        if on == self._fxaa:
-            return
-        self._fxaa = on
-        if on:
-            self.plotter.enable_anti_aliasing("fxaa")
-        else:
-            self.plotter.disable_anti_aliasing()
 
     def _slice_ready(self, _request_id: int, data: dict, _seconds: float) -> None:
         if not self._closed:
@@ -545,6 +538,22 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
         self.shutdown()
         super().closeEvent(event)
+
+    def window_image(self) -> QPixmap:
+        """The whole window as on screen, 3D view included.
+
+        ``QWidget.grab`` paints Qt's widgets only: the 3D view is a native window VTK draws
+        into with OpenGL, so it would come out black. The view's own pixels are drawn over it.
+        """
+        pixmap = self.grab()
+        view = self.plotter.interactor
+        rgb = np.ascontiguousarray(self.scene.image()[..., :3])
+        h, w = rgb.shape[:2]
+        image = QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888)
+        painter = QPainter(pixmap)
+        painter.drawImage(view.mapTo(self, view.rect().topLeft()), image.scaled(view.size()))
+        painter.end()
+        return pixmap
 
     def shutdown(self) -> None:
         """Stop fits and workers, then release VTK (idempotent; tests call it in teardown)."""

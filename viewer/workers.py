@@ -189,7 +189,11 @@ def mesh_job(model, selection, resolution: int) -> Callable[[], MeshArrays]:
         used = _decoding_model(model, selection)
         sdf_fn = used.sdf_fn(selection.shape_code, selection.condition)
         colour_fn = used.colour_fn(selection.shape_code, selection.colour_code, selection.condition)
-        return extract_mesh(sdf_fn, resolution, colour_fn, device=model.device)
+        # torch's marching cubes, not scikit-image's, on the CPU too: it lets go of the GIL
+        # between tensor operations (longest hold 3-4 ms at 128^3), where scikit-image's Cython
+        # holds it for the whole pass (29 ms) and the UI thread stalls behind it; it costs
+        # 5-17 ms more per refined mesh (benchmarks/bench_viewer_parts.py).
+        return extract_mesh(sdf_fn, resolution, colour_fn, device=model.device, mc_backend="torch")
 
     return job
 
@@ -215,6 +219,18 @@ def slice_job(model, selection, axis: int, position: float, size: int = 160) -> 
         return {"grid": sdf.reshape(size, size).astype(np.float32), "axis": axis, "position": position, "coords": u}
 
     return job
+
+
+def load_optimizer_machinery() -> None:
+    """Import what torch loads on the first optimiser of a process, here and now.
+
+    ``torch.optim.Optimizer`` imports ``torch._dynamo`` (and sympy) the first time one is
+    made: 1.2-1.7 s on 2 cores. Left to the first live fit, that import ran on the fit's thread
+    and held the GIL for up to 100 ms at a time (unmarshalling large modules), stalling the UI;
+    done at start-up (:func:`viewer.app.application`) it costs the same time before anything
+    is on screen.
+    """
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
 
 
 class TTOWorker(QThread):

@@ -59,6 +59,8 @@ class TTOPanel(QWidget):
         self.baseline_metrics: dict = {}
         self._first_report = True
         self._fit_model = None
+        self._unmeasured: tuple | None = None
+        """(model, selection, observation) of a finished fit whose metrics wait for its mesh."""
         self.metric_resolution = METRIC_RESOLUTION
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -146,6 +148,7 @@ class TTOPanel(QWidget):
 
     def _on_model(self) -> None:
         self.stop_fit()
+        self._unmeasured = None
         m = self.state.model
         self.class_box.clear()
         self.class_box.addItem("(infer)", None)
@@ -221,6 +224,7 @@ class TTOPanel(QWidget):
         self.state.set_mark("TTO", None)
         self._first_report = True
         self._fit_model = m
+        self._unmeasured = None
         class_name = self.class_box.currentData()
         self.worker = TTOWorker(m, self.observation, self.config(), class_name, every=self.every.value())
         self.worker.progress.connect(self._progress)
@@ -291,11 +295,35 @@ class TTOPanel(QWidget):
                                                       if k not in ("iteration", "stage", "lr")}, "done")
         self.state.select(sel, interactive=False, record=self._first_report)
         self.state.set_mark("TTO", result.shape_code)
-        self.fit_finished.emit(result)
         self.busy.emit("measuring the fit…")
         self.metrics.setText("measuring…")
-        model, obs, res = self.state.model, self.observation, self.metric_resolution
-        run_task(lambda: measure(model, sel, obs, res), self._show_metrics, self._failed)
+        self._unmeasured = (self.state.model, sel, self.observation)
+        self.fit_finished.emit(result)
+
+    @property
+    def unmeasured_selection(self) -> CodeSelection | None:
+        """The finished fit's codes while its metrics wait for :meth:`measure_fit`."""
+        return None if self._unmeasured is None else self._unmeasured[1]
+
+    def measure_fit(self, shown=None) -> None:
+        """Measure the finished fit against the scan, on a worker thread.
+
+        The window calls this once the fit's refined mesh is on screen, and passes that mesh
+        (``shown``, a MeshArrays of the fit's codes) to be measured as it is when it has the
+        metric resolution. Measuring while that mesh was still being extracted and drawn made
+        the two compete for the 2 cores (the draw then stalled the UI thread 60 ms) and
+        extracted the same mesh twice.
+        """
+        if self._unmeasured is None:
+            return
+        model, sel, obs = self._unmeasured
+        self._unmeasured = None
+        if model is not self.state.model:
+            return
+        res = self.metric_resolution
+        if shown is not None and (shown.is_empty or shown.stats.get("resolution") != res):
+            shown = None
+        run_task(lambda: measure(model, sel, obs, res, mesh=shown), self._show_metrics, self._failed)
 
     def _show_metrics(self, metrics: dict) -> None:
         self.busy.emit("")
@@ -321,7 +349,8 @@ class TTOPanel(QWidget):
 
         def work():
             mesh = mesh_job(model, sel, resolution)()
-            return mesh, measure(model, sel, obs, self.metric_resolution)
+            res = self.metric_resolution
+            return mesh, measure(model, sel, obs, res, mesh=mesh if resolution == res else None)
 
         def done(out) -> None:
             mesh, metrics = out
@@ -365,9 +394,11 @@ def _format_metrics(metrics: dict) -> str:
                       if k in metrics and np.isfinite(metrics[k]))
 
 
-def measure(model, selection: CodeSelection, observation, resolution: int = METRIC_RESOLUTION) -> dict:
+def measure(model, selection: CodeSelection, observation, resolution: int = METRIC_RESOLUTION,
+            mesh=None) -> dict:
     """Metrics of the fitted mesh against the scan's surface points (runs on a worker thread).
 
+    ``mesh``: the selection's mesh at ``resolution`` when it is already there (else extracted).
     Thin parts are found from the points alone (:func:`core.evaluation.approximate_thin_mask`);
     a cloud without normals gets estimated ones.
     """
@@ -380,7 +411,8 @@ def measure(model, selection: CodeSelection, observation, resolution: int = METR
     points = np.asarray(observation.surface_points, np.float64)
     normals = observation.surface_normals
     normals = estimate_normals(points) if normals is None else np.asarray(normals, np.float64)
-    mesh = mesh_job(model, selection, resolution)()
+    if mesh is None:
+        mesh = mesh_job(model, selection, resolution)()
     gt = {"surface_points": points, "surface_normals": normals}
     if observation.surface_colours is not None:
         gt["surface_rgb"] = observation.surface_colours
