@@ -217,6 +217,7 @@ def main() -> int:
     print(f"| resident memory after 100 / {steps} slider steps | {m100:.0f} / {m_end:.0f} MB "
           f"({m_end - m100:+.0f} MB) |")
     print(f"| renderer actors after 100 / {steps} slider steps | {a100} / {a_end} |")
+    print(f"| full garbage collections (UI thread) during the whole run | {win.gui_gc.full_collections} |")
     print(f"| UI-thread stall over the {steps} slider steps ({len(long_gaps) / 100:.0f} s): tick gap p99 / max | "
           f"{np.percentile(long_gaps, 99):.0f} / {long_gaps.max():.0f} ms |")
     win.shutdown()

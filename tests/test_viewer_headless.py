@@ -105,8 +105,11 @@ def test_wayland_desktops_run_the_view_through_xwayland(monkeypatch):
     """The 3D view is a native X11 window VTK draws into with GLX (pyvistaqt < 0.13)."""
     from viewer.app import ensure_display
 
-    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "")  # unset for ensure_display; restored after the test
     monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
     monkeypatch.setenv("DISPLAY", os.environ.get("DISPLAY") or ":0")
+    assert ensure_display()
+    assert os.environ["QT_QPA_PLATFORM"] == "xcb"
+    monkeypatch.setenv("QT_QPA_PLATFORM", "wayland")  # a session that asks Qt for Wayland
     assert ensure_display()
     assert os.environ["QT_QPA_PLATFORM"] == "xcb"

@@ -102,20 +102,19 @@ def test_garbage_is_collected_on_the_ui_thread_only(qapp):
 
 def test_full_collections_wait_for_the_long_lived_objects_to_grow(qapp):
     """A full collection walks every object (a quarter of a second in the viewer): like CPython,
-    the collector runs one only after the long-lived generation grew by a quarter."""
-    import gc
+    the collector runs one only after the memory in use grew by a quarter."""
+    import sys
 
     from viewer.gui_gc import FULL_COLLECTION_GROWTH, GuiThreadGarbageCollector
 
     collector = GuiThreadGarbageCollector(interval_ms=10_000)
     try:
         assert not collector._long_lived_grew()
-        grown = int(FULL_COLLECTION_GROWTH * len(gc.get_objects(generation=2))) + 1000
-        survivors = [[] for _ in range(grown)]  # lists are tracked; two young collections age them
-        gc.collect(0)
-        gc.collect(1)
+        grown = int(FULL_COLLECTION_GROWTH * sys.getallocatedblocks()) + 1000
+        survivors = [[] for _ in range(grown)]  # one memory block each
         assert collector._long_lived_grew()
         del survivors
+        assert not collector._long_lived_grew()
     finally:
         collector.stop()
 

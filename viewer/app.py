@@ -31,14 +31,18 @@ def ensure_display() -> bool:
     ends with the process. ``-displayfd`` lets the server pick a free display number,
     so parallel runs do not collide.
     """
-    if os.environ.get("QT_QPA_PLATFORM"):
-        return True
-    if os.environ.get("WAYLAND_DISPLAY") and os.environ.get("DISPLAY"):
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    wayland = platform.startswith("wayland") or (not platform and os.environ.get("WAYLAND_DISPLAY"))
+    if wayland:
         # The 3D view is a native X11 window that VTK draws into with GLX (pyvistaqt < 0.13):
         # on a Wayland desktop it runs through XWayland, as ParaView and Mayavi do.
+        if not os.environ.get("DISPLAY"):
+            print("warning: the 3D view needs X11; this Wayland session has no XWayland (DISPLAY is "
+                  "unset), so it may stay black. Enable XWayland, or run under xvfb-run.", file=sys.stderr)
+            return True
         os.environ["QT_QPA_PLATFORM"] = "xcb"
         return True
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+    if platform or os.environ.get("DISPLAY"):
         return True
     xvfb = shutil.which("Xvfb")
     if xvfb is None:

@@ -10,28 +10,32 @@ thresholds Python would have used.
 
 A full (generation 2) collection walks every tracked object: 255 ms in the viewer with torch,
 VTK, Qt and torch's optimiser machinery loaded, a stall the user sees. Python itself runs one
-only when the long-lived objects grew by a quarter since the last; so does the collector, and
+only when the long-lived objects grew by a quarter since the last; the collector does the same,
+with the interpreter's allocated memory blocks as the (constant-time) measure of growth, and
 :func:`freeze_startup_objects` moves everything loaded at start-up (modules, classes: about
-400,000 objects) out of the collector's way for good.
+500,000 objects) out of the collector's way for good (a full collection then takes a few ms;
+benchmarks/bench_viewer_parts.py).
 """
 from __future__ import annotations
 
 import gc
+import sys
 
 from PySide6.QtCore import QObject, QTimer
 
 __all__ = ["GuiThreadGarbageCollector", "freeze_startup_objects"]
 
 FULL_COLLECTION_GROWTH = 0.25
-"""Full collection once the long-lived generation grew by this fraction (CPython's rule)."""
+"""Full collection once memory in use grew by this fraction since the last (CPython's rule,
+which counts long-lived objects; counting them here would itself walk them all)."""
 
 
 def freeze_startup_objects() -> int:
     """Collect, then exempt every object alive now from future collections (``gc.freeze``).
 
     For process start-up, after the imports and before any window: what is alive then lives
-    until exit anyway, and a full collection no longer has to walk it (255 → 100 ms in the
-    viewer). Returns the number of objects frozen.
+    until exit anyway, and a full collection no longer has to walk it. Returns the number of
+    objects frozen.
     """
     gc.collect()
     gc.freeze()
@@ -50,7 +54,7 @@ class GuiThreadGarbageCollector(QObject):
         _active += 1
         gc.disable()
         self._running = True
-        self._long_lived = len(gc.get_objects(generation=2))
+        self._blocks_after_full = sys.getallocatedblocks()
         self.full_collections = 0
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
@@ -67,10 +71,10 @@ class GuiThreadGarbageCollector(QObject):
                 if count2 > self.threshold[2] and self._long_lived_grew():
                     gc.collect(2)
                     self.full_collections += 1
-                    self._long_lived = len(gc.get_objects(generation=2))
+                    self._blocks_after_full = sys.getallocatedblocks()
 
     def _long_lived_grew(self) -> bool:
-        return len(gc.get_objects(generation=2)) > (1 + FULL_COLLECTION_GROWTH) * self._long_lived
+        return sys.getallocatedblocks() > (1 + FULL_COLLECTION_GROWTH) * self._blocks_after_full
 
     def stop(self) -> None:
         """Collect everything now (on this, the UI thread) and give collection back to Python."""

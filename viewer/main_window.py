@@ -75,7 +75,7 @@ class MainWindow(QMainWindow):
 
         self.mesher = LatestWinsWorker("mesher", self)
         self.mesher.finished_job.connect(self._mesh_ready)
-        self.mesher.failed_job.connect(lambda _id, msg: self.show_status(f"meshing failed: {msg}"))
+        self.mesher.failed_job.connect(self._mesh_failed)
         self.mesher.busy_changed.connect(lambda busy: self._busy(busy))
         self.mesher.start()
         self.slicer = LatestWinsWorker("slicer", self)
@@ -331,13 +331,23 @@ class MainWindow(QMainWindow):
             self.show_status(f"no surface for this code ({mesh.stats.get('reason', 'empty')})")
         self.timing.setText(f"{res}³ mesh in {seconds * 1000:.0f} ms · {len(mesh.vertices):,} vertices")
         fit = self.tto_panel.unmeasured_selection
-        if fit is not None and res == self.state.display.full_resolution:
+        if fit is not None and request_id == self.mesher.last_id and res == self.state.display.full_resolution:
             # A finished fit is measured once its refined mesh is drawn (this one, if it is the
             # fit's): queued behind the repaint show_mesh has just posted, so the two do not share
             # the CPU.
-            shown = mesh if self.state.selection is fit and request_id == self.mesher.last_id else None
-            QTimer.singleShot(0, lambda: self.tto_panel.measure_fit(shown))
+            shown = mesh if self.state.selection is fit else None
+            QTimer.singleShot(0, self, lambda: self._measure_fit(shown, fit))
         self.mesh_shown.emit(mesh)
+
+    def _measure_fit(self, shown, fit) -> None:
+        if not self._closed:
+            self.tto_panel.measure_fit(shown, fit)
+
+    def _mesh_failed(self, request_id: int, message: str) -> None:
+        self.show_status(f"meshing failed: {message}")
+        fit = self.tto_panel.unmeasured_selection
+        if fit is not None and request_id == self.mesher.last_id:
+            self._measure_fit(None, fit)  # the fit still gets its metrics (from its own extraction)
 
     def _slice_ready(self, _request_id: int, data: dict, _seconds: float) -> None:
         if not self._closed:
@@ -550,8 +560,9 @@ class MainWindow(QMainWindow):
         rgb = np.ascontiguousarray(self.scene.image()[..., :3])
         h, w = rgb.shape[:2]
         image = QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888)
+        image.setDevicePixelRatio(w / max(1, view.width()))  # VTK renders in device pixels
         painter = QPainter(pixmap)
-        painter.drawImage(view.mapTo(self, view.rect().topLeft()), image.scaled(view.size()))
+        painter.drawImage(view.mapTo(self, view.rect().topLeft()), image)
         painter.end()
         return pixmap
 

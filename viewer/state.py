@@ -74,8 +74,9 @@ class DisplayOptions:
     slice_position: float = 0.0
     """Plane offset along its axis, unit-sphere frame."""
     preview_resolution: int = 32
-    """Grid resolution while dragging (fast, coarse): 32³ gives 6.7 previews/s with the demo
-    model on 2 CPU cores and software OpenGL, 48³ only 2.7 (benchmarks/bench_viewer.py)."""
+    """Grid resolution while dragging (fast, coarse): 32³ gives 10-13 previews/s with the demo
+    model on 2 CPU cores and software OpenGL; the 8/s target needs about 0.1 s per preview,
+    which 48³ takes on its own (benchmarks/bench_viewer.py)."""
     full_resolution: int = 128
     """Grid resolution once the interaction pauses."""
 

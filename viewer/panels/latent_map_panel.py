@@ -81,6 +81,7 @@ class LatentMap(QWidget):
         pixmap = QPixmap(max(1, round(self.width() * ratio)), max(1, round(self.height() * ratio)))
         pixmap.setDevicePixelRatio(ratio)
         p = QPainter(pixmap)
+        p.setFont(self.font())
         p.setRenderHint(QPainter.Antialiasing)
         p.fillRect(self.rect(), QColor("#fbfbfb"))
         p.setPen(QPen(QColor("#dddddd"), 1))
@@ -99,8 +100,8 @@ class LatentMap(QWidget):
         return pixmap
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt name
-        if self._backdrop is None:
-            self._backdrop = self._paint_backdrop()
+        if self._backdrop is None or self._backdrop.devicePixelRatio() != self.devicePixelRatioF():
+            self._backdrop = self._paint_backdrop()  # first paint, new points or size, other screen
         p = QPainter(self)
         p.drawPixmap(0, 0, self._backdrop)
         p.setRenderHint(QPainter.Antialiasing)

@@ -305,16 +305,21 @@ class TTOPanel(QWidget):
         """The finished fit's codes while its metrics wait for :meth:`measure_fit`."""
         return None if self._unmeasured is None else self._unmeasured[1]
 
-    def measure_fit(self, shown=None) -> None:
+    def measure_fit(self, shown=None, fit: CodeSelection | None = None) -> None:
         """Measure the finished fit against the scan, on a worker thread.
 
         The window calls this once the fit's refined mesh is on screen, and passes that mesh
         (``shown``, a MeshArrays of the fit's codes) to be measured as it is when it has the
         metric resolution. Measuring while that mesh was still being extracted and drawn made
         the two compete for the 2 cores (the draw then stalled the UI thread 60 ms) and
-        extracted the same mesh twice.
+        extracted the same mesh twice. ``fit``: the codes the caller saw waiting
+        (:attr:`unmeasured_selection`); a call for another fit's codes does nothing.
+
+        The viewer's meshes come from torch's marching cubes (:func:`viewer.workers.mesh_job`),
+        which resolves ambiguous cubes unlike scikit-image's used by ``main.py evaluate`` on a
+        CPU: metrics here can differ from the command's in the last digits on thin parts.
         """
-        if self._unmeasured is None:
+        if self._unmeasured is None or (fit is not None and self._unmeasured[1] is not fit):
             return
         model, sel, obs = self._unmeasured
         self._unmeasured = None
