@@ -47,21 +47,16 @@ def longest_gil_hold(fn, repeats: int = 3) -> float:
 
 def main() -> int:
     from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
 
     from core.meshing.extract import marching_cubes_skimage, marching_cubes_torch
     from core.meshing.grid import evaluate_coarse_to_fine
     from core.model import load_trained_model, untrained_model
-    from viewer.app import DEMO_CHECKPOINT
+    from viewer.app import DEMO_CHECKPOINT, application
     from viewer.main_window import MainWindow
     from viewer.scene import is_software_gl
 
-    from viewer.gui_gc import freeze_startup_objects
-    from viewer.workers import load_optimizer_machinery
-
-    app = QApplication.instance() or QApplication([])
-    load_optimizer_machinery()
-    frozen = freeze_startup_objects()  # as viewer.app.application() does, before any window
+    app = application()  # as `main.py view` starts: start-up objects frozen out of gc, before any window
+    frozen = gc.get_freeze_count()
     model = load_trained_model(DEMO_CHECKPOINT) if DEMO_CHECKPOINT.exists() else untrained_model("default")
     rows = []
 

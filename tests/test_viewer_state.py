@@ -109,12 +109,12 @@ def test_full_collections_wait_for_the_long_lived_objects_to_grow(qapp):
 
     collector = GuiThreadGarbageCollector(interval_ms=10_000)
     try:
-        assert not collector._long_lived_grew()
+        assert not collector._grown_since_full_collection()
         grown = int(FULL_COLLECTION_GROWTH * sys.getallocatedblocks()) + 1000
         survivors = [[] for _ in range(grown)]  # one memory block each
-        assert collector._long_lived_grew()
+        assert collector._grown_since_full_collection()
         del survivors
-        assert not collector._long_lived_grew()
+        assert not collector._grown_since_full_collection()
     finally:
         collector.stop()
 

@@ -6,6 +6,7 @@ Kept apart from :mod:`viewer.view_command` (argument parsing) and :mod:`viewer.h
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import subprocess
@@ -21,7 +22,6 @@ __all__ = ["ensure_display", "application", "default_settings", "DEMO_CHECKPOINT
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "resources" / "demo" / "demo.pt"
 APP_ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "deepsdf-explorer.png"
 XVFB_SCREEN = "1600x1000x24"
-_readied = False
 
 
 def ensure_display() -> bool:
@@ -74,6 +74,17 @@ def ensure_display() -> bool:
     return True
 
 
+@functools.cache
+def _ready_process() -> None:
+    """Once per process: see :func:`application`."""
+    import viewer.main_window  # noqa: F401 - every module the window needs, before the freeze
+    from viewer.gui_gc import freeze_startup_objects
+    from viewer.workers import load_optimizer_machinery
+
+    load_optimizer_machinery()
+    freeze_startup_objects()
+
+
 def application() -> QApplication:
     """The process's QApplication (created once), with the process readied for interaction.
 
@@ -82,15 +93,7 @@ def application() -> QApplication:
     out of garbage collection (:func:`viewer.gui_gc.freeze_startup_objects`), so neither
     stalls the window later.
     """
-    global _readied
-    if not _readied:
-        import viewer.main_window  # noqa: F401 - every module the window needs, before the freeze
-        from viewer.gui_gc import freeze_startup_objects
-        from viewer.workers import load_optimizer_machinery
-
-        load_optimizer_machinery()
-        freeze_startup_objects()
-        _readied = True
+    _ready_process()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("DeepSDF Explorer")
     app.setOrganizationName("deepsdf-explorer")

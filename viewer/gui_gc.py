@@ -68,12 +68,12 @@ class GuiThreadGarbageCollector(QObject):
             gc.collect(0)
             if count1 > self.threshold[1]:
                 gc.collect(1)
-                if count2 > self.threshold[2] and self._long_lived_grew():
+                if count2 > self.threshold[2] and self._grown_since_full_collection():
                     gc.collect(2)
                     self.full_collections += 1
                     self._blocks_after_full = sys.getallocatedblocks()
 
-    def _long_lived_grew(self) -> bool:
+    def _grown_since_full_collection(self) -> bool:
         return sys.getallocatedblocks() > (1 + FULL_COLLECTION_GROWTH) * self._blocks_after_full
 
     def stop(self) -> None:

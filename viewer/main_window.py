@@ -321,17 +321,18 @@ class MainWindow(QMainWindow):
             return  # an older result arriving late, or one of the previous model
         self._shown_request = request_id
         self.current_mesh = mesh
-        self.scene.set_refined(mesh.stats.get("resolution") == self.state.display.full_resolution)
+        res = mesh.stats.get("resolution", "?")
+        refined = res == self.state.display.full_resolution
+        self.scene.set_refined(refined)
         self.scene.show_mesh(mesh)
         if self._fit_camera_next and not mesh.is_empty:
             self._fit_camera_next = False
             self.scene.set_camera(self.scene.preset)
-        res = mesh.stats.get("resolution", "?")
         if mesh.is_empty:
             self.show_status(f"no surface for this code ({mesh.stats.get('reason', 'empty')})")
         self.timing.setText(f"{res}³ mesh in {seconds * 1000:.0f} ms · {len(mesh.vertices):,} vertices")
         fit = self.tto_panel.unmeasured_selection
-        if fit is not None and request_id == self.mesher.last_id and res == self.state.display.full_resolution:
+        if fit is not None and request_id == self.mesher.last_id and refined:
             # A finished fit is measured once its refined mesh is drawn (this one, if it is the
             # fit's): queued behind the repaint show_mesh has just posted, so the two do not share
             # the CPU.

@@ -97,11 +97,10 @@ class Scene:
     def request_render(self) -> None:
         """Show the scene's changes: one repaint at the next turn of the event loop in a Qt view.
 
-        ``plotter.render()`` in pyvistaqt renders the VTK window and then Qt's paint renders
-        it a second time before showing it (about 2 × 20 ms with software OpenGL for a
-        refined mesh). Asking the widget to repaint renders once, and several changes in one
-        event (a mesh and its camera) share that one render. Plotters without a Qt widget
-        (off-screen ones in tests and scripts) render at once.
+        ``plotter.render()`` draws a frame at every call, so a mesh and its camera set in one
+        event cost two frames (about 2 × 20 ms with software OpenGL for a refined mesh; with
+        pyvistaqt 0.13 every call even drew twice). Asking the widget to repaint lets Qt merge
+        the changes of one event into one frame. Plotters without a Qt widget render at once.
         """
         widget = getattr(self.plotter, "interactor", None)
         if widget is not None and hasattr(widget, "update") and hasattr(widget, "isVisible"):

@@ -192,7 +192,7 @@ def mesh_job(model, selection, resolution: int) -> Callable[[], MeshArrays]:
         # torch's marching cubes, not scikit-image's, on the CPU too: it lets go of the GIL
         # between tensor operations (longest hold 3-4 ms at 128^3), where scikit-image's Cython
         # holds it for the whole pass (29 ms) and the UI thread stalls behind it; it costs
-        # 5-17 ms more per refined mesh (benchmarks/bench_viewer_parts.py).
+        # 3-35 ms more per refined mesh on 2 cores (benchmarks/bench_viewer_parts.py).
         return extract_mesh(sdf_fn, resolution, colour_fn, device=model.device, mc_backend="torch")
 
     return job

@@ -60,7 +60,7 @@ class TTOPanel(QWidget):
         self._first_report = True
         self._fit_model = None
         self._unmeasured: tuple | None = None
-        """(model, selection, observation) of a finished fit whose metrics wait for its mesh."""
+        """(selection, observation) of a finished fit whose metrics wait for its mesh."""
         self.metric_resolution = METRIC_RESOLUTION
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
@@ -297,19 +297,19 @@ class TTOPanel(QWidget):
         self.state.set_mark("TTO", result.shape_code)
         self.busy.emit("measuring the fit…")
         self.metrics.setText("measuring…")
-        self._unmeasured = (self.state.model, sel, self.observation)
+        self._unmeasured = (sel, self.observation)
         self.fit_finished.emit(result)
 
     @property
     def unmeasured_selection(self) -> CodeSelection | None:
         """The finished fit's codes while its metrics wait for :meth:`measure_fit`."""
-        return None if self._unmeasured is None else self._unmeasured[1]
+        return None if self._unmeasured is None else self._unmeasured[0]
 
-    def measure_fit(self, shown=None, fit: CodeSelection | None = None) -> None:
+    def measure_fit(self, shown, fit: CodeSelection) -> None:
         """Measure the finished fit against the scan, on a worker thread.
 
         The window calls this once the fit's refined mesh is on screen, and passes that mesh
-        (``shown``, a MeshArrays of the fit's codes) to be measured as it is when it has the
+        (``shown``, a MeshArrays of the fit's codes, else None) to be measured as it is when it has the
         metric resolution. Measuring while that mesh was still being extracted and drawn made
         the two compete for the 2 cores (the draw then stalled the UI thread 60 ms) and
         extracted the same mesh twice. ``fit``: the codes the caller saw waiting
@@ -319,13 +319,11 @@ class TTOPanel(QWidget):
         which resolves ambiguous cubes unlike scikit-image's used by ``main.py evaluate`` on a
         CPU: metrics here can differ from the command's in the last digits on thin parts.
         """
-        if self._unmeasured is None or (fit is not None and self._unmeasured[1] is not fit):
+        if self._unmeasured is None or self._unmeasured[0] is not fit or not self._current():
             return
-        model, sel, obs = self._unmeasured
+        sel, obs = self._unmeasured
         self._unmeasured = None
-        if model is not self.state.model:
-            return
-        res = self.metric_resolution
+        model, res = self.state.model, self.metric_resolution
         if shown is not None and (shown.is_empty or shown.stats.get("resolution") != res):
             shown = None
         run_task(lambda: measure(model, sel, obs, res, mesh=shown), self._show_metrics, self._failed)
