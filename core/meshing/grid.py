@@ -29,6 +29,8 @@ from typing import Callable
 
 import torch
 
+from core import devices
+
 __all__ = [
     "SdfFn",
     "GridResult",
@@ -63,10 +65,8 @@ class GridResult:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when present, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """``None`` -> CUDA when present, else CPU (see :func:`core.devices.resolve_device`)."""
+    return devices.resolve_device(device)
 
 
 def default_max_batch(device: torch.device) -> int:

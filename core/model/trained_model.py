@@ -13,17 +13,13 @@ from typing import Any
 import torch
 
 from core.config_io import from_dict
+from core.devices import default_device
 from core.errors import CheckpointError, ObservationError
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint
 from core.model.config import ModelConfig, preset_config
 
 __all__ = ["TrainedModel", "load_trained_model", "untrained_model", "default_device"]
-
-
-def default_device() -> torch.device:
-    """CUDA when present, else CPU (nothing ever requires CUDA)."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass

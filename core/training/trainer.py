@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from core import devices
 from core.config_io import to_dict
 from core.errors import CheckpointError, ConfigError
 from core.io_utils import atomic_write, atomic_write_json
@@ -65,14 +66,8 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r} but no CUDA device is available; use auto or cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"train.device={name!r} is not a device; use auto, cpu or cuda[:N]") from exc
+    """The training device of ``train.device`` (see :func:`core.devices.resolve_device`)."""
+    return devices.resolve_device(name, what="train.device")
 
 
 def _is_cancelled(cancel: Cancel) -> bool:
