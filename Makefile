@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= data/synthetic
 
-.PHONY: setup run test test-slow bench data demo clean
+.PHONY: setup run test test-slow bench data data-real demo clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ bench: setup
 
 data: setup
 	$(PY) main.py preprocess --source synthetic --out $(DATA) --workers 2
+
+# Real objects: Debian's Sweet Home 3D furniture libraries, preprocessed (reserved models skipped).
+data-real: setup
+	bash scripts/install_furniture.sh
+	$(PY) main.py preprocess --source sweethome3d --out data/sweethome3d --workers 2
 
 demo: setup
 	bash scripts/make_demo.sh
