@@ -482,8 +482,17 @@ def _assemble(path: Path, raw: list[_RawPart], warnings: list[str]) -> LoadedMes
 
     # degenerate faces carry no surface: drop them silently while the mesh keeps some area
     tri = vertices[faces]
-    areas = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    diag2 = float(np.sum((vertices.max(axis=0) - vertices.min(axis=0)) ** 2))
+    with np.errstate(over="ignore", invalid="ignore"):
+        areas = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+        diag2 = float(np.sum((vertices.max(axis=0) - vertices.min(axis=0)) ** 2))
+    if not (np.isfinite(areas).all() and np.isfinite(diag2)):
+        # squares of coordinates beyond ~1e154 overflow float64: every later step would give inf/NaN
+        raise _error(
+            path,
+            f"its coordinates are too large to compute with (up to {float(np.abs(vertices).max()):.3g}; "
+            "triangle areas overflow 64-bit floats)",
+            "scale the mesh to a sensible unit (e.g. metres) and re-export it",
+        )
     keep = areas > _DEGENERATE_REL_AREA * diag2
     if not keep.any():
         raise _error(

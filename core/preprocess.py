@@ -11,27 +11,29 @@ logged to ``failures.json`` with the reason while the rest go on.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
+import re
 import time
-import zipfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import numpy as np
-
 from core.datasets.jobs import MeshJob
 from core.errors import DataSetError, ExplorerError
-from core.io_utils import atomic_save_npz, atomic_write_json
+from core.folder_lock import FolderLock
+from core.io_utils import atomic_write_json
+from core.samples import MAX_FACES, inspect_samples, sample_shape, shape_rng, write_samples
+from core.sampling import SamplingConfig
 
 log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
-REQUIRED_KEYS = ("pos", "neg")
+SETTINGS = ("n_samples", "n_surface", "backend", "seed")
+"""The settings a finished shape was made with; a resumed run must use the same ones."""
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 __all__ = [
     "PreprocessConfig",
@@ -55,16 +57,33 @@ class PreprocessConfig:
     """SDF back end: ``winding`` (libigl fast winding number + exact distance) or ``mesh_to_sdf``."""
     seed: int = 0
     """Base seed; each shape's generator is derived from it and the shape id."""
-    max_faces: int = 2_000_000
+    max_faces: int = MAX_FACES
     """Meshes with more faces are rejected as too large."""
     dataset_name: str = "dataset"
-    """Name used in ``SdfSamples/<name>/`` and in the split files (DeepSDF layout)."""
+    """Name used in ``SdfSamples/<name>/`` and in the split files (DeepSDF layout); one folder name."""
 
     def __post_init__(self) -> None:
         if self.n_samples < 100:
-            raise ValueError(f"n_samples must be at least 100, got {self.n_samples}")
+            raise ValueError(f"--samples (n_samples) must be at least 100, got {self.n_samples}")
         if self.n_surface < 1:
-            raise ValueError(f"n_surface must be positive, got {self.n_surface}")
+            raise ValueError(f"--surface-samples (n_surface) must be positive, got {self.n_surface}")
+        if self.max_faces < 1:
+            raise ValueError(f"--max-faces (max_faces) must be positive, got {self.max_faces}")
+        if not _NAME.fullmatch(self.dataset_name or ""):
+            # a name with '/' or '..' would write outside the data set folder
+            raise ValueError(
+                f"data set name {self.dataset_name!r} is not a plain folder name; use letters, digits, "
+                "'_', '-' and '.' only (no '/', no leading '.'), e.g. --name chairs"
+            )
+        self.sampling()  # validates the back end
+
+    def sampling(self) -> SamplingConfig:
+        """The sampling settings of :func:`core.samples.sample_shape` (DeepSDF's spread)."""
+        return SamplingConfig(n_samples=self.n_samples, n_surface=self.n_surface, backend=self.backend)
+
+    def settings(self) -> dict[str, Any]:
+        """What a finished shape records of how it was made (compared on resume)."""
+        return {key: getattr(self, key) for key in SETTINGS}
 
 
 @dataclass
@@ -74,6 +93,8 @@ class PreprocessReport:
     processed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    """Shapes made with a caveat (e.g. a missing texture replaced by a flat colour)."""
     seconds: float = 0.0
 
     @property
@@ -86,19 +107,13 @@ def sample_path(out_dir: Path, config: PreprocessConfig, job: MeshJob) -> Path:
     return Path(out_dir) / "SdfSamples" / config.dataset_name / job.class_name / f"{job.id}.npz"
 
 
-def _shape_seed(base_seed: int, job: MeshJob) -> np.random.Generator:
-    # A per-shape stream that does not depend on processing order, worker or shard.
-    digest = hashlib.sha1(f"{job.class_name}/{job.id}".encode("utf-8")).digest()
-    return np.random.default_rng([base_seed, int.from_bytes(digest[:8], "big")])
-
-
 def preprocess_shape(job: MeshJob, config: PreprocessConfig, out_path: Path) -> dict[str, Any]:
     """Sample one mesh and write its ``.npz`` atomically.
 
     Returns
     -------
     dict
-        Statistics that go into the manifest (counts, colour path, timings, ...).
+        Statistics that go into the manifest (counts, colour path, settings, warnings, timings).
 
     Raises
     ------
@@ -106,81 +121,54 @@ def preprocess_shape(job: MeshJob, config: PreprocessConfig, out_path: Path) -> 
         The mesh cannot be used (the message names the file and the reason).
     """
     from core.mesh_io import load_mesh
-    from core.normalization import normalize_mesh
-    from core.sampling import sample_sdf_queries, sample_surface
-    from core.sdf_backends import compute_sdf
 
     start = time.perf_counter()
     mesh = load_mesh(job.source)
-    if len(mesh.faces) > config.max_faces:
-        raise DataSetError(
-            f"{job.source}: too large ({len(mesh.faces):,} faces > max_faces {config.max_faces:,}). "
-            "Simplify the mesh or raise --max-faces."
-        )
-    mesh, normalization = normalize_mesh(mesh)
-    rng = _shape_seed(config.seed, job)
     t_load = time.perf_counter()
-
-    queries = sample_sdf_queries(mesh.vertices, mesh.faces, config.n_samples, rng)
-    result = compute_sdf(mesh.vertices, mesh.faces, queries, backend=config.backend)
-    sdf = np.asarray(result.sdf, dtype=np.float32)
-    if not np.all(np.isfinite(sdf)):
-        raise DataSetError(f"{job.source}: the SDF back end returned non-finite distances; the mesh is degenerate.")
-    rgb = mesh.colours_at(result.closest_face, result.closest_barycentric).astype(np.float32)
-    t_sdf = time.perf_counter()
-
-    surface = sample_surface(mesh.vertices, mesh.faces, config.n_surface, rng)
-    surface_rgb = mesh.colours_at(surface.face_index, surface.barycentric).astype(np.float32)
-
-    samples = np.concatenate([queries.astype(np.float32), sdf[:, None]], axis=1)
-    positive = sdf >= 0
-    stats: dict[str, Any] = {
-        "n_pos": int(positive.sum()),
-        "n_neg": int((~positive).sum()),
-        "n_vertices": int(len(mesh.vertices)),
-        "n_faces": int(len(mesh.faces)),
-        "colour_path": mesh.colour_path,
-        "sdf_backend": result.backend,
-        "seconds_load": round(t_load - start, 4),
-        "seconds_sdf": round(t_sdf - t_load, 4),
-    }
-    if stats["n_neg"] == 0:
-        raise DataSetError(
-            f"{job.source}: no sample fell inside the mesh (open or inside-out surface?). "
-            "Repair the mesh (close holes, fix normals) or use --backend mesh_to_sdf."
-        )
-    warnings = list(getattr(mesh, "warnings", []) or [])
-    stats["warnings"] = warnings
+    rng = shape_rng(config.seed, job.class_name, job.id)
+    samples = sample_shape(mesh, config.sampling(), rng, max_faces=config.max_faces)
+    stats = samples.stats
+    stats["settings"] = config.settings()
+    stats["seconds_load"] = round(t_load - start, 4)
+    stats["seconds_sdf"] = round(time.perf_counter() - t_load, 4)
     stats["seconds"] = round(time.perf_counter() - start, 4)
-    atomic_save_npz(
-        out_path,
-        pos=samples[positive],
-        neg=samples[~positive],
-        pos_rgb=rgb[positive],
-        neg_rgb=rgb[~positive],
-        pos_view=np.asarray(result.view_dirs, dtype=np.float32)[positive],
-        neg_view=np.asarray(result.view_dirs, dtype=np.float32)[~positive],
-        surface_points=np.asarray(surface.points, dtype=np.float32),
-        surface_normals=np.asarray(surface.normals, dtype=np.float32),
-        surface_rgb=surface_rgb,
-        offset=np.asarray(normalization.offset, dtype=np.float64),
-        scale=np.asarray(normalization.scale, dtype=np.float64),
-        colour_path=np.asarray(mesh.colour_path),
-        sdf_backend=np.asarray(result.backend),
-        stats_json=np.asarray(json.dumps(stats)),
-    )
+    write_samples(out_path, samples)
     return stats
 
 
 def _read_stats(path: Path) -> dict[str, Any] | None:
     """Stats of a finished sample file, or ``None`` when it is missing or damaged."""
     try:
-        with np.load(path) as data:
-            if not all(k in data.files for k in REQUIRED_KEYS):
-                return None
-            return json.loads(str(data["stats_json"])) if "stats_json" in data.files else {}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, json.JSONDecodeError):
+        return _stats_with_counts(inspect_samples(path))
+    except DataSetError:
         return None
+
+
+def _stats_with_counts(info: Any) -> dict[str, Any]:
+    stats = dict(info.stats)
+    stats.setdefault("n_pos", info.shapes["pos"][0])
+    stats.setdefault("n_neg", info.shapes["neg"][0])
+    stats.setdefault("n_surface", info.n_surface)
+    return stats
+
+
+def settings_difference(stats: dict[str, Any], config: PreprocessConfig) -> str | None:
+    """How the settings a shape was made with differ from ``config`` (None: they agree).
+
+    Files written before the settings were recorded are judged by what they show: the sample
+    and surface counts and the SDF back end.
+    """
+    made = dict(stats.get("settings") or {})
+    if "n_samples" not in made and "n_pos" in stats and "n_neg" in stats:
+        made["n_samples"] = int(stats["n_pos"]) + int(stats["n_neg"])
+    if "n_surface" not in made and stats.get("n_surface"):
+        made["n_surface"] = int(stats["n_surface"])
+    if "backend" not in made and stats.get("sdf_backend"):
+        made["backend"] = "winding" if stats["sdf_backend"] == "winding" else "mesh_to_sdf"
+    flags = {"n_samples": "--samples", "n_surface": "--surface-samples", "backend": "--backend", "seed": "--seed"}
+    wanted = config.settings()
+    diffs = [f"{flags[k]} {made[k]} (now {wanted[k]})" for k in SETTINGS if k in made and made[k] != wanted[k]]
+    return ", ".join(diffs) or None
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -197,13 +185,20 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def _run_job(job: MeshJob, config: PreprocessConfig, out_path: Path) -> dict[str, Any]:
-    # Workers are single-threaded numerical code; keep BLAS/OpenMP from oversubscribing.
     return preprocess_shape(job, config, out_path)
 
 
 def _worker_init() -> None:
+    # Workers are single-threaded numerical code; keep BLAS/OpenMP from oversubscribing.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    logging.getLogger("trimesh").setLevel(logging.ERROR)
+
+
+def lock_path(out_dir: Path, shard: tuple[int, int] = (0, 1)) -> Path:
+    """The lock file a run of this shard holds while it writes ``out_dir``."""
+    suffix = "" if shard[1] == 1 else f".shard-{shard[0]}-of-{shard[1]}"
+    return Path(out_dir) / f".preprocess{suffix}.lock"
 
 
 def preprocess_dataset(
@@ -214,95 +209,238 @@ def preprocess_dataset(
     shard: tuple[int, int] = (0, 1),
     progress: bool = True,
     cancel: Callable[[], bool] | None = None,
+    resample_changed: bool = False,
 ) -> PreprocessReport:
     """Preprocess every job (of this shard) into ``out_dir``; write manifest, splits, failures.
 
     Parameters
     ----------
     jobs
-        Meshes to process, from any source.
+        Meshes to process, from any source. A second job with an id already taken in its class
+        is recorded as failed (the batch goes on).
     out_dir
-        Data set folder (created).
+        Data set folder (created). Shapes of earlier runs into it (other classes, say) stay in
+        the manifest as long as their files exist.
     workers
         Parallel worker processes (1 runs in this process).
     shard
         ``(i, N)``: this run takes every N-th job starting at i, for splitting a set over machines.
     cancel
         Called between shapes; returning True stops cleanly (finished shapes are kept).
+    resample_changed
+        Redo finished shapes made with other settings (``--samples``, ``--backend``, ...)
+        instead of refusing to mix them into one data set.
+
+    Raises
+    ------
+    DataSetError
+        Before any work: the folder is being written by another run, or it holds shapes made
+        with other settings (and ``resample_changed`` is off).
     """
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataSetError(f"{out_dir}: exists and is not a folder. Give --out a folder path.")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    all_jobs = list(jobs)
-    _check_unique(all_jobs)
-    shard_index, shard_count = shard
-    my_jobs = all_jobs[shard_index::shard_count]
     report = PreprocessReport()
-    start = time.perf_counter()
-    pending: list[MeshJob] = []
-    for job in my_jobs:
-        if _read_stats(sample_path(out_dir, config, job)) is not None:
-            report.skipped.append(job.id)
-        else:
-            pending.append(job)
+    unique_jobs = _drop_duplicates(list(jobs), report if shard[0] == 0 else None)
+    shard_index, shard_count = shard
+    my_jobs = unique_jobs[shard_index::shard_count]
+    lock = FolderLock(lock_path(out_dir, shard), "preprocess",
+                      "Wait for it to finish, or split the work between runs with --shard i/N.")
+    with lock:
+        _refuse_overlapping_runs(lock, out_dir, shard)
+        _remove_stale_temporaries(out_dir, config, my_jobs, shard)
+        pending = _pending_jobs(my_jobs, unique_jobs, out_dir, config, report, resample_changed)
+        start = time.perf_counter()
+        bar = tqdm(total=len(my_jobs), initial=len(report.skipped), desc="preprocess", unit="shape",
+                   disable=not progress)
 
-    bar = tqdm(total=len(my_jobs), initial=len(report.skipped), desc="preprocess", unit="shape", disable=not progress)
+        def record_done(job: MeshJob, stats: dict[str, Any]) -> None:
+            report.processed.append(job.id)
+            for text in stats.get("warnings") or []:
+                log.warning("%s/%s: %s", job.class_name, job.id, text)
+                report.warnings.append({"id": job.id, "class": job.class_name, "warning": str(text)})
 
-    def record_failure(job: MeshJob, exc: BaseException) -> None:
-        reason = str(exc) if isinstance(exc, ExplorerError) else f"{job.source}: {type(exc).__name__}: {exc}"
-        log.warning("skipping %s/%s: %s", job.class_name, job.id, reason)
-        report.failed.append({"id": job.id, "class": job.class_name, "source": str(job.source), "reason": reason})
+        def record_failure(job: MeshJob, exc: BaseException) -> None:
+            reason = str(exc) if isinstance(exc, ExplorerError) else f"{job.source}: {type(exc).__name__}: {exc}"
+            log.warning("skipping %s/%s: %s", job.class_name, job.id, reason)
+            report.failed.append({"id": job.id, "class": job.class_name, "source": str(job.source), "reason": reason})
 
-    try:
-        if workers <= 1:
-            for job in pending:
-                if cancel and cancel():
-                    break
-                try:
-                    preprocess_shape(job, config, sample_path(out_dir, config, job))
-                    report.processed.append(job.id)
-                except Exception as exc:  # one bad mesh never stops the batch
-                    record_failure(job, exc)
-                bar.update(1)
-        else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
-                futures: dict[Future, MeshJob] = {}
-                queue = list(pending)
-                while queue or futures:
-                    while queue and len(futures) < 2 * workers and not (cancel and cancel()):
-                        job = queue.pop(0)
-                        futures[pool.submit(_run_job, job, config, sample_path(out_dir, config, job))] = job
-                    if cancel and cancel():
-                        queue.clear()
-                    if not futures:
-                        break
-                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        job = futures.pop(future)
-                        try:
-                            future.result()
-                            report.processed.append(job.id)
-                        except Exception as exc:
-                            record_failure(job, exc)
-                        bar.update(1)
-    finally:
-        bar.close()
-        report.seconds = time.perf_counter() - start
-        write_index_files(all_jobs, out_dir, config, report, shard)
+        try:
+            with logging_redirect_tqdm():  # log lines above the bar, not through it
+                _run_jobs(pending, out_dir, config, workers, cancel, record_done, record_failure, bar)
+        finally:
+            bar.close()
+            report.seconds = time.perf_counter() - start
+            write_index_files(unique_jobs, out_dir, config, report, shard)
     return report
 
 
-def _check_unique(jobs: list[MeshJob]) -> None:
+def _run_jobs(pending: list[MeshJob], out_dir: Path, config: PreprocessConfig, workers: int,
+              cancel: Callable[[], bool] | None, record_done: Callable, record_failure: Callable, bar: Any) -> None:
+    if workers <= 1:
+        for job in pending:
+            if cancel and cancel():
+                break
+            try:
+                stats = preprocess_shape(job, config, sample_path(out_dir, config, job))
+            except Exception as exc:  # one bad mesh never stops the batch
+                record_failure(job, exc)
+            else:
+                record_done(job, stats)
+            bar.update(1)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+        futures: dict[Future, MeshJob] = {}
+        queue = list(pending)
+        while queue or futures:
+            while queue and len(futures) < 2 * workers and not (cancel and cancel()):
+                job = queue.pop(0)
+                futures[pool.submit(_run_job, job, config, sample_path(out_dir, config, job))] = job
+            if cancel and cancel():
+                queue.clear()
+            if not futures:
+                break
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = futures.pop(future)
+                try:
+                    stats = future.result()
+                except Exception as exc:
+                    record_failure(job, exc)
+                else:
+                    record_done(job, stats)
+                bar.update(1)
+
+
+def _pending_jobs(my_jobs: list[MeshJob], all_jobs: list[MeshJob], out_dir: Path, config: PreprocessConfig,
+                  report: PreprocessReport, resample_changed: bool) -> list[MeshJob]:
+    """Jobs still to do; finished ones go to ``report.skipped``.
+
+    Refuses (before any work) to mix settings in one data set: a finished shape of this run, or
+    a shape an earlier run left in the manifest, made with other settings.
+    """
+    pending: list[MeshJob] = []
+    changed: list[str] = []
+    for job in my_jobs:
+        stats = _read_stats(sample_path(out_dir, config, job))
+        if stats is None:
+            pending.append(job)
+            continue
+        difference = settings_difference(stats, config)
+        if difference is None:
+            report.skipped.append(job.id)
+        elif resample_changed:
+            log.info("%s/%s: made with %s; sampling it again", job.class_name, job.id, difference)
+            pending.append(job)
+        else:
+            changed.append(f"{job.class_name}/{job.id}: {difference}")
+    if changed:
+        raise DataSetError(
+            f"{out_dir}: {len(changed)} finished shape(s) were sampled with other settings, e.g. {changed[0]}. "
+            "One data set needs one setting: resume with the same settings, write to a new --out, "
+            "or pass --resample-changed to sample those shapes again."
+        )
+    others = [r for r in _previous_records(out_dir, all_jobs)
+              if settings_difference(r.get("stats") or {}, config) is not None]
+    if others:
+        record = others[0]
+        raise DataSetError(
+            f"{out_dir}: holds {len(others)} shape(s) of an earlier run made with other settings, e.g. "
+            f"{record['class_name']}/{record['id']}: {settings_difference(record.get('stats') or {}, config)}. "
+            "One data set needs one setting: use the same settings as that run, or write to a new --out."
+        )
+    return pending
+
+
+def _refuse_overlapping_runs(lock: FolderLock, out_dir: Path, shard: tuple[int, int]) -> None:
+    """A whole-set run and a shard run would do the same shapes: only one kind at a time."""
+    if shard[1] == 1:
+        others = sorted(out_dir.glob(".preprocess.shard-*.lock"))
+    else:
+        others = [p for p in sorted(out_dir.glob(".preprocess*.lock"))
+                  if p != lock.path and (p == lock_path(out_dir) or not p.name.endswith(f"-of-{shard[1]}.lock"))]
+    for path in others:
+        holder = lock.other_holder(path)
+        if holder is not None:
+            raise DataSetError(
+                f"{out_dir}: another preprocess run (pid {holder.get('pid')} on {holder.get('host')}, lock "
+                f"{path.name}) is writing shapes this run would do too. Wait for it, or run the same --shard "
+                f"split (i/N with one N) in every process. If no such run is active, delete {path}."
+            )
+
+
+def _drop_duplicates(jobs: list[MeshJob], report: PreprocessReport | None) -> list[MeshJob]:
+    """The jobs with the first of each (class, id); later ones are recorded as failures."""
     seen: dict[tuple[str, str], Path] = {}
+    unique: list[MeshJob] = []
     for job in jobs:
         key = (job.class_name, job.id)
-        if key in seen:
-            raise DataSetError(
-                f"{job.source}: shape id '{job.id}' in class '{job.class_name}' is also used by {seen[key]}. "
-                "Rename one of the files."
-            )
-        seen[key] = job.source
+        if key not in seen:
+            seen[key] = job.source
+            unique.append(job)
+            continue
+        reason = (f"{job.source}: shape id '{job.id}' in class '{job.class_name}' is also used by {seen[key]}. "
+                  "Rename one of the files.")
+        log.warning("skipping %s/%s: %s", job.class_name, job.id, reason)
+        if report is not None:
+            report.failed.append({"id": job.id, "class": job.class_name, "source": str(job.source),
+                                  "reason": reason})
+    return unique
+
+
+def _remove_stale_temporaries(out_dir: Path, config: PreprocessConfig, my_jobs: list[MeshJob],
+                              shard: tuple[int, int]) -> None:
+    """Delete the half-written files (``.NAME.XXXX.tmp``) a killed run left behind.
+
+    Only files this run owns: the sample files of its own shapes, and the index files when no
+    other shard's run holds a lock on the folder (its temporaries may be in use right now).
+    """
+    removed = 0
+    folders: dict[Path, set[str]] = {}
+    for job in my_jobs:
+        path = sample_path(out_dir, config, job)
+        folders.setdefault(path.parent, set()).add(path.name)
+    others_running = any(p != lock_path(out_dir, shard) for p in out_dir.glob(".preprocess*.lock"))
+    if not others_running:
+        folders.setdefault(out_dir, set()).add("manifest.json")
+        folders.setdefault(out_dir / "splits", set()).update(("train.json", "test.json"))
+    for folder, names in folders.items():
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(".*.tmp"):
+            owner = tmp.name[1:].rsplit(".", 2)[0]  # ".a.npz.k3j_x.tmp" -> "a.npz"
+            if owner in names or (folder == out_dir and owner.startswith("failures") and not others_running):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    if removed:
+        log.info("removed %d half-written file(s) of an earlier, interrupted run", removed)
+
+
+def _previous_records(out_dir: Path, jobs: list[MeshJob]) -> list[dict[str, Any]]:
+    """Records of the existing manifest that this run's jobs do not cover and whose file still exists."""
+    path = out_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        records = manifest["shapes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    covered = {(job.class_name, job.id) for job in jobs}
+    kept = []
+    for record in records if isinstance(records, list) else []:
+        try:
+            key = (record["class_name"], record["id"])
+            file = out_dir / record["file"]
+        except (KeyError, TypeError):
+            continue
+        if key not in covered and file.is_file():
+            kept.append(record)
+    return kept
 
 
 def write_index_files(
@@ -315,7 +453,9 @@ def write_index_files(
     """Write ``manifest.json``, ``splits/{train,test}.json`` and the failures file.
 
     The manifest lists every job whose sample file exists, whichever run or shard wrote it,
-    so shards that finish in any order leave a complete manifest behind the last one.
+    so shards that finish in any order leave a complete manifest behind the last one. Shapes
+    an earlier run put in the manifest (other classes, another source) stay while their files
+    exist: a second run into one folder adds to the data set, it never hides what is there.
     """
     records = []
     classes: list[str] = []
@@ -325,8 +465,6 @@ def write_index_files(
         stats = _read_stats(path)
         if stats is None:
             continue
-        if job.class_name not in classes:
-            classes.append(job.class_name)
         records.append(
             {
                 "id": job.id,
@@ -339,7 +477,14 @@ def write_index_files(
                 **({"extra": job.extra} if job.extra else {}),
             }
         )
-        splits.setdefault(job.split, {}).setdefault(config.dataset_name, {}).setdefault(job.class_name, []).append(job.id)
+    records.extend(_previous_records(out_dir, jobs))
+    for record in records:
+        if record["class_name"] not in classes:
+            classes.append(record["class_name"])
+        parts = Path(record["file"]).parts
+        name = parts[1] if len(parts) == 4 and parts[0] == "SdfSamples" else config.dataset_name
+        split = splits.setdefault(record.get("split", "train"), {})
+        split.setdefault(name, {}).setdefault(record["class_name"], []).append(record["id"])
     manifest = {
         "format": MANIFEST_FORMAT,
         "name": config.dataset_name,

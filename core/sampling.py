@@ -43,6 +43,8 @@ class SamplingConfig:
     """Variance of the second, tighter perturbation (DeepSDF: ``variance / 10``)."""
     bounding_cube_dim: float = 2.0
     """Edge of the cube, centred at the origin, holding the uniform samples."""
+    backend: str = "winding"
+    """SDF back end (:mod:`core.sdf_backends`): ``winding`` or ``mesh_to_sdf``."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.near_fraction <= 1.0:
@@ -55,6 +57,8 @@ class SamplingConfig:
             raise ValueError(f"SamplingConfig counts must be >= 0, got {self.n_samples}, {self.n_surface}.")
         if self.bounding_cube_dim <= 0:
             raise ValueError(f"SamplingConfig.bounding_cube_dim must be > 0, got {self.bounding_cube_dim}.")
+        if self.backend not in ("winding", "mesh_to_sdf"):
+            raise ValueError(f"SamplingConfig.backend must be 'winding' or 'mesh_to_sdf', got {self.backend!r}.")
 
     def split(self, n_total: int) -> tuple[int, int, int]:
         """Counts of the three groups for ``n_total`` queries.

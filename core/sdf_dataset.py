@@ -1,7 +1,8 @@
 """A preprocessed data set folder in memory, and DeepSDF's per-shape sample draws.
 
-Reads ``manifest.json`` and the per-shape ``.npz`` files that :mod:`core.preprocess` writes.
-A file that cannot be read is logged and skipped (the run goes on with the rest). Samples are
+Reads ``manifest.json`` and the per-shape ``.npz`` files (through :func:`core.samples.read_samples`,
+the one reader of the format). A file that cannot be read is logged and skipped (the run goes on
+with the rest). Samples are
 kept compactly (xyz+sdf float32, colour uint8, view direction float16: 25 bytes a sample) so a
 140-shape set of 500k samples each fits in under 2 GB.
 
@@ -13,16 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import DataSetError
+from core.samples import read_samples
 
-__all__ = ["ShapeSamples", "SdfDataSet", "load_manifest"]
+__all__ = ["TrainingShape", "SdfDataSet", "load_manifest"]
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,12 @@ def load_manifest(data_dir: Path) -> dict:
 
 
 @dataclass
-class ShapeSamples:
-    """One shape's samples. ``pos``/``neg``: (n, 4) float32 xyz+sdf; colours (n, 3) uint8 or None."""
+class TrainingShape:
+    """One shape held for training, compactly (a :class:`core.samples.ShapeSamples` as read, repacked).
+
+    ``pos``/``neg``: (n, 4) float32 xyz+sdf; colours (n, 3) uint8 or None; view directions
+    (n, 3) float16 or None; ``normalization``: ``{"offset": [3], "scale": s}`` or empty.
+    """
 
     id: str
     class_name: str
@@ -70,38 +74,27 @@ def _subsample(arrays: list[np.ndarray | None], limit: int | None, rng: np.rando
     return [None if a is None else a[keep] for a in arrays]
 
 
-def _read_shape(path: Path, record: dict, max_samples: int | None, seed: int) -> ShapeSamples:
-    with np.load(path) as data:
-        keys = set(data.files)
-        if not {"pos", "neg"} <= keys:
-            raise DataSetError(f"{path}: no 'pos'/'neg' arrays; not a DeepSDF sample file")
-        pos = np.ascontiguousarray(data["pos"], np.float32)
-        neg = np.ascontiguousarray(data["neg"], np.float32)
-        if pos.ndim != 2 or pos.shape[1] != 4 or neg.ndim != 2 or neg.shape[1] != 4 or not len(pos) or not len(neg):
-            raise DataSetError(f"{path}: pos/neg must be non-empty (n, 4) arrays, got {pos.shape} and {neg.shape}")
-        if not (np.isfinite(pos).all() and np.isfinite(neg).all()):
-            raise DataSetError(f"{path}: samples contain NaN or infinity")
+def _rgb8(rgb: np.ndarray | None) -> np.ndarray | None:
+    return None if rgb is None else np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
-        def rgb(key: str) -> np.ndarray | None:
-            if key not in keys:
-                return None
-            a = np.asarray(data[key])
-            return a if a.dtype == np.uint8 else np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
 
-        def view(key: str) -> np.ndarray | None:
-            return np.asarray(data[key], np.float16) if key in keys else None
+def _view16(view: np.ndarray | None) -> np.ndarray | None:
+    return None if view is None else np.asarray(view, np.float16)
 
-        pos_rgb, neg_rgb, pos_view, neg_view = rgb("pos_rgb"), rgb("neg_rgb"), view("pos_view"), view("neg_view")
-        norm = {}
-        if "offset" in keys and "scale" in keys:
-            norm = {"offset": [float(v) for v in np.asarray(data["offset"]).reshape(-1)[:3]],
-                    "scale": float(np.asarray(data["scale"]).reshape(-1)[0])}
+
+def _read_shape(path: Path, record: dict, max_samples: int | None, seed: int) -> TrainingShape:
+    samples = read_samples(path)
+    pos, neg = samples.pos, samples.neg
+    pos_rgb, neg_rgb = _rgb8(samples.pos_rgb), _rgb8(samples.neg_rgb)
+    pos_view, neg_view = _view16(samples.pos_view), _view16(samples.neg_view)
+    norm = {} if samples.normalization is None else samples.normalization.to_dict()
     rng = np.random.default_rng(seed)
-    pos, pos_rgb, pos_view = _subsample([pos, pos_rgb, pos_view], None if max_samples is None else max_samples // 2, rng)
-    neg, neg_rgb, neg_view = _subsample([neg, neg_rgb, neg_view], None if max_samples is None else max_samples // 2, rng)
-    return ShapeSamples(id=str(record["id"]), class_name=str(record["class_name"]), text=record.get("text"),
-                        pos=pos, neg=neg, pos_rgb=pos_rgb, neg_rgb=neg_rgb, pos_view=pos_view, neg_view=neg_view,
-                        normalization=norm)
+    limit = None if max_samples is None else max_samples // 2
+    pos, pos_rgb, pos_view = _subsample([pos, pos_rgb, pos_view], limit, rng)
+    neg, neg_rgb, neg_view = _subsample([neg, neg_rgb, neg_view], limit, rng)
+    return TrainingShape(id=str(record["id"]), class_name=str(record["class_name"]), text=record.get("text"),
+                         pos=pos, neg=neg, pos_rgb=pos_rgb, neg_rgb=neg_rgb, pos_view=pos_view, neg_view=neg_view,
+                         normalization=norm)
 
 
 class SdfDataSet:
@@ -124,14 +117,13 @@ class SdfDataSet:
         records = [r for r in self.manifest["shapes"]
                    if (split == "all" or r.get("split", "train") == split) and r["class_name"] in self.class_names]
         records.sort(key=lambda r: (r["class_name"], str(r["id"])))
-        self.shapes: list[ShapeSamples] = []
+        self.shapes: list[TrainingShape] = []
         self.skipped: list[tuple[str, str]] = []
         for i, record in enumerate(records):
             path = self.data_dir / record["file"]
             try:
                 self.shapes.append(_read_shape(path, record, max_samples_per_shape, seed + i))
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, DataSetError) as exc:
-                # truncated .npz: BadZipFile; empty file: EOFError; corrupt compressed member: zlib.error
+            except DataSetError as exc:  # missing, truncated or damaged: read_samples names the file
                 log.warning("skipping %s: %s", path, exc)
                 self.skipped.append((str(path), str(exc)))
         if not self.shapes:

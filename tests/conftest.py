@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.normalization import Normalization
+from core.samples import ShapeSamples, write_samples
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 
@@ -47,7 +50,7 @@ def _surface(cls, size, n, rng):
 
 
 def write_analytic_dataset(root, n_samples=6000, n_surface=3000):
-    """Analytic balls and thin slabs as DeepSDF sample files + manifest + splits (see docs/architecture.md)."""
+    """Analytic balls and thin slabs as DeepSDF sample files (written by core.samples) + manifest + splits."""
     rng = np.random.default_rng(0)
     records, splits = [], {"train": {"toy": {}}, "test": {"toy": {}}}
     for cls, sid, size, split in SHAPES:
@@ -60,19 +63,18 @@ def write_analytic_dataset(root, n_samples=6000, n_surface=3000):
         rgb = np.tile(np.asarray(CLASSES[cls], np.float32), (len(pts), 1))
         pos = sdf >= 0
         rel = f"SdfSamples/toy/{cls}/{sid}.npz"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            root / rel,
+        write_samples(root / rel, ShapeSamples(
             pos=np.c_[pts[pos], sdf[pos]], neg=np.c_[pts[~pos], sdf[~pos]],
             pos_rgb=rgb[pos], neg_rgb=rgb[~pos],
             surface_points=surf.astype(np.float32), surface_normals=nrm.astype(np.float32),
             surface_rgb=np.tile(np.asarray(CLASSES[cls], np.float32), (len(surf), 1)),
-            offset=np.zeros(3), scale=np.asarray(1.0),
-        )
+            normalization=Normalization(offset=np.zeros(3), scale=1.0),
+        ))
         records.append({"id": sid, "class_name": cls, "source": None, "text": f"a {cls}", "split": split,
                         "file": rel, "stats": {"n_pos": int(pos.sum()), "n_neg": int((~pos).sum())}})
         splits[split]["toy"].setdefault(cls, []).append(sid)
-    (root / "manifest.json").write_text(json.dumps({"format": 1, "name": "toy", "classes": sorted(CLASSES), "shapes": records}))
+    manifest = {"format": 1, "name": "toy", "classes": sorted(CLASSES), "shapes": records}
+    (root / "manifest.json").write_text(json.dumps(manifest))
     (root / "splits").mkdir(exist_ok=True)
     for name, split in splits.items():
         (root / "splits" / f"{name}.json").write_text(json.dumps(split))

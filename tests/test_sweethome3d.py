@@ -259,3 +259,44 @@ def test_real_libraries_skip_every_reserved_model(tmp_path: Path):
     mesh = load_mesh(job.source)
     extent = mesh.vertices.max(axis=0) - mesh.vertices.min(axis=0)
     np.testing.assert_allclose(extent, job.extra["size_cm"], rtol=1e-3)
+
+
+def test_preprocess_command_end_to_end(library_dir: Path, reserved_list: Path, tmp_path: Path, capsys):
+    import json
+
+    import main
+
+    out = tmp_path / "data"
+    rc = main.main(["preprocess", "--source", "sweethome3d", "--library-dir", str(library_dir), "--out", str(out),
+                    "--exclude-hashes", str(reserved_list), "--test-fraction", "0", "--samples", "1500",
+                    "--surface-samples", "200", "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "1 reserved models skipped" in printed
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    shapes = manifest["shapes"] if isinstance(manifest, dict) else manifest
+    by_class = {s["class_name"]: s for s in shapes}
+    assert sorted(by_class) == ["chair", "lamp"]
+    assert by_class["chair"]["text"] == "Chair — seat; Living room"
+    report = json.loads((out / "sweethome3d_report.json").read_text(encoding="utf-8"))
+    assert report["reserved_skipped"] == 1 and report["per_class"] == {"chair": 1, "lamp": 1}
+    assert "Ingoenius" in (out / "ATTRIBUTION.md").read_text(encoding="utf-8")
+
+
+def test_exclude_hashes_applies_to_the_folder_source(tmp_path: Path, capsys):
+    import main
+
+    root = tmp_path / "meshes" / "box"
+    root.mkdir(parents=True)
+    for i, size in enumerate((1.0, 2.0)):
+        (root / f"b{i}.obj").write_text(f"v 0 0 0\nv {size} 0 0\nv 0 {size} 0\nv 0 0 {size}\n"
+                                        "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
+    holdout = tmp_path / "holdout.sha256"
+    holdout.write_text(hashlib.sha256((root / "b1.obj").read_bytes()).hexdigest() + "\n")
+    out = tmp_path / "data"
+    rc = main.main(["preprocess", "--source", "folder", "--input", str(tmp_path / "meshes"), "--out", str(out),
+                    "--exclude-hashes", str(holdout), "--test-fraction", "0", "--samples", "1500",
+                    "--surface-samples", "200", "--no-progress"])
+    assert rc == 0
+    assert "1 meshes skipped by --exclude-hashes" in capsys.readouterr().out
+    assert [p.name for p in (out).rglob("*.npz") if "SdfSamples" in str(p)] == ["b0.npz"]

@@ -12,10 +12,15 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", choices=["synthetic", "objaverse", "folder"], default="synthetic",
-                        help="where meshes come from (default: the built-in procedural set)")
-    parser.add_argument("--out", type=Path, required=True, help="data set folder to write")
-    parser.add_argument("--input", type=Path, help="folder source: root with one sub-folder per class")
+    parser.add_argument("--source", choices=["synthetic", "objaverse", "folder", "sweethome3d"], default="synthetic",
+                        help="where meshes come from (default: the built-in procedural set; sweethome3d: Debian's "
+                             "furniture libraries, real coloured objects)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="data set folder to write; a second run into it adds shapes (other classes) "
+                             "and resumes unfinished ones")
+    parser.add_argument("--input", type=Path,
+                        help="folder source: root with one sub-folder per class (symbolic links to class "
+                             "folders, sub-folders and mesh files are followed)")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--shard", default=None, help="i/N: process every N-th shape starting at i (0-based)")
     parser.add_argument("--backend", choices=["winding", "mesh_to_sdf"], default="winding",
@@ -24,13 +29,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--surface-samples", type=int, default=30_000, help="surface points per shape")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-faces", type=int, default=2_000_000, help="reject larger meshes")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="fraction of each class held out")
+    parser.add_argument("--test-fraction", type=float, default=0.2,
+                        help="fraction of each class held out as the test split, in [0, 1) (default: 0.2, "
+                             "i.e. 20%% of the shapes are NOT trained on; give 0 to train on all)")
     parser.add_argument("--classes", nargs="*", default=None, help="restrict to these classes / LVIS categories")
     parser.add_argument("--shapes-per-class", type=int, default=20, help="synthetic: shapes per class")
-    parser.add_argument("--per-class", type=int, default=80, help="objaverse: objects per class")
+    parser.add_argument("--per-class", type=int, default=None,
+                        help="objaverse: objects per class (default 80); sweethome3d: items per class "
+                             "(default: every unreserved item)")
+    parser.add_argument("--library-dir", type=Path, default=None,
+                        help="sweethome3d: folder of .sh3f libraries (default /usr/share/sweethome3d/furniture)")
+    parser.add_argument("--class-map", type=Path, default=None,
+                        help="sweethome3d: TOML class map (default resources/sweethome3d/class_map.toml)")
+    parser.add_argument("--exclude-hashes", type=Path, action="append", default=[], metavar="FILE",
+                        help="skip every mesh whose file bytes hash (SHA-256) to a digest listed in FILE "
+                             "(one per line; repeatable). sweethome3d always skips the reserved models.")
     parser.add_argument("--objaverse-root", type=Path, default=None, help="objaverse: local Objaverse 1.0 folder")
     parser.add_argument("--download", action="store_true", help="objaverse: download what is missing (network)")
-    parser.add_argument("--name", default=None, help="data set name in SdfSamples/<name>/ and split files")
+    parser.add_argument("--name", default=None,
+                        help="data set name in SdfSamples/<name>/ and split files: a plain folder name "
+                             "(default: the source's name)")
+    parser.add_argument("--resample-changed", action="store_true",
+                        help="on resume, sample again the finished shapes made with other --samples / "
+                             "--surface-samples / --backend / --seed (default: refuse to mix settings)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -47,34 +68,97 @@ def _jobs(args: argparse.Namespace):
         if args.input is None:
             raise ExplorerError("--source folder needs --input ROOT (a folder with one sub-folder per class)")
         return folder_jobs(args.input, test_fraction=args.test_fraction, classes=args.classes)
+    if args.source == "sweethome3d":
+        return _sweethome3d_jobs(args)
     from core.datasets.objaverse import DEFAULT_ROOT, ObjaverseConfig, objaverse_jobs
 
-    config = ObjaverseConfig(root=args.objaverse_root or DEFAULT_ROOT, per_class=args.per_class, seed=args.seed,
+    config = ObjaverseConfig(root=args.objaverse_root or DEFAULT_ROOT,
+                             per_class=80 if args.per_class is None else args.per_class, seed=args.seed,
                              test_fraction=args.test_fraction, download=args.download)
     if args.classes:
         config.categories = tuple(args.classes)
     return objaverse_jobs(config)
 
 
+def _sweethome3d_jobs(args: argparse.Namespace):
+    """Jobs of the Sweet Home 3D libraries; writes the source report and the attribution list."""
+    from core.datasets import sweethome3d as sh3d
+    from core.io_utils import atomic_write_bytes
+
+    config = sh3d.SweetHome3DConfig(
+        cache_dir=args.out / "meshes" / "sweethome3d", library_dir=args.library_dir or sh3d.DEFAULT_LIBRARY_DIR,
+        classes=tuple(args.classes) if args.classes else None, per_class=args.per_class or 0, seed=args.seed,
+        test_fraction=args.test_fraction, class_map=args.class_map or sh3d.DEFAULT_CLASS_MAP,
+        exclude_hashes=tuple(args.exclude_hashes))
+    jobs, report = sh3d.sweethome3d_jobs(config)
+    args.out.mkdir(parents=True, exist_ok=True)
+    sh3d.write_report(report, args.out / "sweethome3d_report.json")
+    attribution = ("# Models and their creators\n\nFrom Debian's sweethome3d-furniture libraries; CC-BY items "
+                   "require this attribution.\n\n" + sh3d.attribution_markdown(jobs))
+    atomic_write_bytes(args.out / "ATTRIBUTION.md", attribution.encode("utf-8"))
+    print(report.summary_line() + f" (report: {args.out / 'sweethome3d_report.json'})")
+    return jobs
+
+
+def _exclude_by_hash(jobs: list, files: list[Path]) -> list:
+    """Drop the jobs whose mesh file's bytes hash to a listed digest (a user's hold-out list)."""
+    import hashlib
+
+    from core.datasets.sweethome3d import read_digests
+
+    digests = read_digests(files)
+    kept = [job for job in jobs if hashlib.sha256(Path(job.source).read_bytes()).hexdigest() not in digests]
+    print(f"{len(jobs) - len(kept)} meshes skipped by --exclude-hashes")
+    return kept
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse impossible settings before any mesh is generated, downloaded or sampled."""
+    if args.out.exists() and not args.out.is_dir():
+        raise ExplorerError(f"--out {args.out}: exists and is not a folder. Give a folder path for the data set.")
+    if not 0.0 <= args.test_fraction < 1.0:
+        raise ExplorerError(f"--test-fraction {args.test_fraction}: must be in [0, 1) (0.2 holds out 20 % "
+                            "of each class as test shapes; 0 trains on all).")
+    for flag, value in (("--shapes-per-class", args.shapes_per_class), ("--per-class", args.per_class),
+                        ("--workers", args.workers)):
+        if value is not None and value < 1:
+            raise ExplorerError(f"{flag} {value}: must be at least 1.")
+
+
 def run(args: argparse.Namespace) -> int:
     from core.preprocess import PreprocessConfig, parse_shard, preprocess_dataset
 
+    # our progress and warnings at INFO; other libraries' chatter (trimesh: "triangulating
+    # faces" for every quad mesh) only when it is an error
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.getLogger("trimesh").setLevel(logging.ERROR)
     try:
         config = PreprocessConfig(n_samples=args.samples, n_surface=args.surface_samples, backend=args.backend,
                                   seed=args.seed, max_faces=args.max_faces,
                                   dataset_name=args.name or args.source)
         shard = parse_shard(args.shard)
+        _check_arguments(args)
         jobs = _jobs(args)
+        if args.exclude_hashes and args.source != "sweethome3d":
+            jobs = _exclude_by_hash(jobs, args.exclude_hashes)
+        if not jobs:
+            raise ExplorerError(f"--source {args.source}: no shapes to preprocess"
+                                + (f" for --classes {' '.join(args.classes)}" if args.classes else "")
+                                + ". Check the source and the class names.")
+        if not jobs[shard[0]::shard[1]]:
+            raise ExplorerError(f"--shard {args.shard}: this shard has no shapes ({len(jobs)} in all); "
+                                "use fewer shards.")
+        report = preprocess_dataset(jobs, args.out, config, workers=args.workers, shard=shard,
+                                    progress=not args.no_progress, resample_changed=args.resample_changed)
     except (ExplorerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = preprocess_dataset(jobs, args.out, config, workers=args.workers, shard=shard,
-                                progress=not args.no_progress)
     print(f"{len(report.processed)} processed, {len(report.skipped)} already done, "
-          f"{len(report.failed)} failed in {report.seconds:.1f} s → {args.out}")
+          f"{len(report.failed)} failed, {len(report.warnings)} with warnings in {report.seconds:.1f} s → {args.out}")
+    for warning in report.warnings[:10]:
+        print(f"  warning: {warning['class']}/{warning['id']}: {warning['warning']}", file=sys.stderr)
     for failure in report.failed[:10]:
         print(f"  failed: {failure['reason']}", file=sys.stderr)
     if report.failed:
         print(f"  (all failures: {args.out / 'failures.json'})", file=sys.stderr)
-    return 0 if report.ok_count > 0 or not jobs else 1
+    return 0 if report.ok_count > 0 else 1

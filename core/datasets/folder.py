@@ -1,12 +1,22 @@
 """A plain folder of meshes as a data source: the class is the name of the first sub-folder.
 
 ``root/chair/a.obj``, ``root/chair/set2/b.glb`` and ``root/lamp/c.ply`` give two classes.
+Symbolic links are followed (to class folders, sub-folders and mesh files), so a data set can be
+assembled from links into other folders; a link back to a folder already visited is not
+followed twice.
+
+Ids are unique within a class by construction: the path below the class folder with every run
+of characters other than (Unicode) letters, digits, ``-`` and ``_`` replaced by ``_``; paths that
+would give the same id (``x.obj`` beside ``x.glb``, ``a b.ply`` beside ``a_b.ply``) each get a
+short hash of their path appended.
+
 The train/test split is drawn from a hash of each shape's id, so adding files never moves
-an existing shape from one split to the other.
+an existing shape from one split to the other. By default 20 % of each class is held out.
 """
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -15,13 +25,45 @@ from core.errors import SourceError
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 
-__all__ = ["MESH_SUFFIXES", "folder_jobs", "stable_split", "safe_id"]
+__all__ = ["MESH_SUFFIXES", "folder_jobs", "stable_split", "safe_id", "unique_ids"]
 
 
 def safe_id(text: str) -> str:
-    """A file-name-safe shape id: letters, digits, ``-`` and ``_`` only."""
-    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")
+    """A file-name-safe shape id: (Unicode) letters, digits, ``-`` and ``_`` only."""
+    cleaned = re.sub(r"[^\w-]+", "_", text).strip("_")
     return cleaned or "shape"
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+
+def unique_ids(relative_paths: list[str]) -> list[str]:
+    """One id per path (ids of one class): :func:`safe_id`, plus ``-<hash of the path>`` where two collide."""
+    ids = [safe_id(str(Path(rel).with_suffix(""))) for rel in relative_paths]
+    counts: dict[str, int] = {}
+    for shape_id in ids:
+        counts[shape_id] = counts.get(shape_id, 0) + 1
+    return [f"{shape_id}-{_short_hash(rel)}" if counts[shape_id] > 1 else shape_id
+            for shape_id, rel in zip(ids, relative_paths, strict=True)]
+
+
+def _mesh_files(class_dir: Path) -> list[Path]:
+    """Mesh files below ``class_dir``, following symbolic links, each real folder once."""
+    found: list[Path] = []
+    visited: set[str] = set()
+    for folder, dirs, files in os.walk(class_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited:  # a link cycle or a second link to the same folder
+            dirs[:] = []
+            continue
+        visited.add(real)
+        dirs.sort()
+        for name in files:
+            path = Path(folder) / name
+            if path.suffix.lower() in MESH_SUFFIXES and path.is_file():  # is_file: a link to a file, not broken
+                found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(class_dir).as_posix())
 
 
 def stable_split(shape_id: str, test_fraction: float) -> str:
@@ -39,22 +81,22 @@ def folder_jobs(root: str | Path, test_fraction: float = 0.2, classes: list[str]
     root
         Folder whose sub-folders are classes.
     test_fraction
-        Fraction of each class held out (by id hash).
+        Fraction of each class held out as test shapes (by id hash), in [0, 1); default 20 %.
     classes
         Keep only these classes (all when ``None``).
     """
     root = Path(root)
     if not root.is_dir():
         raise SourceError(f"{root}: mesh folder not found. Give a folder with one sub-folder per class.")
+    if not 0.0 <= test_fraction < 1.0:
+        raise SourceError(f"test fraction {test_fraction}: must be in [0, 1) (0.2 holds out 20 % of each class).")
     jobs: list[MeshJob] = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):  # is_dir follows links
         if classes and class_dir.name not in classes:
             continue
-        for path in sorted(class_dir.rglob("*")):
-            if path.suffix.lower() not in MESH_SUFFIXES or not path.is_file():
-                continue
-            rel = path.relative_to(class_dir).with_suffix("")
-            shape_id = safe_id(str(rel))
+        paths = _mesh_files(class_dir)
+        relative = [path.relative_to(class_dir).as_posix() for path in paths]
+        for path, shape_id in zip(paths, unique_ids(relative), strict=True):
             jobs.append(
                 MeshJob(
                     id=shape_id,

@@ -4,8 +4,8 @@ An :class:`Observation` is built from one of four inputs:
 
 * a preprocessed sample file (``.npz`` with ``pos`` / ``neg``, see ``docs/architecture.md``):
   :func:`from_npz`;
-* a mesh file, run through the preprocessing pipeline (load → normalise → DeepSDF sampling →
-  signed distances → colours): :func:`from_mesh`;
+* a mesh file, sampled by the function preprocessing uses (load → normalise → DeepSDF
+  sampling → signed distances → colours, :func:`core.samples.sample_shape`): :func:`from_mesh`;
 * a point cloud with (or without) normals: :func:`from_point_cloud` /
   :func:`from_point_cloud_file`. SDF samples are made as DeepSDF does for shape completion:
   each point stepped along its normal by ``+eta`` (sdf ``+eta``) and ``-eta`` (sdf ``-eta``)
@@ -19,18 +19,20 @@ naming the input and the fix, never inside the optimiser.
 """
 from __future__ import annotations
 
-import tempfile
 import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.spatial import cKDTree
 
-from core.errors import ExplorerError, ObservationError
+from core.errors import DataSetError, ExplorerError, ObservationError
 from core.normalization import Normalization, compute_normalization
+
+if TYPE_CHECKING:
+    from core.samples import ShapeSamples
 
 __all__ = [
     "Observation",
@@ -195,65 +197,57 @@ class Observation:
 def from_npz(path: str | Path) -> Observation:
     """Observation from a preprocessed sample file (``pos`` / ``neg`` rows of x, y, z, sdf).
 
+    Read by :func:`core.samples.read_samples`, the one reader of the format; an ``.npz`` with
+    ``points`` instead is read as a point cloud.
+
     Raises
     ------
     ObservationError
-        Missing or unreadable file, no ``pos`` / ``neg`` keys, bad values.
+        Missing, unreadable or damaged file, no ``pos`` / ``neg`` keys, bad values.
     """
+    from core.samples import NotASampleFileError, read_samples
+
     path = Path(path)
     if not path.is_file():
-        raise ObservationError(f"{path}: no such sample file. Check the path (preprocess meshes with 'main.py preprocess').")
+        raise ObservationError(
+            f"{path}: no such sample file. Check the path (preprocess meshes with 'main.py preprocess')."
+        )
     try:
-        with np.load(path) as data:
-            arrays = {key: data[key] for key in data.files if data[key].dtype.kind != "O"}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ObservationError(f"{path}: cannot read it as a sample file ({exc}). Re-run preprocessing for this shape.") from exc
-    if "pos" not in arrays or "neg" not in arrays:
-        if "points" in arrays:  # a point cloud saved as npz
+        samples = read_samples(path)
+    except NotASampleFileError as exc:
+        if "points" in exc.keys:  # a point cloud saved as npz
             return from_point_cloud_file(path)
         raise ObservationError(
-            f"{path}: no 'pos'/'neg' arrays (keys: {sorted(arrays)}). "
+            f"{path}: no 'pos'/'neg' arrays (keys: {exc.keys}). "
             "Give a DeepSDF sample file from 'main.py preprocess', or a point cloud npz with 'points' (and 'normals')."
-        )
-    pos, neg = _rows(arrays["pos"], path, "pos"), _rows(arrays["neg"], path, "neg")
-    samples = np.concatenate([pos, neg], axis=0)
+        ) from exc
+    except DataSetError as exc:
+        raise ObservationError(str(exc)) from exc
+    return _from_samples(samples, source=str(path), kind="npz")
+
+
+def _from_samples(samples: ShapeSamples, source: str, kind: str) -> Observation:
+    """The observation of a shape's samples (see :mod:`core.samples`)."""
+    rows = np.concatenate([samples.pos, samples.neg], axis=0)
     colours = None
-    if "pos_rgb" in arrays and "neg_rgb" in arrays:
-        colours = np.concatenate([arrays["pos_rgb"], arrays["neg_rgb"]], axis=0).astype(np.float32)
-        if colours.shape != (len(samples), 3):
-            colours = None
-    normalization = None
-    if "offset" in arrays and "scale" in arrays:
-        try:
-            normalization = Normalization(offset=arrays["offset"], scale=float(arrays["scale"]))
-        except ValueError:
-            normalization = None
+    if samples.has_colour:
+        colours = np.concatenate([samples.pos_rgb, samples.neg_rgb], axis=0).astype(np.float32)
     obs = Observation(
-        points=samples[:, :3].astype(np.float32),
-        sdf=samples[:, 3].astype(np.float32),
+        points=rows[:, :3].astype(np.float32),
+        sdf=rows[:, 3].astype(np.float32),
         colours=colours,
-        surface_points=_opt(arrays, "surface_points"),
-        surface_normals=_opt(arrays, "surface_normals"),
-        surface_colours=_opt(arrays, "surface_rgb"),
-        normalization=normalization,
-        source=str(path),
-        kind="npz",
-        extra={"colour_path": str(arrays["colour_path"]) if "colour_path" in arrays else None},
+        surface_points=_opt(samples.surface_points),
+        surface_normals=_opt(samples.surface_normals),
+        surface_colours=_opt(samples.surface_rgb),
+        normalization=samples.normalization,
+        source=source,
+        kind=kind,
+        extra={"colour_path": samples.colour_path},
     )
     return obs.validate()
 
 
-def _rows(value: np.ndarray, path: Path, key: str) -> np.ndarray:
-    value = np.asarray(value, dtype=np.float32)
-    if value.ndim != 2 or value.shape[1] < 4:
-        if value.size == 0:
-            return np.zeros((0, 4), np.float32)
-        raise ObservationError(f"{path}: '{key}' has shape {value.shape}; expected (P, 4) rows of x, y, z, sdf.")
-    return value[:, :4]
-
-
-def _opt(arrays: dict[str, np.ndarray], key: str) -> np.ndarray | None:
-    value = arrays.get(key)
+def _opt(value: np.ndarray | None) -> np.ndarray | None:
     return None if value is None or value.size == 0 else np.asarray(value, dtype=np.float32)
 
 
@@ -269,40 +263,37 @@ def from_mesh(
 ) -> Observation:
     """Observation of a whole mesh, sampled exactly as the training data is.
 
-    Runs :func:`core.preprocess.preprocess_shape` into a temporary file and reads it back, so
-    test-time samples follow the training distribution (DeepSDF: 47/50 near-surface).
+    Runs :func:`core.samples.sample_shape`, the function preprocessing uses, so test-time
+    samples follow the training distribution (DeepSDF: 47/50 near-surface).
 
     Parameters
     ----------
     n_samples : SDF samples (DeepSDF preprocesses 500,000; a fit draws 8,000 per iteration,
         so fewer suffice and are faster to compute).
     n_surface : surface points kept for the surface / normal terms and the metrics.
+    seed : the samples are a function of the mesh and this seed.
 
     Raises
     ------
     ObservationError
         The mesh cannot be loaded or sampled (the message carries the loader's reason).
     """
-    from core.datasets.jobs import MeshJob
-    from core.preprocess import PreprocessConfig, preprocess_shape
+    from core.mesh_io import load_mesh
+    from core.samples import MAX_FACES, sample_shape, shape_rng
+    from core.sampling import SamplingConfig
 
     path = Path(path)
-    config = PreprocessConfig(n_samples=max(100, int(n_samples)), n_surface=int(n_surface), backend=backend, seed=seed)
-    job = MeshJob(id=path.stem or "shape", class_name="input", source=path)
-    with tempfile.TemporaryDirectory(prefix="tto-obs-") as tmp:
-        out = Path(tmp) / "samples.npz"
-        try:
-            preprocess_shape(job, config, out)
-        except ObservationError:
-            raise
-        except ExplorerError as exc:
-            raise ObservationError(f"{path}: cannot be used as an observation: {exc}") from exc
-        except ValueError as exc:
-            raise ObservationError(f"{path}: cannot be sampled ({exc}). Check that it is a closed surface mesh.") from exc
-        obs = from_npz(out)
-    obs.source = str(path)
-    obs.kind = "mesh"
-    return obs
+    try:
+        config = SamplingConfig(n_samples=max(100, int(n_samples)), n_surface=int(n_surface), backend=backend)
+        rng = shape_rng(seed, "input", path.stem or "shape")  # as preprocessing seeds a shape of class "input"
+        samples = sample_shape(load_mesh(path), config, rng, max_faces=MAX_FACES)
+    except ObservationError:
+        raise
+    except ExplorerError as exc:
+        raise ObservationError(f"{path}: cannot be used as an observation: {exc}") from exc
+    except ValueError as exc:
+        raise ObservationError(f"{path}: cannot be sampled ({exc}). Check that it is a closed surface mesh.") from exc
+    return _from_samples(samples, source=str(path), kind="mesh")
 
 
 # --------------------------------------------------------------------------- point clouds
