@@ -109,8 +109,7 @@ def interpolation(model) -> None:
 
 
 def tto_sequence(model) -> None:
-    from core.tto import TTOConfig, decode_fns, iterate_fit, load_observation
-    from core.tto.fit import TTOResult
+    from core.tto import TTOConfig, iterate_fit, load_observation
 
     obs = load_observation(ROOT / "resources" / "scans" / "chair_thin_partial.npz")
     rows = []
@@ -120,9 +119,11 @@ def tto_sequence(model) -> None:
         for report in iterate_fit(model, obs, config, class_name="chair", every=50):
             if report.stage != "code" and not report.done:
                 continue
-            result = report.result or TTOResult(report.shape_code, report.colour_code, report.class_name)
-            sdf_fn, colour_fn = decode_fns(model, result)
-            mesh = extract_mesh(sdf_fn, 96, colour_fn)
+            # Intermediate reports carry codes only; the final result may carry a fine-tuned decoder.
+            used = model.with_decoder(report.result.decoder_override if report.result else None)
+            cond = used.condition(class_name=report.class_name)
+            mesh = extract_mesh(used.sdf_fn(report.shape_code, cond), 96,
+                                used.colour_fn(report.shape_code, report.colour_code, cond))
             row.append(None if mesh.is_empty else (mesh.vertices, mesh.faces, mesh.colours))
         rows.append(row[:5])
     n = min(len(r) for r in rows)

@@ -122,3 +122,34 @@ def test_export_rejects_unknown_suffix(tmp_path):
     mesh = MeshArrays.empty()
     with pytest.raises(ValueError, match="suffix"):
         export_mesh(mesh, tmp_path / "m.stl")
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_sdf_slice_samples_the_plane_in_grid_order(axis):
+    from core.meshing import sdf_slice
+
+    centre = torch.tensor([0.2, -0.1, 0.05])
+
+    def off_centre_sphere(p):
+        return (p - centre).norm(dim=-1) - 0.5
+
+    size, position = 41, 0.25
+    sl = sdf_slice(off_centre_sphere, axis, position, size, device="cpu", max_batch=300)  # several batches
+    assert sl.grid.shape == (size, size) and sl.grid.dtype == np.float32 and sl.axis == axis
+    np.testing.assert_allclose(sl.coords, np.linspace(-1, 1, size))
+    u, v = np.meshgrid(sl.coords, sl.coords, indexing="ij")  # grid[i, j] at (coords[i], coords[j])
+    others = [i for i in range(3) if i != axis]
+    c = centre.numpy()
+    expected = np.sqrt((u - c[others[0]]) ** 2 + (v - c[others[1]]) ** 2 + (position - c[axis]) ** 2) - 0.5
+    np.testing.assert_allclose(sl.grid, expected, atol=1e-6)
+    data = sl.as_dict()
+    assert set(data) == {"grid", "coords", "axis", "position"} and data["position"] == position
+
+
+def test_sdf_slice_rejects_a_bad_axis_or_size():
+    from core.meshing import sdf_slice
+
+    with pytest.raises(ValueError, match="axis must be 0"):
+        sdf_slice(sphere, 3, 0.0, device="cpu")
+    with pytest.raises(ValueError, match="at least 2"):
+        sdf_slice(sphere, 0, 0.0, size=1, device="cpu")

@@ -463,3 +463,50 @@ def test_save_checkpoint_is_weights_only_readable(tmp_path):
         b = loaded.decode(pts, loaded.shape_codes[2], loaded.colour_codes[2], loaded.condition("b"))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["m.pt"]  # no temp files left
+
+
+# -- decoding API (sizes, closures, another decoder) --------------------------------------------
+
+def test_code_sizes_come_from_the_codes():
+    model = untrained_model("tiny")
+    assert model.code_size == model.config.code_size == model.shape_codes.shape[1]
+    assert model.colour_code_size == model.config.colour_code_size
+    assert untrained_model("tiny", colour=False).colour_code_size == 0
+
+
+def test_sdf_and_colour_fns_match_decode():
+    model = untrained_model("tiny")
+    code, colour, cond = model.shape_codes[1], model.colour_codes[1], model.condition("b")
+    points = _points(32)
+    with torch.no_grad():
+        sdf, rgb = model.decode(points, code, colour, cond)
+        torch.testing.assert_close(model.sdf_fn(code, cond)(points), sdf)
+        torch.testing.assert_close(model.colour_fn(code, colour, cond)(points), rgb)
+    assert model.colour_fn(code, None, cond) is None  # no colour code: nothing to colour with
+    # differentiable in the points: meshing takes the normals from this gradient
+    p = points.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model.sdf_fn(code, cond)(p).sum(), p)
+    assert grad.shape == (32, 3) and bool(torch.isfinite(grad).all())
+
+
+def test_with_decoder_decodes_with_other_weights_and_leaves_the_model_alone():
+    model = untrained_model("tiny")
+    before = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    assert model.with_decoder(None) is model
+    state = {k: v + 0.05 for k, v in before.items()}
+    other = model.with_decoder(state)
+    assert other is not model and other.decoder is not model.decoder and not other.decoder.training
+    assert other.shape_codes is model.shape_codes and other.class_names == model.class_names
+    code, cond = model.shape_codes[0], model.condition("a")
+    points = _points(16)
+    with torch.no_grad():
+        assert not torch.allclose(other.sdf_fn(code, cond)(points), model.sdf_fn(code, cond)(points))
+        reference = SdfColourDecoder(model.config, model.decoder.latent_dim - model.code_size)
+        reference.load_state_dict(state)
+        reference.eval()
+        torch.testing.assert_close(other.sdf_fn(code, cond)(points),
+                                   reference(points, torch.cat([code, cond]), None, with_colour=False)[0])
+    for k, v in model.decoder.state_dict().items():
+        assert torch.equal(v, before[k]), f"{k} of the shared decoder changed"
+    with pytest.raises(RuntimeError):
+        model.with_decoder({"not_a_weight": torch.zeros(1)})

@@ -16,14 +16,19 @@ import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
 import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
-from core.meshing import extract_mesh
+from core.meshing import extract_mesh, sdf_slice
 from core.meshing.extract import MeshArrays
+
+if TYPE_CHECKING:
+    from core.model.trained_model import TrainedModel
+    from core.tto.config import TTOConfig
+    from core.tto.observations import Observation
+    from viewer.state import CodeSelection
 
 __all__ = ["LatestWinsWorker", "run_task", "wait_for_tasks", "TTOWorker", "mesh_job", "slice_job"]
 
@@ -169,24 +174,14 @@ def wait_for_tasks(timeout_s: float = 60.0) -> bool:
     return not not_done
 
 
-def _decoding_model(model, selection):
-    """``model``, or a private copy with the fine-tuned decoder of a TTO result."""
-    override = getattr(selection, "decoder_override", None)
-    if override is None:
-        return model
-    from core.tto import model_with_override
-
-    return model_with_override(model, override)
-
-
-def mesh_job(model, selection, resolution: int) -> Callable[[], MeshArrays]:
+def mesh_job(model: TrainedModel, selection: CodeSelection, resolution: int) -> Callable[[], MeshArrays]:
     """A callable that extracts the coloured mesh of ``selection`` (to run on a worker thread).
 
     Returns :class:`core.meshing.MeshArrays` in the unit-sphere frame; ``stats["resolution"]``
     tells the preview from the full-resolution mesh.
     """
     def job() -> MeshArrays:
-        used = _decoding_model(model, selection)
+        used = model.with_decoder(selection.decoder_override)
         sdf_fn = used.sdf_fn(selection.shape_code, selection.condition)
         colour_fn = used.colour_fn(selection.shape_code, selection.colour_code, selection.condition)
         # torch's marching cubes, not scikit-image's, on the CPU too: it lets go of the GIL
@@ -198,25 +193,16 @@ def mesh_job(model, selection, resolution: int) -> Callable[[], MeshArrays]:
     return job
 
 
-def slice_job(model, selection, axis: int, position: float, size: int = 160) -> Callable[[], dict]:
-    """A callable that samples the SDF on an axis-aligned plane through [-1, 1]^2.
+def slice_job(model: TrainedModel, selection: CodeSelection, axis: int, position: float,
+              size: int = 160) -> Callable[[], dict]:
+    """A callable that samples the SDF of ``selection`` on an axis-aligned plane (:func:`core.meshing.sdf_slice`).
 
     Returns ``{"grid": (size, size) float32 sdf, "coords": (size,), "axis", "position"}``;
     ``grid[i, j]`` is at coordinate ``coords[i]`` on the first other axis, ``coords[j]`` on the second.
     """
     def job() -> dict:
-        u = np.linspace(-1.0, 1.0, size, dtype=np.float32)
-        a, b = np.meshgrid(u, u, indexing="ij")
-        pts = np.zeros((size * size, 3), np.float32)
-        others = [i for i in range(3) if i != axis]
-        pts[:, others[0]] = a.ravel()
-        pts[:, others[1]] = b.ravel()
-        pts[:, axis] = position
-        fn = _decoding_model(model, selection).sdf_fn(selection.shape_code, selection.condition)
-        with torch.no_grad():
-            chunks = torch.from_numpy(pts).to(model.device).split(16384)
-            sdf = torch.cat([fn(chunk).reshape(-1) for chunk in chunks]).cpu().numpy()
-        return {"grid": sdf.reshape(size, size).astype(np.float32), "axis": axis, "position": position, "coords": u}
+        fn = model.with_decoder(selection.decoder_override).sdf_fn(selection.shape_code, selection.condition)
+        return sdf_slice(fn, axis, position, size, device=model.device).as_dict()
 
     return job
 
@@ -247,8 +233,8 @@ class TTOWorker(QThread):
     """core.tto.TTOResult, also after a stop."""
     failed = Signal(str)
 
-    def __init__(self, model, observation, config, class_name: str | None, text: str | None = None,
-                 every: int = 10, seed: int = 0, parent: QObject | None = None) -> None:
+    def __init__(self, model: TrainedModel, observation: Observation, config: TTOConfig, class_name: str | None,
+                 text: str | None = None, every: int = 10, seed: int = 0, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.model, self.observation, self.config = model, observation, config
         self.class_name, self.text, self.every, self.seed = class_name, text, every, seed

@@ -2,24 +2,33 @@
 
 :class:`TrainedModel` wraps the decoder, the learned codes and the class metadata of one
 checkpoint, and answers two questions: "what is the condition vector for this class / prompt?"
-(:meth:`condition`) and "what are SDF and colour at these points for these codes?" (:meth:`decode`).
+(:meth:`condition`) and "what are SDF and colour at these points for these codes?" (:meth:`decode`,
+and as closures for meshing and metrics, :meth:`sdf_fn` / :meth:`colour_fn`). It is the one typed way
+to decode: TTO, meshing, evaluation, editing and the viewer take a ``TrainedModel``, and a fine-tuned
+decoder (a TTO result's ``decoder_override``) is a :meth:`with_decoder` copy of it, not a second path.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from core.config_io import from_dict
-from core.devices import default_device
+from core.devices import default_device, resolve_device
 from core.errors import CheckpointError, ObservationError
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint
 from core.model.config import ModelConfig, preset_config
 
-__all__ = ["TrainedModel", "load_trained_model", "untrained_model", "default_device"]
+__all__ = ["TrainedModel", "SdfFn", "ColourFn", "load_trained_model", "untrained_model", "default_device"]
+
+SdfFn = Callable[[torch.Tensor], torch.Tensor]
+"""Tensor (N, 3) float32, unit-sphere frame -> Tensor (N,) signed distance (negative inside)."""
+ColourFn = Callable[[torch.Tensor], torch.Tensor]
+"""Tensor (N, 3) float32, unit-sphere frame -> Tensor (N, 3) RGB (not clamped; meshing clamps to [0, 1])."""
 
 
 @dataclass
@@ -54,6 +63,16 @@ class TrainedModel:
     def conditioning(self) -> str:
         return self.config.conditioning
 
+    @property
+    def code_size(self) -> int:
+        """Length Ds of a shape code (the condition vector is not part of it)."""
+        return int(self.shape_codes.shape[-1])
+
+    @property
+    def colour_code_size(self) -> int:
+        """Length Dc of a colour code; 0 for a model without colour codes."""
+        return 0 if self.colour_codes is None else int(self.colour_codes.shape[-1])
+
     def codes_of_class(self, class_name: str) -> list[int]:
         """Indices of the training codes of ``class_name``."""
         return [i for i, c in enumerate(self.shape_classes) if c == class_name]
@@ -62,7 +81,8 @@ class TrainedModel:
         try:
             return self.shape_ids.index(shape_id)
         except ValueError:
-            raise ObservationError(f"unknown shape id {shape_id!r}; the model has {len(self.shape_ids)} codes") from None
+            raise ObservationError(
+                f"unknown shape id {shape_id!r}; the model has {len(self.shape_ids)} codes") from None
 
     def summary(self) -> dict[str, Any]:
         """What the viewer's model panel shows."""
@@ -132,8 +152,12 @@ class TrainedModel:
         colour = None if (colour_code is None or not self.has_colour) else colour_code.to(self.device, torch.float32)
         return self.decoder(pts, latent, colour, view_dirs, with_colour=colour is not None)
 
-    def sdf_fn(self, shape_code: torch.Tensor, condition: torch.Tensor | None):
-        """A ``Tensor (N,3) -> Tensor (N,)`` closure for :func:`core.meshing.extract_mesh`."""
+    def sdf_fn(self, shape_code: torch.Tensor, condition: torch.Tensor | None = None) -> SdfFn:
+        """A ``Tensor (N, 3) -> Tensor (N,)`` closure for :func:`core.meshing.extract_mesh` and metrics.
+
+        ``shape_code`` (Ds,), ``condition`` (Dcond,) or None. Differentiable in the points (meshing
+        takes the normals from its gradient); wrap calls in ``torch.no_grad()`` for plain values.
+        """
         latent = self.latent(shape_code, condition)
 
         def fn(points: torch.Tensor) -> torch.Tensor:
@@ -141,8 +165,9 @@ class TrainedModel:
 
         return fn
 
-    def colour_fn(self, shape_code: torch.Tensor, colour_code: torch.Tensor | None, condition: torch.Tensor | None):
-        """A ``Tensor (N,3) -> Tensor (N,3)`` closure, or None for models without colour."""
+    def colour_fn(self, shape_code: torch.Tensor, colour_code: torch.Tensor | None = None,
+                  condition: torch.Tensor | None = None) -> ColourFn | None:
+        """A ``Tensor (N, 3) -> Tensor (N, 3)`` RGB closure; None without a colour code or colour head."""
         if colour_code is None or not self.has_colour:
             return None
         latent = self.latent(shape_code, condition)
@@ -152,6 +177,22 @@ class TrainedModel:
             return self.decoder(points.to(self.device, torch.float32), latent, colour)[1]
 
         return fn
+
+    def with_decoder(self, decoder_state: dict[str, torch.Tensor] | None) -> TrainedModel:
+        """This model with other decoder weights (e.g. a TTO result's fine-tuned ``decoder_override``).
+
+        The copy shares codes, conditioner and metadata; its decoder is a private deep copy
+        loaded with ``decoder_state`` and in eval mode, so this model is never changed. ``None``
+        returns this model itself. Raises ``RuntimeError`` when the state does not fit the decoder.
+        """
+        if decoder_state is None:
+            return self
+        other = copy.copy(self)
+        decoder = copy.deepcopy(self.decoder)
+        decoder.load_state_dict(decoder_state)
+        decoder.eval()
+        other.decoder = decoder
+        return other
 
     def code_statistics(self, class_name: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and per-dimension std of the shape codes (of one class, or all)."""
@@ -166,8 +207,13 @@ def build_module(config: ModelConfig, num_shapes: int, num_classes: int) -> Auto
 
 
 def load_trained_model(path: str | Path, device: str | torch.device | None = None) -> TrainedModel:
-    """Load a checkpoint for inference; raise :class:`CheckpointError` on anything wrong with it."""
-    device = torch.device(device) if device is not None else default_device()
+    """Load a checkpoint (or a DeepSDF experiment directory) for inference; raise :class:`CheckpointError`
+    on anything wrong with it."""
+    from core.interop.deepsdf import is_deepsdf_experiment, load_deepsdf_experiment  # lazy: it imports this module
+
+    if is_deepsdf_experiment(path):  # the original code's specs.json + ModelParameters/ + LatentCodes/
+        return load_deepsdf_experiment(path, device=device)
+    device = resolve_device(device)  # None / "auto": CUDA when present; a bad or absent device: ConfigError
     data = read_checkpoint(Path(path))
     try:
         model_cfg = from_dict(ModelConfig, dict(data["config"]["model"]), "checkpoint config.model")

@@ -5,7 +5,7 @@
 the terms and schedules, ``fit`` the loop, ``scan`` the depth-scan renderer.
 """
 from core.tto.config import LOSS_PRESETS, TTOConfig, parse_losses
-from core.tto.fit import TTOProgress, TTOResult, decode_fns, fit, iterate_fit, model_with_override
+from core.tto.fit import TTOProgress, TTOResult, fit, iterate_fit, resolve_condition
 from core.tto.observations import (
     Observation,
     estimate_normals,
@@ -25,8 +25,7 @@ __all__ = [
     "TTOResult",
     "fit",
     "iterate_fit",
-    "decode_fns",
-    "model_with_override",
+    "resolve_condition",
     "Observation",
     "estimate_normals",
     "from_mesh",

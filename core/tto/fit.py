@@ -6,25 +6,28 @@ intermediate shapes and stop it; :func:`fit` runs it to the end and returns a
 ``torch.autograd.grad`` with respect to the codes only (no ``.grad`` is written on a
 parameter and no ``requires_grad`` flag of the shared model is touched), and fine-tuning
 works on a deep copy whose weights are returned in ``TTOResult.decoder_override``.
+
+The model is a :class:`~core.model.trained_model.TrainedModel`, the one typed way to decode:
+to mesh a result, ``model.with_decoder(result.decoder_override)`` and its ``sdf_fn`` /
+``colour_fn`` under ``condition(result.class_name, result.text)``.
 """
 from __future__ import annotations
 
-import copy
-import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 import numpy as np
 import torch
 
 from core.errors import ObservationError
+from core.model.trained_model import TrainedModel
 from core.tto import losses as L
 from core.tto.config import TTOConfig
 from core.tto.observations import Observation
 
-__all__ = ["TTOProgress", "TTOResult", "iterate_fit", "fit", "model_with_override", "resolve_condition"]
+__all__ = ["TTOProgress", "TTOResult", "iterate_fit", "fit", "resolve_condition"]
 
 Cancel = threading.Event | Callable[[], bool] | None
 
@@ -89,7 +92,8 @@ class TTOResult:
 
     @property
     def final_losses(self) -> dict[str, float]:
-        return {k: v for k, v in (self.history[-1] if self.history else {}).items() if k not in ("iteration", "stage", "lr")}
+        last = self.history[-1] if self.history else {}
+        return {k: v for k, v in last.items() if k not in ("iteration", "stage", "lr")}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (codes as lists; the fine-tuned weights are not included)."""
@@ -116,25 +120,16 @@ def _is_cancelled(cancel: Cancel) -> bool:
     return bool(cancel())
 
 
-def _model_device(model: Any) -> torch.device:
-    device = getattr(model, "device", None)
-    if device is not None:
-        return torch.device(device)
-    try:
-        return next(model.decoder.parameters()).device
-    except (AttributeError, StopIteration):
-        return torch.device("cpu")
-
-
-def resolve_condition(model: Any, class_name: str | None, text: str | None, source: str = "observation") -> torch.Tensor | None:
-    """The model's conditioning vector for a class / prompt.
+def resolve_condition(model: TrainedModel, class_name: str | None, text: str | None,
+                      source: str = "observation") -> torch.Tensor | None:
+    """The model's conditioning vector (Dcond,) for a class / prompt; None without conditioning.
 
     Raises
     ------
     ObservationError
         ``class_name`` is not one of the model's classes (the message lists them).
     """
-    names = list(getattr(model, "class_names", None) or [])
+    names = list(model.class_names)
     if class_name is not None and names and class_name not in names:
         raise ObservationError(
             f"{source}: unknown class {class_name!r}; this model knows: {', '.join(names)}. "
@@ -167,7 +162,12 @@ class _Batches:
         self.surface_normals = t(obs.surface_normals) if obs.has_normals else None
         self.device = device
 
-    def draw(self, n: int, near_fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def draw(self, n: int, near_fraction: float, gen: torch.Generator
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``n`` samples, half outside and half inside, ``near_fraction`` of each from the near band.
+
+        Points (n, 3), SDF (n,) and RGB (n, 3) or None, on the batches' device.
+        """
         half = max(1, n // 2)
         pts, sdf, rgb = [], [], []
         for side in self.sides:
@@ -192,20 +192,45 @@ class _Batches:
         return self.surface_points[idx], normals
 
 
-def _step_losses(
-    decode: Callable[..., tuple[torch.Tensor, torch.Tensor | None]],
-    batches: _Batches,
-    config: TTOConfig,
-    iteration: int,
-    shape_code: torch.Tensor,
-    colour_code: torch.Tensor | None,
-    condition: torch.Tensor | None,
-    gen: torch.Generator,
-    fit_colour: bool,
-) -> dict[str, torch.Tensor]:
+@dataclass
+class _FitContext:
+    """What one stage of a fit works with (a class trial, the code fit, fine-tuning).
+
+    The stages differ by a few fields only, so each is a :func:`dataclasses.replace` of the
+    fit's context: class trials use a short config, their own generator, no colour and no
+    history; fine-tuning uses the decoder copy as ``model``.
+    """
+
+    model: TrainedModel
+    """Decodes (fine-tuning: the private decoder copy)."""
+    batches: _Batches
+    """The observation's samples, on ``model.device``."""
+    config: TTOConfig
+    condition: torch.Tensor | None
+    """(Dcond,) condition vector of ``class_name`` / the prompt; None without conditioning."""
+    gen: torch.Generator
+    """Seeds the code initialisation and the sample draws of this stage."""
+    fit_colour: bool
+    """Fit a colour code too (the observation and the model have colour, ``config.fit_colour``)."""
+    cancel: Cancel
+    every: int
+    """Report every ``every`` steps."""
+    seed: int
+    class_name: str | None = None
+    history: list[dict[str, Any]] | None = None
+    """Where each step's losses go (None: not recorded)."""
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+
+def _step_losses(ctx: _FitContext, iteration: int, shape_code: torch.Tensor,
+                 colour_code: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """All loss terms of one step (tensors; ``total`` is what is minimised)."""
-    points, gt, gt_rgb = batches.draw(config.n_samples, L.near_fraction_at(config, iteration), gen)
-    pred, rgb = decode(points, shape_code, colour_code if fit_colour else None, condition)
+    config, decode, fit_colour = ctx.config, ctx.model.decode, ctx.fit_colour
+    points, gt, gt_rgb = ctx.batches.draw(config.n_samples, L.near_fraction_at(config, iteration), ctx.gen)
+    pred, rgb = decode(points, shape_code, colour_code if fit_colour else None, ctx.condition)
     clamp = L.clamp_at(config, iteration)
     if config.curriculum:
         eps, lam = L.curriculum_schedule(config, iteration)
@@ -227,12 +252,12 @@ def _step_losses(
             out["colour"] = L.colour_l1(rgb[near], gt_rgb[near])
             total = total + config.colour_weight * out["colour"]
     if config.surface_term or config.normal_term:
-        surf, normals = batches.draw_surface(config.n_surface_samples, gen)
+        surf, normals = ctx.batches.draw_surface(config.n_surface_samples, ctx.gen)
         if surf is not None:
             want_normals = config.normal_term and normals is not None
             if want_normals:
                 surf = surf.detach().requires_grad_(True)
-            f_surf, _ = decode(surf, shape_code, None, condition)
+            f_surf, _ = decode(surf, shape_code, None, ctx.condition)
             if config.surface_term:
                 out["surface"] = L.surface_loss(f_surf)
                 total = total + config.surface_weight * out["surface"]
@@ -252,62 +277,42 @@ def _init_code(dim: int, std: float, gen: torch.Generator, device: torch.device)
     return (torch.randn(dim, generator=gen) * std).to(device).requires_grad_(True)
 
 
-def _code_dim(codes: Any) -> int:
-    if codes is None:
-        return 0
-    if isinstance(codes, torch.nn.Embedding):
-        return int(codes.embedding_dim)
-    return int(codes.shape[-1])
-
-
-def _run_code_fit(
-    model: Any,
-    batches: _Batches,
-    config: TTOConfig,
-    condition: torch.Tensor | None,
-    gen: torch.Generator,
-    fit_colour: bool,
-    cancel: Cancel,
-    stage: str,
-    every: int,
-    class_name: str | None,
-    history: list[dict[str, Any]] | None,
-) -> Iterator[TTOProgress]:
+def _run_code_fit(ctx: _FitContext, stage: str) -> Iterator[TTOProgress]:
     """Adam on the code(s) with DeepSDF's schedule; yields progress; the last item has ``done``."""
-    device = _model_device(model)
-    shape_code = _init_code(_code_dim(model.shape_codes), config.code_std, gen, device)
+    config, model, device = ctx.config, ctx.model, ctx.device
+    shape_code = _init_code(model.code_size, config.code_std, ctx.gen, device)
     colour_code = None
     params = [shape_code]
-    if getattr(model, "has_colour", False):
-        dim = _code_dim(model.colour_codes)
-        if fit_colour and dim:
-            colour_code = _init_code(dim, config.code_std, gen, device)
+    if model.has_colour and model.colour_code_size:
+        if ctx.fit_colour:
+            colour_code = _init_code(model.colour_code_size, config.code_std, ctx.gen, device)
             params.append(colour_code)
-        elif dim:
-            colour_code = torch.zeros(dim, device=device)  # the prior's mean: no colour observed
+        else:
+            colour_code = torch.zeros(model.colour_code_size, device=device)  # the prior's mean: no colour observed
     optimizer = torch.optim.Adam(params, lr=config.lr)
     terms: dict[str, float] = {}
     lr = config.lr
     cancelled = False
     it = 0
     for it in range(config.iterations):
-        if _is_cancelled(cancel):
+        if _is_cancelled(ctx.cancel):
             cancelled = True
             break
         lr = L.learning_rate(config, it)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        out = _step_losses(model.decode, batches, config, it, shape_code, colour_code, condition, gen, fit_colour)
+        out = _step_losses(ctx, it, shape_code, colour_code)
         grads = torch.autograd.grad(out["total"], params, allow_unused=True)
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             p.grad = torch.zeros_like(p) if g is None else g
         optimizer.step()
         terms = _floats(out)
-        if history is not None:
-            history.append({"iteration": it + 1, "stage": stage, "lr": lr, **terms})
-        if (it + 1) % every == 0 and it + 1 < config.iterations:
+        if ctx.history is not None:
+            ctx.history.append({"iteration": it + 1, "stage": stage, "lr": lr, **terms})
+        if (it + 1) % ctx.every == 0 and it + 1 < config.iterations:
             yield TTOProgress(it + 1, terms, shape_code.detach().cpu().clone(),
-                              None if colour_code is None else colour_code.detach().cpu().clone(), lr, stage, class_name)
+                              None if colour_code is None else colour_code.detach().cpu().clone(), lr, stage,
+                              ctx.class_name)
     else:
         it = config.iterations
     yield TTOProgress(
@@ -317,19 +322,19 @@ def _run_code_fit(
         None if colour_code is None else colour_code.detach().cpu().clone(),
         lr,
         stage,
-        class_name,
+        ctx.class_name,
         done=True,
         cancelled=cancelled,
     )
 
 
 @torch.no_grad()
-def _score(model: Any, batches: _Batches, config: TTOConfig, code: torch.Tensor, condition: torch.Tensor | None, seed: int) -> float:
+def _score(ctx: _FitContext, code: torch.Tensor) -> float:
     """SDF loss (clamp ``config.clamp``) on one fixed batch: the same samples for every class."""
-    gen = torch.Generator().manual_seed(seed + 7919)
-    points, gt, _ = batches.draw(max(config.n_samples, 8000), 0.0, gen)
-    pred, _ = model.decode(points, code.to(points.device), None, condition)
-    return float(L.clamped_l1(pred, gt, config.clamp))
+    gen = torch.Generator().manual_seed(ctx.seed + 7919)
+    points, gt, _ = ctx.batches.draw(max(ctx.config.n_samples, 8000), 0.0, gen)
+    pred, _ = ctx.model.decode(points, code.to(points.device), None, ctx.condition)
+    return float(L.clamped_l1(pred, gt, ctx.config.clamp))
 
 
 def _finetune_layers(decoder: torch.nn.Module, k: int, loss_fn: Callable[[], torch.Tensor]) -> list[torch.nn.Module]:
@@ -341,30 +346,40 @@ def _finetune_layers(decoder: torch.nn.Module, k: int, loss_fn: Callable[[], tor
     flat = [p for group in params for p in group]
     grads = iter(torch.autograd.grad(loss_fn(), flat, allow_unused=True))
     reached = []
-    for m, group in zip(linears, params):
+    for m, group in zip(linears, params, strict=True):
         gs = [next(grads) for _ in group]
         if any(g is not None and bool(torch.any(g != 0)) for g in gs):
             reached.append(m)
     return reached[-max(1, k):]
 
 
-def model_with_override(model: Any, decoder_state: dict[str, torch.Tensor] | None) -> Any:
-    """A shallow copy of ``model`` whose decoder is a private copy loaded with ``decoder_state``.
+def _infer_class(ctx: _FitContext, observation: Observation
+                 ) -> Generator[TTOProgress, None, tuple[dict[str, float], bool]]:
+    """Short code fits under every class, yielding their progress.
 
-    Returns ``model`` itself when ``decoder_state`` is None. The shared model is untouched.
+    Returns (with ``yield from``) class -> SDF loss of its fit (the classes scored so far when
+    cancelled) and whether it was cancelled.
     """
-    if decoder_state is None:
-        return model
-    other = copy.copy(model)
-    decoder = copy.deepcopy(model.decoder)
-    decoder.load_state_dict(decoder_state)
-    decoder.eval()
-    other.decoder = decoder
-    return other
+    short = replace(ctx.config, iterations=ctx.config.class_iterations, lr_decay_every=None,
+                    surface_term=False, normal_term=False)
+    scores: dict[str, float] = {}
+    for name in ctx.model.class_names:
+        trial = replace(ctx, config=short, condition=resolve_condition(ctx.model, name, None, observation.source),
+                        gen=torch.Generator().manual_seed(ctx.seed), fit_colour=False, class_name=name, history=None)
+        last = None
+        for progress in _run_code_fit(trial, f"class:{name}"):
+            last = progress
+            if not progress.done:
+                yield progress
+        if last is None or last.cancelled:
+            return scores, True
+        # Scored on the full config's batch size and clamp (the short config keeps both).
+        scores[name] = _score(replace(trial, config=ctx.config), last.shape_code)
+    return scores, False
 
 
 def iterate_fit(
-    model: Any,
+    model: TrainedModel,
     observation: Observation,
     config: TTOConfig | None = None,
     class_name: str | None = None,
@@ -377,8 +392,7 @@ def iterate_fit(
 
     Parameters
     ----------
-    model : a ``TrainedModel`` (``decode``, ``condition``, ``shape_codes``, ``colour_codes``,
-        ``class_names``, ``has_colour``, ``decoder``).
+    model : the trained decoder, codes and classes (never changed).
     observation : unit-sphere-frame samples (:mod:`core.tto.observations`).
     class_name : the class to condition on; None infers it by a short fit under every class
         (``config.class_iterations`` steps each) keeping the lowest SDF loss. Ignored by
@@ -397,65 +411,56 @@ def iterate_fit(
         Unknown class name, or an observation that fails validation.
     """
     config = config or TTOConfig()
-    every = max(1, int(every))
     start = time.perf_counter()
     observation.validate()
-    device = _model_device(model)
-    gen = torch.Generator().manual_seed(int(seed))
-    batches = _Batches(observation, device, config.near_band)
     notes: list[str] = []
     if (config.surface_term or config.normal_term) and not observation.has_surface:
         notes.append("surface / normal terms skipped: the observation has no surface points")
     if config.normal_term and observation.has_surface and not observation.has_normals:
         notes.append("normal term skipped: the observation has no surface normals")
-    fit_colour = bool(config.fit_colour and observation.has_colour and getattr(model, "has_colour", False))
+    history: list[dict[str, Any]] = []
+    ctx = _FitContext(
+        model=model,
+        batches=_Batches(observation, model.device, config.near_band),
+        config=config,
+        condition=None,
+        gen=torch.Generator().manual_seed(int(seed)),
+        fit_colour=bool(config.fit_colour and observation.has_colour and model.has_colour),
+        cancel=cancel,
+        every=max(1, int(every)),
+        seed=int(seed),
+        history=history,
+    )
 
     decoder = model.decoder
     was_training = decoder.training
     decoder.eval()
-    history: list[dict[str, Any]] = []
     class_scores: dict[str, float] | None = None
     cancelled = False
     try:
-        names = list(getattr(model, "class_names", None) or [])
+        names = list(model.class_names)
         probe = resolve_condition(model, class_name, text, observation.source)
         if class_name is None and text is None and probe is not None and len(names) > 1:
-            class_scores = {}
-            short = replace(config, iterations=config.class_iterations, lr_decay_every=None,
-                            surface_term=False, normal_term=False)
-            for name in names:
-                condition = resolve_condition(model, name, None, observation.source)
-                gen_c = torch.Generator().manual_seed(int(seed))
-                last = None
-                for progress in _run_code_fit(model, batches, short, condition, gen_c, False, cancel,
-                                              f"class:{name}", every, name, None):
-                    last = progress
-                    if not progress.done:
-                        yield progress
-                if last is None or last.cancelled:
-                    cancelled = True
-                    break
-                class_scores[name] = _score(model, batches, config, last.shape_code, condition, seed)
+            class_scores, cancelled = yield from _infer_class(ctx, observation)
             if not cancelled:
                 class_name = min(class_scores, key=class_scores.get)
         elif class_name is None and text is None and probe is not None and len(names) == 1:
             class_name = names[0]
 
         condition = resolve_condition(model, class_name, text, observation.source) if not cancelled else None
+        ctx = replace(ctx, condition=condition, class_name=class_name)
         last = None
         if not cancelled:
-            for progress in _run_code_fit(model, batches, config, condition, gen, fit_colour, cancel, "code", every,
-                                          class_name, history):
+            for progress in _run_code_fit(ctx, "code"):
                 last = progress
                 if not progress.done:
                     yield progress
             cancelled = last.cancelled
-        shape_code = last.shape_code if last else torch.zeros(_code_dim(model.shape_codes))
+        shape_code = last.shape_code if last else torch.zeros(model.code_size)
         colour_code = last.colour_code if last else None
         override = None
         if config.finetune_last_layers and not cancelled:
-            for progress in _finetune(model, batches, config, shape_code, colour_code, condition, gen, fit_colour,
-                                      cancel, every, class_name, history):
+            for progress in _finetune(ctx, shape_code, colour_code):
                 if progress.done:
                     cancelled = progress.cancelled
                     override = progress.result  # the state dict travels in ``result`` here
@@ -491,41 +496,28 @@ def iterate_fit(
         decoder.train(was_training)
 
 
-def _finetune(
-    model: Any,
-    batches: _Batches,
-    config: TTOConfig,
-    shape_code: torch.Tensor,
-    colour_code: torch.Tensor | None,
-    condition: torch.Tensor | None,
-    gen: torch.Generator,
-    fit_colour: bool,
-    cancel: Cancel,
-    every: int,
-    class_name: str | None,
-    history: list[dict[str, Any]],
-) -> Iterator[TTOProgress]:
+def _finetune(ctx: _FitContext, shape_code: torch.Tensor, colour_code: torch.Tensor | None) -> Iterator[TTOProgress]:
     """Fine-tune the last layer(s) of a private decoder copy with the codes fixed.
 
     The final item's ``result`` holds the copy's state dict (None when nothing was trained).
     """
-    device = _model_device(model)
-    tuned = model_with_override(model, {k: v.detach().clone() for k, v in model.decoder.state_dict().items()})
+    config, model, class_name = ctx.config, ctx.model, ctx.class_name
+    tuned = model.with_decoder({k: v.detach().clone() for k, v in model.decoder.state_dict().items()})
     decoder = tuned.decoder
     for p in decoder.parameters():
         p.requires_grad_(False)
-    code = shape_code.to(device)
-    ccode = None if colour_code is None else colour_code.to(device)
+    code = shape_code.to(ctx.device)
+    ccode = None if colour_code is None else colour_code.to(ctx.device)
     # The schedules as they stand at the end of the code fit.
     last_it = config.iterations
-    ft_config = replace(config, iterations=max(1, last_it))
+    ft_ctx = replace(ctx, model=tuned, config=replace(config, iterations=max(1, last_it)))
 
     def probe_loss() -> torch.Tensor:
         for p in decoder.parameters():
             p.requires_grad_(True)
         gen_p = torch.Generator().manual_seed(0)
-        pts, gt, _ = batches.draw(min(config.n_samples, 2048), 0.0, gen_p)
-        pred, _ = tuned.decode(pts, code, None, condition)
+        pts, gt, _ = ctx.batches.draw(min(config.n_samples, 2048), 0.0, gen_p)
+        pred, _ = tuned.decode(pts, code, None, ctx.condition)
         return L.clamped_l1(pred, gt, config.clamp)
 
     layers = _finetune_layers(decoder, config.finetune_layers, probe_loss)
@@ -541,20 +533,21 @@ def _finetune(
     cancelled = False
     terms: dict[str, float] = {}
     for step in range(config.finetune_iterations):
-        if _is_cancelled(cancel):
+        if _is_cancelled(ctx.cancel):
             cancelled = True
             break
-        out = _step_losses(tuned.decode, batches, ft_config, last_it, code, ccode, condition, gen, fit_colour)
+        out = _step_losses(ft_ctx, last_it, code, ccode)
         total = out["total"] - out.get("reg", 0.0)  # the codes are fixed here
         optimizer.zero_grad(set_to_none=True)
         grads = torch.autograd.grad(total, params, allow_unused=True)
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             p.grad = torch.zeros_like(p) if g is None else g
         optimizer.step()
         terms = _floats(out)
-        history.append({"iteration": last_it + step + 1, "stage": "finetune", "lr": config.finetune_lr, **terms})
-        if (step + 1) % every == 0 and step + 1 < config.finetune_iterations:
-            yield TTOProgress(last_it + step + 1, terms, shape_code, colour_code, config.finetune_lr, "finetune", class_name)
+        ctx.history.append({"iteration": last_it + step + 1, "stage": "finetune", "lr": config.finetune_lr, **terms})
+        if (step + 1) % ctx.every == 0 and step + 1 < config.finetune_iterations:
+            yield TTOProgress(last_it + step + 1, terms, shape_code, colour_code, config.finetune_lr, "finetune",
+                              class_name)
     for p in decoder.parameters():
         p.requires_grad_(False)
     state = {k: v.detach().clone() for k, v in decoder.state_dict().items()}
@@ -563,7 +556,7 @@ def _finetune(
 
 
 def fit(
-    model: Any,
+    model: TrainedModel,
     observation: Observation,
     config: TTOConfig | None = None,
     callback: Callable[[TTOProgress], Any] | None = None,
@@ -589,25 +582,3 @@ def fit(
     assert result is not None
     return result
 
-
-def decode_fns(model: Any, result: TTOResult, device: torch.device | None = None):
-    """``(sdf_fn, colour_fn | None)`` for :func:`core.meshing.extract_mesh` from a fit's result."""
-    used = model_with_override(model, result.decoder_override)
-    condition = used.condition(class_name=result.class_name, text=result.text)
-    dev = device or _model_device(model)
-    code = result.shape_code.to(dev)
-    ccode = None if result.colour_code is None else result.colour_code.to(dev)
-
-    @torch.no_grad()
-    def sdf_fn(points: torch.Tensor) -> torch.Tensor:
-        sdf, _ = used.decode(points, code, None, condition)
-        return sdf
-
-    colour_fn = None
-    if getattr(used, "has_colour", False) and ccode is not None:
-        @torch.no_grad()
-        def colour_fn(points: torch.Tensor) -> torch.Tensor:  # noqa: F811
-            _, rgb = used.decode(points, code, ccode, condition)
-            return rgb.clamp(0.0, 1.0)
-
-    return sdf_fn, colour_fn

@@ -2,22 +2,39 @@
 
 The fit runs in :class:`viewer.workers.TTOWorker` (``core.tto.iterate_fit``); every N steps its
 codes go through the state like any other edit, so the mesher shows the shape as it forms.
-The whole fit is one undo step. Metrics (``core.metrics``) are measured on a worker at the end.
+The whole fit is one undo step. Metrics (``core.evaluation.measure_fit``) are measured on a worker at the end.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.tto import TTOConfig
 from core.tto.observations import MESH_SUFFIXES
 from viewer.panels.loss_plot import LossPlot
 from viewer.state import CodeSelection, ViewerState
 from viewer.workers import TTOWorker, mesh_job, run_task
+
+if TYPE_CHECKING:
+    from core.meshing.extract import MeshArrays
+    from core.model.trained_model import TrainedModel
+    from core.tto.observations import Observation
 
 SCAN_FILTER = ("Scans (*.obj *.glb *.gltf *.ply *.stl *.off *.npz *.xyz *.txt *.pts *.npy);;"
                "Meshes (*.obj *.glb *.gltf *.ply *.stl *.off);;Samples (*.npz);;All files (*)")
@@ -84,7 +101,8 @@ class TTOPanel(QWidget):
         layout.addWidget(self.scan_label)
         form = QFormLayout()
         self.class_box = QComboBox()
-        self.class_box.setToolTip("Class to condition on, or infer it (a short fit under every class, lowest loss wins)")
+        self.class_box.setToolTip("Class to condition on, or infer it "
+                                  "(a short fit under every class, lowest loss wins)")
         self.iterations = QSpinBox()
         self.iterations.setRange(1, 5000)
         self.iterations.setValue(300)
@@ -272,7 +290,8 @@ class TTOPanel(QWidget):
         self.state.select(sel, interactive=True, record=self._first_report)
         self._first_report = False
         self.state.set_mark("TTO", report.shape_code)
-        self.busy.emit(f"test-time optimisation: step {report.iteration}, loss {report.losses.get('total', float('nan')):.4g}")
+        loss = report.losses.get("total", float("nan"))
+        self.busy.emit(f"test-time optimisation: step {report.iteration}, loss {loss:.4g}")
 
     def _selection_of(self, result) -> CodeSelection:
         m = self.state.model
@@ -397,27 +416,15 @@ def _format_metrics(metrics: dict) -> str:
                       if k in metrics and np.isfinite(metrics[k]))
 
 
-def measure(model, selection: CodeSelection, observation, resolution: int = METRIC_RESOLUTION,
-            mesh=None) -> dict:
-    """Metrics of the fitted mesh against the scan's surface points (runs on a worker thread).
+def measure(model: TrainedModel, selection: CodeSelection, observation: Observation,
+            resolution: int = METRIC_RESOLUTION, mesh: MeshArrays | None = None) -> dict:
+    """Metrics of ``selection``'s mesh against the scan (:func:`core.evaluation.measure_fit`), on a worker thread.
 
-    ``mesh``: the selection's mesh at ``resolution`` when it is already there (else extracted).
-    Thin parts are found from the points alone (:func:`core.evaluation.approximate_thin_mask`);
-    a cloud without normals gets estimated ones.
+    ``mesh``: the selection's mesh at ``resolution`` when it is already there; else extracted as
+    :func:`viewer.workers.mesh_job` does (torch marching cubes), so it is the mesh the view shows.
     """
-    from core.evaluation import approximate_thin_mask
-    from core.metrics import evaluate_reconstruction
-    from core.tto import estimate_normals
+    from core.evaluation import measure_fit
 
-    if not observation.has_surface or len(observation.surface_points) < 10:
-        return {}
-    points = np.asarray(observation.surface_points, np.float64)
-    normals = observation.surface_normals
-    normals = estimate_normals(points) if normals is None else np.asarray(normals, np.float64)
-    if mesh is None:
-        mesh = mesh_job(model, selection, resolution)()
-    gt = {"surface_points": points, "surface_normals": normals}
-    if observation.surface_colours is not None:
-        gt["surface_rgb"] = observation.surface_colours
-    mask = approximate_thin_mask(points, normals)
-    return evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=10_000)
+    return measure_fit(model.with_decoder(selection.decoder_override), observation, selection.shape_code,
+                       selection.colour_code, selection.condition, resolution=resolution, mesh=mesh,
+                       mc_backend="torch")
