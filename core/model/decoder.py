@@ -4,7 +4,9 @@ Layout (Park et al. 2019, ``networks/deep_sdf_decoder.py``): input = [latent, xy
 connected layers with weight normalisation, ReLU and dropout; the input is concatenated again at
 the ``latent_in`` layers; a tanh on the SDF output. Here ``latent`` = shape code ++ class
 condition, xyz may be Fourier-encoded, and a colour head reads trunk features + colour code
-(+ viewing direction in the view-dependent variant).
+(+ viewing direction in the view-dependent variant). DeepSDF's other NetworkSpecs switches
+(``norm_layers``, the ``dropout`` list, ``xyz_in_all``, ``use_tanh``) are config fields, so an
+imported experiment of the original code (``core/interop/deepsdf.py``) runs with its own weights.
 
 Speed: when one latent is shared by all points (meshing, TTO) the latent's part of every layer
 that reads it is folded into that layer's bias (``W_latent @ z + b``), so those layers cost only
@@ -65,19 +67,29 @@ class SdfColourDecoder(nn.Module):
         self.input_dim = self.latent_dim + self.encoding.out_dim
         hidden = list(config.hidden_dims)
         self.latent_in = set(config.latent_in)
-        layers = []
+        # DeepSDF's xyz_in_all: every later layer also reads xyz, so each layer gives up that many outputs.
+        self.xyz_in_all = bool(config.xyz_in_all)
+        xyz_dim = self.encoding.out_dim if self.xyz_in_all else 0
+        norm = set(range(len(hidden))) if config.norm_layers is None else set(config.norm_layers)
+        layers, layer_norms = [], {}
         prev = self.input_dim
         for i, width in enumerate(hidden):
             # DeepSDF shrinks the layer before a skip so the concatenation keeps the width.
-            out = width - self.input_dim if (i + 1) in self.latent_in else width
+            out = width - self.input_dim if (i + 1) in self.latent_in else width - xyz_dim
             if out < 1:
                 out = width
-            in_dim = prev + self.input_dim if i in self.latent_in else prev
-            layers.append(_linear(in_dim, out, config.weight_norm))
+            in_dim = prev + self.input_dim if i in self.latent_in else prev + (xyz_dim if i > 0 else 0)
+            layers.append(_linear(in_dim, out, config.weight_norm and i in norm))
+            if not config.weight_norm and config.norm_layers is not None and i in norm:
+                layer_norms[str(i)] = nn.LayerNorm(out)  # DeepSDF's "bn<i>" (a LayerNorm despite the name)
             prev = out
         self.layers = nn.ModuleList(layers)
-        self.sdf_out = nn.Linear(prev, 1)
+        self.layer_norms = nn.ModuleDict(layer_norms)
+        self._norm_keys = [str(i) if str(i) in layer_norms else None for i in range(len(hidden))]
+        out_norm = config.weight_norm and config.norm_layers is not None and len(hidden) in norm
+        self.sdf_out = _linear(prev + xyz_dim, 1, out_norm)
         self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.dropout_layers = None if config.dropout_layers is None else set(config.dropout_layers)
         self.colour_layer = (len(hidden) - 1) if config.colour_from_layer < 0 else int(config.colour_from_layer)
         if config.colour:
             feat = self.layers[self.colour_layer].weight.shape[0]
@@ -99,7 +111,7 @@ class SdfColourDecoder(nn.Module):
         """One trunk layer; ``x`` None means the first layer (input = [latent, enc])."""
         reads_input = x is None or i in self.latent_in
         if not reads_input:
-            return layer(x)
+            return layer(torch.cat([x, enc], dim=-1) if self.xyz_in_all else x)
         weight, bias = layer.weight, layer.bias
         prev = 0 if x is None else x.shape[-1]
         w_prev, w_lat, w_enc = weight[:, :prev], weight[:, prev:prev + self.latent_dim], weight[:, prev + self.latent_dim:]
@@ -136,10 +148,17 @@ class SdfColourDecoder(nn.Module):
         features = None
         for i, layer in enumerate(self.layers):
             x = self._layer(i, layer, x, enc, latent, latent_row)
-            x = self.dropout(torch.relu(x))
+            if self._norm_keys[i] is not None:
+                x = self.layer_norms[self._norm_keys[i]](x)
+            x = torch.relu(x)
+            if self.dropout_layers is None or i in self.dropout_layers:
+                x = self.dropout(x)
             if i == self.colour_layer:
                 features = x
-        sdf = torch.tanh(self.sdf_out(x)).squeeze(-1)
+        sdf = self.sdf_out(torch.cat([x, enc], dim=-1) if self.xyz_in_all else x)
+        if self.config.output_tanh_twice:
+            sdf = torch.tanh(sdf)
+        sdf = torch.tanh(sdf).squeeze(-1)
         if not with_colour or self.colour_head is None or colour_code is None:
             return sdf, None
         if self.config.colour_detach_trunk:
