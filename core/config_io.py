@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from core.errors import ConfigError
 
-__all__ = ["to_dict", "from_dict", "load_config_file", "apply_overrides", "parse_override"]
+__all__ = ["to_dict", "from_dict", "load_config_file", "apply_overrides", "parse_override", "field_default",
+           "arg_default"]
 
 T = TypeVar("T")
 
@@ -189,3 +190,35 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
                 raise ConfigError(f"override {text!r}: {key} is not a table")
         node[keys[-1]] = value
     return result
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``cls`` (a ``default_factory`` is called).
+
+    The one source of a setting's default: command-line options take theirs from here instead of
+    repeating the number in argparse, so the CLI and the dataclass cannot drift apart.
+    """
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise ConfigError(f"{cls.__name__}.{name} has no default")
+    known = sorted(f.name for f in dataclasses.fields(cls))
+    raise ConfigError(f"{cls.__name__} has no setting {name!r}; known: {known}")
+
+
+def arg_default(cls: type, name: str, help: str = "", *, unset: bool = False) -> dict[str, Any]:
+    """``default=`` and ``help=`` keywords for an argparse option mirroring ``cls.name``.
+
+    ``parser.add_argument("--iterations", type=int, **arg_default(TTOConfig, "iterations", "optimisation steps"))``
+    gives the option the dataclass default and the help "optimisation steps (default: 800)".
+    With ``unset=True`` the option's own default is ``None`` (so a command can tell "not given"
+    from "given the default value", e.g. ``train --resume``), while the help still shows the
+    dataclass default.
+    """
+    value = field_default(cls, name)
+    shown = ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
+    text = f"{help} (default: {shown})" if help else f"default: {shown}"
+    return {"default": None if unset else value, "help": text.replace("%", "%%")}

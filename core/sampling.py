@@ -14,9 +14,12 @@ DeepSDF's scheme, for ``n_total`` query points:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from core.errors import ConfigError
 
 __all__ = [
     "SamplingConfig",
@@ -47,16 +50,18 @@ class SamplingConfig:
     """SDF back end (:mod:`core.sdf_backends`): ``winding`` or ``mesh_to_sdf``."""
 
     def __post_init__(self) -> None:
+        # ConfigError like every settings dataclass (read through core.config_io.from_dict).
         if not 0.0 <= self.near_fraction <= 1.0:
-            raise ValueError(f"SamplingConfig.near_fraction must be in [0, 1], got {self.near_fraction}.")
-        if self.variance < 0 or self.second_variance < 0:
-            raise ValueError(
-                f"SamplingConfig variances must be >= 0, got {self.variance} and {self.second_variance}."
+            raise ConfigError(f"SamplingConfig.near_fraction must be in [0, 1], got {self.near_fraction}.")
+        if not (self.variance >= 0 and self.second_variance >= 0
+                and math.isfinite(self.variance) and math.isfinite(self.second_variance)):
+            raise ConfigError(
+                f"SamplingConfig variances must be finite and >= 0, got {self.variance} and {self.second_variance}."
             )
         if self.n_samples < 0 or self.n_surface < 0:
-            raise ValueError(f"SamplingConfig counts must be >= 0, got {self.n_samples}, {self.n_surface}.")
-        if self.bounding_cube_dim <= 0:
-            raise ValueError(f"SamplingConfig.bounding_cube_dim must be > 0, got {self.bounding_cube_dim}.")
+            raise ConfigError(f"SamplingConfig counts must be >= 0, got {self.n_samples}, {self.n_surface}.")
+        if not (self.bounding_cube_dim > 0 and math.isfinite(self.bounding_cube_dim)):
+            raise ConfigError(f"SamplingConfig.bounding_cube_dim must be finite and > 0, got {self.bounding_cube_dim}.")
         if self.backend not in ("winding", "mesh_to_sdf"):
             raise ValueError(f"SamplingConfig.backend must be 'winding' or 'mesh_to_sdf', got {self.backend!r}.")
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -39,7 +38,8 @@ def _to_toml(data: dict) -> str:
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_run_config_dict_round_trip(preset):
     config = RunConfig(model=preset_config(preset, conditioning="text", view_dependent=True),
-                       train=TrainConfig(epochs=7, classes=["chair", "lamp"], max_samples_per_shape=5000, lr_codes=3e-3))
+                       train=TrainConfig(epochs=7, classes=["chair", "lamp"], max_samples_per_shape=5000,
+                                         lr_codes=3e-3))
     data = to_dict(config)
     assert isinstance(data["model"]["hidden_dims"], list) and isinstance(data["model"]["latent_in"], list)
     assert json.loads(json.dumps(data)) == data  # plain JSON types only
@@ -100,7 +100,8 @@ def test_unknown_keys_list_the_known_ones():
     ("model", "hidden_dims", [64, "wide"], r"model.hidden_dims\[1\]: expected an integer, got 'wide'"),
     ("model", "colour", "maybe", "model.colour: expected true or false, got 'maybe'"),
     ("model", "colour", 2, "model.colour: expected true or false, got 2"),
-    ("model", "conditioning", "clip", r"model.conditioning: 'clip' is not one of \['none', 'onehot', 'embedding', 'text'\]"),
+    ("model", "conditioning", "clip",
+     r"model.conditioning: 'clip' is not one of \['none', 'onehot', 'embedding', 'text'\]"),
     ("model", "text_source", "caption", "model.text_source: 'caption' is not one of"),
     ("model", "weight_norm", None, "model.weight_norm: expected true or false, got None"),
 ])
@@ -256,3 +257,92 @@ def test_apply_overrides():
     assert cfg.model.colour is False and cfg.train.seed == 7
     with pytest.raises(ConfigError, match="train.epochs: expected an integer, got nan"):
         build_run_config("tiny", overrides=["train.epochs=NaN"])
+
+
+# -- one config path: every settings dataclass, CLI defaults from the dataclasses (issue 15, C.3) --
+
+def test_field_default_and_arg_default():
+    from core.config_io import arg_default, field_default
+    from core.tto.config import TTOConfig
+
+    assert field_default(TTOConfig, "iterations") == TTOConfig().iterations
+    assert field_default(TTOConfig, "extra") == {}  # default_factory is called
+    assert arg_default(TTOConfig, "lr", "code learning rate") == {
+        "default": TTOConfig().lr, "help": f"code learning rate (default: {TTOConfig().lr})"}
+    assert arg_default(TTOConfig, "curriculum_eps")["help"] == "default: 0.025,0.01,0.0025,0.0,0.0"
+    assert arg_default(TrainConfig, "epochs", "passes", unset=True) == {"default": None,
+                                                                        "help": "passes (default: 500)"}
+    with pytest.raises(ConfigError, match=r"TTOConfig has no setting 'iteration'.*'iterations'"):
+        field_default(TTOConfig, "iteration")
+
+
+def test_train_command_defaults_come_from_the_dataclasses():
+    import argparse
+
+    from core.commands import train_command
+
+    parser = argparse.ArgumentParser()
+    train_command.add_arguments(parser)
+    helps = {a.dest: a.help for a in parser._actions}
+    assert f"(default: {TrainConfig().epochs})" in helps["epochs"]
+    assert f"(default: {TrainConfig().seed})" in helps["seed"]
+    assert f"(default: {TrainConfig().device})" in helps["device"]
+    assert f"(default: {ModelConfig().preset})" in helps["preset"]
+    assert f"(default: {ModelConfig().conditioning})" in helps["conditioning"]
+    args = parser.parse_args(["--out", "run"])  # nothing given: the stored or dataclass value applies
+    assert (args.epochs, args.seed, args.device, args.preset, args.conditioning) == (None,) * 5
+
+
+def test_tto_config_goes_through_config_io():
+    from core.tto.config import TTOConfig
+
+    config = TTOConfig.from_losses("all", iterations=7, curriculum_eps=(0.1, 0.0, 0.0, 0.0, 0.0))
+    data = config.to_dict()
+    assert data == to_dict(config) and json.loads(json.dumps(data)) == data
+    assert TTOConfig.from_dict(json.loads(json.dumps(data))) == config
+    assert from_dict(TTOConfig, data) == config
+    with pytest.raises(ConfigError, match=r"TTOConfig.iterations: expected an integer, got 'many'"):
+        TTOConfig.from_dict({"iterations": "many"})
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) \['iteration'\]"):
+        TTOConfig.from_dict({"iteration": 5})
+    with pytest.raises(ConfigError, match="lr must be a finite number, got nan"):
+        TTOConfig.from_dict({"lr": float("nan")})
+    with pytest.raises(ConfigError, match="clamp must be a finite number, got inf"):
+        TTOConfig(clamp=float("inf"))
+    for bad, message in [({"class_iterations": 0}, "class_iterations must be >= 1, got 0"),
+                         ({"surface_weight": -1.0}, "surface_weight must be >= 0"),
+                         ({"lr_decay_every": 0}, "lr_decay_every must be >= 1"),
+                         ({"c2f_until": 0.0}, r"c2f_until must be in \(0, 1\]")]:
+        with pytest.raises(ConfigError, match=message):
+            TTOConfig.from_dict(bad)
+
+
+def test_sampling_config_goes_through_config_io():
+    from core.sampling import SamplingConfig
+
+    config = from_dict(SamplingConfig, {"n_samples": 1000, "variance": 0.01})
+    assert config == SamplingConfig(n_samples=1000, variance=0.01)
+    assert from_dict(SamplingConfig, to_dict(config)) == config
+    for bad, message in [({"near_fraction": 2}, "near_fraction"), ({"variance": float("nan")}, "variances"),
+                         ({"n_samples": "lots"}, "n_samples: expected an integer"), ({"samples": 3}, "unknown")]:
+        with pytest.raises(ConfigError, match=message):
+            from_dict(SamplingConfig, bad)
+
+
+def test_build_run_config_from_a_stored_config_and_resume_changes():
+    from core.training.config import resume_changes
+
+    stored = {**to_dict(build_run_config("tiny", overrides=["train.epochs=3", "train.lr_codes=0.004"])), "data": "d"}
+    same = build_run_config(None, base=stored)
+    assert to_dict(same) == {k: v for k, v in stored.items() if k != "data"}
+    assert resume_changes(stored, same, "RUN") == []
+    longer = build_run_config(None, overrides=["train.epochs=9", "train.threads=2"], base=stored)
+    assert resume_changes(stored, longer, "RUN") == ["train.epochs: 3 -> 9", "train.threads: 0 -> 2"]
+    assert build_run_config("default", base=stored).model == preset_config("default")  # an explicit preset wins
+    with pytest.raises(ConfigError, match=r"RUN: cannot resume with other settings \(model.dropout: 0.0 in the run, "
+                                          r"0.5 now; train.lr_codes: 0.004 in the run, 0.002 now\)"):
+        resume_changes(stored, build_run_config(None, overrides=["model.dropout=0.5", "train.lr_codes=0.002"],
+                                                base=stored), "RUN")
+    older = {"model": {k: v for k, v in stored["model"].items() if k != "colour_detach_trunk"},
+             "train": stored["train"]}
+    assert resume_changes(older, same, "RUN") == []  # a key an older program did not write takes its default

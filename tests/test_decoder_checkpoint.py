@@ -88,7 +88,8 @@ def test_latent_ops():
     a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 2.0])
     assert torch.allclose(blend(a, b, 0.5), torch.tensor([0.5, 1.0]))
     mid = slerp(a, b, 0.5)
-    assert mid.norm() == pytest.approx(1.5) and torch.allclose(mid / mid.norm(), torch.tensor([0.7071, 0.7071]), atol=1e-4)
+    assert mid.norm() == pytest.approx(1.5)
+    assert torch.allclose(mid / mid.norm(), torch.tensor([0.7071, 0.7071]), atol=1e-4)
     assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b, atol=1e-6)
     codes = torch.randn(50, 8) * torch.tensor([5.0, 3.0, 1, 1, 1, 1, 1, 1])
     pca = CodePCA.fit(codes)
@@ -150,3 +151,53 @@ def test_unknown_preset_and_bad_config():
         preset_config("huge")
     with pytest.raises(ConfigError, match="latent_in"):
         preset_config("tiny", latent_in=(9,))
+
+
+# --------------------------------------------------------------------------- impossible checkpoints (issue 15, A.7)
+
+def _altered(toy_trained, tmp_path, name, **changes):
+    """The toy checkpoint with top-level keys replaced, written with torch.save as a user's tool would."""
+    data = torch.load(toy_trained["ckpt"], weights_only=True)
+    path = tmp_path / name
+    torch.save({**data, **changes}, path)
+    return path
+
+
+@pytest.mark.parametrize("key, value", [
+    ("decoder.layers.0.bias", float("nan")),
+    ("shape_codes.weight", float("inf")),
+    ("colour_codes.weight", float("-inf")),
+])
+def test_checkpoint_with_non_finite_weights_or_codes_is_refused(toy_trained, tmp_path, key, value):
+    data = torch.load(toy_trained["ckpt"], weights_only=True)
+    state = dict(data["model_state"])
+    assert key in state
+    state[key] = state[key].clone()
+    state[key].view(-1)[0] = value
+    path = _altered(toy_trained, tmp_path, "bad.pt", model_state=state)
+    with pytest.raises(CheckpointError, match=r"NaN or infinite values \(" + key.replace(".", r"\.")) as info:
+        load_trained_model(path, device="cpu")
+    assert str(path) in str(info.value) and "earlier checkpoint" in str(info.value)
+
+
+@pytest.mark.parametrize("version", [0, -3, True, "1", 1.0, None])
+def test_impossible_format_versions_are_refused(toy_trained, tmp_path, version):
+    path = _altered(toy_trained, tmp_path, "v.pt", version=version)
+    _expect(path, rf"format version {version!r} does not exist")
+
+
+def test_reconstruct_with_a_nan_checkpoint_is_a_clear_error(toy_trained, tmp_path, capsys):
+    """The user's command: `reconstruct` on a NaN checkpoint exited 0 and wrote NaN into codes.json."""
+    import main
+
+    data = torch.load(toy_trained["ckpt"], weights_only=True)
+    state = {k: v.clone() for k, v in data["model_state"].items()}
+    state["shape_codes.weight"][1, 2] = float("nan")
+    path = _altered(toy_trained, tmp_path, "nan.pt", model_state=state)
+    sample = toy_trained["data"] / "SdfSamples" / "toy" / "ball" / "ball2.npz"
+    out = tmp_path / "out"
+    code = main.main(["reconstruct", "--ckpt", str(path), "--input", str(sample), "--class", "ball",
+                      "--iterations", "2", "--resolution", "16", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "NaN or infinite" in err and str(path) in err
+    assert not (out / "codes.json").exists()

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from core.errors import ConfigError
 from core.sampling import SamplingConfig, face_areas_and_normals, sample_sdf_queries, sample_surface
 
 # A unit-sphere-frame test shape with faces of very different sizes.
@@ -115,9 +116,9 @@ def test_config_defaults_are_deepsdf() -> None:
     assert config.variance == 0.005
     assert config.second_variance == 0.0005
     assert config.bounding_cube_dim == 2.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="near_fraction"):
         SamplingConfig(near_fraction=1.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="variances"):
         SamplingConfig(variance=-1.0)
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import write_analytic_dataset
+
 from core.config_io import from_dict, to_dict
-from core.errors import CheckpointError, DataSetError
+from core.errors import CheckpointError, ConfigError, DataSetError
 from core.model import load_trained_model
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint
@@ -76,7 +76,8 @@ def _log_rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 def _losses(rows) -> list[tuple[float, ...]]:
-    return [tuple(float(r[k]) for k in ("epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes")) for r in rows]
+    keys = ("epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes")
+    return [tuple(float(r[k]) for k in keys) for r in rows]
 
 
 def _no_temp_files(folder: Path) -> None:
@@ -164,7 +165,8 @@ def test_run_folder_files(data_dir, tmp_path):
     assert set(latest["normalization"]) == set(TRAIN_IDS)
     rows = _log_rows(run)
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4", "5"]
-    assert set(rows[0]) == {"epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "seconds", "samples_per_s"}
+    assert set(rows[0]) == {"epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "seconds",
+                            "samples_per_s"}
     stats = json.loads((run / "stats.json").read_text())
     assert stats["epochs"] == 5 and stats["shapes"] == 4 and stats["world_size"] == 1 and stats["device"] == "cpu"
     assert stats == latest["stats"]
@@ -267,13 +269,30 @@ def test_resume_errors(data_dir, tmp_path):
     with pytest.raises(CheckpointError, match="nothing to resume"):
         train(_config(2), data_dir, run, resume=True, progress=False)
     train(_config(1), data_dir, run, progress=False)
-    with pytest.raises(CheckpointError, match=r"model settings differ.*hidden_dims"):
+    with pytest.raises(ConfigError, match=r"other settings \(model.hidden_dims: \[32, 32, 32, 32\] in the run, "
+                                          r"\[16, 16, 16, 16\] now\)"):
         train(_config(2, "model.hidden_dims=[16,16,16,16]"), data_dir, run, resume=True, progress=False)
-    with pytest.raises(CheckpointError, match=r"model settings differ.*conditioning"):
+    with pytest.raises(ConfigError, match=r"other settings \(model.conditioning: 'embedding' in the run, 'onehot'"):
         train(_config(2, "model.conditioning=onehot"), data_dir, run, resume=True, progress=False)
-    with pytest.raises(CheckpointError, match="training shapes differ"):
+    with pytest.raises(ConfigError, match=r"train.classes: None in the run, \['ball'\] now"):
         train(_config(2, 'train.classes=["ball"]'), data_dir, run, resume=True, progress=False)
-    assert _latest(run)["epoch"] == 1  # nothing was overwritten
+    with pytest.raises(ConfigError, match=r"train.lr_decoder: 0.001 in the run, 0.002 now; train.seed: 3 in the run"):
+        train(_config(2, "train.lr_decoder=0.002", "train.seed=4"), data_dir, run, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="training shapes differ"):  # same settings, other data
+        train(_config(2), _strip_one_shape(data_dir, tmp_path / "fewer"), run, resume=True, progress=False)
+    train(_config(3), data_dir, run, resume=True, progress=False)
+    with pytest.raises(ConfigError, match=r"train.epochs=2 but the run has already trained 3 epochs"):
+        train(_config(2), data_dir, run, resume=True, progress=False)
+    assert _latest(run)["epoch"] == 3  # nothing was overwritten
+
+
+def _strip_one_shape(src: Path, dst: Path) -> Path:
+    """A copy of the data set without the training shape slab1."""
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    manifest["shapes"] = [r for r in manifest["shapes"] if r["id"] != "slab1"]
+    (dst / "manifest.json").write_text(json.dumps(manifest))
+    return dst
 
 
 # -- (h) damaged data --------------------------------------------------------------------------

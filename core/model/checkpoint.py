@@ -45,7 +45,8 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """Read and check a checkpoint; raise :class:`CheckpointError` saying what is wrong and what to do."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such file. Pass the .pt file a `train` run wrote (RUN/checkpoints/latest.pt).")
+        raise CheckpointError(f"{path}: no such file. Pass the .pt file a `train` run wrote "
+                              "(RUN/checkpoints/latest.pt).")
     if path.is_dir():
         latest = path / "checkpoints" / "latest.pt"
         if latest.exists():
@@ -58,8 +59,9 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         data = torch.load(path, map_location=map_location, weights_only=True)
     # torch's legacy unpickler fails on random bytes with IndexError / KeyError / TypeError too,
     # not only UnpicklingError: whatever it raises, the file is not a readable checkpoint.
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError, io.UnsupportedOperation,
-            IndexError, KeyError, TypeError, AttributeError, MemoryError, OverflowError) as exc:
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
+            io.UnsupportedOperation, IndexError, KeyError, TypeError, AttributeError, MemoryError,
+            OverflowError) as exc:
         text = str(exc).strip()
         if "Weights only load failed" in text:
             # torch's first line invites a reload with weights_only=False; never pass that on.
@@ -68,7 +70,8 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
                 raise CheckpointError(
                     f"{path}: refused: the file holds pickled Python objects, not only tensors and plain values "
                     f"({detail[:200]}). Checkpoints are read with weights_only=True so that a file cannot run code; "
-                    "this one was not written by DeepSDF Explorer or was altered. Use a checkpoint written by `main.py train`."
+                    "this one was not written by DeepSDF Explorer or was altered. Use a checkpoint written by "
+                    "`main.py train`."
                 ) from exc
             reason = detail or "not a weights-only PyTorch file"
         else:
@@ -85,15 +88,42 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
                 f"{path}: a plain state dict (only weights, {len(data)} tensors), not a DeepSDF Explorer checkpoint; "
                 "it lacks the config, codes and class names. Use a checkpoint written by `main.py train`."
             )
-        raise CheckpointError(f"{path}: not a DeepSDF Explorer checkpoint (no format tag). Use one written by `main.py train`.")
+        raise CheckpointError(f"{path}: not a DeepSDF Explorer checkpoint (no format tag). "
+                              "Use one written by `main.py train`.")
     version = data.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r} does not exist (versions start at 1); "
+                              "the file is damaged or was altered. Use another checkpoint (each run keeps "
+                              "checkpoints/epoch_*.pt).")
+    if version > VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version!r}; this program reads up to {VERSION}. "
                               "Update DeepSDF Explorer.")
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise CheckpointError(f"{path}: checkpoint is missing {missing}; it is damaged. Use another checkpoint.")
+    _check_finite(path, data)
     return data
+
+
+def _check_finite(path: Path, data: dict[str, Any]) -> None:
+    """Refuse weights or codes holding NaN or infinity.
+
+    Such a file loads and decodes, but every SDF value and code derived from it is NaN: meshes
+    come out empty, codes.json gets NaN (invalid JSON) and the latent map's SVD fails. Checking
+    here gives every reader (viewer, reconstruct, evaluate, resume) one clear message instead.
+    """
+    state = data["model_state"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: model_state holds a {type(state).__name__}, not weights; the file is damaged.")
+    bad = [name for name, value in state.items()
+           if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise CheckpointError(
+            f"{path}: the weights or codes hold NaN or infinite values ({shown}), so every shape it decodes would "
+            "be NaN; the training that wrote it diverged or the file was altered. Use an earlier checkpoint "
+            "(RUN/checkpoints/epoch_*.pt) or train again with lower learning rates."
+        )
 
 
 def _weights_only_detail(text: str) -> str:

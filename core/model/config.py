@@ -51,6 +51,16 @@ class ModelConfig:
     """Stop colour gradients at the trunk, so colour can never change geometry."""
     view_dependent: bool = False
     """The seed's variant: the viewing direction is an extra input of the colour head."""
+    # --- DeepSDF's own NetworkSpecs switches (set by core/interop/deepsdf.py for imported experiments) ---
+    norm_layers: tuple[int, ...] | None = None
+    """Normalised layers (DeepSDF's ``norm_layers``; index len(hidden_dims) is the SDF output layer):
+    weight norm when ``weight_norm``, else a LayerNorm before the ReLU. None: every trunk layer (weight norm only)."""
+    dropout_layers: tuple[int, ...] | None = None
+    """Trunk layers followed by dropout (DeepSDF's ``dropout`` list); None: every trunk layer."""
+    xyz_in_all: bool = False
+    """DeepSDF's ``xyz_in_all``: the (encoded) xyz is appended to the input of every later layer."""
+    output_tanh_twice: bool = False
+    """DeepSDF's ``use_tanh``: its decoder then applies tanh twice to the output (use_tanh's, then the final one)."""
 
     def __post_init__(self) -> None:
         self.hidden_dims = tuple(int(d) for d in self.hidden_dims)
@@ -66,6 +76,13 @@ class ModelConfig:
             raise ConfigError(f"model.dropout: {self.dropout} is not in [0, 1)")
         if self.code_size < 1 or self.colour_code_size < 1:
             raise ConfigError("model.code_size and model.colour_code_size must be positive")
+        for name in ("norm_layers", "dropout_layers"):
+            layers = getattr(self, name)
+            if layers is not None:
+                setattr(self, name, tuple(int(i) for i in layers))
+                bad = [i for i in getattr(self, name) if not 0 <= i <= len(self.hidden_dims)]
+                if bad:
+                    raise ConfigError(f"model.{name}: layers {bad} outside 0..{len(self.hidden_dims)}")
 
 
 PRESETS: dict[str, dict] = {

@@ -10,7 +10,7 @@ from core.config_io import apply_overrides, from_dict, load_config_file, to_dict
 from core.errors import ConfigError
 from core.model.config import PRESETS, ModelConfig, preset_config
 
-__all__ = ["TrainConfig", "RunConfig", "build_run_config"]
+__all__ = ["TrainConfig", "RunConfig", "build_run_config", "resume_changes", "RESUME_MAY_CHANGE"]
 
 
 @dataclass
@@ -84,12 +84,25 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def build_run_config(preset: str = "default", file: Path | None = None, overrides: list[str] | None = None,
-                     **model_overrides: Any) -> RunConfig:
-    """Preset, then the config file, then ``--set`` overrides, then explicit model switches."""
-    if preset not in PRESETS:
+def build_run_config(preset: str | None = "default", file: Path | None = None, overrides: list[str] | None = None,
+                     base: dict[str, Any] | None = None, **model_overrides: Any) -> RunConfig:
+    """Preset (or ``base``), then the config file, then ``--set`` overrides, then explicit model switches.
+
+    ``base`` is a stored run config (``RUN/config.json``): ``train --resume`` starts from it, so
+    only what the user gives again on the command line can differ. A ``preset`` given together
+    with ``base`` replaces the stored model settings by the preset's; ``preset=None`` without a
+    base means the default preset.
+    """
+    if preset is not None and preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    base = to_dict(RunConfig(model=preset_config(preset), train=TrainConfig()))
+    if base is not None:
+        stored = {k: v for k, v in base.items() if k in ("model", "train")}
+        data = to_dict(from_dict(RunConfig, stored, "stored run config"))
+        if preset is not None:
+            data["model"] = to_dict(preset_config(preset))
+    else:
+        preset = preset or "default"
+        data = to_dict(RunConfig(model=preset_config(preset), train=TrainConfig()))
     if file is not None:
         loaded = load_config_file(file)
         unknown = sorted(set(loaded) - {"model", "train"})
@@ -98,13 +111,54 @@ def build_run_config(preset: str = "default", file: Path | None = None, override
         for section in ("model", "train"):
             if not isinstance(loaded.get(section, {}), dict):
                 raise ConfigError(f"{file}: [{section}] must be a table of settings, got {loaded[section]!r}")
-        if "preset" in loaded.get("model", {}) and loaded["model"]["preset"] != preset:
-            base["model"] = to_dict(preset_config(loaded["model"]["preset"]))
+        file_preset = loaded.get("model", {}).get("preset")
+        if file_preset is not None and file_preset != data["model"].get("preset"):
+            data["model"] = to_dict(preset_config(file_preset))
         for section in ("model", "train"):
-            base[section].update(loaded.get(section, {}))
+            data[section].update(loaded.get(section, {}))
     if overrides:
-        base = apply_overrides(base, overrides)
+        data = apply_overrides(data, overrides)
     for key, value in model_overrides.items():
         if value is not None:
-            base["model"][key] = value
-    return from_dict(RunConfig, base, "run config")
+            data["model"][key] = value
+    return from_dict(RunConfig, data, "run config")
+
+
+RESUME_MAY_CHANGE: tuple[str, ...] = ("train.epochs", "train.device", "train.threads")
+"""Settings a resumed run may change: how long it runs and where, not what one step computes.
+
+``train.threads`` changes the order of float sums (see README "Pipeline"): a resumed run is then
+equal to the straight one to float rounding, not bit for bit.
+"""
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def resume_changes(saved: dict[str, Any], config: RunConfig, where: str) -> list[str]:
+    """Compare a resumed run's config with the saved one; return the allowed changes as text.
+
+    ``saved`` is the run config stored in the checkpoint (missing keys of an older program take
+    their defaults). Raises :class:`ConfigError` listing every other difference, saved value
+    against the new one, so the user sees exactly which flag to drop.
+    """
+    stored = {k: v for k, v in saved.items() if k in ("model", "train")}
+    before = _flat(to_dict(from_dict(RunConfig, stored, f"{where}: saved run config")))
+    after = _flat(to_dict(config))
+    changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    refused = [k for k in changed if k not in RESUME_MAY_CHANGE]
+    if refused:
+        shown = "; ".join(f"{k}: {before.get(k)!r} in the run, {after.get(k)!r} now" for k in refused)
+        raise ConfigError(
+            f"{where}: cannot resume with other settings ({shown}). A resumed run continues the stored config "
+            f"(RUN/config.json); only {', '.join(RESUME_MAY_CHANGE)} may change (e.g. --epochs to extend it). "
+            "Drop the differing flags, or train into a new --out folder (or --overwrite this one)."
+        )
+    return [f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in changed]

@@ -21,10 +21,10 @@ at each epoch's end, never the half-updated weights of an interrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
-
 import logging
 import math
 import os
@@ -39,15 +39,15 @@ import torch
 import torch.distributed as dist
 
 from core import devices
-from core.config_io import to_dict
-from core.errors import CheckpointError, ConfigError
+from core.config_io import field_default, to_dict
+from core.errors import CheckpointError, ConfigError, DataSetError
 from core.io_utils import atomic_write, atomic_write_json
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint, save_checkpoint
 from core.sdf_dataset import SdfDataSet
-from core.training.config import RunConfig
+from core.training.config import RunConfig, TrainConfig, resume_changes
 
-__all__ = ["train", "TrainResult", "resolve_device"]
+__all__ = ["train", "TrainResult", "TrainingDivergedError", "resolve_device"]
 
 log = logging.getLogger(__name__)
 Cancel = threading.Event | Callable[[], bool] | None
@@ -76,13 +76,28 @@ def _is_cancelled(cancel: Cancel) -> bool:
     return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
 
 
-def _dist_info() -> tuple[int, int]:
+def process_group_backend(device: torch.device) -> str:
+    """The ``torch.distributed`` backend for a run on ``device``: ``nccl`` for CUDA, ``gloo`` for the CPU.
+
+    It follows the run's device, not what the machine has: NCCL moves only CUDA tensors, so a CPU
+    run (``train.device=cpu``) on a machine with a GPU must still use gloo.
+    """
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def _dist_info(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); under ``torchrun`` starts the process group with ``device``'s backend."""
     if dist.is_available() and dist.is_initialized():
+        backend = str(dist.get_backend())
+        if device.type != "cuda" and backend == "nccl":
+            raise ConfigError(f"train.device={device.type!r} but the process group runs nccl, which carries only "
+                              "CUDA tensors; start it with the gloo backend or train with train.device=cuda")
         return dist.get_rank(), dist.get_world_size()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and dist.is_available():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
+        if device.type == "cuda":  # NCCL binds each rank to its own GPU
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend=process_group_backend(device))
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
@@ -113,7 +128,8 @@ def _batch_tensors(data: SdfDataSet, shapes: list[int], config: RunConfig, epoch
         return torch.from_numpy(np.concatenate([d[key] for d in draws])).to(device=device, dtype=dtype)
 
     return {
-        "xyz": cat("xyz"), "sdf": cat("sdf"), "rgb": cat("rgb"), "view": cat("view"), "has_rgb": cat("has_rgb", torch.bool),
+        "xyz": cat("xyz"), "sdf": cat("sdf"), "rgb": cat("rgb"), "view": cat("view"),
+        "has_rgb": cat("has_rgb", torch.bool),
         "shape": torch.tensor(shapes, dtype=torch.long, device=device),
         "class": torch.tensor([data.class_index(i) for i in shapes], dtype=torch.long, device=device),
         "row": torch.arange(len(shapes), device=device).repeat_interleave(n),
@@ -128,7 +144,8 @@ def _all_sum(value: float, world: int, device: torch.device) -> float:
     return float(tensor.item())
 
 
-def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int, world: int, device) -> dict[str, torch.Tensor]:
+def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int, world: int,
+          device) -> dict[str, torch.Tensor]:
     """Losses of this rank's part of one global batch, scaled so DDP's mean is the global loss."""
     t = config.train
     use_colour = module.config.colour
@@ -170,7 +187,8 @@ def _read_log(run_dir: Path, upto_epoch: int) -> list[dict[str, float]]:
     if not path.exists():
         return []
     with open(path, newline="", encoding="utf-8") as handle:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle) if float(row["epoch"]) <= upto_epoch]
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)
+                if float(row["epoch"]) <= upto_epoch]
     for row in rows:
         row["epoch"] = int(row["epoch"])  # written back as "3", not "3.0"
     return rows
@@ -212,17 +230,89 @@ def _payload(state: dict[str, Any], data: SdfDataSet, config: RunConfig, stats: 
     }
 
 
-def _check_resumable(saved: dict, config: RunConfig, path: Path) -> None:
-    saved_model = saved["config"].get("model", {})
-    now = to_dict(config.model)
-    diff = sorted(k for k in now if saved_model.get(k) != now[k])
-    if diff:
-        raise CheckpointError(f"{path}: cannot resume: the model settings differ from the saved run ({diff}). "
-                              "Resume with the run's own config (RUN/config.json) or start a new run folder.")
+class TrainingDivergedError(ConfigError):
+    """The training loss became NaN or infinite: the settings (mostly the learning rates) diverge."""
+
+    def __init__(self, epoch: int, losses: dict[str, float]) -> None:
+        self.epoch, self.losses = epoch, dict(losses)
+        super().__init__(self._text())
+
+    def _text(self, tail: str = "") -> str:
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in self.losses.items())
+        return f"training diverged in epoch {self.epoch}: the loss is not finite ({shown}).{tail}"
+
+    def explain(self, run_dir: Path, config: RunConfig, saved_epoch: int) -> None:
+        """Complete the message: what was kept and what to change (called where both are known)."""
+        t = config.train
+        latest = run_dir / "checkpoints" / "latest.pt"
+        kept = (f" The last good checkpoint, epoch {saved_epoch}, is kept in {latest}." if saved_epoch > 0
+                else " No checkpoint was written.")
+        rates = {name: (getattr(t, name), field_default(TrainConfig, name)) for name in ("lr_decoder", "lr_codes")}
+        above = {name: default for name, (value, default) in rates.items() if value > default}
+        suggest = above or {name: value / 10 for name, (value, _) in rates.items()}
+        fix = (" Lower the learning rates (now " + ", ".join(f"train.{n}={v:g}" for n, (v, _) in rates.items())
+               + "; defaults " + ", ".join(f"{d:g}" for _, d in rates.values()) + "), e.g. "
+               + " ".join(f"--set train.{n}={v:g}" for n, v in suggest.items())
+               + ", and train again into a new --out folder (or the same one with --overwrite).")
+        if t.lr_factor > 1:
+            fix += (f" Note train.lr_factor={t.lr_factor:g} raises the rates every {t.lr_interval} epochs; "
+                    f"a factor below 1 (default {field_default(TrainConfig, 'lr_factor'):g}) lowers them.")
+        self.args = (self._text(kept + fix),)
+
+
+def _has_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds training results (a checkpoint or a log), not merely a config.json."""
+    folder = run_dir / "checkpoints"
+    return (run_dir / "log.csv").exists() or (folder.is_dir() and any(folder.glob("*.pt")))
+
+
+def _check_folders(data_dir: Path, run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse impossible folders and a run that would silently replace an earlier one."""
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; choose one.")
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataSetError(f"{data_dir}: is a file, not a data set folder. Pass the folder `main.py preprocess "
+                           "--out DIR` wrote (it holds manifest.json and SdfSamples/).")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: is a file, not a run folder. Pass a new folder (or an earlier run's) as --out.")
+    if not resume and not overwrite and _has_run(run_dir):
+        raise ConfigError(f"{run_dir}: already holds a training run (checkpoints/log.csv). Continue it with "
+                          "--resume, replace it with --overwrite, or choose a new --out folder.")
+
+
+def _clear_run(run_dir: Path) -> None:
+    """Remove an earlier run's results before an ``overwrite`` run writes its own (no stale epoch files)."""
+    import shutil
+
+    for name in ("log.csv", "stats.json", "config.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    for folder in (run_dir / "checkpoints", run_dir / "tb"):
+        if folder.is_dir():
+            shutil.rmtree(folder)
+
+
+def _resumable_checkpoint(run_dir: Path, config: RunConfig, device: torch.device) -> dict[str, Any]:
+    """RUN/checkpoints/latest.pt, checked to continue with ``config``; the allowed changes are logged."""
+    latest = run_dir / "checkpoints" / "latest.pt"
+    if not latest.exists():
+        raise CheckpointError(f"{latest}: nothing to resume. Start without --resume, or pass the run folder "
+                              "of an earlier run.")
+    saved = read_checkpoint(latest, map_location=device)
+    if "optimizer" not in saved or "rng" not in saved or "epoch" not in saved:
+        raise CheckpointError(f"{latest}: an inference-only checkpoint (no optimiser state); it cannot be resumed.")
+    changes = resume_changes(saved["config"], config, str(run_dir))
+    done = int(saved["epoch"])
+    if config.train.epochs < done:
+        raise ConfigError(f"{run_dir}: train.epochs={config.train.epochs} but the run has already trained {done} "
+                          f"epochs; resume with --epochs {done} or more.")
+    for change in changes:
+        log.info("resuming %s at epoch %d with %s", run_dir, done, change)
+    return saved
 
 
 def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False, cancel: Cancel = None,
-          progress: bool = True, callback: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+          progress: bool = True, callback: Callable[[dict[str, float]], None] | None = None,
+          overwrite: bool = False) -> TrainResult:
     """Train (or resume) a run; return where its checkpoint is.
 
     Parameters
@@ -231,19 +321,58 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
     data_dir : a preprocessed data set folder.
     run_dir : output folder: ``config.json``, ``log.csv``, ``tb/``, ``checkpoints/{latest,epoch_NNNN}.pt``.
     resume : continue from ``RUN/checkpoints/latest.pt`` (exactly: same weights as one long run).
+        ``config`` must equal the saved run's except for :data:`RESUME_MAY_CHANGE` (epochs, device,
+        threads); anything else is refused with the differences listed.
     cancel : ``threading.Event`` or callable; checked between steps. Ctrl-C is handled the same
         way: the last completed epoch is saved, so ``--resume`` continues from it.
     callback : called with each epoch's log row (epoch, losses, learning rates, speed).
+    overwrite : replace the run already in ``run_dir`` (its checkpoints, log and TensorBoard files);
+        without it (and without ``resume``) a folder holding a run is refused, so nothing is lost.
+
+    Raises
+    ------
+    TrainingDivergedError
+        The loss became NaN or infinite; the last good epoch is saved first, never the broken one.
     """
-    run_dir = Path(run_dir)
+    with _deterministic_on_cpu(resolve_device(config.train.device)):
+        return _train(config, Path(data_dir), Path(run_dir), resume, cancel, progress, callback, overwrite)
+
+
+@contextlib.contextmanager
+def _deterministic_on_cpu(device: torch.device):
+    """Deterministic kernels while a CPU run trains (the previous setting is restored after).
+
+    The per-point gather of the folded code layers (``decoder.py``: ``(...)[latent_row]``) has a
+    backward that accumulates with ``index_put_``; with several CPU threads its order of float
+    additions varies from run to run, so neither two straight runs nor a resumed one were equal
+    bit for bit. The deterministic (sorted) version makes a CPU run a function of its seed and
+    thread count. ``warn_only``: an op without a deterministic version warns instead of failing.
+    On CUDA the setting stays as it is (cuBLAS would need CUBLAS_WORKSPACE_CONFIG).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cancel: Cancel, progress: bool,
+           callback: Callable[[dict[str, float]], None] | None, overwrite: bool) -> TrainResult:
+    """:func:`train` itself, run inside :func:`_deterministic_on_cpu`."""
+    _check_folders(Path(data_dir), run_dir, resume, overwrite)
     t = config.train
-    rank, world = _dist_info()
     device = resolve_device(t.device)
+    rank, world = _dist_info(device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if t.threads > 0:
         torch.set_num_threads(t.threads)
 
+    saved = _resumable_checkpoint(run_dir, config, device) if resume else None  # checked before any long work
     data = SdfDataSet(Path(data_dir), "train", t.max_samples_per_shape, t.classes, seed=t.seed)
     if data.skipped and rank == 0:
         log.warning("%d shape file(s) could not be read and are skipped (see the log above)", len(data.skipped))
@@ -254,23 +383,21 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
     if config.model.conditioning == "text":
         _text_embeddings(module, data, config.model.text_model)
     module.to(device)
-    code_params = list(module.shape_codes.parameters()) + (list(module.colour_codes.parameters()) if module.colour_codes is not None else [])
+    code_params = list(module.shape_codes.parameters())
+    if module.colour_codes is not None:
+        code_params += list(module.colour_codes.parameters())
     code_ids = {id(p) for p in code_params}
     net_params = [p for p in module.parameters() if id(p) not in code_ids]
-    optimizer = torch.optim.Adam([{"params": net_params, "lr": t.lr_decoder}, {"params": code_params, "lr": t.lr_codes}])
+    optimizer = torch.optim.Adam([{"params": net_params, "lr": t.lr_decoder},
+                                  {"params": code_params, "lr": t.lr_codes}])
 
     start_epoch, history = 0, []
     latest = run_dir / "checkpoints" / "latest.pt"
-    if resume:
-        if not latest.exists():
-            raise CheckpointError(f"{latest}: nothing to resume. Start without --resume, or pass the run folder of an earlier run.")
-        saved = read_checkpoint(latest, map_location=device)
-        _check_resumable(saved, config, latest)
+    if saved is not None:
         if saved["shape_ids"] != [s.id for s in data.shapes]:
-            raise CheckpointError(f"{latest}: the training shapes differ from {data_dir}'s; resume with the same data set.")
+            raise CheckpointError(f"{latest}: the training shapes differ from {data_dir}'s; "
+                                  "resume with the same data set.")
         module.load_state_dict(saved["model_state"])
-        if "optimizer" not in saved:
-            raise CheckpointError(f"{latest}: an inference-only checkpoint (no optimiser state); it cannot be resumed.")
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"]["torch"].cpu())
         if "cuda" in saved["rng"] and device.type == "cuda":
@@ -284,6 +411,8 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
         net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
     if rank == 0:
+        if overwrite:
+            _clear_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", {**to_dict(config), "data": str(data_dir)})
     writer = _tensorboard(run_dir) if rank == 0 else None
@@ -323,19 +452,19 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
                 for k in sums:
                     sums[k] += float(losses[k].detach()) / world / len(batches)
             done = epoch + 1
-            if rank == 0:
-                boundary = _training_state(module, optimizer, done, device)
-            completed = done
             if world > 1:  # each rank holds its share of the global losses
                 totals = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
                 dist.all_reduce(totals)
-                sums = dict(zip(sums, totals.tolist()))
+                sums = dict(zip(sums, totals.tolist(), strict=True))
+            if not all(math.isfinite(v) for v in sums.values()):  # every rank sees the same sums
+                raise TrainingDivergedError(done, sums)
+            if rank == 0:
+                boundary = _training_state(module, optimizer, done, device)
+            completed = done
             seconds = time.perf_counter() - tic
             train_seconds += seconds
             row = {"epoch": done, **sums, "lr_decoder": lr_net, "lr_codes": lr_codes, "seconds": train_seconds,
                    "samples_per_s": len(data) * t.samples_per_shape / max(seconds, 1e-9)}
-            if not all(math.isfinite(v) for v in sums.values()):
-                raise FloatingPointError(f"epoch {done}: the loss is not finite ({sums}); lower the learning rates")
             history.append(row)
             if callback:
                 callback(row)
@@ -351,6 +480,15 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
                     checkpoint = _save(run_dir, boundary, data, config, stats_base, history,
                                        keep_epoch=done % max(1, t.checkpoint_every) == 0)
                     saved_epoch = done
+    except TrainingDivergedError as exc:
+        # The weights of the diverged epoch are NaN/inf: keep them out of every file, but save
+        # the last good epoch when it is newer than the last checkpoint (as a cancel does).
+        if rank == 0 and boundary is not None and boundary["epoch"] > saved_epoch:
+            history = [row for row in history if int(row["epoch"]) <= boundary["epoch"]]
+            _save(run_dir, boundary, data, config, stats_base, history, keep_epoch=False)
+            saved_epoch = int(boundary["epoch"])
+        exc.explain(run_dir, config, saved_epoch)
+        raise
     except KeyboardInterrupt:
         cancelled = True
         # Save the last completed epoch from its in-memory copy: the live weights, optimiser and
@@ -367,11 +505,13 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
             bar.close()
         if writer is not None:
             writer.close()
-    return TrainResult(run_dir=run_dir, checkpoint=checkpoint, epochs_done=int(history[-1]["epoch"]) if history else start_epoch,
+    epochs_done = int(history[-1]["epoch"]) if history else start_epoch
+    return TrainResult(run_dir=run_dir, checkpoint=checkpoint, epochs_done=epochs_done,
                        cancelled=cancelled, history=history)
 
 
-def _save(run_dir: Path, state: dict[str, Any], data, config, stats_base: dict, history: list, keep_epoch: bool) -> Path:
+def _save(run_dir: Path, state: dict[str, Any], data, config, stats_base: dict, history: list,
+          keep_epoch: bool) -> Path:
     epoch = int(state["epoch"])
     last = history[-1] if history else {}
     stats = {**stats_base, "epochs": epoch, "train_seconds": float(last.get("seconds", 0.0)),

@@ -11,9 +11,11 @@ Each thin-structure switch is independent and off by default; the ``losses`` pre
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+import math
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from core import config_io
 from core.errors import ConfigError
 
 __all__ = ["TTOConfig", "LOSS_PRESETS", "LOSS_SWITCHES", "parse_losses"]
@@ -144,6 +146,11 @@ class TTOConfig:
 
     def __post_init__(self) -> None:
         problems = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            values = value if isinstance(value, (tuple, list)) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                problems.append(f"{f.name} must be a finite number, got {value!r}")
         if self.iterations < 1:
             problems.append(f"iterations must be >= 1, got {self.iterations}")
         if self.n_samples < 2:
@@ -158,6 +165,19 @@ class TTOConfig:
             problems.append("curriculum_stages, curriculum_eps and curriculum_lambda must have equal lengths")
         if not 0.0 <= self.near_fraction_end <= 1.0:
             problems.append(f"near_fraction_end must be in [0, 1], got {self.near_fraction_end}")
+        for name in ("code_std", "code_reg", "colour_weight", "surface_weight", "normal_weight", "finetune_iterations"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("colour_band", "near_band"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("n_surface_samples", "finetune_layers", "class_iterations"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr_decay_every is not None and self.lr_decay_every < 1:
+            problems.append(f"lr_decay_every must be >= 1 (or None: half the iterations), got {self.lr_decay_every}")
+        if not 0.0 < self.c2f_until <= 1.0:
+            problems.append(f"c2f_until must be in (0, 1], got {self.c2f_until}")
         if problems:
             raise ConfigError("TTOConfig: " + "; ".join(problems) + ".")
         self.curriculum_stages = tuple(float(x) for x in self.curriculum_stages)
@@ -186,16 +206,10 @@ class TTOConfig:
         return [f for f in _ALL_FLAGS if getattr(self, f)]
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key, value in data.items():
-            if isinstance(value, tuple):
-                data[key] = list(value)
-        return data
+        """A JSON-able dict (tuples as lists), through :func:`core.config_io.to_dict`."""
+        return config_io.to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TTOConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"TTOConfig: unknown keys {unknown}; known keys: {sorted(known)}.")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    def from_dict(cls, data: dict[str, Any], where: str = "TTOConfig") -> "TTOConfig":
+        """The config of a saved dict; unknown keys and wrong types raise :class:`ConfigError` naming the key."""
+        return config_io.from_dict(cls, data, where)
