@@ -15,10 +15,12 @@ import io
 import json
 import logging
 import math
+import pickle
 import time
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -26,6 +28,13 @@ from scipy.spatial import cKDTree
 from core.errors import DataSetError, ExplorerError
 from core.io_utils import atomic_write_bytes, atomic_write_json
 from core.tto.config import TTOConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from core.meshing.extract import MeshArrays
+    from core.model.trained_model import TrainedModel
+    from core.tto.observations import Observation
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +46,16 @@ __all__ = [
     "approximate_thin_mask",
     "shape_thin_mask",
     "evaluate_split",
+    "ClassChoice",
+    "choose_class",
+    "mesh_ground_truth",
+    "SHAPE_ERRORS",
     "summarise",
     "class_table_markdown",
     "comparison_markdown",
     "write_results",
     "run_ablation",
+    "measure_fit",
     "TABLE_COLUMNS",
 ]
 
@@ -143,14 +157,27 @@ def list_split(data_dir: str | Path, split: str = "test", limit: int | None = No
 
 
 def load_ground_truth(path: Path) -> dict[str, np.ndarray]:
-    """``surface_points``, ``surface_normals`` (, ``surface_rgb``, ``offset``, ``scale``) of a sample file."""
-    with np.load(path) as data:
-        if "surface_points" not in data.files or "surface_normals" not in data.files:
-            raise DataSetError(f"{path}: no surface_points / surface_normals; re-run preprocessing for this shape.")
-        return {k: data[k] for k in ("surface_points", "surface_normals", "surface_rgb", "offset", "scale") if k in data.files}
+    """``surface_points``, ``surface_normals`` (, ``surface_rgb``, ``offset``, ``scale``) of a sample file.
+
+    Raises :class:`DataSetError` naming the file for a missing, damaged or incomplete one
+    (read by :func:`core.samples.read_samples`, the one reader of the format).
+    """
+    from core.samples import read_samples
+
+    samples = read_samples(path)
+    if samples.surface_points is None or samples.surface_normals is None:
+        raise DataSetError(f"{path}: no surface_points / surface_normals; re-run preprocessing for this shape.")
+    gt = {"surface_points": samples.surface_points, "surface_normals": samples.surface_normals}
+    if samples.surface_rgb is not None:
+        gt["surface_rgb"] = samples.surface_rgb
+    if samples.normalization is not None:
+        gt["offset"] = samples.normalization.offset
+        gt["scale"] = np.asarray(samples.normalization.scale)
+    return gt
 
 
-def approximate_thin_mask(points: np.ndarray, normals: np.ndarray, fraction: float | None = None, k: int = 24) -> np.ndarray:
+def approximate_thin_mask(points: np.ndarray, normals: np.ndarray, fraction: float | None = None,
+                          k: int = 24) -> np.ndarray:
     """Thin parts from surface points alone (when the source mesh is gone).
 
     A point is thin when, among its ``k`` nearest neighbours, one faces the other way
@@ -187,18 +214,46 @@ def shape_thin_mask(shape: EvalShape, gt: dict[str, np.ndarray]) -> tuple[np.nda
             vertices = norm.apply(mesh.vertices)
             return thin_mask(vertices, mesh.faces, gt["surface_points"], gt["surface_normals"]), "mesh"
         except (ExplorerError, ValueError) as exc:
-            log.warning("%s: thin mask from the mesh failed (%s); approximating from the surface points", shape.source, exc)
+            log.warning("%s: thin mask from the mesh failed (%s); approximating from the surface points",
+                        shape.source, exc)
     return approximate_thin_mask(gt["surface_points"], gt["surface_normals"]), "points"
 
 
-def _trained_codes(model: Any, shape: EvalShape):
+def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -> dict[str, np.ndarray]:
+    """Ground truth of a whole mesh file in its unit-sphere frame (the frame a fit to it lives in).
+
+    Returns ``surface_points`` (S, 3), ``surface_normals`` (S, 3), ``surface_rgb`` (S, 3) and
+    ``thin_mask`` (S,) bool (:func:`core.thickness.thin_mask` on the mesh), for
+    :func:`core.metrics.evaluate_reconstruction`. Used by ``reconstruct`` to measure a fit
+    against its mesh input, also when the fit saw only a single-view scan of it.
+
+    Raises
+    ------
+    MeshLoadError, ValueError
+        The mesh cannot be loaded or has no area.
+    """
+    from core.mesh_io import load_mesh
+    from core.normalization import normalize_mesh
+    from core.sampling import sample_surface
+    from core.thickness import thin_mask
+
+    mesh, _ = normalize_mesh(load_mesh(path))
+    sample = sample_surface(mesh.vertices, mesh.faces, int(n_points), np.random.default_rng(seed))
+    gt = {"surface_points": sample.points, "surface_normals": sample.normals,
+          "surface_rgb": np.asarray(mesh.colours_at(sample.face_index, sample.barycentric), np.float32)}
+    gt["thin_mask"] = thin_mask(mesh.vertices, mesh.faces, sample.points, sample.normals)
+    return gt
+
+
+def _trained_codes(model: TrainedModel, shape: EvalShape):
     import torch
 
     ids = list(getattr(model, "shape_ids", []) or [])
     classes = list(getattr(model, "shape_classes", []) or [None] * len(ids))
-    for k, (sid, cls) in enumerate(zip(ids, classes)):
+    for k, (sid, cls) in enumerate(zip(ids, classes, strict=False)):
         if sid == shape.id and (cls is None or cls == shape.class_name):
-            colour = None if getattr(model, "colour_codes", None) is None else torch.as_tensor(model.colour_codes[k]).detach().cpu()
+            colours = getattr(model, "colour_codes", None)
+            colour = None if colours is None else torch.as_tensor(colours[k]).detach().cpu()
             return torch.as_tensor(model.shape_codes[k]).detach().cpu(), colour
     raise DataSetError(
         f"shape {shape.class_name}/{shape.id} has no trained code in this checkpoint; "
@@ -206,65 +261,153 @@ def _trained_codes(model: Any, shape: EvalShape):
     )
 
 
+SHAPE_ERRORS: tuple[type[BaseException], ...] = (
+    ExplorerError, OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError,
+)
+"""What one bad shape can raise (a damaged .npz raises BadZipFile, EOFError, UnpicklingError ...):
+its row gets the error and the batch goes on."""
+
+
+@dataclass(frozen=True)
+class ClassChoice:
+    """The class one shape is reconstructed under, chosen once and shared by every loss set.
+
+    source: ``given`` (the manifest's label), ``inferred`` (short fits under every class),
+    ``text`` (the class name as a prompt) or ``none`` (a model without conditioning).
+    """
+
+    class_name: str | None
+    source: str
+    text: str | None = None
+    scores: dict[str, float] | None = None
+    seconds: float = 0.0
+
+
+def unknown_class_message(shape: EvalShape, model: TrainedModel) -> str:
+    names = ", ".join(getattr(model, "class_names", None) or [])
+    return (f"class {shape.class_name!r} is not one of this model's classes ({names}); evaluate with --infer-class "
+            "to reconstruct it under the class the model finds closest, or skip it with --classes")
+
+
+def choose_class(model: TrainedModel, shape: EvalShape, obs: Observation, config: TTOConfig,
+                 settings: EvalSettings, cancel: Any = None,
+                 callback: Callable[[Any], None] | None = None) -> ClassChoice:
+    """The class ``shape`` is fitted under (see :class:`ClassChoice`).
+
+    Inference runs the baseline losses whatever ``config`` turns on, so every loss set of an
+    ablation compares reconstructions under one class. Raises DataSetError for a given class
+    the model does not know (the message names ``--infer-class``). ``callback`` gets the short
+    fits' progress (stage ``class:<name>``) a few times per class.
+    """
+    from core.tto.fit import fit
+
+    if model.condition() is None:
+        return ClassChoice(None, "none")
+    if settings.class_as_text:
+        return ClassChoice(None, "text", text=shape.class_name)
+    if not settings.infer_class:
+        if shape.class_name not in (getattr(model, "class_names", None) or []):
+            raise DataSetError(unknown_class_message(shape, model))
+        return ClassChoice(shape.class_name, "given")
+    probe = replace(config.with_losses("baseline"), iterations=1, lr_decay_every=None)
+    result = fit(model, obs, probe, callback=callback, class_name=None, seed=settings.seed, cancel=cancel,
+                 every=max(1, config.class_iterations // 4))
+    return ClassChoice(result.class_name, "inferred", scores=result.class_scores, seconds=result.seconds)
+
+
+def _class_fields(shape: EvalShape, choice: ClassChoice, model: TrainedModel) -> dict[str, Any]:
+    known = shape.class_name in (getattr(model, "class_names", None) or [])
+    correct = (choice.class_name == shape.class_name) if choice.source == "inferred" and known else None
+    return {"class_source": choice.source, "class_pred": choice.class_name if choice.source != "text" else choice.text,
+            "class_correct": correct, "seconds_class": choice.seconds}
+
+
 def evaluate_split(
-    model: Any,
+    model: TrainedModel,
     shapes: Sequence[EvalShape],
     config: TTOConfig,
     settings: EvalSettings | None = None,
     out_dir: Path | None = None,
     progress: Callable[[int, int, dict[str, Any]], None] | None = None,
     cancel: Any = None,
+    classes: dict[tuple[str, str], ClassChoice] | None = None,
+    on_step: Callable[[EvalShape, Any], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Reconstruct and measure every shape; one row (dict) per shape.
 
-    A shape that fails (unreadable file, ...) gives a row with ``error`` and NaN metrics, and the
-    rest go on.
+    A shape that fails (a damaged or unreadable file, a class the model does not know, ...)
+    gives a row with ``error`` and NaN metrics, and the rest go on; the error is logged once
+    (by ``progress`` when given, else by this module's logger).
+    ``classes``: (class, id) → :class:`ClassChoice` already made for a shape (an ablation's
+    earlier loss set); choices made here are added to it.
+    ``on_step(shape, progress)``: about ten reports of each fit's :class:`core.tto.fit.TTOProgress`,
+    so a progress display moves during a long fit, not only between shapes.
+    Timing: ``seconds`` is the whole cost of the shape (reading, class choice, fit, meshing,
+    metrics); ``seconds_class``, ``seconds_fit``, ``seconds_mesh``, ``seconds_metrics`` its parts.
     """
     from core.meshing import export_mesh, extract_mesh
     from core.metrics import evaluate_reconstruction
-    from core.tto.fit import TTOResult, decode_fns, fit
+    from core.tto.fit import TTOResult, fit
     from core.tto.observations import from_npz
 
     settings = settings or EvalSettings()
+    classes = {} if classes is None else classes
     rows: list[dict[str, Any]] = []
     for i, shape in enumerate(shapes):
         row: dict[str, Any] = {"id": shape.id, "class": shape.class_name, "losses": config.losses}
         try:
             t0 = time.perf_counter()
             gt = load_ground_truth(shape.file)
+            seconds_class = 0.0  # class inference done for an earlier loss set, not timed in t0 here
             if settings.use_trained_codes:
                 code, colour = _trained_codes(model, shape)
                 result = TTOResult(code, colour, shape.class_name, config=config)
+                row.update(class_source="trained", class_pred=shape.class_name, class_correct=None)
+                t_fit0 = time.perf_counter()
             else:
                 obs = from_npz(shape.file)
-                text = shape.class_name if settings.class_as_text and model.condition() is not None else None
-                class_name = None if (settings.infer_class or settings.class_as_text) else shape.class_name
-                result = fit(model, obs, config, class_name=class_name, text=text,
-                             seed=settings.seed, cancel=cancel, every=max(1, config.iterations))
+                key = (shape.class_name, shape.id)
+                step = None if on_step is None else (lambda progress, _s=shape: on_step(_s, progress))
+                choice = classes.get(key)
+                if choice is None:
+                    choice = choose_class(model, shape, obs, config, settings, cancel, step)
+                    classes[key] = choice
+                else:
+                    seconds_class = choice.seconds
+                row.update(_class_fields(shape, choice, model))
+                t_fit0 = time.perf_counter()
+                result = fit(model, obs, config, callback=step, class_name=choice.class_name, text=choice.text,
+                             seed=settings.seed, cancel=cancel, every=max(1, config.iterations // 10))
                 if result.cancelled:
                     break
-            t_fit = time.perf_counter() - t0
-            sdf_fn, colour_fn = decode_fns(model, result)
-            mesh = extract_mesh(sdf_fn, settings.resolution, colour_fn, method=settings.mesh_method, device=settings.device)
-            t_mesh = time.perf_counter() - t0 - t_fit
+            t_mesh0 = time.perf_counter()
+            used = model.with_decoder(result.decoder_override)
+            condition = used.condition(class_name=result.class_name, text=result.text)
+            mesh = extract_mesh(used.sdf_fn(result.shape_code, condition), settings.resolution,
+                                used.colour_fn(result.shape_code, result.colour_code, condition),
+                                method=settings.mesh_method, device=used.device)  # where the model is
+            t_metrics0 = time.perf_counter()
             mask, mask_from = shape_thin_mask(shape, gt)
-            metrics = evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=settings.n_eval_points, rng=settings.seed)
+            metrics = evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=settings.n_eval_points,
+                                              rng=settings.seed)
             if settings.save_meshes and out_dir is not None and not mesh.is_empty:
                 export_mesh(mesh, Path(out_dir) / "meshes" / shape.class_name / f"{shape.id}.ply")
+            t_end = time.perf_counter()
             row.update(
-                class_pred=result.class_name,
-                class_correct=(result.class_name == shape.class_name) if result.class_name is not None else None,
-                seconds=t_fit,
-                seconds_mesh=t_mesh,
+                seconds=(t_end - t0) + seconds_class,
+                seconds_fit=t_mesh0 - t_fit0,
+                seconds_mesh=t_metrics0 - t_mesh0,
+                seconds_metrics=t_end - t_metrics0,
                 chamfer_x1e3=1e3 * metrics["chamfer"],
                 thin_mask_from=mask_from,
                 empty=bool(mesh.is_empty),
                 final_sdf_loss=result.final_losses.get("sdf"),
                 **{k: v for k, v in metrics.items() if k != "chamfer"},
             )
-        except (ExplorerError, OSError, ValueError) as exc:
-            log.warning("%s/%s: %s", shape.class_name, shape.id, exc)
-            row.update(error=str(exc), chamfer_x1e3=math.nan)
+        except SHAPE_ERRORS as exc:
+            if progress is None:
+                log.warning("%s/%s: %s", shape.class_name, shape.id, exc)
+            row.update(error=str(exc) or type(exc).__name__, chamfer_x1e3=math.nan)
         rows.append(row)
         if progress is not None:
             progress(i + 1, len(shapes), row)
@@ -297,6 +440,10 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
         accuracy = [r["class_correct"] for r in group if r.get("class_correct") is not None]
         if accuracy:
             entry["class accuracy %"] = 100.0 * float(np.mean(accuracy))
+        elif any(r.get("class_source") == "inferred" for r in group):
+            entry["class accuracy %"] = math.nan  # inferred, but the true class is unknown to the model
+        elif any(r.get("class_source") == "given" for r in group):
+            entry["class accuracy %"] = "given"  # nothing was inferred: no accuracy to report
         out[name] = entry
     return out
 
@@ -372,24 +519,75 @@ def _json_safe(value: Any) -> Any:
 
 
 def run_ablation(
-    model: Any,
+    model: TrainedModel,
     shapes: Sequence[EvalShape],
     loss_sets: Iterable[str],
     base_config: TTOConfig,
     settings: EvalSettings,
     out_dir: Path,
     progress: Callable[[str, int, int, dict[str, Any]], None] | None = None,
+    meta: dict[str, Any] | None = None,
+    cancel: Any = None,
+    on_step: Callable[[EvalShape, Any], None] | None = None,
 ) -> tuple[dict[str, dict[str, dict[str, float]]], str]:
-    """Evaluate each loss set on the same shapes (same seed); ``<out>/<losses>/`` each, plus
-    ``ablation.md`` / ``ablation.json``. Returns the summaries and the comparison table."""
+    """Evaluate each loss set on the same shapes (same seed, same class per shape: it is chosen
+    once, by the first loss set, and shared); ``<out>/<losses>/`` each with ``meta`` in its
+    results.json, plus ``ablation.md`` / ``ablation.json``. Returns the summaries and the table."""
     out_dir = Path(out_dir)
     summaries: dict[str, dict[str, dict[str, float]]] = {}
+    classes: dict[tuple[str, str], ClassChoice] = {}
     for losses in loss_sets:
         config = base_config.with_losses(losses)
         cb = None if progress is None else (lambda i, n, row, _l=losses: progress(_l, i, n, row))
-        rows = evaluate_split(model, shapes, config, settings, out_dir / losses.replace(",", "+"), cb)
-        summaries[losses] = write_results(out_dir / losses.replace(",", "+"), rows, config, settings)
+        rows = evaluate_split(model, shapes, config, settings, out_dir / losses.replace(",", "+"), cb,
+                              cancel=cancel, classes=classes, on_step=on_step)
+        summaries[losses] = write_results(out_dir / losses.replace(",", "+"), rows, config, settings,
+                                          {**(meta or {}), "losses": losses})
     table = comparison_markdown(summaries)
     atomic_write_bytes(out_dir / "ablation.md", ("# Loss ablation\n\n" + table).encode("utf-8"))
     atomic_write_json(out_dir / "ablation.json", _json_safe(summaries))
     return summaries, table
+
+
+def measure_fit(
+    model: TrainedModel,
+    observation: Observation,
+    shape_code: torch.Tensor,
+    colour_code: torch.Tensor | None = None,
+    condition: torch.Tensor | None = None,
+    *,
+    resolution: int = 128,
+    mesh: MeshArrays | None = None,
+    mc_backend: str = "auto",
+    n_points: int = 10_000,
+) -> dict[str, float]:
+    """Metrics of a fit's mesh against the observation's own surface points (the live TTO's read-out).
+
+    ``model`` decodes as fitted (``model.with_decoder(result.decoder_override)`` after a
+    fine-tune); ``shape_code`` (Ds,), ``colour_code`` (Dc,) or None, ``condition`` (Dcond,) or
+    None. ``mesh``: that fit's mesh at ``resolution`` when it is already there, else it is
+    extracted on ``model.device`` with ``mc_backend``. Thin parts come from the points alone
+    (:func:`approximate_thin_mask`); a cloud without normals gets estimated ones.
+
+    Returns
+    -------
+    :func:`core.metrics.evaluate_reconstruction`'s dict, or ``{}`` when the observation has fewer
+    than 10 surface points (a sample file or scan without a surface: nothing to compare with).
+    """
+    from core.meshing import extract_mesh
+    from core.metrics import evaluate_reconstruction
+    from core.tto.observations import estimate_normals
+
+    if not observation.has_surface or len(observation.surface_points) < 10:
+        return {}
+    points = np.asarray(observation.surface_points, np.float64)
+    normals = observation.surface_normals
+    normals = estimate_normals(points) if normals is None else np.asarray(normals, np.float64)
+    if mesh is None:
+        mesh = extract_mesh(model.sdf_fn(shape_code, condition), resolution,
+                            model.colour_fn(shape_code, colour_code, condition), device=model.device,
+                            mc_backend=mc_backend)
+    gt = {"surface_points": points, "surface_normals": normals}
+    if observation.surface_colours is not None:
+        gt["surface_rgb"] = observation.surface_colours
+    return evaluate_reconstruction(gt, mesh, thin_mask=approximate_thin_mask(points, normals), n_points=n_points)

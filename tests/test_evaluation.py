@@ -99,3 +99,54 @@ def test_summary_tables(tmp_path):
     assert (tmp_path / "results.csv").read_text().splitlines()[0].startswith("id,class,losses")
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["rows"][2]["chamfer_x1e3"] is None
+
+
+def test_measure_fit_scores_the_right_code_above_a_wrong_one(toy_trained):
+    """The live fit's read-out (core.evaluation.measure_fit) on the trained codes of a ball and a slab."""
+    from dataclasses import replace
+
+    from core.evaluation import measure_fit
+    from core.meshing import extract_mesh
+    from core.tto.observations import from_npz
+
+    model = toy_trained["model"]
+    ball, slab = (model.shape_classes.index(c) for c in ("ball", "slab"))
+    obs = from_npz(toy_trained["data"] / "SdfSamples" / "toy" / "ball" / f"{model.shape_ids[ball]}.npz")
+
+    def codes(k):
+        return model.shape_codes[k], model.colour_codes[k], model.condition(model.shape_classes[k])
+
+    right = measure_fit(model, obs, *codes(ball), resolution=48)
+    wrong = measure_fit(model, obs, *codes(slab), resolution=48)
+    assert right["fscore_2pct"] > wrong["fscore_2pct"] and right["chamfer"] < wrong["chamfer"]
+    assert {"colour_psnr", "thin_fscore_1pct", "normal_consistency"} <= set(right)
+    # a mesh already there is measured as it is: the same numbers as extracting it here
+    code, colour, cond = codes(ball)
+    mesh = extract_mesh(model.sdf_fn(code, cond), 48, model.colour_fn(code, colour, cond), device=model.device)
+    again = measure_fit(model, obs, *codes(ball), resolution=48, mesh=mesh)
+    assert again.keys() == right.keys()
+    np.testing.assert_array_equal([again[k] for k in right], [right[k] for k in right])  # NaN == NaN here
+    # a cloud without normals gets estimated ones; nothing to compare with gives no metrics
+    unoriented = measure_fit(model, replace(obs, surface_normals=None), *codes(ball), mesh=mesh)
+    assert np.isfinite(unoriented["normal_consistency"]) and unoriented["chamfer"] == right["chamfer"]
+    assert measure_fit(model, replace(obs, surface_points=None, surface_normals=None), *codes(ball)) == {}
+
+
+def test_class_accuracy_is_given_inferred_or_unknown_never_a_false_100():
+    """Issue 15 A.13: a given class is not an accuracy of 100; an unknown true class is not 0."""
+    given = [{"id": "1", "class": "a", "chamfer_x1e3": 1.0, "class_source": "given", "class_pred": "a",
+              "class_correct": None}]
+    inferred = [{"id": "2", "class": "b", "chamfer_x1e3": 1.0, "class_source": "inferred", "class_pred": "b",
+                 "class_correct": True},
+                {"id": "3", "class": "b", "chamfer_x1e3": 1.0, "class_source": "inferred", "class_pred": "a",
+                 "class_correct": False},
+                {"id": "4", "class": "new", "chamfer_x1e3": 1.0, "class_source": "inferred", "class_pred": "a",
+                 "class_correct": None}]
+    summary = summarise(given + inferred)
+    assert summary["a"]["class accuracy %"] == "given"
+    assert summary["b"]["class accuracy %"] == pytest.approx(50.0)
+    assert math.isnan(summary["new"]["class accuracy %"])
+    assert summary["all"]["class accuracy %"] == pytest.approx(50.0)
+    table = class_table_markdown(summary)
+    assert "| a | 1 |" in table and table.splitlines()[2].endswith("| given |")
+    assert table.splitlines()[4].endswith("| – |")

@@ -113,3 +113,122 @@ def test_wayland_desktops_run_the_view_through_xwayland(monkeypatch):
     monkeypatch.setenv("QT_QPA_PLATFORM", "wayland")  # a session that asks Qt for Wayland
     assert ensure_display()
     assert os.environ["QT_QPA_PLATFORM"] == "xcb"
+
+
+# --------------------------------------------------------------------------- issue 15: paths, formats, meshes
+
+
+def test_screenshot_paths_are_refused_before_any_work(qapp, toy_trained, tmp_path, capsys):
+    ckpt = str(toy_trained["ckpt"])
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    assert view_command.run(_args(ckpt, "--screenshot", str(folder))) == 2
+    assert f"--screenshot {folder}: is a folder" in capsys.readouterr().err
+    assert not (tmp_path / "shots.part").exists() and list(folder.iterdir()) == []
+    assert view_command.run(_args(ckpt, "--screenshot", str(tmp_path / "x.gif"))) == 2
+    assert "unknown image type '.gif'" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert view_command.run(_args(ckpt, "--screenshot", str(blocker / "x.png"))) == 2
+    assert f"{blocker} is a file, not a folder" in capsys.readouterr().err
+    assert view_command.run(_args(ckpt, "--screenshots", str(blocker))) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert view_command.run(_args(ckpt, "--screenshot", str(locked / "x.png"))) == 2
+        assert "is not writable" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "v.ini") == sorted(
+        ["shots", "file"] + (["locked"] if os.geteuid() != 0 else []))
+
+
+def test_jpg_screenshot_is_jpeg(qapp, toy_trained, tmp_path):
+    out = tmp_path / "one.jpg"
+    assert view_command.run(_args(str(toy_trained["ckpt"]), "--screenshot", str(out), "--code", "ball0",
+                                  "--resolution", "32", "--size", "200x160")) == 0
+    assert out.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG, not PNG bytes under a .jpg name
+    assert Image.open(out).format == "JPEG" and _pixels(out).std() > 5
+
+
+def _coloured_meshes(tmp_path):
+    import trimesh
+
+    ball = trimesh.creation.icosphere(subdivisions=3, radius=0.6)
+    ball.visual.vertex_colors = np.tile([220, 40, 40, 255], (len(ball.vertices), 1)).astype(np.uint8)
+    ball.export(tmp_path / "fit.ply")
+    box = trimesh.creation.box(extents=(2.0, 0.3, 1.0))
+    box.visual.vertex_colors = np.tile([40, 60, 220, 255], (len(box.vertices), 1)).astype(np.uint8)
+    box.export(tmp_path / "truth.obj")
+    return tmp_path / "fit.ply", tmp_path / "truth.obj"
+
+
+def test_view_meshes_side_by_side_headless(qapp, tmp_path, capsys):
+    fit, truth = _coloured_meshes(tmp_path)
+    out = tmp_path / "compare.png"
+    assert view_command.run(_args(str(fit), str(truth), "--screenshot", str(out), "--size", "240x200")) == 0
+    assert str(out) in capsys.readouterr().out
+    image = _pixels(out)
+    assert image.shape == (200, 480, 3)
+    left, right = image[:, :240], image[:, 240:]
+    # each panel shows its own mesh in its own colours: red ball on the left, blue box on the right
+    assert ((left[..., 0] > 120) & (left[..., 2] < 100)).mean() > 0.05
+    assert ((right[..., 2] > 120) & (right[..., 0] < 100)).mean() > 0.02
+    assert ((left[..., 2] > 120) & (left[..., 0] < 100)).mean() == 0.0
+
+
+def test_view_meshes_errors_are_clear(qapp, tmp_path, capsys):
+    fit, _ = _coloured_meshes(tmp_path)
+    broken = tmp_path / "broken.ply"
+    broken.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nend_header\n1 2\n")
+    out = tmp_path / "x.png"
+    assert view_command.run(_args(str(fit), str(broken), "--screenshot", str(out))) == 2
+    assert "broken.ply" in capsys.readouterr().err and not out.exists()
+    assert view_command.run(_args(str(fit))) == 2
+    assert "give --screenshot" in capsys.readouterr().err
+    assert view_command.run(_args(str(fit), "--screenshot", str(out), "--class", "ball")) == 2
+    assert "--class picks a checkpoint's codes" in capsys.readouterr().err
+    assert view_command.run(_args(str(fit), str(tmp_path / "demo.pt"), "--screenshot", str(out))) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_preview_resolution_default_is_the_display_options_one():
+    from viewer.state import DisplayOptions
+
+    args = _args()
+    assert args.preview_resolution == DisplayOptions().preview_resolution == 32
+    assert args.resolution == DisplayOptions().full_resolution
+
+
+def test_window_codes_keep_a_finetuned_decoder(qapp, qtbot, toy_trained, tmp_path):
+    """File ▸ Load codes of a fine-tuned fit shows it with its decoder, and Export writes the decoder too."""
+    import torch
+    from PySide6.QtCore import QSettings
+
+    from core.codes_file import SavedCodes, read_codes, write_codes
+    from viewer.main_window import MainWindow
+
+    model = toy_trained["model"]
+    tuned = {k: v * 1.05 for k, v in model.decoder.state_dict().items()}
+    write_codes(tmp_path / "fit.json", SavedCodes(model.shape_codes[2].clone(), model.colour_codes[2].clone(),
+                                                  "slab", decoder_state=tuned))
+    window = MainWindow(settings=QSettings(str(tmp_path / "w.ini"), QSettings.IniFormat))
+    errors = []
+    window.show_error = lambda title, message: errors.append(message)
+    window.show()
+    try:
+        with qtbot.waitSignal(window.model_loaded, timeout=120_000):
+            window.load_checkpoint(toy_trained["ckpt"])
+        assert window.load_codes_from(tmp_path / "fit.json"), errors
+        selection = window.state.selection
+        assert selection.decoder_override is not None and selection.class_name == "slab"
+        assert all(torch.equal(selection.decoder_override[k], tuned[k]) for k in tuned)
+        assert window.export_codes_to(tmp_path / "again.json") == tmp_path / "again.json"
+        back = read_codes(tmp_path / "again.json", model)
+        assert back.decoder_state is not None and torch.equal(back.shape_code, model.shape_codes[2])
+        (tmp_path / "v9.json").write_text((tmp_path / "again.json").read_text().replace('"version": 2', '"version": 9'))
+        assert not window.load_codes_from(tmp_path / "v9.json") and "version 9" in errors[-1]
+    finally:
+        window.shutdown()
+        window.close()
+        window.deleteLater()
+        qapp.processEvents()

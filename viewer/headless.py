@@ -1,8 +1,10 @@
-"""Scripted rendering for the command line and CI: load, pick codes, wait for the mesh, write PNGs.
+"""Scripted rendering for the command line and CI: load, pick codes, wait for the mesh, write images.
 
 The same window, workers and scene as the interactive viewer are used (so this also checks
 them); for a shot of the 3D view alone the docks and bars are hidden, so the view is exactly
-the requested size.
+the requested size. :func:`render_meshes` draws mesh files (a reconstruction beside its ground
+truth) side by side without a window or a model. Images are written in the format their
+suffix names (:mod:`viewer.image_files`).
 """
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
+from viewer.image_files import save_image
 from viewer.main_window import MainWindow
 
-__all__ = ["ShotRequest", "HeadlessError", "render_screenshots"]
+__all__ = ["ShotRequest", "HeadlessError", "render_screenshots", "render_meshes"]
 
 LOAD_TIMEOUT_MS = 300_000
 MESH_TIMEOUT_S = 600.0
@@ -107,8 +111,9 @@ def _interp(window: MainWindow, a: str, b: str, t: float) -> None:
     window.state.select(panel.selection_at(float(t)))
 
 
-def _shoot(window: MainWindow, camera: str, path: Path) -> Path:
-    _settle(window)
+def _shoot(window: MainWindow, camera: str, path: Path, settle: bool = True) -> Path:
+    if settle:
+        _settle(window)
     window.scene.set_camera(camera)
     return window.scene.screenshot(path)
 
@@ -135,9 +140,7 @@ def render_screenshots(window: MainWindow, ckpt: Path, request: ShotRequest) -> 
             b = model.shape_ids[model.codes_of_class(model.class_names[1])[0]]
             for t in (0.0, 0.5, 1.0):
                 _interp(window, a, b, t)
-                _settle(window)
-                window.scene.set_camera(request.camera)
-                written.append(window.scene.screenshot(out / f"interpolation_{a}_{b}_{t:.2f}.png"))
+                written.append(_shoot(window, request.camera, out / f"interpolation_{a}_{b}_{t:.2f}.png"))
         _pick(window, None, None)
         _settle(window)
         loop = QEventLoop()
@@ -145,8 +148,7 @@ def render_screenshots(window: MainWindow, ckpt: Path, request: ShotRequest) -> 
         QTimer.singleShot(120_000, loop.quit)
         window.state.set_display(slice_enabled=True, slice_axis=2, slice_position=0.0)
         loop.exec()
-        window.scene.set_camera(request.camera)
-        written.append(window.scene.screenshot(out / "slice_z0.png"))
+        written.append(_shoot(window, request.camera, out / "slice_z0.png", settle=False))
         window.state.set_display(slice_enabled=False)
         window.scene.set_camera(request.camera)
         _view_only(window, _screen_fit(UI_SIZE), False)
@@ -154,7 +156,8 @@ def render_screenshots(window: MainWindow, ckpt: Path, request: ShotRequest) -> 
         window.scene.set_camera(request.camera)
         _settle(window)
         ui = out / "window.png"
-        window.window_image().save(str(ui))
+        if not window.window_image().save(str(ui), "PNG"):
+            raise HeadlessError(f"{ui}: the window image could not be written")
         written.append(ui)
     return written
 
@@ -166,3 +169,59 @@ def _screen_fit(size: tuple[int, int]) -> tuple[int, int]:
         return size
     geo = screen.availableGeometry()
     return min(size[0], geo.width()), min(size[1], geo.height())
+
+
+def _mesh_polydata(path: Path):
+    """A pyvista PolyData of a mesh file with its colours per vertex (``rgb``), original frame."""
+    import pyvista as pv
+
+    from core.mesh_io import load_mesh
+    from viewer.scene import polydata_faces
+
+    mesh = load_mesh(path)
+    faces = np.asarray(mesh.faces, np.int64)
+    corners = np.tile(np.eye(3), (len(faces), 1))
+    colours = mesh.colours_at(np.repeat(np.arange(len(faces)), 3), corners)  # (3F, 3), one per face corner
+    rgb = np.zeros((len(mesh.vertices), 3), np.float32)
+    rgb[faces.reshape(-1)] = colours
+    poly = pv.PolyData(np.asarray(mesh.vertices, np.float32), polydata_faces(faces))
+    poly.point_data["rgb"] = (np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
+    return poly
+
+
+def render_meshes(paths: list[Path], out: Path, size: tuple[int, int] = (1000, 800), camera: str = "iso",
+                  dark: bool = False) -> Path:
+    """Draw mesh files side by side, one panel of ``size`` each, into the image ``out``.
+
+    Each panel shows its file's name and is framed on its own mesh from the ``camera`` preset,
+    so a reconstruction in the unit-sphere frame and its ground truth in the original frame are
+    both seen whole. Every file is loaded before anything is drawn: a bad one raises
+    :class:`core.errors.MeshLoadError` naming it, and nothing is written.
+    """
+    import pyvista as pv
+
+    from viewer.scene import CAMERA_PRESETS, DARK_BG, LIGHT_BG
+
+    polys = [_mesh_polydata(Path(p)) for p in paths]
+    direction, up = (np.asarray(v, np.float64) for v in CAMERA_PRESETS[camera])
+    direction /= np.linalg.norm(direction)
+    width, height = size
+    plotter = pv.Plotter(off_screen=True, shape=(1, len(polys)), window_size=(width * len(polys), height),
+                         border=False)
+    try:
+        for i, (path, poly) in enumerate(zip(paths, polys, strict=True)):
+            plotter.subplot(0, i)
+            plotter.set_background(DARK_BG if dark else LIGHT_BG)
+            plotter.add_mesh(poly, scalars="rgb", rgb=True, smooth_shading=True, show_scalar_bar=False)
+            plotter.add_text(Path(path).name, font_size=10, color="white" if dark else "black")
+            centre = np.asarray(poly.center, np.float64)
+            radius = max(float(np.linalg.norm(np.asarray(poly.points) - centre, axis=1).max()), 1e-6)
+            view_angle = np.radians(plotter.camera.view_angle)
+            fit_angle = min(view_angle, 2 * np.arctan(np.tan(view_angle / 2) * width / height))
+            distance = 1.08 * radius / np.sin(fit_angle / 2)
+            plotter.camera_position = [tuple(centre + distance * direction), tuple(centre), tuple(up)]
+        plotter.enable_anti_aliasing("ssaa")
+        image = plotter.screenshot(None, return_img=True)
+    finally:
+        plotter.close()
+    return save_image(out, image)

@@ -2,9 +2,12 @@
 
     python main.py view                               the demo model (else the last one used)
     python main.py view run/checkpoints/latest.pt
+    python main.py view ~/DeepSDF/examples/chairs      an experiment directory of the original DeepSDF code
     python main.py view CKPT --screenshot out.png --class chair --resolution 128 --size 1000x800
     python main.py view CKPT --screenshot out.png --interp chair_003 lamp_010 0.5
     python main.py view CKPT --screenshots shots/      one per class, an interpolation, a slice, the UI
+    python main.py view out/chair/mesh.ply resources/scans/chair_thin.glb --screenshot cmp.png
+                                                      meshes side by side (a reconstruction and its ground truth)
 
 Without a display a private Xvfb is started (when installed), so the headless forms work on
 servers; ``make run`` uses them.
@@ -17,7 +20,42 @@ from pathlib import Path
 
 from viewer.scene import CAMERA_PRESETS
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "run", "MESH_FILE_SUFFIXES"]
+
+MESH_FILE_SUFFIXES = (".ply", ".obj", ".glb", ".gltf", ".stl", ".off")
+"""Inputs drawn as meshes (anything else is taken for a checkpoint)."""
+
+
+def _split_inputs(inputs: list[Path]) -> tuple[Path | None, list[Path]]:
+    """(checkpoint or None, mesh files); ValueError for a mix or several checkpoints."""
+    meshes = [p for p in inputs if p.suffix.lower() in MESH_FILE_SUFFIXES]
+    others = [p for p in inputs if p.suffix.lower() not in MESH_FILE_SUFFIXES]
+    if meshes and others:
+        raise ValueError(f"give either one checkpoint or mesh files, not both ({others[0]} and {meshes[0]})")
+    if len(others) > 1:
+        raise ValueError(f"one checkpoint at a time; got {len(others)}: {', '.join(map(str, others))}")
+    return (others[0] if others else None), meshes
+
+
+def _check_outputs(args: argparse.Namespace, meshes: list[Path]) -> None:
+    """Refuse bad requests and unwritable outputs before a display, a window or a model starts."""
+    from viewer.image_files import check_image_path, check_output_folder
+
+    if meshes:
+        if args.screenshot is None or args.screenshots is not None:
+            raise ValueError("mesh files are rendered headless: give --screenshot OUT.png (not --screenshots); "
+                             "to explore a model in the window, open its checkpoint instead")
+        used = [flag for flag, value in (("--class", args.class_name), ("--code", args.code),
+                                         ("--interp", args.interp)) if value is not None]
+        if used:
+            raise ValueError(f"{', '.join(used)} picks a checkpoint's codes; mesh files have none")
+        missing = [p for p in meshes if not p.is_file()]
+        if missing:
+            raise ValueError(f"{missing[0]}: no such mesh file. Check the path.")
+    if args.screenshot is not None:
+        check_image_path(args.screenshot, "--screenshot")
+    if args.screenshots is not None:
+        check_output_folder(args.screenshots, "--screenshots")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -41,21 +79,30 @@ def _resolution(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ckpt", nargs="?", type=Path, default=None,
-                        help="checkpoint to open (default: resources/demo/demo.pt, else the last one used)")
+    from core.config_io import arg_default
+    from viewer.state import DisplayOptions
+
+    parser.add_argument("inputs", nargs="*", type=Path, default=[], metavar="CKPT | MESH",
+                        help="checkpoint or DeepSDF experiment directory to open (default: resources/demo/demo.pt, "
+                             "else the last one used), or "
+                             f"mesh files ({', '.join(MESH_FILE_SUFFIXES)}) to render side by side with --screenshot")
     parser.add_argument("--screenshot", type=Path, default=None, metavar="OUT.png",
-                        help="render one image of the 3D view to this PNG and exit (no window needed)")
+                        help="render one image of the 3D view to this file (PNG, JPEG, ... by its suffix) and exit "
+                             "(no window needed)")
     parser.add_argument("--screenshots", type=Path, default=None, metavar="DIR",
                         help="render a set into DIR and exit: one per class, an interpolation, an SDF slice, the UI")
     parser.add_argument("--class", dest="class_name", default=None, help="class whose first code is shown")
     parser.add_argument("--code", default=None, metavar="SHAPE_ID", help="shape id of the training code to show")
     parser.add_argument("--interp", nargs=3, metavar=("A", "B", "T"), default=None,
                         help="show the blend of shape ids A and B at T in [0, 1]")
-    parser.add_argument("--resolution", type=_resolution, default=128, help="grid resolution of the mesh (default 128)")
-    parser.add_argument("--preview-resolution", type=_resolution, default=48,
-                        help="grid resolution while dragging in the window (default 48)")
+    parser.add_argument("--resolution", type=_resolution,
+                        **arg_default(DisplayOptions, "full_resolution", "grid resolution of the mesh"))
+    parser.add_argument("--preview-resolution", type=_resolution,
+                        **arg_default(DisplayOptions, "preview_resolution", "grid resolution while dragging"))
     parser.add_argument("--size", type=_size, default=(1000, 800), help="image size WxH for --screenshot(s)")
     parser.add_argument("--camera", choices=list(CAMERA_PRESETS), default="iso", help="camera preset for screenshots")
+    parser.add_argument("--device", default="auto",
+                        help="where the model runs: auto (CUDA when present, else CPU), cpu or cuda[:N]")
 
 
 def _interp(values: list[str] | None) -> tuple[str, str, float] | None:
@@ -72,20 +119,27 @@ def _interp(values: list[str] | None) -> tuple[str, str, float] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.devices import resolve_device
+    from core.errors import ExplorerError
     from viewer.app import application, default_settings, ensure_display, resolve_checkpoint
 
     headless = args.screenshot is not None or args.screenshots is not None
     try:
+        ckpt_arg, meshes = _split_inputs(list(args.inputs))
+        _check_outputs(args, meshes)
         interp = _interp(args.interp)
-    except ValueError as exc:
+        device = resolve_device(args.device, what="--device")  # before a display or a window starts
+    except (ValueError, ExplorerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not ensure_display():
         print("error: no display and no Xvfb to start one. Install xvfb (scripts/setup.sh does), or run "
               "`bash scripts/with_display.sh python main.py view ...`.", file=sys.stderr)
         return 2
+    if meshes:
+        return _render_meshes(args, meshes)
     settings = default_settings()
-    ckpt = resolve_checkpoint(args.ckpt, None if headless else settings)
+    ckpt = resolve_checkpoint(ckpt_arg, None if headless else settings)
     if headless and ckpt is None:
         print("error: no checkpoint given and no demo model at resources/demo/demo.pt; "
               "pass one: python main.py view CKPT --screenshot out.png", file=sys.stderr)
@@ -99,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from viewer.main_window import MainWindow
 
     window = MainWindow(settings=settings)
+    window.model_device = str(device)
     window.state.set_display(full_resolution=args.resolution, preview_resolution=args.preview_resolution)
     if not headless:
         window.show()
@@ -115,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     window.show()
     try:
         written = render_screenshots(window, ckpt, request)
-    except HeadlessError as exc:
+    except (HeadlessError, ExplorerError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -125,3 +180,16 @@ def run(args: argparse.Namespace) -> int:
     for path in written:
         print(path)
     return 0 if written else 1
+
+
+def _render_meshes(args: argparse.Namespace, meshes: list[Path]) -> int:
+    from core.errors import ExplorerError
+    from viewer.headless import render_meshes
+
+    try:
+        out = render_meshes(meshes, args.screenshot, size=args.size, camera=args.camera)
+    except (ExplorerError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0

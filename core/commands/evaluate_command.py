@@ -3,6 +3,8 @@
 Writes ``results.csv`` (one row per shape), ``summary.md`` (per-class table) and
 ``results.json`` into ``--out``; with ``--ablation a,b,c`` one sub-folder per loss set and
 ``ablation.md`` / ``ablation.json`` with the comparison table, which is also printed.
+A shape that cannot be evaluated (a damaged sample file, a class the model does not know)
+gets an error row and the others go on; the command exits 1 when every shape failed.
 """
 from __future__ import annotations
 
@@ -10,14 +12,18 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
+from core.commands.cli_types import positive_float, positive_int, resolution
 from core.errors import ExplorerError
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.tto.config import LOSS_PRESETS
+    from core.config_io import arg_default
+    from core.evaluation import EvalSettings
+    from core.tto.config import LOSS_PRESETS, TTOConfig
 
     parser.add_argument("--ckpt", type=Path, required=True, help="trained checkpoint (.pt)")
     parser.add_argument("--data", type=Path, required=True, help="data set folder (manifest.json, SdfSamples/)")
@@ -25,23 +31,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--losses", default="baseline",
                         help=f"loss set: {', '.join(LOSS_PRESETS)} or a comma list (default: baseline)")
     parser.add_argument("--ablation", default=None,
-                        help="semicolon- or comma-separated loss sets to compare, e.g. baseline,surface,curriculum,coarse_to_fine,all")
-    parser.add_argument("--limit", type=int, default=None, help="at most N shapes per class")
+                        help="semicolon- or comma-separated loss sets to compare, "
+                             "e.g. baseline,surface,curriculum,coarse_to_fine,all")
+    parser.add_argument("--limit", type=positive_int, default=None, help="at most N shapes per class")
     parser.add_argument("--classes", nargs="*", default=None, help="only these classes")
-    parser.add_argument("--iterations", type=int, default=None, help="TTO steps per shape (default 800)")
-    parser.add_argument("--samples-per-step", type=int, default=None, help="SDF samples per step (default 8000)")
-    parser.add_argument("--resolution", type=int, default=128, help="marching-cubes grid resolution")
-    parser.add_argument("--eval-points", type=int, default=30_000, help="points sampled on each reconstruction")
-    parser.add_argument("--infer-class", action="store_true", help="infer each shape's class (reports class accuracy)")
+    parser.add_argument("--iterations", type=positive_int,
+                        **arg_default(TTOConfig, "iterations", "TTO steps per shape"))
+    parser.add_argument("--samples-per-step", type=positive_int,
+                        **arg_default(TTOConfig, "n_samples", "SDF samples per step"))
+    parser.add_argument("--lr", type=positive_float, **arg_default(TTOConfig, "lr", "code learning rate"))
+    parser.add_argument("--resolution", type=resolution,
+                        **arg_default(EvalSettings, "resolution", "marching-cubes grid resolution"))
+    parser.add_argument("--eval-points", type=positive_int,
+                        **arg_default(EvalSettings, "n_eval_points", "points sampled on each reconstruction"))
+    parser.add_argument("--infer-class", action="store_true",
+                        help="infer each shape's class (once per shape, shared by an ablation's loss sets); "
+                             "reports class accuracy")
     parser.add_argument("--class-as-text", action="store_true",
                         help="text models: condition on the class name as a free prompt (zero-shot for unseen classes)")
     parser.add_argument("--use-trained-codes", action="store_true",
                         help="training split: use the checkpoint's codes instead of fitting")
     parser.add_argument("--save-meshes", action="store_true", help="write every reconstruction under OUT/meshes/")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--device", default=None, help="auto / cpu / cuda[:N] (default: CUDA when present)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or per-shape lines")
 
 
 def _loss_sets(text: str) -> list[str]:
@@ -51,53 +65,108 @@ def _loss_sets(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def check_out_dir(out: Path, option: str = "--out") -> None:
+    """Create ``out`` as a folder now, so a file in the way or a read-only place fails before any work."""
+    if out.exists() and not out.is_dir():
+        raise ExplorerError(f"{option} {out}: is a file, not a folder. Give a folder path (it is created).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExplorerError(f"{option} {out}: cannot create the folder ({exc.strerror or exc}). "
+                            "Give a writable folder path.") from None
+
+
+def _shape_line(prefix: str, row: dict[str, Any]) -> str:
+    """``ball/ball2: inferred ball ✓, CD×10³ 1.234, F@1 56.7 %, 3.2 s`` (or the row's error)."""
+    name = f"{prefix}{row['class']}/{row['id']}"
+    if "error" in row:
+        return f"{name}: failed: {row['error']}"
+    parts = []
+    if row.get("class_source") == "inferred":
+        mark = {True: " ✓", False: " ✗"}.get(row.get("class_correct"), " (true class unknown to the model)")
+        parts.append(f"inferred {row.get('class_pred')}{mark}")
+    parts.append(f"CD×10³ {row.get('chamfer_x1e3', float('nan')):.3f}, F@1 {100 * row.get('fscore_1pct', 0):.1f} %, "
+                 f"{row.get('seconds', 0):.1f} s")
+    return f"{name}: " + ", ".join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
-    from core.evaluation import EvalSettings, class_table_markdown, evaluate_split, list_split, run_ablation, write_results
+    from tqdm import tqdm
+
+    from core.devices import resolve_device
+    from core.evaluation import (
+        EvalSettings,
+        class_table_markdown,
+        evaluate_split,
+        list_split,
+        run_ablation,
+        write_results,
+    )
     from core.model import load_trained_model
     from core.tto.config import TTOConfig, parse_losses
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        overrides = {}
-        if args.iterations is not None:
-            overrides["iterations"] = args.iterations
-        if args.samples_per_step is not None:
-            overrides["n_samples"] = args.samples_per_step
-        config = TTOConfig.from_losses(args.losses, **overrides)
+        config = TTOConfig.from_losses(args.losses, iterations=args.iterations, n_samples=args.samples_per_step,
+                                       lr=args.lr)
         loss_sets = _loss_sets(args.ablation) if args.ablation else []
         for losses in loss_sets:
             parse_losses(losses)
         if args.use_trained_codes and loss_sets:
-            raise ExplorerError("--use-trained-codes fits nothing, so --ablation has nothing to compare; drop one of them.")
-        model = load_trained_model(args.ckpt, device=args.device) if args.device else load_trained_model(args.ckpt)
+            raise ExplorerError("--use-trained-codes fits nothing, so --ablation has nothing to compare; "
+                                "drop one of them.")
+        device = resolve_device(args.device)
         shapes = list_split(args.data, args.split, limit=args.limit, classes=args.classes)
+        check_out_dir(args.out)
+        model = load_trained_model(args.ckpt, device=device)
     except (ExplorerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = EvalSettings(resolution=args.resolution, n_eval_points=args.eval_points, infer_class=args.infer_class, class_as_text=args.class_as_text,
-                            use_trained_codes=args.use_trained_codes, seed=args.seed, save_meshes=args.save_meshes,
-                            device=args.device)
+    settings = EvalSettings(resolution=args.resolution, n_eval_points=args.eval_points, infer_class=args.infer_class,
+                            class_as_text=args.class_as_text, use_trained_codes=args.use_trained_codes,
+                            seed=args.seed, save_meshes=args.save_meshes, device=str(device))
+
+    n_runs = max(1, len(loss_sets))
+    bar = tqdm(total=len(shapes) * n_runs, unit="shape", desc="evaluate", disable=args.quiet, dynamic_ncols=True)
 
     def report(*values) -> None:
-        if args.quiet:
-            return
-        *prefix, i, n, row = values
-        cd = row.get("chamfer_x1e3")
-        status = row.get("error") or f"CD×10³ {cd:.3f}, F@1 {100 * row.get('fscore_1pct', 0):.1f} %, {row.get('seconds', 0):.1f} s"
-        print(f"{' '.join(prefix)} [{i}/{n}] {row['class']}/{row['id']}: {status}", flush=True)
+        *prefix, _i, _n, row = values
+        bar.update(1)
+        bar.set_postfix_str(f"{prefix[0] + ' ' if prefix else ''}{row['class']}/{row['id']}", refresh=False)
+        if not args.quiet or "error" in row:
+            tqdm.write(_shape_line(f"[{prefix[0]}] " if prefix else "", row), file=sys.stderr)
 
-    meta = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split, "n_shapes": len(shapes)}
+    def step(shape, progress) -> None:
+        bar.set_postfix_str(f"{shape.class_name}/{shape.id} {progress.stage} step {progress.iteration}")
+
+    meta = {"checkpoint": str(args.ckpt), "data": str(args.data), "split": args.split, "n_shapes": len(shapes),
+            "device": str(device)}
     try:
         if loss_sets:
-            _, table = run_ablation(model, shapes, loss_sets, config, settings, args.out, report)
+            summaries, table = run_ablation(model, shapes, loss_sets, config, settings, args.out, report, meta=meta,
+                                            on_step=step)
+            failed = [s["all"]["n_failed"] for s in summaries.values()]
+            bar.close()
             print(table)
             print(f"→ {args.out / 'ablation.md'}")
         else:
-            rows = evaluate_split(model, shapes, config, settings, args.out, report)
+            rows = evaluate_split(model, shapes, config, settings, args.out, report, on_step=step)
             summary = write_results(args.out, rows, config, settings, meta)
+            failed = [summary["all"]["n_failed"]]
+            bar.close()
             print(class_table_markdown(summary))
             print(f"→ {args.out / 'summary.md'}")
     except ExplorerError as exc:
+        bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        bar.close()
+        print("interrupted: no results written for the unfinished loss set", file=sys.stderr)
+        return 130
+    if all(n == len(shapes) for n in failed):
+        print(f"error: every shape failed ({len(shapes)} of {len(shapes)}); the reasons are in the error column "
+              f"of {args.out / 'results.csv' if not loss_sets else args.out / '*' / 'results.csv'} and above.",
+              file=sys.stderr)
+        return 1
     return 0

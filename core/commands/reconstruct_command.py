@@ -1,8 +1,12 @@
 """``python main.py reconstruct``: fit a trained model's codes to one input, mesh the result.
 
-Writes ``codes.json`` (codes, class, config, observation summary), ``mesh.ply`` (coloured
-when the model has colour) and ``losses.json`` (the loss history) into ``--out``; with the
-``finetune`` loss set also ``decoder_finetuned.pt`` (the fine-tuned decoder's state dict).
+Writes ``codes.json`` (the one codes format of :mod:`core.codes_file`: codes, class, and under
+``info`` the fit's settings, losses, input and metrics), ``mesh.ply`` (coloured when the model
+has colour) and ``losses.json`` (the loss history) into ``--out``; with the ``finetune`` loss
+set also ``decoder_finetuned.pt`` (the fine-tuned decoder, named in codes.json and loaded with
+it by the viewer). When the input is a mesh (also a scan of one) or a sample file with surface
+points, the result is measured against it: Chamfer distance, F-score, normal consistency.
+Every option is checked before the model is loaded and the fit starts.
 """
 from __future__ import annotations
 
@@ -11,14 +15,21 @@ import logging
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
+from core.commands.cli_types import positive_float, positive_int, resolution
 from core.errors import ExplorerError
 
-__all__ = ["add_arguments", "run", "parse_direction"]
+__all__ = ["add_arguments", "run", "parse_direction", "DECODER_FILE"]
+
+DECODER_FILE = "decoder_finetuned.pt"
+METRIC_POINTS = 30_000
+"""Points sampled on the reconstruction and on a mesh input for the metrics (DeepSDF: 30,000)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.tto.config import LOSS_PRESETS
+    from core.config_io import arg_default
+    from core.tto.config import LOSS_PRESETS, TTOConfig
 
     parser.add_argument("--ckpt", type=Path, required=True, help="trained checkpoint (.pt)")
     parser.add_argument("--input", type=Path, required=True,
@@ -29,19 +40,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--text", default=None, help="free text prompt (text-conditioned models)")
     parser.add_argument("--losses", default="baseline",
                         help=f"loss set: {', '.join(LOSS_PRESETS)} or a comma list (default: baseline = DeepSDF)")
-    parser.add_argument("--iterations", type=int, default=None, help="optimisation steps (default 800, DeepSDF)")
-    parser.add_argument("--samples-per-step", type=int, default=None, help="SDF samples per step (default 8000)")
-    parser.add_argument("--lr", type=float, default=None, help="code learning rate (default 5e-3)")
-    parser.add_argument("--resolution", type=int, default=128, help="marching-cubes grid resolution")
+    parser.add_argument("--iterations", type=positive_int,
+                        **arg_default(TTOConfig, "iterations", "optimisation steps (DeepSDF: 800)"))
+    parser.add_argument("--samples-per-step", type=positive_int,
+                        **arg_default(TTOConfig, "n_samples", "SDF samples per step"))
+    parser.add_argument("--lr", type=positive_float, **arg_default(TTOConfig, "lr", "code learning rate"))
+    parser.add_argument("--resolution", type=resolution, default=128,
+                        help="marching-cubes grid resolution, 16 … 2048 (default: 128)")
     parser.add_argument("--mesh-method", choices=["coarse_to_fine", "dense"], default="coarse_to_fine")
     parser.add_argument("--scan-direction", default=None,
                         help="x,y,z: treat a mesh input as a single-view depth scan from this direction")
-    parser.add_argument("--input-samples", type=int, default=100_000, help="SDF samples drawn from a mesh input")
+    parser.add_argument("--input-samples", type=positive_int, default=100_000,
+                        help="SDF samples drawn from a mesh input")
     parser.add_argument("--original-frame", action="store_true",
                         help="write the mesh in the input's original frame (default: unit-sphere frame)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None, help="cpu / cuda (default: where the checkpoint loads)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--device", default=None, help="auto / cpu / cuda[:N] (default: CUDA when present)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -52,39 +67,62 @@ def parse_direction(text: str | None) -> tuple[float, float, float] | None:
         values = tuple(float(v) for v in text.replace(" ", "").split(","))
     except ValueError:
         values = ()
-    if len(values) != 3 or not any(values):
-        raise ExplorerError(f"--scan-direction must be three numbers x,y,z, not all zero; got {text!r}")
+    if len(values) != 3 or not any(values) or not all(v == v and abs(v) != float("inf") for v in values):
+        raise ExplorerError(f"--scan-direction must be three finite numbers x,y,z, not all zero; got {text!r}")
     return values  # type: ignore[return-value]
 
 
 def _config(args: argparse.Namespace):
     from core.tto.config import TTOConfig
 
-    overrides = {}
-    if args.iterations is not None:
-        overrides["iterations"] = args.iterations
-    if args.samples_per_step is not None:
-        overrides["n_samples"] = args.samples_per_step
-    if args.lr is not None:
-        overrides["lr"] = args.lr
-    return TTOConfig.from_losses(args.losses, **overrides)
+    return TTOConfig.from_losses(args.losses, iterations=args.iterations, n_samples=args.samples_per_step, lr=args.lr)
+
+
+def measure_against_input(args: argparse.Namespace, observation: Any, mesh: Any) -> dict[str, float] | None:
+    """Metrics of ``mesh`` (unit-sphere frame) against the input, or None when it has no surface to compare.
+
+    A mesh input (a scan of one included: the fit is judged on the whole shape, not the seen
+    side) is sampled afresh; a sample file brings its own ``surface_points`` / ``surface_normals``.
+    A bare point cloud has neither a closed surface nor reliable normals, so it is not measured.
+    """
+    from core.evaluation import approximate_thin_mask, mesh_ground_truth
+    from core.metrics import evaluate_reconstruction
+    from core.tto.observations import MESH_SUFFIXES
+
+    if observation.kind in ("mesh", "scan") and args.input.suffix.lower() in MESH_SUFFIXES:
+        gt = mesh_ground_truth(args.input, METRIC_POINTS, seed=args.seed)
+        mask = gt.pop("thin_mask")
+    elif observation.kind == "npz" and observation.has_surface and observation.has_normals:
+        gt = {"surface_points": observation.surface_points, "surface_normals": observation.surface_normals}
+        if observation.surface_colours is not None:
+            gt["surface_rgb"] = observation.surface_colours
+        mask = approximate_thin_mask(gt["surface_points"], gt["surface_normals"])
+    else:
+        return None
+    return evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=METRIC_POINTS, rng=args.seed)
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from core.io_utils import atomic_torch_save, atomic_write_json
+    from core.codes_file import SavedCodes, write_codes
+    from core.commands.evaluate_command import check_out_dir
+    from core.devices import resolve_device
+    from core.io_utils import atomic_write_json
     from core.meshing import export_mesh, extract_mesh
     from core.model import load_trained_model
-    from core.tto.fit import decode_fns, fit
+    from core.tto.fit import fit
     from core.tto.observations import load_observation
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         config = _config(args)
-        model = load_trained_model(args.ckpt, device=args.device) if args.device else load_trained_model(args.ckpt)
-        observation = load_observation(args.input, n_samples=args.input_samples,
-                                       scan_direction=parse_direction(args.scan_direction), seed=args.seed)
+        direction = parse_direction(args.scan_direction)
+        device = resolve_device(args.device)
+        check_out_dir(args.out)
+        model = load_trained_model(args.ckpt, device=device)
+        observation = load_observation(args.input, n_samples=args.input_samples, scan_direction=direction,
+                                       seed=args.seed)
     except (ExplorerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -99,37 +137,52 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = fit(model, observation, config, callback=report, every=max(1, config.iterations // 10),
                      cancel=cancel, class_name=args.class_name, text=args.text, seed=args.seed)
-    except ExplorerError as exc:
+        used = model.with_decoder(result.decoder_override)
+        condition = used.condition(class_name=result.class_name, text=result.text)
+        mesh = extract_mesh(used.sdf_fn(result.shape_code, condition), args.resolution,
+                            used.colour_fn(result.shape_code, result.colour_code, condition),
+                            method=args.mesh_method, device=device)
+        metrics = None if mesh.is_empty else measure_against_input(args, observation, mesh)
+    except (ExplorerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: nothing written", file=sys.stderr)
         return 130
 
-    sdf_fn, colour_fn = decode_fns(model, result)
-    mesh = extract_mesh(sdf_fn, args.resolution, colour_fn, method=args.mesh_method)
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     if args.original_frame and observation.normalization is not None and not mesh.is_empty:
         mesh.vertices = observation.normalization.invert(mesh.vertices).astype(np.float32)
+    info = {
+        "fit": {k: v for k, v in result.to_dict().items()
+                if k not in ("shape_code", "colour_code", "class_name", "text", "config")},
+        "input": str(args.input),
+        "observation": observation.summary(),
+        "frame": "original" if args.original_frame else "unit_sphere",
+        "mesh": {"n_vertices": int(len(mesh.vertices)), "n_faces": int(len(mesh.faces)),
+                 "resolution": args.resolution},
+        "metrics": metrics,
+    }
+    codes = SavedCodes(result.shape_code, result.colour_code, result.class_name, result.text,
+                       condition=None if condition is None else condition.detach().cpu(),
+                       label=f"fit of {args.input.name}", checkpoint=str(args.ckpt),
+                       decoder_state=result.decoder_override, config=config.to_dict(), info=info)
+    try:
+        write_codes(out / "codes.json", codes, decoder_name=DECODER_FILE)
+    except ExplorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if mesh.is_empty:
         print(f"warning: the fitted shape has no surface inside [-1, 1]^3 ({mesh.stats.get('reason')}); "
               "mesh.ply not written. Try more --iterations or another --class.", file=sys.stderr)
     else:
         export_mesh(mesh, out / "mesh.ply")
-    codes = result.to_dict()
-    codes.update(
-        checkpoint=str(args.ckpt),
-        input=str(args.input),
-        observation=observation.summary(),
-        frame="original" if args.original_frame else "unit_sphere",
-        mesh={"n_vertices": int(len(mesh.vertices)), "n_faces": int(len(mesh.faces)), "resolution": args.resolution},
-    )
-    atomic_write_json(out / "codes.json", codes)
     atomic_write_json(out / "losses.json", {"losses": config.losses, "history": result.history})
-    if result.decoder_override is not None:
-        atomic_torch_save(out / "decoder_finetuned.pt", result.decoder_override)
     final = result.final_losses
     print(f"class {result.class_name!r}, sdf loss {final.get('sdf', float('nan')):.5f}, {result.seconds:.1f} s, "
           f"{len(mesh.faces)} faces → {out}")
+    if metrics:
+        print(f"against the input: CD×10³ {1e3 * metrics['chamfer']:.3f}, F@1 {100 * metrics['fscore_1pct']:.1f} %, "
+              f"F@2 {100 * metrics['fscore_2pct']:.1f} %, NC {metrics['normal_consistency']:.3f}"
+              + (f", thin F@1 {100 * metrics['thin_fscore_1pct']:.1f} %" if "thin_fscore_1pct" in metrics else ""))
     return 0

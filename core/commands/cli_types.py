@@ -1,0 +1,51 @@
+"""argparse value types shared by the commands: a bad number is refused while the flags are read.
+
+Each raises ``argparse.ArgumentTypeError`` naming the value, the allowed range and why, so
+argparse prints ``error: argument --resolution: ...`` and exits 2 before a model is loaded or a
+fit starts (``reconstruct --resolution 0`` used to fail only after the whole fit).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+__all__ = ["resolution", "positive_int", "positive_float", "MIN_RESOLUTION", "MAX_RESOLUTION"]
+
+MIN_RESOLUTION = 16
+"""Smaller grids cannot hold the coarse-to-fine pass's 17³ first level and show only blobs."""
+MAX_RESOLUTION = 2048
+"""2048³ is 8.6 billion grid points: days on a CPU, beyond any GPU's memory in one piece."""
+
+
+def resolution(text: str) -> int:
+    """Marching-cubes grid samples per side, ``MIN_RESOLUTION`` … ``MAX_RESOLUTION``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; use e.g. 128 (DeepSDF meshes at 256)") from None
+    if not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
+        raise argparse.ArgumentTypeError(
+            f"{value} is outside {MIN_RESOLUTION} … {MAX_RESOLUTION} samples per side; 128 is the usual choice")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0 (``nan``, ``inf``, 0 and negatives are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0, e.g. 5e-3")
+    return value
