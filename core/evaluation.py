@@ -1,9 +1,10 @@
 """Reconstruct the shapes of a data set split and measure them; compare loss sets.
 
 For each shape of the split: observation = its sample file, ground truth = its
-``surface_points`` / ``surface_normals`` / ``surface_rgb``, thin mask from
-:func:`core.thickness.thin_mask` on the source mesh (normalised with the sample file's own
-transform) or, when the mesh is gone, :func:`approximate_thin_mask` on the surface points.
+``surface_points`` / ``surface_normals`` / ``surface_rgb``, thin-part mask (slender parts:
+legs, arms, rods, handles) from :func:`core.thickness.thin_part_mask` on the source mesh
+(normalised with the sample file's own transform) or, when the mesh is gone, from the surface
+points alone (:func:`approximate_thin_mask`).
 Codes come from test-time optimisation (:mod:`core.tto`) or, for training shapes with
 ``use_trained_codes``, from the checkpoint. Results: one row per shape, a table per class
 (markdown), JSON; :func:`run_ablation` repeats it for several loss sets on the same shapes.
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from core.errors import DataSetError, ExplorerError
 from core.io_utils import atomic_write_bytes, atomic_write_json
@@ -176,29 +176,15 @@ def load_ground_truth(path: Path) -> dict[str, np.ndarray]:
     return gt
 
 
-def approximate_thin_mask(points: np.ndarray, normals: np.ndarray, fraction: float | None = None,
-                          k: int = 24) -> np.ndarray:
+def approximate_thin_mask(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """Thin parts from surface points alone (when the source mesh is gone).
 
-    A point is thin when, among its ``k`` nearest neighbours, one faces the other way
-    (normals at more than 120 degrees) and lies behind it, closer along the normal than
-    ``fraction`` of the object size: the two sides of a thin wall or rod.
+    :func:`core.thickness.thin_part_mask` with the thickness estimated from the points: slender
+    parts (legs, arms, rods, handles), not thin boards or panels.
     """
-    from core.thickness import THIN_FRACTION
+    from core.thickness import thin_part_mask
 
-    fraction = THIN_FRACTION if fraction is None else fraction
-    p = np.asarray(points, np.float64)
-    n = np.asarray(normals, np.float64)
-    n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
-    size = float(np.linalg.norm(p.max(0) - p.min(0)))
-    limit = fraction * size
-    _, idx = cKDTree(p).query(p, k=min(k, len(p)))
-    q = p[idx] - p[:, None, :]  # (N, k, 3)
-    depth = -np.einsum("nkd,nd->nk", q, n)  # distance behind the point along -normal
-    opposite = np.einsum("nkd,nd->nk", n[idx], n) < -0.5
-    lateral = np.linalg.norm(q + depth[..., None] * n[:, None, :], axis=2)
-    across = opposite & (depth > 0) & (depth < limit) & (lateral < 2.0 * limit)
-    return across.any(axis=1)
+    return thin_part_mask(points, normals)
 
 
 def shape_thin_mask(shape: EvalShape, gt: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
@@ -207,12 +193,12 @@ def shape_thin_mask(shape: EvalShape, gt: dict[str, np.ndarray]) -> tuple[np.nda
         try:
             from core.mesh_io import load_mesh
             from core.normalization import Normalization
-            from core.thickness import thin_mask
+            from core.thickness import thin_part_mask
 
             mesh = load_mesh(shape.source)
             norm = Normalization(offset=gt["offset"], scale=float(gt["scale"]))
             vertices = norm.apply(mesh.vertices)
-            return thin_mask(vertices, mesh.faces, gt["surface_points"], gt["surface_normals"]), "mesh"
+            return thin_part_mask(gt["surface_points"], gt["surface_normals"], vertices, mesh.faces), "mesh"
         except (ExplorerError, ValueError) as exc:
             log.warning("%s: thin mask from the mesh failed (%s); approximating from the surface points",
                         shape.source, exc)
@@ -223,7 +209,7 @@ def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -
     """Ground truth of a whole mesh file in its unit-sphere frame (the frame a fit to it lives in).
 
     Returns ``surface_points`` (S, 3), ``surface_normals`` (S, 3), ``surface_rgb`` (S, 3) and
-    ``thin_mask`` (S,) bool (:func:`core.thickness.thin_mask` on the mesh), for
+    ``thin_mask`` (S,) bool (:func:`core.thickness.thin_part_mask` on the mesh), for
     :func:`core.metrics.evaluate_reconstruction`. Used by ``reconstruct`` to measure a fit
     against its mesh input, also when the fit saw only a single-view scan of it.
 
@@ -235,13 +221,13 @@ def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -
     from core.mesh_io import load_mesh
     from core.normalization import normalize_mesh
     from core.sampling import sample_surface
-    from core.thickness import thin_mask
+    from core.thickness import thin_part_mask
 
     mesh, _ = normalize_mesh(load_mesh(path))
     sample = sample_surface(mesh.vertices, mesh.faces, int(n_points), np.random.default_rng(seed))
     gt = {"surface_points": sample.points, "surface_normals": sample.normals,
           "surface_rgb": np.asarray(mesh.colours_at(sample.face_index, sample.barycentric), np.float32)}
-    gt["thin_mask"] = thin_mask(mesh.vertices, mesh.faces, sample.points, sample.normals)
+    gt["thin_mask"] = thin_part_mask(sample.points, sample.normals, mesh.vertices, mesh.faces)
     return gt
 
 

@@ -136,8 +136,8 @@ def approximate_thickness(points: np.ndarray, normals: np.ndarray, centres: np.n
     """(M,) thickness at ``centres`` from surface points alone (when the mesh is gone).
 
     The depth, along -normal, of the nearest sample behind the centre whose normal faces the
-    other way (the far side of the wall or rod) and that lies close to the inward ray (laterally
-    within half its depth); ``max_distance`` where there is none within ``max_distance``.
+    other way (the far side of the wall or rod) and that lies near the inward ray (laterally
+    within its depth: sparse samples of a thin rod seldom lie exactly opposite each other); ``max_distance`` where there is none within ``max_distance``.
     """
     from scipy.spatial import cKDTree
 
@@ -152,7 +152,7 @@ def approximate_thickness(points: np.ndarray, normals: np.ndarray, centres: np.n
         q = p[neighbours] - c[j]
         depth = -(q @ cn[j])
         lateral = np.linalg.norm(q + depth[:, None] * cn[j], axis=1)
-        across = (n[neighbours] @ cn[j] < -0.5) & (depth > 0) & (lateral < 0.5 * depth + 1e-3 * max_distance)
+        across = (n[neighbours] @ cn[j] < -0.5) & (depth > 0) & (lateral < depth + 1e-3 * max_distance)
         if across.any():
             thickness[j] = min(float(depth[across].min()), max_distance)
     return thickness

@@ -39,12 +39,12 @@ def test_approximate_thin_mask_finds_the_rod():
 
 
 def test_approximate_mask_agrees_with_thickness_module():
-    from core.thickness import thin_mask
+    from core.thickness import thin_part_mask
 
     mesh = _rod_and_plate()
     points, face = trimesh.sample.sample_surface_even(mesh, 3000, seed=2)
     normals = mesh.face_normals[face]
-    exact = thin_mask(mesh.vertices, mesh.faces, points, normals)
+    exact = thin_part_mask(points, normals, mesh.vertices, mesh.faces)
     approx = approximate_thin_mask(points, normals)
     assert np.mean(exact == approx) > 0.9
 
