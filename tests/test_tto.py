@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,7 +25,8 @@ def test_defaults_are_deepsdf_reconstruct():
 def test_loss_presets():
     assert parse_losses("baseline") == ()
     assert parse_losses("surface") == ("surface_term", "normal_term")
-    assert set(parse_losses("all")) == {"surface_term", "normal_term", "curriculum", "coarse_to_fine", "finetune_last_layers"}
+    assert set(parse_losses("all")) == {"surface_term", "normal_term", "curriculum", "coarse_to_fine",
+                                        "finetune_last_layers"}
     assert parse_losses("curriculum,coarse-to-fine") == ("curriculum", "coarse_to_fine")
     c = TTOConfig.from_losses("surface,finetune", iterations=5)
     assert c.surface_term and c.normal_term and c.finetune_last_layers and not c.curriculum and c.iterations == 5
@@ -103,6 +105,173 @@ def test_each_switch_runs(toy, losses):
     assert (result.decoder_override is not None) == config.finetune_last_layers
     after = _state(model)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+# --------------------------------------------------------------------------- what each switch does
+# Each switch is compared with the baseline from the same start (the same seed draws the same
+# initial code) on the toy set, through the public API only: fit's result and its loss history.
+
+
+def _surface_errors(model, observation, code, class_name):
+    """(mean |f| at the observed surface points, mean (1 - cos(grad f, observed normal)) there)."""
+    fn = model.sdf_fn(code, model.condition(class_name))
+    points = torch.as_tensor(observation.surface_points).clone().requires_grad_(True)
+    sdf = fn(points)
+    (grad,) = torch.autograd.grad(sdf.sum(), points)
+    cos = torch.nn.functional.cosine_similarity(grad, torch.as_tensor(observation.surface_normals), dim=1)
+    return float(sdf.detach().abs().mean()), float((1 - cos).mean())
+
+
+def test_surface_term_pulls_the_sdf_to_zero_at_the_observed_surface(toy):
+    from core.tto.fit import fit
+
+    model, obs = toy["model"], _obs(toy, "slab2", "slab")
+    base = TTOConfig(iterations=60, n_samples=1000, n_surface_samples=300)
+    plain = fit(model, obs, base, class_name="slab", seed=1)
+    pulled = fit(model, obs, replace(base, surface_term=True), class_name="slab", seed=1)
+    assert "surface" in pulled.history[-1] and "surface" not in plain.history[-1]
+    on_surface_plain, _ = _surface_errors(model, obs, plain.shape_code, "slab")
+    on_surface_pulled, _ = _surface_errors(model, obs, pulled.shape_code, "slab")
+    assert on_surface_pulled < 0.95 * on_surface_plain, (on_surface_pulled, on_surface_plain)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the normal term has no effect on the code fit: with the ReLU decoder grad_x f is piecewise constant "
+    "in the code, so d(normal loss)/d(code) is 0 (about 1e-12) and fits with normal_weight 0 and 10 give the "
+    "same code; it needs finite-difference normals or a smooth activation (it does act when fine-tuning)"))
+def test_normal_term_turns_the_sdf_gradient_towards_the_observed_normals(toy):
+    from core.tto.fit import fit
+
+    model, obs = toy["model"], _obs(toy, "slab2", "slab")
+    base = TTOConfig(iterations=20, n_samples=1000, n_surface_samples=300, normal_term=True)
+    # The same draws with the term weighted 0 and 10: any difference is the term's doing.
+    off = fit(model, obs, replace(base, normal_weight=0.0), class_name="slab", seed=1)
+    on = fit(model, obs, replace(base, normal_weight=10.0), class_name="slab", seed=1)
+    assert (on.shape_code - off.shape_code).abs().max() > 1e-4, "the normal term did not move the code"
+    normal_error_on = _surface_errors(model, obs, on.shape_code, "slab")[1]
+    assert normal_error_on < _surface_errors(model, obs, off.shape_code, "slab")[1]
+
+
+def _stage_of(config, step):
+    """(eps, lambda) that TTOConfig's curriculum fields give for 0-based ``step``."""
+    progress = step / config.iterations
+    stage = max(i for i, start in enumerate(config.curriculum_stages) if progress >= start)
+    return config.curriculum_eps[stage], config.curriculum_lambda[stage]
+
+
+def test_curriculum_weights_the_loss_as_its_schedule_says(toy):
+    """``sdf`` is the loss minimised, ``l1`` the plain clamped L1 of the same batch: their relation
+    at every step shows the tolerance eps and the hard-sample weight lambda in force."""
+    from core.tto.fit import fit
+
+    model, obs = toy["model"], _obs(toy, "slab2", "slab")
+    config = TTOConfig(iterations=50, n_samples=1000, curriculum=True)
+    result = fit(model, obs, config, class_name="slab", seed=1)
+    assert len(result.history) == 50
+    seen = set()
+    for row in result.history:
+        eps, lam = _stage_of(config, row["iteration"] - 1)
+        sdf, l1 = row["sdf"], row["l1"]
+        seen.add((eps, lam))
+        # max(e - eps, 0) lies in [e - eps, e]; the weights 1 +- lambda scale that by [1 - lambda, 1 + lambda]
+        assert (1 - lam) * max(l1 - eps, 0.0) - 1e-6 <= sdf <= (1 + lam) * l1 + 1e-6, (row, eps, lam)
+        if eps > 0:
+            assert sdf < l1 - 0.1 * eps, (row, eps)  # errors within the tolerance are free
+        if eps == 0 and lam == 0:
+            assert sdf == pytest.approx(l1, rel=1e-5)
+    assert seen == set(zip(config.curriculum_eps, config.curriculum_lambda, strict=True))  # every stage ran
+    weighted = [r for r in result.history if _stage_of(config, r["iteration"] - 1)[0] == 0]
+    assert any(abs(r["sdf"] - r["l1"]) > 1e-4 for r in weighted)  # the weighting changes the loss
+    plain = fit(model, obs, replace(config, curriculum=False), class_name="slab", seed=1)
+    assert all(r["sdf"] == pytest.approx(r["l1"], rel=1e-5) for r in plain.history)
+    assert result.history[-1]["l1"] < 0.9 * result.history[0]["l1"]  # and it still fits
+
+
+def test_coarse_to_fine_shrinks_the_clamp_over_the_run(toy):
+    """``sdf`` is clamped at the scheduled distance, ``l1`` at ``clamp``: equal at the start, then lower
+    (clamping both sides closer never grows a difference), and lowest once ``clamp_end`` is reached."""
+    from core.tto.fit import fit
+
+    model, obs = toy["model"], _obs(toy, "slab2", "slab")
+    config = TTOConfig(iterations=40, n_samples=1000, coarse_to_fine=True)
+    assert config.clamp_start == config.clamp
+    history = fit(model, obs, config, class_name="slab", seed=1).history
+    ratio = np.array([r["sdf"] / r["l1"] for r in history])
+    assert ratio[0] == pytest.approx(1.0, rel=1e-5)
+    assert (ratio <= 1 + 1e-6).all()
+    settled = int(np.ceil(config.c2f_until * config.iterations))  # steps from here on clamp at clamp_end
+    assert ratio[settled:].max() < 0.9 and ratio[settled:].max() < ratio[:3].min()
+
+
+def test_coarse_to_fine_moves_the_samples_towards_the_surface(toy):
+    """Measured with an observation made so that a batch's plain L1 counts its near-surface samples.
+
+    The code is held still (lr 1e-12), so the prediction f0 is known: far samples (|f0| > 0.1) get
+    sdf = f0 (error 0), near ones (|f0| < 0.01) get f0 +- 0.015 (error 0.015, |sdf| < near_band). A
+    tenth of each side is near, so l1 / 0.015 is the share of near samples drawn at each step:
+    a tenth without coarse-to-fine, ``s + (1 - s) / 10`` with it, ``s`` the scheduled near fraction.
+    """
+    from core.tto.fit import fit
+    from core.tto.observations import Observation
+
+    model, step = toy["model"], 0.015
+    frozen = {"lr": 1e-12, "n_samples": 1000, "code_reg": 0.0}
+    dummy = Observation(np.array([[0, 0, 0], [0.9, 0, 0]], np.float32), np.array([-0.1, 0.1], np.float32))
+    start = fit(model, dummy, TTOConfig(iterations=1, **frozen), class_name="slab", seed=3).shape_code
+    points = np.random.default_rng(0).uniform(-1, 1, (200_000, 3)).astype(np.float32)
+    with torch.no_grad():
+        f0 = model.sdf_fn(start, model.condition("slab"))(torch.as_tensor(points)).numpy()
+    near, far = np.abs(f0) < 0.01, np.abs(f0) > 0.1
+    rows, near_rows = [], []
+    for side in (f0 >= 0, f0 < 0):
+        picked_near, picked_far = np.flatnonzero(near & side)[:200], np.flatnonzero(far & side)[:1800]
+        assert len(picked_near) == 200 and len(picked_far) == 1800, "the toy model's f0 has too few such points"
+        rows += [picked_near, picked_far]
+        near_rows.append(np.ones(200, bool))
+        near_rows.append(np.zeros(1800, bool))
+    index, is_near = np.concatenate(rows), np.concatenate(near_rows)
+    sdf = f0[index] + np.where(is_near, np.where(f0[index] >= 0, step, -step), 0.0)
+    obs = Observation(points[index], sdf.astype(np.float32), source="near/far probe")
+
+    for coarse_to_fine in (False, True):
+        config = TTOConfig(iterations=40, coarse_to_fine=coarse_to_fine, **frozen)
+        result = fit(model, obs, config, class_name="slab", seed=3)
+        assert torch.allclose(result.shape_code, start, atol=1e-6)  # held still: f0 is the prediction
+        share = np.array([r["l1"] for r in result.history]) / step
+        scheduled = np.array([min(1.0, (i / config.iterations) / config.c2f_until) * config.near_fraction_end
+                              if coarse_to_fine else 0.0 for i in range(config.iterations)])
+        expected = scheduled + (1 - scheduled) * 0.1
+        assert np.abs(share - expected).max() < 0.06, (coarse_to_fine, np.round(share, 3), np.round(expected, 3))
+    assert share[-1] > 0.7 and share[0] < 0.15
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_finetune_trains_only_the_last_layers_after_the_code_fit(toy, layers):
+    from core.tto.fit import fit
+
+    model, obs = toy["model"], _obs(toy, "slab2", "slab")
+    before = _state(model)
+    base = TTOConfig(iterations=40, n_samples=1000)
+    plain = fit(model, obs, base, class_name="slab", seed=1)
+    config = replace(base, finetune_last_layers=True, finetune_layers=layers, finetune_iterations=30)
+    tuned = fit(model, obs, config, class_name="slab", seed=1)
+    assert [r["stage"] for r in tuned.history] == ["code"] * 40 + ["finetune"] * 30
+    assert torch.equal(tuned.shape_code, plain.shape_code)  # the code fit comes first, unchanged
+    # only the last `layers` linear layers the SDF reaches changed (the colour head is not one)
+    def module_of(key):  # "layers.3.bias" and "layers.3.parametrizations.weight.original0" -> "layers.3"
+        return key.split(".parametrizations")[0] if ".parametrizations" in key else key.rsplit(".", 1)[0]
+
+    changed = {module_of(k) for k, v in tuned.decoder_override.items() if not torch.equal(v, before[k])}
+    trunk = sorted({k.split(".")[1] for k in before if k.startswith("layers.")}, key=int)
+    assert changed == {"sdf_out", *(f"layers.{i}" for i in trunk[len(trunk) - layers + 1:])}
+    assert all(torch.equal(before[k], v) for k, v in _state(model).items())  # on a private copy
+
+    def clamped_l1(m):
+        with torch.no_grad():
+            pred = m.sdf_fn(tuned.shape_code, m.condition("slab"))(torch.as_tensor(obs.points))
+        return float(L.clamped_l1(pred, torch.as_tensor(obs.sdf), 0.1))
+
+    assert clamped_l1(model.with_decoder(tuned.decoder_override)) < 0.95 * clamped_l1(model)
 
 
 def test_colour_code_is_fitted(toy):

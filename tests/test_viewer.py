@@ -1,6 +1,9 @@
 """The viewer in a real window (Xvfb in CI): loading, picking, interpolation, map, TTO, export.
 
-Tests wait on signals or conditions, never on fixed sleeps. Every window is shut down (fits
+Tests wait on signals or conditions, never on fixed sleeps, and never assume one piece of work
+finishes before another: where order matters, a job blocks on an event, a fit is held at a report
+or the refinement debounce is stopped, so they pass on any machine speed. How responsive the UI
+stays is measured, not asserted: benchmarks/bench_viewer.py. Every window is shut down (fits
 stopped, workers joined, plotter closed) by the fixture, which fails the test if a window or
 worker thread is left alive.
 """
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -19,10 +22,20 @@ pytest.importorskip("pyvistaqt")
 if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
     pytest.skip("the viewer tests need a display: run them under xvfb-run (make test does)", allow_module_level=True)
 
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtWidgets import (QAbstractButton, QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox,  # noqa: E402
-                               QLineEdit, QListWidget, QMessageBox, QScrollBar, QWidget)
+from PySide6.QtWidgets import (  # noqa: E402
+    QAbstractButton,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QScrollBar,
+    QWidget,
+)
 
 from viewer.main_window import MainWindow  # noqa: E402
 from viewer.state import CodeSelection  # noqa: E402
@@ -35,7 +48,8 @@ FULL, PREVIEW = 40, 24
 def window(qtbot, tmp_path, monkeypatch):
     """A shown main window with small resolutions; message boxes are recorded, not shown."""
     errors: list[tuple[str, str]] = []
-    monkeypatch.setattr(QMessageBox, "critical", staticmethod(lambda parent, title, text, *a, **k: errors.append((title, text))))
+    monkeypatch.setattr(QMessageBox, "critical",
+                        staticmethod(lambda parent, title, text, *a, **k: errors.append((title, text))))
     settings = QSettings(str(tmp_path / "viewer.ini"), QSettings.IniFormat)
     win = MainWindow(settings=settings)
     win.errors = errors
@@ -158,7 +172,10 @@ def test_interpolation_previews_then_refines(loaded, qtbot):
     undo_before = len(loaded.state._history.undo)
     for value in (10, 30, 50):
         panel.shape_slider.setValue(value)
+    # The mouse holds the slider: no refinement until the release (however long the previews take).
+    loaded.idle_timer.stop()
     assert panel.colour_slider.value() == 50  # linked
+    qtbot.waitUntil(lambda: PREVIEW in resolutions, timeout=TIMEOUT)
     panel.shape_slider.sliderReleased.emit()
     _wait_full_mesh(loaded, qtbot)
     assert len(loaded.state._history.undo) == undo_before + 1  # one drag, one undo step
@@ -167,7 +184,7 @@ def test_interpolation_previews_then_refines(loaded, qtbot):
     a = loaded.state.model.shape_codes[0]
     b = loaded.state.model.shape_codes[panel.b_box.currentData()]
     assert torch.allclose(mid, (a + b) / 2, atol=1e-6)
-    assert resolutions[-1] == FULL and (PREVIEW in resolutions or loaded.mesher.superseded > 0)
+    assert resolutions[-1] == FULL
     # an intermediate mesh: between the ball's and the slab's flatness
     assert not loaded.current_mesh.is_empty
     panel.spherical.setChecked(True)
@@ -176,11 +193,12 @@ def test_interpolation_previews_then_refines(loaded, qtbot):
     # colour slider apart from the shape
     panel.link.setChecked(False)
     panel.colour_slider.setValue(100)
-    assert torch.allclose(loaded.state.selection.colour_code, loaded.state.model.colour_codes[panel.b_box.currentData()])
+    b_colour = loaded.state.model.colour_codes[panel.b_box.currentData()]
+    assert torch.allclose(loaded.state.selection.colour_code, b_colour)
     # play loop moves the slider on its own
     start = panel.shape_slider.value()
     panel.play.setChecked(True)
-    qtbot.waitUntil(lambda: panel.shape_slider.value() != start, timeout=5_000)
+    qtbot.waitUntil(lambda: panel.shape_slider.value() != start, timeout=TIMEOUT)
     panel.play.setChecked(False)
     assert not panel.timer.isActive()
 
@@ -284,6 +302,7 @@ def test_tto_pause_stop_bad_scan_and_partial_scan(loaded, qtbot, toy_trained, tm
     panel.class_box.setCurrentText("ball")
     with qtbot.waitSignal(loaded.state.selection_changed, timeout=TIMEOUT):
         panel.start_fit()
+        _hold_at_next_report(panel.worker)
     panel.pause.setChecked(True)
     assert panel.worker.paused and panel.pause.text() == "Resume"
     with qtbot.waitSignal(panel.fit_finished, timeout=TIMEOUT) as blocker:
@@ -341,9 +360,9 @@ def test_display_options_slice_camera_screenshot(loaded, qtbot, tmp_path):
     qtbot.waitUntil(lambda: loaded.scene.slice_visible, timeout=TIMEOUT)
     assert loaded.scene.slice_zero.n_points > 0  # the zero level crosses the plane
     assert loaded.scene.shape_actor.GetMapper().GetNumberOfClippingPlanes() == 1
-    with qtbot.waitSignal(loaded.slicer.finished_job, timeout=TIMEOUT):
-        panel.position.setValue(95)  # near the edge: outside the shape
-    qtbot.wait(50)
+    axis = loaded.state.display.slice_axis
+    panel.position.setValue(95)  # near the edge: outside the shape
+    qtbot.waitUntil(lambda: np.allclose(loaded.scene.slice_grid.points[:, axis], 0.95), timeout=TIMEOUT)
     assert loaded.scene.slice_grid.point_data["sdf"].min() > -0.05
     panel.colour.setChecked(False)
     assert not loaded.scene.shape_actor.mapper.GetScalarVisibility()
@@ -395,7 +414,9 @@ def test_view_is_a_native_window_and_antialiasing_follows_refinement(loaded, qtb
     with qtbot.waitSignal(loaded.mesh_shown, timeout=TIMEOUT):
         loaded.state.select(CodeSelection(model.shape_codes[1].cpu(), None, model.condition("ball").cpu(), "drag",
                                           "ball"), interactive=True)
+        loaded.idle_timer.stop()  # the drag goes on: the preview is the only request until the release
     assert loaded.current_mesh.stats["resolution"] == PREVIEW and not loaded.scene._fxaa
+    loaded.state.finish_interaction()  # the release
     _wait_full_mesh(loaded, qtbot)
     view_fxaa = loaded.scene._fxaa
     loaded.scene._set_fxaa(False)
@@ -430,49 +451,88 @@ def test_camera_frames_the_shape(loaded, qtbot):
         assert max((rows[-1] - rows[0]) / h, (cols[-1] - cols[0]) / w) > 0.5, preset  # not tiny
 
 
-def test_newer_request_supersedes_pending_ones(loaded, qtbot):
+def _hold_at_next_report(worker):
+    """Pause ``worker`` (a TTOWorker) from its own thread at its next report of the code fit (the
+    reports of a class inference before it do not change the selection): the fit cannot run to its
+    end before the test stops it, however fast the machine (it waits until resumed or stopped)."""
+    worker.progress.connect(lambda report: report.stage == "code" and worker.pause(True), Qt.DirectConnection)
+
+
+def _blocking_job(result=None):
+    """A job that signals when it starts and then waits for ``release`` (at most TIMEOUT)."""
+    started, release = threading.Event(), threading.Event()
+
+    def job():
+        started.set()
+        release.wait(TIMEOUT / 1000)
+        return result
+
+    return job, started, release
+
+
+def test_latest_wins_worker_runs_only_the_newest_pending_request(qtbot):
+    """While a job runs, 20 requests arrive: 19 are superseded unrun, the newest one runs and is delivered."""
+    from viewer.workers import LatestWinsWorker
+
+    worker = LatestWinsWorker("test")
+    ran, delivered, failed = [], [], []
+    worker.finished_job.connect(lambda request_id, result, _seconds: delivered.append((request_id, result)))
+    worker.failed_job.connect(lambda request_id, message: failed.append((request_id, message)))
+    worker.start()
+    job, started, release = _blocking_job("first")
+    try:
+        first = worker.submit(job)
+        assert started.wait(TIMEOUT / 1000), "the worker never started the first job"
+        ids = [worker.submit(lambda i=i: ran.append(i) or i) for i in range(20)]
+        assert worker.superseded == 19 and worker.has_pending and not worker.idle
+        release.set()
+        qtbot.waitUntil(lambda: len(delivered) == 2 and worker.idle, timeout=TIMEOUT)
+        assert delivered == [(first, "first"), (ids[-1], 19)] and ran == [19]
+        assert worker.superseded == 19 and worker.last_id == ids[-1] and ids == list(range(first + 1, first + 21))
+        # a failing job is reported and the thread goes on with the next request
+        bad = worker.submit(lambda: 1 / 0)
+        qtbot.waitUntil(lambda: bool(failed), timeout=TIMEOUT)
+        assert failed[0][0] == bad and "ZeroDivisionError" in failed[0][1]
+        good = worker.submit(lambda: "after")
+        qtbot.waitUntil(lambda: len(delivered) == 3, timeout=TIMEOUT)
+        assert delivered[-1] == (good, "after")
+    finally:
+        release.set()
+        worker.stop()
+    assert not worker.isRunning()
+
+
+def test_a_drag_while_the_mesher_is_busy_shows_only_the_newest_code(loaded, qtbot):
+    """20 edits arrive while the mesher is busy: one preview (of the newest code) is shown, then refined."""
+    from viewer.workers import mesh_job
+
     _wait_full_mesh(loaded, qtbot)
     model = loaded.state.model
-    start = loaded.mesher.superseded
     shown = []
     loaded.mesh_shown.connect(lambda mesh: shown.append(mesh))
-    for i in range(20):  # a fast drag: 20 edits before the worker can finish one
-        code = model.shape_codes[i % 4].cpu() * (1 + 0.01 * i)
-        loaded.state.select(CodeSelection(code, None, model.condition("ball").cpu(), f"drag {i}", "ball"), interactive=True)
-    _wait_full_mesh(loaded, qtbot)  # the debounce refines without a release
-    assert loaded.mesher.superseded - start >= 10
-    assert len(shown) < 10
-    assert loaded.state.selection.label == "drag 19"
-
-
-def test_ui_thread_stays_responsive_while_meshing(loaded, qtbot):
-    """The event loop keeps ticking while a 96^3 mesh is extracted on the worker.
-
-    Measured from the request to the moment the worker hands the result over; drawing the new
-    mesh afterwards is VTK's work on the UI thread (one render, reported, not part of this).
-    """
+    start = loaded.mesher.superseded
+    busy, started, release = _blocking_job(loaded.current_mesh)  # the mesher redraws the mesh on screen
+    try:
+        loaded.mesher.submit(busy)
+        assert started.wait(TIMEOUT / 1000), "the mesher never started the blocking job"
+        for i in range(20):
+            code = model.shape_codes[i % 4].cpu() * (1 + 0.01 * i)
+            loaded.state.select(CodeSelection(code, None, model.condition("ball").cpu(), f"drag {i}", "ball"),
+                                interactive=True)
+        loaded.idle_timer.stop()  # the mouse holds on: no refinement until the release below
+        assert loaded.mesher.superseded - start == 19
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: len(shown) == 2 and loaded.mesher.idle, timeout=TIMEOUT)
+    newest = loaded.state.selection
+    assert newest.label == "drag 19"
+    assert [m.stats["resolution"] for m in shown] == [FULL, PREVIEW]
+    expected = mesh_job(model, newest, PREVIEW)()  # extraction is deterministic: the newest code's mesh
+    assert np.array_equal(shown[1].vertices, expected.vertices) and np.array_equal(shown[1].faces, expected.faces)
+    loaded.state.finish_interaction()  # the release
     _wait_full_mesh(loaded, qtbot)
-    loaded.state.set_display(full_resolution=96)
-    _wait_full_mesh(loaded, qtbot)
-    ticks, handed_over = [], []
-    loaded.mesher.finished_job.connect(lambda *_: handed_over.append(time.perf_counter()), Qt.DirectConnection)
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start()
-    qtbot.wait(30)
-    t0 = time.perf_counter()
-    with qtbot.waitSignal(loaded.mesh_shown, timeout=TIMEOUT):
-        loaded.codes_panel.select_index(1)
-    shown = time.perf_counter()
-    timer.stop()
-    assert loaded.current_mesh.stats["resolution"] == 96 and handed_over
-    extraction = handed_over[0] - t0
-    during = np.array([t for t in ticks if t <= handed_over[0]])
-    gaps = np.diff(np.concatenate([[t0], during[during >= t0]]))
-    assert extraction > 0.1 and len(gaps) >= 5
-    assert gaps.max() < 0.2, (f"the UI thread stalled {gaps.max() * 1000:.0f} ms during a {extraction:.2f} s "
-                              f"extraction (drawing took {(shown - handed_over[0]) * 1000:.0f} ms)")
+    assert [m.stats["resolution"] for m in shown] == [FULL, PREVIEW, FULL]
+    assert loaded.mesher.superseded - start == 19 and loaded.state.selection is newest
 
 
 def test_every_control_has_a_tool_tip(loaded):
@@ -510,6 +570,7 @@ def test_opening_a_model_during_a_fit_stops_it(loaded, qtbot, toy_trained):
     panel.samples.setValue(500)
     with qtbot.waitSignal(loaded.state.selection_changed, timeout=TIMEOUT):
         panel.start_fit()
+        _hold_at_next_report(panel.worker)
     old = loaded.state.model
     with qtbot.waitSignal(loaded.model_loaded, timeout=TIMEOUT):
         loaded.load_checkpoint(toy_trained["ckpt"])

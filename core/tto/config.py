@@ -95,7 +95,12 @@ class TTOConfig:
     surface_weight: float = 1.0
     """w_s."""
     normal_term: bool = False
-    """Align the SDF gradient with the observed normals: w_n * mean(1 - cos(grad f, n))."""
+    """Align the SDF gradient with the observed normals: w_n * mean(1 - cos(grad f, n)).
+
+    It steers the fine-tuned layers only (``finetune_last_layers``): with a ReLU decoder grad_x f
+    is piecewise constant in the latent code, so this loss has no gradient with respect to the
+    code. Tried and rejected (docs/results.md): SDF values at x +- h n instead of the gradient move
+    the code, but they act as a second surface term and made the fitted normals slightly worse."""
     normal_weight: float = 0.1
     """w_n."""
     n_surface_samples: int = 2000

@@ -418,6 +418,9 @@ def iterate_fit(
         notes.append("surface / normal terms skipped: the observation has no surface points")
     if config.normal_term and observation.has_surface and not observation.has_normals:
         notes.append("normal term skipped: the observation has no surface normals")
+    elif config.normal_term and not config.finetune_last_layers:
+        notes.append("normal term: acts on fine-tuned layers only (a ReLU decoder's normals do not depend "
+                     "on the code); turn on finetune_last_layers for it to matter")
     history: list[dict[str, Any]] = []
     ctx = _FitContext(
         model=model,
