@@ -3,6 +3,7 @@
     python benchmarks/bench_training.py                 # tiny, default, paper; ~3-6 minutes on a 2-core CPU
     python benchmarks/bench_training.py --quick         # smaller sizes, a smoke run (under a minute)
     python benchmarks/bench_training.py --presets default,paper --device cuda
+    python benchmarks/bench_training.py --device cuda --gpu-sizes          # DeepSDF-sized batches on a GPU
 
 Training: one optimisation step of the trainer on a synthetic in-memory batch (no data loading):
 forward + backward + Adam of :class:`core.model.autodecoder.AutoDecoder` through the trainer's own
@@ -13,11 +14,15 @@ Inference: SDF of a batch of points for one shared code, no gradient (the folded
 meshing and the viewer). After a warm-up the presets take turns round by round (so load from
 other processes hits them alike) and each number is the median over the rounds. The machines
 are noisy: read the ``x paper`` columns, not the absolute numbers.
+
+On CUDA the device's matrix-product peaks are measured in float32, TF32 and bf16 (8192^2 GEMMs),
+and each preset's training throughput is given as a share of the TF32 and bf16 peaks (the ceilings
+of ``torch.set_float32_matmul_precision("high")`` and of bf16 autocast); ``--tf32`` times the steps
+with TF32 matrix products allowed.
 """
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +32,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.device_info import device_line  # noqa: E402
+from core.devices import resolve_device  # noqa: E402
 from core.model import preset_config, untrained_model  # noqa: E402
 from core.model.autodecoder import AutoDecoder  # noqa: E402
 from core.training.config import RunConfig, TrainConfig  # noqa: E402
@@ -104,10 +111,13 @@ def _time_call(fn, min_seconds: float, device: torch.device) -> float:
     return total / calls
 
 
-def matmul_peak(device: torch.device, n: int = 2048, seconds: float = 1.0) -> float:
-    """FLOP/s of a large float32 matrix product on ``device``: the ceiling an MLP step can reach."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_peak(device: torch.device, n: int = 2048, seconds: float = 1.0, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of a large matrix product of ``dtype`` on ``device``: the ceiling an MLP step can reach.
+
+    float32 products use TF32 on the GPU only where ``torch.set_float32_matmul_precision`` allows it.
+    """
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     a @ b
     _sync(device)
     count, tic = 0, time.perf_counter()
@@ -137,20 +147,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="4096,16384,65536", help="inference batch sizes")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per inference batch (median)")
     parser.add_argument("--min-seconds", type=float, default=0.3, help="least time of one inference measurement")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    parser.add_argument("--gpu-sizes", action="store_true",
+                        help="DeepSDF-sized steps for a GPU: 64 shapes x 8192 samples for every preset, "
+                             "10 timed steps, inference batches up to 1 M points")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 matrix products in the timed steps")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.samples, args.paper_samples, args.steps, args.paper_steps = 1024, 256, 3, 2
         args.batch_sizes, args.repeats, args.min_seconds = "4096,16384", 3, 0.1
+    if args.gpu_sizes:
+        args.shapes, args.samples, args.paper_samples, args.steps, args.paper_steps = 64, 8192, 8192, 10, 10
+        args.batch_sizes = "65536,262144,1048576"
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
+    print(device_line(device), flush=True)
+    if args.tf32:
+        torch.set_float32_matmul_precision("high")
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, Python "
-          f"{platform.python_version()}; training {args.shapes} shapes x {args.samples} samples per step "
+    print(f"training {args.shapes} shapes x {args.samples} samples per step "
           f"(paper: x {args.paper_samples}); inference batches {batch_sizes}", flush=True)
 
     # Presets take turns in every round, so load from other processes hits them alike.
@@ -179,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):
             for preset in presets:
                 for n in batch_sizes:
-                    seconds = _time_call(lambda: sdf_fns[preset](points[n]), args.min_seconds, device)
+                    seconds = _time_call(lambda fn=sdf_fns[preset], x=points[n]: fn(x), args.min_seconds, device)
                     samples[preset][n].append(n / seconds)
     infer_rows = {p: {n: statistics.median(v) for n, v in rows.items()} for p, rows in samples.items()}
     print(f"inference timed in {time.perf_counter() - tic:.0f} s", flush=True)
@@ -187,17 +206,32 @@ def main(argv: list[str] | None = None) -> int:
     base_train = train_rows.get("paper")
     base_infer = infer_rows.get("paper")
     peak = matmul_peak(device)
-    print(f"\nmatmul peak of this device (2048 x 2048 float32 GEMM): {peak / 1e9:.1f} GFLOP/s")
+    precision = torch.get_float32_matmul_precision()
+    print(f"\nmatmul peak of this device (2048 x 2048 float32 GEMM, matmul precision {precision!r}): "
+          f"{peak / 1e9:.1f} GFLOP/s")
+    gpu_peaks: dict[str, float] = {}
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("highest")
+        gpu_peaks["fp32"] = matmul_peak(device, 8192)
+        torch.set_float32_matmul_precision("high")
+        gpu_peaks["tf32"] = matmul_peak(device, 8192)
+        torch.set_float32_matmul_precision(precision)
+        gpu_peaks["bf16"] = matmul_peak(device, 8192, dtype=torch.bfloat16)
+        print("GPU matmul peaks (8192^3 GEMM): "
+              + ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s" for k, v in gpu_peaks.items()))
     print("\n### Training step (forward + backward + Adam)\n")
-    print("| preset | decoder params | points/step | steps/s | samples/s | samples/s x paper | % of matmul peak |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    extra = "".join(f" % of {k} peak |" for k in ("tf32", "bf16") if k in gpu_peaks)
+    print("| preset | decoder params | points/step | steps/s | samples/s | samples/s x paper | % of matmul peak |"
+          + extra)
+    print("|---|---:|---:|---:|---:|---:|---:|" + "---:|" * extra.count("|"))
     for preset, r in train_rows.items():
         ratio = f"{r['samples_per_s'] / base_train['samples_per_s']:.1f}x" if base_train else "n/a"
         # forward 2 and backward 4 FLOPs per weight and point (an upper bound on the useful work:
         # the folded latent columns are not multiplied per point)
         useful = 6.0 * r["params"] * r["samples_per_s"]
         print(f"| {preset} | {r['params']:,} | {r['points_per_step']:,} | {r['steps_per_s']:.2f} | "
-              f"{_fmt(r['samples_per_s'])} | {ratio} | {100 * useful / peak:.0f} % |")
+              f"{_fmt(r['samples_per_s'])} | {ratio} | {100 * useful / peak:.0f} % |"
+              + "".join(f" {100 * useful / gpu_peaks[k]:.1f} % |" for k in ("tf32", "bf16") if k in gpu_peaks))
     print("\n### Inference, SDF only, one shared code, no gradient (points/s)\n")
     print("| preset | " + " | ".join(f"{n:,}" for n in batch_sizes) + " | x paper (geometric mean) |")
     print("|---|" + "---:|" * (len(batch_sizes) + 1))

@@ -1,6 +1,6 @@
 """Test-time optimisation speed: iterations per second for each loss set, as ratios to the baseline.
 
-    python benchmarks/bench_tto.py [--presets default,paper] [--iterations 40] [--samples 8000] [--device cpu]
+    python benchmarks/bench_tto.py [--presets default,paper] [--iterations 40] [--samples 8000] [--device auto|cpu|cuda]
     python benchmarks/bench_tto.py --ckpt run/checkpoints/latest.pt    # time a trained model instead
 
 Untrained decoders of each model preset are enough for speed (the work per step does not depend
@@ -18,6 +18,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.device_info import device_line, synchronize  # noqa: E402
+from core.devices import resolve_device  # noqa: E402
 from core.tto.config import TTOConfig  # noqa: E402
 from core.tto.fit import fit  # noqa: E402
 from core.tto.observations import from_point_cloud  # noqa: E402
@@ -42,8 +44,10 @@ def untrained_model(preset: str, device: str):
 
 def time_loss_set(model, observation, losses: str, iterations: int, samples: int, class_name) -> dict[str, float]:
     config = TTOConfig.from_losses(losses, iterations=iterations, n_samples=samples, finetune_iterations=iterations)
+    synchronize(model.device)
     start = time.perf_counter()
     result = fit(model, observation, config, class_name=class_name, every=iterations)
+    synchronize(model.device)
     seconds = time.perf_counter() - start
     steps = len(result.history)
     return {"steps": steps, "seconds": seconds, "it_per_s": steps / seconds}
@@ -56,21 +60,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=40)
     parser.add_argument("--samples", type=int, default=8000)
     parser.add_argument("--losses", default=",".join(LOSS_SETS))
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    print(device_line(device))
     observation = sphere_observation()
     models = []
     if args.ckpt is not None:
         from core.model import load_trained_model
 
-        models.append((args.ckpt.name, load_trained_model(args.ckpt, device=args.device)))
+        models.append((args.ckpt.name, load_trained_model(args.ckpt, device=device)))
     else:
         for preset in args.presets.split(","):
-            models.append((preset, untrained_model(preset.strip(), args.device)))
-    print(f"device {args.device}, {args.iterations} steps per loss set, {args.samples} samples per step")
+            models.append((preset, untrained_model(preset.strip(), device)))
+    print(f"device {device}, {args.iterations} steps per loss set, {args.samples} samples per step")
     for name, model in models:
         class_name = (list(getattr(model, "class_names", []) or []) or [None])[0]
         time_loss_set(model, observation, "baseline", 5, args.samples, class_name)  # warm-up
