@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -48,6 +49,42 @@ def machine() -> str:
             f"GPU: {gpu}, Python {platform.python_version()}")
 
 
+INTRO = ("Every benchmark prints ratios against a baseline measured in the same process, so the ratios "
+         "(not the absolute times) compare across machines.")
+_RUN_BLOCK = re.compile(r"`[^`\n]*` \([^)\n]*\)\n\n```\n.*?\n```\n", re.S)
+
+
+def update_document(old: str, last_run: str, sections: dict[str, str]) -> str:
+    """docs/benchmarks.md with each benchmark's command and output replaced, the rest kept.
+
+    Why not rewrite the file: it also holds what one run cannot print — earlier runs for comparison,
+    notes on slow hosts, the GPU section — and a new run must not delete them. In the section
+    ``## NAME`` the first "`command` (N s)" line with its output block is replaced (or put first);
+    a benchmark without a section gets one before ``## GPU`` (or at the end).
+    """
+    text = old or f"# Benchmarks\n\n{last_run}\n\n{INTRO}\n\n"
+    if re.search(r"^Last run .*$", text, re.M):
+        text = re.sub(r"^Last run .*$", lambda _: last_run, text, count=1, flags=re.M)
+    for name, block in sections.items():
+        heading = re.search(rf"^## {re.escape(name)}\n", text, re.M)
+        if heading is None:
+            new = f"## {name}\n\n{block}\n"
+            gpu = re.search(r"^## GPU\n", text, re.M)
+            text = text[:gpu.start()] + new + text[gpu.start():] if gpu else text.rstrip("\n") + "\n\n" + new
+            continue
+        start = heading.end()
+        following = re.search(r"^## ", text[start:], re.M)
+        end = start + following.start() if following else len(text)
+        body = text[start:end]
+        match = _RUN_BLOCK.search(body)
+        if match:
+            body = body[:match.start()] + block + body[match.end():]
+        else:
+            body = "\n" + block + body
+        text = text[:start] + body + text[end:]
+    return text
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
@@ -55,7 +92,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = ap.parse_args()
 
-    sections = []
+    sections: dict[str, str] = {}
     failed = []
     for name, (full, quick) in BENCHMARKS.items():
         if args.only and name not in args.only and name.removesuffix(".py") not in args.only:
@@ -76,16 +113,14 @@ def main() -> int:
             failed.append(name)
             output += f"\n\n(exit code {proc.returncode})\n" + proc.stderr.strip()[-3000:]
             print(proc.stderr[-3000:], file=sys.stderr)
-        sections.append(f"## {name}\n\n`{command}` ({seconds:.0f} s)\n\n```\n{output}\n```\n")
+        sections[name] = f"`{command}` ({seconds:.0f} s)\n\n```\n{output}\n```\n"
 
-    header = (f"# Benchmarks\n\nLast run {dt.date.today().isoformat()} with `python benchmarks/run_all.py"
-              f"{' --quick' if args.quick else ''}` on: {machine()}.\n\n"
-              "Every benchmark prints ratios against a baseline measured in the same process, so the ratios "
-              "(not the absolute times) compare across machines.\n\n")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    from core.io_utils import atomic_write
+    last_run = (f"Last run {dt.date.today().isoformat()} with `python benchmarks/run_all.py"
+                f"{' --quick' if args.quick else ''}` on: {machine()}.")
+    old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
+    from core.io_utils import atomic_write_bytes
 
-    atomic_write(args.out, lambda h: h.write((header + "\n".join(sections)).encode("utf-8")))
+    atomic_write_bytes(args.out, update_document(old, last_run, sections).encode("utf-8"))
     print(f"wrote {args.out}")
     return 1 if failed else 0
 
