@@ -33,7 +33,7 @@ def longest_gil_hold(fn, repeats: int = 3) -> float:
     holds = []
     for _ in range(repeats):
         done = threading.Event()
-        worker = threading.Thread(target=lambda: (fn(), done.set()))
+        worker = threading.Thread(target=lambda done=done: (fn(), done.set()))
         ticks = [time.perf_counter()]
         worker.start()
         while not done.is_set():

@@ -463,7 +463,7 @@ def _assemble(path: Path, raw: list[_RawPart], warnings: list[str]) -> LoadedMes
     counts = np.array([len(r.vertices) for r in raw])
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     vertices = np.concatenate([r.vertices for r in raw])
-    faces = np.concatenate([r.faces + s for r, s in zip(raw, starts)])
+    faces = np.concatenate([r.faces + s for r, s in zip(raw, starts, strict=True)])
     face_part = np.concatenate([np.full(len(r.faces), i, dtype=np.int64) for i, r in enumerate(raw)])
     parts = [r.part for r in raw]
 
@@ -576,7 +576,7 @@ def _stack_optional(
         return None
     filled = [
         np.zeros((n, width), dtype=dtype) if a is None else np.asarray(a, dtype=dtype)
-        for a, n in zip(arrays, counts)
+        for a, n in zip(arrays, counts, strict=True)
     ]
     return np.concatenate(filled)
 
@@ -584,6 +584,6 @@ def _stack_optional(
 def _dominant_path(parts: list[MeshPart], part_area: np.ndarray) -> str:
     """Colour path covering the most surface; ties go to the more specific path."""
     totals = {p: 0.0 for p in COLOUR_PATHS}
-    for part, a in zip(parts, part_area):
+    for part, a in zip(parts, part_area, strict=True):
         totals[part.colour_path] += float(a)
     return max(COLOUR_PATHS, key=lambda p: (totals[p], -COLOUR_PATHS.index(p)))

@@ -6,9 +6,8 @@ paper's tables do); EMD is the mean matched distance on a 500-point subsample.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 import math
+from typing import Any, Mapping
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -85,7 +84,9 @@ def chamfer_l1(gt_points: np.ndarray, pred_points: np.ndarray) -> float:
     return float(0.5 * (np.mean(d_gp) + np.mean(d_pg)))
 
 
-def emd(gt_points: np.ndarray, pred_points: np.ndarray, n: int = 500, rng: np.random.Generator | int | None = 0) -> float:
+def emd(
+    gt_points: np.ndarray, pred_points: np.ndarray, n: int = 500, rng: np.random.Generator | int | None = 0
+) -> float:
     """Earth mover's distance as in DeepSDF: mean distance of the optimal one-to-one matching
     between ``n`` random points of each set (Hungarian algorithm, O(n^3))."""
     rng = np.random.default_rng(rng)
@@ -136,7 +137,9 @@ def normal_consistency(
     return float(0.5 * (a + b))
 
 
-def colour_error(gt_points: np.ndarray, gt_rgb: np.ndarray, pred_vertices: np.ndarray, pred_rgb: np.ndarray) -> dict[str, float]:
+def colour_error(
+    gt_points: np.ndarray, gt_rgb: np.ndarray, pred_vertices: np.ndarray, pred_rgb: np.ndarray
+) -> dict[str, float]:
     """RGB error at the gt points against the reconstruction's nearest vertex colour.
 
     ``gt_rgb`` and ``pred_rgb`` in [0, 1]. Returns ``colour_l1`` (mean absolute error over the
@@ -230,8 +233,10 @@ def _thin_metrics(gt_pts, gt_nrm, gt_rgb, mask, pred_pts, pred_nrm, vertices, co
     d_pg, i_pg = _nn(pred_pts, gt_pts)
     near_thin = mask[i_pg]  # pred points whose nearest gt point is thin
     out = {"thin_recall_chamfer": float(np.mean(d_gp**2))}
-    out["thin_chamfer"] = out["thin_recall_chamfer"] + (float(np.mean(d_pg[near_thin] ** 2)) if near_thin.any() else 0.0)
-    out["thin_chamfer_l1"] = 0.5 * (float(np.mean(d_gp)) + (float(np.mean(d_pg[near_thin])) if near_thin.any() else 0.0))
+    precision_sq = float(np.mean(d_pg[near_thin] ** 2)) if near_thin.any() else 0.0
+    precision_l1 = float(np.mean(d_pg[near_thin])) if near_thin.any() else 0.0
+    out["thin_chamfer"] = out["thin_recall_chamfer"] + precision_sq
+    out["thin_chamfer_l1"] = 0.5 * (float(np.mean(d_gp)) + precision_l1)
     for frac in FSCORE_FRACTIONS:
         tag = f"{round(frac * 100)}pct"
         t = frac * size

@@ -260,7 +260,8 @@ def winding_sdf(
     exact = len(faces) <= EXACT_WINDING_MAX_FACES
     for start in range(0, len(points), step):
         chunk = points[start : start + step]
-        winding[start : start + step] = igl.winding_number(vertices, faces, chunk) if exact else igl.fast_winding_number(vertices, faces, chunk)
+        winding_fn = igl.winding_number if exact else igl.fast_winding_number
+        winding[start : start + step] = winding_fn(vertices, faces, chunk)
     # 0.5 splits inside (1) from outside (0) and is where a hole's "leak" is most ambiguous;
     # inverted meshes (winding -1 inside) come out all-outside, which preprocess reports.
     sign = np.where(winding > 0.5, -1.0, 1.0)

@@ -137,7 +137,8 @@ def approximate_thickness(points: np.ndarray, normals: np.ndarray, centres: np.n
 
     The depth, along -normal, of the nearest sample behind the centre whose normal faces the
     other way (the far side of the wall or rod) and that lies near the inward ray (laterally
-    within its depth: sparse samples of a thin rod seldom lie exactly opposite each other); ``max_distance`` where there is none within ``max_distance``.
+    within its depth: sparse samples of a thin rod seldom lie exactly opposite each other);
+    ``max_distance`` where there is none within ``max_distance``.
     """
     from scipy.spatial import cKDTree
 

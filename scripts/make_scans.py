@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.datasets.synthetic import build_shape  # noqa: E402
-from core.io_utils import atomic_save_npz, atomic_write_bytes  # noqa: E402
-from core.tto import from_scan  # noqa: E402
+from core.io_utils import atomic_write_bytes  # noqa: E402
+from core.samples import ShapeSamples, write_samples  # noqa: E402
+from core.tto import Observation, from_scan  # noqa: E402
 
 SCANS = {"chair_thin": ("chair", 901), "lamp_arm": ("lamp", 903), "table_thin": ("table", 900)}
 OUT = ROOT / "resources" / "scans"
@@ -44,23 +45,28 @@ def _ply(points: np.ndarray, normals: np.ndarray, colours: np.ndarray | None) ->
     return header.encode("ascii") + rows.tobytes()
 
 
+def scan_samples(obs: Observation) -> ShapeSamples:
+    """The scan's SDF samples and surface points in DeepSDF's sample layout (no per-sample colours)."""
+    pos, neg = obs.sdf >= 0, obs.sdf < 0
+    return ShapeSamples(
+        pos=np.c_[obs.points[pos], obs.sdf[pos]].astype(np.float32),
+        neg=np.c_[obs.points[neg], obs.sdf[neg]].astype(np.float32),
+        surface_points=obs.surface_points,
+        surface_normals=obs.surface_normals,
+        surface_rgb=obs.surface_colours,
+        normalization=obs.normalization,
+    )
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for name, (cls, index) in SCANS.items():
         scene, info = build_shape(cls, index, seed=0)
         mesh_path = atomic_write_bytes(OUT / f"{name}.glb", scene.export(file_type="glb"))
         obs = from_scan(mesh_path, direction=(0.6, 0.4, 0.7), resolution=160)
-        pos, neg = obs.sdf >= 0, obs.sdf < 0
-        arrays = {"pos": np.c_[obs.points[pos], obs.sdf[pos]].astype(np.float32),
-                  "neg": np.c_[obs.points[neg], obs.sdf[neg]].astype(np.float32),
-                  "surface_points": obs.surface_points.astype(np.float32),
-                  "surface_normals": obs.surface_normals.astype(np.float32)}
-        if obs.surface_colours is not None:
-            arrays["surface_rgb"] = obs.surface_colours.astype(np.float32)
-        if obs.normalization is not None:
-            arrays["offset"], arrays["scale"] = np.asarray(obs.normalization.offset), np.asarray(obs.normalization.scale)
-        atomic_save_npz(OUT / f"{name}_partial.npz", compressed=True, **arrays)
-        atomic_write_bytes(OUT / f"{name}_partial_points.ply", _ply(obs.surface_points, obs.surface_normals, obs.surface_colours))
+        write_samples(OUT / f"{name}_partial.npz", scan_samples(obs), compressed=True)
+        ply = _ply(obs.surface_points, obs.surface_normals, obs.surface_colours)
+        atomic_write_bytes(OUT / f"{name}_partial_points.ply", ply)
         print(f"{name}: {cls} #{index}, thin parts {info['thin_parts']}, scan {len(obs.surface_points)} points")
 
 

@@ -18,8 +18,8 @@ import pyvista as pv  # noqa: E402
 import torch  # noqa: E402
 
 from core.latent_ops import lerp  # noqa: E402
-from core.meshing import extract_mesh  # noqa: E402
 from core.mesh_io import load_mesh  # noqa: E402
+from core.meshing import extract_mesh  # noqa: E402
 from core.model import load_trained_model  # noqa: E402
 from core.normalization import normalize_mesh  # noqa: E402
 

@@ -39,17 +39,20 @@ def _rows_all(paths: list[Path]) -> list[dict]:
 
 def conditioning() -> str:
     out = ["## 1. Generalisation across classes: conditioning modes\n",
-           "Every mode after 150 epochs of the same schedule (batch 8 shapes × 2,048 samples). Known = training shapes with their trained codes (4 per class); unknown = held-out test shapes "
+           "Every mode after 150 epochs of the same schedule (batch 8 shapes × 2,048 samples). "
+           "Known = training shapes with their trained codes (4 per class); unknown = held-out test shapes "
            "fitted by TTO (baseline DeepSDF losses, 150 iterations, 3,000 samples per step). Chamfer ×10³ "
            "(unit-sphere frame, squared distances, DeepSDF's convention), F-score at 1 % of the shape's size.\n",
-           "| conditioning | known CD mean | known CD median | known F@1 % | unknown CD mean | unknown CD median | unknown F@1 % | unknown thin F@1 % | unknown colour PSNR |",
+           "| conditioning | known CD mean | known CD median | known F@1 % "
+           "| unknown CD mean | unknown CD median | unknown F@1 % | unknown thin F@1 % | unknown colour PSNR |",
            "|---|---|---|---|---|---|---|---|---|"]
     from core.evaluation import summarise
 
     per_class: dict[str, dict] = {}
     # Same shapes in every row: the ids every mode evaluated.
     test_rows = {m: _rows_all([RUNS / f"cond_{m}" / "eval_test" / "results.json"]) for m in MODES}
-    common = set.intersection(*[{r["id"] for r in rows} for rows in test_rows.values() if rows]) if any(test_rows.values()) else set()
+    evaluated = [{r["id"] for r in rows} for rows in test_rows.values() if rows]
+    common = set.intersection(*evaluated) if evaluated else set()
     known_by_mode = {m: _summary(RUNS / f"cond_{m}" / "eval_train" / "results.json") for m in MODES}
     for mode in MODES:
         known = known_by_mode[mode]
@@ -71,16 +74,20 @@ def conditioning() -> str:
         out += ["", "Known (training) shapes per class, Chamfer ×10³ mean (4 shapes per class, trained codes):", "",
                 "| class | " + " | ".join(known_per_class) + " |", "|---|" + "---|" * len(known_per_class)]
         for c in classes:
-            out.append(f"| {c} | " + " | ".join(_f(v.get(c, {}).get("CD×10³ mean")) for v in known_per_class.values()) + " |")
+            means = (_f(v.get(c, {}).get("CD×10³ mean")) for v in known_per_class.values())
+            out.append(f"| {c} | " + " | ".join(means) + " |")
     if per_class:
         classes = [c for c in next(iter(per_class.values())) if c != "all"]
-        out += ["", f"Unknown (held-out) shapes per class ({len(common)} shapes, the same for every mode), Chamfer ×10³ mean / F@1 %:", "",
+        out += ["", f"Unknown (held-out) shapes per class ({len(common)} shapes, the same for every mode), "
+                "Chamfer ×10³ mean / F@1 %:", "",
                 "| class | " + " | ".join(per_class) + " |", "|---|" + "---|" * len(per_class)]
         for c in classes:
-            out.append(f"| {c} | " + " | ".join(
-                f"{_f(s.get(c, {}).get('CD×10³ mean'))} / {_f(s.get(c, {}).get('F@1 %'), 1)}" for s in per_class.values()) + " |")
+            pairs = (f"{_f(s.get(c, {}).get('CD×10³ mean'))} / {_f(s.get(c, {}).get('F@1 %'), 1)}"
+                     for s in per_class.values())
+            out.append(f"| {c} | " + " | ".join(pairs) + " |")
     out += ["", "### Zero-shot: a class never trained", "",
-            "Both models trained 100 epochs on six classes without `shelf`; the 4 held-out shelves are fitted by TTO. `text` is "
+            "Both models trained 100 epochs on six classes without `shelf`; "
+            "the 4 held-out shelves are fitted by TTO. `text` is "
             "conditioned on the prompt \"shelf\" (never seen in training), `none` has no condition.", "",
             "| model | shapes | CD mean | CD median | F@1 % | thin F@1 % |", "|---|---|---|---|---|---|"]
     for run in ("zs_text", "zs_none"):
@@ -103,7 +110,8 @@ def thin() -> str:
         return "\n".join(out + ["not run\n"])
     data = json.loads(path.read_text())
     base = data.get("baseline", {}).get("all", {})
-    out += ["| TTO losses | CD×10³ mean | CD×10³ median | F@1 % | thin F@1 % | NC | s / shape | beats baseline (thin F@1) |",
+    out += ["| TTO losses | CD×10³ mean | CD×10³ median | F@1 % | thin F@1 % | NC | s / shape "
+            "| beats baseline (thin F@1) |",
             "|---|---|---|---|---|---|---|---|"]
     for name in LOSS_SETS:
         s = data.get(name, {}).get("all")
@@ -131,7 +139,8 @@ def colour() -> str:
            "Colour L1 (RGB in [0, 1]) and PSNR of the reconstruction's vertex colours against the nearest "
            "ground-truth surface colours. Train = 4 training shapes per class with their trained codes (28); "
            "test = 1 held-out shape per class fitted by TTO (7).\n",
-           "| model | train colour L1 | train PSNR | test colour L1 | test PSNR | train CD×10³ mean | train F@1 % | test CD×10³ mean | test F@1 % |",
+           "| model | train colour L1 | train PSNR | test colour L1 | test PSNR "
+           "| train CD×10³ mean | train F@1 % | test CD×10³ mean | test F@1 % |",
            "|---|---|---|---|---|---|---|---|---|"]
     for label, run, suffix in (("view-independent colour head", "cond_embedding", "_e100"),
                                ("view-dependent colour head (seed)", "colour_viewdep", ""),
@@ -142,8 +151,9 @@ def colour() -> str:
             out.append(f"| {label} | not run | | | | | | | |")
             continue
         tr, te = tr or {}, te or {}
-        out.append(f"| {label} | {_f(tr.get('colour L1'), 3)} | {_f(tr.get('PSNR dB'), 1)} | {_f(te.get('colour L1'), 3)} | "
-                   f"{_f(te.get('PSNR dB'), 1)} | {_f(tr.get('CD×10³ mean'))} | {_f(tr.get('F@1 %'), 1)} | "
+        out.append(f"| {label} | {_f(tr.get('colour L1'), 3)} | {_f(tr.get('PSNR dB'), 1)} | "
+                   f"{_f(te.get('colour L1'), 3)} | {_f(te.get('PSNR dB'), 1)} | "
+                   f"{_f(tr.get('CD×10³ mean'))} | {_f(tr.get('F@1 %'), 1)} | "
                    f"{_f(te.get('CD×10³ mean'))} | {_f(te.get('F@1 %'), 1)} |")
     return "\n".join(out) + "\n"
 

@@ -108,7 +108,7 @@ def test_vertex_colour_cube_matches_file_values() -> None:
     faces = np.repeat(np.arange(len(mesh.faces)), 3)
     colours = mesh.colours_at(faces, corner_bary)
     positions = mesh.vertices[mesh.faces.reshape(-1)]
-    for pos, col in zip(positions, colours):
+    for pos, col in zip(positions, colours, strict=True):
         np.testing.assert_allclose(col, expected[tuple(pos)], atol=1 / 255)
     assert len(np.unique(np.round(colours, 3), axis=0)) == 8
 
@@ -267,7 +267,7 @@ def test_missing_texture_falls_back_to_material_with_warning(tmp_path: Path) -> 
     for name in ("spider.obj", "spider.mtl", "SpiderTex.jpg"):  # the other four textures are missing
         shutil.copy(SPIDER.parent / name, tmp_path / name)
     mesh = load_mesh(tmp_path / "spider.obj")
-    paths = dict(zip([p.name for p in mesh.parts], mesh.part_colour_paths))
+    paths = dict(zip([p.name for p in mesh.parts], mesh.part_colour_paths, strict=True))
     assert paths["HLeibTex"] == "texture"
     assert paths["Skin"] == "material"
     skin = mesh.parts[[p.name for p in mesh.parts].index("Skin")]

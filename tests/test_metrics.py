@@ -68,7 +68,9 @@ def test_sample_mesh_surface_is_on_surface_and_area_weighted():
 
 def _sphere_mesh(r):
     m = trimesh.creation.icosphere(subdivisions=3, radius=r)
-    return MeshArrays(m.vertices.astype(np.float32), m.faces.astype(np.int64), m.vertex_normals.astype(np.float32), None, {})
+    return MeshArrays(
+        m.vertices.astype(np.float32), m.faces.astype(np.int64), m.vertex_normals.astype(np.float32), None, {}
+    )
 
 
 def test_evaluate_reconstruction_keys_and_thin_subset():

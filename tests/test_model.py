@@ -46,7 +46,9 @@ def test_paper_preset_is_deepsdf():
     # Park et al.'s deep_sdf_decoder with latent 256 + xyz: the layer before the skip is shrunk
     # to 512 - 259 = 253 so that [x, latent, xyz] is 512 wide again.
     assert dec.input_dim == 259
-    assert _widths(dec) == [(259, 512), (512, 512), (512, 512), (512, 253), (512, 512), (512, 512), (512, 512), (512, 512)]
+    assert _widths(dec) == [
+        (259, 512), (512, 512), (512, 512), (512, 253), (512, 512), (512, 512), (512, 512), (512, 512)
+    ]
     assert dec.sdf_out.in_features == 512 and dec.sdf_out.out_features == 1
     assert isinstance(dec.dropout, nn.Dropout) and dec.dropout.p == 0.2
     for layer in dec.layers:  # weight norm on every trunk layer: weight = g * v / |v|
@@ -204,7 +206,7 @@ def test_colour_detach_trunk_geometry_gradient_is_sdf_only():
     dec.zero_grad(set_to_none=True)
     sdf, _ = dec(xyz, latent.detach(), module.colour_codes.weight[0].detach())
     sdf.sum().backward()
-    for a, b in zip(both, _trunk_grads(dec)):
+    for a, b in zip(both, _trunk_grads(dec), strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -322,6 +324,7 @@ def test_bad_model_config():
 def real_checkpoint(tmp_path_factory):
     """A checkpoint written by the project's trainer (2 epochs of the tiny preset)."""
     from conftest import write_analytic_dataset
+
     from core.training import build_run_config, train
 
     data = write_analytic_dataset(tmp_path_factory.mktemp("ckpt_data"), n_samples=800, n_surface=400)
@@ -393,7 +396,8 @@ def test_checkpoint_other_preset(real_checkpoint, tmp_path):
         message = _load_error(path)
         assert "do not fit" in message and "preset 'tiny'" in message
     # same keys, other sizes (a tiny model of other widths): a size mismatch is reported too
-    data["model_state"] = AutoDecoder(preset_config("tiny", hidden_dims=(48,) * 4), num_shapes=k, num_classes=c).state_dict()
+    wider = AutoDecoder(preset_config("tiny", hidden_dims=(48,) * 4), num_shapes=k, num_classes=c)
+    data["model_state"] = wider.state_dict()
     torch.save(data, tmp_path / "wider.pt")
     assert "size mismatch" in _load_error(tmp_path / "wider.pt")
 

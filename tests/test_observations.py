@@ -111,9 +111,12 @@ def test_point_cloud_files(tmp_path):
     npy = tmp_path / "cloud.npy"
     np.save(npy, np.concatenate([points, normals], axis=1))
     ply = tmp_path / "cloud.ply"
-    header = "ply\nformat ascii 1.0\nelement vertex %d\nproperty float x\nproperty float y\nproperty float z\n" \
-             "property float nx\nproperty float ny\nproperty float nz\nend_header\n" % len(points)
-    ply.write_text(header + "\n".join(" ".join(f"{v:.6f}" for v in row) for row in np.concatenate([points, normals], 1)) + "\n")
+    header = (
+        f"ply\nformat ascii 1.0\nelement vertex {len(points)}\nproperty float x\nproperty float y\nproperty float z\n"
+        "property float nx\nproperty float ny\nproperty float nz\nend_header\n"
+    )
+    rows = np.concatenate([points, normals], 1)
+    ply.write_text(header + "\n".join(" ".join(f"{v:.6f}" for v in row) for row in rows) + "\n")
     for path in (xyz, npy, ply):
         obs = load_observation(path)
         assert obs.kind == "point_cloud", path

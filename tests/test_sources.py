@@ -5,12 +5,11 @@ import gzip
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import trimesh
 
 from core.datasets.folder import folder_jobs, stable_split
-from core.datasets.objaverse import ObjaverseConfig, object_text, objaverse_jobs
+from core.datasets.objaverse import ObjaverseConfig, objaverse_jobs, object_text
 from core.errors import SourceError
 
 

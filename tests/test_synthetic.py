@@ -29,7 +29,9 @@ def test_same_seed_same_shape_other_seed_other_shape():
 
 def test_shape_does_not_depend_on_requested_classes(tmp_path):
     only = write_synthetic_set(SyntheticConfig(shapes_per_class=2, classes=("lamp",)), tmp_path / "a", progress=False)
-    both = write_synthetic_set(SyntheticConfig(shapes_per_class=2, classes=("mug", "lamp")), tmp_path / "b", progress=False)
+    both = write_synthetic_set(
+        SyntheticConfig(shapes_per_class=2, classes=("mug", "lamp")), tmp_path / "b", progress=False
+    )
     lamp_a = (tmp_path / "a" / only[0]["file"]).read_bytes()
     lamp_b = (tmp_path / "b" / [e for e in both if e["id"] == only[0]["id"]][0]["file"]).read_bytes()
     assert lamp_a == lamp_b
@@ -102,7 +104,8 @@ def test_preprocess_two_synthetic_shapes(tmp_path):
     from core.preprocess import PreprocessConfig, preprocess_dataset
 
     jobs = synthetic_jobs(tmp_path / "meshes", shapes_per_class=1, classes=("chair", "mug"), progress=False)
-    report = preprocess_dataset(jobs, tmp_path / "data", PreprocessConfig(n_samples=5000, n_surface=2000), progress=False)
+    config = PreprocessConfig(n_samples=5000, n_surface=2000)
+    report = preprocess_dataset(jobs, tmp_path / "data", config, progress=False)
     assert not report.failed and len(report.processed) == 2
     manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
     record = manifest["shapes"][0]

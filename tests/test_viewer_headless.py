@@ -79,7 +79,8 @@ def test_headless_errors_are_clear(qapp, toy_trained, tmp_path, capsys):
     bad.write_bytes(b"\x00" * 100)
     assert view_command.run(_args(str(bad), "--screenshot", str(tmp_path / "x.png"))) == 2
     assert "bad.pt" in capsys.readouterr().err
-    assert view_command.run(_args(ckpt, "--screenshot", str(tmp_path / "x.png"), "--interp", "ball0", "slab0", "2")) == 2
+    bad_interp = _args(ckpt, "--screenshot", str(tmp_path / "x.png"), "--interp", "ball0", "slab0", "2")
+    assert view_command.run(bad_interp) == 2
     assert not (tmp_path / "x.png").exists()
     with pytest.raises(SystemExit):
         _args(ckpt, "--size", "big")

@@ -14,7 +14,6 @@ deterministic and does not depend on which classes are requested.
 """
 from __future__ import annotations
 
-
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -94,7 +93,9 @@ def _revolve(profile: np.ndarray, sections: int = 40) -> trimesh.Trimesh:
     return trimesh.creation.revolve(pts, sections=sections)
 
 
-def _torus_arc(centre, radius: float, tube: float, start: float, stop: float, plane: str = "xz", n: int = 10) -> list[trimesh.Trimesh]:
+def _torus_arc(
+    centre, radius: float, tube: float, start: float, stop: float, plane: str = "xz", n: int = 10
+) -> list[trimesh.Trimesh]:
     """A bent tube as a chain of short rods (mug handles): arc in the given plane."""
     t = np.linspace(start, stop, n + 1)
     c = np.asarray(centre, float)
@@ -102,7 +103,7 @@ def _torus_arc(centre, radius: float, tube: float, start: float, stop: float, pl
         pts = np.stack([c[0] + radius * np.cos(t), np.full_like(t, c[1]), c[2] + radius * np.sin(t)], 1)
     else:
         pts = np.stack([np.full_like(t, c[0]), c[1] + radius * np.cos(t), c[2] + radius * np.sin(t)], 1)
-    rods = [_rod(a, b, tube, 12) for a, b in zip(pts[:-1], pts[1:])]
+    rods = [_rod(a, b, tube, 12) for a, b in zip(pts[:-1], pts[1:], strict=True)]
     rods += [trimesh.creation.icosphere(1, tube).apply_translation(p) for p in pts[1:-1]]
     return rods
 
@@ -140,11 +141,13 @@ def _chair(rng):
         parts.append(Part("rail", _box([w, 0.06, 0.12], [0, y_back, top - 0.06]), back_c))
         n = int(rng.integers(2, 5))
         for i, x in enumerate(np.linspace(-w / 2 + 0.2, w / 2 - 0.2, n)):
-            parts.append(Part(f"slat_{i}", _rod([x, y_back, seat_h], [x, y_back, top - 0.1], slat_r), back_c, thin=True))
+            slat = _rod([x, y_back, seat_h], [x, y_back, top - 0.1], slat_r)
+            parts.append(Part(f"slat_{i}", slat, back_c, thin=True))
     if rng.random() < 0.4:  # arm rests on thin posts
         for i, sx in enumerate((-1, 1)):
             x = sx * (w / 2 - 0.03)
-            parts.append(Part(f"armpost_{i}", _rod([x, -d / 2 + 0.08, seat_h], [x, -d / 2 + 0.08, seat_h + 0.3], leg_r * 0.8), leg_c, thin=True))
+            post = _rod([x, -d / 2 + 0.08, seat_h], [x, -d / 2 + 0.08, seat_h + 0.3], leg_r * 0.8)
+            parts.append(Part(f"armpost_{i}", post, leg_c, thin=True))
             parts.append(Part(f"arm_{i}", _box([0.07, d - 0.05, 0.04], [x, 0, seat_h + 0.3]), back_c))
     text = f"a {seat_c} chair with four thin {leg_c} legs"
     return parts, text
@@ -212,7 +215,8 @@ def _vase(rng):
     radius = np.clip(radius, 0.06, None)
     c = _pick(rng, "vase")[0]
     body = _revolve(np.stack([radius, zs], 1), 48)
-    return [Part("body", body, c, texture="checker" if rng.random() < 0.5 else "stripes")], f"a {c} vase with a decorated body"
+    texture = "checker" if rng.random() < 0.5 else "stripes"
+    return [Part("body", body, c, texture=texture)], f"a {c} vase with a decorated body"
 
 
 def _airplane(rng):
@@ -225,7 +229,8 @@ def _airplane(rng):
     parts = [Part("fuselage", fuselage, c),
              Part("wing", _box([chord, span, thick], [wing_x, 0, -fr * 0.3]), c2, thin=True),
              Part("stabiliser", _box([chord * 0.5, span * 0.35, thick], [-length / 2 + 0.12, 0, 0]), c2, thin=True),
-             Part("fin", _box([chord * 0.5, thick, rng.uniform(0.2, 0.35)], [-length / 2 + 0.12, 0, 0.15]), c2, thin=True)]
+             Part("fin", _box([chord * 0.5, thick, rng.uniform(0.2, 0.35)], [-length / 2 + 0.12, 0, 0.15]),
+                  c2, thin=True)]
     return parts, f"a {c} airplane with thin {c2} wings"
 
 
@@ -281,8 +286,10 @@ def _dressed(part: Part, rng: np.random.Generator) -> trimesh.Trimesh:
     mesh = part.mesh.copy()
     rgb = PALETTE[part.colour]
     if part.texture:
-        material = trimesh.visual.material.PBRMaterial(name=part.name, baseColorTexture=_texture_image(part.texture, rgb, rng),
-                                                       baseColorFactor=[255, 255, 255, 255], metallicFactor=0.0, roughnessFactor=0.8)
+        material = trimesh.visual.material.PBRMaterial(
+            name=part.name, baseColorTexture=_texture_image(part.texture, rgb, rng),
+            baseColorFactor=[255, 255, 255, 255], metallicFactor=0.0, roughnessFactor=0.8,
+        )
         mesh.visual = trimesh.visual.TextureVisuals(uv=_uv(mesh), material=material)
     else:
         material = trimesh.visual.material.PBRMaterial(name=part.name, baseColorFactor=[*rgb, 255], metallicFactor=0.0,

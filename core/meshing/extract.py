@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from core.meshing.grid import (
-    default_max_batch,
     GridResult,
     SdfFn,
+    default_max_batch,
     evaluate_coarse_to_fine,
     evaluate_dense,
     resolve_device,
@@ -104,7 +104,8 @@ def mesh_from_grid(
     max_batch = max_batch or default_max_batch(device)
     with_colours = colour_fn is not None
     if not bool(((values < level).any() & (values >= level).any()).item()):
-        reason = "no zero crossing: the SDF is " + ("negative" if bool((values < level).all()) else "positive") + " everywhere on the grid"
+        sign = "negative" if bool((values < level).all()) else "positive"
+        reason = f"no zero crossing: the SDF is {sign} everywhere on the grid"
         return MeshArrays.empty(with_colours, **stats, empty=True, reason=reason)
 
     t0 = time.perf_counter()

@@ -16,9 +16,9 @@ Two paths, tested against each other:
   only approximately 1-Lipschitz. Both tests use ``|sdf|`` only as a *lower* bound of the
   distance, so they stay valid for a decoder trained on clamped SDFs (DeepSDF's delta = 0.1)
   whose output saturates away from the surface: coarse cells larger than the clamp are simply
-  all refined until the cells are small enough to be excluded. Grid points that are never evaluated get the trilinear interpolation of the
-  coarser level, whose sign is that of the (surface-free) coarse cell, so marching cubes sees
-  the same zero level as on the dense grid.
+  all refined until the cells are small enough to be excluded. Grid points that are never
+  evaluated get the trilinear interpolation of the coarser level, whose sign is that of the
+  (surface-free) coarse cell, so marching cubes sees the same zero level as on the dense grid.
 """
 from __future__ import annotations
 
@@ -113,7 +113,9 @@ def evaluate_dense(
     with torch.no_grad():
         for start in range(0, n, max_batch):
             flat = torch.arange(start, min(start + max_batch, n), device=device)
-            idx = torch.stack((flat // (resolution * resolution), (flat // resolution) % resolution, flat % resolution), 1)
+            idx = torch.stack(
+                (flat // (resolution * resolution), (flat // resolution) % resolution, flat % resolution), 1
+            )
             values[start : start + flat.shape[0]] = sdf_fn(_index_to_points(idx, h)).reshape(-1).to(torch.float32)
     _sync(device)
     seconds = time.perf_counter() - t0
@@ -255,7 +257,12 @@ def evaluate_coarse_to_fine(
         new_evaluated |= todo
         n_eval += pos.shape[0]
         levels.append(
-            {"stride": stride, "points": fine.shape[0] ** 3, "evaluated": int(pos.shape[0]), "refined_cells": int(refine.sum())}
+            {
+                "stride": stride,
+                "points": fine.shape[0] ** 3,
+                "evaluated": int(pos.shape[0]),
+                "refined_cells": int(refine.sum()),
+            }
         )
         lattice, values, evaluated = fine, new_values, new_evaluated
 

@@ -186,7 +186,10 @@ def marching_cubes_torch(volume: torch.Tensor, level: float = 0.0) -> tuple[torc
     volume = volume.float()
     X, Y, Z = volume.shape
     inside = volume < level
-    empty = (torch.zeros((0, 3), dtype=torch.float32, device=device), torch.zeros((0, 3), dtype=torch.int64, device=device))
+    empty = (
+        torch.zeros((0, 3), dtype=torch.float32, device=device),
+        torch.zeros((0, 3), dtype=torch.int64, device=device),
+    )
     if min(X, Y, Z) < 2:
         return empty
 
@@ -231,7 +234,9 @@ def marching_cubes_torch(volume: torch.Tensor, level: float = 0.0) -> tuple[torc
     return vertices, faces
 
 
-def marching_cubes(volume: torch.Tensor | np.ndarray, level: float = 0.0, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def marching_cubes(
+    volume: torch.Tensor | np.ndarray, level: float = 0.0, backend: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
     """Marching cubes with the backend picked by where the volume lives.
 
     ``backend``: ``"auto"`` (torch when the volume is a CUDA tensor, else scikit-image),

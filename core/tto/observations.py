@@ -392,13 +392,16 @@ def from_point_cloud(
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[-1] != 3 or len(pts) == 0:
         raise ObservationError(
-            f"{source}: no points (array of shape {pts.shape}). Give an (N, 3) cloud with N >= 3, with normals if possible."
+            f"{source}: no points (array of shape {pts.shape}). "
+            "Give an (N, 3) cloud with N >= 3, with normals if possible."
         )
     if not np.all(np.isfinite(pts)):
         bad = int(np.sum(~np.isfinite(pts).all(axis=1)))
         raise ObservationError(f"{source}: {bad} points are NaN or infinite. Remove them and try again.")
     if len(pts) < 3:
-        raise ObservationError(f"{source}: only {len(pts)} points; at least 3 are needed (and far more for a useful fit).")
+        raise ObservationError(
+            f"{source}: only {len(pts)} points; at least 3 are needed (and far more for a useful fit)."
+        )
     if not etas or any(float(e) <= 0 for e in etas):
         raise ObservationError(f"{source}: etas must be positive step lengths, got {etas}.")
 
@@ -424,11 +427,14 @@ def from_point_cloud(
         if nrm.shape != pts.shape:
             raise ObservationError(f"{source}: {len(pts)} points but normals of shape {nrm.shape}; give one per point.")
         if not np.all(np.isfinite(nrm)):
-            raise ObservationError(f"{source}: some normals are NaN or infinite. Fix them or drop the normals to have them estimated.")
+            raise ObservationError(
+                f"{source}: some normals are NaN or infinite. Fix them or drop the normals to have them estimated."
+            )
         length = np.linalg.norm(nrm, axis=1, keepdims=True)
         if np.any(length < 1e-12):
             raise ObservationError(
-                f"{source}: {int(np.sum(length < 1e-12))} normals have zero length. Fix them or drop the normals to have them estimated."
+                f"{source}: {int(np.sum(length < 1e-12))} normals have zero length. "
+                "Fix them or drop the normals to have them estimated."
             )
         nrm = nrm / length
 
@@ -487,10 +493,13 @@ def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, n
         if suffix == ".npz":
             with np.load(path) as data:
                 if "points" not in data.files:
-                    raise ObservationError(f"{path}: no 'points' array (keys: {data.files}). Save the cloud as points=(N, 3).")
+                    raise ObservationError(
+                        f"{path}: no 'points' array (keys: {data.files}). Save the cloud as points=(N, 3)."
+                    )
                 pts = data["points"]
                 nrm = data["normals"] if "normals" in data.files else None
-                rgb = data["colours"] if "colours" in data.files else (data["colors"] if "colors" in data.files else None)
+                rgb_key = next((k for k in ("colours", "colors") if k in data.files), None)
+                rgb = data[rgb_key] if rgb_key is not None else None
             return np.asarray(pts, np.float64), _maybe(nrm), _maybe(rgb)
         if suffix == ".ply":
             return _read_ply_cloud(path)
@@ -502,7 +511,8 @@ def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, n
     table = np.asarray(table, dtype=np.float64)
     if table.ndim != 2 or table.shape[1] not in (3, 6, 7, 9, 10):
         raise ObservationError(
-            f"{path}: a point table needs 3 (xyz), 6 (xyz + normals) or 9 (xyz + normals + rgb) columns, got shape {table.shape}."
+            f"{path}: a point table needs 3 (xyz), 6 (xyz + normals) or 9 (xyz + normals + rgb) columns, "
+            f"got shape {table.shape}."
         )
     normals = table[:, 3:6] if table.shape[1] >= 6 else None
     colours = table[:, 6:9] if table.shape[1] >= 9 else None
@@ -578,7 +588,8 @@ def from_scan(
     scan = depth_scan(mesh.vertices, mesh.faces, direction=direction, resolution=resolution, up=up)
     if len(scan.points) < 3:
         raise ObservationError(
-            f"{mesh_path}: the scan from direction {tuple(np.round(scan.direction, 3))} sees {len(scan.points)} surface points. "
+            f"{mesh_path}: the scan from direction {tuple(np.round(scan.direction, 3))} "
+            f"sees {len(scan.points)} surface points. "
             "Raise --scan-resolution or pick another direction."
         )
     colours = mesh.colours_at(scan.face_index, scan.barycentric)

@@ -6,8 +6,17 @@ from __future__ import annotations
 
 import torch
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.latent_ops import random_code
 from viewer.state import CodeSelection, ViewerState
@@ -79,7 +88,7 @@ class CodesPanel(QWidget):
         self.class_box.blockSignals(False)
         self.colour_box.clear()
         self.colour_box.addItem("(same shape)", SAME_SHAPE)
-        for i, (c, sid) in enumerate(zip(m.shape_classes, m.shape_ids)):
+        for i, (c, sid) in enumerate(zip(m.shape_classes, m.shape_ids, strict=False)):
             self.colour_box.addItem(f"{c}/{sid}", i)
         self.colour_box.setEnabled(m.has_colour)
         text_mode = m.conditioning == "text"
@@ -133,7 +142,7 @@ class CodesPanel(QWidget):
             return
         if index == SAME_SHAPE:
             own = sel.label.split(" in colours of ")[0]
-            if own in [f"{c}/{s}" for c, s in zip(m.shape_classes, m.shape_ids)]:
+            if own in [f"{c}/{s}" for c, s in zip(m.shape_classes, m.shape_ids, strict=False)]:
                 self.select_index(m.index_of(own.split("/", 1)[1]))
             return
         base = sel.label.split(" in colours of ")[0]

@@ -2,8 +2,19 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSlider, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from viewer.scene import CAMERA_PRESETS
 from viewer.state import ViewerState
@@ -84,7 +95,9 @@ class DisplayPanel(QWidget):
         self.transparent.setToolTip("Screenshot with a transparent background (RGBA PNG)")
         self.shot = QPushButton("Screenshot…")
         self.shot.setToolTip("Save the 3D view as PNG (Ctrl+S)")
-        self.shot.clicked.connect(lambda: self.screenshot_requested.emit(self.scale.value(), self.transparent.isChecked()))
+        self.shot.clicked.connect(
+            lambda: self.screenshot_requested.emit(self.scale.value(), self.transparent.isChecked())
+        )
         shot.addWidget(self.scale)
         shot.addWidget(self.transparent)
         shot.addWidget(self.shot, 1)

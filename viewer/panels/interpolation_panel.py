@@ -7,8 +7,18 @@ through the conditioning space too.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QPushButton, QRadioButton, QSlider,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QPushButton,
+    QRadioButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.latent_ops import blend
 from viewer.state import CodeSelection, ViewerState
@@ -28,7 +38,9 @@ class InterpolationPanel(QWidget):
         form = QFormLayout()
         self.a_box, self.b_box = QComboBox(), QComboBox()
         self.a_box.setToolTip("Shape A: a training shape (any class)")
-        self.b_box.setToolTip("Shape B: a training shape (any class); when classes differ the class condition is blended too")
+        self.b_box.setToolTip(
+            "Shape B: a training shape (any class); when classes differ the class condition is blended too"
+        )
         self.a_current, self.b_current = QPushButton("← current"), QPushButton("← current")
         self.a_current.setToolTip("Use the codes on screen (a random code, the map, a TTO result…) as A")
         self.b_current.setToolTip("Use the codes on screen as B")
@@ -55,7 +67,9 @@ class InterpolationPanel(QWidget):
         self.linear.setChecked(True)
         self.linear.setToolTip("Straight line between the codes")
         self.spherical = QRadioButton("spherical (slerp)")
-        self.spherical.setToolTip("Great-circle blend: keeps the code norm, so the middle does not shrink to the mean shape")
+        self.spherical.setToolTip(
+            "Great-circle blend: keeps the code norm, so the middle does not shrink to the mean shape"
+        )
         mode = QHBoxLayout()
         mode.addWidget(self.linear)
         mode.addWidget(self.spherical)
@@ -103,10 +117,11 @@ class InterpolationPanel(QWidget):
         self.play.setChecked(False)
         for box in (self.a_box, self.b_box):
             box.clear()
-            for i, (c, sid) in enumerate(zip(m.shape_classes, m.shape_ids)):
+            for i, (c, sid) in enumerate(zip(m.shape_classes, m.shape_ids, strict=False)):
                 box.addItem(f"{c}/{sid}", i)
         # Default B: the first shape of another class, so the class blend shows.
-        other = next((i for i, c in enumerate(m.shape_classes) if c != m.shape_classes[0]), min(1, len(m.shape_ids) - 1))
+        fallback = min(1, len(m.shape_ids) - 1)
+        other = next((i for i, c in enumerate(m.shape_classes) if c != m.shape_classes[0]), fallback)
         self.b_box.setCurrentIndex(other)
         self.a = self.state.training_code(int(self.a_box.currentData()))
         self.b = self.state.training_code(int(self.b_box.currentData()))

@@ -72,7 +72,7 @@ class LossPlot(QWidget):
             p.setPen(QPen(QColor(COLOURS.get(name, "#ff7f0e")), 1.6))
             visible = [(x, v) for x, v in series if math.log10(v) >= lo]  # terms below the range: legend only
             poly = [to_px(x, v) for x, v in visible]
-            for a, b in zip(poly[:-1], poly[1:]):
+            for a, b in zip(poly[:-1], poly[1:], strict=True):
                 p.drawLine(a, b)
             if len(poly) == 1:
                 p.drawEllipse(poly[0], 2, 2)
