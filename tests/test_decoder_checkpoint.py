@@ -133,6 +133,10 @@ def test_checkpoint_errors(toy_trained, tmp_path):
     other = untrained_model("default", num_shapes=4, class_names=("ball", "slab"))
     torch.save({**data, "model_state": other.module.state_dict()}, tmp_path / "other.pt")
     _expect(tmp_path / "other.pt", "do not fit the")
+    torch.save({**data, "shape_classes": data["shape_classes"][:-1]}, tmp_path / "short.pt")
+    _expect(tmp_path / "short.pt", "shape list is inconsistent")
+    torch.save({**data, "shape_classes": ["sofa"] * len(data["shape_ids"])}, tmp_path / "sofa.pt")
+    _expect(tmp_path / "sofa.pt", "not in class_names: sofa")
 
 
 class _Evil:

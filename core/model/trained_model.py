@@ -222,6 +222,13 @@ def load_trained_model(path: str | Path, device: str | torch.device | None = Non
             f"{path}: its config cannot be read ({exc}); the file is damaged or from another program."
         ) from exc
     k, c = len(data["shape_ids"]), len(data["class_names"])
+    texts = data.get("shape_texts") or [None] * k
+    unknown = sorted(set(data["shape_classes"]) - set(data["class_names"]))
+    if len(data["shape_classes"]) != k or len(texts) != k or unknown:
+        raise CheckpointError(
+            f"{path}: its shape list is inconsistent ({k} ids, {len(data['shape_classes'])} classes, {len(texts)} "
+            f"texts{'; classes not in class_names: ' + ', '.join(map(str, unknown[:5])) if unknown else ''}). "
+            "The file is damaged or was edited; use the checkpoint the trainer wrote.")
     module = build_module(model_cfg, k, c)
     try:
         module.load_state_dict(data["model_state"])
@@ -236,7 +243,7 @@ def load_trained_model(path: str | Path, device: str | torch.device | None = Non
     module.to(device)
     return TrainedModel(
         config=model_cfg, module=module, shape_ids=list(data["shape_ids"]),
-        shape_classes=list(data["shape_classes"]), shape_texts=list(data.get("shape_texts") or [None] * k),
+        shape_classes=list(data["shape_classes"]), shape_texts=list(texts),
         class_names=list(data["class_names"]), stats=dict(data.get("stats") or {}),
         normalization=dict(data.get("normalization") or {}), full_config=dict(data["config"]),
         path=Path(path), device=device,

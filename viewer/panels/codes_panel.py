@@ -88,7 +88,7 @@ class CodesPanel(QWidget):
         self.class_box.blockSignals(False)
         self.colour_box.clear()
         self.colour_box.addItem("(same shape)", SAME_SHAPE)
-        for i, (c, sid) in enumerate(zip(m.shape_classes, m.shape_ids, strict=False)):
+        for i, (c, sid) in enumerate(zip(m.shape_classes, m.shape_ids, strict=True)):
             self.colour_box.addItem(f"{c}/{sid}", i)
         self.colour_box.setEnabled(m.has_colour)
         text_mode = m.conditioning == "text"
@@ -142,7 +142,7 @@ class CodesPanel(QWidget):
             return
         if index == SAME_SHAPE:
             own = sel.label.split(" in colours of ")[0]
-            if own in [f"{c}/{s}" for c, s in zip(m.shape_classes, m.shape_ids, strict=False)]:
+            if own in [f"{c}/{s}" for c, s in zip(m.shape_classes, m.shape_ids, strict=True)]:
                 self.select_index(m.index_of(own.split("/", 1)[1]))
             return
         base = sel.label.split(" in colours of ")[0]

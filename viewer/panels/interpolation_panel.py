@@ -117,7 +117,7 @@ class InterpolationPanel(QWidget):
         self.play.setChecked(False)
         for box in (self.a_box, self.b_box):
             box.clear()
-            for i, (c, sid) in enumerate(zip(m.shape_classes, m.shape_ids, strict=False)):
+            for i, (c, sid) in enumerate(zip(m.shape_classes, m.shape_ids, strict=True)):
                 box.addItem(f"{c}/{sid}", i)
         # Default B: the first shape of another class, so the class blend shows.
         fallback = min(1, len(m.shape_ids) - 1)

@@ -91,7 +91,7 @@ class LatentMap(QWidget):
         p.setPen(QColor("#999999"))
         p.drawText(QRectF(0, 0, self.width() - 4, self.height() - 2), Qt.AlignRight | Qt.AlignBottom, "PC1 →")
         p.drawText(QRectF(4, 2, self.width(), self.height()), Qt.AlignLeft | Qt.AlignTop, "↑ PC2")
-        for xy, c in zip(self.points, self.classes, strict=False):
+        for xy, c in zip(self.points, self.classes, strict=True):
             colour = QColor(CLASS_COLOURS[c % len(CLASS_COLOURS)])
             p.setPen(QPen(colour.darker(140), 1))
             p.setBrush(colour)
