@@ -6,6 +6,7 @@
     python main.py train ...            train a (class-conditioned, coloured) auto-decoder
     python main.py reconstruct ...      fit a new shape (mesh, points, scan, samples) by TTO
     python main.py evaluate ...         metrics on held-out shapes, TTO ablations
+    python main.py import-deepsdf EXP --out M.pt   an experiment of the original DeepSDF code → a checkpoint
 
 This module only dispatches; each subcommand lives in ``core.commands`` (or ``viewer``).
 """
@@ -21,6 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("core.commands.train_command", "train the auto-decoder on a data set folder"),
     "reconstruct": ("core.commands.reconstruct_command", "fit codes to a new observation (test-time optimisation)"),
     "evaluate": ("core.commands.evaluate_command", "reconstruct held-out shapes and report metrics"),
+    "import-deepsdf": ("core.commands.import_deepsdf_command", "a DeepSDF experiment directory → a checkpoint"),
+    "edit": ("core.commands.edit_command", "drag, pin, paint or graft a shape: codes optimised under constraints"),
     "view": ("viewer.view_command", "open the viewer (default command); --screenshot renders headless"),
 }
 

@@ -22,6 +22,7 @@ from core.meshing.export import EXPORT_FORMATS, export_mesh
 from core.model import load_trained_model
 from viewer.panels.codes_panel import CodesPanel
 from viewer.panels.display_panel import DisplayPanel
+from viewer.panels.edit_panel import EditPanel
 from viewer.panels.interpolation_panel import InterpolationPanel
 from viewer.panels.latent_map_panel import LatentMapPanel
 from viewer.panels.model_panel import ModelPanel
@@ -38,8 +39,7 @@ RECENT_KEY = "recent_checkpoints"
 MAX_RECENT = 8
 REFINE_DELAY_MS = 300
 """Quiet time after the last interactive edit before the full-resolution mesh is requested."""
-OPEN_HINT = "Open a checkpoint (Ctrl+O), or drop a .pt file on the window."
-CODES_FORMAT = "deepsdf-explorer-codes"
+OPEN_HINT = "Open a checkpoint (Ctrl+O) or a DeepSDF experiment, or drop a .pt file or experiment folder here."
 
 
 class MainWindow(QMainWindow):
@@ -72,6 +72,8 @@ class MainWindow(QMainWindow):
         self._closed = False
         self.remember_recent = True
         """Add opened checkpoints to File ▸ Open recent (off for headless renders)."""
+        self.model_device = "auto"
+        """Where checkpoints load (``view --device``): auto (CUDA when present), cpu or cuda[:N]."""
 
         self.mesher = LatestWinsWorker("mesher", self)
         self.mesher.finished_job.connect(self._mesh_ready)
@@ -103,6 +105,7 @@ class MainWindow(QMainWindow):
         self.map_panel = LatentMapPanel(self.state)
         self.tto_panel = TTOPanel(self.state)
         self.display_panel = DisplayPanel(self.state)
+        self.edit_panel = EditPanel(self.state)
         # One tabbed group only: Qt 6.12 leaves a stray, visible tab bar over the window when
         # a second group is tabified (reproduced with bare QDockWidgets).
         docks = [("Model", self.model_panel, Qt.LeftDockWidgetArea),
@@ -110,7 +113,8 @@ class MainWindow(QMainWindow):
                  ("Interpolation", self.interp_panel, Qt.LeftDockWidgetArea),
                  ("Display", self.display_panel, Qt.LeftDockWidgetArea),
                  ("Latent map", self.map_panel, Qt.RightDockWidgetArea),
-                 ("Test-time optimisation", self.tto_panel, Qt.RightDockWidgetArea)]
+                 ("Test-time optimisation", self.tto_panel, Qt.RightDockWidgetArea),
+                 ("Edit", self.edit_panel, Qt.RightDockWidgetArea)]
         self.docks: dict[str, QDockWidget] = {}
         for title, widget, area in docks:
             dock = QDockWidget(title, self)
@@ -171,6 +175,8 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         file.setToolTipsVisible(True)
         self._action(file, "&Open checkpoint…", self.open_dialog, QKeySequence.Open, "Load a trained checkpoint (.pt)")
+        self._action(file, "Open DeepSDF &experiment…", self.open_experiment_dialog, None,
+                     "Open an experiment directory of the original DeepSDF code (specs.json, ModelParameters/, ...)")
         self.recent_menu = file.addMenu("Open &recent")
         self.recent_menu.setToolTipsVisible(True)
         self._fill_recent()
@@ -215,6 +221,8 @@ class MainWindow(QMainWindow):
         self._action(fit, "&Load scan…", self.tto_panel._choose_scan, "Ctrl+Shift+O", "Load a scan to fit")
         self._action(fit, "&Start fit", self.tto_panel.start_fit, "F5", "Start test-time optimisation")
         self._action(fit, "S&top fit", self.tto_panel.stop_fit, "Esc", "Stop test-time optimisation, keep the codes so far")
+        self._action(fit, "Use DeepSDF's reconstruct settings", self.use_deepsdf_fit_settings, None,
+                     "800 steps, learning rate 5e-3, 8000 samples per step: the original reconstruct.py")
 
     def _connect(self) -> None:
         self.state.selection_changed.connect(self._selection_changed)
@@ -229,6 +237,8 @@ class MainWindow(QMainWindow):
         self.tto_panel.scan_loaded.connect(self._scan_loaded)
         self.tto_panel.compare_mesh.connect(self.scene.show_comparison)
         self.tto_panel.busy.connect(lambda text: self._busy(bool(text), text))
+        self.edit_panel.attach_view(self.plotter.interactor, self.scene.pick, self.scene.point_on_view_plane)
+        self.edit_panel.markers_changed.connect(lambda m: self.scene.show_edit_markers(*(m or (None, None))))
         self._last_display = self.state.display
         self._scan_points = None
 
@@ -262,11 +272,27 @@ class MainWindow(QMainWindow):
         if path:
             self.load_checkpoint(Path(path))
 
+    def open_experiment_dialog(self) -> None:
+        start = str(Path(self.recent()[0]).parent) if self.recent() else ""
+        path = QFileDialog.getExistingDirectory(self, "Open DeepSDF experiment (the folder with specs.json)", start)
+        if path:
+            self.load_checkpoint(Path(path))
+
+    def use_deepsdf_fit_settings(self) -> None:
+        """The fit panel set to the original reconstruct.py (TTOConfig's defaults are its values)."""
+        from core.tto import TTOConfig
+
+        deepsdf = TTOConfig()
+        self.tto_panel.iterations.setValue(deepsdf.iterations)
+        self.tto_panel.lr.setValue(deepsdf.lr)
+        self.tto_panel.samples.setValue(deepsdf.n_samples)
+
     def load_checkpoint(self, path: str | Path) -> None:
         """Load in the background; a bad file shows a message box and keeps the current model."""
         path = Path(path)
         self._busy(True, f"loading {path.name}…")
-        run_task(lambda: load_trained_model(path), lambda model: self._model_ready(path, model),
+        device = self.model_device
+        run_task(lambda: load_trained_model(path, device=device), lambda model: self._model_ready(path, model),
                  lambda message: self._model_error(path, message))
 
     def _model_ready(self, path: Path, model) -> None:
@@ -276,6 +302,8 @@ class MainWindow(QMainWindow):
         self._fit_camera_next = True
         self._first_request_of_model = self.mesher.last_id + 1
         self.state.set_model(model)
+        if model.config.preset == "deepsdf":  # an imported DeepSDF experiment: fit as its own code does
+            self.use_deepsdf_fit_settings()
         if self.remember_recent:
             self._remember(path)
         self.setWindowTitle(f"{APP_NAME} — {path.name}")
@@ -434,13 +462,19 @@ class MainWindow(QMainWindow):
         if path:
             self.export_codes_to(Path(path))
 
-    def export_codes_to(self, path: Path) -> Path:
-        from core.io_utils import atomic_write_json
+    def export_codes_to(self, path: Path) -> Path | None:
+        """Write the codes on screen (and a fine-tuned decoder beside them) in the one codes format."""
+        from core.codes_file import CodesFileError, SavedCodes, write_codes
 
         sel = self.state.selection
-        data = {"format": CODES_FORMAT, "version": 1,
-                "checkpoint": str(self.state.model.path) if self.state.model.path else None, **sel.to_json()}
-        atomic_write_json(Path(path), data)
+        codes = SavedCodes(sel.shape_code, sel.colour_code, sel.class_name, condition=sel.condition, label=sel.label,
+                           checkpoint=str(self.state.model.path) if self.state.model.path else None,
+                           decoder_state=sel.decoder_override)
+        try:
+            write_codes(Path(path), codes)
+        except (CodesFileError, OSError) as exc:
+            self.show_error("Export failed", str(exc))
+            return None
         self.show_status(f"codes written to {path}")
         return Path(path)
 
@@ -454,14 +488,19 @@ class MainWindow(QMainWindow):
         if self.state.model is None:
             self.show_error("No model", "Open a checkpoint before loading codes.")
             return False
+        from core.codes_file import read_codes
+        from core.errors import ExplorerError
+
+        model = self.state.model
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            selection = CodeSelection.from_json(data, self.state.model)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            self.show_error("Cannot load codes",
-                            f"{path}: {exc}. Use a file written by File ▸ Export codes with this model.")
+            codes = read_codes(Path(path), model)
+            condition = codes.condition_for(model)
+        except ExplorerError as exc:
+            self.show_error("Cannot load codes", str(exc))
             return False
-        self.state.select(selection)
+        colour = codes.colour_code if model.colour_codes is not None else None
+        self.state.select(CodeSelection(codes.shape_code, colour, condition, codes.label or Path(path).name,
+                                        codes.class_name, codes.decoder_state))
         return True
 
     def save_camera_dialog(self) -> None:
@@ -483,9 +522,15 @@ class MainWindow(QMainWindow):
         self.screenshot_dialog(self.display_panel.scale.value(), self.display_panel.transparent.isChecked())
 
     def screenshot_dialog(self, scale: int = 1, transparent: bool = False) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Screenshot", "screenshot.png", "PNG (*.png)")
+        path, _ = QFileDialog.getSaveFileName(self, "Screenshot", "screenshot.png", "Images (*.png *.jpg *.jpeg)")
         if path:
-            out = self.scene.screenshot(path, scale, transparent)
+            from core.errors import ExplorerError
+
+            try:
+                out = self.scene.screenshot(path, scale, transparent)
+            except (ExplorerError, OSError) as exc:
+                self.show_error("Screenshot failed", str(exc))
+                return
             self.show_status(f"screenshot written to {out}")
 
     def export_sequence(self, frames: int) -> None:
@@ -532,10 +577,11 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt name
-        """A dropped .pt opens as the model; anything else is loaded as a scan to fit."""
+        """A dropped .pt or folder (DeepSDF experiment, training run) opens as the model; a .json loads codes;
+        anything else is loaded as a scan to fit."""
         for url in event.mimeData().urls():
             path = Path(url.toLocalFile())
-            if path.suffix.lower() in (".pt", ".pth"):
+            if path.suffix.lower() in (".pt", ".pth") or path.is_dir():
                 self.load_checkpoint(path)
             elif path.suffix.lower() == ".json":
                 self.load_codes_from(path)
@@ -575,6 +621,7 @@ class MainWindow(QMainWindow):
         self.idle_timer.stop()
         self.interp_panel.timer.stop()
         self.tto_panel.shutdown()
+        self.edit_panel.shutdown()
         # Let one-off tasks finish while every object they report to still lives; a callback may
         # start another task (a fit's metrics), hence the loop.
         for _ in range(10):

@@ -137,6 +137,74 @@ class Scene:
         self.shape.Modified()
         self.request_render()
 
+    # -- picking (the Edit panel) --------------------------------------------------------------
+    def _display_xy(self, x: float, y: float) -> tuple[float, float]:
+        """Qt widget coordinates (logical pixels, y down) → VTK display coordinates (device pixels, y up)."""
+        widget = getattr(self.plotter, "interactor", None)
+        ratio = float(widget.devicePixelRatioF()) if widget is not None and hasattr(widget, "devicePixelRatioF") \
+            else 1.0
+        height = self.plotter.render_window.GetSize()[1]
+        return x * ratio, height - 1 - y * ratio
+
+    def pick(self, x: float, y: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The surface point and its normal under widget position (x, y), or None (no shape there)."""
+        if self.closed or self.shape_actor is None or not self.has_mesh:
+            return None
+        import vtk
+
+        picker = vtk.vtkCellPicker()
+        picker.SetTolerance(0.0005)
+        picker.PickFromListOn()
+        picker.AddPickList(self.shape_actor)
+        dx, dy = self._display_xy(x, y)
+        if not picker.Pick(dx, dy, 0, self.plotter.renderer) or picker.GetCellId() < 0:
+            return None
+        return np.array(picker.GetPickPosition(), np.float64), np.array(picker.GetPickNormal(), np.float64)
+
+    def point_on_view_plane(self, x: float, y: float, through: np.ndarray) -> np.ndarray:
+        """The point under widget position (x, y) on the plane through ``through`` facing the camera."""
+        renderer = self.plotter.renderer
+        dx, dy = self._display_xy(x, y)
+        ends = []
+        for depth in (0.0, 1.0):
+            renderer.SetDisplayPoint(dx, dy, depth)
+            renderer.DisplayToWorld()
+            w = renderer.GetWorldPoint()
+            ends.append(np.array(w[:3], np.float64) / (w[3] or 1.0))
+        camera = renderer.GetActiveCamera()
+        normal = np.array(camera.GetDirectionOfProjection(), np.float64)
+        ray = ends[1] - ends[0]
+        denom = float(ray @ normal)
+        if abs(denom) < 1e-12:
+            return np.asarray(through, np.float64)
+        t = float((np.asarray(through) - ends[0]) @ normal) / denom
+        return ends[0] + t * ray
+
+    def show_edit_markers(self, points: np.ndarray | None, colours: np.ndarray | None = None) -> None:
+        """Handles, targets and pins of the Edit panel as points over the shape (None hides them)."""
+        if self.closed:
+            return
+        if getattr(self, "_markers_actor", None) is None and (points is None or len(points) == 0):
+            return
+        if points is None or len(points) == 0:
+            self._markers_actor.SetVisibility(False)
+            self.request_render()
+            return
+        cloud = pv.PolyData(np.asarray(points, np.float32))
+        rgb = np.zeros((len(points), 3), np.uint8) if colours is None else (np.clip(colours, 0, 1) * 255)
+        cloud.point_data["rgb"] = np.asarray(rgb, np.uint8)
+        if getattr(self, "_markers_actor", None) is None:
+            self._markers = pv.PolyData()
+            self._markers.copy_from(cloud)
+            self._markers_actor = self.plotter.add_mesh(self._markers, scalars="rgb", rgb=True, point_size=14,
+                                                        render_points_as_spheres=True, name="edit_markers",
+                                                        show_scalar_bar=False, render=False, pickable=False)
+        else:
+            self._markers.copy_from(cloud)
+            self._markers.Modified()
+        self._markers_actor.SetVisibility(True)
+        self.request_render()
+
     def show_comparison(self, mesh: MeshArrays | None, offset: float = 2.1) -> None:
         """A second mesh beside the first (the baseline TTO result); None hides it."""
         if self.closed:
@@ -375,11 +443,11 @@ class Scene:
         self.request_render()
 
     def screenshot(self, path: str | Path, scale: int = 1, transparent: bool = False) -> Path:
-        """Write the view as PNG at ``scale`` times the view's pixel size (RGBA when transparent)."""
-        from PIL import Image
+        """Write the view at ``scale`` times the view's pixel size (RGBA when transparent) in the
+        format ``path``'s suffix names (:func:`viewer.image_files.save_image`: atomic, checked)."""
+        from viewer.image_files import check_image_path, save_image
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = check_image_path(path, "screenshot")
         hint = self._hint_actor
         if hint is not None:
             hint.SetVisibility(False)
@@ -388,10 +456,7 @@ class Scene:
         finally:
             if hint is not None:
                 hint.SetVisibility(True)
-        tmp = path.with_name(path.name + ".part")
-        Image.fromarray(image).save(tmp, format="PNG")
-        tmp.replace(path)
-        return path
+        return save_image(path, image)
 
     def image(self, scale: int = 1, transparent: bool = False) -> np.ndarray:
         """(H, W, 3|4) uint8 of the current view, antialiased whatever the view's setting."""

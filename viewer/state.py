@@ -156,6 +156,19 @@ class ViewerState(QObject):
         if self.selection is not None:
             self.selection_changed.emit(False)
 
+    def cancel_interaction(self, before: CodeSelection) -> None:
+        """Abandon an edit that began at ``before`` (a cancelled shape edit): show ``before`` again.
+
+        The undo step the edit opened (``before`` on top of the undo stack) is dropped, so neither
+        undo nor redo offers the abandoned codes.
+        """
+        self._in_edit = False
+        if self._history.undo and self._history.undo[-1] is before:
+            self._history.undo.pop()
+            self.history_changed.emit()
+        self.selection = before
+        self.selection_changed.emit(False)
+
     def can_undo(self) -> bool:
         return bool(self._history.undo)
 
