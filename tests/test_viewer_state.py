@@ -59,19 +59,6 @@ def test_marks_and_display(state):
     assert state.display.wireframe and state.display.full_resolution == 128
 
 
-def test_code_file_round_trip_and_size_check(state, toy_trained):
-    model = toy_trained["model"]
-    sel = state.training_code(2)
-    back = CodeSelection.from_json(sel.to_json(), model)
-    assert torch.equal(back.shape_code, sel.shape_code) and torch.equal(back.colour_code, sel.colour_code)
-    assert back.class_name == "slab"
-    with pytest.raises(ValueError, match="this model needs"):
-        CodeSelection.from_json({"shape_code": [0.0] * 3}, model)
-    with pytest.raises(ValueError, match="shape_code"):
-        CodeSelection.from_json({"colour_code": [0.0]}, model)
-
-
-
 def test_garbage_is_collected_on_the_ui_thread_only(qapp):
     import gc
     import weakref

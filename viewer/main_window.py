@@ -14,12 +14,23 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QPixmap
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QScrollArea, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QScrollArea,
+    QWidget,
+)
 from pyvistaqt import QtInteractor
 
 from core.meshing.export import EXPORT_FORMATS, export_mesh
 from core.model import load_trained_model
+from viewer.gui_gc import GuiThreadGarbageCollector
 from viewer.panels.codes_panel import CodesPanel
 from viewer.panels.display_panel import DisplayPanel
 from viewer.panels.edit_panel import EditPanel
@@ -27,7 +38,6 @@ from viewer.panels.interpolation_panel import InterpolationPanel
 from viewer.panels.latent_map_panel import LatentMapPanel
 from viewer.panels.model_panel import ModelPanel
 from viewer.panels.tto_panel import TTOPanel
-from viewer.gui_gc import GuiThreadGarbageCollector
 from viewer.scene import CAMERA_PRESETS, Scene
 from viewer.state import CodeSelection, ViewerState
 from viewer.workers import LatestWinsWorker, mesh_job, run_task, slice_job, wait_for_tasks
@@ -152,7 +162,8 @@ class MainWindow(QMainWindow):
         self.progress.setToolTip("Background work in progress (meshing, loading, fitting)")
         self.progress.hide()
         self.timing = QLabel("")
-        self.timing.setToolTip("Resolution and time of the last mesh extraction (grid + marching cubes + normals + colours)")
+        self.timing.setToolTip("Resolution and time of the last mesh extraction "
+                               "(grid + marching cubes + normals + colours)")
         self.statusBar().addPermanentWidget(self.timing)
         self.statusBar().addPermanentWidget(self.progress)
 
@@ -183,7 +194,8 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "Export &mesh…", self.export_mesh_dialog, "Ctrl+E",
                      "Save the mesh on screen as PLY, OBJ or GLB with vertex colours")
-        self._action(file, "Export &codes…", self.export_codes_dialog, "Ctrl+Shift+E", "Save the codes on screen as JSON")
+        self._action(file, "Export &codes…", self.export_codes_dialog, "Ctrl+Shift+E",
+                     "Save the codes on screen as JSON")
         self._action(file, "&Load codes…", self.load_codes_dialog, "Ctrl+L", "Show codes saved as JSON")
         self._action(file, "Save camera…", self.save_camera_dialog, None, "Save the camera view as JSON")
         self._action(file, "Load camera…", self.load_camera_dialog, None, "Restore a camera view saved as JSON")
@@ -195,11 +207,13 @@ class MainWindow(QMainWindow):
         edit.setToolTipsVisible(True)
         self.undo_action = self._action(edit, "&Undo", self.state.undo, QKeySequence.Undo,
                                         "Undo the last code edit (pick, slider, map drag, fit)")
-        self.redo_action = self._action(edit, "&Redo", self.state.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo the undone edit")
+        self.redo_action = self._action(edit, "&Redo", self.state.redo, ["Ctrl+Shift+Z", "Ctrl+Y"],
+                                        "Redo the undone edit")
         self._history_changed()
         codes = bar.addMenu("&Codes")
         codes.setToolTipsVisible(True)
-        self._action(codes, "&Random code", self.codes_panel.pick_random, "N", "Codes drawn from the class's distribution")
+        self._action(codes, "&Random code", self.codes_panel.pick_random, "N",
+                     "Codes drawn from the class's distribution")
         self._action(codes, "Class &mean", self.codes_panel.pick_mean, "M", "The mean codes of the class")
         self._action(codes, "&Play interpolation", self.interp_panel.play.toggle, "P", "Loop the A → B blend")
         view = bar.addMenu("&View")
@@ -220,7 +234,8 @@ class MainWindow(QMainWindow):
         fit.setToolTipsVisible(True)
         self._action(fit, "&Load scan…", self.tto_panel._choose_scan, "Ctrl+Shift+O", "Load a scan to fit")
         self._action(fit, "&Start fit", self.tto_panel.start_fit, "F5", "Start test-time optimisation")
-        self._action(fit, "S&top fit", self.tto_panel.stop_fit, "Esc", "Stop test-time optimisation, keep the codes so far")
+        self._action(fit, "S&top fit", self.tto_panel.stop_fit, "Esc",
+                     "Stop test-time optimisation, keep the codes so far")
         self._action(fit, "Use DeepSDF's reconstruct settings", self.use_deepsdf_fit_settings, None,
                      "800 steps, learning rate 5e-3, 8000 samples per step: the original reconstruct.py")
 
@@ -317,7 +332,8 @@ class MainWindow(QMainWindow):
         if path.name not in message:  # an unexpected error: still say which file
             message = f"{path}: cannot be opened ({message}). Use a checkpoint written by `main.py train`."
         self.model_failed.emit(message)
-        kept = f"\n\nStill showing {self.state.model.path.name}." if self.state.model is not None and self.state.model.path else ""
+        current = self.state.model
+        kept = f"\n\nStill showing {current.path.name}." if current is not None and current.path else ""
         self.show_error("Cannot open checkpoint", message + kept)
 
     def show_error(self, title: str, message: str) -> None:

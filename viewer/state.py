@@ -32,32 +32,6 @@ class CodeSelection:
     decoder_override: dict | None = None
     """Fine-tuned decoder weights of a TTO result (None: the model's own decoder)."""
 
-    def to_json(self) -> dict:
-        return {"label": self.label, "class_name": self.class_name,
-                "shape_code": self.shape_code.tolist(),
-                "colour_code": None if self.colour_code is None else self.colour_code.tolist(),
-                "condition": None if self.condition is None else self.condition.tolist()}
-
-    @classmethod
-    def from_json(cls, data: dict, model: TrainedModel) -> "CodeSelection":
-        """Codes saved by :meth:`to_json`; sizes are checked against ``model`` (ValueError)."""
-        if not isinstance(data, dict) or "shape_code" not in data:
-            raise ValueError("no 'shape_code' in the file")
-        shape = torch.tensor(data["shape_code"], dtype=torch.float32)
-        if shape.shape != model.shape_codes.shape[1:]:
-            raise ValueError(f"shape code has {tuple(shape.shape)} values; this model needs {tuple(model.shape_codes.shape[1:])}")
-        colour = data.get("colour_code")
-        colour_t = None if colour is None or model.colour_codes is None else torch.tensor(colour, dtype=torch.float32)
-        if colour_t is not None and colour_t.shape != model.colour_codes.shape[1:]:
-            raise ValueError(f"colour code has {tuple(colour_t.shape)} values; this model needs {tuple(model.colour_codes.shape[1:])}")
-        cond = data.get("condition")
-        cond_t = None if cond is None else torch.tensor(cond, dtype=torch.float32)
-        expected = model.condition()
-        if (cond_t is None) != (expected is None) or (cond_t is not None and cond_t.shape != expected.shape):
-            name = data.get("class_name")
-            cond_t = _cpu(model.condition(name) if name in model.class_names else expected)
-        return cls(shape, colour_t, cond_t, data.get("label", "from file"), data.get("class_name"))
-
 
 @dataclass(frozen=True)
 class DisplayOptions:
