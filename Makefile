@@ -16,6 +16,7 @@ run: setup
 	bash scripts/run_main.sh
 
 test: setup
+	$(VENV)/bin/ruff check .
 	bash scripts/with_display.sh $(PY) -m pytest -q
 
 test-slow: setup

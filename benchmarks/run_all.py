@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_sdf_backends.py": ([], ["--n-winding", "50000", "--n-mesh-to-sdf", "5000", "--scan-count", "20"]),
     "bench_viewer.py": ([], ["--quick"]),
     "bench_viewer_parts.py": ([], []),
+    "bench_edit.py": ([], ["--quick"]),
 }
 
 
