@@ -9,7 +9,8 @@ Measures the targets of issue 14 on this CPU:
   the 64³ mesh after it (voxels), and the mean Chamfer of the surface outside the radius of
   influence against the original (voxels); baseline: the same drag without the locality term;
 * paint: mean CIELAB ΔE to the brush colour under the brush, and to the colours before
-  elsewhere (fraction within ΔE 10 / ΔE 3); baseline: the colours before the edit;
+  elsewhere (fraction within ΔE 10 / ΔE 3), for the colour code alone (``detail=False``, the
+  baseline), 200 steps on a copy of the colour head, and the default 400 head steps;
 * graft: SDF error (clamped L1) against B inside the region and A outside; baselines: A's and
   B's own codes;
 * UI stall during a drag-edit in the viewer (the Edit panel's live drag on a worker thread): the
@@ -33,6 +34,7 @@ from core.edit import (  # noqa: E402
     Brush,
     DragConfig,
     Handle,
+    PaintConfig,
     Region,
     codes_of,
     delta_e,
@@ -85,27 +87,35 @@ def bench_drag(model, snapshot, quick: bool) -> None:
               f"{far / max(base_far, 1e-9):.2f} | {p.distance:.1f} ({p.train_max:.1f}) |")
 
 
+PAINT_VARIANTS = (("code only", PaintConfig(detail=False)), ("code + head 200", PaintConfig(detail_iterations=200)),
+                  ("code + head (default, 400)", PaintConfig()))
+"""The colour code alone (before issue 14's fix), the default (colour code, then 200 steps on the colour
+head), and twice the colour-head steps."""
+
+
 def bench_paint(model, snapshot) -> None:
     v = snapshot.mesh.vertices.astype(np.float64)
     top = v[np.argmax(v[:, 1])]
     print(f"\n## paint ({snapshot.codes.label}, brush on the top of the back)")
-    print("| brush | seconds | ΔE brush before | ΔE brush | within ΔE 10 | ΔE rest | rest within ΔE 3 "
+    print("| brush | paint | seconds | ΔE brush before | ΔE brush | within ΔE 10 | ΔE rest | rest within ΔE 3 "
           "| rest median ΔE | far (>0.6) median ΔE | Mahalanobis (train max) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     surface = snapshot.surface.cpu().numpy()
     # Red on the (dark red) back, the seat's blue on it, and a green no chair of the data set has.
-    for radius, colour in ((0.3, "#e01010"), (0.3, "#2040c0"), (0.2, "#10c020")):
+    for radius, colour in ((0.3, "#e01010"), (0.3, "#2040c0"), (0.2, "#10c020"), (0.15, "#10c020")):
         brush = Brush(tuple(top), radius, colour)
-        r = paint(model, snapshot, [brush])
-        with torch.no_grad():
-            rgb = model.decode(snapshot.surface, r.shape_code, r.colour_code, snapshot.codes.condition)[1]
-        de = delta_e(rgb, snapshot.colours)
-        d = np.linalg.norm(surface - top, axis=1)
-        m, p = r.metrics, r.plausibility
-        print(f"| r={radius} {colour} | {r.seconds:.2f} | {m['delta_e_brush_before']:.1f} | {m['delta_e_brush']:.1f} | "
-              f"{m['brush_within_10']:.0%} | {m['delta_e_rest']:.1f} | {m['rest_within_3']:.0%} | "
-              f"{np.median(de[d > radius]):.1f} | {np.median(de[d > 0.6]):.1f} | "
-              f"{p.distance:.1f} ({p.train_max:.1f}) |")
+        for name, config in PAINT_VARIANTS:
+            r = paint(model, snapshot, [brush], config)
+            painted = model.with_decoder(r.decoder_override)  # the metrics' decoder: the fine-tuned head
+            with torch.no_grad():
+                rgb = painted.decode(snapshot.surface, r.shape_code, r.colour_code, snapshot.codes.condition)[1]
+            de = delta_e(rgb, snapshot.colours)
+            d = np.linalg.norm(surface - top, axis=1)
+            m, p = r.metrics, r.plausibility
+            print(f"| r={radius} {colour} | {name} | {r.seconds:.2f} | {m['delta_e_brush_before']:.1f} | "
+                  f"{m['delta_e_brush']:.1f} | {m['brush_within_10']:.0%} | {m['delta_e_rest']:.1f} | "
+                  f"{m['rest_within_3']:.0%} | {np.median(de[d > radius]):.1f} | {np.median(de[d > 0.6]):.1f} | "
+                  f"{p.distance:.1f} ({p.train_max:.1f}) |")
 
 
 def bench_graft(model, snap_a, code_b: str) -> None:

@@ -85,9 +85,10 @@ def main() -> int:
     render_row(panels, IMG / "edit_drag.png", "side")
 
     r = paint(model, snap, [Brush(tuple(top), 0.3, PAINT)])
-    painted = mesh_of(model, ShapeCodes(a.shape_code, r.colour_code, a.condition))
+    painted = mesh_of(model.with_decoder(r.decoder_override), ShapeCodes(a.shape_code, r.colour_code, a.condition))
     render_row([("before", before, top[None], None),
-                (f"painted {PAINT}: brush dE {r.metrics['delta_e_brush']:.1f}", painted, top[None], None)],
+                (f"painted {PAINT}: brush dE {r.metrics['delta_e_brush']:.1f}, "
+                 f"rest dE {r.metrics['delta_e_rest']:.1f}", painted, top[None], None)],
                IMG / "edit_paint.png", "iso")
 
     b = codes_of(model, "chair/chair_000")

@@ -6,11 +6,13 @@ surface far from it, colours under and away from the brush, the grafted field), 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import trimesh
 
 from core.edit import (
     Brush,
@@ -18,6 +20,7 @@ from core.edit import (
     EditError,
     GraftConfig,
     Handle,
+    PaintConfig,
     Pin,
     Region,
     codes_of,
@@ -113,19 +116,91 @@ def test_drag_cancel_stops_early_and_reports_progress(model, chair):
     assert len(reports) == 1 and reports[0].iteration == 5 and reports[0].kind == "drag"
 
 
-def test_paint_moves_colours_towards_the_brush_and_keeps_the_rest(model, chair):
+def _decoder_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.decoder.state_dict().items()}
+
+
+def _colours(model, codes, colour_code, points) -> torch.Tensor:
+    with torch.no_grad():
+        return model.decode(points, codes.shape_code, colour_code, codes.condition)[1]
+
+
+# A red on the (dark red) back, and a green no chair of the data set has (the code alone cannot paint it).
+@pytest.mark.parametrize("radius, colour", [(0.3, "#e01010"), (0.2, "#10c020")])
+def test_paint_reaches_the_brush_colour_and_keeps_the_rest(model, chair, radius, colour):
     source = _top_of_back(chair)
-    brush = Brush(tuple(source), 0.3, "#e01010")
+    shared = _decoder_state(model)
+    brush = Brush(tuple(source), radius, colour)
     result = paint(model, chair, [brush])
-    assert torch.equal(result.shape_code, chair.codes.shape_code)  # paint changes the colour code only
+    assert torch.equal(result.shape_code, chair.codes.shape_code)
+    for k, v in model.decoder.state_dict().items():  # the shared model is never fine-tuned
+        assert torch.equal(v, shared[k]), k
+    assert result.decoder_override is not None and set(result.decoder_override) == set(shared)
+    changed = [k for k in shared if not torch.equal(result.decoder_override[k], shared[k])]
+    assert changed and all(k.startswith("colour_head.") for k in changed)  # the colour head only
     m = result.metrics
     assert m["delta_e_brush"] < 10 < m["delta_e_brush_before"]
-    with torch.no_grad():
-        rgb = model.decode(chair.surface, result.shape_code, result.colour_code, chair.codes.condition)[1]
+    assert m["delta_e_rest"] < 3
+    assert m["detail_iterations"] == 200 and result.iterations == m["code_iterations"] + 200
+    painted = model.with_decoder(result.decoder_override)
+    rgb = _colours(painted, chair.codes, result.colour_code, chair.surface)  # the metrics, recomputed
+    inside = np.linalg.norm(chair.surface.numpy() - source, axis=1) <= radius
+    target = np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    assert delta_e(rgb[inside], np.tile(target, (int(inside.sum()), 1))).mean() < 10
+    assert delta_e(rgb[~inside], chair.colours[~inside]).mean() < 3
+    with torch.no_grad():  # the SDF does not read the colour head: the geometry is the same
+        sdf = painted.decode(chair.probes, chair.codes.shape_code, None, chair.codes.condition)[0]
+    assert torch.allclose(sdf, chair.probe_sdf, atol=1e-6)
+    assert result.plausibility.kind == "colour"
+
+
+def test_paint_without_detail_changes_the_colour_code_only(model, chair):
+    source = _top_of_back(chair)
+    result = paint(model, chair, [Brush(tuple(source), 0.3, "#e01010")], PaintConfig(detail=False))
+    assert result.decoder_override is None and result.metrics["detail_iterations"] == 0
+    m = result.metrics
+    assert m["delta_e_brush"] < 10 < m["delta_e_brush_before"]
+    rgb = _colours(model, chair.codes, result.colour_code, chair.surface)
     far = np.linalg.norm(chair.surface.numpy() - source, axis=1) > 0.6  # the legs and the front of the seat
     assert far.sum() > 100
     assert np.median(delta_e(rgb[far], chair.colours[far])) < 3
-    assert result.plausibility.kind == "colour"
+
+
+def test_a_second_stroke_starts_from_the_first_strokes_decoder(model, chair):
+    v = chair.mesh.vertices.astype(np.float64)
+    top, low = _top_of_back(chair), v[np.argmin(v[:, 1])]
+    first = paint(model, chair, [Brush(tuple(top), 0.2, "#10c020")])
+    shown = model.with_decoder(first.decoder_override)
+    codes = replace(chair.codes, colour_code=first.colour_code)
+    snap = take_snapshot(shown, codes, resolution=64)
+    second = paint(model, snap, [Brush(tuple(low), 0.2, "#2040c0")], decoder_override=first.decoder_override)
+    assert second.metrics["delta_e_brush"] < 10
+    rgb = _colours(model.with_decoder(second.decoder_override), codes, second.colour_code, chair.surface)
+    green = np.linalg.norm(chair.surface.numpy() - top, axis=1) <= 0.15  # the first stroke stays green
+    assert delta_e(rgb[green], np.tile([16 / 255, 192 / 255, 32 / 255], (int(green.sum()), 1))).mean() < 10
+
+
+def test_paint_cancel_and_progress_cover_the_detail_stage(model, chair):
+    cancel = threading.Event()
+    kinds: list[str] = []
+
+    def on_progress(progress):
+        kinds.append(progress.kind)
+        if progress.kind == "paint-detail":
+            assert progress.decoder_override is not None
+            cancel.set()
+
+    config = PaintConfig(iterations=10, min_iterations=10)
+    result = paint(model, chair, [Brush(tuple(_top_of_back(chair)), 0.2, "#10c020")], config, cancel=cancel,
+                   callback=on_progress, every=5)
+    assert result.cancelled
+    assert kinds == ["paint", "paint", "paint-detail"]
+    assert result.metrics["code_iterations"] == 10 and result.metrics["detail_iterations"] == 5
+    assert result.decoder_override is not None  # the colour head reached so far
+    with pytest.raises(EditError, match="detail_iterations"):
+        PaintConfig(detail_iterations=0)
+    with pytest.raises(EditError, match="detail_lr"):
+        PaintConfig(detail_lr=float("nan"))
 
 
 def test_graft_matches_b_inside_the_region_and_a_outside(model, chair):
@@ -187,7 +262,7 @@ def test_cli_edit_writes_the_meshes_and_the_codes(tmp_path, model, chair):
 
     top = ",".join(f"{c:.4f}" for c in _top_of_back(chair))
     out = tmp_path / "edit"
-    rc = main(["edit", "--ckpt", str(DEMO), "--code", "chair/chair_003", "--paint", f"{top}:0.3:#e01010",
+    rc = main(["edit", "--ckpt", str(DEMO), "--code", "chair/chair_003", "--paint", f"{top}:0.2:#10c020",
                "--iterations", "5", "--resolution", "32", "--quiet", "--out", str(out)])
     assert rc == 0
     assert (out / "mesh.ply").stat().st_size > 0 and (out / "before.ply").stat().st_size > 0
@@ -197,6 +272,18 @@ def test_cli_edit_writes_the_meshes_and_the_codes(tmp_path, model, chair):
     assert not torch.equal(saved.colour_code, chair.codes.colour_code)
     assert saved.info["edits"][0]["kind"] == "paint"
     assert (out / "edit.json").exists()
+    assert (out / "decoder.pt").is_file() and saved.decoder_state is not None  # the fine-tuned colour head
+    painted = model.with_decoder(saved.decoder_state)
+    surface = chair.surface
+    near = (surface - torch.as_tensor(_top_of_back(chair), dtype=torch.float32)).norm(dim=1) <= 0.2
+    rgb = _colours(painted, saved, saved.colour_code, surface)
+    green = np.tile([16 / 255, 192 / 255, 32 / 255], (int(near.sum()), 1))
+    assert delta_e(rgb[near], green).mean() < 10
+    assert delta_e(_colours(model, saved, saved.colour_code, surface)[near], green).mean() > 10  # needs the decoder
+    mesh = trimesh.load(out / "mesh.ply", process=False)  # written with the fine-tuned colours
+    vertices = torch.as_tensor(np.asarray(mesh.vertices), dtype=torch.float32)
+    written = np.asarray(mesh.visual.vertex_colors)[:, :3] / 255.0
+    assert np.median(delta_e(_colours(painted, saved, saved.colour_code, vertices), written)) < 1.5
 
 
 @pytest.mark.parametrize("args, words", [

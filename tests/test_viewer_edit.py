@@ -79,17 +79,39 @@ def test_a_drag_streams_previews_and_is_one_undo_step(qtbot, panel, model, top_o
     assert state.selection is after
 
 
-def test_paint_changes_only_the_colour_code_and_undoes(qtbot, panel, top_of_back):
+def test_paint_carries_its_decoder_later_edits_keep_it_and_undo_restores_the_one_before(qtbot, panel, model,
+                                                                                      top_of_back):
     state = panel.state
     before = state.selection
+    shared = {k: v.clone() for k, v in model.decoder.state_dict().items()}
     panel.set_brush_colour((0.1, 0.8, 0.1))
-    with qtbot.waitSignal(panel.edit_finished, timeout=TIMEOUT):
+    with qtbot.waitSignal(panel.edit_finished, timeout=TIMEOUT) as finished:
         panel.paint_at(top_of_back)
-    after = state.selection
-    assert torch.equal(after.shape_code, before.shape_code)
-    assert not torch.equal(after.colour_code, before.colour_code)
+    painted = state.selection
+    assert torch.equal(painted.shape_code, before.shape_code)
+    assert not torch.equal(painted.colour_code, before.colour_code)
+    assert before.decoder_override is None
+    assert painted.decoder_override is finished.args[0].decoder_override is not None  # the fine-tuned colour head
+    assert all(torch.equal(v, shared[k]) for k, v in model.decoder.state_dict().items())  # shared model unchanged
+    # The next edit starts from the painted decoder: its snapshot shows the painted colours, and a drag keeps them.
+    target = top_of_back + np.array([0.0, 0.05, 0.0])
+    with qtbot.waitSignal(panel.edit_finished, timeout=TIMEOUT):
+        panel.begin_drag(top_of_back)
+        panel.end_drag(target)
+    dragged = state.selection
+    assert dragged.decoder_override is painted.decoder_override
+    shown, snap = panel._snapshot(model, painted)
+    assert shown.decoder is not model.decoder
+    with torch.no_grad():
+        rgb = model.with_decoder(painted.decoder_override).decode(
+            snap.surface, painted.shape_code, painted.colour_code, painted.condition)[1]
+    assert torch.allclose(snap.colours, rgb, atol=1e-5)
     state.undo()
-    assert state.selection is before
+    assert state.selection is painted
+    state.undo()
+    assert state.selection is before and state.selection.decoder_override is None
+    state.redo()
+    assert state.selection is painted and state.selection.decoder_override is painted.decoder_override
 
 
 def test_cancel_restores_the_codes_before_the_edit(qtbot, panel, top_of_back):

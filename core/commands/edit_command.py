@@ -7,7 +7,8 @@
 Edits run in the order graft, drag, paint (shape first, colour last), each on the result of the
 one before. Writes into ``--out``: ``before.ply`` and ``mesh.ply`` (coloured when the model has
 colour), ``codes.json`` (the codes format of :mod:`core.codes_file`; the edits, their metrics and
-plausibility under ``info``) and ``edit.json`` (every edit's loss history). Points are in the
+plausibility under ``info``; a paint's fine-tuned colour head as the decoder file ``decoder.pt`` beside
+it, which ``read_codes`` loads with it) and ``edit.json`` (every edit's loss history). Points are in the
 model's unit-sphere frame; a value may start with a minus sign (``--drag -0.1,0.8,0:...``).
 Every argument is checked before any optimisation starts.
 """
@@ -43,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--radius", type=float, default=None, help="drag radius of influence (default 0.3)")
     parser.add_argument("--band", type=float, default=None, help="graft blending half-width (default 0.05)")
     parser.add_argument("--iterations", type=int, default=None, help="optimisation steps per edit (default per edit)")
+    parser.add_argument("--no-detail", action="store_true",
+                        help="paint with the colour code only (whole parts change colour; no decoder file)")
     parser.add_argument("--resolution", type=int, default=128, help="marching-cubes resolution of the written meshes")
     parser.add_argument("--device", default=None, help="cpu / cuda (default: where the checkpoint loads)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
@@ -141,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
     cancel = threading.Event()
     results = []
+    decoder_state = None  # a paint's fine-tuned decoder (the checkpoint's own otherwise)
     try:
         original = codes
         snapshot = take_snapshot(model, codes)
@@ -159,10 +163,11 @@ def run(args: argparse.Namespace) -> int:
             if edits["brushes"]:
                 snapshot = take_snapshot(model, codes)
         if edits["brushes"]:
-            config = PaintConfig(**overrides(iterations=args.iterations))
+            config = PaintConfig(**overrides(iterations=args.iterations), detail=not args.no_detail)
             result = paint(model, snapshot, edits["brushes"], config, cancel, report, 25)
             results.append(result)
             codes = ShapeCodes(codes.shape_code, result.colour_code, codes.condition, codes.class_name, codes.label)
+            decoder_state = result.decoder_override
     except ExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -170,8 +175,9 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted: nothing written", file=sys.stderr)
         return 130
 
-    mesh = extract_mesh(model.sdf_fn(codes.shape_code, codes.condition), args.resolution,
-                        model.colour_fn(codes.shape_code, codes.colour_code, codes.condition))
+    edited = model.with_decoder(decoder_state)
+    mesh = extract_mesh(edited.sdf_fn(codes.shape_code, codes.condition), args.resolution,
+                        edited.colour_fn(codes.shape_code, codes.colour_code, codes.condition))
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     export_mesh(extract_mesh(model.sdf_fn(original.shape_code, original.condition), args.resolution,
@@ -188,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
             "mesh": {"n_vertices": int(len(mesh.vertices)), "n_faces": int(len(mesh.faces)),
                      "resolution": args.resolution}, "frame": "unit_sphere"}
     write_codes(out / "codes.json", SavedCodes(codes.shape_code, codes.colour_code, codes.class_name, None,
-                                               codes.condition, f"{codes.label} (edited)", str(args.ckpt), info=info))
+                                               codes.condition, f"{codes.label} (edited)", str(args.ckpt),
+                                               decoder_state=decoder_state, info=info),
+                decoder_name="decoder.pt")
     atomic_write_json(out / "edit.json", {"edits": [{"kind": r.kind, "history": r.history} for r in results]})
     for r in results:
         print(f"{r.kind}: {r.iterations} steps, {r.seconds:.2f} s, "

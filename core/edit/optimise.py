@@ -30,12 +30,17 @@ def is_cancelled(cancel: Cancel) -> bool:
 
 @dataclass
 class EditProgress:
-    """One report of a running edit: ``losses`` (floats) after ``iteration`` steps, the code so far (CPU)."""
+    """One report of a running edit: ``losses`` (floats) after ``iteration`` steps, the code so far (CPU).
+
+    ``decoder_override``: the decoder state so far when the edit fine-tunes weights (a paint's
+    ``"paint-detail"`` stage); None while only a code changes.
+    """
 
     kind: str
     iteration: int
     losses: dict[str, float]
     code: torch.Tensor
+    decoder_override: dict[str, torch.Tensor] | None = None
 
 
 @dataclass
@@ -52,6 +57,9 @@ class EditResult:
         (the codes are those reached so far).
     plausibility : of the edited code (shape code, or colour code for paint).
     metrics : what the edit achieved, e.g. ``handle_sdf_max`` (drag), ``delta_e_brush`` (paint).
+    decoder_override : full decoder state dict (CPU) to show the result with (``TrainedModel.with_decoder``):
+        a paint's fine-tuned colour head. None: the decoder the edit started from, unchanged (drag and
+        graft never change weights; the caller keeps the override the shape already had).
     """
 
     kind: str
@@ -65,6 +73,7 @@ class EditResult:
     cancelled: bool = False
     plausibility: Plausibility | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    decoder_override: dict[str, torch.Tensor] | None = None
 
     @property
     def final_losses(self) -> dict[str, float]:
@@ -72,7 +81,7 @@ class EditResult:
                 if k not in ("iteration", "seconds")}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary of the edit (codes as lists)."""
+        """JSON-ready summary of the edit (codes as lists; a ``decoder_override`` only as a flag)."""
         return {
             "kind": self.kind, "class_name": self.class_name,
             "shape_code": self.shape_code.tolist(),
@@ -82,6 +91,7 @@ class EditResult:
             "final_losses": self.final_losses,
             "plausibility": None if self.plausibility is None else self.plausibility.to_dict(),
             "metrics": self.metrics,
+            "fine_tuned_decoder": self.decoder_override is not None,
         }
 
 

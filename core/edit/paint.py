@@ -1,15 +1,22 @@
-"""Paint: optimise the colour code so the surface under the brushes takes their colours.
+"""Paint: optimise the colour code, then fine-tune this shape's colour head, so the surface under
+the brushes takes their colours and the rest keeps its own.
 
-Only the colour code changes (the shape code and the decoder are fixed, so the geometry is
-exactly the same). The loss is the L1 RGB error to the brush colour on the snapshot's surface
-points under a brush, plus ``keep_weight`` times the L1 error to the colours before the edit
-everywhere else; each step draws the same number of points under the brushes as elsewhere, so a
-small brush is not outvoted by the rest of the surface. The colour head reads one colour code
-per shape, so how local a stroke can be depends on what the model learned: the result reports
-the CIELAB ΔE under the brushes and elsewhere (``benchmarks/bench_edit.py`` measures them).
+Stage 1 (code) changes only the colour code (the shape code and the geometry stay exactly the
+same). The loss is the L1 RGB error to the brush colour on the snapshot's surface points under a
+brush, plus ``keep_weight`` times the L1 error to the colours before the edit everywhere else;
+each step draws the same number of points under the brushes as elsewhere, so a small brush is not
+outvoted by the rest of the surface. One colour code per shape recolours whole parts, and a
+colour the class never had does not take, so stage 2 (``detail``, on by default) fine-tunes a
+private copy of the decoder's colour head on the same loss: the head reads trunk features and
+Fourier-encoded xyz besides the code, so it can paint a spot. The shared model is never changed:
+the result carries the whole decoder state with the new colour head as ``decoder_override``
+(use it with ``TrainedModel.with_decoder``). The SDF does not read the colour head, so the
+geometry is unchanged by stage 2 as well. The result reports the CIELAB ΔE under the brushes and
+elsewhere (``benchmarks/bench_edit.py`` measures them).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -17,7 +24,7 @@ import numpy as np
 import torch
 
 from core.edit.constraints import Brush, EditError
-from core.edit.optimise import Cancel, EditProgress, EditResult, optimise_code
+from core.edit.optimise import Cancel, EditProgress, EditResult, is_cancelled, optimise_code
 from core.edit.plausibility import class_gaussian
 from core.edit.snapshot import Snapshot
 
@@ -29,23 +36,37 @@ class PaintConfig:
     """Settings of one paint edit."""
 
     iterations: int = 150
-    """Most Adam steps (stops earlier once the brushed area is within ``tolerance_delta_e``)."""
+    """Adam steps on the colour code (stage 1)."""
     min_iterations: int = 20
     lr: float = 0.03
     """Adam learning rate on the colour code (the demo's colour codes have a per-dimension std of ~0.22)."""
     keep_weight: float = 2.0
-    """Weight of keeping the colours outside the brushes (the brushed area has weight 1). On the demo
-    chair a red stroke on the back ends at mean ΔE 0.9 / 5.5 under the brush and 9.1 / 5.9 elsewhere
-    with 1 / 2; with 3 the brush hardly takes (ΔE 16): one colour code cannot paint a spot alone."""
+    """Weight of keeping the colours outside the brushes (the brushed area has weight 1), in both stages.
+    With the code alone, a red stroke on the demo chair's back ends at mean ΔE 0.9 / 5.5 under the brush
+    and 9.1 / 5.9 elsewhere with 1 / 2; with 3 the brush hardly takes (ΔE 16)."""
     reg_weight: float = 1e-3
     """Weight of the colour-code regulariser (squared Mahalanobis distance / D under the class Gaussian)."""
     points_per_step: int = 2048
-    """Surface points per step, half under the brushes and half elsewhere."""
+    """Surface points per step, half under the brushes and half elsewhere (both stages)."""
+    detail: bool = True
+    """After the code, fine-tune a copy of the colour head for this shape (stage 2), so a stroke stays
+    local and takes colours the class never had; the result's ``decoder_override`` holds it. False: the
+    colour code only (the decoder is untouched and ``decoder_override`` is the one painted on)."""
+    detail_iterations: int = 400
+    """Adam steps on the colour head's weights (stage 2)."""
+    detail_lr: float = 2e-3
+    """Adam learning rate on the colour head's weights (stage 2)."""
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.iterations < 1 or not np.isfinite(self.lr) or self.lr <= 0:
             raise EditError(f"paint: iterations ({self.iterations}) must be >= 1 and lr ({self.lr}) > 0")
+        if self.detail_iterations < 1 or not np.isfinite(self.detail_lr) or self.detail_lr <= 0:
+            raise EditError(f"paint: detail_iterations ({self.detail_iterations}) must be >= 1 and detail_lr "
+                            f"({self.detail_lr}) > 0 (or set detail=False to paint with the colour code only)")
+        if self.points_per_step < 2:
+            raise EditError(f"paint: points_per_step ({self.points_per_step}) must be >= 2 (half under the "
+                            "brushes, half elsewhere)")
 
 
 def brush_mask(points: torch.Tensor, brushes: Sequence[Brush]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,55 +100,84 @@ def delta_e(rgb_a: np.ndarray | torch.Tensor, rgb_b: np.ndarray | torch.Tensor) 
 
 def paint(model, snapshot: Snapshot, brushes: Sequence[Brush], config: PaintConfig | None = None,
           cancel: Cancel = None, callback: Callable[[EditProgress], Any] | None = None,
-          every: int = 10) -> EditResult:
-    """Optimise the colour code of ``snapshot.codes`` towards the brushes' colours.
+          every: int = 10, decoder_override: dict[str, torch.Tensor] | None = None) -> EditResult:
+    """Paint ``snapshot.codes`` towards the brushes' colours: colour code, then (``config.detail``) colour head.
+
+    ``decoder_override``: the decoder state the shape is shown with (an earlier stroke's result, a
+    fine-tuned TTO decoder); None: the model's own. ``snapshot`` must have been taken with that
+    decoder (``take_snapshot(model.with_decoder(decoder_override), codes)``): its colours are the
+    ones kept. ``model`` itself is never changed. ``callback`` gets ``"paint"`` reports (the colour
+    code so far) and then ``"paint-detail"`` reports whose ``decoder_override`` is the decoder so far;
+    ``cancel`` stops either stage (a cancelled code stage skips the detail stage).
 
     Returns
     -------
-    EditResult with metrics ``delta_e_brush`` / ``delta_e_rest`` (mean CIELAB ΔE to the brush
-    colour under the brushes / to the colour before elsewhere), their 90th percentiles,
-    ``brush_within_10`` and ``rest_within_3`` (fractions of points) and ``brush_points``.
+    EditResult with the new colour code, ``decoder_override`` (the full decoder state dict with the
+    fine-tuned colour head; with ``detail=False`` the one given) and metrics, measured with that
+    decoder: ``delta_e_brush`` / ``delta_e_rest`` (mean CIELAB ΔE to the brush colour under the brushes
+    / to the colour before elsewhere), their 90th percentiles, ``brush_within_10`` and ``rest_within_3``
+    (fractions of points), ``brush_points``, ``code_iterations`` and ``detail_iterations``.
     Raises :class:`EditError` for a model without colour or brushes that touch no surface.
     """
     config = config or PaintConfig()
     codes = snapshot.codes
-    if codes.colour_code is None or snapshot.colours is None or not model.has_colour:
+    base = model.with_decoder(decoder_override)
+    if codes.colour_code is None or snapshot.colours is None or not base.has_colour:
         raise EditError("paint: this model has no colour head; paint needs a model trained with colour")
     if not brushes:
         raise EditError("paint: give at least one brush (centre, radius, colour)")
-    device = model.device
+    device = base.device
     inside, brush_rgb = brush_mask(snapshot.surface, brushes)
     if not bool(inside.any()):
         raise EditError("paint: no brush touches the surface; move a brush centre onto the shape or enlarge "
                         "its radius")
     target = torch.where(inside[:, None], brush_rgb, snapshot.colours)
     idx_in, idx_out = torch.nonzero(inside).flatten(), torch.nonzero(~inside).flatten()
-    gaussian = class_gaussian(model, codes.class_name, kind="colour")
+    gaussian = class_gaussian(base, codes.class_name, kind="colour")
     gen = torch.Generator().manual_seed(config.seed)
     half = max(1, config.points_per_step // 2)
     shape_code = codes.shape_code.to(device)
 
-    def loss_fn(code: torch.Tensor, it: int) -> dict[str, torch.Tensor]:
-        a = idx_in[torch.randint(0, len(idx_in), (half,), generator=gen).to(device)]
-        parts = [a]
+    def draw() -> torch.Tensor:
+        """Indices of ``half`` points under the brushes, then ``half`` elsewhere (when there are any)."""
+        parts = [idx_in[torch.randint(0, len(idx_in), (half,), generator=gen).to(device)]]
         if len(idx_out):
             parts.append(idx_out[torch.randint(0, len(idx_out), (half,), generator=gen).to(device)])
-        pick = torch.cat(parts)
-        rgb = model.decode(snapshot.surface[pick], shape_code, code.to(device), codes.condition)[1]
+        return torch.cat(parts)
+
+    def colour_loss(rgb: torch.Tensor, pick: torch.Tensor) -> dict[str, torch.Tensor]:
         err = (rgb - target[pick]).abs().mean(dim=1)
         terms = {"brush": err[:half].mean()}
         total = terms["brush"]
         if len(idx_out):
             terms["keep"] = err[half:].mean()
             total = total + config.keep_weight * terms["keep"]
+        return {"total": total, **terms}
+
+    def loss_fn(code: torch.Tensor, it: int) -> dict[str, torch.Tensor]:
+        pick = draw()
+        terms = colour_loss(base.decode(snapshot.surface[pick], shape_code, code.to(device), codes.condition)[1],
+                            pick)
         terms["reg"] = gaussian.regulariser(code)
-        return {"total": total + config.reg_weight * terms["reg"], **terms}
+        terms["total"] = terms["total"] + config.reg_weight * terms["reg"]
+        return terms
 
     code, history, cancelled, seconds = optimise_code(
         "paint", codes.colour_code.to(device), loss_fn, config.iterations, config.lr,
         min_iterations=config.min_iterations, cancel=cancel, callback=callback, every=every)
+    code_iterations = len(history)
+    final = base
+    override = decoder_override
+    detail_steps = 0
+    if config.detail and not cancelled:
+        final, detail_history, cancelled, detail_seconds = _fine_tune_colour_head(
+            base, snapshot, code, draw, colour_loss, config, cancel, callback, every, code_iterations, seconds)
+        history += detail_history
+        detail_steps = len(detail_history)
+        seconds += detail_seconds
+        override = {k: v.detach().cpu().clone() for k, v in final.decoder.state_dict().items()}
     with torch.no_grad():
-        rgb = model.decode(snapshot.surface, shape_code, code.to(device), codes.condition)[1].cpu()
+        rgb = final.decode(snapshot.surface, shape_code, code.to(device), codes.condition)[1].cpu()
     de = delta_e(rgb, target.cpu())
     mask = inside.cpu().numpy()
     metrics = {
@@ -139,6 +189,65 @@ def paint(model, snapshot: Snapshot, brushes: Sequence[Brush], config: PaintConf
         "delta_e_rest_p90": float(np.percentile(de[~mask], 90)) if (~mask).any() else 0.0,
         "rest_within_3": float((de[~mask] <= 3).mean()) if (~mask).any() else 1.0,
         "delta_e_brush_before": float(delta_e(snapshot.colours.cpu()[mask], target.cpu()[mask]).mean()),
+        "code_iterations": code_iterations,
+        "detail_iterations": detail_steps,
     }
     return EditResult("paint", codes.shape_code, code, codes.condition, codes.class_name, history, seconds,
-                      len(history), cancelled, gaussian.assess(code), metrics)
+                      len(history), cancelled, gaussian.assess(code), metrics, override)
+
+
+def _fine_tune_colour_head(base, snapshot: Snapshot, code: torch.Tensor, draw, colour_loss, config: PaintConfig,
+                           cancel: Cancel, callback, every: int, first_iteration: int, first_seconds: float):
+    """Stage 2: Adam on the colour head of a private copy of ``base``'s decoder (its other weights fixed).
+
+    The trunk is fixed, so the head's input at each surface point (trunk features ++ colour code ++
+    encoded xyz) is computed once, captured from the decoder itself; each step runs only the head.
+    Returns (the fine-tuned model copy, history, cancelled, seconds).
+    """
+    start = time.perf_counter()
+    work = base.with_decoder({k: v.detach().clone() for k, v in base.decoder.state_dict().items()})
+    head = work.decoder.colour_head
+    captured: list[torch.Tensor] = []
+    hook = head.register_forward_pre_hook(lambda _module, args: captured.append(args[0].detach()))
+    try:
+        with torch.no_grad():
+            rgb_all = work.decode(snapshot.surface, snapshot.codes.shape_code, code, snapshot.codes.condition)[1]
+    finally:
+        hook.remove()
+    inputs = captured[0] if len(captured) == 1 else None
+    if inputs is not None:
+        with torch.no_grad():  # the decoder's RGB is sigmoid(head(input)); anything else: decode each step
+            if not torch.allclose(torch.sigmoid(head(inputs)), rgb_all, atol=1e-5):
+                inputs = None
+
+    def predict(pick: torch.Tensor) -> torch.Tensor:
+        if inputs is not None:
+            return torch.sigmoid(head(inputs[pick]))
+        return work.decode(snapshot.surface[pick], snapshot.codes.shape_code, code, snapshot.codes.condition)[1]
+
+    params = list(head.parameters())
+    optimiser = torch.optim.Adam(params, lr=config.detail_lr)
+    history: list[dict[str, float]] = []
+    cancelled = False
+    every = max(1, int(every))
+    with torch.enable_grad():
+        for it in range(int(config.detail_iterations)):
+            if is_cancelled(cancel):
+                cancelled = True
+                break
+            pick = draw()
+            terms = colour_loss(predict(pick), pick)
+            grads = torch.autograd.grad(terms["total"], params)
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            optimiser.step()
+            step = first_iteration + it + 1
+            values = {"iteration": step, "seconds": first_seconds + time.perf_counter() - start,
+                      **{k: float(v.detach()) for k, v in terms.items()}}
+            history.append(values)
+            if callback is not None and (it + 1) % every == 0:
+                state = {k: v.detach().cpu().clone() for k, v in work.decoder.state_dict().items()}
+                callback(EditProgress("paint-detail", step, values, code.detach().cpu().clone(), state))
+    for p in params:
+        p.grad = None
+    return work, history, cancelled, time.perf_counter() - start

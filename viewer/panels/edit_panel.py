@@ -9,7 +9,10 @@ shape is grafted onto the current one).
 The optimisation (:mod:`core.edit`) runs on the panel's own latest-wins worker: while the mouse
 moves each newer drag replaces the pending one, and each finished preview is shown as an
 interactive selection (preview resolution); the release runs the full drag and its codes close
-the edit. Paint and graft stream their progress the same way. An edit is one undo step;
+the edit. Paint and graft stream their progress the same way. A paint fine-tunes a copy of the
+colour head after the colour code (:mod:`core.edit.paint`): its selection carries that decoder as
+``decoder_override``, every later edit of the shape starts from it, and undo brings back the one
+before (the undo stack holds whole selections). An edit is one undo step;
 Cancel edit stops it and shows the codes from before it. The loss and the
 plausibility of the edited code (Mahalanobis distance under the class Gaussian, with the
 training range) are shown when an edit ends.
@@ -181,13 +184,15 @@ class EditPanel(QWidget):
                           selection.label)
 
     def _snapshot(self, model, selection: CodeSelection):
+        """(model with the selection's decoder override, snapshot of the selection under it)."""
         with self._snapshot_lock:
-            snap = self._snapshots.get(id(selection))
-            if snap is None:
+            entry = self._snapshots.get(id(selection))
+            if entry is None:
                 self._snapshots.clear()  # one shape at a time; keeps memory flat
-                snap = take_snapshot(model, self._codes(selection))
-                self._snapshots[id(selection)] = snap
-            return snap
+                shown = model.with_decoder(selection.decoder_override)  # an earlier paint's colour head
+                entry = (shown, take_snapshot(shown, self._codes(selection)))
+                self._snapshots[id(selection)] = entry
+            return entry
 
     def _report(self, progress) -> None:  # worker thread
         self.progress.emit(progress)
@@ -234,8 +239,8 @@ class EditPanel(QWidget):
         self._mark(self._source, target)
 
         def job():
-            snap = self._snapshot(model, before)
-            return ("drag", final, drag(model, snap, handles, pins, config, cancel=cancel,
+            shown, snap = self._snapshot(model, before)
+            return ("drag", final, drag(shown, snap, handles, pins, config, cancel=cancel,
                                         callback=self._report if final else None, every=10))
 
         return self.worker.submit(job)
@@ -253,8 +258,8 @@ class EditPanel(QWidget):
         region = Region(self.region_kind.currentText(), tuple(np.asarray(centre, float)), (size,))
         donor = codes_of(model, self.donor.currentText())
 
-        def run(model, snap):
-            return graft(model, snap, take_snapshot(model, donor), region, cancel=self._cancel,
+        def run(shown, snap):
+            return graft(shown, snap, take_snapshot(model, donor), region, cancel=self._cancel,
                          callback=self._report, every=10)
 
         return self._submit_final("graft", run)
@@ -268,7 +273,7 @@ class EditPanel(QWidget):
         self._edit_open = True
         self.cancel_button.setEnabled(True)
         model, before = self.state.model, self._before
-        self._final_id = self.worker.submit(lambda: (kind, True, fn(model, self._snapshot(model, before))))
+        self._final_id = self.worker.submit(lambda: (kind, True, fn(*self._snapshot(model, before))))
         return self._final_id
 
     def add_pin(self, point) -> None:
@@ -294,10 +299,11 @@ class EditPanel(QWidget):
 
     # -- results -------------------------------------------------------------------------------
     def _selection_from(self, result: EditResult) -> CodeSelection:
+        """A paint's fine-tuned decoder replaces the shape's override; drag and graft keep it."""
         before = self._before
+        override = before.decoder_override if result.decoder_override is None else result.decoder_override
         return CodeSelection(result.shape_code, result.colour_code, before.condition,
-                             f"{before.label.split(' (')[0]} ({result.kind})", before.class_name,
-                             before.decoder_override)
+                             f"{before.label.split(' (')[0]} ({result.kind})", before.class_name, override)
 
     def _job_done(self, request_id: int, payload, _seconds: float) -> None:
         if payload[0] == "snapshot" or not self._edit_open:
@@ -339,9 +345,10 @@ class EditPanel(QWidget):
                           if k not in ("iteration", "seconds", "total"))
         self.loss_label.setText(f"{progress.kind} step {progress.iteration}: {terms}")
         before = self._before
-        if progress.kind == "paint":
+        if progress.kind in ("paint", "paint-detail"):  # the detail stage also brings its colour head so far
+            override = before.decoder_override if progress.decoder_override is None else progress.decoder_override
             sel = CodeSelection(before.shape_code, progress.code, before.condition, before.label, before.class_name,
-                                before.decoder_override)
+                                override)
         elif progress.kind == "graft-colour":
             return  # the graft's colour stage: its shape is on screen; the result brings the colours
         else:
