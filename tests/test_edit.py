@@ -141,7 +141,8 @@ def test_paint_reaches_the_brush_colour_and_keeps_the_rest(model, chair, radius,
     m = result.metrics
     assert m["delta_e_brush"] < 10 < m["delta_e_brush_before"]
     assert m["delta_e_rest"] < 3
-    assert m["detail_iterations"] == 200 and result.iterations == m["code_iterations"] + 200
+    steps = PaintConfig().detail_iterations
+    assert m["detail_iterations"] == steps and result.iterations == m["code_iterations"] + steps
     painted = model.with_decoder(result.decoder_override)
     rgb = _colours(painted, chair.codes, result.colour_code, chair.surface)  # the metrics, recomputed
     inside = np.linalg.norm(chair.surface.numpy() - source, axis=1) <= radius
