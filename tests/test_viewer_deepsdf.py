@@ -21,37 +21,18 @@ if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offsc
     pytest.skip("the viewer tests need a display: run them under xvfb-run (make test does)", allow_module_level=True)
 
 from deepsdf_experiment import sdf_samples_npz, write_experiment  # noqa: E402
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox  # noqa: E402
-
-from viewer.main_window import MainWindow  # noqa: E402
+from PySide6.QtWidgets import QFileDialog  # noqa: E402
+from viewer_window import open_main_window  # noqa: E402
 
 TIMEOUT = 60_000
-FULL, PREVIEW = 40, 24
 
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     """A shown main window with small resolutions; message boxes are recorded, not shown."""
-    errors: list[tuple[str, str]] = []
-    monkeypatch.setattr(QMessageBox, "critical",
-                        staticmethod(lambda parent, title, text, *a, **k: errors.append((title, text))))
-    win = MainWindow(settings=QSettings(str(tmp_path / "viewer.ini"), QSettings.IniFormat))
-    win.errors = errors
-    win.state.set_display(full_resolution=FULL, preview_resolution=PREVIEW)
-    win.tto_panel.metric_resolution = FULL
-    win.resize(1100, 750)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.shutdown()
-    win.close()
-    assert win.plotter._closed, "the plotter was left open"
-    assert not win.mesher.isRunning() and not win.slicer.isRunning(), "a worker thread was left running"
-    assert win.tto_panel.worker is None or not win.tto_panel.worker.isRunning(), "a fit was left running"
-    win.deleteLater()
-    QApplication.processEvents()
+    yield from open_main_window(qtbot, tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -1,0 +1,39 @@
+"""The viewer tests' main window: shown, small resolutions, message boxes recorded, shut down checked.
+
+Shared by tests/test_viewer.py and tests/test_viewer_deepsdf.py (imported inside a fixture, after
+the module has checked that a display is there).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+FULL, PREVIEW = 40, 24
+"""Resolutions the viewer tests mesh at: small, so a test's meshes cost little on any machine."""
+
+
+def open_main_window(qtbot, tmp_path: Path, monkeypatch) -> Iterator:
+    """Yield a shown MainWindow; afterwards shut it down and fail if a plotter or worker survived."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from viewer.main_window import MainWindow
+
+    errors: list[tuple[str, str]] = []
+    monkeypatch.setattr(QMessageBox, "critical",
+                        staticmethod(lambda parent, title, text, *a, **k: errors.append((title, text))))
+    win = MainWindow(settings=QSettings(str(tmp_path / "viewer.ini"), QSettings.IniFormat))
+    win.errors = errors
+    win.state.set_display(full_resolution=FULL, preview_resolution=PREVIEW)
+    win.tto_panel.metric_resolution = FULL
+    win.resize(1100, 750)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.shutdown()
+    win.close()
+    assert win.plotter._closed, "the plotter was left open"
+    assert not win.mesher.isRunning() and not win.slicer.isRunning(), "a worker thread was left running"
+    assert win.tto_panel.worker is None or not win.tto_panel.worker.isRunning(), "a fit was left running"
+    win.deleteLater()
+    QApplication.processEvents()
