@@ -6,26 +6,17 @@ a worker thread while the viewer meshes with the same model.
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 
+from core.cancel import Cancel, is_cancelled
 from core.edit.plausibility import Plausibility
 
 __all__ = ["Cancel", "EditProgress", "EditResult", "is_cancelled", "optimise_code"]
 
-Cancel = threading.Event | Callable[[], bool] | None
-
-
-def is_cancelled(cancel: Cancel) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
 
 
 @dataclass

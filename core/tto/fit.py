@@ -13,7 +13,6 @@ to mesh a result, ``model.with_decoder(result.decoder_override)`` and its ``sdf_
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Generator, Iterator
@@ -21,6 +20,7 @@ from typing import Any, Callable, Generator, Iterator
 import numpy as np
 import torch
 
+from core.cancel import Cancel, is_cancelled
 from core.errors import ObservationError
 from core.model.trained_model import TrainedModel
 from core.tto import losses as L
@@ -29,7 +29,6 @@ from core.tto.observations import Observation
 
 __all__ = ["TTOProgress", "TTOResult", "iterate_fit", "fit", "resolve_condition"]
 
-Cancel = threading.Event | Callable[[], bool] | None
 
 
 @dataclass
@@ -110,14 +109,6 @@ class TTOResult:
             "config": None if self.config is None else self.config.to_dict(),
             "notes": self.notes,
         }
-
-
-def _is_cancelled(cancel: Cancel) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
 
 
 def resolve_condition(model: TrainedModel, class_name: str | None, text: str | None,
@@ -295,7 +286,7 @@ def _run_code_fit(ctx: _FitContext, stage: str) -> Iterator[TTOProgress]:
     cancelled = False
     it = 0
     for it in range(config.iterations):
-        if _is_cancelled(ctx.cancel):
+        if is_cancelled(ctx.cancel):
             cancelled = True
             break
         lr = L.learning_rate(config, it)
@@ -536,7 +527,7 @@ def _finetune(ctx: _FitContext, shape_code: torch.Tensor, colour_code: torch.Ten
     cancelled = False
     terms: dict[str, float] = {}
     for step in range(config.finetune_iterations):
-        if _is_cancelled(ctx.cancel):
+        if is_cancelled(ctx.cancel):
             cancelled = True
             break
         out = _step_losses(ft_ctx, last_it, code, ccode)
