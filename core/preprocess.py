@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 MANIFEST_FORMAT = 1
 SETTINGS = ("n_samples", "n_surface", "backend", "seed")
 """The settings a finished shape was made with; a resumed run must use the same ones."""
+THIN_SETTINGS = {"near_allocation": "area", "thin_band_variance": 0.0, "balance_sign": False}
+"""Thin-aware sampling settings and their defaults: recorded only when not the default (so a
+default file stays byte for byte as before); a file without them was made with the defaults."""
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 __all__ = [
@@ -61,6 +64,12 @@ class PreprocessConfig:
     """Meshes with more faces are rejected as too large."""
     dataset_name: str = "dataset"
     """Name used in ``SdfSamples/<name>/`` and in the split files (DeepSDF layout); one folder name."""
+    near_allocation: str = "area"
+    """Near-surface points by ``area`` (DeepSDF) or ``thickness`` (see :class:`SamplingConfig`)."""
+    thin_band_variance: float = 0.0
+    """Variance of the third, thin-part band of near-surface points; 0: none."""
+    balance_sign: bool = False
+    """Equal inside / outside sample counts per shape."""
 
     def __post_init__(self) -> None:
         if self.n_samples < 100:
@@ -75,15 +84,23 @@ class PreprocessConfig:
                 f"data set name {self.dataset_name!r} is not a plain folder name; use letters, digits, "
                 "'_', '-' and '.' only (no '/', no leading '.'), e.g. --name chairs"
             )
-        self.sampling()  # validates the back end
+        self.sampling()  # validates the back end and the thin-aware settings
 
     def sampling(self) -> SamplingConfig:
         """The sampling settings of :func:`core.samples.sample_shape` (DeepSDF's spread)."""
-        return SamplingConfig(n_samples=self.n_samples, n_surface=self.n_surface, backend=self.backend)
+        return SamplingConfig(n_samples=self.n_samples, n_surface=self.n_surface, backend=self.backend,
+                              near_allocation=self.near_allocation, thin_band_variance=self.thin_band_variance,
+                              balance_sign=self.balance_sign)
 
     def settings(self) -> dict[str, Any]:
-        """What a finished shape records of how it was made (compared on resume)."""
-        return {key: getattr(self, key) for key in SETTINGS}
+        """What a finished shape records of how it was made (compared on resume).
+
+        The thin-aware settings only when they differ from their defaults (:data:`THIN_SETTINGS`).
+        """
+        record = {key: getattr(self, key) for key in SETTINGS}
+        record.update({key: getattr(self, key) for key, default in THIN_SETTINGS.items()
+                       if getattr(self, key) != default})
+        return record
 
 
 @dataclass
@@ -165,9 +182,14 @@ def settings_difference(stats: dict[str, Any], config: PreprocessConfig) -> str 
         made["n_surface"] = int(stats["n_surface"])
     if "backend" not in made and stats.get("sdf_backend"):
         made["backend"] = "winding" if stats["sdf_backend"] == "winding" else "mesh_to_sdf"
-    flags = {"n_samples": "--samples", "n_surface": "--surface-samples", "backend": "--backend", "seed": "--seed"}
+    flags = {"n_samples": "--samples", "n_surface": "--surface-samples", "backend": "--backend", "seed": "--seed",
+             "near_allocation": "--near-allocation", "thin_band_variance": "--thin-band-variance",
+             "balance_sign": "--balance-sign"}
     wanted = config.settings()
     diffs = [f"{flags[k]} {made[k]} (now {wanted[k]})" for k in SETTINGS if k in made and made[k] != wanted[k]]
+    for key, default in THIN_SETTINGS.items():  # absent: made (or wanted) with the default
+        if made.get(key, default) != wanted.get(key, default):
+            diffs.append(f"{flags[key]} {made.get(key, default)} (now {wanted.get(key, default)})")
     return ", ".join(diffs) or None
 
 

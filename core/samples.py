@@ -42,6 +42,7 @@ __all__ = [
     "MAX_FACES",
     "shape_rng",
     "sample_shape",
+    "sampling_record",
     "write_samples",
     "read_samples",
     "inspect_samples",
@@ -195,6 +196,9 @@ def sample_shape(mesh: LoadedMesh, config: SamplingConfig, rng: np.random.Genera
     if not np.all(np.isfinite(sdf)):
         raise DataSetError(f"{source}: the SDF back end returned non-finite distances; the mesh is degenerate.")
     rgb = mesh.colours_at(result.closest_face, result.closest_barycentric).astype(np.float32)
+    view = np.asarray(result.view_dirs, dtype=np.float32)
+    if config.balance_sign:
+        queries, sdf, rgb, view = _balance_sign(mesh, config, rng, queries, sdf, rgb, view)
     surface = sample_surface(mesh.vertices, mesh.faces, config.n_surface, rng)
     surface_rgb = mesh.colours_at(surface.face_index, surface.barycentric).astype(np.float32)
 
@@ -205,7 +209,6 @@ def sample_shape(mesh: LoadedMesh, config: SamplingConfig, rng: np.random.Genera
             f"{source}: no sample fell inside the mesh (open or inside-out surface?). "
             "Repair the mesh (close holes, fix normals) or use --backend mesh_to_sdf."
         )
-    view = np.asarray(result.view_dirs, dtype=np.float32)
     stats: dict[str, Any] = {
         "n_pos": int(positive.sum()),
         "n_neg": int((~positive).sum()),
@@ -215,6 +218,9 @@ def sample_shape(mesh: LoadedMesh, config: SamplingConfig, rng: np.random.Genera
         "sdf_backend": result.backend,
         "warnings": list(getattr(mesh, "warnings", []) or []),
     }
+    if config.thin_aware or config.balance_sign:
+        # only when not DeepSDF's scheme, so default files stay byte for byte as before
+        stats["sampling"] = sampling_record(config)
     return ShapeSamples(
         pos=samples[positive],
         neg=samples[~positive],
@@ -230,6 +236,58 @@ def sample_shape(mesh: LoadedMesh, config: SamplingConfig, rng: np.random.Genera
         sdf_backend=result.backend,
         stats=stats,
     )
+
+
+_BALANCE_ROUNDS = 8
+"""Extra query rounds ``balance_sign`` draws at most to find enough samples of the rarer side."""
+
+
+def sampling_record(config: SamplingConfig) -> dict[str, Any]:
+    """The thin-aware settings a shape was made with (absent from a file: DeepSDF's defaults)."""
+    return {"near_allocation": config.near_allocation, "thin_band_variance": float(config.thin_band_variance),
+            "balance_sign": bool(config.balance_sign)}
+
+
+def _balance_sign(mesh: LoadedMesh, config: SamplingConfig, rng: np.random.Generator, queries: np.ndarray,
+                  sdf: np.ndarray, rgb: np.ndarray, view: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Equal inside / outside counts at the same total (``SamplingConfig.balance_sign``).
+
+    Draws further rounds of the same query scheme (sized by the rarer side's rate so far) until
+    ``n_samples // 2`` queries lie inside and outside each, then keeps a random subset of each
+    side, in draw order. Shapes whose rarer side stays short after :data:`_BALANCE_ROUNDS`
+    rounds keep that side whole and as many of the other (a smaller, still balanced total).
+    """
+    from core.sampling import sample_sdf_queries
+    from core.sdf_backends import compute_sdf
+
+    n_total = config.n_samples
+    want_neg = n_total // 2
+    want_pos = n_total - want_neg
+    parts = [(queries, sdf, rgb, view)]
+    for _ in range(_BALANCE_ROUNDS):
+        all_sdf = np.concatenate([p[1] for p in parts])
+        n_neg = int((all_sdf < 0).sum())
+        n_pos = len(all_sdf) - n_neg
+        if n_neg >= want_neg and n_pos >= want_pos:
+            break
+        rate = max(min(n_neg, n_pos), 1) / len(all_sdf)
+        short = max(want_neg - n_neg, want_pos - n_pos)
+        extra = sample_sdf_queries(mesh.vertices, mesh.faces, int(min(short / rate * 1.2 + 64, 4 * n_total)), rng,
+                                   config)
+        result = compute_sdf(mesh.vertices, mesh.faces, extra, backend=config.backend)
+        extra_sdf = np.asarray(result.sdf, dtype=np.float32)
+        if not np.all(np.isfinite(extra_sdf)):
+            break
+        extra_rgb = mesh.colours_at(result.closest_face, result.closest_barycentric).astype(np.float32)
+        parts.append((extra, extra_sdf, extra_rgb, np.asarray(result.view_dirs, dtype=np.float32)))
+    queries, sdf, rgb, view = (np.concatenate([p[k] for p in parts]) for k in range(4))
+    inside = np.flatnonzero(sdf < 0)
+    outside = np.flatnonzero(sdf >= 0)
+    if len(inside) < want_neg or len(outside) < want_pos:
+        want_neg = want_pos = min(len(inside), len(outside))
+    keep = np.sort(np.concatenate([rng.choice(inside, want_neg, replace=False),
+                                   rng.choice(outside, want_pos, replace=False)]))
+    return queries[keep], sdf[keep], rgb[keep], view[keep]
 
 
 # --------------------------------------------------------------------------- writing

@@ -11,6 +11,12 @@ DeepSDF's scheme, for ``n_total`` query points:
   0.005 and once with variance 0.0005 (standard deviations ``sqrt(0.005)`` ~= 0.0707 and
   ``sqrt(0.0005)`` ~= 0.0224 per axis);
 * the rest uniform in the bounding cube ``[-1, 1]^3``.
+
+Thin-aware variants (issue 11; off by default, which keeps DeepSDF's scheme and its arrays
+bit for bit): ``near_allocation="thickness"`` draws the near-surface points with a density
+raised where the part is thin, ``thin_band_variance > 0`` adds a third, tighter band around
+thin-part points, and ``balance_sign`` (applied in :func:`core.samples.sample_shape`, which
+knows the signs) keeps as many samples inside as outside.
 """
 from __future__ import annotations
 
@@ -22,12 +28,30 @@ import numpy as np
 from core.errors import ConfigError
 
 __all__ = [
+    "NEAR_ALLOCATIONS",
+    "THICKNESS_FLOOR",
+    "THICKNESS_MIX",
+    "THIN_BAND_SHARE",
     "SamplingConfig",
     "SurfaceSample",
     "face_areas_and_normals",
     "sample_surface",
     "sample_sdf_queries",
 ]
+
+
+NEAR_ALLOCATIONS = ("area", "thickness")
+"""Values of :attr:`SamplingConfig.near_allocation`."""
+THICKNESS_FLOOR = 0.01
+"""Thickness (unit-sphere units) below which ``thickness`` allocation stops raising the density:
+a sliver thinner than 0.5 % of the diameter does not take all the samples."""
+THICKNESS_MIX = 0.5
+"""Share of the ``thickness``-allocated near points drawn by thickness; the rest stay area-uniform,
+so thick parts (seats, table tops) keep their coverage."""
+THIN_BAND_SHARE = 0.2
+"""Share of the near-surface points that goes to the third, thin-part band when it is on."""
+_REFERENCE_POINTS = 4000
+"""Surface points whose thickness is measured; every other point takes its nearest one's."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,26 @@ class SamplingConfig:
     """Edge of the cube, centred at the origin, holding the uniform samples."""
     backend: str = "winding"
     """SDF back end (:mod:`core.sdf_backends`): ``winding`` or ``mesh_to_sdf``."""
+    near_allocation: str = "area"
+    """Where the near-surface points sit. ``area`` (DeepSDF): around area-uniform surface points,
+    so a chair leg with 2 % of the area gets 2 % of the samples and the decoder barely learns it.
+    ``thickness``: surface points drawn with density ∝ area × w(x), where
+    ``w = (1 - THICKNESS_MIX) + THICKNESS_MIX · u / mean(u)``, ``u = 1 / max(t(x), THICKNESS_FLOOR)²``
+    and ``t`` the local thickness (:func:`core.thickness.local_thickness`, capped at 10 % of the
+    bounding-box diagonal; the mean is over the area). Half the points follow the area; the other
+    half give every t × t patch of surface the same count, so a rod gets samples per unit length
+    ∝ 1 / its diameter instead of ∝ its diameter."""
+    thin_band_variance: float = 0.0
+    """Variance of a third, tighter band of near-surface points around thin-part surface points
+    (:func:`core.thickness.thin_part_mask`: legs, rods, handles); 0 turns it off. It takes
+    :data:`THIN_BAND_SHARE` of the near-surface points (the other two bands share the rest), so
+    the decoder sees the zero level set of parts thinner than the usual bands' spread (e.g. 5e-5:
+    std 0.007). A shape without thin parts gets the band around its thinnest surface instead."""
+    balance_sign: bool = False
+    """Keep as many samples inside as outside (thin parts hold few inside points). The total
+    stays ``n_samples``: more queries of the same scheme are drawn until the rarer side has
+    ``n_samples // 2``, then each side is subsampled at random (``n_samples - n_samples // 2``
+    outside); if the rarer side is still short after a few rounds, both sides keep its count."""
 
     def __post_init__(self) -> None:
         # ConfigError like every settings dataclass (read through core.config_io.from_dict).
@@ -64,6 +108,34 @@ class SamplingConfig:
             raise ConfigError(f"SamplingConfig.bounding_cube_dim must be finite and > 0, got {self.bounding_cube_dim}.")
         if self.backend not in ("winding", "mesh_to_sdf"):
             raise ValueError(f"SamplingConfig.backend must be 'winding' or 'mesh_to_sdf', got {self.backend!r}.")
+        if self.near_allocation not in NEAR_ALLOCATIONS:
+            raise ConfigError(f"SamplingConfig.near_allocation must be 'area' or 'thickness' "
+                              f"(--near-allocation), got {self.near_allocation!r}.")
+        if not (self.thin_band_variance >= 0 and math.isfinite(self.thin_band_variance)):
+            raise ConfigError(f"SamplingConfig.thin_band_variance must be finite and >= 0 (0: no thin band; "
+                              f"--thin-band-variance), got {self.thin_band_variance}.")
+        if not isinstance(self.balance_sign, bool):
+            raise ConfigError(f"SamplingConfig.balance_sign must be true or false, got {self.balance_sign!r}.")
+
+    @property
+    def thin_aware(self) -> bool:
+        """Whether the queries differ from DeepSDF's scheme (``balance_sign`` acts on signs only)."""
+        return self.near_allocation != "area" or self.thin_band_variance > 0
+
+    def bands(self, n_total: int) -> tuple[int, int, int, int]:
+        """``(n_first, n_second, n_thin, n_uniform)`` for ``n_total`` queries.
+
+        Without the thin band this is :meth:`split` with ``n_thin = 0``. With it, the thin band
+        takes ``int(THIN_BAND_SHARE * n_near)`` of the ``n_near = int(near_fraction * n_total)``
+        near points and the two paired bands split the rest; uniform points fill up to ``n_total``.
+        """
+        if self.thin_band_variance <= 0:
+            n_first, n_second, n_uniform = self.split(n_total)
+            return n_first, n_second, 0, n_uniform
+        n_near = int(self.near_fraction * n_total)
+        n_thin = int(THIN_BAND_SHARE * n_near)
+        n_pairs = (n_near - n_thin) // 2
+        return n_pairs, n_pairs, n_thin, n_total - 2 * n_pairs - n_thin
 
     def split(self, n_total: int) -> tuple[int, int, int]:
         """Counts of the three groups for ``n_total`` queries.
@@ -223,11 +295,15 @@ def sample_sdf_queries(
     (n_total, 3) float32
         In this order: the ``variance`` group, the ``second_variance`` group (row ``i`` of
         both groups perturbs the same surface point, as DeepSDF pairs them), then the
-        uniform group; counts from :meth:`SamplingConfig.split`.
+        uniform group; counts from :meth:`SamplingConfig.split`. With the thin-aware settings
+        the surface points follow ``near_allocation`` and the thin band comes before the
+        uniform group (counts from :meth:`SamplingConfig.bands`).
     """
     config = config or SamplingConfig()
     if n_total < 0:
         raise ValueError(f"n_total must be >= 0, got {n_total}.")
+    if config.thin_aware:
+        return _thin_aware_queries(vertices, faces, n_total, rng, config)
     n_first, n_second, n_uniform = config.split(n_total)
     surface = sample_surface(vertices, faces, n_first, rng).points.astype(np.float64)
     first = surface + rng.normal(0.0, np.sqrt(config.variance), size=(n_first, 3))
@@ -235,3 +311,79 @@ def sample_sdf_queries(
     half = config.bounding_cube_dim / 2
     uniform = rng.uniform(-half, half, size=(n_uniform, 3))
     return np.concatenate([first, second, uniform], axis=0).astype(np.float32)
+
+
+class _ThicknessField:
+    """Local thickness and thin-part flags of a mesh's surface, looked up at any surface point.
+
+    Measured once on :data:`_REFERENCE_POINTS` area-uniform points (drawn from ``rng``); a point
+    takes the values of its nearest reference point.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator, need_thin: bool) -> None:
+        from scipy.spatial import cKDTree
+
+        from core.thickness import local_thickness, thin_part_mask
+
+        reference = sample_surface(vertices, faces, _REFERENCE_POINTS, rng)
+        points = reference.points.astype(np.float64)
+        normals = reference.normals.astype(np.float64)
+        self.thickness = local_thickness(vertices, faces, points, normals, n_steps=32)
+        inverse = 1.0 / np.maximum(self.thickness, THICKNESS_FLOOR) ** 2
+        self.inverse = inverse / inverse.mean()  # area-average 1
+        self.thin = thin_part_mask(points, normals, vertices, faces) if need_thin else None
+        self._tree = cKDTree(points)
+
+    def nearest(self, points: np.ndarray) -> np.ndarray:
+        return self._tree.query(points)[1]
+
+    def allocation_weight(self, points: np.ndarray) -> np.ndarray:
+        """(n,) acceptance in [0, 1] for density ∝ area × ((1 - mix) + mix · u / mean(u)), u = 1 / t²."""
+        w = (1.0 - THICKNESS_MIX) + THICKNESS_MIX * self.inverse
+        return (w / w.max())[self.nearest(points)]
+
+    def thin_weight(self, points: np.ndarray) -> np.ndarray:
+        """(n,) acceptance: 1 on thin parts; without any, ∝ 1 / thickness² (the thinnest surface)."""
+        if self.thin is not None and self.thin.any():
+            return self.thin.astype(np.float64)[self.nearest(points)]
+        return (self.inverse / self.inverse.max())[self.nearest(points)]
+
+
+def _weighted_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator,
+                             acceptance) -> np.ndarray:
+    """(n, 3) float64 surface points with density ∝ area × ``acceptance(x)`` (rejection sampling).
+
+    Area-uniform candidates are kept with probability ``acceptance(x)`` in [0, 1]; exact for the
+    density, no duplicated points, and the result is a function of ``rng``'s state only.
+    """
+    kept: list[np.ndarray] = []
+    have = 0
+    rate = 1.0
+    while have < n:
+        batch = min(int((n - have) / max(rate, 1e-3) * 1.2) + 256, 4_000_000)
+        candidates = sample_surface(vertices, faces, batch, rng).points.astype(np.float64)
+        p = acceptance(candidates)
+        keep = rng.random(batch) < p
+        rate = max(float(keep.mean()), 1e-3)
+        kept.append(candidates[keep])
+        have += int(keep.sum())
+    return np.concatenate(kept)[:n] if kept else np.zeros((0, 3))
+
+
+def _thin_aware_queries(vertices: np.ndarray, faces: np.ndarray, n_total: int, rng: np.random.Generator,
+                        config: SamplingConfig) -> np.ndarray:
+    """Queries of :func:`sample_sdf_queries` with ``near_allocation`` / the thin band applied."""
+    vertices, faces = _check_mesh(vertices, faces)
+    n_first, n_second, n_thin, n_uniform = config.bands(n_total)
+    field = _ThicknessField(vertices, faces, rng, need_thin=n_thin > 0)
+    if config.near_allocation == "thickness":
+        surface = _weighted_surface_points(vertices, faces, n_first, rng, field.allocation_weight)
+    else:
+        surface = sample_surface(vertices, faces, n_first, rng).points.astype(np.float64)
+    first = surface + rng.normal(0.0, np.sqrt(config.variance), size=(n_first, 3))
+    second = surface + rng.normal(0.0, np.sqrt(config.second_variance), size=(n_second, 3))
+    thin_surface = _weighted_surface_points(vertices, faces, n_thin, rng, field.thin_weight)
+    thin = thin_surface + rng.normal(0.0, np.sqrt(config.thin_band_variance), size=(n_thin, 3))
+    half = config.bounding_cube_dim / 2
+    uniform = rng.uniform(-half, half, size=(n_uniform, 3))
+    return np.concatenate([first, second, thin, uniform], axis=0).astype(np.float32)

@@ -12,6 +12,9 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from core.config_io import arg_default
+    from core.sampling import SamplingConfig
+
     parser.add_argument("--source", choices=["synthetic", "objaverse", "folder", "sweethome3d"], default="synthetic",
                         help="where meshes come from (default: the built-in procedural set; sweethome3d: Debian's "
                              "furniture libraries, real coloured objects)")
@@ -49,9 +52,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None,
                         help="data set name in SdfSamples/<name>/ and split files: a plain folder name "
                              "(default: the source's name)")
+    parser.add_argument("--near-allocation", choices=["area", "thickness"],
+                        **arg_default(SamplingConfig, "near_allocation",
+                                      "near-surface samples around area-uniform surface points (DeepSDF) or "
+                                      "weighted toward thin parts by local thickness, half by area"))
+    parser.add_argument("--thin-band-variance", type=float, metavar="V",
+                        **arg_default(SamplingConfig, "thin_band_variance",
+                                      "variance of a third, tighter band of near-surface samples around thin parts "
+                                      "(legs, rods, handles), taking 20% of the near samples; 0: none; e.g. 5e-5"))
+    parser.add_argument("--balance-sign", action="store_true",
+                        help="equal inside/outside sample counts per shape at the same total (more queries "
+                             "are drawn until the rarer side has half, then each side is subsampled)")
     parser.add_argument("--resample-changed", action="store_true",
                         help="on resume, sample again the finished shapes made with other --samples / "
-                             "--surface-samples / --backend / --seed (default: refuse to mix settings)")
+                             "--surface-samples / --backend / --seed / sampling flags "
+                             "(default: refuse to mix settings)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -135,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = PreprocessConfig(n_samples=args.samples, n_surface=args.surface_samples, backend=args.backend,
                                   seed=args.seed, max_faces=args.max_faces,
-                                  dataset_name=args.name or args.source)
+                                  dataset_name=args.name or args.source, near_allocation=args.near_allocation,
+                                  thin_band_variance=args.thin_band_variance, balance_sign=args.balance_sign)
         shard = parse_shard(args.shard)
         _check_arguments(args)
         jobs = _jobs(args)
