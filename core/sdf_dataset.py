@@ -60,6 +60,10 @@ class TrainingShape:
     pos_view: np.ndarray | None = None
     neg_view: np.ndarray | None = None
     normalization: dict = field(default_factory=dict)
+    surface_points: np.ndarray | None = None
+    """(S, 3) float32 surface points, kept only for surface supervision (``with_surface``)."""
+    surface_normals: np.ndarray | None = None
+    """(S, 3) float32 unit normals of ``surface_points``."""
 
     @property
     def has_colour(self) -> bool:
@@ -82,7 +86,8 @@ def _view16(view: np.ndarray | None) -> np.ndarray | None:
     return None if view is None else np.asarray(view, np.float16)
 
 
-def _read_shape(path: Path, record: dict, max_samples: int | None, seed: int) -> TrainingShape:
+def _read_shape(path: Path, record: dict, max_samples: int | None, seed: int,
+                with_surface: bool = False) -> TrainingShape:
     samples = read_samples(path)
     pos, neg = samples.pos, samples.neg
     pos_rgb, neg_rgb = _rgb8(samples.pos_rgb), _rgb8(samples.neg_rgb)
@@ -94,7 +99,9 @@ def _read_shape(path: Path, record: dict, max_samples: int | None, seed: int) ->
     neg, neg_rgb, neg_view = _subsample([neg, neg_rgb, neg_view], limit, rng)
     return TrainingShape(id=str(record["id"]), class_name=str(record["class_name"]), text=record.get("text"),
                          pos=pos, neg=neg, pos_rgb=pos_rgb, neg_rgb=neg_rgb, pos_view=pos_view, neg_view=neg_view,
-                         normalization=norm)
+                         normalization=norm,
+                         surface_points=samples.surface_points if with_surface else None,
+                         surface_normals=samples.surface_normals if with_surface else None)
 
 
 class SdfDataSet:
@@ -106,10 +113,12 @@ class SdfDataSet:
     split : "train", "test" or "all".
     max_samples_per_shape : keep at most this many samples of each shape in memory (None: all).
     classes : restrict to these classes (None: all).
+    with_surface : also keep each shape's surface points and normals (for :meth:`draw_surface`);
+        a shape whose file has none is then an error, since surface supervision needs them.
     """
 
     def __init__(self, data_dir: Path, split: str = "train", max_samples_per_shape: int | None = None,
-                 classes: list[str] | None = None, seed: int = 0) -> None:
+                 classes: list[str] | None = None, seed: int = 0, with_surface: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.manifest = load_manifest(self.data_dir)
         all_classes = self.manifest.get("classes") or sorted({r["class_name"] for r in self.manifest["shapes"]})
@@ -122,7 +131,7 @@ class SdfDataSet:
         for i, record in enumerate(records):
             path = self.data_dir / record["file"]
             try:
-                self.shapes.append(_read_shape(path, record, max_samples_per_shape, seed + i))
+                self.shapes.append(_read_shape(path, record, max_samples_per_shape, seed + i, with_surface))
             except DataSetError as exc:  # missing, truncated or damaged: read_samples names the file
                 log.warning("skipping %s: %s", path, exc)
                 self.skipped.append((str(path), str(exc)))
@@ -130,6 +139,14 @@ class SdfDataSet:
             raise DataSetError(f"{self.data_dir}: no readable shapes in split {split!r}"
                                f"{' (' + str(len(self.skipped)) + ' unreadable)' if self.skipped else ''}. "
                                "Check the manifest's splits or preprocess again.")
+        if with_surface:
+            bare = [s.id for s in self.shapes if s.surface_points is None or s.surface_normals is None
+                    or len(s.surface_points) == 0]
+            if bare:
+                raise DataSetError(f"{self.data_dir}: {len(bare)} shape file(s) hold no surface points with normals "
+                                   f"(e.g. {bare[0]}), which surface supervision needs. Preprocess the data set "
+                                   "again with this program, or train with train.surface_weight=0 and "
+                                   "train.normal_weight=0.")
 
     def __len__(self) -> int:
         return len(self.shapes)
@@ -164,3 +181,17 @@ class SdfDataSet:
         else:
             out["view"] = np.zeros((n, 3), np.float32)
         return out
+
+    def draw_surface(self, i: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``n`` of shape ``i``'s surface points, uniformly with replacement (needs ``with_surface``).
+
+        Returns xyz (n, 3) float32 and normal (n, 3) float32. Called with its own generator, so
+        the SDF sample draws of :meth:`draw` stay the same whether or not surface points are drawn.
+        """
+        s = self.shapes[i]
+        if s.surface_points is None or s.surface_normals is None:
+            raise DataSetError(f"{self.data_dir}: shape {s.id} was loaded without surface points "
+                               "(open the data set with with_surface=True)")
+        pick = rng.integers(0, len(s.surface_points), n)
+        return {"xyz": np.asarray(s.surface_points[pick], np.float32),
+                "normal": np.asarray(s.surface_normals[pick], np.float32)}

@@ -10,7 +10,16 @@ from core.config_io import apply_overrides, from_dict, load_config_file, to_dict
 from core.errors import ConfigError
 from core.model.config import PRESETS, ModelConfig, preset_config
 
-__all__ = ["TrainConfig", "RunConfig", "build_run_config", "resume_changes", "RESUME_MAY_CHANGE"]
+__all__ = ["TrainConfig", "RunConfig", "build_run_config", "resume_changes", "RESUME_MAY_CHANGE", "LR_SCHEDULES",
+           "CURRICULUM_EPS", "CURRICULUM_LAMBDA"]
+
+
+LR_SCHEDULES: tuple[str, ...] = ("step", "cosine", "onecycle")
+"""The values of ``train.lr_schedule`` (see :func:`core.training.trainer.learning_rates`)."""
+CURRICULUM_EPS: tuple[float, ...] = (0.025, 0.01, 0.0025, 0.0)
+"""Curriculum DeepSDF's tolerance per stage (Duan et al. 2020, Sec. 3.2)."""
+CURRICULUM_LAMBDA: tuple[float, ...] = (0.0, 0.1, 0.2, 0.5)
+"""Curriculum DeepSDF's hard-sample weight per stage."""
 
 
 @dataclass
@@ -55,6 +64,25 @@ class TrainConfig:
     """torch CPU threads (0: torch's default)."""
     classes: list[str] | None = None
     """Train on these classes only (None: all)."""
+    curriculum: bool = False
+    """Curriculum DeepSDF (Duan et al., ECCV 2020) instead of the clamped L1: the run's epochs fall into
+    four equal stages with tolerance eps 0.025, 0.01, 0.0025, 0 and hard-sample weight lambda 0, 0.1,
+    0.2, 0.5; per sample ``max(|clamp(f) - clamp(s)| - eps, 0) * (1 + lambda sgn(s) sgn(s - f))``."""
+    surface_weight: float = 0.0
+    """Weight of ``mean |f(x_s)|`` on surface points of each batch shape (0: off, no surface points drawn).
+    Each step draws samples_per_shape // 4 surface points per shape from the sample file's surface_points."""
+    normal_weight: float = 0.0
+    """Weight of ``mean(1 - cos(grad_x f(x_s), n_s))`` against the sample file's surface_normals (0: off)."""
+    lr_schedule: str = "step"
+    """step (lr_factor every lr_interval epochs, DeepSDF's), cosine (from the start rates down to
+    lr_min_factor x start over the epochs) or onecycle (linear warm-up over the first 5 % of the epochs,
+    then that cosine)."""
+    lr_min_factor: float = 0.01
+    """Final rate of the cosine / onecycle schedules as a fraction of the start rate (not used by step)."""
+    max_minutes: float = 0.0
+    """Training time budget in minutes (0: none). Checked after each finished epoch against the run's
+    training seconds (log.csv's seconds, resumes included): once spent, the run ends there as a normal
+    end (checkpoint, log, stats.json's time_budget) and --resume continues it."""
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -64,7 +92,8 @@ class TrainConfig:
         need(self.epochs >= 1, f"epochs: {self.epochs} is not a positive number of epochs")
         need(self.shapes_per_batch >= 1, f"shapes_per_batch: {self.shapes_per_batch} must be at least 1")
         need(self.samples_per_shape >= 1, f"samples_per_shape: {self.samples_per_shape} must be at least 1")
-        for name in ("lr_decoder", "lr_codes", "code_reg", "colour_weight", "colour_band"):
+        for name in ("lr_decoder", "lr_codes", "code_reg", "colour_weight", "colour_band", "surface_weight",
+                     "normal_weight", "max_minutes"):
             value = getattr(self, name)
             need(math.isfinite(value) and value >= 0, f"{name}: {value} must be a finite number >= 0")
         need(math.isfinite(self.clamp) and self.clamp > 0, f"clamp: {self.clamp} must be a positive number")
@@ -74,6 +103,11 @@ class TrainConfig:
         need(self.code_reg_warmup >= 0 and self.threads >= 0, "code_reg_warmup and threads must be >= 0")
         need(self.max_samples_per_shape is None or self.max_samples_per_shape >= 2,
              f"max_samples_per_shape: {self.max_samples_per_shape} must be at least 2 (half inside, half outside)")
+        need(self.lr_schedule in LR_SCHEDULES,
+             f"lr_schedule: {self.lr_schedule!r} is not a schedule; choose one of {', '.join(LR_SCHEDULES)}")
+        need(math.isfinite(self.lr_min_factor) and 0 <= self.lr_min_factor <= 1,
+             f"lr_min_factor: {self.lr_min_factor} must be a fraction of the start rate, between 0 and 1")
+        need(isinstance(self.curriculum, bool), f"curriculum: {self.curriculum!r} must be true or false")
 
 
 @dataclass
@@ -124,8 +158,11 @@ def build_run_config(preset: str | None = "default", file: Path | None = None, o
     return from_dict(RunConfig, data, "run config")
 
 
-RESUME_MAY_CHANGE: tuple[str, ...] = ("train.epochs", "train.device", "train.threads")
+RESUME_MAY_CHANGE: tuple[str, ...] = ("train.epochs", "train.device", "train.threads", "train.max_minutes")
 """Settings a resumed run may change: how long it runs and where, not what one step computes.
+
+``train.epochs`` also sets the length of the cosine / onecycle schedules and of the curriculum's
+stages, so extending such a run changes the rates and stages of the epochs still to come.
 
 ``train.threads`` changes the order of float sums (see README "Pipeline"): a resumed run is then
 equal to the straight one to float rounding, not bit for bit.

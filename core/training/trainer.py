@@ -6,6 +6,12 @@ Loss per step over the global batch of B shapes x S samples (DeepSDF's ``train_d
       + colour_weight * sum_{|s| < band} |c(z_i, w_i, x) - rgb| / #near   colour, near the surface only
       + code_reg * min(1, epoch / warmup) * mean_i (|z_i| + |w_i|)          code regulariser
 
+Recipe switches (``train.*``, all off by default): ``curriculum`` replaces the clamped L1 by
+Curriculum DeepSDF's :func:`core.tto.losses.curriculum_l1` with (eps, lambda) of the epoch's stage;
+``surface_weight`` / ``normal_weight`` add ``mean |f(x_s)|`` and ``mean(1 - cos(grad f(x_s), n_s))``
+on surface points drawn per step; ``lr_schedule`` picks step, cosine or onecycle rates
+(:func:`learning_rates`); ``max_minutes`` ends the run after the epoch that spends the time budget.
+
 Determinism: shuffling uses ``default_rng([seed, epoch])``, each shape's draw
 ``default_rng([seed, epoch, shape])``, dropout the torch generator saved in every checkpoint;
 learning rates are a function of the epoch. So a resumed run repeats the uninterrupted one
@@ -45,13 +51,31 @@ from core.io_utils import atomic_write, atomic_write_json
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint, save_checkpoint
 from core.sdf_dataset import SdfDataSet
-from core.training.config import RunConfig, TrainConfig, resume_changes
+from core.training.config import CURRICULUM_EPS, CURRICULUM_LAMBDA, RunConfig, TrainConfig, resume_changes
+from core.tto.losses import curriculum_l1
 
-__all__ = ["train", "TrainResult", "TrainingDivergedError", "resolve_device"]
+__all__ = ["train", "TrainResult", "TrainingDivergedError", "resolve_device", "learning_rates", "curriculum_stage",
+           "surface_samples_per_shape"]
 
 log = logging.getLogger(__name__)
 Cancel = threading.Event | Callable[[], bool] | None
 _LOG_FIELDS = ["epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "seconds", "samples_per_s"]
+
+
+def _log_fields(config: RunConfig) -> list[str]:
+    """log.csv's columns: the default ones, plus those of the recipe switches that are on."""
+    t = config.train
+    extra = ["eps", "lambda"] if t.curriculum else []
+    extra += ["surface"] if t.surface_weight > 0 else []
+    extra += ["normal"] if t.normal_weight > 0 else []
+    return _LOG_FIELDS[:-2] + extra + _LOG_FIELDS[-2:]
+
+
+def _loss_keys(config: RunConfig) -> list[str]:
+    """The per-step loss terms summed into each epoch's log row."""
+    t = config.train
+    return ["loss", "sdf", "colour", "reg"] + (["surface"] if t.surface_weight > 0 else []) + (
+        ["normal"] if t.normal_weight > 0 else [])
 
 
 @dataclass
@@ -63,6 +87,8 @@ class TrainResult:
     epochs_done: int
     cancelled: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
+    stopped_by_time: bool = False
+    """The run ended early because ``train.max_minutes`` was spent (``--resume`` continues it)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -113,10 +139,44 @@ def _text_embeddings(module: AutoDecoder, data: SdfDataSet, model_name: str) -> 
     cond.shape_text_embeddings.copy_(torch.from_numpy(cache.get(texts)))
 
 
-def _learning_rates(config: RunConfig, epoch: int) -> tuple[float, float]:
+def _schedule_factor(t: TrainConfig, epoch: int) -> float:
+    """The rate of ``epoch`` (0-based) as a fraction of the start rate; E = ``t.epochs``, m = ``lr_min_factor``.
+
+    step: ``lr_factor ** (epoch // lr_interval)``; cosine: ``m + (1 - m) (1 + cos(pi p)) / 2`` with
+    ``p = epoch / (E - 1)`` (start rate in the first epoch, m in the last); onecycle: warm-up
+    ``(epoch + 1) / (W + 1)`` over the first ``W = ceil(0.05 E)`` epochs, then the cosine with
+    ``p = (epoch - W) / (E - 1 - W)``.
+    """
+    if t.lr_schedule == "step":
+        return t.lr_factor ** (epoch // max(1, t.lr_interval))
+    start, last = 0, t.epochs - 1
+    if t.lr_schedule == "onecycle":
+        start = math.ceil(0.05 * t.epochs)
+        if epoch < start:
+            return (epoch + 1) / (start + 1)
+    p = min(1.0, (epoch - start) / max(1, last - start))
+    return t.lr_min_factor + (1.0 - t.lr_min_factor) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def learning_rates(config: RunConfig, epoch: int) -> tuple[float, float]:
+    """(network, codes) learning rates of ``epoch`` (0-based): a pure function of the epoch and the
+    config, so a resumed run sets the very rates the straight run had (see :func:`_schedule_factor`)."""
     t = config.train
-    factor = t.lr_factor ** (epoch // max(1, t.lr_interval))
+    factor = _schedule_factor(t, epoch)
     return t.lr_decoder * factor, t.lr_codes * factor
+
+
+def curriculum_stage(config: RunConfig, epoch: int) -> tuple[float, float]:
+    """Curriculum DeepSDF's (eps, lambda) for ``epoch`` (0-based): four equal stages of ``train.epochs``."""
+    stages = len(CURRICULUM_EPS)
+    stage = min(stages - 1, epoch * stages // max(1, config.train.epochs))
+    return CURRICULUM_EPS[stage], CURRICULUM_LAMBDA[stage]
+
+
+def surface_samples_per_shape(config: RunConfig) -> int:
+    """Surface points drawn per shape per step when surface supervision is on (else 0)."""
+    t = config.train
+    return max(1, t.samples_per_shape // 4) if (t.surface_weight > 0 or t.normal_weight > 0) else 0
 
 
 def _batch_tensors(data: SdfDataSet, shapes: list[int], config: RunConfig, epoch: int, device: torch.device):
@@ -127,13 +187,20 @@ def _batch_tensors(data: SdfDataSet, shapes: list[int], config: RunConfig, epoch
     def cat(key: str, dtype=torch.float32) -> torch.Tensor:
         return torch.from_numpy(np.concatenate([d[key] for d in draws])).to(device=device, dtype=dtype)
 
-    return {
+    batch = {
         "xyz": cat("xyz"), "sdf": cat("sdf"), "rgb": cat("rgb"), "view": cat("view"),
         "has_rgb": cat("has_rgb", torch.bool),
         "shape": torch.tensor(shapes, dtype=torch.long, device=device),
         "class": torch.tensor([data.class_index(i) for i in shapes], dtype=torch.long, device=device),
         "row": torch.arange(len(shapes), device=device).repeat_interleave(n),
     }
+    m = surface_samples_per_shape(config)
+    if m:  # own generators ([seed, epoch, shape, 1]): the SDF sample draws above stay as without them
+        surf = [data.draw_surface(i, m, np.random.default_rng([t.seed, epoch, i, 1])) for i in shapes]
+        batch["surface_xyz"] = torch.from_numpy(np.concatenate([d["xyz"] for d in surf])).to(device)
+        batch["surface_normal"] = torch.from_numpy(np.concatenate([d["normal"] for d in surf])).to(device)
+        batch["surface_row"] = torch.arange(len(shapes), device=device).repeat_interleave(m)
+    return batch
 
 
 def _all_sum(value: float, world: int, device: torch.device) -> float:
@@ -149,11 +216,28 @@ def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int,
     """Losses of this rank's part of one global batch, scaled so DDP's mean is the global loss."""
     t = config.train
     use_colour = module.config.colour
-    sdf, rgb = net(batch["xyz"], batch["shape"], batch["class"], batch["row"],
-                   view_dirs=batch["view"] if module.config.view_dependent else None, with_colour=use_colour)
+    xyz, row = batch["xyz"], batch["row"]
+    view = batch["view"] if module.config.view_dependent else None
+    on_surface = batch.get("surface_xyz")
+    if on_surface is not None:  # one forward pass over samples and surface points (one DDP forward per step)
+        on_surface = on_surface.detach().requires_grad_(True)
+        n = len(xyz)
+        xyz, row = torch.cat([xyz, on_surface]), torch.cat([row, batch["surface_row"]])
+        view = None if view is None else torch.cat([view, torch.zeros_like(on_surface)])
+    sdf, rgb = net(xyz, batch["shape"], batch["class"], row, view_dirs=view, with_colour=use_colour)
+    surface_terms: dict[str, torch.Tensor] = {}
+    if on_surface is not None:
+        surface_sdf, sdf = sdf[n:], sdf[:n]
+        rgb = None if rgb is None else rgb[:n]
+        surface_terms = _surface_terms(surface_sdf, on_surface, batch["surface_normal"], config,
+                                       global_shapes * surface_samples_per_shape(config), world)
     global_samples = global_shapes * t.samples_per_shape
     gt = batch["sdf"]
-    sdf_loss = (sdf.clamp(-t.clamp, t.clamp) - gt.clamp(-t.clamp, t.clamp)).abs().sum() / global_samples * world
+    if t.curriculum:  # curriculum_l1 is a mean over this rank's samples; rescale to the global count
+        eps, lam = curriculum_stage(config, epoch)
+        sdf_loss = curriculum_l1(sdf, gt, t.clamp, eps, lam) * (len(gt) * world / global_samples)
+    else:
+        sdf_loss = (sdf.clamp(-t.clamp, t.clamp) - gt.clamp(-t.clamp, t.clamp)).abs().sum() / global_samples * world
     colour_loss = sdf_loss.new_zeros(())
     if use_colour and rgb is not None:
         near = batch["has_rgb"] & (gt.abs() < t.colour_band)
@@ -171,12 +255,35 @@ def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int,
         norms = norms + module.colour_codes(batch["shape"]).norm(dim=-1).sum()
     reg = t.code_reg * warm * norms / global_shapes * world
     total = sdf_loss + t.colour_weight * colour_loss + reg
-    return {"loss": total, "sdf": sdf_loss, "colour": colour_loss, "reg": reg}
+    if "surface" in surface_terms:
+        total = total + t.surface_weight * surface_terms["surface"]
+    if "normal" in surface_terms:
+        total = total + t.normal_weight * surface_terms["normal"]
+    return {"loss": total, "sdf": sdf_loss, "colour": colour_loss, "reg": reg, **surface_terms}
 
 
-def _write_log(run_dir: Path, rows: list[dict[str, float]]) -> None:
+def _surface_terms(surface_sdf: torch.Tensor, points: torch.Tensor, normals: torch.Tensor, config: RunConfig,
+                   global_count: int, world: int) -> dict[str, torch.Tensor]:
+    """Surface supervision of the terms whose weight is on, normalised by the global point count.
+
+    surface_sdf (M,) = f at ``points`` (M, 3), which require grad; normals (M, 3) unit. Returns
+    ``surface`` = mean |f(x_s)| and ``normal`` = mean(1 - cos(grad_x f(x_s), n_s)); the gradient
+    keeps its graph (``create_graph``) so the normal term trains the network and the codes.
+    """
+    t = config.train
+    out: dict[str, torch.Tensor] = {}
+    if t.surface_weight > 0:
+        out["surface"] = surface_sdf.abs().sum() / global_count * world
+    if t.normal_weight > 0:
+        (grad,) = torch.autograd.grad(surface_sdf.sum(), points, create_graph=True)
+        cos = torch.nn.functional.cosine_similarity(grad, normals, dim=1, eps=1e-8)
+        out["normal"] = (1.0 - cos).sum() / global_count * world
+    return out
+
+
+def _write_log(run_dir: Path, rows: list[dict[str, float]], fields: list[str] | None = None) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=_LOG_FIELDS)
+    writer = csv.DictWriter(buffer, fieldnames=fields or _LOG_FIELDS)
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(run_dir / "log.csv", lambda h: h.write(buffer.getvalue().encode("utf-8")))
@@ -321,8 +428,8 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
     data_dir : a preprocessed data set folder.
     run_dir : output folder: ``config.json``, ``log.csv``, ``tb/``, ``checkpoints/{latest,epoch_NNNN}.pt``.
     resume : continue from ``RUN/checkpoints/latest.pt`` (exactly: same weights as one long run).
-        ``config`` must equal the saved run's except for :data:`RESUME_MAY_CHANGE` (epochs, device,
-        threads); anything else is refused with the differences listed.
+        ``config`` must equal the saved run's except for :data:`RESUME_MAY_CHANGE` (epochs, device, threads,
+        time budget); anything else is refused with the differences listed.
     cancel : ``threading.Event`` or callable; checked between steps. Ctrl-C is handled the same
         way: the last completed epoch is saved, so ``--resume`` continues from it.
     callback : called with each epoch's log row (epoch, losses, learning rates, speed).
@@ -373,7 +480,8 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
         torch.set_num_threads(t.threads)
 
     saved = _resumable_checkpoint(run_dir, config, device) if resume else None  # checked before any long work
-    data = SdfDataSet(Path(data_dir), "train", t.max_samples_per_shape, t.classes, seed=t.seed)
+    data = SdfDataSet(Path(data_dir), "train", t.max_samples_per_shape, t.classes, seed=t.seed,
+                      with_surface=surface_samples_per_shape(config) > 0)
     if data.skipped and rank == 0:
         log.warning("%d shape file(s) could not be read and are skipped (see the log above)", len(data.skipped))
     if config.model.colour and not data.has_colour:
@@ -404,6 +512,12 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
             torch.cuda.set_rng_state(saved["rng"]["cuda"].cpu(), device)
         start_epoch = int(saved["epoch"])
         history = _read_log(run_dir, start_epoch) if rank == 0 else []
+        saved_epochs = saved["config"].get("train", {}).get("epochs", t.epochs)
+        stretched = (["curriculum stages"] if t.curriculum else []) + (
+            [f"{t.lr_schedule} learning rates"] if t.lr_schedule != "step" else [])
+        if saved_epochs != t.epochs and stretched and rank == 0:
+            log.warning("train.epochs %s -> %s stretches the %s over the new length: the epochs still to come "
+                        "differ from what the run had planned", saved_epochs, t.epochs, " and ".join(stretched))
     net: torch.nn.Module = module
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -424,6 +538,14 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
 
     stats_base = {"shapes": len(data), "classes": list(data.class_names), "samples_per_shape": t.samples_per_shape,
                   "world_size": world, "device": str(device)}
+    switches = ("curriculum", "surface_weight", "normal_weight", "lr_schedule", "lr_min_factor", "max_minutes")
+    recipe = {k: getattr(t, k) for k in switches if getattr(t, k) != field_default(TrainConfig, k)}
+    if recipe:
+        stats_base["recipe"] = recipe
+    if t.max_minutes > 0:
+        stats_base["time_budget"] = {"max_minutes": t.max_minutes, "stopped_early": False}
+    fields = _log_fields(config)
+    stopped_by_time = False
     train_seconds = float(history[-1]["seconds"]) if history else 0.0
     epoch = start_epoch
     cancelled = False
@@ -432,13 +554,13 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
     saved_epoch = completed = start_epoch
     try:
         for epoch in range(start_epoch, t.epochs):
-            lr_net, lr_codes = _learning_rates(config, epoch)
+            lr_net, lr_codes = learning_rates(config, epoch)
             optimizer.param_groups[0]["lr"], optimizer.param_groups[1]["lr"] = lr_net, lr_codes
             net.train()
             order = np.random.default_rng([t.seed, epoch]).permutation(len(data))
             batches = [order[i:i + t.shapes_per_batch] for i in range(0, len(order), t.shapes_per_batch)]
             batches = [b for b in batches if len(b) >= world]
-            sums = {"loss": 0.0, "sdf": 0.0, "colour": 0.0, "reg": 0.0}
+            sums = dict.fromkeys(_loss_keys(config), 0.0)
             tic = time.perf_counter()
             for global_batch in batches:
                 if _is_cancelled(cancel):
@@ -465,6 +587,15 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
             train_seconds += seconds
             row = {"epoch": done, **sums, "lr_decoder": lr_net, "lr_codes": lr_codes, "seconds": train_seconds,
                    "samples_per_s": len(data) * t.samples_per_shape / max(seconds, 1e-9)}
+            if t.curriculum:
+                row["eps"], row["lambda"] = curriculum_stage(config, epoch)
+            # The time budget: rank 0's clock decides for all ranks, so every rank stops after the same epoch.
+            out_of_time = t.max_minutes > 0 and done < t.epochs and _all_sum(
+                float(rank == 0 and train_seconds >= 60.0 * t.max_minutes), world, device) > 0
+            if out_of_time:
+                stopped_by_time = True
+                stats_base["time_budget"] = {"max_minutes": t.max_minutes, "stopped_early": True,
+                                             "epochs_done": done, "seconds": train_seconds}
             history.append(row)
             if callback:
                 callback(row)
@@ -474,12 +605,18 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
                     bar.set_postfix(loss=f"{row['loss']:.4f}", sdf=f"{row['sdf']:.4f}", col=f"{row['colour']:.3f}",
                                     pts=f"{row['samples_per_s'] / 1e3:.0f}k/s")
                 if writer is not None and done % max(1, t.log_every) == 0:
-                    for k in ("loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "samples_per_s"):
-                        writer.add_scalar(f"train/{k}", row[k], done)
-                if done % max(1, t.checkpoint_every) == 0 or done == t.epochs:
+                    for k in fields:
+                        if k not in ("epoch", "seconds"):
+                            writer.add_scalar(f"train/{k}", row[k], done)
+                if done % max(1, t.checkpoint_every) == 0 or done == t.epochs or out_of_time:
                     checkpoint = _save(run_dir, boundary, data, config, stats_base, history,
                                        keep_epoch=done % max(1, t.checkpoint_every) == 0)
                     saved_epoch = done
+            if out_of_time:
+                if rank == 0:
+                    log.warning("stopped at the time budget after %d epochs (%.1f s of train.max_minutes=%g); "
+                                "continue with --resume", done, train_seconds, t.max_minutes)
+                break
     except TrainingDivergedError as exc:
         # The weights of the diverged epoch are NaN/inf: keep them out of every file, but save
         # the last good epoch when it is newer than the last checkpoint (as a cancel does).
@@ -507,7 +644,7 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
             writer.close()
     epochs_done = int(history[-1]["epoch"]) if history else start_epoch
     return TrainResult(run_dir=run_dir, checkpoint=checkpoint, epochs_done=epochs_done,
-                       cancelled=cancelled, history=history)
+                       cancelled=cancelled, history=history, stopped_by_time=stopped_by_time)
 
 
 def _save(run_dir: Path, state: dict[str, Any], data, config, stats_base: dict, history: list,
@@ -515,13 +652,14 @@ def _save(run_dir: Path, state: dict[str, Any], data, config, stats_base: dict, 
     epoch = int(state["epoch"])
     last = history[-1] if history else {}
     stats = {**stats_base, "epochs": epoch, "train_seconds": float(last.get("seconds", 0.0)),
-             "final_losses": {k: float(last[k]) for k in ("loss", "sdf", "colour", "reg") if k in last}}
+             "final_losses": {k: float(last[k])
+                              for k in ("loss", "sdf", "colour", "reg", "surface", "normal") if k in last}}
     payload = _payload(state, data, config, stats)
     folder = run_dir / "checkpoints"
     latest = save_checkpoint(folder / "latest.pt", payload)
     if keep_epoch:
         save_checkpoint(folder / f"epoch_{epoch:04d}.pt", payload)
-    _write_log(run_dir, history)
+    _write_log(run_dir, history, _log_fields(config))
     atomic_write_json(run_dir / "stats.json", stats)
     return latest
 
