@@ -90,6 +90,22 @@ def _train_tiny(data_dir, run_dir):
     return train(config, data_dir, run_dir, progress=False).checkpoint
 
 
+@pytest.fixture(scope="module")
+def toy_data_dir(tmp_path_factory):
+    """A small analytic data set (1,000 samples and 500 surface points a shape), one per test module."""
+    return write_analytic_dataset(tmp_path_factory.mktemp("toy"), n_samples=1000, n_surface=500)
+
+
+@pytest.fixture()
+def restore_torch_threads():
+    """Training sets torch's thread count (``train.threads``); put it back after the test."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def toy_trained(tmp_path_factory):
     """{"data": data set folder, "ckpt": checkpoint path, "model": TrainedModel} (trained once per session)."""

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_analytic_dataset
 
 import main
 from core.commands import train_command
@@ -24,16 +23,12 @@ FAST = ["--preset", "tiny", "--device", "cpu", "--no-progress", "--set", "train.
         "--set", "train.shapes_per_batch=2", "--set", "train.threads=1", "--set", "model.dropout=0.1"]
 
 
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_analytic_dataset(tmp_path_factory.mktemp("toy"), n_samples=1000, n_surface=500)
+def data_dir(toy_data_dir):
+    return toy_data_dir
 
 
 def _latest(run: Path) -> dict:

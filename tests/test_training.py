@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import write_analytic_dataset
 
 from core.config_io import from_dict, to_dict
 from core.errors import CheckpointError, ConfigError, DataSetError
@@ -35,16 +34,12 @@ BASE = ["train.samples_per_shape=128", "train.shapes_per_batch=2", "train.thread
         "train.checkpoint_every=50", "train.seed=3"]
 
 
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_analytic_dataset(tmp_path_factory.mktemp("toy"), n_samples=1000, n_surface=500)
+def data_dir(toy_data_dir):
+    return toy_data_dir
 
 
 def _config(epochs: int, *extra: str, preset: str = "tiny") -> RunConfig:

@@ -34,7 +34,6 @@ import io
 import logging
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ import torch
 import torch.distributed as dist
 
 from core import devices
+from core.cancel import Cancel, is_cancelled
 from core.config_io import field_default, to_dict
 from core.errors import CheckpointError, ConfigError, DataSetError
 from core.io_utils import atomic_write, atomic_write_json
@@ -58,7 +58,6 @@ __all__ = ["train", "TrainResult", "TrainingDivergedError", "resolve_device", "l
            "surface_samples_per_shape"]
 
 log = logging.getLogger(__name__)
-Cancel = threading.Event | Callable[[], bool] | None
 _LOG_FIELDS = ["epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "seconds", "samples_per_s"]
 
 
@@ -94,12 +93,6 @@ class TrainResult:
 def resolve_device(name: str) -> torch.device:
     """The training device of ``train.device`` (see :func:`core.devices.resolve_device`)."""
     return devices.resolve_device(name, what="train.device")
-
-
-def _is_cancelled(cancel: Cancel) -> bool:
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
 
 
 def process_group_backend(device: torch.device) -> str:
@@ -563,7 +556,7 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
             sums = dict.fromkeys(_loss_keys(config), 0.0)
             tic = time.perf_counter()
             for global_batch in batches:
-                if _is_cancelled(cancel):
+                if is_cancelled(cancel):
                     raise KeyboardInterrupt
                 mine = [int(i) for i in global_batch[rank::world]]
                 batch = _batch_tensors(data, mine, config, epoch, device)
