@@ -69,6 +69,9 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("normal_consistency", "NC", "mean"),
     ("colour_l1", "colour L1", "mean"),
     ("colour_psnr", "PSNR dB", "mean"),
+    ("components", "components", "mean"),  # connected components of the reconstruction (core.metrics)
+    ("gt_components", "gt components", "mean"),  # of the ground truth (core.metrics.point_components)
+    ("has_floaters", "floaters %", "pct"),  # share of shapes with a floating fragment (mesh_components)
     ("seconds", "s", "mean"),
 )
 

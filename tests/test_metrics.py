@@ -11,7 +11,9 @@ from core.metrics import (
     emd,
     evaluate_reconstruction,
     fscore,
+    mesh_components,
     normal_consistency,
+    point_components,
     sample_mesh_surface,
 )
 from core.thickness import local_thickness, thin_mask
@@ -107,3 +109,59 @@ def test_thin_mask_flags_rod_not_box():
     assert mask[on_rod].all() and not mask[~on_rod].any()
     t = local_thickness(mesh.vertices, mesh.faces, pts[on_rod], mesh.face_normals[fi][on_rod])
     assert np.median(t) == pytest.approx(0.02, rel=0.15)
+
+
+def _box_plus(other: trimesh.Trimesh, offset) -> trimesh.Trimesh:
+    other = other.copy()
+    other.apply_translation(offset)
+    return trimesh.util.concatenate([trimesh.creation.box(extents=[1.0, 1.0, 1.0]), other])
+
+
+def test_mesh_components_counts_pieces_and_floaters_by_area_share():
+    box = trimesh.creation.box(extents=[1.0, 1.0, 1.0])
+    assert mesh_components(box.vertices, box.faces) == {
+        "components": 1, "floaters": 0, "has_floaters": False, "largest_share": 1.0}
+    # a tiny far sphere: < 5 % of the area besides the main box -> one floater
+    speck = _box_plus(trimesh.creation.icosphere(subdivisions=2, radius=0.05), [3.0, 0.0, 0.0])
+    out = mesh_components(speck.vertices, speck.faces)
+    assert (out["components"], out["floaters"], out["has_floaters"]) == (2, 1, True)
+    assert 0.95 < out["largest_share"] < 1.0
+    # two equal boxes: both hold 50 %, both are main pieces, no floater
+    pair = _box_plus(trimesh.creation.box(extents=[1.0, 1.0, 1.0]), [3.0, 0.0, 0.0])
+    out = mesh_components(pair.vertices, pair.faces)
+    assert (out["components"], out["floaters"], out["has_floaters"]) == (2, 0, False)
+    assert out["largest_share"] == pytest.approx(0.5)
+    # the same mesh with every face's vertices written separately (unwelded) counts the same
+    soup = speck.vertices[speck.faces].reshape(-1, 3)
+    assert mesh_components(soup, np.arange(len(soup)).reshape(-1, 3))["components"] == 2
+    assert mesh_components(np.zeros((0, 3)), np.zeros((0, 3), np.int64))["components"] == 0
+
+
+def test_point_components_joins_touching_parts_and_splits_far_ones():
+    # a box with a rod sticking into it: two separate mesh components, one piece of the object
+    mesh = _box_and_rod()
+    assert mesh_components(mesh.vertices, mesh.faces)["components"] == 2
+    pts, _ = trimesh.sample.sample_surface(mesh, 20000, seed=0)
+    assert point_components(pts) == 1
+    far = _box_plus(trimesh.creation.box(extents=[1.0, 1.0, 1.0]), [3.0, 0.0, 0.0])
+    pts, _ = trimesh.sample.sample_surface(far, 20000, seed=0)
+    assert point_components(pts) == 2
+
+
+def test_evaluate_reconstruction_reports_components_against_ground_truth():
+    gt_mesh = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
+    pts, fi = trimesh.sample.sample_surface(gt_mesh, 3000, seed=0)
+    gt = {"surface_points": pts, "surface_normals": gt_mesh.face_normals[fi]}
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.5)
+    speck = trimesh.creation.icosphere(subdivisions=1, radius=0.03)
+    speck.apply_translation([0.8, 0.0, 0.0])
+    both = trimesh.util.concatenate([sphere, speck])
+    pred = MeshArrays(both.vertices.astype(np.float32), both.faces.astype(np.int64),
+                      both.vertex_normals.astype(np.float32), None, {})
+    out = evaluate_reconstruction(gt, pred, n_points=3000)
+    assert (out["components"], out["floaters"], out["has_floaters"], out["gt_components"]) == (2, 1, True, 1)
+    assert out["largest_share"] > 0.95
+    clean = evaluate_reconstruction(gt, _sphere_mesh(0.5), n_points=3000)
+    assert (clean["components"], clean["has_floaters"]) == (1, False)
+    empty = evaluate_reconstruction(gt, MeshArrays.empty())
+    assert (empty["components"], empty["has_floaters"], empty["gt_components"]) == (0, False, 1)

@@ -1,0 +1,318 @@
+"""Training-recipe study at a fixed budget (issue 11, item 1), driven by ``main.py train`` / ``evaluate``.
+
+Every variant trains for the same wall-clock budget (``--minutes``, ``train.max_minutes``) with the
+same threads (``train.threads``) on the same shapes, then is measured twice on the *base* data folder
+(the same ground truth and held-out observations for every variant):
+
+(a) known shapes: the training split with the run's own trained codes (``evaluate --use-trained-codes``);
+(b) held-out shapes: the test split fitted by TTO (``evaluate``, the TTO defaults unless ``--tto-iterations``).
+
+The schedule fits the budget: a 3-epoch pilot run measures each variant's seconds per epoch, and the
+run gets ``epochs = budget / (seconds per epoch)``; a ``step`` schedule keeps the demo's shape, six
+halvings over the run (``lr_interval = epochs // 6``), cosine / one-cycle span the epochs anyway.
+``train.max_minutes`` still stops a run that goes slower than its pilot. ``--no-fit-schedule`` keeps
+each variant's own epochs and lets the budget cut it.
+
+Variants are data (:data:`VARIANTS`): preprocessing flags (a variant with flags trains on a second
+data folder, made by ``main.py preprocess <--source-args> <flags>`` under ``OUT/data/``), ``--set``
+overrides and plain ``train`` arguments on top of the baseline, today's demo recipe (scripts/make_demo.sh).
+
+Resumable: a variant whose run finished (``OUT/<variant>/study_run.json``) is not trained again, an
+interrupted run continues with ``--resume``, an evaluation with its ``results.json`` is not redone.
+A variant that fails is reported and the others go on. Writes ``OUT/study.md`` and ``OUT/study.json``.
+
+    # smoke run (about 5 minutes on 2 cores)
+    .venv/bin/python main.py preprocess --source synthetic --classes chair lamp --shapes-per-class 3 \\
+        --samples 20000 --surface-samples 2000 --out /tmp/study_data
+    .venv/bin/python scripts/recipe_study.py --data /tmp/study_data --out /tmp/study --minutes 0.2 \\
+        --variants baseline,curriculum --resolution 64 --tto-iterations 50
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One recipe: what it changes on top of the baseline (the demo recipe)."""
+
+    doc: str
+    preprocess: tuple[str, ...] = ()
+    """Extra ``main.py preprocess`` flags (thin-aware sampling); () trains on the base data folder."""
+    sets: tuple[str, ...] = ()
+    """Extra ``--set KEY=VALUE`` overrides of ``main.py train`` (applied after the baseline's)."""
+    train_args: tuple[str, ...] = ()
+    """Extra plain ``main.py train`` arguments (e.g. ``--no-colour``)."""
+    epochs: int = 600
+    """Epochs with ``--no-fit-schedule`` (the demo's 600); otherwise the pilot sets them."""
+
+
+DEMO_TRAIN_ARGS = ("--conditioning", "embedding")
+DEMO_SETS = ("train.shapes_per_batch=8", "train.samples_per_shape=2048", "train.lr_interval=100",
+             "train.checkpoint_every=50", "train.max_samples_per_shape=200000")
+"""Today's demo recipe, copied from scripts/make_demo.sh (default preset, 600 epochs)."""
+THIN_SAMPLING = ("--near-allocation", "thickness", "--thin-band-variance", "0.00005", "--balance-sign")
+
+VARIANTS: dict[str, Variant] = {
+    "baseline": Variant("today's demo recipe (scripts/make_demo.sh)"),
+    "thin_sampling": Variant("near samples by local thickness, a tight band at thin parts, balanced signs",
+                             preprocess=THIN_SAMPLING),
+    "curriculum": Variant("Curriculum DeepSDF tolerance / hard-sample schedule", sets=("train.curriculum=true",)),
+    "surface": Variant("surface supervision: SDF = 0 and gradient = normal on surface points",
+                       sets=("train.surface_weight=1.0", "train.normal_weight=0.1")),
+    "cosine": Variant("cosine learning-rate schedule instead of six halvings", sets=("train.lr_schedule=cosine",)),
+    "onecycle": Variant("one-cycle schedule (warm-up, then cosine)", sets=("train.lr_schedule=onecycle",)),
+    "batch16": Variant("16 shapes per batch instead of 8", sets=("train.shapes_per_batch=16",)),
+    "wide": Variant("6 x 256 trunk instead of 6 x 128", sets=("model.hidden_dims=[256,256,256,256,256,256]",)),
+    "deep": Variant("8 x 128 trunk instead of 6 x 128", sets=("model.hidden_dims=[128,128,128,128,128,128,128,128]",)),
+    "code128": Variant("shape code 128 instead of 64", sets=("model.code_size=128",)),
+    "code32": Variant("shape code 32 instead of 64", sets=("model.code_size=32",)),
+    "fourier0": Variant("no Fourier features (raw xyz)", sets=("model.fourier_frequencies=0",)),
+    "fourier2": Variant("2 Fourier frequencies instead of 4", sets=("model.fourier_frequencies=2",)),
+    "fourier6": Variant("6 Fourier frequencies instead of 4", sets=("model.fourier_frequencies=6",)),
+    "colour_detach": Variant("colour gradients stopped at the trunk", sets=("model.colour_detach_trunk=true",)),
+    "colour_w02": Variant("colour weight 0.2 instead of 0.5", sets=("train.colour_weight=0.2",)),
+    "no_colour": Variant("geometry only (no colour head): colour's cost to geometry", train_args=("--no-colour",)),
+}
+
+# (summary header in results.json, table header, format)
+_METRICS = (("thin F@1 %", "thin F@1 %", "{:.1f}"), ("F@1 %", "F@1 %", "{:.1f}"),
+            ("CD×10³ mean", "CD×10³", "{:.3f}"), ("floaters %", "floaters %", "{:.0f}"),
+            ("components", "components", "{:.1f}"))
+
+
+@dataclass
+class Study:
+    args: argparse.Namespace
+    python: str = sys.executable
+    log: list[str] = field(default_factory=list)
+
+    # -- commands ------------------------------------------------------------------------------
+    def main_py(self, *parts: str) -> list[str]:
+        return [self.python, str(ROOT / "main.py"), *parts]
+
+    def run(self, cmd: list[str], what: str) -> bool:
+        """Run ``cmd`` (or print it with --dry-run); False (reported) when it fails."""
+        print("$ " + shlex.join(cmd), flush=True)
+        if self.args.dry_run:
+            return True
+        t0 = time.perf_counter()
+        rc = subprocess.run(cmd, cwd=ROOT).returncode
+        if rc != 0:
+            message = f"{what}: exit {rc} after {time.perf_counter() - t0:.0f} s; skipped (see the output above)"
+            print("FAILED " + message, file=sys.stderr, flush=True)
+            self.log.append(message)
+            return False
+        return True
+
+    def data_for(self, name: str, variant: Variant) -> Path | None:
+        """The data folder a variant trains on (preprocessing it first when its flags need one)."""
+        if not variant.preprocess:
+            return self.args.data
+        folder = self.args.out / "data" / name
+        if (folder / "manifest.json").is_file():
+            return folder
+        if not self.args.source_args:
+            self.log.append(f"{name}: needs preprocessing flags {' '.join(variant.preprocess)} but no --source-args "
+                            "says how --data was made; skipped")
+            print("FAILED " + self.log[-1], file=sys.stderr)
+            return None
+        cmd = self.main_py("preprocess", *shlex.split(self.args.source_args), *variant.preprocess,
+                           "--out", str(folder), "--no-progress")
+        return folder if self.run(cmd, f"{name}: preprocess") else None
+
+    def train_cmd(self, variant: Variant, data: Path, run_dir: Path, epochs: int, minutes: float,
+                  resume: bool) -> list[str]:
+        sets = [*DEMO_SETS, f"train.threads={self.args.threads}", f"train.max_minutes={minutes:g}",
+                "train.checkpoint_every=10"]
+        if self.args.fit_schedule and not any(s.startswith("train.lr_schedule=") for s in variant.sets):
+            sets.append(f"train.lr_interval={max(1, epochs // 6)}")  # the demo's six halvings within the run
+        sets += list(variant.sets)
+        cmd = self.main_py("train", "--data", str(data), "--out", str(run_dir), *DEMO_TRAIN_ARGS,
+                           *variant.train_args, "--epochs", str(epochs), "--no-progress",
+                           "--resume" if resume else "--overwrite")
+        for s in sets:
+            cmd += ["--set", s]
+        return cmd
+
+    def calibrate(self, name: str, variant: Variant, data: Path) -> int | None:
+        """Epochs that fill the budget: the steady seconds per epoch of a short pilot run.
+
+        The pilot trains for a tenth of the budget (3 s to 1 min); its first epochs are slow
+        (lazy sample loading, thread warm-up), so the rate is the median epoch time of the pilot's
+        second half.
+        """
+        if not self.args.fit_schedule:
+            return variant.epochs
+        pilot = self.args.out / name / "pilot"
+        minutes = min(1.0, max(0.05, 0.1 * self.args.minutes))
+        cmd = self.train_cmd(variant, data, pilot, variant.epochs, minutes, False)
+        if self.args.dry_run:
+            self.run(cmd, f"{name}: pilot")
+            print(f"# {name}: epochs = {self.args.minutes} min / the pilot's seconds per epoch")
+            return variant.epochs
+        if not (pilot / "log.csv").is_file() and not self.run(cmd, f"{name}: pilot"):
+            return None
+        with (pilot / "log.csv").open(newline="") as handle:
+            seconds = [0.0] + [float(r["seconds"]) for r in csv.DictReader(handle)]
+        steps = [b - a for a, b in zip(seconds[:-1], seconds[1:], strict=True)]
+        per_epoch = statistics.median(steps[len(steps) // 2:])
+        epochs = max(1, int(60.0 * self.args.minutes / max(per_epoch, 1e-6)))
+        print(f"# {name}: {per_epoch:.2f} s per epoch in the pilot -> {epochs} epochs in {self.args.minutes:g} min",
+              flush=True)
+        return epochs
+
+    def evaluate_cmd(self, ckpt: Path, out: Path, known: bool) -> list[str]:
+        cmd = self.main_py("evaluate", "--ckpt", str(ckpt), "--data", str(self.args.data),
+                           "--resolution", str(self.args.resolution), "--out", str(out), "--quiet")
+        cmd += ["--split", "train", "--use-trained-codes"] if known else ["--split", "test"]
+        if self.args.limit:
+            cmd += ["--limit", str(self.args.limit)]
+        if not known and self.args.tto_iterations:
+            cmd += ["--iterations", str(self.args.tto_iterations)]
+        return cmd
+
+    # -- one variant ---------------------------------------------------------------------------
+    def variant(self, name: str) -> dict[str, Any] | None:
+        variant = VARIANTS[name]
+        run_dir = self.args.out / name / "run"
+        done = self.args.out / name / "study_run.json"
+        if done.is_file() and not self.args.dry_run:
+            print(f"# {name}: trained already ({done})", flush=True)
+        else:
+            data = self.data_for(name, variant)
+            epochs = None if data is None else self.calibrate(name, variant, data)
+            if epochs is None:
+                return None
+            resume = (run_dir / "log.csv").is_file() and (run_dir / "checkpoints" / "latest.pt").is_file()
+            cmd = self.train_cmd(variant, data, run_dir, epochs, self.args.minutes, resume)
+            if not self.run(cmd, f"{name}: train"):
+                return None
+            if not self.args.dry_run:
+                from core.io_utils import atomic_write_json
+
+                atomic_write_json(done, {"epochs": epochs, "minutes": self.args.minutes,
+                                         "threads": self.args.threads, "data": str(data), "command": cmd})
+        ckpt = run_dir / "checkpoints" / "latest.pt"
+        for known in (True, False):
+            out = self.args.out / name / ("eval_known" if known else "eval_heldout")
+            if (out / "results.json").is_file() and not self.args.dry_run:
+                print(f"# {name}: {out.name} evaluated already", flush=True)
+                continue
+            if not self.run(self.evaluate_cmd(ckpt, out, known), f"{name}: {out.name}"):
+                return None
+        return None if self.args.dry_run else self.collect(name)
+
+    def collect(self, name: str) -> dict[str, Any]:
+        folder = self.args.out / name
+        stats = json.loads((folder / "run" / "stats.json").read_text())
+        meta = json.loads((folder / "study_run.json").read_text())
+        threads = int(meta["threads"]) or os.cpu_count() or 1
+        cut = (stats.get("time_budget") or {}).get("stopped_early")
+        row: dict[str, Any] = {"variant": name, "epochs": f"{stats.get('epochs')}{' (cut)' if cut else ''}",
+                               "cpu_minutes": float(stats.get("train_seconds", 0.0)) * threads / 60.0}
+        for part in ("known", "heldout"):
+            summary = json.loads((folder / f"eval_{part}" / "results.json").read_text())["summary"]["all"]
+            for key, _, _ in _METRICS + (("gt components", "", ""),):
+                row[f"{part}:{key}"] = summary.get(key)
+        return row
+
+
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    parts = []
+    for part in ("known", "heldout"):
+        value = row.get(f"{part}:{key}")
+        parts.append("–" if not isinstance(value, (int, float)) else fmt.format(value))
+    return " / ".join(parts)
+
+
+def table_markdown(rows: list[dict[str, Any]]) -> str:
+    """One row per variant; each metric cell is ``known / held-out``."""
+    headers = ["variant", "epochs", "CPU-min"] + [h for _, h, _ in _METRICS] + ["gt components"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for row in rows:
+        cells = [row["variant"], str(row["epochs"]), f"{row['cpu_minutes']:.1f}"]
+        cells += [_cell(row, key, fmt) for key, _, fmt in _METRICS] + [_cell(row, "gt components", "{:.1f}")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    epilog = "variants:\n" + "\n".join(f"  {k:14s} {v.doc}" for k, v in VARIANTS.items())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="preprocessed data folder (train and test splits)")
+    parser.add_argument("--out", type=Path, required=True, help="study folder (one sub-folder per variant)")
+    parser.add_argument("--variants", default="baseline,curriculum,surface,cosine,wide,thin_sampling",
+                        help=f"comma list of {', '.join(VARIANTS)} (or 'all')")
+    parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget per variant")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per run")
+    parser.add_argument("--no-fit-schedule", dest="fit_schedule", action="store_false",
+                        help="no pilot: each variant's own epochs (600), cut by the budget")
+    parser.add_argument("--source-args", default=None,
+                        help="the 'main.py preprocess' arguments --data was made with, without --out (needed by "
+                             "variants with preprocessing flags), e.g. \"--source synthetic --samples 200000\"")
+    parser.add_argument("--resolution", type=int, default=128, help="marching-cubes resolution of the evaluation")
+    parser.add_argument("--limit", type=int, default=None, help="at most N shapes per class in each evaluation")
+    parser.add_argument("--tto-iterations", type=int, default=None, help="TTO steps for held-out shapes")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+    names = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if not (args.data / "manifest.json").is_file():
+        parser.error(f"--data {args.data}: no manifest.json; make it with 'main.py preprocess ... --out {args.data}'")
+    if args.minutes <= 0 or args.threads < 1:
+        parser.error("--minutes must be > 0 and --threads >= 1")
+    args.names = names
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    study = Study(args)
+    rows = []
+    try:
+        for name in args.names:
+            print(f"\n## {name}: {VARIANTS[name].doc}", flush=True)
+            row = study.variant(name)
+            if row is not None:
+                rows.append(row)
+    except KeyboardInterrupt:
+        print("interrupted: finished variants are kept; run the same command again to go on", file=sys.stderr)
+        return 130
+    if args.dry_run:
+        return 0
+    table = table_markdown(rows)
+    title = (f"# Recipe study: {args.minutes:g} min per variant, {args.threads} threads, data {args.data}\n\n"
+             "Each cell: known shapes (trained codes) / held-out shapes (TTO). floaters % = shapes with a "
+             "component holding < 5 % of the area besides the main ones (core.metrics.mesh_components); "
+             "epochs (cut): the budget ended the run before its schedule did.\n\n")
+    from core.io_utils import atomic_write_bytes, atomic_write_json
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(args.out / "study.md", (title + table).encode("utf-8"))
+    atomic_write_json(args.out / "study.json", {"rows": rows, "failed": study.log})
+    print("\n" + table)
+    for message in study.log:
+        print("failed: " + message, file=sys.stderr)
+    return 1 if study.log and not rows else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
