@@ -11,15 +11,17 @@ logged to ``failures.json`` with the reason while the rest go on.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from core.datasets.jobs import MeshJob
 from core.errors import DataSetError, ExplorerError
@@ -113,6 +115,8 @@ class PreprocessReport:
     warnings: list[dict[str, str]] = field(default_factory=list)
     """Shapes made with a caveat (e.g. a missing texture replaced by a flat colour)."""
     seconds: float = 0.0
+    done: set[tuple[str, str]] = field(default_factory=set)
+    """(class, id) of every processed or skipped shape: ids repeat across classes."""
 
     @property
     def ok_count(self) -> int:
@@ -284,6 +288,7 @@ def preprocess_dataset(
 
         def record_done(job: MeshJob, stats: dict[str, Any]) -> None:
             report.processed.append(job.id)
+            report.done.add((job.class_name, job.id))
             for text in stats.get("warnings") or []:
                 log.warning("%s/%s: %s", job.class_name, job.id, text)
                 report.warnings.append({"id": job.id, "class": job.class_name, "warning": str(text)})
@@ -317,13 +322,30 @@ def _run_jobs(pending: list[MeshJob], out_dir: Path, config: PreprocessConfig, w
                 record_done(job, stats)
             bar.update(1)
         return
+    queue = list(pending)
+    while queue:
+        for job in _run_pool(queue, out_dir, config, workers, cancel, record_done, record_failure, bar):
+            _run_alone(job, out_dir, config, record_done, record_failure, bar)
+
+
+def _run_pool(queue: list[MeshJob], out_dir: Path, config: PreprocessConfig, workers: int,
+              cancel: Callable[[], bool] | None, record_done: Callable, record_failure: Callable,
+              bar: Any) -> list[MeshJob]:
+    """Run ``queue`` (consumed) in a pool; return the jobs in flight if a worker process died.
+
+    A worker killed outright (out of memory on a huge mesh, a crash in a native library) breaks
+    the whole pool and fails every job it held, so those are returned to be run one by one
+    instead of being blamed together; the rest of the queue goes on in a new pool.
+    """
     with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
         futures: dict[Future, MeshJob] = {}
-        queue = list(pending)
         while queue or futures:
             while queue and len(futures) < 2 * workers and not (cancel and cancel()):
                 job = queue.pop(0)
-                futures[pool.submit(_run_job, job, config, sample_path(out_dir, config, job))] = job
+                try:
+                    futures[pool.submit(_run_job, job, config, sample_path(out_dir, config, job))] = job
+                except BrokenProcessPool:
+                    return [*futures.values(), job]
             if cancel and cancel():
                 queue.clear()
             if not futures:
@@ -333,11 +355,32 @@ def _run_jobs(pending: list[MeshJob], out_dir: Path, config: PreprocessConfig, w
                 job = futures.pop(future)
                 try:
                     stats = future.result()
+                except BrokenProcessPool:
+                    return [job, *futures.values()]
                 except Exception as exc:
                     record_failure(job, exc)
                 else:
                     record_done(job, stats)
                 bar.update(1)
+    return []
+
+
+def _run_alone(job: MeshJob, out_dir: Path, config: PreprocessConfig, record_done: Callable,
+               record_failure: Callable, bar: Any) -> None:
+    """One job in a pool of its own: if its worker dies again, this job is the one that kills it."""
+    with ProcessPoolExecutor(max_workers=1, initializer=_worker_init) as pool:
+        future = pool.submit(_run_job, job, config, sample_path(out_dir, config, job))
+        try:
+            stats = future.result()
+        except BrokenProcessPool:
+            record_failure(job, DataSetError(
+                f"{job.source}: the worker process died while sampling it (out of memory or a crash in a "
+                "native library). Simplify the mesh (fewer faces) or lower --max-faces to skip such meshes."))
+        except Exception as exc:
+            record_failure(job, exc)
+        else:
+            record_done(job, stats)
+    bar.update(1)
 
 
 def _pending_jobs(my_jobs: list[MeshJob], all_jobs: list[MeshJob], out_dir: Path, config: PreprocessConfig,
@@ -357,6 +400,7 @@ def _pending_jobs(my_jobs: list[MeshJob], all_jobs: list[MeshJob], out_dir: Path
         difference = settings_difference(stats, config)
         if difference is None:
             report.skipped.append(job.id)
+            report.done.add((job.class_name, job.id))
         elif resample_changed:
             log.info("%s/%s: made with %s; sampling it again", job.class_name, job.id, difference)
             pending.append(job)
@@ -479,6 +523,30 @@ def write_index_files(
     an earlier run put in the manifest (other classes, another source) stay while their files
     exist: a second run into one folder adds to the data set, it never hides what is there.
     """
+    with _index_lock(out_dir):  # shards finishing together must not overwrite each other's view
+        return _write_index_files(jobs, out_dir, config, report, shard)
+
+
+@contextlib.contextmanager
+def _index_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``<out>/.index.lock`` (an advisory kernel lock, released if the process dies) while the
+    index files are rebuilt: each writer looks at the sample files and writes inside it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".index.lock", "a") as handle:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: shards on one folder are not guarded there
+            yield
+            return
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_index_files(jobs: list[MeshJob], out_dir: Path, config: PreprocessConfig, report: PreprocessReport,
+                       shard: tuple[int, int]) -> dict[str, Any]:
     records = []
     classes: list[str] = []
     splits: dict[str, dict[str, dict[str, list[str]]]] = {"train": {}, "test": {}}
@@ -525,8 +593,7 @@ def write_index_files(
             previous = json.loads(failures_path.read_text())
         except (OSError, json.JSONDecodeError):
             previous = []
-    done_now = set(report.processed) | set(report.skipped)
-    failed_now = {(f["class"], f["id"]) for f in report.failed}
-    merged = [f for f in previous if f.get("id") not in done_now and (f.get("class"), f.get("id")) not in failed_now]
+    settled = report.done | {(f["class"], f["id"]) for f in report.failed}
+    merged = [f for f in previous if (f.get("class"), f.get("id")) not in settled]
     atomic_write_json(failures_path, merged + report.failed)
     return manifest

@@ -277,3 +277,55 @@ def test_help_and_readme_state_the_default_test_hold_out(capsys):
     assert "20% of the shapes are NOT trained on" in help_text
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert "20 %" in readme and "--test-fraction 0" in readme
+
+
+def test_taking_over_never_removes_a_fresh_lock_and_release_only_removes_its_own(tmp_path):
+    import socket
+
+    path = tmp_path / ".preprocess.lock"
+    stale = {"host": socket.gethostname(), "pid": 999_999_999, "started": "x"}
+    fresh = {"host": socket.gethostname(), "pid": os.getpid(), "started": "y", "token": "other"}
+    path.write_text(json.dumps(fresh))  # another run took the folder after we judged the old lock stale
+    taker = FolderLock(path, "preprocess", "")
+    assert taker._take_over(stale) is False
+    assert json.loads(path.read_text()) == fresh and [p.name for p in tmp_path.iterdir()] == [path.name]
+    path.unlink()
+    with FolderLock(path, "preprocess", "") as mine:
+        assert mine.held
+        path.write_text(json.dumps(fresh))  # someone replaced it (deleted by hand, then another run)
+    assert json.loads(path.read_text()) == fresh  # not ours: left alone
+
+
+def _exit_on_bad(job, config, out_path):  # a worker that dies outright on one mesh (as an OOM kill does)
+    if job.id == "bad":
+        os._exit(1)
+    from core.preprocess import preprocess_shape
+
+    return preprocess_shape(job, config, out_path)
+
+
+def test_a_worker_that_dies_fails_only_its_own_mesh(tmp_path, monkeypatch, capsys):
+    import core.preprocess as pre
+
+    root = tmp_path / "in"
+    for name in ("a", "bad", "b", "c", "d"):
+        _box(root / "box" / f"{name}.ply")
+    monkeypatch.setattr(pre, "_run_job", _exit_on_bad)  # forked workers inherit it
+    out = tmp_path / "data"
+    assert _run("--source", "folder", "--input", root, "--out", out, "--test-fraction", "0", "--workers", "2") == 0
+    failures = json.loads((out / "failures.json").read_text(encoding="utf-8"))
+    assert [f["id"] for f in failures] == ["bad"] and "worker process died" in failures[0]["reason"]
+    assert sorted(s["id"] for s in _manifest(out)["shapes"]) == ["a", "b", "c", "d"]
+
+
+def test_a_failure_stays_listed_when_another_class_has_a_shape_of_the_same_id(tmp_path):
+    from core.preprocess import PreprocessConfig, PreprocessReport, write_index_files
+
+    out = tmp_path / "data"
+    out.mkdir()
+    old = [{"id": "01", "class": "chair", "source": "chair/01.obj", "reason": "no faces"}]
+    (out / "failures.json").write_text(json.dumps(old))
+    write_index_files([], out, PreprocessConfig(), PreprocessReport(processed=["01"], done={("table", "01")}))
+    assert json.loads((out / "failures.json").read_text()) == old
+    write_index_files([], out, PreprocessConfig(), PreprocessReport(processed=["01"], done={("chair", "01")}))
+    assert json.loads((out / "failures.json").read_text()) == []

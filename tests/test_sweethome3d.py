@@ -300,3 +300,16 @@ def test_exclude_hashes_applies_to_the_folder_source(tmp_path: Path, capsys):
     assert rc == 0
     assert "1 meshes skipped by --exclude-hashes" in capsys.readouterr().out
     assert [p.name for p in (out).rglob("*.npz") if "SdfSamples" in str(p)] == ["b0.npz"]
+
+
+def test_attribution_keeps_the_creators_of_earlier_runs(library_dir: Path, reserved_list: Path, tmp_path: Path):
+    import main
+
+    out = tmp_path / "data"
+    common = ["preprocess", "--source", "sweethome3d", "--library-dir", str(library_dir), "--out", str(out),
+              "--exclude-hashes", str(reserved_list), "--test-fraction", "0", "--samples", "1500",
+              "--surface-samples", "200", "--no-progress"]
+    assert main.main([*common, "--classes", "chair"]) == 0
+    assert main.main([*common, "--classes", "lamp"]) == 0
+    attribution = (out / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    assert "| Chair | Ingoenius |" in attribution and "| Desk lamp | Blend Swap |" in attribution

@@ -13,6 +13,7 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from core.config_io import arg_default
+    from core.preprocess import PreprocessConfig
     from core.sampling import SamplingConfig
 
     parser.add_argument("--source", choices=["synthetic", "objaverse", "folder", "sweethome3d"], default="synthetic",
@@ -26,12 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "folders, sub-folders and mesh files are followed)")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--shard", default=None, help="i/N: process every N-th shape starting at i (0-based)")
-    parser.add_argument("--backend", choices=["winding", "mesh_to_sdf"], default="winding",
-                        help="SDF back end: fast winding numbers (default) or mesh-to-sdf's virtual scans")
-    parser.add_argument("--samples", type=int, default=500_000, help="SDF samples per shape")
-    parser.add_argument("--surface-samples", type=int, default=30_000, help="surface points per shape")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-faces", type=int, default=2_000_000, help="reject larger meshes")
+    parser.add_argument("--backend", choices=["winding", "mesh_to_sdf"],
+                        **arg_default(PreprocessConfig, "backend",
+                                      "SDF back end: fast winding numbers or mesh-to-sdf's virtual scans"))
+    parser.add_argument("--samples", type=int, **arg_default(PreprocessConfig, "n_samples", "SDF samples per shape"))
+    parser.add_argument("--surface-samples", type=int,
+                        **arg_default(PreprocessConfig, "n_surface", "surface points per shape"))
+    parser.add_argument("--seed", type=int, **arg_default(PreprocessConfig, "seed", "base seed of the sampling"))
+    parser.add_argument("--max-faces", type=int, **arg_default(PreprocessConfig, "max_faces", "reject larger meshes"))
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="fraction of each class held out as the test split, in [0, 1) (default: 0.2, "
                              "i.e. 20%% of the shapes are NOT trained on; give 0 to train on all)")
@@ -96,9 +99,8 @@ def _jobs(args: argparse.Namespace):
 
 
 def _sweethome3d_jobs(args: argparse.Namespace):
-    """Jobs of the Sweet Home 3D libraries; writes the source report and the attribution list."""
+    """Jobs of the Sweet Home 3D libraries; their report is written once the run has the folder."""
     from core.datasets import sweethome3d as sh3d
-    from core.io_utils import atomic_write_bytes
 
     config = sh3d.SweetHome3DConfig(
         cache_dir=args.out / "meshes" / "sweethome3d", library_dir=args.library_dir or sh3d.DEFAULT_LIBRARY_DIR,
@@ -107,12 +109,25 @@ def _sweethome3d_jobs(args: argparse.Namespace):
         exclude_hashes=tuple(args.exclude_hashes))
     jobs, report = sh3d.sweethome3d_jobs(config)
     args.out.mkdir(parents=True, exist_ok=True)
-    sh3d.write_report(report, args.out / "sweethome3d_report.json")
-    attribution = ("# Models and their creators\n\nFrom Debian's sweethome3d-furniture libraries; CC-BY items "
-                   "require this attribution.\n\n" + sh3d.attribution_markdown(jobs))
-    atomic_write_bytes(args.out / "ATTRIBUTION.md", attribution.encode("utf-8"))
+    args.sweethome3d_report = report
     print(report.summary_line() + f" (report: {args.out / 'sweethome3d_report.json'})")
     return jobs
+
+
+def _write_sweethome3d_files(args: argparse.Namespace) -> None:
+    """After the run: the source's report, and ATTRIBUTION.md for every Sweet Home 3D shape the folder
+    holds (earlier runs' classes included), from the manifest, as CC-BY asks."""
+    import json
+
+    from core.datasets import sweethome3d as sh3d
+    from core.io_utils import atomic_write_bytes
+
+    sh3d.write_report(args.sweethome3d_report, args.out / "sweethome3d_report.json")
+    manifest = json.loads((args.out / "manifest.json").read_text(encoding="utf-8"))
+    extras = [r["extra"] for r in manifest.get("shapes", []) if r.get("extra", {}).get("library")]
+    attribution = ("# Models and their creators\n\nFrom Debian's sweethome3d-furniture libraries; CC-BY items "
+                   "require this attribution.\n\n" + sh3d.attribution_markdown(extras))
+    atomic_write_bytes(args.out / "ATTRIBUTION.md", attribution.encode("utf-8"))
 
 
 def _exclude_by_hash(jobs: list, files: list[Path]) -> list:
@@ -122,7 +137,14 @@ def _exclude_by_hash(jobs: list, files: list[Path]) -> list:
     from core.datasets.sweethome3d import read_digests
 
     digests = read_digests(files)
-    kept = [job for job in jobs if hashlib.sha256(Path(job.source).read_bytes()).hexdigest() not in digests]
+
+    def digest(job) -> str | None:
+        try:
+            return hashlib.sha256(Path(job.source).read_bytes()).hexdigest()
+        except OSError:  # unreadable: preprocessing reports it with its reason
+            return None
+
+    kept = [job for job in jobs if digest(job) not in digests]
     print(f"{len(jobs) - len(kept)} meshes skipped by --exclude-hashes")
     return kept
 
@@ -166,7 +188,9 @@ def run(args: argparse.Namespace) -> int:
                                 "use fewer shards.")
         report = preprocess_dataset(jobs, args.out, config, workers=args.workers, shard=shard,
                                     progress=not args.no_progress, resample_changed=args.resample_changed)
-    except (ExplorerError, ValueError) as exc:
+        if args.source == "sweethome3d":
+            _write_sweethome3d_files(args)
+    except (ExplorerError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{len(report.processed)} processed, {len(report.skipped)} already done, "

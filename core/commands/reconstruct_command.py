@@ -175,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if mesh.is_empty:
         print(f"warning: the fitted shape has no surface inside [-1, 1]^3 ({mesh.stats.get('reason')}); "
               "mesh.ply not written. Try more --iterations or another --class.", file=sys.stderr)
+        (out / "mesh.ply").unlink(missing_ok=True)  # an earlier fit's mesh must not pass for this one
     else:
         export_mesh(mesh, out / "mesh.ply")
     atomic_write_json(out / "losses.json", {"losses": config.losses, "history": result.history})

@@ -526,11 +526,13 @@ def write_report(report: SourceReport, path: Path) -> None:
     atomic_write_json(Path(path), payload)
 
 
-def attribution_markdown(jobs: list[MeshJob]) -> str:
-    """The CC-BY attribution list for the items a data set or model uses: item, creator, library, licence."""
+def attribution_markdown(extras: list[dict[str, Any]]) -> str:
+    """The CC-BY attribution list of the items a data set or model uses: item, creator, library, licence.
+
+    ``extras``: the per-shape records this source writes (``MeshJob.extra``, kept in the manifest).
+    """
     rows = ["| item | creator | library | licence |", "|---|---|---|---|"]
-    for job in sorted(jobs, key=lambda j: (j.extra.get("library", ""), j.id)):
-        e = job.extra
-        rows.append(f"| {e.get('name', job.id)} | {e.get('creator', '')} | {e.get('library', '')} | "
+    for e in sorted(extras, key=lambda e: (e.get("library", ""), e.get("item_id", ""))):
+        rows.append(f"| {e.get('name', '')} | {e.get('creator', '')} | {e.get('library', '')} | "
                     f"{e.get('licence', '')} |")
     return "\n".join(rows) + "\n"

@@ -521,7 +521,7 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
         if overwrite:
             _clear_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", {**to_dict(config), "data": str(data_dir)})
+        atomic_write_json(run_dir / "config.json", {**to_dict(config), "data": str(Path(data_dir).resolve())})
     writer = _tensorboard(run_dir) if rank == 0 else None
     bar = None
     if progress and rank == 0:
@@ -607,8 +607,9 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
                     saved_epoch = done
             if out_of_time:
                 if rank == 0:
-                    log.warning("stopped at the time budget after %d epochs (%.1f s of train.max_minutes=%g); "
-                                "continue with --resume", done, train_seconds, t.max_minutes)
+                    log.warning("stopped at the time budget after %d epochs (%.1f s of train.max_minutes=%g, counted "
+                                "over the whole run); to go on, --resume with a larger budget "
+                                "(--set train.max_minutes=M, or 0 for none)", done, train_seconds, t.max_minutes)
                 break
     except TrainingDivergedError as exc:
         # The weights of the diverged epoch are NaN/inf: keep them out of every file, but save
