@@ -225,6 +225,10 @@ def read_codes(path: str | Path, model: Any = None) -> SavedCodes:
                                  "re-run the fit.") from None
         if not isinstance(decoder_state, dict) or not all(isinstance(v, torch.Tensor) for v in decoder_state.values()):
             raise CodesFileError(f"{decoder_file}: not a decoder state dict; re-run the fit.")
+        bad = [k for k, v in decoder_state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise CodesFileError(f"{decoder_file}: the fine-tuned decoder holds NaN or infinite weights "
+                                 f"({', '.join(bad[:3])}); re-run the fit.")
     info = data.get("info")
     codes = SavedCodes(
         shape_code=shape,

@@ -77,3 +77,15 @@ def test_earlier_files_still_read(toy_trained, tmp_path):
     (old / "codes.json").write_text(json.dumps({"shape_code": code, "class_name": "ball", "finetuned_decoder": True}))
     back = read_codes(old / "codes.json", model)
     assert back.decoder_state is not None and all(torch.equal(back.decoder_state[k], tuned[k]) for k in tuned)
+
+
+def test_a_fine_tuned_decoder_with_nan_weights_is_refused(toy_trained, tmp_path):
+    model = toy_trained["model"]
+    state = {k: v.clone() for k, v in model.decoder.state_dict().items()}
+    write_codes(tmp_path / "codes.json", SavedCodes(model.shape_codes[0].clone(), decoder_state=state))
+    decoder_file = next(p for p in tmp_path.iterdir() if p.suffix == ".pt")
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first][...] = float("nan")
+    torch.save(state, decoder_file)
+    with pytest.raises(CodesFileError, match="NaN or infinite"):
+        read_codes(tmp_path / "codes.json", model)
