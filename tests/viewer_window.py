@@ -35,5 +35,6 @@ def open_main_window(qtbot, tmp_path: Path, monkeypatch) -> Iterator:
     assert win.plotter._closed, "the plotter was left open"
     assert not win.mesher.isRunning() and not win.slicer.isRunning(), "a worker thread was left running"
     assert win.tto_panel.worker is None or not win.tto_panel.worker.isRunning(), "a fit was left running"
+    assert not win.edit_panel.worker.isRunning(), "the shape editor's worker was left running"
     win.deleteLater()
     QApplication.processEvents()

@@ -205,9 +205,9 @@ class MainWindow(QMainWindow):
         self._action(file, "&Quit", self.close, QKeySequence.Quit, "Close the viewer")
         edit = bar.addMenu("&Edit")
         edit.setToolTipsVisible(True)
-        self.undo_action = self._action(edit, "&Undo", self.state.undo, QKeySequence.Undo,
+        self.undo_action = self._action(edit, "&Undo", self.undo, QKeySequence.Undo,
                                         "Undo the last code edit (pick, slider, map drag, fit)")
-        self.redo_action = self._action(edit, "&Redo", self.state.redo, ["Ctrl+Shift+Z", "Ctrl+Y"],
+        self.redo_action = self._action(edit, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"],
                                         "Redo the undone edit")
         self._history_changed()
         codes = bar.addMenu("&Codes")
@@ -445,6 +445,20 @@ class MainWindow(QMainWindow):
     def _scan_loaded(self, points) -> None:
         self._scan_points = points
         self.scene.show_scan(points, self.state.display.show_scan)
+
+    def undo(self) -> None:
+        """Undo the last code edit; during a running shape edit, cancel that edit instead (its one
+        undo step is not closed yet, and stepping the history under it would tangle the two)."""
+        if self.edit_panel.editing:
+            self.edit_panel.cancel()
+        else:
+            self.state.undo()
+
+    def redo(self) -> None:
+        if self.edit_panel.editing:
+            self.edit_panel.cancel()
+        else:
+            self.state.redo()
 
     def _history_changed(self) -> None:
         self.undo_action.setEnabled(self.state.can_undo())

@@ -87,6 +87,9 @@ class EditPanel(QWidget):
         self._snapshots: dict[int, object] = {}
         self._snapshot_lock = threading.Lock()
         self._final_id = 0
+        self._generation = 0
+        """Each edit's number: results, progress and failures of another edit are ignored."""
+        self._first_request = 0
         self._final_pending = False
         self._step_opened = False
         self._edit_open = False
@@ -157,6 +160,7 @@ class EditPanel(QWidget):
         widget.installEventFilter(self)
 
     def _model_changed(self) -> None:
+        self._abandon()  # an edit of the previous model must not land on this one
         model = self.state.model
         self.setEnabled(model is not None)
         self.donor.clear()
@@ -194,10 +198,37 @@ class EditPanel(QWidget):
                 self._snapshots[id(selection)] = entry
             return entry
 
-    def _report(self, progress) -> None:  # worker thread
-        self.progress.emit(progress)
+    def _reporter(self) -> Callable:
+        """A progress callback for the worker thread, stamped with this edit's number."""
+        generation = self._generation
+        return lambda progress: self.progress.emit((generation, progress))
+
+    def _start_edit(self) -> None:
+        """Open a new edit: a running one is cancelled first (its codes from before come back)."""
+        if self._edit_open:
+            self.cancel()
+        self._generation += 1
+        self._cancel = threading.Event()
+        self._before = self.state.selection
+        self._final_pending = False
+        self._step_opened = False
+        self._edit_open = True
+        self.cancel_button.setEnabled(True)
+
+    def _abandon(self) -> None:
+        """Stop the running edit without showing anything (the model it belongs to is gone)."""
+        self._cancel.set()
+        self._generation += 1
+        self._edit_open = self._final_pending = self._step_opened = False
+        self._source = None
+        self.cancel_button.setEnabled(False)
 
     # -- edits (public: the mouse handlers and the tests call these) ---------------------------
+    @property
+    def editing(self) -> bool:
+        """An edit is open: started and neither finished nor cancelled."""
+        return self._edit_open
+
     @property
     def busy(self) -> bool:
         return self._edit_open or not self.worker.idle
@@ -206,15 +237,11 @@ class EditPanel(QWidget):
         """Mouse press on the surface at ``source`` (3,)."""
         if self.state.model is None or self.state.selection is None:
             return
-        self._cancel = threading.Event()
-        self._before = self.state.selection
-        self._final_pending = False
-        self._step_opened = False
+        self._start_edit()
         self._source = np.asarray(source, np.float64)
-        self._edit_open = True
-        self.cancel_button.setEnabled(True)
-        model, before = self.state.model, self._before
-        self.worker.submit(lambda: ("snapshot", self._snapshot(model, before)))  # ready before the first move
+        model, before, generation = self.state.model, self._before, self._generation
+        self._first_request = self.worker.submit(  # the snapshot is ready before the first move
+            lambda: ("snapshot", generation, self._snapshot(model, before)))
         self._mark(self._source)
 
     def move_drag(self, target) -> None:
@@ -232,7 +259,8 @@ class EditPanel(QWidget):
         self._source = None
 
     def _submit_drag(self, target: np.ndarray, config: DragConfig, final: bool) -> int:
-        model, before, cancel = self.state.model, self._before, self._cancel
+        model, before, cancel, generation = self.state.model, self._before, self._cancel, self._generation
+        report = self._reporter() if final else None
         handles = [Handle(tuple(self._source), tuple(target))]
         pins = [Pin(tuple(p)) for p in self.pins]
         config = replace(config, radius=self.radius.value())
@@ -240,16 +268,16 @@ class EditPanel(QWidget):
 
         def job():
             shown, snap = self._snapshot(model, before)
-            return ("drag", final, drag(shown, snap, handles, pins, config, cancel=cancel,
-                                        callback=self._report if final else None, every=10))
+            return ("drag", generation, final, drag(shown, snap, handles, pins, config, cancel=cancel,
+                                                    callback=report, every=10))
 
         return self.worker.submit(job)
 
     def paint_at(self, centre) -> int:
         """Paint a stroke of the current brush at ``centre`` (3,)."""
         brush = Brush(tuple(np.asarray(centre, float)), self.brush.value(), self.brush_colour)
-        return self._submit_final("paint", lambda model, snap: paint(model, snap, [brush], cancel=self._cancel,
-                                                                      callback=self._report, every=10))
+        return self._submit_final("paint", lambda model, snap, cancel, report: paint(
+            model, snap, [brush], cancel=cancel, callback=report, every=10))
 
     def graft_at(self, centre) -> int:
         """Graft the donor's part inside a region centred at ``centre`` (3,) onto the current shape."""
@@ -258,22 +286,19 @@ class EditPanel(QWidget):
         region = Region(self.region_kind.currentText(), tuple(np.asarray(centre, float)), (size,))
         donor = codes_of(model, self.donor.currentText())
 
-        def run(shown, snap):
-            return graft(shown, snap, take_snapshot(model, donor), region, cancel=self._cancel,
-                         callback=self._report, every=10)
+        def run(shown, snap, cancel, report):
+            return graft(shown, snap, take_snapshot(model, donor), region, cancel=cancel, callback=report, every=10)
 
         return self._submit_final("graft", run)
 
     def _submit_final(self, kind: str, fn) -> int:
         if self.state.model is None or self.state.selection is None:
             return 0
-        self._cancel = threading.Event()
-        self._before = self.state.selection
-        self._step_opened = False
-        self._edit_open = True
-        self.cancel_button.setEnabled(True)
-        model, before = self.state.model, self._before
-        self._final_id = self.worker.submit(lambda: (kind, True, fn(*self._snapshot(model, before))))
+        self._start_edit()
+        model, before, generation = self.state.model, self._before, self._generation
+        cancel, report = self._cancel, self._reporter()  # this edit's own, not whatever is current later
+        self._final_id = self._first_request = self.worker.submit(
+            lambda: (kind, generation, True, fn(*self._snapshot(model, before), cancel, report)))
         return self._final_id
 
     def add_pin(self, point) -> None:
@@ -306,9 +331,9 @@ class EditPanel(QWidget):
                              f"{before.label.split(' (')[0]} ({result.kind})", before.class_name, override)
 
     def _job_done(self, request_id: int, payload, _seconds: float) -> None:
-        if payload[0] == "snapshot" or not self._edit_open:
+        if payload[0] == "snapshot" or not self._edit_open or payload[1] != self._generation:
             return
-        _, final, result = payload
+        _, _, final, result = payload
         if result.cancelled:
             return
         if not final:
@@ -329,7 +354,10 @@ class EditPanel(QWidget):
         self._mark()
         self.edit_finished.emit(result)
 
-    def _job_failed(self, _request_id: int, message: str) -> None:
+    def _job_failed(self, request_id: int, message: str) -> None:
+        if request_id < self._first_request:
+            return  # a job of an earlier edit, already closed
+        self._source = None  # no further drags from a press whose drag fails
         if self._edit_open:
             self._edit_open = False
             self._final_pending = False
@@ -338,8 +366,9 @@ class EditPanel(QWidget):
         self.loss_label.setText(f"edit failed: {message}")
         self.state.status.emit(f"edit failed: {message}")
 
-    def _show_progress(self, progress) -> None:
-        if not self._edit_open:
+    def _show_progress(self, stamped) -> None:
+        generation, progress = stamped
+        if not self._edit_open or generation != self._generation:
             return
         terms = ", ".join(f"{k} {v:.4f}" for k, v in progress.losses.items()
                           if k not in ("iteration", "seconds", "total"))
