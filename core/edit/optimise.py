@@ -15,7 +15,7 @@ import torch
 from core.cancel import Cancel, is_cancelled
 from core.edit.plausibility import Plausibility
 
-__all__ = ["Cancel", "EditProgress", "EditResult", "is_cancelled", "optimise_code"]
+__all__ = ["Cancel", "EditProgress", "EditResult", "adam_loop", "is_cancelled", "optimise_code"]
 
 
 
@@ -90,6 +90,33 @@ LossFn = Callable[[torch.Tensor, int], dict[str, torch.Tensor]]
 """(code, iteration) -> loss terms as 0-d tensors; ``total`` is minimised."""
 
 
+def adam_loop(params: list[torch.Tensor], loss_fn: Callable[[int], dict[str, torch.Tensor]], iterations: int,
+              lr: float, *, cancel: Cancel, after_step: Callable[[int, dict[str, float]], bool]) -> bool:
+    """Adam on ``params`` for at most ``iterations`` steps; True when ``cancel`` stopped it.
+
+    ``loss_fn(step)`` gives the loss terms (``total`` is minimised); ``after_step(step, terms as
+    floats)`` runs after each step and stops the loop by returning True. The one optimisation loop
+    of every edit: a code (drag, paint, graft) or the weights of a colour head (paint's detail).
+    """
+    optimiser = torch.optim.Adam(params, lr=lr)
+    try:
+        with torch.enable_grad():
+            for it in range(int(iterations)):
+                if is_cancelled(cancel):
+                    return True
+                terms = loss_fn(it)
+                grads = torch.autograd.grad(terms["total"], params)
+                for param, grad in zip(params, grads, strict=True):
+                    param.grad = grad
+                optimiser.step()
+                if after_step(it, {k: float(v.detach()) for k, v in terms.items()}):
+                    break
+    finally:
+        for param in params:
+            param.grad = None
+    return False
+
+
 def optimise_code(kind: str, init: torch.Tensor, loss_fn: LossFn, iterations: int, lr: float, *,
                   min_iterations: int = 0, converged: Callable[[dict[str, float]], bool] | None = None,
                   cancel: Cancel = None, callback: Callable[[EditProgress], Any] | None = None,
@@ -101,24 +128,15 @@ def optimise_code(kind: str, init: torch.Tensor, loss_fn: LossFn, iterations: in
     """
     start = time.perf_counter()
     code = init.detach().clone().to(torch.float32).requires_grad_(True)
-    optimiser = torch.optim.Adam([code], lr=lr)
     history: list[dict[str, float]] = []
-    cancelled = False
     every = max(1, int(every))
-    with torch.enable_grad():
-        for it in range(int(iterations)):
-            if is_cancelled(cancel):
-                cancelled = True
-                break
-            terms = loss_fn(code, it)
-            (grad,) = torch.autograd.grad(terms["total"], [code])
-            code.grad = grad
-            optimiser.step()
-            values = {"iteration": it + 1, "seconds": time.perf_counter() - start,
-                      **{k: float(v.detach()) for k, v in terms.items()}}
-            history.append(values)
-            if callback is not None and (it + 1) % every == 0:
-                callback(EditProgress(kind, it + 1, values, code.detach().cpu().clone()))
-            if converged is not None and it + 1 >= min_iterations and converged(values):
-                break
+
+    def after_step(it: int, terms: dict[str, float]) -> bool:
+        values = {"iteration": it + 1, "seconds": time.perf_counter() - start, **terms}
+        history.append(values)
+        if callback is not None and (it + 1) % every == 0:
+            callback(EditProgress(kind, it + 1, values, code.detach().cpu().clone()))
+        return converged is not None and it + 1 >= min_iterations and converged(values)
+
+    cancelled = adam_loop([code], lambda it: loss_fn(code, it), iterations, lr, cancel=cancel, after_step=after_step)
     return code.detach().cpu().clone(), history, cancelled, time.perf_counter() - start

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from core.edit.constraints import Brush, EditError
-from core.edit.optimise import Cancel, EditProgress, EditResult, is_cancelled, optimise_code
+from core.edit.optimise import Cancel, EditProgress, EditResult, adam_loop, optimise_code
 from core.edit.plausibility import class_gaussian
 from core.edit.snapshot import Snapshot
 
@@ -225,29 +225,22 @@ def _fine_tune_colour_head(base, snapshot: Snapshot, code: torch.Tensor, draw, c
             return torch.sigmoid(head(inputs[pick]))
         return work.decode(snapshot.surface[pick], snapshot.codes.shape_code, code, snapshot.codes.condition)[1]
 
-    params = list(head.parameters())
-    optimiser = torch.optim.Adam(params, lr=config.detail_lr)
     history: list[dict[str, float]] = []
-    cancelled = False
     every = max(1, int(every))
-    with torch.enable_grad():
-        for it in range(int(config.detail_iterations)):
-            if is_cancelled(cancel):
-                cancelled = True
-                break
-            pick = draw()
-            terms = colour_loss(predict(pick), pick)
-            grads = torch.autograd.grad(terms["total"], params)
-            for p, g in zip(params, grads, strict=True):
-                p.grad = g
-            optimiser.step()
-            step = first_iteration + it + 1
-            values = {"iteration": step, "seconds": first_seconds + time.perf_counter() - start,
-                      **{k: float(v.detach()) for k, v in terms.items()}}
-            history.append(values)
-            if callback is not None and (it + 1) % every == 0:
-                state = {k: v.detach().cpu().clone() for k, v in work.decoder.state_dict().items()}
-                callback(EditProgress("paint-detail", step, values, code.detach().cpu().clone(), state))
-    for p in params:
-        p.grad = None
+
+    def loss(_it: int) -> dict[str, torch.Tensor]:
+        pick = draw()
+        return colour_loss(predict(pick), pick)
+
+    def after_step(it: int, terms: dict[str, float]) -> bool:
+        step = first_iteration + it + 1
+        values = {"iteration": step, "seconds": first_seconds + time.perf_counter() - start, **terms}
+        history.append(values)
+        if callback is not None and (it + 1) % every == 0:
+            state = {k: v.detach().cpu().clone() for k, v in work.decoder.state_dict().items()}
+            callback(EditProgress("paint-detail", step, values, code.detach().cpu().clone(), state))
+        return False
+
+    cancelled = adam_loop(list(head.parameters()), loss, config.detail_iterations, config.detail_lr, cancel=cancel,
+                          after_step=after_step)
     return work, history, cancelled, time.perf_counter() - start
