@@ -305,3 +305,15 @@ def test_cli_edit_refuses_bad_input_before_any_work(tmp_path, capsys, args, word
     err = capsys.readouterr().err
     assert err.startswith("error:") and words in err
     assert not out.exists()
+
+
+def test_cli_edit_refuses_an_out_that_is_a_file_before_editing(tmp_path, capsys):
+    from main import main
+
+    blocker = tmp_path / "taken.txt"
+    blocker.write_text("keep me")
+    args = ["edit", "--ckpt", str(DEMO), "--code", "chair/chair_003", "--drag", "0,0.8,0:0,0.9,0"]
+    assert main([*args, "--out", str(blocker)]) == 2
+    err = capsys.readouterr()
+    assert f"--out {blocker}: is a file, not a folder" in err.err and "step" not in err.out
+    assert blocker.read_text() == "keep me"

@@ -1,15 +1,19 @@
-"""argparse value types shared by the commands: a bad number is refused while the flags are read.
+"""Checks of command-line values shared by the commands: a bad value is refused before any work.
 
-Each raises ``argparse.ArgumentTypeError`` naming the value, the allowed range and why, so
+The argparse types raise ``argparse.ArgumentTypeError`` naming the value, the allowed range and why, so
 argparse prints ``error: argument --resolution: ...`` and exits 2 before a model is loaded or a
 fit starts (``reconstruct --resolution 0`` used to fail only after the whole fit).
+:func:`check_out_dir` does the same for an output folder.
 """
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
-__all__ = ["resolution", "positive_int", "positive_float", "MIN_RESOLUTION", "MAX_RESOLUTION"]
+from core.errors import ExplorerError
+
+__all__ = ["resolution", "positive_int", "positive_float", "check_out_dir", "MIN_RESOLUTION", "MAX_RESOLUTION"]
 
 MIN_RESOLUTION = 16
 """Smaller grids cannot hold the coarse-to-fine pass's 17³ first level and show only blobs."""
@@ -49,3 +53,14 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0, e.g. 5e-3")
     return value
+
+
+def check_out_dir(out: Path, option: str = "--out") -> None:
+    """Create ``out`` as a folder now, so a file in the way or a read-only place fails before any work."""
+    if out.exists() and not out.is_dir():
+        raise ExplorerError(f"{option} {out}: is a file, not a folder. Give a folder path (it is created).")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExplorerError(f"{option} {out}: cannot create the folder ({exc.strerror or exc}). "
+                            "Give a writable folder path.") from None

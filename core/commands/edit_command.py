@@ -119,6 +119,7 @@ def _parse(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from core.codes_file import SavedCodes, write_codes
+    from core.commands.cli_types import check_out_dir
     from core.edit import DragConfig, GraftConfig, PaintConfig, ShapeCodes, codes_of, drag, graft, paint, take_snapshot
     from core.errors import ExplorerError
     from core.io_utils import atomic_write_json
@@ -127,9 +128,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         edits = _parse(args)
-        model = load_trained_model(args.ckpt, device=args.device) if args.device else load_trained_model(args.ckpt)
+        model = load_trained_model(args.ckpt, device=args.device)
         codes = codes_of(model, args.code)
         donor = codes_of(model, args.graft) if args.graft else None
+        check_out_dir(args.out)  # last: a refused edit leaves no folder behind
     except ExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -179,7 +181,6 @@ def run(args: argparse.Namespace) -> int:
     mesh = extract_mesh(edited.sdf_fn(codes.shape_code, codes.condition), args.resolution,
                         edited.colour_fn(codes.shape_code, codes.colour_code, codes.condition))
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     export_mesh(extract_mesh(model.sdf_fn(original.shape_code, original.condition), args.resolution,
                              model.colour_fn(original.shape_code, original.colour_code, original.condition)),
                 out / "before.ply")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.commands.cli_types import positive_float, positive_int, resolution
+from core.commands.cli_types import check_out_dir, positive_float, positive_int, resolution
 from core.errors import ExplorerError
 
 __all__ = ["add_arguments", "run"]
@@ -63,17 +63,6 @@ def _loss_sets(text: str) -> list[str]:
     if ";" in text:
         return [part.strip() for part in text.split(";") if part.strip()]
     return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def check_out_dir(out: Path, option: str = "--out") -> None:
-    """Create ``out`` as a folder now, so a file in the way or a read-only place fails before any work."""
-    if out.exists() and not out.is_dir():
-        raise ExplorerError(f"{option} {out}: is a file, not a folder. Give a folder path (it is created).")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExplorerError(f"{option} {out}: cannot create the folder ({exc.strerror or exc}). "
-                            "Give a writable folder path.") from None
 
 
 def _shape_line(prefix: str, row: dict[str, Any]) -> str:

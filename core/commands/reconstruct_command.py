@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from core.commands.cli_types import positive_float, positive_int, resolution
+from core.commands.cli_types import check_out_dir, positive_float, positive_int, resolution
 from core.errors import ExplorerError
 
 __all__ = ["add_arguments", "run", "parse_direction", "DECODER_FILE"]
@@ -106,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from core.codes_file import SavedCodes, write_codes
-    from core.commands.evaluate_command import check_out_dir
     from core.devices import resolve_device
     from core.io_utils import atomic_write_json
     from core.meshing import export_mesh, extract_mesh
