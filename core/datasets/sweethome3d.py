@@ -21,6 +21,7 @@ own hold-out lists with ``exclude_hashes``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import posixpath
 import re
@@ -178,7 +179,7 @@ def read_properties(text: str) -> dict[str, str]:
     logical: list[str] = []
     pending = ""
     for raw in text.splitlines():
-        line = raw.lstrip() if not pending else raw.lstrip()
+        line = raw.lstrip()
         if not pending and (not line or line[0] in "#!"):
             continue
         trailing = len(line) - len(line.rstrip("\\"))
@@ -403,7 +404,7 @@ def transform_obj(text: str, rotation: tuple[float, ...] | None, size_cm: tuple[
     return "\n".join(lines) + "\n"
 
 
-def _materialise(archive: zipfile.ZipFile, item: CatalogItem, obj_bytes: bytes, dest: Path) -> Path:
+def _materialise(archive: zipfile.ZipFile, item: CatalogItem, dest: Path) -> Path:
     """Write the item's folder (transformed OBJ, MTL, textures) to ``dest`` atomically; reuse it."""
     obj_path = dest / posixpath.basename(item.model)
     if obj_path.is_file():
@@ -422,7 +423,7 @@ def _materialise(archive: zipfile.ZipFile, item: CatalogItem, obj_bytes: bytes, 
             target = tmp / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             if info.filename == item.model:
-                text = transform_obj(obj_bytes.decode("utf-8", "replace"), item.rotation, item.size_cm)
+                text = transform_obj(archive.read(info).decode("utf-8", "replace"), item.rotation, item.size_cm)
                 target.write_text(text, encoding="utf-8")
             else:
                 target.write_bytes(archive.read(info))
@@ -460,34 +461,49 @@ def sweethome3d_jobs(config: SweetHome3DConfig) -> tuple[list[MeshJob], SourceRe
     report = SourceReport()
     candidates: dict[str, list[tuple[CatalogItem, str]]] = {c: [] for c in wanted}
     libraries = [read_library(p) for p in _library_paths(config.library_dir)]
+    with contextlib.ExitStack() as stack:  # each archive opened once, for the hashes and the selected items
+        archives = {lib.name: stack.enter_context(zipfile.ZipFile(lib.path)) for lib in libraries}
+        _select(libraries, archives, class_map, excluded, config, candidates, report)
+        return _materialise_jobs(wanted, candidates, archives, config, report), report
+
+
+def _select(libraries: list[Library], archives: dict[str, zipfile.ZipFile], class_map: ClassMap, excluded: set[str],
+            config: SweetHome3DConfig, candidates: dict[str, list[tuple[CatalogItem, str]]],
+            report: SourceReport) -> None:
+    """Hash every item's OBJ, drop the reserved ones first (counted only), then licence and class."""
     for library in libraries:
         report.libraries[library.name] = library.licence
-        with zipfile.ZipFile(library.path) as archive:
-            for item in library.items:
-                report.items_seen += 1
-                try:
-                    obj_bytes = archive.read(item.model)
-                except KeyError:
-                    report.failures.append({"library": library.name, "item": item.item_id,
-                                            "reason": f"{item.model} is named by the catalogue but missing"})
-                    continue
-                digest = hashlib.sha256(obj_bytes).hexdigest()
-                if digest in excluded:
-                    report.reserved_skipped += 1
-                    continue
-                if item.licence not in config.licences:
-                    report.licence_skipped += 1
-                    continue
-                class_name = class_map.classify(item)
-                if class_name is None:
-                    report.unmapped.append({"library": library.name, "item": item.item_id, "name": item.name,
-                                            "category": item.category})
-                    continue
-                if class_name in candidates:
-                    candidates[class_name].append((item, digest))
+        archive = archives[library.name]
+        for item in library.items:
+            report.items_seen += 1
+            try:
+                obj_bytes = archive.read(item.model)
+            except KeyError:
+                report.failures.append({"library": library.name, "item": item.item_id,
+                                        "reason": f"{item.model} is named by the catalogue but missing"})
+                continue
+            digest = hashlib.sha256(obj_bytes).hexdigest()
+            if digest in excluded:
+                report.reserved_skipped += 1
+                continue
+            if item.licence not in config.licences:
+                report.licence_skipped += 1
+                continue
+            class_name = class_map.classify(item)
+            if class_name is None:
+                report.unmapped.append({"library": library.name, "item": item.item_id, "name": item.name,
+                                        "category": item.category})
+                continue
+            if class_name in candidates:
+                candidates[class_name].append((item, digest))
+
+
+def _materialise_jobs(wanted: list[str], candidates: dict[str, list[tuple[CatalogItem, str]]],
+                      archives: dict[str, zipfile.ZipFile], config: SweetHome3DConfig,
+                      report: SourceReport) -> list[MeshJob]:
+    """Draw ``per_class`` items per class with the seed, write their folders, and make their jobs."""
     rng = np.random.default_rng(config.seed)
     jobs: list[MeshJob] = []
-    by_library = {lib.name: lib for lib in libraries}
     for class_name in wanted:
         chosen = sorted(candidates[class_name], key=lambda pair: pair[0].key)
         if config.per_class and len(chosen) > config.per_class:
@@ -495,9 +511,7 @@ def sweethome3d_jobs(config: SweetHome3DConfig) -> tuple[list[MeshJob], SourceRe
             chosen = [chosen[i] for i in keep]
         for item, digest in chosen:
             try:
-                with zipfile.ZipFile(by_library[item.library].path) as archive:
-                    obj_path = _materialise(archive, item, archive.read(item.model),
-                                            Path(config.cache_dir) / class_name / item.key)
+                obj_path = _materialise(archives[item.library], item, Path(config.cache_dir) / class_name / item.key)
             except (SourceError, OSError, zipfile.BadZipFile, UnicodeError) as exc:
                 report.failures.append({"library": item.library, "item": item.item_id, "reason": str(exc)})
                 continue
@@ -511,7 +525,7 @@ def sweethome3d_jobs(config: SweetHome3DConfig) -> tuple[list[MeshJob], SourceRe
                        "obj_sha256": digest, "names": dict(item.names),
                        "prompts": list(dict.fromkeys([item.name, *item.names.values()]))},
             ))
-    return jobs, report
+    return jobs
 
 
 def write_report(report: SourceReport, path: Path) -> None:
