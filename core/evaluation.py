@@ -48,6 +48,10 @@ __all__ = [
     "evaluate_split",
     "ClassChoice",
     "choose_class",
+    "TEXT_PROMPTS",
+    "MEAN_CONDITION",
+    "check_text_prompt",
+    "text_choice",
     "mesh_ground_truth",
     "SHAPE_ERRORS",
     "summarise",
@@ -104,6 +108,11 @@ class EvalSettings:
     class_as_text: bool = False
     """Condition on the class name as a free text prompt (text-conditioned models): the zero-shot
     setting for classes the model never saw. Models without conditioning ignore the class."""
+    text_prompt: str | None = None
+    """Text-conditioned models only (checked by :func:`check_text_prompt`): ``class`` conditions each
+    shape on its class name as a prompt, ``description`` on its own text from the manifest (the
+    per-shape description a ``text_source = description`` model was trained on). Zero-shot for
+    classes the model never saw; None: the class (given or inferred) as usual."""
     seed: int = 0
     save_meshes: bool = False
     """Write each reconstruction to ``<out>/meshes/<class>/<id>.ply``."""
@@ -262,7 +271,8 @@ class ClassChoice:
     """The class one shape is reconstructed under, chosen once and shared by every loss set.
 
     source: ``given`` (the manifest's label), ``inferred`` (short fits under every class),
-    ``text`` (the class name as a prompt) or ``none`` (a model without conditioning).
+    ``text`` (a prompt: the class name or the shape's description), ``mean`` (:data:`MEAN_CONDITION`)
+    or ``none`` (a model without conditioning).
     """
 
     class_name: str | None
@@ -270,6 +280,56 @@ class ClassChoice:
     text: str | None = None
     scores: dict[str, float] | None = None
     seconds: float = 0.0
+
+
+TEXT_PROMPTS: tuple[str, ...] = ("class", "description")
+"""What ``--text-prompt`` conditions each shape on (see :attr:`EvalSettings.text_prompt`)."""
+
+MEAN_CONDITION = ClassChoice(None, "mean", text="")
+"""The class-agnostic condition: an empty prompt makes :meth:`TrainedModel.condition` return the
+mean over the trained classes' conditions, and, being a prompt, keeps :func:`core.tto.fit.fit` from
+inferring a class. The "no condition" reference of a zero-shot study (a conditioned decoder never
+saw a zero condition vector; the mean is the centre of the conditions it saw)."""
+
+
+def check_text_prompt(model: TrainedModel, shapes: Sequence[EvalShape], text_prompt: str) -> None:
+    """Refuse ``--text-prompt`` before any fit: a model without text conditioning, or shapes without text.
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``text_prompt`` or a model not trained with ``conditioning = text``.
+    DataSetError
+        ``description`` for shapes whose manifest record has no ``text`` (names up to five).
+    """
+    from core.errors import ConfigError
+
+    if text_prompt not in TEXT_PROMPTS:
+        raise ConfigError(f"--text-prompt {text_prompt!r}: choose one of {', '.join(TEXT_PROMPTS)}")
+    mode = getattr(model, "conditioning", "none")
+    if mode != "text":
+        where = f"{model.path}: " if getattr(model, "path", None) else ""
+        raise ConfigError(f"{where}--text-prompt needs a text-conditioned model; this one uses conditioning "
+                          f"{mode!r}. Train one with 'main.py train --conditioning text' (add "
+                          "--set model.text_source=description for per-shape descriptions), or drop --text-prompt.")
+    if text_prompt == "description":
+        missing = [f"{s.class_name}/{s.id}" for s in shapes if not (s.text and s.text.strip())]
+        if missing:
+            raise DataSetError(
+                f"--text-prompt description: {len(missing)} of {len(shapes)} shapes have no text in the manifest "
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}). Preprocess with a source that "
+                "writes descriptions (synthetic, sweethome3d), leave those shapes out with --classes, or use "
+                "--text-prompt class.")
+
+
+def text_choice(shape: EvalShape, text_prompt: str) -> ClassChoice:
+    """The prompt ``shape`` is fitted under for ``--text-prompt`` (``class`` or ``description``)."""
+    if text_prompt == "description":
+        if not (shape.text and shape.text.strip()):
+            raise DataSetError(f"{shape.class_name}/{shape.id}: no text in the manifest, so it cannot be conditioned "
+                               "on its description; use --text-prompt class for it.")
+        return ClassChoice(None, "text", text=shape.text.strip())
+    return ClassChoice(None, "text", text=shape.class_name)
 
 
 def unknown_class_message(shape: EvalShape, model: TrainedModel) -> str:
@@ -290,6 +350,9 @@ def choose_class(model: TrainedModel, shape: EvalShape, obs: Observation, config
     """
     from core.tto.fit import fit
 
+    if settings.text_prompt:
+        check_text_prompt(model, [], settings.text_prompt)
+        return text_choice(shape, settings.text_prompt)
     if model.condition() is None:
         return ClassChoice(None, "none")
     if settings.class_as_text:
@@ -489,21 +552,22 @@ def write_results(out_dir: Path, rows: Sequence[dict[str, Any]], config: TTOConf
         "meta": meta or {},
         "config": config.to_dict(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(settings).items()},
-        "summary": _json_safe(summary),
-        "rows": _json_safe(list(rows)),
+        "summary": json_safe(summary),
+        "rows": json_safe(list(rows)),
     })
     return summary
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and non-finite floats as None / "inf" / "-inf" (JSON)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -534,7 +598,7 @@ def run_ablation(
                                           {**(meta or {}), "losses": losses})
     table = comparison_markdown(summaries)
     atomic_write_bytes(out_dir / "ablation.md", ("# Loss ablation\n\n" + table).encode("utf-8"))
-    atomic_write_json(out_dir / "ablation.json", _json_safe(summaries))
+    atomic_write_json(out_dir / "ablation.json", json_safe(summaries))
     return summaries, table
 
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication
 __all__ = ["ensure_display", "application", "default_settings", "DEMO_CHECKPOINT", "resolve_checkpoint"]
 
 DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "resources" / "demo" / "demo.pt"
+"""The procedural demo itself (benchmarks time it); what opens by default is :func:`default_bundled_model`."""
 APP_ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "deepsdf-explorer.png"
 XVFB_SCREEN = "1600x1000x24"
 
@@ -108,11 +109,15 @@ def default_settings() -> QSettings:
 
 
 def resolve_checkpoint(arg: str | Path | None, settings: QSettings | None = None) -> Path | None:
-    """The checkpoint to open: the argument, else the bundled demo, else the last one used, else None."""
+    """The checkpoint to open: the argument, else the default bundled model (the demo), else the last one used,
+    else None."""
+    from core.bundled_models import default_bundled_model
+
     if arg is not None:
         return Path(arg)
-    if DEMO_CHECKPOINT.exists():
-        return DEMO_CHECKPOINT
+    bundled = default_bundled_model()
+    if bundled is not None:
+        return bundled.checkpoint
     if settings is not None:
         from viewer.main_window import RECENT_KEY
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,8 @@ RECENT_KEY = "recent_checkpoints"
 MAX_RECENT = 8
 REFINE_DELAY_MS = 300
 """Quiet time after the last interactive edit before the full-resolution mesh is requested."""
-OPEN_HINT = "Open a checkpoint (Ctrl+O) or a DeepSDF experiment, or drop a .pt file or experiment folder here."
+OPEN_HINT = ("Pick a bundled model in the Models menu, open a checkpoint (Ctrl+O) or a DeepSDF experiment, "
+             "or drop a .pt file or experiment folder here.")
 
 
 class MainWindow(QMainWindow):
@@ -105,7 +107,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self._connect()
-        self.show_status("Open a checkpoint to start (File ▸ Open, or drop a .pt file on the window).")
+        self.show_status("Pick a model to start (Models menu, File ▸ Open, or drop a .pt file on the window).")
 
     # -- construction --------------------------------------------------------------------------
     def _build_panels(self) -> None:
@@ -203,6 +205,9 @@ class MainWindow(QMainWindow):
                      "Save the 3D view as PNG (scale and transparency from the Display panel)")
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.Quit, "Close the viewer")
+        self.models_menu = bar.addMenu("&Models")
+        self.models_menu.setToolTipsVisible(True)
+        self._fill_models_menu()
         edit = bar.addMenu("&Edit")
         edit.setToolTipsVisible(True)
         self.undo_action = self._action(edit, "&Undo", self.undo, QKeySequence.Undo,
@@ -246,6 +251,7 @@ class MainWindow(QMainWindow):
         self.state.status.connect(self.show_status)
         self.state.model_changed.connect(self._model_changed)
         self.model_panel.open_requested.connect(self.open_dialog)
+        self.model_loaded.connect(lambda _model: self._sync_models_menu())
         self.interp_panel.export_requested.connect(self.export_sequence)
         self.display_panel.camera_requested.connect(self.scene.set_camera)
         self.display_panel.screenshot_requested.connect(self.screenshot_dialog)
@@ -279,6 +285,40 @@ class MainWindow(QMainWindow):
         self.settings.setValue(RECENT_KEY, items[:MAX_RECENT])
         self.settings.sync()
         self._fill_recent()
+
+    # -- bundled models ------------------------------------------------------------------------
+    def _fill_models_menu(self) -> None:
+        """One checkable entry per model shipped in resources/ (:mod:`core.bundled_models`), listed once at start."""
+        from core.bundled_models import bundled_models
+
+        self.models_menu.clear()
+        self.bundled_models = bundled_models()
+        self.model_actions: dict[str, QAction] = {}
+        for bundled in self.bundled_models:
+            action = self.models_menu.addAction(bundled.title)
+            action.setCheckable(True)
+            action.setToolTip(f"<p>{escape(bundled.description)}</p><p>Licence: {escape(bundled.licence)}</p>")
+            action.setStatusTip(f"Open the bundled model {bundled.title} ({bundled.checkpoint})")
+            action.triggered.connect(lambda _=False, m=bundled: self.load_bundled_model(m))
+            self.model_actions[bundled.key] = action
+        if not self.bundled_models:
+            none = self.models_menu.addAction("No bundled models (a resources/<key>/ folder with model.json)")
+            none.setEnabled(False)
+
+    def load_bundled_model(self, bundled) -> None:
+        """Open a :class:`core.bundled_models.BundledModel` as File ▸ Open would (in the background)."""
+        self._sync_models_menu()  # the tick stays on the model on screen until the new one has loaded
+        self.load_checkpoint(bundled.checkpoint)
+
+    def _sync_models_menu(self) -> None:
+        """Tick the bundled model on screen (none for another checkpoint); name it in the title bar."""
+        path = self.state.model.path if self.state.model is not None else None
+        shown = Path(path).resolve() if path else None
+        for bundled in self.bundled_models:
+            on = shown is not None and bundled.checkpoint.resolve() == shown
+            self.model_actions[bundled.key].setChecked(on)
+            if on:
+                self.setWindowTitle(f"{APP_NAME} — {bundled.title}")
 
     # -- model ---------------------------------------------------------------------------------
     def open_dialog(self) -> None:

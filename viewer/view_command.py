@@ -6,6 +6,8 @@
     python main.py view CKPT --screenshot out.png --class chair --resolution 128 --size 1000x800
     python main.py view CKPT --screenshot out.png --interp chair_003 lamp_010 0.5
     python main.py view CKPT --screenshots shots/      one per class, an interpolation, a slice, the UI
+    python main.py view --screenshots shots/           the same for every bundled model: the default (demo)
+                                                      into shots/, each further one into shots/<key>/
     python main.py view out/chair/mesh.ply resources/scans/chair_thin.glb --screenshot cmp.png
                                                       meshes side by side (a reconstruction and its ground truth)
 
@@ -16,9 +18,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viewer.scene import CAMERA_PRESETS
+
+if TYPE_CHECKING:
+    from core.bundled_models import BundledModel
 
 __all__ = ["add_arguments", "run", "MESH_FILE_SUFFIXES"]
 
@@ -83,14 +90,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from viewer.state import DisplayOptions
 
     parser.add_argument("inputs", nargs="*", type=Path, default=[], metavar="CKPT | MESH",
-                        help="checkpoint or DeepSDF experiment directory to open (default: resources/demo/demo.pt, "
-                             "else the last one used), or "
+                        help="checkpoint or DeepSDF experiment directory to open (default: the bundled demo, "
+                             "resources/demo/, else the last one used), or "
                              f"mesh files ({', '.join(MESH_FILE_SUFFIXES)}) to render side by side with --screenshot")
     parser.add_argument("--screenshot", type=Path, default=None, metavar="OUT.png",
                         help="render one image of the 3D view to this file (PNG, JPEG, ... by its suffix) and exit "
                              "(no window needed)")
     parser.add_argument("--screenshots", type=Path, default=None, metavar="DIR",
-                        help="render a set into DIR and exit: one per class, an interpolation, an SDF slice, the UI")
+                        help="render a set into DIR and exit: one per class, an interpolation, an SDF slice, the UI; "
+                             "without CKPT for every bundled model (the default one into DIR, others into DIR/KEY/)")
     parser.add_argument("--class", dest="class_name", default=None, help="class whose first code is shown")
     parser.add_argument("--code", default=None, metavar="SHAPE_ID", help="shape id of the training code to show")
     parser.add_argument("--interp", nargs=3, metavar=("A", "B", "T"), default=None,
@@ -139,9 +147,10 @@ def run(args: argparse.Namespace) -> int:
     if meshes:
         return _render_meshes(args, meshes)
     settings = default_settings()
-    ckpt = resolve_checkpoint(ckpt_arg, None if headless else settings)
+    bundled = _bundled_set(args) if ckpt_arg is None else []
+    ckpt = bundled[0].checkpoint if bundled else resolve_checkpoint(ckpt_arg, None if headless else settings)
     if headless and ckpt is None:
-        print("error: no checkpoint given and no demo model at resources/demo/demo.pt; "
+        print("error: no checkpoint given and no bundled model (a resources/<key>/ folder with a model.json card); "
               "pass one: python main.py view CKPT --screenshot out.png", file=sys.stderr)
         return 2
     if ckpt is not None and not ckpt.exists():
@@ -150,21 +159,48 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     app = application()
-    from viewer.main_window import MainWindow
-
-    window = MainWindow(settings=settings)
-    window.model_device = str(device)
-    window.state.set_display(full_resolution=args.resolution, preview_resolution=args.preview_resolution)
     if not headless:
+        window = _window(args, settings, device)
         window.show()
         if ckpt is not None:
             window.load_checkpoint(ckpt)
         return app.exec()
 
-    from viewer.headless import HeadlessError, ShotRequest, render_screenshots
+    from viewer.headless import ShotRequest
 
     request = ShotRequest(screenshot=args.screenshot, screenshots=args.screenshots, class_name=args.class_name,
                           code=args.code, interp=interp, size=args.size, camera=args.camera)
+    # The default model's set keeps the plain names in DIR (as before bundled models); each further
+    # bundled model's set goes into DIR/<key>/. A model that fails is reported and the others go on.
+    jobs = [(ckpt, request)] + [(m.checkpoint, replace(request, screenshot=None, screenshots=args.screenshots / m.key))
+                                for m in bundled[1:]]
+    return max(_render_headless(args, settings, device, job_ckpt, job_request) for job_ckpt, job_request in jobs)
+
+
+def _bundled_set(args: argparse.Namespace) -> list[BundledModel]:
+    """The bundled models ``--screenshots`` renders when no checkpoint is given (default first), else []."""
+    if args.screenshots is None:
+        return []
+    from core.bundled_models import bundled_models
+
+    return bundled_models()
+
+
+def _window(args: argparse.Namespace, settings, device):
+    from viewer.main_window import MainWindow
+
+    window = MainWindow(settings=settings)
+    window.model_device = str(device)
+    window.state.set_display(full_resolution=args.resolution, preview_resolution=args.preview_resolution)
+    return window
+
+
+def _render_headless(args: argparse.Namespace, settings, device, ckpt: Path, request) -> int:
+    """One model's screenshots in a window of its own; 0 written, 1 nothing written, 2 an error (printed)."""
+    from core.errors import ExplorerError
+    from viewer.headless import HeadlessError, render_screenshots
+
+    window = _window(args, settings, device)
     window.remember_recent = False
     window.resize(*args.size)
     window.show()

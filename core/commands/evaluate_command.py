@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "reports class accuracy")
     parser.add_argument("--class-as-text", action="store_true",
                         help="text models: condition on the class name as a free prompt (zero-shot for unseen classes)")
+    parser.add_argument("--text-prompt", choices=("class", "description"), default=None,
+                        help="text models only: condition each shape on its class name as a prompt (class) or on its "
+                             "own description from the manifest (description); zero-shot for unseen classes")
     parser.add_argument("--use-trained-codes", action="store_true",
                         help="training split: use the checkpoint's codes instead of fitting")
     parser.add_argument("--save-meshes", action="store_true", help="write every reconstruction under OUT/meshes/")
@@ -85,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from core.devices import resolve_device
     from core.evaluation import (
         EvalSettings,
+        check_text_prompt,
         class_table_markdown,
         evaluate_split,
         list_split,
@@ -104,15 +108,23 @@ def run(args: argparse.Namespace) -> int:
         if args.use_trained_codes and loss_sets:
             raise ExplorerError("--use-trained-codes fits nothing, so --ablation has nothing to compare; "
                                 "drop one of them.")
+        if args.text_prompt and (args.infer_class or args.class_as_text or args.use_trained_codes):
+            other = "--infer-class" if args.infer_class else ("--class-as-text" if args.class_as_text
+                                                              else "--use-trained-codes")
+            raise ExplorerError(f"--text-prompt and {other} both choose what a shape is conditioned on; "
+                                "give one of them.")
         device = resolve_device(args.device)
         shapes = list_split(args.data, args.split, limit=args.limit, classes=args.classes)
         check_out_dir(args.out)
         model = load_trained_model(args.ckpt, device=device)
+        if args.text_prompt:
+            check_text_prompt(model, shapes, args.text_prompt)
     except (ExplorerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     settings = EvalSettings(resolution=args.resolution, n_eval_points=args.eval_points, infer_class=args.infer_class,
-                            class_as_text=args.class_as_text, use_trained_codes=args.use_trained_codes,
+                            class_as_text=args.class_as_text, text_prompt=args.text_prompt,
+                            use_trained_codes=args.use_trained_codes,
                             seed=args.seed, save_meshes=args.save_meshes, device=str(device))
 
     n_runs = max(1, len(loss_sets))

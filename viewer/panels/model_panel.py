@@ -8,8 +8,8 @@ from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWi
 
 from viewer.state import ViewerState
 
-NO_MODEL = ("No model loaded.<br>Open a checkpoint (<b>Ctrl+O</b>, File ▸ Open) "
-            "or drop a <tt>.pt</tt> file on the window.")
+NO_MODEL = ("No model loaded.<br>Pick a bundled model in the <b>Models</b> menu, open a checkpoint "
+            "(<b>Ctrl+O</b>, File ▸ Open) or drop a <tt>.pt</tt> file on the window.")
 
 
 class ModelPanel(QWidget):
