@@ -4,12 +4,20 @@
     python benchmarks/bench_training.py --quick         # smaller sizes, a smoke run (under a minute)
     python benchmarks/bench_training.py --presets default,paper --device cuda
     python benchmarks/bench_training.py --device cuda --gpu-sizes          # DeepSDF-sized batches on a GPU
+    python benchmarks/bench_training.py --presets default --threads 1 --compare-gather   # the step's speed-up
 
 Training: one optimisation step of the trainer on a synthetic in-memory batch (no data loading):
 forward + backward + Adam of :class:`core.model.autodecoder.AutoDecoder` through the trainer's own
 loss (``core.training.trainer._step``: clamped L1 SDF + near-surface colour L1 + code regulariser),
 ``shapes`` shapes x ``samples`` points per step (the ``paper`` preset gets fewer samples per shape
-so a step stays within seconds on a CPU; samples/s is per point, so the presets still compare).
+so a step stays within seconds on a CPU; samples/s is per point, so the presets still compare),
+plus the ``default`` preset at the demo recipe's batch (``--demo-batch``, 8 x 2048). Steps run as the
+trainer runs them: the presets' embedding conditioning, the trainer's row layout, and on the CPU
+deterministic algorithms (``trainer._deterministic_on_cpu``). ``--compare-gather`` also times every
+row with the decoder's per-point gather of the latent terms (``decoder.fold_blocks = False``, the
+path before the block broadcast) in the same rounds and prints the speed-up as a ratio.
+The matmul peak is timed in the same rounds and with the same thread count as the steps (one
+2048^2 GEMM per round, median), so load from other processes hits both alike.
 Inference: SDF of a batch of points for one shared code, no gradient (the folded-latent path of
 meshing and the viewer). After a warm-up the presets take turns round by round (so load from
 other processes hits them alike) and each number is the median over the rounds. The machines
@@ -37,7 +45,7 @@ from core.devices import resolve_device  # noqa: E402
 from core.model import preset_config, untrained_model  # noqa: E402
 from core.model.autodecoder import AutoDecoder  # noqa: E402
 from core.training.config import RunConfig, TrainConfig  # noqa: E402
-from core.training.trainer import _step  # noqa: E402  (the trainer's loss, timed as it trains)
+from core.training.trainer import _deterministic_on_cpu, _step  # noqa: E402  (the trainer's loss, as it trains)
 
 
 def _sync(device: torch.device) -> None:
@@ -63,11 +71,12 @@ def synthetic_batch(shapes: int, samples: int, num_classes: int, device: torch.d
 class TrainingBench:
     """One preset's module, optimiser and batch; :meth:`step` is one timed training step."""
 
-    def __init__(self, preset: str, shapes: int, samples: int, device: torch.device) -> None:
+    def __init__(self, preset: str, shapes: int, samples: int, device: torch.device, gather: bool = False) -> None:
         torch.manual_seed(0)
         model_cfg = preset_config(preset)
         self.config = RunConfig(model=model_cfg, train=TrainConfig(shapes_per_batch=shapes, samples_per_shape=samples))
         self.module = AutoDecoder(model_cfg, num_shapes=shapes, num_classes=2).to(device).train()
+        self.module.decoder.fold_blocks = not gather  # gather: the per-point path, the baseline of --compare-gather
         codes = list(self.module.shape_codes.parameters()) + list(self.module.colour_codes.parameters())
         code_ids = {id(p) for p in codes}
         net = [p for p in self.module.parameters() if id(p) not in code_ids]
@@ -121,7 +130,7 @@ def matmul_peak(device: torch.device, n: int = 2048, seconds: float = 1.0, dtype
     a @ b
     _sync(device)
     count, tic = 0, time.perf_counter()
-    while time.perf_counter() - tic < seconds:
+    while count == 0 or time.perf_counter() - tic < seconds:  # at least one product
         a @ b
         count += 1
     _sync(device)
@@ -144,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper-samples", type=int, default=1024, help="samples per shape for the paper preset")
     parser.add_argument("--steps", type=int, default=8, help="timed training steps (after one warm-up)")
     parser.add_argument("--paper-steps", type=int, default=3, help="timed training steps of the paper preset")
-    parser.add_argument("--batch-sizes", default="4096,16384,65536", help="inference batch sizes")
+    parser.add_argument("--batch-sizes", default="4096,16384,65536", help="inference batch sizes ('' for none)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per inference batch (median)")
     parser.add_argument("--min-seconds", type=float, default=0.3, help="least time of one inference measurement")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
@@ -153,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
                              "10 timed steps, inference batches up to 1 M points")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matrix products in the timed steps")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--demo-batch", default="8x2048",
+                        help="SHAPESxSAMPLES of the extra `default` row (the demo recipe's batch); '' for none")
+    parser.add_argument("--compare-gather", action="store_true",
+                        help="also time each row with the per-point latent gather (the path before the block "
+                             "broadcast) and print the speed-up")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
@@ -168,19 +182,30 @@ def main(argv: list[str] | None = None) -> int:
     if args.tf32:
         torch.set_float32_matmul_precision("high")
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]  # '' skips inference
+    threads = torch.get_num_threads()
     print(f"training {args.shapes} shapes x {args.samples} samples per step "
-          f"(paper: x {args.paper_samples}); inference batches {batch_sizes}", flush=True)
+          f"(paper: x {args.paper_samples}); inference batches {batch_sizes}; {threads} torch thread(s)", flush=True)
 
-    # Presets take turns in every round, so load from other processes hits them alike.
+    # Rows: (label, preset, shapes, samples); each also with the gather path under --compare-gather.
+    rows = [(p, p, args.shapes, args.paper_samples if p == "paper" else args.samples) for p in presets]
+    if args.demo_batch and "default" in presets:
+        demo_shapes, demo_samples = (int(v) for v in args.demo_batch.lower().split("x"))
+        rows.append((f"default, demo batch {demo_shapes} x {demo_samples}", "default", demo_shapes, demo_samples))
+    variants = (False, True) if args.compare_gather else (False,)
     tic = time.perf_counter()
-    benches = {p: TrainingBench(p, args.shapes, args.paper_samples if p == "paper" else args.samples, device)
-               for p in presets}
-    for round_ in range(max(args.steps, args.paper_steps)):
-        for preset, bench in benches.items():
-            if round_ < (args.paper_steps if preset == "paper" else args.steps):
-                bench.step()
-    train_rows = {p: b.result() for p, b in benches.items()}
+    peaks: list[float] = []
+    with _deterministic_on_cpu(device):  # as the trainer runs a CPU step
+        benches = {(label, gather): TrainingBench(preset, shapes, samples, device, gather=gather)
+                   for label, preset, shapes, samples in rows for gather in variants}
+        # Rows take turns in every round, and the peak is timed in every round too, so load from
+        # other processes hits them alike.
+        for round_ in range(max(args.steps, args.paper_steps)):
+            for (label, _), bench in benches.items():
+                if round_ < (args.paper_steps if label == "paper" else args.steps):
+                    bench.step()
+            peaks.append(matmul_peak(device, seconds=0.0))
+    train_rows = {key: b.result() for key, b in benches.items()}
     del benches
     print(f"training timed in {time.perf_counter() - tic:.0f} s", flush=True)
 
@@ -203,12 +228,12 @@ def main(argv: list[str] | None = None) -> int:
     infer_rows = {p: {n: statistics.median(v) for n, v in rows.items()} for p, rows in samples.items()}
     print(f"inference timed in {time.perf_counter() - tic:.0f} s", flush=True)
 
-    base_train = train_rows.get("paper")
     base_infer = infer_rows.get("paper")
-    peak = matmul_peak(device)
+    base_train = train_rows.get(("paper", False))
+    peak = statistics.median(peaks)
     precision = torch.get_float32_matmul_precision()
-    print(f"\nmatmul peak of this device (2048 x 2048 float32 GEMM, matmul precision {precision!r}): "
-          f"{peak / 1e9:.1f} GFLOP/s")
+    print(f"\nmatmul peak of this device at {threads} torch thread(s) (2048 x 2048 float32 GEMM, matmul precision "
+          f"{precision!r}, median of {len(peaks)} timed between the training rounds): {peak / 1e9:.1f} GFLOP/s")
     gpu_peaks: dict[str, float] = {}
     if device.type == "cuda":
         torch.set_float32_matmul_precision("highest")
@@ -221,17 +246,26 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s" for k, v in gpu_peaks.items()))
     print("\n### Training step (forward + backward + Adam)\n")
     extra = "".join(f" % of {k} peak |" for k in ("tf32", "bf16") if k in gpu_peaks)
-    print("| preset | decoder params | points/step | steps/s | samples/s | samples/s x paper | % of matmul peak |"
-          + extra)
-    print("|---|---:|---:|---:|---:|---:|---:|" + "---:|" * extra.count("|"))
-    for preset, r in train_rows.items():
+    gather_cols = " ms/step, gather path | speed-up over gather |" if args.compare_gather else ""
+    print("| preset | decoder params | points/step | ms/step | samples/s | samples/s x paper | % of matmul peak |"
+          + extra + gather_cols)
+    print("|---|---:|---:|---:|---:|---:|---:|" + "---:|" * (extra.count("|") + gather_cols.count("|")))
+    for (label, gather), r in train_rows.items():
+        if gather:
+            continue
         ratio = f"{r['samples_per_s'] / base_train['samples_per_s']:.1f}x" if base_train else "n/a"
         # forward 2 and backward 4 FLOPs per weight and point (an upper bound on the useful work:
         # the folded latent columns are not multiplied per point)
         useful = 6.0 * r["params"] * r["samples_per_s"]
-        print(f"| {preset} | {r['params']:,} | {r['points_per_step']:,} | {r['steps_per_s']:.2f} | "
-              f"{_fmt(r['samples_per_s'])} | {ratio} | {100 * useful / peak:.0f} % |"
-              + "".join(f" {100 * useful / gpu_peaks[k]:.1f} % |" for k in ("tf32", "bf16") if k in gpu_peaks))
+        line = (f"| {label} | {r['params']:,} | {r['points_per_step']:,} | {1e3 * r['step_s']:.1f} | "
+                f"{_fmt(r['samples_per_s'])} | {ratio} | {100 * useful / peak:.0f} % |"
+                + "".join(f" {100 * useful / gpu_peaks[k]:.1f} % |" for k in ("tf32", "bf16") if k in gpu_peaks))
+        if args.compare_gather:
+            slow = train_rows[(label, True)]
+            line += f" {1e3 * slow['step_s']:.1f} | {slow['step_s'] / r['step_s']:.2f}x |"
+        print(line)
+    if not batch_sizes:
+        return 0
     print("\n### Inference, SDF only, one shared code, no gradient (points/s)\n")
     print("| preset | " + " | ".join(f"{n:,}" for n in batch_sizes) + " | x paper (geometric mean) |")
     print("|---|" + "---:|" * (len(batch_sizes) + 1))

@@ -317,7 +317,8 @@ class _ThicknessField:
     """Local thickness and thin-part flags of a mesh's surface, looked up at any surface point.
 
     Measured once on :data:`_REFERENCE_POINTS` area-uniform points (drawn from ``rng``); a point
-    takes the values of its nearest reference point.
+    takes the values of its nearest reference point, so every acceptance below is constant on the
+    surface part of each reference point's Voronoi cell (what :func:`_weighted_surface_points` uses).
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator, need_thin: bool) -> None:
@@ -328,46 +329,130 @@ class _ThicknessField:
         reference = sample_surface(vertices, faces, _REFERENCE_POINTS, rng)
         points = reference.points.astype(np.float64)
         normals = reference.normals.astype(np.float64)
+        self.points = points
         self.thickness = local_thickness(vertices, faces, points, normals, n_steps=32)
         inverse = 1.0 / np.maximum(self.thickness, THICKNESS_FLOOR) ** 2
         self.inverse = inverse / inverse.mean()  # area-average 1
         self.thin = thin_part_mask(points, normals, vertices, faces) if need_thin else None
-        self._tree = cKDTree(points)
+        self.tree = cKDTree(points)
 
     def nearest(self, points: np.ndarray) -> np.ndarray:
-        return self._tree.query(points)[1]
+        return self.tree.query(points)[1]
+
+    def allocation_values(self) -> np.ndarray:
+        """(R,) acceptance in [0, 1] per reference point for density ∝ area × ((1 - mix) + mix · u / mean(u))."""
+        w = (1.0 - THICKNESS_MIX) + THICKNESS_MIX * self.inverse
+        return w / w.max()
+
+    def thin_values(self) -> np.ndarray:
+        """(R,) acceptance per reference point: 1 on thin parts; without any, ∝ 1 / thickness² (the thinnest)."""
+        if self.thin is not None and self.thin.any():
+            return self.thin.astype(np.float64)
+        return self.inverse / self.inverse.max()
 
     def allocation_weight(self, points: np.ndarray) -> np.ndarray:
-        """(n,) acceptance in [0, 1] for density ∝ area × ((1 - mix) + mix · u / mean(u)), u = 1 / t²."""
-        w = (1.0 - THICKNESS_MIX) + THICKNESS_MIX * self.inverse
-        return (w / w.max())[self.nearest(points)]
+        """(n,) :meth:`allocation_values` at surface points ``points`` (n, 3)."""
+        return self.allocation_values()[self.nearest(points)]
 
     def thin_weight(self, points: np.ndarray) -> np.ndarray:
-        """(n,) acceptance: 1 on thin parts; without any, ∝ 1 / thickness² (the thinnest surface)."""
-        if self.thin is not None and self.thin.any():
-            return self.thin.astype(np.float64)[self.nearest(points)]
-        return (self.inverse / self.inverse.max())[self.nearest(points)]
+        """(n,) :meth:`thin_values` at surface points ``points`` (n, 3)."""
+        return self.thin_values()[self.nearest(points)]
+
+
+_MAX_PROPOSAL_TRIANGLES = 400_000
+"""Cap on the sub-triangles of :func:`_proposal_triangles` (memory and set-up time stay bounded)."""
+
+
+def _acceptance_bounds(field: _ThicknessField, values: np.ndarray,
+                       tris: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(lower, upper, radius), each (T,), of ``values[nearest reference]`` over triangles ``tris`` (T, 3, 3).
+
+    A point x of a triangle with centroid c and circumradius-like r (largest vertex distance)
+    has |x - c| <= r, so its nearest reference point lies within d0 + 2r of c, d0 being c's own
+    nearest-reference distance: min/max over that ball bound the acceptance on the whole triangle.
+    """
+    centres = tris.mean(axis=1)
+    radius = np.linalg.norm(tris - centres[:, None, :], axis=2).max(axis=1)
+    d0 = field.tree.query(centres)[0]
+    balls = field.tree.query_ball_point(centres, d0 + 2.0 * radius + 1e-12)
+    lower = np.array([values[b].min() for b in balls])
+    upper = np.array([values[b].max() for b in balls])
+    return lower, upper, radius
+
+
+def _proposal_triangles(vertices: np.ndarray, faces: np.ndarray, field: _ThicknessField,
+                        values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(tris (T, 3, 3), upper (T,)): a partition of the surface where ``values`` may be > 0, with bounds.
+
+    Triangles whose acceptance is 0 throughout are dropped; the others are split in four
+    (midpoints) while their acceptance still varies and they are wider than the reference
+    points' spacing, so the bound is tight: a candidate is kept with probability >= the share of
+    a triangle's area in cells with its top value, whatever share of the surface is thin.
+    """
+    tris = vertices[faces]
+    areas = 0.5 * np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1)
+    tris = tris[areas > 0]
+    spacing = math.sqrt(float(areas.sum()) / len(field.points))
+    done_tris: list[np.ndarray] = []
+    done_upper: list[np.ndarray] = []
+    while len(tris):
+        lower, upper, radius = _acceptance_bounds(field, values, tris)
+        live = upper > 0
+        split = live & (upper > lower) & (radius > 0.5 * spacing)
+        n_done = sum(len(t) for t in done_tris)
+        if n_done + len(tris) + 3 * int(split.sum()) > _MAX_PROPOSAL_TRIANGLES:
+            split[:] = False
+        keep = live & ~split
+        done_tris.append(tris[keep])
+        done_upper.append(upper[keep])
+        parents = tris[split]
+        a, b, c = parents[:, 0], parents[:, 1], parents[:, 2]
+        ab, bc, ca = (a + b) / 2, (b + c) / 2, (c + a) / 2
+        tris = np.concatenate([np.stack(t, axis=1) for t in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))])
+    return np.concatenate(done_tris), np.concatenate(done_upper)
 
 
 def _weighted_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator,
-                             acceptance) -> np.ndarray:
-    """(n, 3) float64 surface points with density ∝ area × ``acceptance(x)`` (rejection sampling).
+                             field: _ThicknessField, values: np.ndarray,
+                             stats: dict[str, int] | None = None) -> np.ndarray:
+    """(n, 3) float64 surface points with density ∝ area × ``values[nearest reference point]``.
 
-    Area-uniform candidates are kept with probability ``acceptance(x)`` in [0, 1]; exact for the
-    density, no duplicated points, and the result is a function of ``rng``'s state only.
+    Exact rejection sampling against a proposal that already follows the acceptance
+    (:func:`_proposal_triangles`): a sub-triangle is picked with probability ∝ area × its upper
+    bound, a point uniformly inside it, and kept with probability acceptance / bound. So the
+    density is exact, no point is duplicated, the result is a function of ``rng``'s state only,
+    and the cost no longer grows as the accepted share of the surface shrinks (a thin band on a
+    sliver of the surface used to draw millions of area-uniform candidates per kept point).
+    ``stats``, when given, receives ``candidates`` and ``rounds`` (the work done).
     """
+    if n == 0:
+        return np.zeros((0, 3))
+    tris, upper = _proposal_triangles(vertices, faces, field, values)
+    if not len(tris):
+        raise ValueError("the sampling acceptance is 0 on the whole surface; there is nothing to draw from.")
+    areas = 0.5 * np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1)
+    weight = areas * upper
+    cdf = np.cumsum(weight)
+    last = np.flatnonzero(weight > 0)[-1]
     kept: list[np.ndarray] = []
-    have = 0
+    have = rounds = candidates = 0
     rate = 1.0
     while have < n:
-        batch = min(int((n - have) / max(rate, 1e-3) * 1.2) + 256, 4_000_000)
-        candidates = sample_surface(vertices, faces, batch, rng).points.astype(np.float64)
-        p = acceptance(candidates)
-        keep = rng.random(batch) < p
+        batch = min(int((n - have) / rate * 1.2) + 256, 4_000_000)
+        index = np.minimum(np.searchsorted(cdf, rng.random(batch) * cdf[-1], side="right"), last)
+        r1 = np.sqrt(rng.random(batch))
+        r2 = rng.random(batch)
+        barycentric = np.stack([1.0 - r1, r1 * (1.0 - r2), r1 * r2], axis=1)
+        points = np.einsum("nk,nkd->nd", barycentric, tris[index])
+        keep = rng.random(batch) * upper[index] < values[field.nearest(points)]
         rate = max(float(keep.mean()), 1e-3)
-        kept.append(candidates[keep])
+        kept.append(points[keep])
         have += int(keep.sum())
-    return np.concatenate(kept)[:n] if kept else np.zeros((0, 3))
+        rounds += 1
+        candidates += batch
+    if stats is not None:
+        stats.update(candidates=candidates, rounds=rounds)
+    return np.concatenate(kept)[:n]
 
 
 def _thin_aware_queries(vertices: np.ndarray, faces: np.ndarray, n_total: int, rng: np.random.Generator,
@@ -377,12 +462,12 @@ def _thin_aware_queries(vertices: np.ndarray, faces: np.ndarray, n_total: int, r
     n_first, n_second, n_thin, n_uniform = config.bands(n_total)
     field = _ThicknessField(vertices, faces, rng, need_thin=n_thin > 0)
     if config.near_allocation == "thickness":
-        surface = _weighted_surface_points(vertices, faces, n_first, rng, field.allocation_weight)
+        surface = _weighted_surface_points(vertices, faces, n_first, rng, field, field.allocation_values())
     else:
         surface = sample_surface(vertices, faces, n_first, rng).points.astype(np.float64)
     first = surface + rng.normal(0.0, np.sqrt(config.variance), size=(n_first, 3))
     second = surface + rng.normal(0.0, np.sqrt(config.second_variance), size=(n_second, 3))
-    thin_surface = _weighted_surface_points(vertices, faces, n_thin, rng, field.thin_weight)
+    thin_surface = _weighted_surface_points(vertices, faces, n_thin, rng, field, field.thin_values())
     thin = thin_surface + rng.normal(0.0, np.sqrt(config.thin_band_variance), size=(n_thin, 3))
     half = config.bounding_cube_dim / 2
     uniform = rng.uniform(-half, half, size=(n_uniform, 3))

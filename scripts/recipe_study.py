@@ -1,16 +1,18 @@
 """Training-recipe study at a fixed budget (issue 11, item 1), driven by ``main.py train`` / ``evaluate``.
 
-Every variant trains for the same wall-clock budget (``--minutes``, ``train.max_minutes``) with the
-same threads (``train.threads``) on the same shapes, then is measured twice on the *base* data folder
+Every variant trains for the same compute budget, ``--minutes`` CPU-minutes of its training process
+(``train.max_cpu_minutes``: CPU time, not wall-clock time, so other jobs on the machine do not shrink
+one variant's budget more than another's), with the same threads (``train.threads``) on the same shapes,
+then is measured twice on the *base* data folder
 (the same ground truth and held-out observations for every variant):
 
 (a) known shapes: the training split with the run's own trained codes (``evaluate --use-trained-codes``);
 (b) held-out shapes: the test split fitted by TTO (``evaluate``, the TTO defaults unless ``--tto-iterations``).
 
-The schedule fits the budget: a 3-epoch pilot run measures each variant's seconds per epoch, and the
-run gets ``epochs = budget / (seconds per epoch)``; a ``step`` schedule keeps the demo's shape, six
+The schedule fits the budget: a short pilot run measures each variant's CPU seconds per epoch, and the
+run gets ``epochs = budget / (CPU seconds per epoch)``; a ``step`` schedule keeps the demo's shape, six
 halvings over the run (``lr_interval = epochs // 6``), cosine / one-cycle span the epochs anyway.
-``train.max_minutes`` still stops a run that goes slower than its pilot. ``--no-fit-schedule`` keeps
+``train.max_cpu_minutes`` still stops a run that goes slower than its pilot. ``--no-fit-schedule`` keeps
 each variant's own epochs and lets the budget cut it.
 
 Variants are data (:data:`VARIANTS`): preprocessing flags (a variant with flags trains on a second
@@ -87,6 +89,14 @@ VARIANTS: dict[str, Variant] = {
     "colour_detach": Variant("colour gradients stopped at the trunk", sets=("model.colour_detach_trunk=true",)),
     "colour_w02": Variant("colour weight 0.2 instead of 0.5", sets=("train.colour_weight=0.2",)),
     "no_colour": Variant("geometry only (no colour head): colour's cost to geometry", train_args=("--no-colour",)),
+    # combinations of the switches the 5-minute pilot found promising (docs/results.md)
+    "cos_curr": Variant("cosine schedule + curriculum", sets=("train.lr_schedule=cosine", "train.curriculum=true")),
+    "cos_curr_f2": Variant("cosine schedule + curriculum + 2 Fourier frequencies",
+                           sets=("train.lr_schedule=cosine", "train.curriculum=true", "model.fourier_frequencies=2")),
+    "cos_curr_f2_thin": Variant("cosine + curriculum + 2 Fourier frequencies + thin-aware sampling",
+                                preprocess=THIN_SAMPLING,
+                                sets=("train.lr_schedule=cosine", "train.curriculum=true",
+                                      "model.fourier_frequencies=2")),
 }
 
 # (summary header in results.json, table header, format)
@@ -137,7 +147,7 @@ class Study:
 
     def train_cmd(self, variant: Variant, data: Path, run_dir: Path, epochs: int, minutes: float,
                   resume: bool) -> list[str]:
-        sets = [*DEMO_SETS, f"train.threads={self.args.threads}", f"train.max_minutes={minutes:g}",
+        sets = [*DEMO_SETS, f"train.threads={self.args.threads}", f"train.max_cpu_minutes={minutes:g}",
                 "train.checkpoint_every=10"]
         if self.args.fit_schedule and not any(s.startswith("train.lr_schedule=") for s in variant.sets):
             sets.append(f"train.lr_interval={max(1, epochs // 6)}")  # the demo's six halvings within the run
@@ -168,11 +178,12 @@ class Study:
         if not (pilot / "log.csv").is_file() and not self.run(cmd, f"{name}: pilot"):
             return None
         with (pilot / "log.csv").open(newline="") as handle:
-            seconds = [0.0] + [float(r["seconds"]) for r in csv.DictReader(handle)]
+            seconds = [0.0] + [float(r["cpu_seconds"]) for r in csv.DictReader(handle)]
         steps = [b - a for a, b in zip(seconds[:-1], seconds[1:], strict=True)]
         per_epoch = statistics.median(steps[len(steps) // 2:])
         epochs = max(1, int(60.0 * self.args.minutes / max(per_epoch, 1e-6)))
-        print(f"# {name}: {per_epoch:.2f} s per epoch in the pilot -> {epochs} epochs in {self.args.minutes:g} min",
+        print(f"# {name}: {per_epoch:.2f} CPU-s per epoch in the pilot -> {epochs} epochs in {self.args.minutes:g} "
+              "CPU-min",
               flush=True)
         return epochs
 
@@ -221,10 +232,12 @@ class Study:
         folder = self.args.out / name
         stats = json.loads((folder / "run" / "stats.json").read_text())
         meta = json.loads((folder / "study_run.json").read_text())
-        threads = int(meta["threads"]) or os.cpu_count() or 1
         cut = (stats.get("time_budget") or {}).get("stopped_early")
+        cpu_seconds = stats.get("train_cpu_seconds")
+        if cpu_seconds is None:  # a run of an older study: wall-clock seconds x threads
+            cpu_seconds = float(stats.get("train_seconds", 0.0)) * (int(meta["threads"]) or os.cpu_count() or 1)
         row: dict[str, Any] = {"variant": name, "epochs": f"{stats.get('epochs')}{' (cut)' if cut else ''}",
-                               "cpu_minutes": float(stats.get("train_seconds", 0.0)) * threads / 60.0}
+                               "cpu_minutes": float(cpu_seconds) / 60.0}
         for part in ("known", "heldout"):
             summary = json.loads((folder / f"eval_{part}" / "results.json").read_text())["summary"]["all"]
             for key, _, _ in _METRICS + (("gt components", "", ""),):
@@ -259,7 +272,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="study folder (one sub-folder per variant)")
     parser.add_argument("--variants", default="baseline,curriculum,surface,cosine,wide,thin_sampling",
                         help=f"comma list of {', '.join(VARIANTS)} (or 'all')")
-    parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget per variant")
+    parser.add_argument("--minutes", type=float, default=10.0,
+                        help="training budget per variant in CPU-minutes of the training process")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per run")
     parser.add_argument("--no-fit-schedule", dest="fit_schedule", action="store_false",
                         help="no pilot: each variant's own epochs (600), cut by the budget")
@@ -299,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     table = table_markdown(rows)
-    title = (f"# Recipe study: {args.minutes:g} min per variant, {args.threads} threads, data {args.data}\n\n"
+    title = (f"# Recipe study: {args.minutes:g} CPU-min per variant, {args.threads} threads, data {args.data}\n\n"
              "Each cell: known shapes (trained codes) / held-out shapes (TTO). floaters % = shapes with a "
              "component holding < 5 % of the area besides the main ones (core.metrics.mesh_components); "
              "epochs (cut): the budget ended the run before its schedule did.\n\n")

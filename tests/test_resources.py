@@ -52,10 +52,10 @@ def test_demo_files_agree_with_the_checkpoint(demo):
 
     config = json.loads((DEMO / "config.json").read_text())
     assert demo.full_config["model"] == config["model"] and demo.full_config["train"] == config["train"]
-    assert demo.stats["epochs"] == config["train"]["epochs"] == 600
+    assert demo.stats["epochs"] == config["train"]["epochs"] == 1600
     with open(DEMO / "training_log.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert int(rows[-1]["epoch"]) == 600 and float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    assert int(rows[-1]["epoch"]) == 1600 and float(rows[-1]["loss"]) < float(rows[0]["loss"])
     raw = read_checkpoint(DEMO / "demo.pt")
     assert "optimizer" not in raw and "rng" not in raw  # the inference-only export
 

@@ -172,3 +172,36 @@ def test_cli_flags_reach_the_files_and_a_resume_with_other_settings_is_refused(t
     assert "1 already done" in capsys.readouterr().out
     assert main.main([*common, "--thin-band-variance", "-1"]) == 2
     assert "--thin-band-variance" in capsys.readouterr().err
+
+
+def _box_with_a_thin_rod() -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
+    """(box with one thin short rod on top, the rod alone), unit-sphere frame: the rod is ~0.3 % of the area."""
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    rod = trimesh.creation.cylinder(radius=0.01, height=0.3, sections=12)
+    rod.apply_translation((0.2, 0.1, 0.5 + 0.15))
+    mesh = trimesh.util.concatenate([box, rod])
+    centre = (mesh.vertices.max(0) + mesh.vertices.min(0)) / 2
+    scale = 1.0 / np.linalg.norm(mesh.vertices - centre, axis=1).max()
+    for part in (mesh, rod):
+        part.vertices = (part.vertices - centre) * scale
+    return mesh, rod
+
+
+def test_thin_band_on_a_tiny_thin_part_draws_a_bounded_number_of_candidates():
+    # regression: area-uniform candidates kept with the thin acceptance needed ~1 / (thin share of the
+    # surface) candidates per point (airplane_005 ran for > 10 minutes); the proposal now follows the acceptance
+    from core.sampling import _ThicknessField, _weighted_surface_points
+
+    mesh, rod = _box_with_a_thin_rod()
+    vertices, faces = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
+    field = _ThicknessField(vertices, faces, np.random.default_rng(0), need_thin=True)
+    values = field.thin_values()
+    assert 0 < (values > 0).mean() < 0.02  # the thin part is a sliver: area-uniform candidates would mostly fail
+    n, stats = 5000, {}
+    points = _weighted_surface_points(vertices, faces, n, np.random.default_rng(1), field, values, stats)
+    assert points.shape == (n, 3) and len(np.unique(points, axis=0)) == n
+    assert stats["candidates"] < 10 * n, stats  # old sampler: > 1 / 0.02 = 50 candidates per point
+    # the points sit on the rod (cells of rod reference points reach a little onto the box top)
+    assert np.quantile(_distance(points, rod), 0.9) < 0.02
+    again = _weighted_surface_points(vertices, faces, n, np.random.default_rng(1), field, values)
+    np.testing.assert_array_equal(points, again)

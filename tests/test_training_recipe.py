@@ -27,7 +27,7 @@ from core.model.checkpoint import read_checkpoint
 from core.samples import read_samples, write_samples
 from core.sdf_dataset import SdfDataSet
 from core.training import build_run_config, train
-from core.training.config import CURRICULUM_EPS, CURRICULUM_LAMBDA
+from core.training.config import CURRICULUM_EPS, CURRICULUM_LAMBDA, RunConfig, TrainConfig
 from core.training.trainer import _batch_tensors, _step, curriculum_stage, learning_rates
 from core.tto.losses import curriculum_l1
 
@@ -208,8 +208,28 @@ def test_surface_supervision_needs_surface_points(data_dir, tmp_path):
 
 # -- learning-rate schedules -------------------------------------------------------------------
 
-def test_default_schedule_is_todays_step_schedule():
-    config = build_run_config("default")
+def test_every_model_preset_has_its_training_recipe(tmp_path):
+    from core.model.config import PRESETS
+    from core.training.config import TRAIN_PRESETS
+
+    assert set(TRAIN_PRESETS) == set(PRESETS)
+    paper = build_run_config("paper").train  # DeepSDF's specs.json
+    assert (paper.epochs, paper.shapes_per_batch, paper.samples_per_shape) == (2001, 64, 16384)
+    assert (paper.lr_decoder, paper.lr_codes, paper.lr_interval, paper.lr_schedule) == (5e-4, 1e-3, 500, "step")
+    for name, values in TRAIN_PRESETS.items():
+        train_config = build_run_config(name).train
+        assert all(getattr(train_config, k) == v for k, v in values.items())
+        untouched = [f for f in TrainConfig.__dataclass_fields__ if f not in values]
+        assert all(getattr(train_config, f) == getattr(TrainConfig(), f) for f in untouched)
+    # a config file naming another preset takes that preset's recipe; --set still wins over both
+    toml = tmp_path / "run.toml"
+    toml.write_text('[model]\npreset = "paper"\n')
+    config = build_run_config("default", toml, overrides=["train.epochs=7"])
+    assert config.model.preset == "paper" and config.train.shapes_per_batch == 64 and config.train.epochs == 7
+
+
+def test_the_dataclass_default_schedule_is_the_step_schedule():
+    config = RunConfig(train=TrainConfig())
     t = config.train
     assert t.lr_schedule == "step" and not t.curriculum and t.surface_weight == t.normal_weight == t.max_minutes == 0
     for epoch in (0, 199, 200, 450, 499):
@@ -294,6 +314,25 @@ def test_time_budget_stops_after_an_epoch_and_resumes_exactly(data_dir, tmp_path
     # and a later resume may extend the run as before
     assert main.main(["train", "--out", str(run), "--resume", "--epochs", "4", "--no-progress"]) == 0
     assert read_checkpoint(run / "checkpoints" / "latest.pt")["epoch"] == 4
+
+
+def test_cpu_budget_counts_process_cpu_time_and_resumes(data_dir, tmp_path, caplog):
+    """train.max_cpu_minutes: the CPU seconds are logged, counted over the resume, and stop the run."""
+    run = tmp_path / "run"
+    with caplog.at_level(logging.WARNING, logger="core.training.trainer"):
+        result = train(_config(3, "train.max_cpu_minutes=1e-9"), data_dir, run, progress=False)
+    assert result.stopped_by_time and result.epochs_done == 1
+    stats = json.loads((run / "stats.json").read_text())
+    budget = stats["time_budget"]
+    assert budget["max_cpu_minutes"] == 1e-9 and budget["stopped_early"] and budget["cpu_seconds"] > 0
+    assert stats["train_cpu_seconds"] == pytest.approx(budget["cpu_seconds"])
+    with (run / "log.csv").open(newline="") as handle:
+        first = [float(r["cpu_seconds"]) for r in csv.DictReader(handle)]
+    again = train(_config(3, "train.max_cpu_minutes=1e-9"), data_dir, run, resume=True, progress=False)
+    assert again.stopped_by_time and again.epochs_done == 2
+    with (run / "log.csv").open(newline="") as handle:
+        both = [float(r["cpu_seconds"]) for r in csv.DictReader(handle)]
+    assert both[0] == first[0] and both[1] > both[0]  # counted over the whole run, resumes included
 
 
 def test_a_budget_that_is_not_spent_changes_nothing(data_dir, tmp_path):

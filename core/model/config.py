@@ -29,7 +29,7 @@ class ModelConfig:
     """Dropout probability after every hidden layer (DeepSDF: 0.2); 0 disables it."""
     weight_norm: bool = True
     """Weight normalisation on every trunk layer, as DeepSDF."""
-    fourier_frequencies: int = 4
+    fourier_frequencies: int = 2
     """Fourier features of xyz: sin/cos at 2^0..2^(F-1) * pi; 0 gives raw xyz (DeepSDF)."""
     conditioning: Conditioning = "embedding"
     """How the class enters the network: none | onehot | embedding | text."""
@@ -91,9 +91,10 @@ PRESETS: dict[str, dict] = {
     "paper": dict(hidden_dims=(512,) * 8, latent_in=(4,), code_size=256, dropout=0.2, weight_norm=True,
                   fourier_frequencies=0, colour_hidden=128, colour_code_size=64),
     # Sized for a 2-core CPU: ~20x cheaper per point than `paper` (benchmarks/bench_training.py,
-    # docs/benchmarks.md) so the viewer stays interactive; Fourier features recover thin detail.
+    # docs/benchmarks.md) so the viewer stays interactive; Fourier features recover thin detail, two
+    # frequencies rather than four (the recipe study: fewer broken-off fragments, docs/results.md).
     "default": dict(hidden_dims=(128,) * 6, latent_in=(3,), code_size=64, dropout=0.0, weight_norm=True,
-                    fourier_frequencies=4, colour_hidden=64, colour_code_size=32),
+                    fourier_frequencies=2, colour_hidden=64, colour_code_size=32),
     # For tests and smoke runs only.
     "tiny": dict(hidden_dims=(32,) * 4, latent_in=(2,), code_size=8, dropout=0.0, weight_norm=True,
                  fourier_frequencies=2, colour_hidden=16, colour_code_size=4, condition_size=4),

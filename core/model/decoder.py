@@ -11,6 +11,13 @@ imported experiment of the original code (``core/interop/deepsdf.py``) runs with
 Speed: when one latent is shared by all points (meshing, TTO) the latent's part of every layer
 that reads it is folded into that layer's bias (``W_latent @ z + b``), so those layers cost only
 the xyz columns per point. This is the same arithmetic, not an approximation.
+In training a batch holds B shapes and each point reads its shape's latent: the latent's part is
+computed once per shape, and when the points come as B equal contiguous blocks (the trainer's
+``row = arange(B).repeat_interleave(n)``) it is added by broadcasting over a (B, n, H) view, whose
+backward is a plain sum over n. Other row layouts gather it per point (``[latent_row]``), whose
+backward accumulates with ``index_put_`` (slower, and deterministic only with deterministic
+algorithms on). The colour head's first layer is split the same way, so the colour code is never
+copied per point.
 """
 from __future__ import annotations
 
@@ -101,31 +108,56 @@ class SdfColourDecoder(nn.Module):
             )
         else:
             self.colour_head = None
+        self.fold_blocks = True
+        """Broadcast the per-shape terms over equal contiguous row blocks (False: always gather per point;
+        the same numbers, kept as the reference path for tests and benchmarks)."""
 
     @property
     def has_colour(self) -> bool:
         return self.colour_head is not None
 
     def _layer(self, i: int, layer: nn.Module, x: torch.Tensor | None, enc: torch.Tensor,
-               latent: torch.Tensor, latent_row: torch.Tensor | None) -> torch.Tensor:
-        """One trunk layer; ``x`` None means the first layer (input = [latent, enc])."""
+               latent: torch.Tensor, latent_row: torch.Tensor | None, block: int) -> torch.Tensor:
+        """One trunk layer; ``x`` None means the first layer (input = [latent, enc]).
+
+        x (N, P) or (B, n, P), enc (N, E). ``block`` = n > 0: the points are B contiguous blocks of n,
+        block b reading latent row b; a layer that reads the latent then returns (B, n, H), where the
+        per-shape term broadcasts, else (N, H). Always a fresh tensor, never a view (see the ReLU).
+        """
         reads_input = x is None or i in self.latent_in
+        if x is not None:
+            x = x.flatten(0, -2)
         if not reads_input:
             return layer(torch.cat([x, enc], dim=-1) if self.xyz_in_all else x)
         weight, bias = layer.weight, layer.bias
         prev = 0 if x is None else x.shape[-1]
         lat_end = prev + self.latent_dim
         w_prev, w_lat, w_enc = weight[:, :prev], weight[:, prev:lat_end], weight[:, lat_end:]
-        out = enc @ w_enc.T
+        out = enc @ w_enc.T  # (N, H), a fresh tensor
         if x is not None:
-            out = out + x @ w_prev.T
+            out.addmm_(x, w_prev.T)  # in place: mm keeps its inputs for backward, not its output
         if latent.dim() == 1:
-            out = out + (w_lat @ latent + bias)  # folded: one mat-vec for all points
-        elif latent_row is not None:
-            out = out + (latent @ w_lat.T + bias)[latent_row]  # folded per shape, gathered per point
-        else:
-            out = out + latent @ w_lat.T + bias
-        return out
+            return out + (w_lat @ latent + bias)  # folded: one mat-vec for all points
+        if latent_row is None:
+            return out + latent @ w_lat.T + bias
+        per_shape = torch.addmm(bias, latent, w_lat.T)  # (B, H): folded per shape
+        if block:  # broadcast over each shape's block: backward is a sum over the block
+            return out.view(-1, block, out.shape[-1]) + per_shape[:, None, :]
+        return out + per_shape[latent_row]  # gathered per point: backward accumulates with index_put_
+
+    def _row_block(self, n: int, latent: torch.Tensor, latent_row: torch.Tensor | None) -> int:
+        """Points per shape when ``latent_row`` is ``arange(B).repeat_interleave(n // B)``, else 0.
+
+        latent (B, L); latent_row (n,) long. One O(n) comparison per forward pass.
+        """
+        if not self.fold_blocks or latent_row is None or latent.dim() != 2:
+            return 0
+        shapes = latent.shape[0]
+        if shapes == 0 or n == 0 or n % shapes or latent_row.shape != (n,):
+            return 0
+        block = n // shapes
+        expected = torch.arange(shapes, device=latent_row.device).repeat_interleave(block)
+        return block if torch.equal(latent_row, expected) else 0
 
     def forward(self, xyz: torch.Tensor, latent: torch.Tensor, colour_code: torch.Tensor | None = None,
                 view_dirs: torch.Tensor | None = None, with_colour: bool = True,
@@ -144,27 +176,35 @@ class SdfColourDecoder(nn.Module):
         -------
         sdf (N,), rgb (N, 3) in [0, 1] or None.
         """
+        n = xyz.shape[0]
+        block = self._row_block(n, latent, latent_row)
         enc = self.encoding(xyz)
         x = None
         features = None
         for i, layer in enumerate(self.layers):
-            x = self._layer(i, layer, x, enc, latent, latent_row)
+            x = self._layer(i, layer, x, enc, latent, latent_row, block)
             if self._norm_keys[i] is not None:
                 x = self.layer_norms[self._norm_keys[i]](x)
-            x = torch.relu(x)
+            # In place where x is a fresh tensor (an output of addmm / add / layer norm, none of which keeps its
+            # output for backward); on a view autograd would copy the whole base in the backward.
+            x = torch.relu(x) if x._base is not None else torch.relu_(x)
             if self.dropout_layers is None or i in self.dropout_layers:
                 x = self.dropout(x)
             if i == self.colour_layer:
                 features = x
+        x = x.flatten(0, -2)
         sdf = self.sdf_out(torch.cat([x, enc], dim=-1) if self.xyz_in_all else x)
         if self.config.output_tanh_twice:
             sdf = torch.tanh(sdf)
-        sdf = torch.tanh(sdf).squeeze(-1)
+        sdf = torch.tanh(sdf).reshape(n)
         if not with_colour or self.colour_head is None or colour_code is None:
             return sdf, None
         if self.config.colour_detach_trunk:
             features = features.detach()
-        n = xyz.shape[0]
+        features = features.flatten(0, -2)
+        if block and colour_code.dim() == 2:
+            hidden = self._colour_first_layer(features, colour_code, enc, view_dirs, block)
+            return sdf, torch.sigmoid(self.colour_head[1:](hidden)).reshape(n, 3)
         if colour_code.dim() == 1:
             code = colour_code.expand(n, -1)
         elif latent_row is not None:
@@ -176,3 +216,23 @@ class SdfColourDecoder(nn.Module):
             parts.append(view_dirs if view_dirs is not None else torch.zeros_like(xyz))
         rgb = torch.sigmoid(self.colour_head(torch.cat(parts, dim=-1)))
         return sdf, rgb
+
+    def _colour_first_layer(self, features: torch.Tensor, colour_code: torch.Tensor, enc: torch.Tensor,
+                            view_dirs: torch.Tensor | None, block: int) -> torch.Tensor:
+        """The colour head's first linear layer on [features, code, enc(, view)] in block layout.
+
+        features (N, F), colour_code (B, Dc), enc (N, E), view_dirs (N, 3) or None -> (B, n, hidden):
+        the code's part is computed once per shape and broadcast over its block, so the (N, F + Dc + E)
+        input and the per-point copies of the code are never built.
+        """
+        first = self.colour_head[0]
+        weight = first.weight
+        f_end = features.shape[-1]
+        c_end = f_end + colour_code.shape[-1]
+        e_end = c_end + enc.shape[-1]
+        out = features @ weight[:, :f_end].T  # (N, hidden), fresh
+        out.addmm_(enc, weight[:, c_end:e_end].T)
+        if self.config.view_dependent and view_dirs is not None:  # zeros (the default) add nothing
+            out.addmm_(view_dirs, weight[:, e_end:].T)
+        per_shape = torch.addmm(first.bias, colour_code, weight[:, f_end:c_end].T)  # (B, hidden)
+        return out.view(-1, block, out.shape[-1]) + per_shape[:, None, :]

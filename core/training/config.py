@@ -10,7 +10,8 @@ from core.config_io import apply_overrides, from_dict, load_config_file, to_dict
 from core.errors import ConfigError
 from core.model.config import PRESETS, ModelConfig, preset_config
 
-__all__ = ["TrainConfig", "RunConfig", "build_run_config", "resume_changes", "RESUME_MAY_CHANGE", "LR_SCHEDULES",
+__all__ = ["TrainConfig", "RunConfig", "TRAIN_PRESETS", "preset_train_config", "build_run_config", "resume_changes",
+           "RESUME_MAY_CHANGE", "LR_SCHEDULES",
            "CURRICULUM_EPS", "CURRICULUM_LAMBDA"]
 
 
@@ -84,6 +85,12 @@ class TrainConfig:
     training seconds (log.csv's seconds, resumes included): once spent, the run ends there as a normal
     end (checkpoint, log, stats.json's time_budget) and --resume continues it."""
 
+    max_cpu_minutes: float = 0.0
+    """Training budget in CPU-minutes of the training process (0: none): the process's CPU time (user +
+    system, all its threads), counted over the whole run like ``max_minutes``. Unlike wall-clock time
+    it does not grow when other jobs share the machine, so runs compared at "the same budget" (the
+    recipe study) get the same compute however busy the machine is. Stops as ``max_minutes`` does."""
+
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
             if not ok:
@@ -93,7 +100,7 @@ class TrainConfig:
         need(self.shapes_per_batch >= 1, f"shapes_per_batch: {self.shapes_per_batch} must be at least 1")
         need(self.samples_per_shape >= 1, f"samples_per_shape: {self.samples_per_shape} must be at least 1")
         for name in ("lr_decoder", "lr_codes", "code_reg", "colour_weight", "colour_band", "surface_weight",
-                     "normal_weight", "max_minutes"):
+                     "normal_weight", "max_minutes", "max_cpu_minutes"):
             value = getattr(self, name)
             need(math.isfinite(value) and value >= 0, f"{name}: {value} must be a finite number >= 0")
         need(math.isfinite(self.clamp) and self.clamp > 0, f"clamp: {self.clamp} must be a positive number")
@@ -108,6 +115,28 @@ class TrainConfig:
         need(math.isfinite(self.lr_min_factor) and 0 <= self.lr_min_factor <= 1,
              f"lr_min_factor: {self.lr_min_factor} must be a fraction of the start rate, between 0 and 1")
         need(isinstance(self.curriculum, bool), f"curriculum: {self.curriculum!r} must be true or false")
+
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    # DeepSDF's specs.json (examples/chairs): 2,001 epochs of 64 shapes x 16,384 samples, network rate
+    # 5e-4 and code rate 1e-3 halved every 500 epochs, clamp 0.1, code regulariser 1e-4.
+    "paper": dict(epochs=2001, shapes_per_batch=64, samples_per_shape=16384, lr_decoder=5e-4, lr_codes=1e-3,
+                  lr_interval=500, lr_factor=0.5, lr_schedule="step", clamp=0.1, code_reg=1e-4),
+    # The recipe study's winner (docs/results.md "Training recipe"): small batches of 8 shapes x 2,048
+    # samples (many steps on a CPU), a cosine schedule instead of step halvings, Curriculum DeepSDF.
+    "default": dict(shapes_per_batch=8, samples_per_shape=2048, lr_schedule="cosine", curriculum=True),
+    "tiny": dict(),
+}
+"""Training settings of each model preset, on top of :class:`TrainConfig`'s defaults (a preset is a
+whole recipe: ``train --preset paper`` trains as DeepSDF did, ``default`` as this project's study found
+best, see docs/results.md "Training recipe")."""
+
+
+def preset_train_config(name: str) -> TrainConfig:
+    """The training settings of preset ``name`` (:data:`TRAIN_PRESETS` over the dataclass defaults)."""
+    if name not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(TRAIN_PRESETS)}")
+    return TrainConfig(**TRAIN_PRESETS[name])
 
 
 @dataclass
@@ -136,7 +165,7 @@ def build_run_config(preset: str | None = "default", file: Path | None = None, o
             data["model"] = to_dict(preset_config(preset))
     else:
         preset = preset or "default"
-        data = to_dict(RunConfig(model=preset_config(preset), train=TrainConfig()))
+        data = to_dict(RunConfig(model=preset_config(preset), train=preset_train_config(preset)))
     if file is not None:
         loaded = load_config_file(file)
         unknown = sorted(set(loaded) - {"model", "train"})
@@ -148,6 +177,8 @@ def build_run_config(preset: str | None = "default", file: Path | None = None, o
         file_preset = loaded.get("model", {}).get("preset")
         if file_preset is not None and file_preset != data["model"].get("preset"):
             data["model"] = to_dict(preset_config(file_preset))
+            if base is None:  # a new run takes the file's preset whole, its training recipe too
+                data["train"] = to_dict(preset_train_config(file_preset))
         for section in ("model", "train"):
             data[section].update(loaded.get(section, {}))
     if overrides:
@@ -158,7 +189,8 @@ def build_run_config(preset: str | None = "default", file: Path | None = None, o
     return from_dict(RunConfig, data, "run config")
 
 
-RESUME_MAY_CHANGE: tuple[str, ...] = ("train.epochs", "train.device", "train.threads", "train.max_minutes")
+RESUME_MAY_CHANGE: tuple[str, ...] = ("train.epochs", "train.device", "train.threads", "train.max_minutes",
+                                      "train.max_cpu_minutes")
 """Settings a resumed run may change: how long it runs and where, not what one step computes.
 
 ``train.epochs`` also sets the length of the cosine / onecycle schedules and of the curriculum's

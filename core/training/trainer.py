@@ -67,7 +67,8 @@ def _log_fields(config: RunConfig) -> list[str]:
     extra = ["eps", "lambda"] if t.curriculum else []
     extra += ["surface"] if t.surface_weight > 0 else []
     extra += ["normal"] if t.normal_weight > 0 else []
-    return _LOG_FIELDS[:-2] + extra + _LOG_FIELDS[-2:]
+    clock = ["cpu_seconds"] if t.max_cpu_minutes > 0 else []
+    return _LOG_FIELDS[:-2] + extra + _LOG_FIELDS[-2:] + clock
 
 
 def _loss_keys(config: RunConfig) -> list[str]:
@@ -287,7 +288,8 @@ def _read_log(run_dir: Path, upto_epoch: int) -> list[dict[str, float]]:
     if not path.exists():
         return []
     with open(path, newline="", encoding="utf-8") as handle:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)
+        # a column added on resume (cpu_seconds of a budget given later) is empty in the rows before it
+        rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)
                 if float(row["epoch"]) <= upto_epoch]
     for row in rows:
         row["epoch"] = int(row["epoch"])  # written back as "3", not "3.0"
@@ -442,11 +444,13 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
 def _deterministic_on_cpu(device: torch.device):
     """Deterministic kernels while a CPU run trains (the previous setting is restored after).
 
-    The per-point gather of the folded code layers (``decoder.py``: ``(...)[latent_row]``) has a
+    The per-point gather of the folded code layers (``decoder.py``: ``(...)[latent_row]``, used for
+    row layouts other than equal contiguous blocks, e.g. with surface points appended) has a
     backward that accumulates with ``index_put_``; with several CPU threads its order of float
     additions varies from run to run, so neither two straight runs nor a resumed one were equal
     bit for bit. The deterministic (sorted) version makes a CPU run a function of its seed and
-    thread count. ``warn_only``: an op without a deterministic version warns instead of failing.
+    thread count. (The plain batch's block broadcast needs no gather: its backward is a sum.)
+    ``warn_only``: an op without a deterministic version warns instead of failing.
     On CUDA the setting stays as it is (cuBLAS would need CUBLAS_WORKSPACE_CONFIG).
     """
     if device.type != "cpu":
@@ -531,15 +535,18 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
 
     stats_base = {"shapes": len(data), "classes": list(data.class_names), "samples_per_shape": t.samples_per_shape,
                   "world_size": world, "device": str(device)}
-    switches = ("curriculum", "surface_weight", "normal_weight", "lr_schedule", "lr_min_factor", "max_minutes")
+    switches = ("curriculum", "surface_weight", "normal_weight", "lr_schedule", "lr_min_factor", "max_minutes",
+                "max_cpu_minutes")
     recipe = {k: getattr(t, k) for k in switches if getattr(t, k) != field_default(TrainConfig, k)}
     if recipe:
         stats_base["recipe"] = recipe
-    if t.max_minutes > 0:
-        stats_base["time_budget"] = {"max_minutes": t.max_minutes, "stopped_early": False}
+    budget = {k: getattr(t, k) for k in ("max_minutes", "max_cpu_minutes") if getattr(t, k) > 0}
+    if budget:
+        stats_base["time_budget"] = {**budget, "stopped_early": False}
     fields = _log_fields(config)
     stopped_by_time = False
     train_seconds = float(history[-1]["seconds"]) if history else 0.0
+    cpu_seconds = float(history[-1].get("cpu_seconds") or 0.0) if history else 0.0
     epoch = start_epoch
     cancelled = False
     checkpoint: Path | None = latest if latest.exists() else None
@@ -554,7 +561,7 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
             batches = [order[i:i + t.shapes_per_batch] for i in range(0, len(order), t.shapes_per_batch)]
             batches = [b for b in batches if len(b) >= world]
             sums = dict.fromkeys(_loss_keys(config), 0.0)
-            tic = time.perf_counter()
+            tic, cpu_tic = time.perf_counter(), time.process_time()
             for global_batch in batches:
                 if is_cancelled(cancel):
                     raise KeyboardInterrupt
@@ -578,17 +585,21 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
             completed = done
             seconds = time.perf_counter() - tic
             train_seconds += seconds
+            cpu_seconds += time.process_time() - cpu_tic
             row = {"epoch": done, **sums, "lr_decoder": lr_net, "lr_codes": lr_codes, "seconds": train_seconds,
                    "samples_per_s": len(data) * t.samples_per_shape / max(seconds, 1e-9)}
+            if t.max_cpu_minutes > 0:
+                row["cpu_seconds"] = cpu_seconds
             if t.curriculum:
                 row["eps"], row["lambda"] = curriculum_stage(config, epoch)
             # The time budget: rank 0's clock decides for all ranks, so every rank stops after the same epoch.
-            out_of_time = t.max_minutes > 0 and done < t.epochs and _all_sum(
-                float(rank == 0 and train_seconds >= 60.0 * t.max_minutes), world, device) > 0
+            spent = (t.max_minutes > 0 and train_seconds >= 60.0 * t.max_minutes) or (
+                t.max_cpu_minutes > 0 and cpu_seconds >= 60.0 * t.max_cpu_minutes)
+            out_of_time = bool(budget) and done < t.epochs and _all_sum(float(rank == 0 and spent), world, device) > 0
             if out_of_time:
                 stopped_by_time = True
-                stats_base["time_budget"] = {"max_minutes": t.max_minutes, "stopped_early": True,
-                                             "epochs_done": done, "seconds": train_seconds}
+                stats_base["time_budget"] = {**budget, "stopped_early": True, "epochs_done": done,
+                                             "seconds": train_seconds, "cpu_seconds": cpu_seconds}
             history.append(row)
             if callback:
                 callback(row)
@@ -607,9 +618,10 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
                     saved_epoch = done
             if out_of_time:
                 if rank == 0:
-                    log.warning("stopped at the time budget after %d epochs (%.1f s of train.max_minutes=%g, counted "
-                                "over the whole run); to go on, --resume with a larger budget "
-                                "(--set train.max_minutes=M, or 0 for none)", done, train_seconds, t.max_minutes)
+                    log.warning("stopped at the time budget after %d epochs (%.1f s, %.1f CPU-s of train.max_minutes=%g"
+                                " / train.max_cpu_minutes=%g, counted over the whole run); to go on, --resume with a "
+                                "larger budget (--set train.max_minutes=M / train.max_cpu_minutes=M, or 0 for none)",
+                                done, train_seconds, cpu_seconds, t.max_minutes, t.max_cpu_minutes)
                 break
     except TrainingDivergedError as exc:
         # The weights of the diverged epoch are NaN/inf: keep them out of every file, but save
@@ -646,6 +658,7 @@ def _save(run_dir: Path, state: dict[str, Any], data, config, stats_base: dict, 
     epoch = int(state["epoch"])
     last = history[-1] if history else {}
     stats = {**stats_base, "epochs": epoch, "train_seconds": float(last.get("seconds", 0.0)),
+             **({"train_cpu_seconds": float(last["cpu_seconds"])} if "cpu_seconds" in last else {}),
              "final_losses": {k: float(last[k])
                               for k in ("loss", "sdf", "colour", "reg", "surface", "normal") if k in last}}
     payload = _payload(state, data, config, stats)

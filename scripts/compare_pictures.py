@@ -1,0 +1,436 @@
+"""Side-by-side pictures: ground truth next to each checkpoint's reconstruction, with numbers.
+
+Rows are shapes of a data set made by ``main.py preprocess`` (the built-in synthetic set, the
+Sweet Home 3D set, a folder of meshes), columns are the ground-truth mesh in its own colours and
+then one column per checkpoint, each shape meshed with the model's colour head. Every cell
+carries its F@1 % and thin-part F@1 % against the ground truth, measured exactly as
+``main.py evaluate`` measures (the sample file's surface points, :func:`core.evaluation.shape_thin_mask`,
+:func:`core.metrics.evaluate_reconstruction`), and the same numbers go into a JSON file beside
+the PNG. So a before/after picture of a training recipe, or real reconstructions next to their
+ground truth, shows what the tables say.
+
+* ``--split train``: each checkpoint's trained code of the shape (looked up by id and class); a
+  checkpoint that never saw the shape gets an empty cell labelled "not trained".
+* ``--split test``: the codes (shape and colour) are fitted by test-time optimisation with
+  :func:`core.tto.fit` under the viewer's defaults (300 iterations, 4,000 samples a step,
+  lr 5e-3, DeepSDF's baseline losses), under the shape's labelled class.
+
+Run under a display (VTK renders off screen but needs one)::
+
+    bash scripts/with_display.sh .venv/bin/python scripts/compare_pictures.py --data data/study_base \\
+        --ckpt demo=resources/demo/demo.pt --split train --out docs/img/compare_demo_train.png
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import sys
+import tempfile
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from results_figures import _render_grid  # noqa: E402
+
+from core.errors import DataSetError, ExplorerError  # noqa: E402
+from core.evaluation import json_safe  # noqa: E402
+from core.io_utils import atomic_write_bytes, atomic_write_json  # noqa: E402
+
+VIEWER_TTO_ITERATIONS = 300
+"""The viewer's TTO panel default (viewer/panels/tto_panel.py); DeepSDF's 800 is TTOConfig's."""
+VIEWER_TTO_SAMPLES = 4000
+"""The viewer's samples per step (viewer/panels/tto_panel.py)."""
+CELL = 260
+"""Pixels per rendered cell (square)."""
+HEADER, CAPTION, LEFT, FOOTER = 48, 22, 170, 26
+"""Pixel bands around the rendered grid: column titles, one caption line under each cell,
+row labels on the left, the per-column means at the bottom."""
+MAX_SURFELS = 8000
+"""Ground-truth points drawn when the source mesh is gone (a picture needs no more)."""
+
+
+class CompareError(ExplorerError):
+    """A bad argument of this script (a checkpoint spec, a shape id, a number out of range)."""
+
+
+@dataclass
+class Column:
+    """One checkpoint column: its title, file and loaded model."""
+
+    name: str
+    path: Path
+    model: Any = None
+
+
+@dataclass
+class Cell:
+    """One reconstruction: mesh arrays for the picture and metrics for the picture and the JSON."""
+
+    status: str
+    """``ok``, ``not trained``, ``empty`` (no surface) or ``failed``."""
+    mesh: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+def parse_checkpoints(specs: Sequence[str]) -> list[Column]:
+    """``NAME=PATH`` specs → columns, checked before any work (names unique, files present)."""
+    columns: list[Column] = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise CompareError(f"--ckpt {spec!r}: expected NAME=PATH (e.g. --ckpt demo=resources/demo/demo.pt).")
+        if any(c.name == name for c in columns):
+            raise CompareError(f"--ckpt {spec!r}: the name {name!r} is used twice; give each checkpoint its own name.")
+        if not Path(path).is_file():
+            raise CompareError(f"--ckpt {spec!r}: {path} does not exist; point it at a checkpoint (.pt) "
+                               "written by 'main.py train'.")
+        columns.append(Column(name, Path(path)))
+    if not columns:
+        raise CompareError("no --ckpt given; add at least one --ckpt NAME=PATH.")
+    return columns
+
+
+def select_shapes(data_dir: Path, split: str, shape_ids: Sequence[str] | None, per_class: int) -> list[Any]:
+    """The rows: ``shape_ids`` (``id`` or ``class/id``) in that order, else the first ``per_class`` per class.
+
+    Raises
+    ------
+    CompareError
+        An id not in the split (naming the split it is in, when it is in the other one).
+    DataSetError
+        No manifest, or an empty split (from :func:`core.evaluation.list_split`).
+    """
+    from core.evaluation import list_split
+
+    if per_class < 1:
+        raise CompareError(f"--per-class {per_class}: must be at least 1.")
+    if not shape_ids:
+        return list_split(data_dir, split, limit=per_class)
+    shapes = list_split(data_dir, split)
+    by_key = {s.id: s for s in shapes} | {f"{s.class_name}/{s.id}": s for s in shapes}
+    missing = [i for i in shape_ids if i not in by_key]
+    if missing:
+        other = "test" if split == "train" else "train"
+        try:
+            elsewhere = {s.id for s in list_split(data_dir, other)} | {f"{s.class_name}/{s.id}"
+                                                                       for s in list_split(data_dir, other)}
+        except DataSetError:
+            elsewhere = set()
+        hints = [f"{i!r}" + (f" (it is in split '{other}': use --split {other})" if i in elsewhere else "")
+                 for i in missing]
+        examples = ", ".join(s.id for s in shapes[:5])
+        raise CompareError(f"--shapes: unknown shape id {', '.join(hints)} in split '{split}' of {data_dir}; "
+                           f"ids there look like: {examples} (see {data_dir / 'manifest.json'}).")
+    return [by_key[i] for i in shape_ids]
+
+
+# --- ground truth ---------------------------------------------------------------------------
+
+def _source_path(shape: Any, data_dir: Path) -> Path | None:
+    """The shape's source mesh: as recorded (relative to the working folder), else relative to the repository."""
+    if shape.source is None:
+        return None
+    for candidate in (Path(shape.source), ROOT / shape.source, data_dir / shape.source):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def ground_truth_picture(shape: Any, gt: dict[str, np.ndarray], data_dir: Path) -> tuple[tuple, str]:
+    """(vertices, faces, colours) of the ground truth in the unit-sphere frame, and what it is.
+
+    The source mesh with per-face colours (texture, material, vertex or face colour sampled at
+    each face's centre) when it is there, moved by the sample file's own normalisation so it
+    lines up with the reconstructions; else the sample file's surface points as small coloured
+    triangles (surfels).
+    """
+    from core.mesh_io import load_mesh
+    from core.normalization import Normalization, normalize_mesh
+
+    path = _source_path(shape, data_dir)
+    if path is not None:
+        try:
+            mesh = load_mesh(path)
+            if "offset" in gt and "scale" in gt:
+                vertices = Normalization(offset=gt["offset"], scale=float(gt["scale"])).apply(mesh.vertices)
+            else:
+                vertices = normalize_mesh(mesh)[0].vertices
+            fi = np.arange(len(mesh.faces))
+            face_rgb = mesh.colours_at(fi, np.full((len(fi), 3), 1.0 / 3.0))
+            return (np.asarray(vertices, np.float32), mesh.faces, face_rgb), "mesh"
+        except (ExplorerError, OSError, ValueError):
+            pass  # the surface points below still show the shape
+    return surfels(gt["surface_points"], gt["surface_normals"], gt.get("surface_rgb")), "surface points"
+
+
+def surfels(points: np.ndarray, normals: np.ndarray, rgb: np.ndarray | None,
+            radius: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A point cloud as one small triangle per point, facing along its normal.
+
+    ``points``, ``normals`` (N, 3); ``rgb`` (N, 3) in [0, 1] or None. Returns vertices (3M, 3),
+    faces (M, 3), per-vertex colours (3M, 3) or None, M = min(N, MAX_SURFELS).
+    """
+    rng = np.random.default_rng(0)
+    keep = rng.choice(len(points), size=min(len(points), MAX_SURFELS), replace=False)
+    p, n = np.asarray(points, np.float64)[keep], np.asarray(normals, np.float64)[keep]
+    n = n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
+    helper = np.where(np.abs(n[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
+    u = np.cross(n, helper)
+    u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+    v = np.cross(n, u)
+    angles = 2 * np.pi * np.arange(3) / 3
+    cos, sin = np.cos(angles)[None, :, None], np.sin(angles)[None, :, None]
+    corners = p[:, None] + radius * (cos * u[:, None] + sin * v[:, None])  # (M, 3 corners, 3)
+    vertices = corners.reshape(-1, 3).astype(np.float32)
+    faces = np.arange(len(vertices), dtype=np.int64).reshape(-1, 3)
+    colours = None if rgb is None else np.repeat(np.asarray(rgb, np.float32)[keep], 3, axis=0)
+    return vertices, faces, colours
+
+
+# --- reconstructions ------------------------------------------------------------------------
+
+def reconstruct(model: Any, shape: Any, gt: dict[str, np.ndarray], thin_mask: np.ndarray, split: str,
+                tto_config: Any, resolution: int, seed: int = 0) -> Cell:
+    """One cell: the shape's codes (trained or fitted), meshed with colours and measured."""
+    from core.evaluation import EvalSettings, _trained_codes, choose_class
+    from core.meshing import extract_mesh
+    from core.metrics import evaluate_reconstruction
+    from core.tto import fit, from_npz
+
+    if split == "train":
+        try:
+            shape_code, colour_code = _trained_codes(model, shape)
+        except DataSetError:
+            return Cell("not trained")
+        class_name, text, used = shape.class_name, None, model  # as core.evaluation does for trained codes
+    else:
+        obs = from_npz(shape.file)
+        choice = choose_class(model, shape, obs, tto_config, EvalSettings(seed=seed))
+        result = fit(model, obs, tto_config, class_name=choice.class_name, text=choice.text, seed=seed,
+                     every=tto_config.iterations)
+        shape_code, colour_code = result.shape_code, result.colour_code
+        class_name, text = result.class_name, result.text
+        used = model.with_decoder(result.decoder_override)
+    condition = used.condition(class_name=class_name, text=text)
+    colour_fn = used.colour_fn(shape_code, colour_code, condition) if used.has_colour else None
+    mesh = extract_mesh(used.sdf_fn(shape_code, condition), resolution, colour_fn, device=used.device)
+    metrics = evaluate_reconstruction(gt, mesh, thin_mask=thin_mask, rng=seed)
+    if mesh.is_empty:
+        return Cell("empty", None, _summary(metrics))
+    return Cell("ok", (mesh.vertices, mesh.faces, mesh.colours), _summary(metrics))
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The numbers kept per cell (percentages for the scores, Chamfer × 10³ as the tables report it)."""
+    def pct(key: str) -> float | None:
+        value = metrics.get(key)
+        return None if value is None or not math.isfinite(value) else round(100.0 * float(value), 2)
+
+    chamfer = metrics.get("chamfer")
+    return {
+        "fscore_1pct": pct("fscore_1pct"),
+        "thin_fscore_1pct": pct("thin_fscore_1pct"),
+        "chamfer_x1e3": None if chamfer is None or not math.isfinite(chamfer) else round(1e3 * float(chamfer), 4),
+        "colour_psnr": None if metrics.get("colour_psnr") is None else round(float(metrics["colour_psnr"]), 2),
+        "components": metrics.get("components"),
+        "gt_components": metrics.get("gt_components"),
+        "n_thin": metrics.get("n_thin"),
+    }
+
+
+# --- picture --------------------------------------------------------------------------------
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def caption(cell: Cell) -> str:
+    if cell.status == "not trained":
+        return "not trained"
+    if cell.status == "failed":
+        return "failed (see JSON)"
+    m = cell.metrics
+    parts = "" if m.get("components") is None else f"  parts {m['components']}"
+    return f"F@1 {_fmt(m.get('fscore_1pct'))}  thin {_fmt(m.get('thin_fscore_1pct'))}" + (
+        "  (empty)" if cell.status == "empty" else parts)
+
+
+def compose(grid_png: Path, titles: list[str], row_labels: list[str], captions: list[list[str]],
+            footers: list[str], note: str) -> bytes:
+    """Add column titles, row labels, a caption under each cell and a footer to the rendered grid (PNG bytes)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    grid = Image.open(grid_png).convert("RGB")
+    rows, cols = len(row_labels), len(titles)
+    size = grid.width // cols
+    width, height = LEFT + grid.width, HEADER + rows * (size + CAPTION) + FOOTER
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=12)
+    for c, title in enumerate(titles):
+        draw.text((LEFT + c * size + size // 2, HEADER // 2), title, fill="black", font=font, anchor="mm")
+    draw.multiline_text((6, 4), "\n".join(textwrap.wrap(note, 26)[:3]), fill="#555555", font=small)
+    for r, label in enumerate(row_labels):
+        top = HEADER + r * (size + CAPTION)
+        canvas.paste(grid.crop((0, r * size, grid.width, (r + 1) * size)), (LEFT, top))
+        wrapped = "\n".join(textwrap.wrap(label, 22, break_on_hyphens=False)[:4])
+        draw.multiline_text((8, top + size // 2), wrapped, fill="black", font=font, anchor="lm")
+        for c, text in enumerate(captions[r]):
+            x = LEFT + c * size + size // 2
+            draw.text((x, top + size + CAPTION // 2), text, fill="black", font=small, anchor="mm")
+            if text == "not trained":
+                draw.text((x, top + size // 2), "not trained", fill="#999999", font=font, anchor="mm")
+        draw.line([(0, top + size + CAPTION - 1), (width, top + size + CAPTION - 1)], fill="#dddddd")
+    bottom = HEADER + rows * (size + CAPTION)
+    draw.text((8, bottom + FOOTER // 2), "mean", fill="black", font=font, anchor="lm")
+    for c, text in enumerate(footers):
+        draw.text((LEFT + c * size + size // 2, bottom + FOOTER // 2), text, fill="black", font=small, anchor="mm")
+    out = io.BytesIO()
+    canvas.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return None if not vals else round(float(np.mean(vals)), 2)
+
+
+# --- the whole run --------------------------------------------------------------------------
+
+def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "train",
+            shape_ids: Sequence[str] | None = None, per_class: int = 1, resolution: int = 128,
+            tto_iterations: int = VIEWER_TTO_ITERATIONS, device: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """Render ``out`` (PNG) and write ``out.with_suffix('.json')``; return the JSON's content.
+
+    Arguments are checked (checkpoints, shapes, numbers) before any model is run. A shape whose
+    reconstruction fails gets a ``failed`` cell with the reason in the JSON; the rest go on.
+    """
+    from tqdm import tqdm
+
+    from core.evaluation import SHAPE_ERRORS, load_ground_truth, shape_thin_mask
+    from core.model import load_trained_model
+    from core.tto import TTOConfig
+
+    if split not in ("train", "test"):
+        raise CompareError(f"--split {split!r}: use train (trained codes) or test (fitted by TTO).")
+    if resolution < 16:
+        raise CompareError(f"--resolution {resolution}: use at least 16 (96 for a quick look, 128 as evaluate does).")
+    if tto_iterations < 1:
+        raise CompareError(f"--tto-iterations {tto_iterations}: must be at least 1.")
+    if out.suffix.lower() != ".png":
+        raise CompareError(f"--out {out}: the picture is written as PNG; give a path ending in .png.")
+    shapes = select_shapes(data_dir, split, shape_ids, per_class)
+    for column in columns:
+        try:
+            column.model = load_trained_model(column.path, device=device)
+        except ExplorerError as exc:
+            raise CompareError(f"--ckpt {column.name}={column.path}: {exc}") from exc
+    tto_config = None if split == "train" else TTOConfig(iterations=tto_iterations, n_samples=VIEWER_TTO_SAMPLES)
+
+    picture_rows, captions, json_rows = [], [], []
+    with tqdm(total=len(shapes) * len(columns), desc="compare", unit="cell") as bar:
+        for shape in shapes:
+            try:
+                gt = load_ground_truth(shape.file)
+                thin_mask, mask_from = shape_thin_mask(shape, gt)
+                gt_mesh, gt_kind = ground_truth_picture(shape, gt, data_dir)
+            except SHAPE_ERRORS as exc:  # a damaged sample file: the row says so, the others go on
+                tqdm.write(f"{shape.class_name}/{shape.id}: {exc}")
+                gt, thin_mask, mask_from, gt_mesh, gt_kind = None, np.zeros(0, bool), None, None, "failed"
+            cells: dict[str, Cell] = {}
+            for column in columns:
+                if gt is None:
+                    cells[column.name] = Cell("failed", error="ground truth unreadable (see the log)")
+                    bar.update(1)
+                    continue
+                try:
+                    cells[column.name] = reconstruct(column.model, shape, gt, thin_mask, split, tto_config,
+                                                     resolution, seed)
+                except SHAPE_ERRORS as exc:
+                    cells[column.name] = Cell("failed", error=str(exc) or type(exc).__name__)
+                    tqdm.write(f"{shape.class_name}/{shape.id} with {column.name}: {cells[column.name].error}")
+                bar.update(1)
+            picture_rows.append([gt_mesh] + [cells[c.name].mesh for c in columns])
+            gt_parts = next((cell.metrics["gt_components"] for cell in cells.values()
+                             if cell.metrics.get("gt_components") is not None), None)
+            captions.append([gt_kind + ("" if gt_parts is None else f"  parts {gt_parts}")]
+                            + [caption(cells[c.name]) for c in columns])
+            json_rows.append({
+                "class": shape.class_name, "id": shape.id, "ground_truth": gt_kind, "thin_mask_from": mask_from,
+                "n_thin": int(np.count_nonzero(thin_mask)),
+                "cells": {name: {"status": cell.status, **cell.metrics, **({"error": cell.error} if cell.error else {})}
+                          for name, cell in cells.items()},
+            })
+
+    means = {c.name: {key: _mean([r["cells"][c.name].get(key) for r in json_rows])
+                      for key in ("fscore_1pct", "thin_fscore_1pct")} for c in columns}
+    how = "trained codes" if split == "train" else f"TTO, {tto_iterations} iterations"
+    titles = ["ground truth"] + [c.name for c in columns]
+    footers = [""] + [f"F@1 {_fmt(means[c.name]['fscore_1pct'])}  thin {_fmt(means[c.name]['thin_fscore_1pct'])}"
+                      for c in columns]
+    with tempfile.TemporaryDirectory(prefix="compare_") as tmp:
+        grid_png = Path(tmp) / "grid.png"
+        _render_grid(picture_rows, [], grid_png, size=CELL)
+        png = compose(grid_png, titles, [f"{s.class_name}/{s.id}" for s in shapes], captions, footers,
+                      f"{split} split: {how}; F@1 % / thin F@1 % / connected parts")
+    atomic_write_bytes(out, png)
+    report = {
+        "data": str(data_dir), "split": split, "how": how, "resolution": resolution, "seed": seed,
+        "checkpoints": {c.name: str(c.path) for c in columns},
+        "tto": None if tto_config is None else tto_config.to_dict(),
+        "metrics": "percent for fscore_1pct / thin_fscore_1pct (core.metrics, 1 % of the object size)",
+        "mean": means,
+        "rows": json_rows,
+    }
+    atomic_write_json(out.with_suffix(".json"), json_safe(report))
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", required=True, type=Path, help="data set folder written by 'main.py preprocess'")
+    p.add_argument("--ckpt", required=True, action="append", metavar="NAME=CKPT",
+                   help="a checkpoint column (repeat for more): its title and .pt file")
+    p.add_argument("--out", required=True, type=Path, help="PNG to write (its metrics go to the same name .json)")
+    p.add_argument("--split", default="train", choices=("train", "test"),
+                   help="train: trained codes; test: fitted by TTO (default: train)")
+    p.add_argument("--shapes", nargs="+", metavar="ID", help="shape ids (or class/id) in this order")
+    p.add_argument("--per-class", type=int, default=1, help="without --shapes: the first K shapes per class")
+    p.add_argument("--resolution", type=int, default=128, help="marching-cubes grid (default 128, as evaluate)")
+    p.add_argument("--tto-iterations", type=int, default=VIEWER_TTO_ITERATIONS,
+                   help=f"test split: TTO steps (default {VIEWER_TTO_ITERATIONS}, the viewer's)")
+    p.add_argument("--device", default=None, help="cpu / cuda (default: CUDA when present)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        columns = parse_checkpoints(args.ckpt)
+        report = compare(args.data, columns, args.out, args.split, args.shapes, args.per_class, args.resolution,
+                         args.tto_iterations, args.device, args.seed)
+    except ExplorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, mean in report["mean"].items():
+        print(f"{name}: F@1 {_fmt(mean['fscore_1pct'])} %, thin F@1 {_fmt(mean['thin_fscore_1pct'])} % "
+              f"over {len(report['rows'])} shapes")
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
