@@ -215,6 +215,30 @@ def face_areas_and_normals(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.
     return 0.5 * double_area, normals
 
 
+def _draw_in_triangles(tris: np.ndarray, weights: np.ndarray, n: int,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` points in triangles ``tris`` (T, 3, 3), a triangle with probability ∝ ``weights`` (T,) >= 0.
+
+    Returns (index (n,) int64, barycentric (n, 3), points (n, 3) float64). Inverse-CDF draws (the same
+    draws and triangles whatever numpy's choice() does), then a uniform point inside the triangle by the
+    square-root warp of two uniforms (DeepSDF's ``SamplePointFromTriangle``); three ``rng.random(n)``
+    calls in that order.
+    """
+    cdf = np.cumsum(weights)
+    index = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
+    # Rounding can put a draw exactly at cdf[-1]; it belongs to the last triangle with weight.
+    index = np.minimum(index, np.flatnonzero(weights > 0)[-1]).astype(np.int64)
+    r1 = np.sqrt(rng.random(n))
+    r2 = rng.random(n)
+    barycentric = np.stack([1.0 - r1, r1 * (1.0 - r2), r1 * r2], axis=1)
+    return index, barycentric, np.einsum("nk,nkd->nd", barycentric, tris[index])
+
+
+def _triangle_areas(tris: np.ndarray) -> np.ndarray:
+    """(T,) areas of triangles ``tris`` (T, 3, 3)."""
+    return 0.5 * np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1)
+
+
 def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator) -> SurfaceSample:
     """Draw ``n`` points uniformly over the surface area of a triangle mesh.
 
@@ -249,17 +273,7 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.rand
     if not np.isfinite(total) or total <= 0:
         raise ValueError("the mesh has zero (or non-finite) surface area; there is no surface to sample.")
 
-    # Inverse-CDF sampling: same draws, same faces, independent of numpy's choice() internals.
-    cdf = np.cumsum(areas)
-    face_index = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
-    # Rounding can put a draw exactly at cdf[-1]; it belongs to the last face with area.
-    face_index = np.minimum(face_index, np.flatnonzero(areas > 0)[-1]).astype(np.int64)
-
-    r1 = np.sqrt(rng.random(n))
-    r2 = rng.random(n)
-    barycentric = np.stack([1.0 - r1, r1 * (1.0 - r2), r1 * r2], axis=1)
-    tri = vertices[faces[face_index]]
-    points = np.einsum("nk,nkd->nd", barycentric, tri)
+    face_index, barycentric, points = _draw_in_triangles(vertices[faces], areas, n, rng)
     return SurfaceSample(
         points=points.astype(np.float32),
         normals=normals[face_index].astype(np.float32),
@@ -350,14 +364,6 @@ class _ThicknessField:
             return self.thin.astype(np.float64)
         return self.inverse / self.inverse.max()
 
-    def allocation_weight(self, points: np.ndarray) -> np.ndarray:
-        """(n,) :meth:`allocation_values` at surface points ``points`` (n, 3)."""
-        return self.allocation_values()[self.nearest(points)]
-
-    def thin_weight(self, points: np.ndarray) -> np.ndarray:
-        """(n,) :meth:`thin_values` at surface points ``points`` (n, 3)."""
-        return self.thin_values()[self.nearest(points)]
-
 
 _MAX_PROPOSAL_TRIANGLES = 400_000
 """Cap on the sub-triangles of :func:`_proposal_triangles` (memory and set-up time stay bounded)."""
@@ -390,7 +396,7 @@ def _proposal_triangles(vertices: np.ndarray, faces: np.ndarray, field: _Thickne
     a triangle's area in cells with its top value, whatever share of the surface is thin.
     """
     tris = vertices[faces]
-    areas = 0.5 * np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1)
+    areas = _triangle_areas(tris)
     tris = tris[areas > 0]
     spacing = math.sqrt(float(areas.sum()) / len(field.points))
     done_tris: list[np.ndarray] = []
@@ -430,20 +436,13 @@ def _weighted_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rn
     tris, upper = _proposal_triangles(vertices, faces, field, values)
     if not len(tris):
         raise ValueError("the sampling acceptance is 0 on the whole surface; there is nothing to draw from.")
-    areas = 0.5 * np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1)
-    weight = areas * upper
-    cdf = np.cumsum(weight)
-    last = np.flatnonzero(weight > 0)[-1]
+    weight = _triangle_areas(tris) * upper
     kept: list[np.ndarray] = []
     have = rounds = candidates = 0
     rate = 1.0
     while have < n:
         batch = min(int((n - have) / rate * 1.2) + 256, 4_000_000)
-        index = np.minimum(np.searchsorted(cdf, rng.random(batch) * cdf[-1], side="right"), last)
-        r1 = np.sqrt(rng.random(batch))
-        r2 = rng.random(batch)
-        barycentric = np.stack([1.0 - r1, r1 * (1.0 - r2), r1 * r2], axis=1)
-        points = np.einsum("nk,nkd->nd", barycentric, tris[index])
+        index, _, points = _draw_in_triangles(tris, weight, batch, rng)
         keep = rng.random(batch) * upper[index] < values[field.nearest(points)]
         rate = max(float(keep.mean()), 1e-3)
         kept.append(points[keep])
