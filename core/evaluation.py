@@ -53,6 +53,8 @@ __all__ = [
     "check_text_prompt",
     "text_choice",
     "mesh_ground_truth",
+    "trained_codes",
+    "json_safe",
     "SHAPE_ERRORS",
     "summarise",
     "class_table_markdown",
@@ -243,7 +245,11 @@ def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -
     return gt
 
 
-def _trained_codes(model: TrainedModel, shape: EvalShape):
+def trained_codes(model: TrainedModel, shape: EvalShape):
+    """(shape code, colour code or None) the checkpoint trained for ``shape`` (matched by id and class).
+
+    Raises DataSetError when the checkpoint has no code for it (not a training shape of this model).
+    """
     import torch
 
     ids = list(getattr(model, "shape_ids", []) or [])
@@ -412,7 +418,7 @@ def evaluate_split(
             gt = load_ground_truth(shape.file)
             seconds_class = 0.0  # class inference done for an earlier loss set, not timed in t0 here
             if settings.use_trained_codes:
-                code, colour = _trained_codes(model, shape)
+                code, colour = trained_codes(model, shape)
                 result = TTOResult(code, colour, shape.class_name, config=config)
                 row.update(class_source="trained", class_pred=shape.class_name, class_correct=None)
                 t_fit0 = time.perf_counter()

@@ -204,14 +204,14 @@ def surfels(points: np.ndarray, normals: np.ndarray, rgb: np.ndarray | None,
 def reconstruct(model: Any, shape: Any, gt: dict[str, np.ndarray], thin_mask: np.ndarray, split: str,
                 tto_config: Any, resolution: int, seed: int = 0) -> Cell:
     """One cell: the shape's codes (trained or fitted), meshed with colours and measured."""
-    from core.evaluation import EvalSettings, _trained_codes, choose_class
+    from core.evaluation import EvalSettings, choose_class, trained_codes
     from core.meshing import extract_mesh
     from core.metrics import evaluate_reconstruction
     from core.tto import fit, from_npz
 
     if split == "train":
         try:
-            shape_code, colour_code = _trained_codes(model, shape)
+            shape_code, colour_code = trained_codes(model, shape)
         except DataSetError:
             return Cell("not trained")
         class_name, text, used = shape.class_name, None, model  # as core.evaluation does for trained codes
