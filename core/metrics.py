@@ -181,10 +181,39 @@ def mesh_components(vertices: np.ndarray, faces: np.ndarray, floater_share: floa
     dict: ``components`` (int), ``floaters`` (int), ``has_floaters`` (bool), ``largest_share``
     (area share of the largest component, 0..1). An empty mesh: 0, 0, False, 0.0.
     """
+    labels = _face_components(vertices, faces)
+    if labels is None:
+        return {"components": 0, "floaters": 0, "has_floaters": False, "largest_share": 0.0}
+    face_label, share = labels
+    largest = int(np.argmax(share))
+    small = share < floater_share
+    small[largest] = False
+    floaters = int(small.sum())
+    return {"components": int(len(share)), "floaters": floaters, "has_floaters": floaters > 0,
+            "largest_share": float(share[largest])}
+
+
+def main_component_faces(vertices: np.ndarray, faces: np.ndarray, floater_share: float = FLOATER_SHARE) -> np.ndarray:
+    """(F,) bool: the faces of the main components by :func:`mesh_components`' rule (floaters dropped)."""
+    labels = _face_components(vertices, faces)
+    if labels is None:
+        return np.zeros(len(np.asarray(faces).reshape(-1, 3)), bool)
+    face_label, share = labels
+    main = share >= floater_share
+    main[int(np.argmax(share))] = True
+    return main[face_label]
+
+
+def _face_components(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(component of each face (F,), area share of each component (C,)), or None for an empty mesh.
+
+    Faces sharing a vertex are connected; vertices at the same position (to 1e-9 of the diagonal)
+    are welded first (see :func:`mesh_components`).
+    """
     v = np.asarray(vertices, np.float64).reshape(-1, 3)
     f = np.asarray(faces, np.int64).reshape(-1, 3)
     if f.shape[0] == 0 or v.shape[0] == 0:
-        return {"components": 0, "floaters": 0, "has_floaters": False, "largest_share": 0.0}
+        return None
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -203,12 +232,7 @@ def mesh_components(vertices: np.ndarray, faces: np.ndarray, floater_share: floa
     comp_area = np.bincount(face_label, weights=area, minlength=len(used))
     total = float(comp_area.sum())
     share = comp_area / total if total > 0 else np.full(len(used), 1.0 / len(used))
-    largest = int(np.argmax(share))
-    small = share < floater_share
-    small[largest] = False
-    floaters = int(small.sum())
-    return {"components": int(len(used)), "floaters": floaters, "has_floaters": floaters > 0,
-            "largest_share": float(share[largest])}
+    return face_label, share
 
 
 def point_components(points: np.ndarray, radius_fraction: float = 0.02, min_share: float = 0.005) -> int:

@@ -116,18 +116,11 @@ def main_body(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     The main components are the largest and every one holding at least ``FLOATER_SHARE`` (5 %) of the surface
     area; a few specks far from the body would otherwise stretch the bounding box of a flat plate into a cube.
     """
-    import trimesh
+    from core.metrics import main_component_faces
 
-    from core.metrics import FLOATER_SHARE
-
-    mesh = trimesh.Trimesh(np.asarray(vertices, np.float64), np.asarray(faces, np.int64), process=True)
-    parts = mesh.split(only_watertight=False)
-    if len(parts) <= 1:
-        return mesh.vertices
-    areas = np.array([p.area for p in parts])
-    keep = areas >= FLOATER_SHARE * areas.sum()
-    keep[int(np.argmax(areas))] = True
-    return np.vstack([p.vertices for p, k in zip(parts, keep, strict=True) if k])
+    faces = np.asarray(faces, np.int64).reshape(-1, 3)
+    kept = faces[main_component_faces(vertices, faces)]
+    return np.asarray(vertices, np.float64)[np.unique(kept)]
 
 
 def obb_ratio(vertices: np.ndarray, faces: np.ndarray) -> float:

@@ -137,6 +137,17 @@ def test_mesh_components_counts_pieces_and_floaters_by_area_share():
     assert mesh_components(np.zeros((0, 3)), np.zeros((0, 3), np.int64))["components"] == 0
 
 
+def test_main_component_faces_drops_the_floaters_of_the_same_rule():
+    from core.metrics import main_component_faces
+
+    speck = _box_plus(trimesh.creation.icosphere(subdivisions=2, radius=0.05), [3.0, 0.0, 0.0])
+    main = main_component_faces(speck.vertices, speck.faces)
+    assert main.sum() == 12 and np.all(speck.vertices[speck.faces[main]][..., 0] < 1.0)  # the box, not the speck
+    pair = _box_plus(trimesh.creation.box(extents=[1.0, 1.0, 1.0]), [3.0, 0.0, 0.0])
+    assert main_component_faces(pair.vertices, pair.faces).all()  # two main pieces, nothing dropped
+    assert len(main_component_faces(np.zeros((0, 3)), np.zeros((0, 3), np.int64))) == 0
+
+
 def test_point_components_joins_touching_parts_and_splits_far_ones():
     # a box with a rod sticking into it: two separate mesh components, one piece of the object
     mesh = _box_and_rod()
