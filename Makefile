@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= data/synthetic
 
-.PHONY: setup run test test-slow bench data data-real demo clean
+.PHONY: real-model setup run test test-slow bench data data-real demo clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,9 @@ data-real: setup
 
 demo: setup
 	bash scripts/make_demo.sh
+
+real-model: setup
+	bash scripts/make_real_model.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -246,7 +246,9 @@ def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -
 
 
 def trained_codes(model: TrainedModel, shape: EvalShape):
-    """(shape code, colour code or None) the checkpoint trained for ``shape`` (matched by id and class).
+    """(shape code, colour code or None, condition or None) the checkpoint trained for ``shape``
+    (matched by id and class); the condition is the one it was trained with
+    (:meth:`TrainedModel.training_condition`: its own description in a description-trained text model).
 
     Raises DataSetError when the checkpoint has no code for it (not a training shape of this model).
     """
@@ -258,7 +260,9 @@ def trained_codes(model: TrainedModel, shape: EvalShape):
         if sid == shape.id and (cls is None or cls == shape.class_name):
             colours = getattr(model, "colour_codes", None)
             colour = None if colours is None else torch.as_tensor(colours[k]).detach().cpu()
-            return torch.as_tensor(model.shape_codes[k]).detach().cpu(), colour
+            condition = model.training_condition(k)
+            return (torch.as_tensor(model.shape_codes[k]).detach().cpu(), colour,
+                    None if condition is None else condition.detach().cpu())
     raise DataSetError(
         f"shape {shape.class_name}/{shape.id} has no trained code in this checkpoint; "
         "--use-trained-codes only works for the training split of the data set the model was trained on."
@@ -418,7 +422,7 @@ def evaluate_split(
             gt = load_ground_truth(shape.file)
             seconds_class = 0.0  # class inference done for an earlier loss set, not timed in t0 here
             if settings.use_trained_codes:
-                code, colour = trained_codes(model, shape)
+                code, colour, trained_condition = trained_codes(model, shape)
                 result = TTOResult(code, colour, shape.class_name, config=config)
                 row.update(class_source="trained", class_pred=shape.class_name, class_correct=None)
                 t_fit0 = time.perf_counter()
@@ -440,7 +444,10 @@ def evaluate_split(
                     break
             t_mesh0 = time.perf_counter()
             used = model.with_decoder(result.decoder_override)
-            condition = used.condition(class_name=result.class_name, text=result.text)
+            if settings.use_trained_codes:
+                condition = None if trained_condition is None else trained_condition.to(used.device)
+            else:
+                condition = used.condition(class_name=result.class_name, text=result.text)
             mesh = extract_mesh(used.sdf_fn(result.shape_code, condition), settings.resolution,
                                 used.colour_fn(result.shape_code, result.colour_code, condition),
                                 method=settings.mesh_method, device=used.device)  # where the model is

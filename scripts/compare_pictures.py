@@ -211,19 +211,18 @@ def reconstruct(model: Any, shape: Any, gt: dict[str, np.ndarray], thin_mask: np
 
     if split == "train":
         try:
-            shape_code, colour_code = trained_codes(model, shape)
+            shape_code, colour_code, condition = trained_codes(model, shape)
         except DataSetError:
             return Cell("not trained")
-        class_name, text, used = shape.class_name, None, model  # as core.evaluation does for trained codes
+        used = model  # as core.evaluation does for trained codes: the condition the shape was trained with
     else:
         obs = from_npz(shape.file)
         choice = choose_class(model, shape, obs, tto_config, EvalSettings(seed=seed))
         result = fit(model, obs, tto_config, class_name=choice.class_name, text=choice.text, seed=seed,
                      every=tto_config.iterations)
         shape_code, colour_code = result.shape_code, result.colour_code
-        class_name, text = result.class_name, result.text
         used = model.with_decoder(result.decoder_override)
-    condition = used.condition(class_name=class_name, text=text)
+        condition = used.condition(class_name=result.class_name, text=result.text)
     colour_fn = used.colour_fn(shape_code, colour_code, condition) if used.has_colour else None
     mesh = extract_mesh(used.sdf_fn(shape_code, condition), resolution, colour_fn, device=used.device)
     metrics = evaluate_reconstruction(gt, mesh, thin_mask=thin_mask, rng=seed)

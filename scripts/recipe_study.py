@@ -61,6 +61,9 @@ class Variant:
     """Extra plain ``main.py train`` arguments (e.g. ``--no-colour``)."""
     epochs: int = 600
     """Epochs with ``--no-fit-schedule`` (the demo's 600); otherwise the pilot sets them."""
+    heldout_args: tuple[str, ...] = ()
+    """Extra ``main.py evaluate`` arguments of the held-out evaluation (e.g. the text prompt a text model is
+    fitted under); known shapes keep the condition they were trained with, with their trained codes."""
 
 
 DEMO_TRAIN_ARGS = ("--conditioning", "embedding")
@@ -70,6 +73,9 @@ DEMO_SETS = ("train.shapes_per_batch=8", "train.samples_per_shape=2048", "train.
              "train.lr_schedule=step", "train.curriculum=false", "model.fourier_frequencies=4")
 """The previous demo recipe, copied from scripts/make_demo.sh before the study (default preset, 600 epochs,
 step schedule, four Fourier frequencies): the baseline every variant changes."""
+ADOPTED_SETS = ("train.lr_schedule=cosine", "train.curriculum=true", "model.fourier_frequencies=2")
+"""The recipe the study adopted (the ``default`` preset's since issue 11), spelled out because the
+baseline pins the previous one: variants that compare something else on top of today's recipe use it."""
 THIN_SAMPLING = ("--near-allocation", "thickness", "--thin-band-variance", "0.00005", "--balance-sign")
 
 VARIANTS: dict[str, Variant] = {
@@ -100,6 +106,16 @@ VARIANTS: dict[str, Variant] = {
                                 preprocess=THIN_SAMPLING,
                                 sets=("train.lr_schedule=cosine", "train.curriculum=true",
                                       "model.fourier_frequencies=2")),
+    # conditioning on today's recipe (issue 12's table; the same switches as `main.py train --conditioning`)
+    "cond_none": Variant("no class condition, today's recipe", sets=ADOPTED_SETS,
+                         train_args=("--conditioning", "none")),
+    "cond_onehot": Variant("one-hot class, today's recipe", sets=ADOPTED_SETS,
+                           train_args=("--conditioning", "onehot")),
+    "cond_embedding": Variant("learned class embedding, today's recipe", sets=ADOPTED_SETS,
+                              train_args=("--conditioning", "embedding")),
+    "cond_text": Variant("text features of each shape's own description, today's recipe",
+                         sets=(*ADOPTED_SETS, "model.text_source=description"),
+                         train_args=("--conditioning", "text"), heldout_args=("--text-prompt", "description")),
 }
 
 # (summary header in results.json, table header, format)
@@ -155,6 +171,8 @@ class Study:
         if self.args.fit_schedule and not any(s.startswith("train.lr_schedule=") for s in variant.sets):
             sets.append(f"train.lr_interval={max(1, epochs // 6)}")  # the demo's six halvings within the run
         sets += list(variant.sets)
+        if self.args.train_classes:
+            sets.append(f"train.classes={json.dumps(self.args.train_classes)}")
         cmd = self.main_py("train", "--data", str(data), "--out", str(run_dir), *DEMO_TRAIN_ARGS,
                            *variant.train_args, "--epochs", str(epochs), "--no-progress",
                            "--resume" if resume else "--overwrite")
@@ -190,9 +208,12 @@ class Study:
               flush=True)
         return epochs
 
-    def evaluate_cmd(self, ckpt: Path, out: Path, known: bool) -> list[str]:
+    def evaluate_cmd(self, ckpt: Path, out: Path, known: bool, variant: Variant | None = None) -> list[str]:
         cmd = self.main_py("evaluate", "--ckpt", str(ckpt), "--data", str(self.args.data),
-                           "--resolution", str(self.args.resolution), "--out", str(out), "--quiet")
+                           "--resolution", str(self.args.resolution), "--out", str(out), "--quiet",
+                           *(variant.heldout_args if variant and not known else ()))
+        if self.args.train_classes:
+            cmd += ["--classes", *self.args.train_classes]
         cmd += ["--split", "train", "--use-trained-codes"] if known else ["--split", "test"]
         if self.args.limit:
             cmd += ["--limit", str(self.args.limit)]
@@ -227,7 +248,7 @@ class Study:
             if (out / "results.json").is_file() and not self.args.dry_run:
                 print(f"# {name}: {out.name} evaluated already", flush=True)
                 continue
-            if not self.run(self.evaluate_cmd(ckpt, out, known), f"{name}: {out.name}"):
+            if not self.run(self.evaluate_cmd(ckpt, out, known, variant), f"{name}: {out.name}"):
                 return None
         return None if self.args.dry_run else self.collect(name)
 
@@ -286,6 +307,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resolution", type=int, default=128, help="marching-cubes resolution of the evaluation")
     parser.add_argument("--limit", type=int, default=None, help="at most N shapes per class in each evaluation")
     parser.add_argument("--tto-iterations", type=int, default=None, help="TTO steps for held-out shapes")
+    parser.add_argument("--train-classes", nargs="+", default=None,
+                        help="train and evaluate on these classes of --data only (e.g. to keep a class out for "
+                             "scripts/zero_shot_study.py --run)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     names = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]

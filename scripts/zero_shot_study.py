@@ -146,6 +146,8 @@ def table_markdown(rows: list[dict[str, Any]]) -> str:
 
 def train(study: Study, args: argparse.Namespace, classes: list[str]) -> Path | None:
     """Train (or resume) the text model on ``classes``; its checkpoint, or None when training failed."""
+    if args.run is not None:
+        return args.run / "checkpoints" / "latest.pt"
     run_dir = args.out / "run"
     done = args.out / "study_run.json"
     ckpt = run_dir / "checkpoints" / "latest.pt"
@@ -168,6 +170,25 @@ def train(study: Study, args: argparse.Namespace, classes: list[str]) -> Path | 
     return ckpt
 
 
+def _check_run(parser: argparse.ArgumentParser, run: Path, holdout: str) -> list[str]:
+    """The classes ``run`` trained on; a parser error when it is unfinished, not text or saw ``holdout``."""
+    config_path, ckpt = run / "config.json", run / "checkpoints" / "latest.pt"
+    if not (config_path.is_file() and ckpt.is_file()):
+        parser.error(f"--run {run}: no config.json and checkpoints/latest.pt; give a finished 'main.py train' run")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    model, train_cfg = config.get("model", {}), config.get("train", {})
+    if model.get("conditioning") != "text":
+        parser.error(f"--run {run}: conditioning {model.get('conditioning')!r}; the study needs a text model "
+                     "(main.py train --conditioning text --set model.text_source=description)")
+    stats_path = run / "stats.json"  # the classes the run trained on; train.classes is None for "all of --data"
+    stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
+    classes = list(stats.get("classes") or train_cfg.get("classes") or [])
+    if not classes or holdout in classes:
+        parser.error(f"--run {run} trained on {', '.join(classes) or 'every class'}, which includes --holdout "
+                     f"{holdout!r}: train with --set 'train.classes=[...]' without it")
+    return classes
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -176,6 +197,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--holdout", required=True, help="the class left out of training and fitted zero-shot")
     parser.add_argument("--train-classes", nargs="+", default=None,
                         help="train on these classes only (default: every class of --data but --holdout)")
+    parser.add_argument("--run", type=Path, default=None,
+                        help="fit with this finished text run (e.g. recipe_study's cond_text/run trained with "
+                             "--train-classes) instead of training one; it must not have seen --holdout")
     parser.add_argument("--minutes", type=float, default=10.0,
                         help="training budget in CPU-minutes of the training process (recipe_study's)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (training and TTO)")
@@ -199,6 +223,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--train-classes {' '.join(wrong)}: not a class of {args.data} other than --holdout "
                          f"(choose from {', '.join(classes)})")
         classes = [c for c in classes if c in args.train_classes]
+    if args.run is not None:
+        classes = _check_run(parser, args.run, args.holdout)
     args.classes = classes
     if not shapes:
         known = sorted({r["class_name"] for r in manifest.get("shapes", [])})
@@ -249,8 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished parts are kept; run the same command again to go on", file=sys.stderr)
         return 130
     table = table_markdown(rows)
+    trained_how = f"the run {args.run}" if args.run is not None else f"trained {args.minutes:g} CPU-min"
     title = (f"# Zero-shot: {args.holdout} held out\n\n"
-             f"One text model (per-shape descriptions) trained {args.minutes:g} CPU-min on {', '.join(classes)}; all "
+             f"One text model (per-shape descriptions), {trained_how}, on {', '.join(classes)}; all "
              f"{len(shapes)} {args.holdout} shapes (train and test split: the model never saw the class) fitted by "
              f"TTO (baseline losses) at resolution {args.resolution}. none = the mean of the trained classes' "
              f"conditions; nearest class = {nearest} (prompt-embedding cosine {cosines[nearest]:.3f}); "

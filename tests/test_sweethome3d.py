@@ -313,3 +313,47 @@ def test_attribution_keeps_the_creators_of_earlier_runs(library_dir: Path, reser
     assert main.main([*common, "--classes", "lamp"]) == 0
     attribution = (out / "ATTRIBUTION.md").read_text(encoding="utf-8")
     assert "| Chair | Ingoenius |" in attribution and "| Desk lamp | Blend Swap |" in attribution
+
+
+def test_export_real_model_ships_the_trained_items_credits_and_a_card(library_dir: Path, reserved_list: Path,
+                                                                      tmp_path: Path, monkeypatch):
+    """scripts/export_real_model.py: a run on chairs only is packaged with the chair's creator credited (not
+    the lamp's: it was not trained on), a card the Models menu lists, and a checkpoint that loads; a run whose
+    items are under another licence is refused and nothing is written."""
+    import json
+    import sys
+
+    import main
+    from core.bundled_models import RESOURCES_ENV, bundled_models
+    from core.model import load_trained_model
+    from core.training import build_run_config, train
+
+    data = tmp_path / "data"
+    assert main.main(["preprocess", "--source", "sweethome3d", "--library-dir", str(library_dir), "--out", str(data),
+                      "--exclude-hashes", str(reserved_list), "--test-fraction", "0", "--samples", "1500",
+                      "--surface-samples", "200", "--no-progress"]) == 0
+    run = tmp_path / "run"
+    config = build_run_config("tiny", overrides=["train.epochs=2", "train.samples_per_shape=256",
+                                                 'train.classes=["chair"]'])
+    train(config, data, run, progress=False)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import export_real_model
+
+    out = tmp_path / "resources" / "real"
+    argv = ["--run", str(run), "--data", str(data), "--out", str(out), "--title", "Real (test)",
+            "--description", "a chair model"]
+    assert export_real_model.main(argv) == 0
+    attribution = (out / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    assert "| Chair | Ingoenius |" in attribution and "Desk lamp" not in attribution
+    monkeypatch.setenv(RESOURCES_ENV, str(out.parent))
+    (model,) = bundled_models()
+    assert model.key == "real" and model.title == "Real (test)" and "1 Sweet Home 3D" in model.licence
+    assert load_trained_model(model.checkpoint, device="cpu").class_names == ["chair"]
+
+    manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
+    for record in manifest["shapes"]:
+        record["extra"]["licence"] = "proprietary"
+    (data / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    refused = tmp_path / "refused"
+    assert export_real_model.main([*argv[:4], "--out", str(refused), *argv[6:]]) == 2
+    assert not refused.exists()

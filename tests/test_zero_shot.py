@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_analytic_dataset  # tests/ is on sys.path (conftest.py puts it there)
@@ -85,6 +86,40 @@ def test_description_prompt_is_the_condition_the_shape_was_trained_with(describe
     torch.testing.assert_close(first, second)
     torch.testing.assert_close(first, model.condition("ball"), atol=1e-5, rtol=1e-4)
     assert not torch.allclose(first, by_description[0], atol=1e-3)
+
+
+def test_training_shapes_are_shown_and_measured_under_the_condition_they_were_trained_with(described, tmp_path):
+    """A description-trained model's training shape is decoded under its own description, not the class
+    prompt: in the model API, the viewer's training-code selection and ``evaluate --use-trained-codes``
+    (which measured such models under the class prompt before); a class-conditioned model is unchanged."""
+    from core.evaluation import EvalSettings, evaluate_split, list_split, trained_codes
+    from core.model import load_trained_model
+    from core.tto.config import TTOConfig
+
+    model = load_trained_model(described["ckpt"], device="cpu")
+    for shape_id in ("ball0", "slab1"):
+        k = model.index_of(shape_id)
+        own = model.training_condition(k)
+        torch.testing.assert_close(own, model.condition(text=DESCRIPTIONS[shape_id]), atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(own, model.condition(model.shape_classes[k]), atol=1e-3)
+    plain = load_trained_model(described["plain"], device="cpu")
+    k = plain.index_of("slab1")
+    torch.testing.assert_close(plain.training_condition(k), plain.condition("slab"))
+
+    shape = list_split(described["data"], "train", classes=["ball"])[0]
+    code, colour, condition = trained_codes(model, shape)
+    torch.testing.assert_close(condition, model.training_condition(model.index_of(shape.id)))
+    settings = EvalSettings(resolution=24, use_trained_codes=True, n_eval_points=2000, save_meshes=True)
+    (row,) = evaluate_split(model, [shape], TTOConfig.from_losses("baseline"), settings, tmp_path / "eval")
+    import trimesh
+
+    from core.meshing import extract_mesh
+
+    own = extract_mesh(model.sdf_fn(code, condition), 24)
+    prompt = extract_mesh(model.sdf_fn(code, model.condition("ball")), 24)
+    assert not own.is_empty and not row["empty"] and len(own.vertices) != len(prompt.vertices)
+    measured = trimesh.load(tmp_path / "eval" / "meshes" / "ball" / f"{shape.id}.ply", process=False)
+    np.testing.assert_allclose(np.asarray(measured.vertices), own.vertices, atol=1e-5)  # the own-condition mesh
 
 
 def test_mean_condition_is_the_class_agnostic_mean_and_infers_no_class(described):
@@ -178,3 +213,34 @@ def test_zero_shot_study_writes_the_three_condition_table(described, tmp_path):
     assert zero_shot_study.main(argv) == 0
     assert (out / "run" / "checkpoints" / "latest.pt").stat().st_mtime_ns == before
     assert (out / "zero_shot.md").read_text() == table
+
+
+def test_zero_shot_study_fits_with_a_given_run_and_refuses_unfit_runs(described, tmp_path, capsys):
+    """``--run``: a finished text run that never saw the class is used as it is (nothing is trained);
+    a run that is not text-conditioned, or that trained on the held-out class, is refused up front."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import zero_shot_study
+
+    from core.training import build_run_config, train
+
+    config = build_run_config("tiny", overrides=["train.epochs=3", "train.samples_per_shape=256",
+                                                 "train.checkpoint_every=1000", "model.conditioning=text",
+                                                 "model.text_source=description", 'train.classes=["ball"]'])
+    run = tmp_path / "ball_only"
+    train(config, described["data"], run, progress=False)
+    out = tmp_path / "study"
+    argv = ["--data", str(described["data"]), "--out", str(out), "--holdout", "slab", "--run", str(run),
+            "--threads", "1", "--resolution", "32", "--tto-iterations", "5"]
+    assert zero_shot_study.main(argv) == 0
+    report = json.loads((out / "zero_shot.json").read_text())
+    assert report["trained_classes"] == ["ball"] and report["checkpoint"] == str(run / "checkpoints" / "latest.pt")
+    assert not (out / "run").exists()  # nothing trained
+    assert f"the run {run}" in (out / "zero_shot.md").read_text()
+
+    capsys.readouterr()
+    refusals = ((described["plain"], "the study needs a text model"), (described["ckpt"], "includes --holdout"))
+    for bad, reason in refusals:
+        bad_argv = [str(Path(bad).parents[1]) if a == str(run) else a for a in argv]
+        with pytest.raises(SystemExit):
+            zero_shot_study.parse_args(bad_argv)
+        assert reason in capsys.readouterr().err

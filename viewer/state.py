@@ -100,12 +100,12 @@ class ViewerState(QObject):
         self.selection_changed.emit(False)
 
     def training_code(self, index: int) -> CodeSelection:
-        """The learned codes of training shape ``index`` with its class condition."""
+        """The learned codes of training shape ``index`` with the condition it was trained with."""
         m = self.model
         cls = m.shape_classes[index]
         return CodeSelection(m.shape_codes[index].detach().cpu(),
                              None if m.colour_codes is None else m.colour_codes[index].detach().cpu(),
-                             _cpu(m.condition(cls)), f"{cls}/{m.shape_ids[index]}", cls)
+                             _cpu(m.training_condition(index)), f"{cls}/{m.shape_ids[index]}", cls)
 
     # -- codes ---------------------------------------------------------------------------------
     def select(self, selection: CodeSelection, interactive: bool = False, record: bool = True) -> None:

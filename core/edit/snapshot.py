@@ -51,7 +51,7 @@ def codes_of(model, shape_id: str) -> ShapeCodes:
         raise EditError(f"code id {shape_id!r}: shape {sid!r} belongs to class {cls!r}, not "
                         f"{text.split('/', 1)[0]!r}; write {cls}/{sid}")
     colour = None if model.colour_codes is None else model.colour_codes[i].detach().cpu()
-    cond = model.condition(cls)
+    cond = model.training_condition(i)
     return ShapeCodes(model.shape_codes[i].detach().cpu(), colour, None if cond is None else cond.detach().cpu(),
                       cls, f"{cls}/{sid}")
 

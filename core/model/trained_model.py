@@ -97,6 +97,24 @@ class TrainedModel:
 
     # -- conditioning --------------------------------------------------------------------------
     @torch.no_grad()
+    def training_condition(self, index: int) -> torch.Tensor | None:
+        """The condition training shape ``index`` was trained with (None in ``none`` mode).
+
+        Its class's condition, except in a text model trained on per-shape descriptions
+        (``text_source = description``): there each shape was trained under its *own* description,
+        and its code only reproduces the shape under that condition (the class prompt is a
+        different input the decoder met only through the descriptions near it).
+        """
+        if not 0 <= index < len(self.shape_ids):
+            raise ObservationError(f"no training shape {index}; the model has {len(self.shape_ids)} codes")
+        conditioner = self.module.conditioner
+        if conditioner.mode == "none":
+            return None
+        class_index = torch.tensor([self.class_names.index(self.shape_classes[index])], device=self.device)
+        shape_index = torch.tensor([index], device=self.device)
+        return conditioner(class_index, shape_index=shape_index)[0]
+
+    @torch.no_grad()
     def condition(self, class_name: str | None = None, text: str | None = None) -> torch.Tensor | None:
         """The condition vector (Dcond,) for a class or a free prompt; None in ``none`` mode.
 

@@ -1,0 +1,92 @@
+"""Package a training run on Sweet Home 3D data as a bundled model (issue 12, item 3).
+
+Writes ``OUT/`` (e.g. ``resources/real``): the inference checkpoint (no optimiser state), the run's
+``config.json`` and ``training_log.csv``, ``ATTRIBUTION.md`` naming every item the run *trained* on
+(its classes, the train split: CC-BY asks for credit of exactly those) and the ``model.json`` card
+the viewer's Models menu reads (core/bundled_models.py). The README beside them is written by hand:
+it says how the model was made and what it does well and badly.
+
+Refuses (exit 2, nothing written) when a trained item's licence is not CC0 or CC-BY: a model we ship
+must be one we may ship.
+
+    .venv/bin/python scripts/export_real_model.py --run runs/real/cond_embedding/run \\
+        --data data/sweethome3d --out resources/real --title "Real furniture (5 classes)" \\
+        --description "..."   # both default to the card already in --out (a rebuild keeps them)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHIPPABLE_LICENCES = ("CC0-1.0", "CC-BY-3.0", "CC-BY-3.0-US", "CC-BY-4.0")
+CHECKPOINT_NAME = "model.pt"
+
+
+def trained_items(data: Path, classes: list[str]) -> list[dict[str, Any]]:
+    """The manifest records of the train split in ``classes``: what the run saw."""
+    manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
+    return [r for r in manifest.get("shapes", []) if r.get("split") == "train" and r.get("class_name") in classes]
+
+
+def licence_line(items: list[dict[str, Any]]) -> str:
+    counts = Counter(r["extra"]["licence"] for r in items)
+    parts = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+    return (f"Weights: MIT, as the project. Trained on {len(items)} Sweet Home 3D furniture models ({parts}); "
+            "their creators are credited in ATTRIBUTION.md beside the checkpoint.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="finished 'main.py train' run folder")
+    parser.add_argument("--data", type=Path, required=True, help="the Sweet Home 3D data folder it trained on")
+    parser.add_argument("--out", type=Path, required=True, help="bundled-model folder to write, e.g. resources/real")
+    parser.add_argument("--title", help="the card's title (the Models menu's entry; default: OUT/model.json's)")
+    parser.add_argument("--description", help="the card's description (a tooltip; default: OUT/model.json's)")
+    args = parser.parse_args(argv)
+    card_path = args.out / "model.json"
+    old_card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    args.title = args.title or old_card.get("title")
+    args.description = args.description or old_card.get("description")
+    if not (args.title and args.description):
+        parser.error(f"--title and --description are needed: {card_path} does not give them")
+
+    from core.io_utils import atomic_write_bytes, atomic_write_json
+    from core.model.export import export_inference_checkpoint
+
+    stats = json.loads((args.run / "stats.json").read_text(encoding="utf-8"))
+    items = trained_items(args.data, list(stats["classes"]))
+    if len(items) != int(stats["shapes"]):
+        parser.error(f"{args.data}: {len(items)} train-split shapes in {', '.join(stats['classes'])}, but the run "
+                     f"trained {stats['shapes']}: is --data the folder the run trained on?")
+    bad = sorted({r["extra"].get("licence", "?") for r in items} - set(SHIPPABLE_LICENCES))
+    if bad:
+        print(f"refused: trained items under {', '.join(bad)}; ship only CC0 / CC-BY models", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    export_inference_checkpoint(args.run / "checkpoints" / "latest.pt", args.out / CHECKPOINT_NAME)
+    shutil.copyfile(args.run / "config.json", args.out / "config.json")
+    shutil.copyfile(args.run / "log.csv", args.out / "training_log.csv")
+    from core.datasets.sweethome3d import attribution_markdown
+
+    attribution = ("# Models this checkpoint was trained on, and their creators\n\nFrom Debian's "
+                   "sweethome3d-furniture 1.8-1 libraries (train split of " + ", ".join(stats["classes"]) +
+                   "); CC-BY items require this attribution.\n\n" +
+                   attribution_markdown([r["extra"] for r in items]))
+    atomic_write_bytes(args.out / "ATTRIBUTION.md", attribution.encode("utf-8"))
+    atomic_write_json(args.out / "model.json", {"title": args.title, "description": args.description,
+                                                "checkpoint": CHECKPOINT_NAME, "licence": licence_line(items)})
+    size = (args.out / CHECKPOINT_NAME).stat().st_size / 2**20
+    print(f"wrote {args.out} ({len(items)} trained items, checkpoint {size:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
