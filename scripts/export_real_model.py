@@ -1,7 +1,8 @@
 """Package a training run on Sweet Home 3D data as a bundled model (issue 12, item 3).
 
 Writes ``OUT/`` (e.g. ``resources/real``): the inference checkpoint (no optimiser state), the run's
-``config.json`` and ``training_log.csv``, ``ATTRIBUTION.md`` naming every item the run *trained* on
+``config.json`` and ``training_log.csv``, ``trained_items.json`` (id, licence and OBJ digest of each
+trained item), ``ATTRIBUTION.md`` naming every item the run *trained* on
 (its classes, the train split: CC-BY asks for credit of exactly those) and the ``model.json`` card
 the viewer's Models menu reads (core/bundled_models.py). The README beside them is written by hand:
 it says how the model was made and what it does well and badly.
@@ -28,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 SHIPPABLE_LICENCES = ("CC0-1.0", "CC-BY-3.0", "CC-BY-3.0-US", "CC-BY-4.0")
 CHECKPOINT_NAME = "model.pt"
+TRAINED_ITEMS = "trained_items.json"
 
 
 def trained_items(data: Path, classes: list[str]) -> list[dict[str, Any]]:
@@ -81,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
                    "); CC-BY items require this attribution.\n\n" +
                    attribution_markdown([r["extra"] for r in items]))
     atomic_write_bytes(args.out / "ATTRIBUTION.md", attribution.encode("utf-8"))
+    # machine-readable: which item each training code is, so a test can check none is reserved
+    atomic_write_json(args.out / TRAINED_ITEMS, {"items": [
+        {"class": r["class_name"], "id": r["id"], "item_id": r["extra"].get("item_id"),
+         "creator": r["extra"].get("creator"), "licence": r["extra"].get("licence"),
+         "obj_sha256": r["extra"].get("obj_sha256")} for r in items]})
     atomic_write_json(args.out / "model.json", {"title": args.title, "description": args.description,
                                                 "checkpoint": CHECKPOINT_NAME, "licence": licence_line(items)})
     size = (args.out / CHECKPOINT_NAME).stat().st_size / 2**20
