@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     from core.io_utils import atomic_write_bytes, atomic_write_json
     from core.model.export import export_inference_checkpoint
 
+    needed = [args.run / n for n in ("stats.json", "config.json", "log.csv", "checkpoints/latest.pt")]
+    missing = [str(f) for f in needed if not f.is_file()]
+    if missing:
+        parser.error(f"--run {args.run}: missing {', '.join(missing)}; give a finished 'main.py train' run folder")
+    if not (args.data / "manifest.json").is_file():
+        parser.error(f"--data {args.data}: no manifest.json; give the folder 'main.py preprocess' wrote")
     stats = json.loads((args.run / "stats.json").read_text(encoding="utf-8"))
     items = trained_items(args.data, list(stats["classes"]))
     if len(items) != int(stats["shapes"]):

@@ -320,6 +320,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--data {args.data}: no manifest.json; make it with 'main.py preprocess ... --out {args.data}'")
     if args.minutes <= 0 or args.threads < 1:
         parser.error("--minutes must be > 0 and --threads >= 1")
+    if args.train_classes:
+        manifest = json.loads((args.data / "manifest.json").read_text(encoding="utf-8"))
+        known = manifest.get("classes") or sorted({r["class_name"] for r in manifest.get("shapes", [])})
+        wrong = [c for c in args.train_classes if c not in known]
+        if wrong:
+            parser.error(f"--train-classes {' '.join(wrong)}: not a class of {args.data} (classes: {', '.join(known)})")
     args.names = names
     return args
 

@@ -55,3 +55,11 @@ def test_baseline_keeps_the_old_recipe_and_every_class(tmp_path, capsys):
     assert "train.lr_schedule=cosine" not in sets and "model.fourier_frequencies=4" in sets
     assert not any(s.startswith("train.classes=") for s in sets)
     assert "--classes" not in known and "--text-prompt" not in known
+
+
+def test_unknown_train_class_is_refused_up_front(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        _commands(tmp_path, capsys, "--variants", "cond_none", "--train-classes", "chair", "stool")
+    assert "--train-classes stool: not a class of" in capsys.readouterr().err
