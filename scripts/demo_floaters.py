@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     rows: dict[str, list[dict]] = {}
     for class_name in model.class_names:
-        condition = model.condition(class_name)
         for k in model.codes_of_class(class_name)[: args.per_class]:
+            condition = model.training_condition(k)  # the condition the code was trained with
             mesh = extract_mesh(model.sdf_fn(model.shape_codes[k], condition), args.resolution, device="cpu")
             stats = mesh_components(mesh.vertices, mesh.faces)
             stats["gt_components"] = _gt_pieces(model.shape_ids[k])

@@ -279,7 +279,7 @@ def run_study(model, pairs: list[tuple[Endpoint, Endpoint]], resolution: int, ts
     cells: list[list] = []
     bar = tqdm(total=len(pairs) * len(ts), desc="interpolation", disable=not progress)
     for a, b in pairs:
-        ca, cb = model.condition(a.class_name), model.condition(b.class_name)
+        ca, cb = model.training_condition(a.index), model.training_condition(b.index)  # the ends as trained
         col_a = None if model.colour_codes is None else model.colour_codes[a.index]
         col_b = None if model.colour_codes is None else model.colour_codes[b.index]
         measured, row_cells = [], []

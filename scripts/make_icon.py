@@ -28,7 +28,7 @@ def main() -> int:
     model = load_trained_model(ROOT / "resources" / "demo" / "demo.pt")
     index = model.codes_of_class(CLASS)[0]
     code, colour = model.shape_codes[index], model.colour_codes[index]
-    cond = model.condition(CLASS)
+    cond = model.training_condition(index)
     mesh = extract_mesh(model.sdf_fn(code, cond), 128, model.colour_fn(code, colour, cond))
     pl = pv.Plotter(off_screen=True, window_size=(SIZE, SIZE))
     pl.add_mesh(_poly(mesh.vertices, mesh.faces, mesh.colours), scalars="rgb", rgb=True, smooth_shading=True)

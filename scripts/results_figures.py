@@ -96,7 +96,7 @@ def interpolation(model) -> None:
     rows = []
     for a_cls, b_cls in pairs:
         a, b = model.codes_of_class(a_cls)[0], model.codes_of_class(b_cls)[0]
-        ca, cb = model.condition(a_cls), model.condition(b_cls)
+        ca, cb = model.training_condition(a), model.training_condition(b)  # the ends as trained
         row = []
         for t in np.linspace(0, 1, 6):
             code = lerp(model.shape_codes[a], model.shape_codes[b], t)
