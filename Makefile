@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= data/synthetic
 
-.PHONY: real-model setup run test test-slow bench data data-real demo clean
+.PHONY: setup run test test-slow bench data data-real demo real-model clean
 
 setup: $(VENV)/.installed
 

@@ -184,7 +184,7 @@ def mesh_components(vertices: np.ndarray, faces: np.ndarray, floater_share: floa
     labels = _face_components(vertices, faces)
     if labels is None:
         return {"components": 0, "floaters": 0, "has_floaters": False, "largest_share": 0.0}
-    face_label, share = labels
+    _, share = labels
     largest = int(np.argmax(share))
     small = share < floater_share
     small[largest] = False

@@ -22,7 +22,7 @@ import numpy as np
 from core.errors import DataSetError
 from core.samples import read_samples
 
-__all__ = ["TrainingShape", "SdfDataSet", "load_manifest"]
+__all__ = ["TrainingShape", "SdfDataSet", "load_manifest", "manifest_classes"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,11 @@ def load_manifest(data_dir: Path) -> dict:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("shapes"), list):
         raise DataSetError(f"{path}: no 'shapes' list; not a manifest written by `main.py preprocess`.")
     return manifest
+
+
+def manifest_classes(manifest: dict) -> list[str]:
+    """The data set's classes in their manifest order (the ``classes`` list), else its shapes' classes sorted."""
+    return list(manifest.get("classes") or sorted({r["class_name"] for r in manifest["shapes"]}))
 
 
 @dataclass
@@ -121,7 +126,7 @@ class SdfDataSet:
                  classes: list[str] | None = None, seed: int = 0, with_surface: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.manifest = load_manifest(self.data_dir)
-        all_classes = self.manifest.get("classes") or sorted({r["class_name"] for r in self.manifest["shapes"]})
+        all_classes = manifest_classes(self.manifest)
         self.class_names: list[str] = [c for c in all_classes if classes is None or c in classes]
         records = [r for r in self.manifest["shapes"]
                    if (split == "all" or r.get("split", "train") == split) and r["class_name"] in self.class_names]

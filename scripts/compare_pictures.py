@@ -43,11 +43,8 @@ from results_figures import _render_grid  # noqa: E402
 from core.errors import DataSetError, ExplorerError  # noqa: E402
 from core.evaluation import json_safe  # noqa: E402
 from core.io_utils import atomic_write_bytes, atomic_write_json  # noqa: E402
+from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_SAMPLES  # noqa: E402
 
-VIEWER_TTO_ITERATIONS = 300
-"""The viewer's TTO panel default (viewer/panels/tto_panel.py); DeepSDF's 800 is TTOConfig's."""
-VIEWER_TTO_SAMPLES = 4000
-"""The viewer's samples per step (viewer/panels/tto_panel.py)."""
 CELL = 260
 """Pixels per rendered cell (square)."""
 HEADER, CAPTION, LEFT, FOOTER = 48, 22, 170, 26
@@ -124,10 +121,10 @@ def select_shapes(data_dir: Path, split: str, shape_ids: Sequence[str] | None, p
     if missing:
         other = "test" if split == "train" else "train"
         try:
-            elsewhere = {s.id for s in list_split(data_dir, other)} | {f"{s.class_name}/{s.id}"
-                                                                       for s in list_split(data_dir, other)}
+            other_shapes = list_split(data_dir, other)
         except DataSetError:
-            elsewhere = set()
+            other_shapes = []
+        elsewhere = {s.id for s in other_shapes} | {f"{s.class_name}/{s.id}" for s in other_shapes}
         hints = [f"{i!r}" + (f" (it is in split '{other}': use --split {other})" if i in elsewhere else "")
                  for i in missing]
         examples = ", ".join(s.id for s in shapes[:5])
@@ -310,7 +307,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "train",
             shape_ids: Sequence[str] | None = None, per_class: int = 1, resolution: int = 128,
-            tto_iterations: int = VIEWER_TTO_ITERATIONS, device: str | None = None, seed: int = 0) -> dict[str, Any]:
+            tto_iterations: int = INTERACTIVE_ITERATIONS, device: str | None = None, seed: int = 0) -> dict[str, Any]:
     """Render ``out`` (PNG) and write ``out.with_suffix('.json')``; return the JSON's content.
 
     Arguments are checked (checkpoints, shapes, numbers) before any model is run. A shape whose
@@ -336,7 +333,7 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
             column.model = load_trained_model(column.path, device=device)
         except ExplorerError as exc:
             raise CompareError(f"--ckpt {column.name}={column.path}: {exc}") from exc
-    tto_config = None if split == "train" else TTOConfig(iterations=tto_iterations, n_samples=VIEWER_TTO_SAMPLES)
+    tto_config = None if split == "train" else TTOConfig(iterations=tto_iterations, n_samples=INTERACTIVE_SAMPLES)
 
     picture_rows, captions, json_rows = [], [], []
     with tqdm(total=len(shapes) * len(columns), desc="compare", unit="cell") as bar:
@@ -408,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shapes", nargs="+", metavar="ID", help="shape ids (or class/id) in this order")
     p.add_argument("--per-class", type=int, default=1, help="without --shapes: the first K shapes per class")
     p.add_argument("--resolution", type=int, default=128, help="marching-cubes grid (default 128, as evaluate)")
-    p.add_argument("--tto-iterations", type=int, default=VIEWER_TTO_ITERATIONS,
-                   help=f"test split: TTO steps (default {VIEWER_TTO_ITERATIONS}, the viewer's)")
+    p.add_argument("--tto-iterations", type=int, default=INTERACTIVE_ITERATIONS,
+                   help=f"test split: TTO steps (default {INTERACTIVE_ITERATIONS}, the viewer's)")
     p.add_argument("--device", default=None, help="cpu / cuda (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0)
     return p

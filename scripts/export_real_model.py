@@ -7,8 +7,8 @@ trained item), ``ATTRIBUTION.md`` naming every item the run *trained* on
 the viewer's Models menu reads (core/bundled_models.py). The README beside them is written by hand:
 it says how the model was made and what it does well and badly.
 
-Refuses (exit 2, nothing written) when a trained item's licence is not CC0 or CC-BY: a model we ship
-must be one we may ship.
+Refuses (exit 2, nothing written) when a trained item's licence is not one the Sweet Home 3D source
+accepts (CC0 / CC-BY, ``ALL_LICENCES``): a model we ship must be one we may ship.
 
     .venv/bin/python scripts/export_real_model.py --run runs/real/cond_embedding/run \\
         --data data/sweethome3d --out resources/real --title "Real furniture (5 classes)" \\
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -27,7 +26,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SHIPPABLE_LICENCES = ("CC0-1.0", "CC-BY-3.0", "CC-BY-3.0-US", "CC-BY-4.0")
 CHECKPOINT_NAME = "model.pt"
 TRAINED_ITEMS = "trained_items.json"
 
@@ -53,15 +51,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", help="the card's title (the Models menu's entry; default: OUT/model.json's)")
     parser.add_argument("--description", help="the card's description (a tooltip; default: OUT/model.json's)")
     args = parser.parse_args(argv)
-    card_path = args.out / "model.json"
-    old_card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-    args.title = args.title or old_card.get("title")
-    args.description = args.description or old_card.get("description")
-    if not (args.title and args.description):
-        parser.error(f"--title and --description are needed: {card_path} does not give them")
-
+    from core.bundled_models import CARD_NAME
+    from core.datasets.sweethome3d import ALL_LICENCES, attribution_markdown
     from core.io_utils import atomic_write_bytes, atomic_write_json
     from core.model.export import export_inference_checkpoint
+
+    card_path = args.out / CARD_NAME
+    if not (args.title and args.description):  # a rebuild keeps the card's words
+        try:
+            old_card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            parser.error(f"{card_path}: not a readable JSON card ({exc}); fix it or give --title and --description")
+        args.title = args.title or old_card.get("title")
+        args.description = args.description or old_card.get("description")
+    if not (args.title and args.description):
+        parser.error(f"--title and --description are needed: {card_path} does not give them")
 
     needed = [args.run / n for n in ("stats.json", "config.json", "log.csv", "checkpoints/latest.pt")]
     missing = [str(f) for f in needed if not f.is_file()]
@@ -74,15 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     if len(items) != int(stats["shapes"]):
         parser.error(f"{args.data}: {len(items)} train-split shapes in {', '.join(stats['classes'])}, but the run "
                      f"trained {stats['shapes']}: is --data the folder the run trained on?")
-    bad = sorted({r["extra"].get("licence", "?") for r in items} - set(SHIPPABLE_LICENCES))
+    bad = sorted({r["extra"].get("licence", "?") for r in items} - set(ALL_LICENCES))
     if bad:
         print(f"refused: trained items under {', '.join(bad)}; ship only CC0 / CC-BY models", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     export_inference_checkpoint(args.run / "checkpoints" / "latest.pt", args.out / CHECKPOINT_NAME)
-    shutil.copyfile(args.run / "config.json", args.out / "config.json")
-    shutil.copyfile(args.run / "log.csv", args.out / "training_log.csv")
-    from core.datasets.sweethome3d import attribution_markdown
+    atomic_write_bytes(args.out / "config.json", (args.run / "config.json").read_bytes())
+    atomic_write_bytes(args.out / "training_log.csv", (args.run / "log.csv").read_bytes())
 
     attribution = ("# Models this checkpoint was trained on, and their creators\n\nFrom Debian's "
                    "sweethome3d-furniture 1.8-1 libraries (train split of " + ", ".join(stats["classes"]) +
@@ -94,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         {"class": r["class_name"], "id": r["id"], "item_id": r["extra"].get("item_id"),
          "creator": r["extra"].get("creator"), "licence": r["extra"].get("licence"),
          "obj_sha256": r["extra"].get("obj_sha256")} for r in items]})
-    atomic_write_json(args.out / "model.json", {"title": args.title, "description": args.description,
+    atomic_write_json(card_path, {"title": args.title, "description": args.description,
                                                 "checkpoint": CHECKPOINT_NAME, "licence": licence_line(items)})
     size = (args.out / CHECKPOINT_NAME).stat().st_size / 2**20
     print(f"wrote {args.out} ({len(items)} trained items, checkpoint {size:.1f} MiB)")

@@ -74,8 +74,9 @@ DEMO_SETS = ("train.shapes_per_batch=8", "train.samples_per_shape=2048", "train.
 """The previous demo recipe, copied from scripts/make_demo.sh before the study (default preset, 600 epochs,
 step schedule, four Fourier frequencies): the baseline every variant changes."""
 ADOPTED_SETS = ("train.lr_schedule=cosine", "train.curriculum=true", "model.fourier_frequencies=2")
-"""The recipe the study adopted (the ``default`` preset's since issue 11), spelled out because the
-baseline pins the previous one: variants that compare something else on top of today's recipe use it."""
+"""The recipe the study adopted (``cos_curr_f2``, the ``default`` preset's since issue 11), spelled out
+because the baseline pins the previous one: variants that compare something else on top of today's
+recipe use it."""
 THIN_SAMPLING = ("--near-allocation", "thickness", "--thin-band-variance", "0.00005", "--balance-sign")
 
 VARIANTS: dict[str, Variant] = {
@@ -100,12 +101,9 @@ VARIANTS: dict[str, Variant] = {
     "no_colour": Variant("geometry only (no colour head): colour's cost to geometry", train_args=("--no-colour",)),
     # combinations of the switches the 5-minute pilot found promising (docs/results.md)
     "cos_curr": Variant("cosine schedule + curriculum", sets=("train.lr_schedule=cosine", "train.curriculum=true")),
-    "cos_curr_f2": Variant("cosine schedule + curriculum + 2 Fourier frequencies",
-                           sets=("train.lr_schedule=cosine", "train.curriculum=true", "model.fourier_frequencies=2")),
+    "cos_curr_f2": Variant("cosine schedule + curriculum + 2 Fourier frequencies", sets=ADOPTED_SETS),
     "cos_curr_f2_thin": Variant("cosine + curriculum + 2 Fourier frequencies + thin-aware sampling",
-                                preprocess=THIN_SAMPLING,
-                                sets=("train.lr_schedule=cosine", "train.curriculum=true",
-                                      "model.fourier_frequencies=2")),
+                                preprocess=THIN_SAMPLING, sets=ADOPTED_SETS),
     # conditioning on today's recipe (issue 12's table; the same switches as `main.py train --conditioning`)
     "cond_none": Variant("no class condition, today's recipe", sets=ADOPTED_SETS,
                          train_args=("--conditioning", "none")),
@@ -321,8 +319,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.minutes <= 0 or args.threads < 1:
         parser.error("--minutes must be > 0 and --threads >= 1")
     if args.train_classes:
-        manifest = json.loads((args.data / "manifest.json").read_text(encoding="utf-8"))
-        known = manifest.get("classes") or sorted({r["class_name"] for r in manifest.get("shapes", [])})
+        from core.errors import DataSetError
+        from core.sdf_dataset import load_manifest, manifest_classes
+
+        try:
+            known = manifest_classes(load_manifest(args.data))
+        except DataSetError as exc:
+            parser.error(str(exc))
         wrong = [c for c in args.train_classes if c not in known]
         if wrong:
             parser.error(f"--train-classes {' '.join(wrong)}: not a class of {args.data} (classes: {', '.join(known)})")

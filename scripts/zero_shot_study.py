@@ -2,8 +2,9 @@
 
 One text-conditioned model (``conditioning = text``, ``text_source = description``: each training
 shape is conditioned on its own description) is trained by ``main.py train`` on every class of
-``--data`` but ``--holdout``, with today's demo recipe, :mod:`recipe_study`'s budget (``--minutes``
-CPU-minutes of the training process) and its pilot that sizes the schedule. Then every shape of
+``--data`` but ``--holdout``, as :mod:`recipe_study`'s ``cond_text`` variant (today's recipe), with its
+budget (``--minutes`` CPU-minutes of the training process) and its pilot that sizes the schedule; or
+``--run`` names such a run already trained. Then every shape of
 the held-out class, *train and test split alike* (the model never saw the class, so none of its
 shapes is a training shape), is fitted by test-time optimisation (``baseline`` losses) and measured, under
 
@@ -41,7 +42,10 @@ ROOT = SCRIPTS.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(SCRIPTS))
 
-from recipe_study import Study, Variant  # noqa: E402  (scripts/ is not a package)
+from recipe_study import VARIANTS, Study, Variant  # noqa: E402  (scripts/ is not a package)
+
+from core.errors import DataSetError  # noqa: E402
+from core.sdf_dataset import load_manifest, manifest_classes  # noqa: E402
 
 CONDITIONS: tuple[tuple[str, str], ...] = (
     ("none", "class-agnostic mean condition"),
@@ -55,23 +59,14 @@ METRICS = (("F@1 %", "F@1 %", "{:.1f}"), ("thin F@1 %", "thin F@1 %", "{:.1f}"),
            ("CD×10³ mean", "CD×10³ mean", "{:.3f}"), ("CD×10³ median", "CD×10³ median", "{:.3f}"))
 
 
-def read_manifest(data: Path) -> dict[str, Any]:
-    return json.loads((data / "manifest.json").read_text(encoding="utf-8"))
-
-
 def trained_classes(manifest: dict[str, Any], holdout: str) -> list[str]:
     """Every class of the data set but ``holdout``, in manifest order."""
-    names = manifest.get("classes") or sorted({r["class_name"] for r in manifest.get("shapes", [])})
-    return [c for c in names if c != holdout]
+    return [c for c in manifest_classes(manifest) if c != holdout]
 
 
-def variant_for(classes: list[str]) -> Variant:
-    """The demo recipe with per-shape text conditioning, trained on ``classes`` only."""
-    return Variant("text conditioning on per-shape descriptions, one class held out",
-                   # the default preset's recipe (recipe_study's baseline pins the previous one)
-                   sets=("train.lr_schedule=cosine", "train.curriculum=true", "model.fourier_frequencies=2",
-                         "model.text_source=description", f"train.classes={json.dumps(classes)}"),
-                   train_args=("--conditioning", "text"))  # after the demo's --conditioning: argparse keeps it
+TEXT_VARIANT: Variant = VARIANTS["cond_text"]
+"""What the study trains: today's recipe with per-shape text conditioning (recipe_study's ``cond_text``);
+the held-out class is kept out by ``train.classes`` (``Study`` adds it from ``args.train_classes``)."""
 
 
 def nearest_class(model, holdout: str) -> tuple[str, dict[str, float]]:
@@ -93,7 +88,6 @@ def nearest_class(model, holdout: str) -> tuple[str, dict[str, float]]:
 
 def heldout_shapes(data: Path, holdout: str, limit: int | None):
     """Every shape of ``holdout``, the train split then the test split; at most ``limit`` in all."""
-    from core.errors import DataSetError
     from core.evaluation import list_split
 
     shapes = []
@@ -154,7 +148,7 @@ def train(study: Study, args: argparse.Namespace, classes: list[str]) -> Path | 
     if done.is_file() and not args.dry_run:
         print(f"# trained already ({done})", flush=True)
         return ckpt
-    variant = variant_for(classes)
+    variant = TEXT_VARIANT
     epochs = study.calibrate("train", variant, args.data)  # pilot under OUT/train/pilot
     if epochs is None:
         return None
@@ -214,7 +208,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--data {args.data}: no manifest.json; make it with 'main.py preprocess ... --out {args.data}'")
     if args.minutes <= 0 or args.threads < 1 or args.resolution < 8 or (args.limit is not None and args.limit < 1):
         parser.error("--minutes must be > 0, --threads >= 1, --resolution >= 8 and --limit >= 1")
-    manifest = read_manifest(args.data)
+    try:
+        manifest = load_manifest(args.data)
+    except DataSetError as exc:
+        parser.error(str(exc))
     shapes = [r for r in manifest.get("shapes", []) if r.get("class_name") == args.holdout]
     classes = trained_classes(manifest, args.holdout)
     if args.train_classes:
@@ -238,6 +235,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"{args.data}: {len(untexted)} shapes have no text ({', '.join(untexted[:5])}); this study needs "
                      "per-shape descriptions (preprocess with --source synthetic or sweethome3d)")
     args.source_args = None  # recipe_study's Study reads it; the study trains on --data as it is
+    args.train_classes = classes  # Study trains on these only (train.classes): never on the held-out class
     return args
 
 

@@ -18,7 +18,14 @@ from typing import Any
 from core import config_io
 from core.errors import ConfigError
 
-__all__ = ["TTOConfig", "LOSS_PRESETS", "LOSS_SWITCHES", "parse_losses"]
+__all__ = ["TTOConfig", "LOSS_PRESETS", "LOSS_SWITCHES", "parse_losses", "INTERACTIVE_ITERATIONS",
+           "INTERACTIVE_SAMPLES"]
+
+INTERACTIVE_ITERATIONS = 300
+"""The viewer's default TTO steps: a fit a person watches live (DeepSDF's 800 is :class:`TTOConfig`'s).
+Scripts that report "what the viewer gives" (scripts/compare_pictures.py) use the same number."""
+INTERACTIVE_SAMPLES = 4000
+"""The viewer's default SDF samples per TTO step (DeepSDF's 8,000 is :class:`TTOConfig`'s)."""
 
 LOSS_SWITCHES: dict[str, tuple[str, ...]] = {
     "surface": ("surface_term", "normal_term"),

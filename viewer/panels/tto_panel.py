@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.tto import TTOConfig
+from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_SAMPLES
 from core.tto.observations import MESH_SUFFIXES
 from viewer.panels.loss_plot import LossPlot
 from viewer.state import CodeSelection, ViewerState
@@ -105,7 +106,7 @@ class TTOPanel(QWidget):
                                   "(a short fit under every class, lowest loss wins)")
         self.iterations = QSpinBox()
         self.iterations.setRange(1, 5000)
-        self.iterations.setValue(300)
+        self.iterations.setValue(INTERACTIVE_ITERATIONS)
         self.iterations.setToolTip("Optimisation steps (DeepSDF: 800)")
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(4)
@@ -116,7 +117,7 @@ class TTOPanel(QWidget):
         self.samples = QSpinBox()
         self.samples.setRange(100, 50000)
         self.samples.setSingleStep(500)
-        self.samples.setValue(4000)
+        self.samples.setValue(INTERACTIVE_SAMPLES)
         self.samples.setToolTip("SDF samples per step (DeepSDF: 8000)")
         self.every = QSpinBox()
         self.every.setRange(1, 500)
