@@ -10,17 +10,14 @@ worker thread is left alive.
 from __future__ import annotations
 
 import json
-import os
 import threading
 
 import numpy as np
 import pytest
 import torch
+from viewer_window import FULL, PREVIEW, open_main_window, require_viewer  # tests/ is on sys.path; no Qt imported
 
-pytest.importorskip("pytestqt")
-pytest.importorskip("pyvistaqt")
-if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
-    pytest.skip("the viewer tests need a display: run them under xvfb-run (make test does)", allow_module_level=True)
+require_viewer()
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
@@ -34,7 +31,6 @@ from PySide6.QtWidgets import (  # noqa: E402
     QScrollBar,
     QWidget,
 )
-from viewer_window import FULL, PREVIEW, open_main_window  # noqa: E402
 
 from viewer.state import CodeSelection  # noqa: E402
 

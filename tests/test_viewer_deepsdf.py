@@ -9,22 +9,18 @@ dropping the folder.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 import torch
+from viewer_window import open_main_window, require_viewer  # tests/ is on sys.path; no Qt imported
 
-pytest.importorskip("pytestqt")
-pytest.importorskip("pyvistaqt")
-if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
-    pytest.skip("the viewer tests need a display: run them under xvfb-run (make test does)", allow_module_level=True)
+require_viewer()
 
 from deepsdf_experiment import sdf_samples_npz, write_experiment  # noqa: E402
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QFileDialog  # noqa: E402
-from viewer_window import open_main_window  # noqa: E402
 
 TIMEOUT = 60_000
 

@@ -6,11 +6,9 @@ import os
 
 import numpy as np
 import pytest
+from viewer_window import require_viewer  # tests/ is on sys.path; no Qt imported
 
-pytest.importorskip("pytestqt")
-pytest.importorskip("pyvistaqt")
-if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
-    pytest.skip("the viewer tests need a display: run them under xvfb-run (make test does)", allow_module_level=True)
+require_viewer()
 
 from PIL import Image  # noqa: E402
 

@@ -1,25 +1,21 @@
 """The viewer's Models menu and the headless screenshots of every bundled model (``make run``).
 
 The resources root is a tmp folder named by ``DEEPSDF_RESOURCES``, holding two copies of the
-shipped demo checkpoint as ``demo`` and ``real`` (the real-object model is added later) and a
+shipped demo checkpoint as ``demo`` and ``real`` (so adding a model to resources/ changes nothing here) and a
 folder with a broken card. Tests wait on signals and conditions, never on fixed sleeps.
 """
 from __future__ import annotations
 
 import argparse
-import os
 
 import pytest
+from viewer_window import open_main_window, require_viewer  # tests/ is on sys.path; no Qt imported
 
-pytest.importorskip("pytestqt")
-pytest.importorskip("pyvistaqt")
-if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
-    pytest.skip("the viewer tests need a display: run them under xvfb-run (make test does)", allow_module_level=True)
+require_viewer()
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from test_bundled_models import write_model  # noqa: E402
-from viewer_window import open_main_window  # noqa: E402
 
 from core.bundled_models import CARD_NAME, RESOURCES_ENV  # noqa: E402
 

@@ -1,12 +1,29 @@
 """The viewer tests' main window: shown, small resolutions, message boxes recorded, shut down checked.
 
-Shared by tests/test_viewer.py and tests/test_viewer_deepsdf.py (imported inside a fixture, after
-the module has checked that a display is there).
+Shared by the viewer test modules: :func:`require_viewer` is their display guard (called first), and
+:func:`open_main_window` is imported by the modules once the guard has passed.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def require_viewer() -> None:
+    """Skip the calling test module, at import, unless pytest-qt, pyvistaqt and a display are there.
+
+    Call it before the module imports anything of Qt or the viewer (those imports need the display).
+    """
+    import os
+
+    import pytest
+
+    pytest.importorskip("pytestqt")
+    pytest.importorskip("pyvistaqt")
+    if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+        pytest.skip("the viewer tests need a display: run them under xvfb-run (make test does)",
+                    allow_module_level=True)
+
 
 FULL, PREVIEW = 40, 24
 """Resolutions the viewer tests mesh at: small, so a test's meshes cost little on any machine."""
