@@ -2,8 +2,9 @@
 
 For fixed pairs of *training* shapes of different classes (the first training shape of each class,
 in :data:`DEFAULT_PAIRS` order, plus any ``--pair A:B``), the trained codes are blended the way the
-viewer's interpolation panel blends them (:func:`core.latent_ops.blend`, linear: shape code, class
-condition and colour code at the same t) and each blend is meshed at ``--resolution``
+viewer's interpolation panel blends them (:func:`core.latent_ops.blend`, linear: shape code and
+colour code at the same t; the class condition by :func:`core.latent_ops.blend_condition`, the
+nearer end's by default as in the viewer, or ``--condition linear``) and each blend is meshed at ``--resolution``
 (:func:`core.meshing.extract_mesh`). Per shape (:func:`shape_measures`):
 
 * ``volume``: enclosed volume; the mesh volume when the mesh is watertight, otherwise a voxel
@@ -44,6 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.errors import ConfigError, DataSetError, ExplorerError  # noqa: E402
+from core.latent_ops import CONDITION_BLENDS  # noqa: E402
+
+CONDITION_WORDS = {"nearest": "of the nearer end (A's for t < 0.5, B's after)", "linear": "blended linearly"}
 
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
     ("airplane", "chair"), ("chair", "table"), ("lamp", "mug"), ("table", "lamp"), ("shelf", "vase"))
@@ -266,11 +270,15 @@ def choose_pairs(first: dict[str, Endpoint], by_id: dict[str, Endpoint], n_pairs
 
 # -- the study --------------------------------------------------------------------------------------
 def run_study(model, pairs: list[tuple[Endpoint, Endpoint]], resolution: int, ts: tuple[float, ...] = TS,
-              rule: CollapseRule = CollapseRule(), progress: bool = True) -> tuple[list[dict], list[list]]:
-    """Mesh and measure every pair at every t; return (one row per pair and t, mesh cells per pair for the strip)."""
+              rule: CollapseRule = CollapseRule(), progress: bool = True,
+              condition: str = "nearest") -> tuple[list[dict], list[list]]:
+    """Mesh and measure every pair at every t; return (one row per pair and t, mesh cells per pair for the strip).
+
+    ``condition``: how the class condition moves (:data:`core.latent_ops.CONDITION_BLENDS`).
+    """
     from tqdm import tqdm
 
-    from core.latent_ops import blend
+    from core.latent_ops import blend, blend_condition
     from core.meshing import extract_mesh
     from core.meshing.grid import grid_spacing
 
@@ -285,7 +293,7 @@ def run_study(model, pairs: list[tuple[Endpoint, Endpoint]], resolution: int, ts
         measured, row_cells = [], []
         for t in ts:
             code = blend(model.shape_codes[a.index], model.shape_codes[b.index], t)
-            cond = blend(ca, cb, t)
+            cond = blend_condition(ca, cb, t, condition)
             colour = blend(col_a, col_b, t)
             mesh = extract_mesh(model.sdf_fn(code, cond), resolution, model.colour_fn(code, colour, cond))
             m = shape_measures(mesh.vertices, mesh.faces, pitch)
@@ -376,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="run", help="picture name: docs/img/interpolation_structure_<tag>.png")
     parser.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img", help="where the picture goes")
     parser.add_argument("--no-picture", action="store_true", help="skip rendering (no display needed)")
+    parser.add_argument("--condition", choices=CONDITION_BLENDS, default="nearest",
+                        help="class condition along the blend: the nearer end's (the viewer's default) or linear")
     args = parser.parse_args(argv)
 
     from core.io_utils import atomic_write_bytes, atomic_write_json
@@ -397,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         print(f"{check['matched_codes']} of {check['data_train_ids']} training ids of {args.data} are codes of "
               f"{args.ckpt} ({check['model_codes']} codes); {len(pairs)} pairs at {args.resolution}³")
-        rows, cells = run_study(model, pairs, args.resolution)
+        rows, cells = run_study(model, pairs, args.resolution, condition=args.condition)
     except ExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -406,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_picture:
         picture = render_strip(cells, rows, pairs, TS, args.img_dir / f"interpolation_structure_{args.tag}.png")
     result = {"ckpt": str(args.ckpt), "data": str(args.data), "resolution": args.resolution, "ts": list(TS),
+              "condition": args.condition,
               "training_check": check, "collapse_rule": asdict(rule), "summary": summary(rows),
               "picture": None if picture is None else str(picture), "rows": rows}
     table = markdown_table(rows)
@@ -413,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = f"{s['collapsed']} of {s['mid_shapes']} mid-shapes collapsed"
     atomic_write_json(args.out / "interpolation.json", result)
     md = (f"# Interpolation between training shapes of different classes\n\n`{args.ckpt}`, {args.resolution}³, "
-          f"linear blend of shape code, class condition and colour code. {verdict}.\n\n{table}\n")
+          f"linear blend of shape and colour codes, class condition {CONDITION_WORDS[args.condition]}. "
+          f"{verdict}.\n\n{table}\n")
     atomic_write_bytes(args.out / "interpolation.md", md.encode("utf-8"))
     print(table)
     print(f"\n{verdict}; wrote {args.out / 'interpolation.json'}" + (f" and {picture}" if picture else ""))

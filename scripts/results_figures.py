@@ -1,7 +1,8 @@
 """Pictures of docs/results.md (run under a display: `bash scripts/with_display.sh python scripts/results_figures.py`).
 
 * docs/img/reconstructions.png: per thin class, ground truth | baseline TTO | all thin-structure losses;
-* docs/img/interpolation.png: a coloured interpolation strip across classes with the demo model;
+* docs/img/interpolation.png: a coloured interpolation strip across classes with the demo model (the
+  viewer's blend: codes linear, the class condition of the nearer end);
 * docs/img/tto_sequence.png: TTO of a partial scan of a thin object (not in training) at a few iterations.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 import pyvista as pv  # noqa: E402
 import torch  # noqa: E402
 
-from core.latent_ops import lerp  # noqa: E402
+from core.latent_ops import blend_condition, lerp  # noqa: E402
 from core.mesh_io import load_mesh  # noqa: E402
 from core.meshing import extract_mesh  # noqa: E402
 from core.model import load_trained_model  # noqa: E402
@@ -101,7 +102,7 @@ def interpolation(model) -> None:
         for t in np.linspace(0, 1, 6):
             code = lerp(model.shape_codes[a], model.shape_codes[b], t)
             colour = lerp(model.colour_codes[a], model.colour_codes[b], t)
-            cond = None if ca is None else lerp(ca, cb, t)
+            cond = blend_condition(ca, cb, t)  # the viewer's default: the nearer end's class
             mesh = extract_mesh(model.sdf_fn(code, cond), 128, model.colour_fn(code, colour, cond))
             row.append(None if mesh.is_empty else (mesh.vertices, mesh.faces, mesh.colours))
         rows.append(row)

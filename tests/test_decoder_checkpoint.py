@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core.errors import CheckpointError, ConfigError, ObservationError
-from core.latent_ops import CodePCA, blend, random_code, slerp
+from core.latent_ops import CodePCA, blend, blend_condition, random_code, slerp
 from core.model import load_trained_model, preset_config, untrained_model
 from core.model.decoder import SdfColourDecoder
 
@@ -98,6 +98,17 @@ def test_latent_ops():
     assert np.allclose(pca.project(pca.inverse(xy)), xy, atol=1e-6)
     r = random_code(codes, torch.Generator().manual_seed(0))
     assert r.shape == (8,)
+
+
+def test_condition_blend_keeps_trained_conditions():
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    # nearest: only the two trained conditions ever reach the decoder, switching at the middle
+    assert [blend_condition(a, b, t) for t in (0.0, 0.25, 0.49)] == [a, a, a]
+    assert [blend_condition(a, b, t) for t in (0.5, 0.75, 1.0)] == [b, b, b]
+    assert torch.allclose(blend_condition(a, b, 0.25, "linear"), torch.tensor([0.75, 0.25]))
+    assert blend_condition(None, None, 0.3) is None and blend_condition(a, None, 0.9) is a
+    with pytest.raises(ValueError, match="nearest, linear"):
+        blend_condition(a, b, 0.5, "spherical")
 
 
 # --------------------------------------------------------------------------- checkpoint errors

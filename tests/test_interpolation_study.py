@@ -128,6 +128,15 @@ def test_main_writes_the_study_on_the_toy_model(toy_model, tmp_path, capsys):
     assert "| ball0 → slab0 | 0.50 |" in (out / "interpolation.md").read_text()
     assert (img / "interpolation_structure_toy.png").stat().st_size > 0
     assert "mid-shapes collapsed" in capsys.readouterr().out
+    # the viewer's default keeps the nearer end's class; --condition linear blends it, a different shape
+    assert result["condition"] == "nearest"
+    assert "class condition of the nearer end" in (out / "interpolation.md").read_text()
+    assert main(["--ckpt", str(toy_model["ckpt"]), "--data", str(toy_model["data"]), "--out", str(tmp_path / "lin"),
+                 "--resolution", "32", "--no-picture", "--condition", "linear"]) == 0
+    linear = json.loads((tmp_path / "lin" / "interpolation.json").read_text())
+    assert linear["condition"] == "linear"
+    assert [r["volume"] for r in linear["rows"]][::4] == pytest.approx([r["volume"] for r in rows][::4])  # same ends
+    assert linear["rows"][1]["volume"] != pytest.approx(rows[1]["volume"], rel=1e-3)
 
 
 def test_main_refuses_a_pair_of_one_class(toy_model, tmp_path, capsys):

@@ -162,6 +162,14 @@ def test_interpolation_previews_then_refines(loaded, qtbot):
     assert resolutions[-1] == FULL
     # an intermediate mesh: between the ball's and the slab's flatness
     assert not loaded.current_mesh.is_empty
+    # the class condition is A's before the middle and B's from it; blended only on request
+    model = loaded.state.model
+    cond_a, cond_b = model.condition("ball").cpu(), model.condition("slab").cpu()
+    assert torch.allclose(loaded.state.selection.condition, cond_b)
+    assert torch.allclose(panel.selection_at(0.3).condition, cond_a)
+    panel.blend_classes.setChecked(True)
+    assert torch.allclose(panel.selection_at(0.3).condition, 0.7 * cond_a + 0.3 * cond_b, atol=1e-6)
+    panel.blend_classes.setChecked(False)
     panel.spherical.setChecked(True)
     sel = panel.selection_at(0.5)
     assert not torch.allclose(sel.shape_code, mid)

@@ -1,8 +1,9 @@
 """Interpolation panel: blend shape A into shape B (shape codes, colour codes and class), play, export.
 
 Shape and colour have their own sliders, so geometry can morph while colour stays (or the
-reverse). The class condition follows the shape slider: across classes the blend passes
-through the conditioning space too.
+reverse). The class condition follows the shape slider: across classes it is A's up to the
+middle and B's after it (``core.latent_ops.blend_condition``), or, with "blend classes", a linear
+blend through a part of the conditioning space the decoder never trained on.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.latent_ops import blend
+from core.latent_ops import blend, blend_condition
 from viewer.state import CodeSelection, ViewerState
 
 
@@ -39,7 +40,7 @@ class InterpolationPanel(QWidget):
         self.a_box, self.b_box = QComboBox(), QComboBox()
         self.a_box.setToolTip("Shape A: a training shape (any class)")
         self.b_box.setToolTip(
-            "Shape B: a training shape (any class); when classes differ the class condition is blended too"
+            "Shape B: a training shape (any class); when classes differ the class switches at the middle"
         )
         self.a_current, self.b_current = QPushButton("← current"), QPushButton("← current")
         self.a_current.setToolTip("Use the codes on screen (a random code, the map, a TTO result…) as A")
@@ -73,8 +74,15 @@ class InterpolationPanel(QWidget):
         mode = QHBoxLayout()
         mode.addWidget(self.linear)
         mode.addWidget(self.spherical)
+        self.blend_classes = QCheckBox("blend classes")
+        self.blend_classes.setToolTip(
+            "Off: the class condition is A's up to the middle and B's after it (the decoder was trained on\n"
+            "those only). On: blend the two class conditions too; the decoder never saw a condition between\n"
+            "two classes, and cross-class blends then often collapse into slabs or lose their legs"
+        )
         layout.addWidget(self.link)
         layout.addLayout(mode)
+        layout.addWidget(self.blend_classes)
         row = QHBoxLayout()
         self.play = QPushButton("Play")
         self.play.setCheckable(True)
@@ -106,6 +114,7 @@ class InterpolationPanel(QWidget):
         self.a_current.clicked.connect(lambda: self._endpoint_from_current("A"))
         self.b_current.clicked.connect(lambda: self._endpoint_from_current("B"))
         self.spherical.toggled.connect(lambda _: self._update(False))
+        self.blend_classes.toggled.connect(lambda _: self._update(False))
         self.play.toggled.connect(self._play)
         self.timer.timeout.connect(self._tick)
         self.export.clicked.connect(lambda: self.export_requested.emit(self.frames.value()))
@@ -173,7 +182,8 @@ class InterpolationPanel(QWidget):
         cls = a.class_name if t_shape < 0.5 else b.class_name
         return CodeSelection(blend(a.shape_code, b.shape_code, t_shape, spherical),
                              blend(a.colour_code, b.colour_code, t_colour, spherical),
-                             blend(a.condition, b.condition, t_shape, False),
+                             blend_condition(a.condition, b.condition, t_shape,
+                                             "linear" if self.blend_classes.isChecked() else "nearest"),
                              f"{a.label} → {b.label} @ {t_shape:.2f}", cls)
 
     def _shape_moved(self, value: int) -> None:
