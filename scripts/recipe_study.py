@@ -114,6 +114,11 @@ VARIANTS: dict[str, Variant] = {
     "cond_text": Variant("text features of each shape's own description, today's recipe",
                          sets=(*ADOPTED_SETS, "model.text_source=description"),
                          train_args=("--conditioning", "text"), heldout_args=("--text-prompt", "description")),
+    # colour on today's recipe (results.md section 3; cond_embedding is the view-independent head)
+    "colour_none": Variant("geometry only (no colour head), today's recipe", sets=ADOPTED_SETS,
+                           train_args=("--no-colour",)),
+    "colour_viewdep": Variant("the seed's view-dependent colour head, today's recipe", sets=ADOPTED_SETS,
+                              train_args=("--view-dependent",)),
 }
 
 # (summary header in results.json, table header, format)

@@ -63,3 +63,14 @@ def test_unknown_train_class_is_refused_up_front(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _commands(tmp_path, capsys, "--variants", "cond_none", "--train-classes", "chair", "stool")
     assert "--train-classes stool: not a class of" in capsys.readouterr().err
+
+
+def test_colour_variants_on_todays_recipe(tmp_path, capsys):
+    commands = _commands(tmp_path, capsys, "--variants", "colour_none,colour_viewdep")
+    trains = [cmd for cmd in commands if cmd[2] == "train" and "pilot" not in _last(cmd, "--out")]
+    assert len(trains) == 2
+    for cmd, flag in zip(trains, ("--no-colour", "--view-dependent"), strict=True):
+        sets = _sets(cmd)
+        assert flag in cmd and sets.index("train.lr_schedule=cosine") > sets.index("train.lr_schedule=step")
+        assert "model.fourier_frequencies=2" in sets
+    assert "--view-dependent" not in trains[0] and "--no-colour" not in trains[1]
