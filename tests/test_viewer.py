@@ -247,7 +247,9 @@ def test_live_tto_runs_updates_and_measures(loaded, qtbot, toy_trained, monkeypa
     panel.every.setValue(10)
     panel.samples.setValue(1000)
     panel.class_box.setCurrentText("slab")
-    panel.switches["surface_term"].setChecked(True)
+    # the panel starts with the surface terms on (core.tto.config.INTERACTIVE_LOSSES); compare: plain DeepSDF
+    assert [k for k, box in panel.switches.items() if box.isChecked()] == ["surface_term"]
+    assert not panel.config(baseline=True).surface_term
     panel.compare.setChecked(True)
     labels = []
     loaded.state.selection_changed.connect(lambda _i: labels.append(loaded.state.selection.label))

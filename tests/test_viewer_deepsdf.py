@@ -66,6 +66,7 @@ def test_experiment_directory_explored_without_colour(loaded, qtbot, experiment,
     # DeepSDF's own reconstruct settings in the fit panel
     panel = loaded.tto_panel
     assert (panel.iterations.value(), panel.samples.value(), panel.lr.value()) == (800, 8000, 0.005)
+    assert not any(box.isChecked() for box in panel.switches.values())  # reconstruct.py: plain DeepSDF losses
     # class mean: the tables are smaller
     loaded.codes_panel.class_box.setCurrentText("table")
     loaded.codes_panel.pick_mean()

@@ -334,13 +334,16 @@ class MainWindow(QMainWindow):
             self.load_checkpoint(Path(path))
 
     def use_deepsdf_fit_settings(self) -> None:
-        """The fit panel set to the original reconstruct.py (TTOConfig's defaults are its values)."""
+        """The fit panel set to the original reconstruct.py (TTOConfig's defaults are its values: its
+        losses too, so the thin-structure switches go off)."""
         from core.tto import TTOConfig
 
         deepsdf = TTOConfig()
         self.tto_panel.iterations.setValue(deepsdf.iterations)
         self.tto_panel.lr.setValue(deepsdf.lr)
         self.tto_panel.samples.setValue(deepsdf.n_samples)
+        for key, box in self.tto_panel.switches.items():
+            box.setChecked(bool(getattr(deepsdf, key)))
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Load in the background; a bad file shows a message box and keeps the current model."""

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.tto import TTOConfig
-from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_SAMPLES
+from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_LOSSES, INTERACTIVE_SAMPLES, LOSS_SWITCHES
 from core.tto.observations import MESH_SUFFIXES
 from viewer.panels.loss_plot import LossPlot
 from viewer.state import CodeSelection, ViewerState
@@ -134,6 +134,7 @@ class TTOPanel(QWidget):
             box = QCheckBox(text)
             box.setToolTip(tip)
             self.switches[key] = box
+            box.setChecked(key in LOSS_SWITCHES[INTERACTIVE_LOSSES])
             layout.addWidget(box)
         self.compare = QCheckBox("compare with baseline")
         self.compare.setToolTip("Also run plain DeepSDF TTO on the same scan and show it beside the result")
