@@ -119,6 +119,8 @@ VARIANTS: dict[str, Variant] = {
                            train_args=("--no-colour",)),
     "colour_viewdep": Variant("the seed's view-dependent colour head, today's recipe", sets=ADOPTED_SETS,
                               train_args=("--view-dependent",)),
+    "colour_stop_trunk": Variant("colour gradients stopped at the trunk, today's recipe",
+                                 sets=(*ADOPTED_SETS, "model.colour_detach_trunk=true")),
 }
 
 # (summary header in results.json, table header, format)

@@ -74,3 +74,10 @@ def test_colour_variants_on_todays_recipe(tmp_path, capsys):
         assert flag in cmd and sets.index("train.lr_schedule=cosine") > sets.index("train.lr_schedule=step")
         assert "model.fourier_frequencies=2" in sets
     assert "--view-dependent" not in trains[0] and "--no-colour" not in trains[1]
+
+
+def test_colour_stopped_at_the_trunk_keeps_the_colour_head(tmp_path, capsys):
+    _, train, _, _ = _commands(tmp_path, capsys, "--variants", "colour_stop_trunk")
+    sets = _sets(train)
+    assert "model.colour_detach_trunk=true" in sets and "model.fourier_frequencies=2" in sets
+    assert "--no-colour" not in train and "--view-dependent" not in train
