@@ -52,9 +52,10 @@ def blend_condition(a: torch.Tensor | None, b: torch.Tensor | None, t: float,
     ``nearest`` keeps A's condition for t < 0.5 and B's from 0.5 on, so the decoder only ever sees
     conditions it was trained with; the shape code still moves smoothly and the class changes in
     one step at the middle. ``linear`` blends the two conditions like the codes. A class-conditioned
-    decoder never saw a condition between two classes, and on the demo model that blend is what
-    breaks cross-class interpolations: 10 of 15 mid-shapes collapse (slabs, lost legs, lost bulk)
-    with a linear condition, 4 with the nearer end's (docs/results.md, "Interpolation").
+    decoder never saw a condition between two classes, and on the demo models that blend is what
+    breaks cross-class interpolations: 11 of 15 mid-shapes collapse (slabs, lost legs, lost bulk)
+    with a linear condition, 5 to 8 with the nearer end's (scripts/interpolation_study.py, 128³;
+    docs/results.md, "Training recipe").
     """
     if how not in CONDITION_BLENDS:
         raise ValueError(f"condition blend {how!r}: use one of {', '.join(CONDITION_BLENDS)}")

@@ -27,9 +27,10 @@ Scripts that report "what the viewer gives" (scripts/compare_pictures.py) use th
 INTERACTIVE_SAMPLES = 4000
 """The viewer's default SDF samples per TTO step (DeepSDF's 8,000 is :class:`TTOConfig`'s)."""
 INTERACTIVE_LOSSES = "surface"
-"""The loss preset the viewer's TTO panel starts with (:data:`LOSS_SWITCHES`). On the demo model's
+"""The loss preset the viewer's TTO panel starts with (:data:`LOSS_SWITCHES`). On the demo models'
 held-out shapes (14, 300 steps, 128³) the surface terms keep more thin parts than plain DeepSDF:
-thin-part F@1 75.6 against 69.7, F@1 95.5 against 93.6, for 1.5x the time (docs/results.md)."""
+thin-part F@1 74.0 against 72.4 (the shipped demo), 75.6 against 69.7 (its area-sampled
+predecessor), for about 1.5x the time (docs/results.md, "Training recipe")."""
 
 LOSS_SWITCHES: dict[str, tuple[str, ...]] = {
     "surface": ("surface_term", "normal_term"),
