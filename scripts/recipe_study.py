@@ -121,6 +121,8 @@ VARIANTS: dict[str, Variant] = {
                               train_args=("--view-dependent",)),
     "colour_stop_trunk": Variant("colour gradients stopped at the trunk, today's recipe",
                                  sets=(*ADOPTED_SETS, "model.colour_detach_trunk=true")),
+    "thin_stop_trunk": Variant("thin-aware sampling + colour gradients stopped at the trunk, today's recipe",
+                               preprocess=THIN_SAMPLING, sets=(*ADOPTED_SETS, "model.colour_detach_trunk=true")),
 }
 
 # (summary header in results.json, table header, format)

@@ -81,3 +81,11 @@ def test_colour_stopped_at_the_trunk_keeps_the_colour_head(tmp_path, capsys):
     sets = _sets(train)
     assert "model.colour_detach_trunk=true" in sets and "model.fourier_frequencies=2" in sets
     assert "--no-colour" not in train and "--view-dependent" not in train
+
+
+def test_thin_stop_trunk_preprocesses_thin_aware_and_stops_colour_gradients(tmp_path, capsys):
+    commands = _commands(tmp_path, capsys, "--variants", "thin_stop_trunk", "--source-args", "--source synthetic")
+    preprocess = next(cmd for cmd in commands if cmd[2] == "preprocess")
+    assert _last(preprocess, "--near-allocation") == "thickness" and "--balance-sign" in preprocess
+    train = [cmd for cmd in commands if cmd[2] == "train"][-1]
+    assert "model.colour_detach_trunk=true" in _sets(train) and _last(train, "--data") == _last(preprocess, "--out")
