@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["lerp", "slerp", "blend", "CONDITION_BLENDS", "blend_condition", "CodePCA", "random_code"]
+__all__ = ["lerp", "slerp", "blend", "CONDITION_BLENDS", "nearer_end", "blend_condition", "CodePCA", "random_code"]
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -41,6 +41,11 @@ def blend(a: torch.Tensor | None, b: torch.Tensor | None, t: float, spherical: b
     return slerp(a, b, t) if spherical else lerp(a, b, t)
 
 
+def nearer_end(a, b, t: float):
+    """A for t < 0.5, B from 0.5 on: the one switch point of a blend's class (its condition and its label)."""
+    return a if float(t) < 0.5 else b
+
+
 CONDITION_BLENDS: tuple[str, ...] = ("nearest", "linear")
 """How an interpolation carries the class condition: the nearer end's (default) or a linear blend."""
 
@@ -63,7 +68,7 @@ def blend_condition(a: torch.Tensor | None, b: torch.Tensor | None, t: float,
         return a if b is None else (b if a is None else None)
     if how == "linear":
         return lerp(a, b, t)
-    return a if float(t) < 0.5 else b
+    return nearer_end(a, b, t)
 
 
 @dataclass

@@ -77,6 +77,8 @@ ADOPTED_SETS = ("train.lr_schedule=cosine", "train.curriculum=true", "model.four
 """The recipe the study adopted (``cos_curr_f2``, the ``default`` preset's since issue 11), spelled out
 because the baseline pins the previous one: variants that compare something else on top of today's
 recipe use it."""
+STOP_TRUNK_SETS = (*ADOPTED_SETS, "model.colour_detach_trunk=true")
+"""Today's recipe with the colour head's gradients stopped at the trunk."""
 THIN_SAMPLING = ("--near-allocation", "thickness", "--thin-band-variance", "0.00005", "--balance-sign")
 
 VARIANTS: dict[str, Variant] = {
@@ -120,9 +122,9 @@ VARIANTS: dict[str, Variant] = {
     "colour_viewdep": Variant("the seed's view-dependent colour head, today's recipe", sets=ADOPTED_SETS,
                               train_args=("--view-dependent",)),
     "colour_stop_trunk": Variant("colour gradients stopped at the trunk, today's recipe",
-                                 sets=(*ADOPTED_SETS, "model.colour_detach_trunk=true")),
+                                 sets=STOP_TRUNK_SETS),
     "thin_stop_trunk": Variant("thin-aware sampling + colour gradients stopped at the trunk, today's recipe",
-                               preprocess=THIN_SAMPLING, sets=(*ADOPTED_SETS, "model.colour_detach_trunk=true")),
+                               preprocess=THIN_SAMPLING, sets=STOP_TRUNK_SETS),
 }
 
 # (summary header in results.json, table header, format)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.latent_ops import blend, blend_condition
+from core.latent_ops import blend, blend_condition, nearer_end
 from viewer.state import CodeSelection, ViewerState
 
 
@@ -179,7 +179,7 @@ class InterpolationPanel(QWidget):
         t_colour = t_shape if t_colour is None else t_colour
         a, b = self.a, self.b
         spherical = self.spherical.isChecked()
-        cls = a.class_name if t_shape < 0.5 else b.class_name
+        cls = nearer_end(a.class_name, b.class_name, t_shape)
         return CodeSelection(blend(a.shape_code, b.shape_code, t_shape, spherical),
                              blend(a.colour_code, b.colour_code, t_colour, spherical),
                              blend_condition(a.condition, b.condition, t_shape,
