@@ -58,9 +58,9 @@ def blend_condition(a: torch.Tensor | None, b: torch.Tensor | None, t: float,
     conditions it was trained with; the shape code still moves smoothly and the class changes in
     one step at the middle. ``linear`` blends the two conditions like the codes. A class-conditioned
     decoder never saw a condition between two classes, and on the demo models that blend is what
-    breaks cross-class interpolations: 11 of 15 mid-shapes collapse (slabs, lost legs, lost bulk)
-    with a linear condition, 5 to 8 with the nearer end's (scripts/interpolation_study.py, 128³;
-    docs/results.md, "Training recipe").
+    breaks cross-class interpolations: on the thin-aware demo of 2026-11-28, 12 of 15 mid-shapes
+    collapse (slabs, lost legs, broken parts) with a linear condition, 5 with the nearer end's
+    (scripts/interpolation_study.py, 128³; docs/results.md, "Training recipe").
     """
     if how not in CONDITION_BLENDS:
         raise ValueError(f"condition blend {how!r}: use one of {', '.join(CONDITION_BLENDS)}")

@@ -9,8 +9,8 @@ nearer end's by default as in the viewer, or ``--condition linear``) and each bl
 
 * ``volume``: enclosed volume; the mesh volume when the mesh is watertight, otherwise a voxel
   occupancy volume by winding number at the meshing grid's spacing (``volume_method`` says which);
-* ``volume_ratio``: the volume against the linear blend of the end points' volumes,
-  ``V(t) / ((1 - t) V(0) + t V(1))``;
+* ``volume_ratio``: the volume against the range of the end points' volumes: 1 inside
+  ``[min(V(0), V(1)), max(V(0), V(1))]``, else ``V(t) / min`` below it or ``V(t) / max`` above it;
 * ``obb_ratio``: smallest / largest extent of the oriented bounding box of the main body (floaters
   dropped, :func:`main_body`; a slab has a small one);
 * ``thin_share``: share of the surface on thin parts (:func:`core.thickness.thin_part_mask` on
@@ -18,12 +18,19 @@ nearer end's by default as in the viewer, or ``--condition linear``) and each bl
 * ``components`` / ``floaters``: :func:`core.metrics.mesh_components`.
 
 A mid-shape (0 < t < 1) is **collapsed** (:func:`collapse_reasons`, thresholds in :class:`CollapseRule`)
-when it is empty, or its volume ratio is below 0.5 or above 2 (it lost or grew half its bulk), or
-thin parts are expected (the linear blend of the end points' thin shares, ``(1 - t) s(0) + t s(1)``,
-is >= 5 %) and its thin share is below 25 % of that blend (it lost its legs, stems or handles; a
-blend towards a shape without thin parts, say a vase, may lose them gradually), or the smallest
-extent of its main body's OBB is below 0.1 of the largest while both end points' are above 0.2 (it
-flattened into a slab neither end point is).
+when it is empty, or its volume ratio is below 0.5 or above 2 (it holds less than half the smaller
+end's bulk or more than twice the larger's), or the end it is nearer to has thin parts (thin share
+>= 5 %; at t = 0.5 the end with fewer) and its thin share is below 25 % of that end's (it lost its
+legs, stems or handles), or the smallest extent of its main body's OBB is below 0.1 of the largest
+while both end points' are above 0.2 (it flattened into a slab neither end point is), or it carries
+more floating fragments than either end point (it broke apart).
+
+The references are the end points' own range and the nearer end, not a linear blend of the two:
+with the viewer's nearer-end class condition (:func:`core.latent_ops.blend_condition`) a blend
+stays close to one end and then switches, so an intact lamp at t = 0.25 of a lamp -> mug blend
+holds a quarter of the linearly blended volume and the earlier rule (until 2026-11-28) flagged it;
+it also let a stem broken into pieces pass. A blend towards a shape without thin parts (a vase) may
+lose them once it is nearer that end.
 
 Writes OUT/interpolation.json and OUT/interpolation.md, prints the table, and renders a coloured
 strip (rows = pairs, columns = t; collapsed cells framed red) to docs/img/interpolation_structure_<tag>.png.
@@ -34,6 +41,7 @@ strip (rows = pairs, columns = t; collapsed cells framed red) to docs/img/interp
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,13 +68,13 @@ class CollapseRule:
     """When a mid-shape counts as collapsed (see the module docstring)."""
 
     min_volume_ratio: float = 0.5
-    """Below this share of the end points' blended volume the shape lost its bulk."""
+    """Below this share of the smaller end's volume the shape lost its bulk."""
     max_volume_ratio: float = 2.0
-    """Above this multiple it bloated into a blob."""
+    """Above this multiple of the larger end's volume it bloated into a blob."""
     thin_present: float = 0.05
-    """Thin parts are expected at t when the linear blend of the end points' thin shares is at least this."""
+    """Thin parts are expected when the nearer end's thin share (at t = 0.5 the smaller) is at least this."""
     thin_kept: float = 0.25
-    """... and kept when the mid-shape's thin share is at least this fraction of that blend."""
+    """... and kept when the mid-shape's thin share is at least this fraction of that end's."""
     slab_ratio: float = 0.1
     """Smallest / largest OBB extent below this is a slab ..."""
     ends_not_slab: float = 0.2
@@ -172,10 +180,24 @@ def shape_measures(vertices: np.ndarray, faces: np.ndarray, pitch: float) -> dic
             "components": comps["components"], "floaters": comps["floaters"]}
 
 
-def volume_ratio(volume: float, v0: float, v1: float, t: float) -> float:
-    """``volume`` against the linear blend of the end points' volumes (inf when that blend is 0)."""
-    expected = (1.0 - t) * v0 + t * v1
-    return float(volume / expected) if expected > 0 else float("inf")
+def volume_ratio(volume: float, v0: float, v1: float) -> float:
+    """``volume`` against the range of the end points' volumes: 1 inside it, else against the bound it
+    passed (``volume / min`` below, ``volume / max`` above; inf above two empty ends)."""
+    low, high = sorted((float(v0), float(v1)))
+    if volume < low:
+        return float(volume / low)
+    if volume > high:
+        return float(volume / high) if high > 0 else float("inf")
+    return 1.0
+
+
+def nearer_end_thin_share(t: float, s0: float, s1: float) -> float:
+    """The thin share a mid-shape at ``t`` should keep: the nearer end's, at t = 0.5 the smaller of the two."""
+    if t < 0.5:
+        return float(s0)
+    if t > 0.5:
+        return float(s1)
+    return float(min(s0, s1))
 
 
 def collapse_reasons(mid: dict[str, Any], end0: dict[str, Any], end1: dict[str, Any],
@@ -189,12 +211,14 @@ def collapse_reasons(mid: dict[str, Any], end0: dict[str, Any], end1: dict[str, 
     reasons = []
     if not rule.min_volume_ratio <= mid["volume_ratio"] <= rule.max_volume_ratio:
         reasons.append(f"volume ratio {mid['volume_ratio']:.2f}")
-    expected_thin = (1.0 - mid["t"]) * end0["thin_share"] + mid["t"] * end1["thin_share"]
+    expected_thin = nearer_end_thin_share(mid["t"], end0["thin_share"], end1["thin_share"])
     if expected_thin >= rule.thin_present and mid["thin_share"] < rule.thin_kept * expected_thin:
-        reasons.append(f"thin parts lost ({mid['thin_share']:.0%} of the surface, blend of ends {expected_thin:.0%})")
+        reasons.append(f"thin parts lost ({mid['thin_share']:.0%} of the surface, nearer end {expected_thin:.0%})")
     if (mid["obb_ratio"] < rule.slab_ratio and end0["obb_ratio"] > rule.ends_not_slab
             and end1["obb_ratio"] > rule.ends_not_slab):
         reasons.append(f"slab (OBB {mid['obb_ratio']:.2f})")
+    if mid["floaters"] > max(end0["floaters"], end1["floaters"]):
+        reasons.append(f"broke apart ({mid['floaters']} floaters; ends {end0['floaters']} / {end1['floaters']})")
     return reasons
 
 
@@ -302,17 +326,31 @@ def run_study(model, pairs: list[tuple[Endpoint, Endpoint]], resolution: int, ts
             measured.append(m)
             row_cells.append(None if mesh.is_empty else (mesh.vertices, mesh.faces, mesh.colours))
             bar.update(1)
-        v0, v1 = measured[0]["volume"], measured[-1]["volume"]
-        for m in measured:
-            m["volume_ratio"] = volume_ratio(m["volume"], v0, v1, m["t"])
-            mid = 0.0 < m["t"] < 1.0
-            reasons = collapse_reasons(m, measured[0], measured[-1], rule) if mid else []
-            m["collapsed"] = bool(reasons) if mid else None
-            m["reasons"] = reasons
-        rows.extend(measured)
+        rows.extend(judge_pair(measured, rule))
         cells.append(row_cells)
     bar.close()
     return rows, cells
+
+
+def judge_pair(measured: list[dict], rule: CollapseRule = CollapseRule()) -> list[dict]:
+    """Add ``volume_ratio``, ``collapsed`` (None at the end points) and ``reasons`` to one pair's rows, in t order."""
+    v0, v1 = measured[0]["volume"], measured[-1]["volume"]
+    for m in measured:
+        m["volume_ratio"] = volume_ratio(m["volume"], v0, v1)
+        mid = 0.0 < m["t"] < 1.0
+        reasons = collapse_reasons(m, measured[0], measured[-1], rule) if mid else []
+        m["collapsed"] = bool(reasons) if mid else None
+        m["reasons"] = reasons
+    return measured
+
+
+def rescore(rows: list[dict], rule: CollapseRule = CollapseRule()) -> list[dict]:
+    """A saved study's rows judged again by ``rule`` (the measures are kept; no meshing): how an
+    earlier interpolation.json reads under today's rule."""
+    by_pair: dict[str, list[dict]] = {}
+    for r in rows:
+        by_pair.setdefault(r["pair"], []).append(dict(r))
+    return [m for pair in by_pair.values() for m in judge_pair(sorted(pair, key=lambda r: r["t"]), rule)]
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -374,9 +412,12 @@ def render_strip(cells: list[list], rows: list[dict], pairs: list[tuple[Endpoint
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", type=Path, required=True, help="trained checkpoint (e.g. resources/demo/demo.pt)")
-    parser.add_argument("--data", type=Path, required=True, help="the preprocessed data set it was trained on")
-    parser.add_argument("--out", type=Path, required=True, help="folder for interpolation.json / interpolation.md")
+    parser.add_argument("--ckpt", type=Path, help="trained checkpoint (e.g. resources/demo/demo.pt)")
+    parser.add_argument("--data", type=Path, help="the preprocessed data set it was trained on")
+    parser.add_argument("--out", type=Path, help="folder for interpolation.json / interpolation.md")
+    parser.add_argument("--rescore", type=Path, metavar="JSON",
+                        help="judge a saved interpolation.json again by today's collapse rule and print it "
+                             "(no meshing; nothing written)")
     parser.add_argument("--pairs", type=int, default=len(DEFAULT_PAIRS), help="how many of the default class pairs")
     parser.add_argument("--pair", action="append", default=[], metavar="A:B",
                         help="an extra pair: two classes or training shape ids (repeatable)")
@@ -387,6 +428,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--condition", choices=CONDITION_BLENDS, default="nearest",
                         help="class condition along the blend: the nearer end's (the viewer's default) or linear")
     args = parser.parse_args(argv)
+    if args.rescore:
+        try:
+            saved = json.loads(args.rescore.read_text(encoding="utf-8"))
+            rows = rescore(saved["rows"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"error: --rescore {args.rescore}: not a readable interpolation.json ({exc})", file=sys.stderr)
+            return 2
+        s = summary(rows)
+        print(markdown_table(rows))
+        print(f"\n{s['collapsed']} of {s['mid_shapes']} mid-shapes collapsed by today's rule "
+              f"({saved.get('summary', {}).get('collapsed', '?')} by the rule it was saved with)")
+        return 0
+    missing = [flag for flag in ("ckpt", "data", "out") if getattr(args, flag) is None]
+    if missing:
+        parser.error("the following arguments are required: " + ", ".join("--" + m for m in missing))
 
     from core.io_utils import atomic_write_bytes, atomic_write_json
     from core.model import load_trained_model

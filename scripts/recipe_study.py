@@ -70,7 +70,9 @@ DEMO_TRAIN_ARGS = ("--conditioning", "embedding")
 DEMO_SETS = ("train.shapes_per_batch=8", "train.samples_per_shape=2048", "train.lr_interval=100",
              "train.checkpoint_every=50", "train.max_samples_per_shape=200000",
              # pinned: the default preset now carries the study's winner; the baseline stays the old recipe
-             "train.lr_schedule=step", "train.curriculum=false", "model.fourier_frequencies=4")
+             "train.lr_schedule=step", "train.curriculum=false", "model.fourier_frequencies=4",
+             # and the colour head as it was before the demo of 2026-11-28 adopted a wider, stopped one
+             "model.colour_detach_trunk=false", "model.colour_hidden=64")
 """The previous demo recipe, copied from scripts/make_demo.sh before the study (default preset, 600 epochs,
 step schedule, four Fourier frequencies): the baseline every variant changes."""
 ADOPTED_SETS = ("train.lr_schedule=cosine", "train.curriculum=true", "model.fourier_frequencies=2")
@@ -179,7 +181,7 @@ class Study:
                 "train.checkpoint_every=10"]
         if self.args.fit_schedule and not any(s.startswith("train.lr_schedule=") for s in variant.sets):
             sets.append(f"train.lr_interval={max(1, epochs // 6)}")  # the demo's six halvings within the run
-        sets += list(variant.sets)
+        sets += list(variant.sets) + list(self.args.extra_sets)
         if self.args.train_classes:
             sets.append(f"train.classes={json.dumps(self.args.train_classes)}")
         cmd = self.main_py("train", "--data", str(data), "--out", str(run_dir), *DEMO_TRAIN_ARGS,
@@ -319,6 +321,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-classes", nargs="+", default=None,
                         help="train and evaluate on these classes of --data only (e.g. to keep a class out for "
                              "scripts/zero_shot_study.py --run)")
+    parser.add_argument("--set", dest="extra_sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="a 'main.py train --set' applied to every variant after its own (repeatable), e.g. "
+                             "model.colour_detach_trunk=true to compare conditioning modes on that recipe")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     names = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]

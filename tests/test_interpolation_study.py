@@ -14,6 +14,7 @@ from scripts.interpolation_study import (
     enclosed_volume,
     main,
     obb_ratio,
+    rescore,
     shape_measures,
     volume_ratio,
 )
@@ -46,7 +47,10 @@ def test_volume_of_sphere_against_box():
     assert v_box == pytest.approx(1.0, rel=1e-6)
     assert v_sphere / v_box == pytest.approx(np.pi / 6, rel=0.01)  # 4/3 pi 0.5^3
     # a sphere-sized mid-shape between two unit boxes holds about half the expected volume
-    assert volume_ratio(v_sphere, v_box, v_box, 0.5) == pytest.approx(np.pi / 6, rel=0.01)
+    assert volume_ratio(v_sphere, v_box, v_box) == pytest.approx(np.pi / 6, rel=0.01)
+    # inside the ends' range is 1 whatever t: a blend that still is one end is not short of bulk
+    assert volume_ratio(v_sphere, v_sphere, 20 * v_box) == 1.0
+    assert volume_ratio(40 * v_box, v_sphere, 20 * v_box) == pytest.approx(2.0)
 
 
 def test_open_mesh_volume_falls_back_to_voxels():
@@ -65,7 +69,7 @@ def test_flat_slab_is_collapsed_and_cube_is_not():
     slab = _measures(trimesh.creation.box(extents=(2.0, 0.15, 2.0)), 0.5)  # same bulk, flattened
     cube = _measures(trimesh.creation.box(extents=(0.9, 0.9, 0.9)), 0.5)
     for mid in (slab, cube):
-        mid["volume_ratio"] = volume_ratio(mid["volume"], ends[0]["volume"], ends[1]["volume"], 0.5)
+        mid["volume_ratio"] = volume_ratio(mid["volume"], ends[0]["volume"], ends[1]["volume"])
     assert 0.5 <= slab["volume_ratio"] <= 2.0  # only its shape gives it away
     assert slab["obb_ratio"] < CollapseRule().slab_ratio < CollapseRule().ends_not_slab < cube["obb_ratio"]
     reasons = collapse_reasons(slab, *ends)
@@ -83,6 +87,41 @@ def test_losing_the_legs_is_collapse_and_keeping_them_is_not():
     assert len(reasons) == 1 and reasons[0].startswith("thin parts lost")
     kept = dict(table, t=0.5, volume_ratio=1.0)
     assert collapse_reasons(kept, table, other) == []
+
+
+def test_an_intact_end_shape_is_not_collapse_but_breaking_apart_is():
+    """The viewer's nearer-end condition keeps a blend close to one end, then switches: a whole table at
+    t = 0.25 of a table -> big block blend holds far less than the blended volume and is still no collapse;
+    the same table with its legs cut off into floating pieces is."""
+    table = _measures(_table(), 0.0)
+    block = _measures(trimesh.creation.box(extents=(1.5, 1.5, 1.5)), 1.0)  # 10x the table's volume, no thin parts
+    still_table = dict(table, t=0.25)
+    still_table["volume_ratio"] = volume_ratio(still_table["volume"], table["volume"], block["volume"])
+    assert collapse_reasons(still_table, table, block) == []
+    # near the block, losing the table's legs is what the blend should do
+    blocky = dict(block, t=0.75, volume_ratio=1.0)
+    assert collapse_reasons(blocky, table, block) == []
+    parts = [trimesh.creation.box(extents=(1.2, 0.06, 0.8)).apply_translation((0, 0.4, 0))]
+    for x in (-0.55, 0.55):  # legs cut 0.1 below the top: floating pieces
+        for z in (-0.35, 0.35):
+            parts.append(trimesh.creation.box(extents=(0.05, 0.6, 0.05)).apply_translation((x, -0.1, z)))
+    broken = _measures(trimesh.util.concatenate(parts), 0.25)
+    broken["volume_ratio"] = volume_ratio(broken["volume"], table["volume"], block["volume"])
+    assert table["floaters"] == 0 and broken["floaters"] >= 4
+    reasons = collapse_reasons(broken, table, block)
+    assert any(r.startswith("broke apart") for r in reasons)  # (the top alone is also a slab: its main body)
+
+
+def test_rescore_judges_saved_rows_by_todays_rule():
+    table = _measures(_table(), 0.0)
+    block = _measures(trimesh.creation.box(extents=(1.5, 1.5, 1.5)), 1.0)
+    slab = _measures(trimesh.creation.box(extents=(2.0, 0.05, 2.0)), 0.5)
+    saved = [dict(m, pair="a → b", collapsed=None, reasons=[], volume_ratio=0.0)
+             for m in (block, dict(table, t=0.25), slab, table)]  # unordered, stale verdicts
+    rows = rescore(saved)
+    assert [r["t"] for r in rows] == [0.0, 0.25, 0.5, 1.0]
+    assert [r["collapsed"] for r in rows] == [None, False, True, None]
+    assert saved[0]["collapsed"] is None and saved[2]["volume_ratio"] == 0.0  # the input is left as it was
 
 
 def test_floaters_do_not_stretch_the_bounding_box():

@@ -89,3 +89,14 @@ def test_thin_stop_trunk_preprocesses_thin_aware_and_stops_colour_gradients(tmp_
     assert _last(preprocess, "--near-allocation") == "thickness" and "--balance-sign" in preprocess
     train = [cmd for cmd in commands if cmd[2] == "train"][-1]
     assert "model.colour_detach_trunk=true" in _sets(train) and _last(train, "--data") == _last(preprocess, "--out")
+
+
+def test_extra_sets_reach_every_variant_after_its_own(tmp_path, capsys):
+    commands = _commands(tmp_path, capsys, "--variants", "cond_none,cond_onehot",
+                         "--set", "model.colour_detach_trunk=true", "--set", "model.colour_hidden=128")
+    trains = [cmd for cmd in commands if cmd[2] == "train"]
+    assert len(trains) == 4  # pilot + run of each variant
+    for cmd in trains:
+        sets = _sets(cmd)
+        assert sets[-2:] == ["model.colour_detach_trunk=true", "model.colour_hidden=128"]
+        assert _last(cmd, "--conditioning") in ("none", "onehot")  # the variant's own switches stay

@@ -93,8 +93,12 @@ PRESETS: dict[str, dict] = {
     # Sized for a 2-core CPU: ~20x cheaper per point than `paper` (benchmarks/bench_training.py,
     # docs/benchmarks.md) so the viewer stays interactive; Fourier features recover thin detail, two
     # frequencies rather than four (the recipe study: fewer broken-off fragments, docs/results.md).
+    # The colour head reads the trunk but its gradients stop there: colour competing for the 6 x 128
+    # trunk cost the demo most of its held-out thin parts (thin F@1 72 -> 93 % without that competition,
+    # docs/results.md "The demo model with colour stopped at the trunk"). 128 wide rather than 64: a
+    # head on features it cannot shape gave 4 dB less colour at 64 in the study (the width is not isolated).
     "default": dict(hidden_dims=(128,) * 6, latent_in=(3,), code_size=64, dropout=0.0, weight_norm=True,
-                    fourier_frequencies=2, colour_hidden=64, colour_code_size=32),
+                    fourier_frequencies=2, colour_hidden=128, colour_code_size=32, colour_detach_trunk=True),
     # For tests and smoke runs only.
     "tiny": dict(hidden_dims=(32,) * 4, latent_in=(2,), code_size=8, dropout=0.0, weight_norm=True,
                  fourier_frequencies=2, colour_hidden=16, colour_code_size=4, condition_size=4),

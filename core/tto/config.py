@@ -28,9 +28,10 @@ INTERACTIVE_SAMPLES = 4000
 """The viewer's default SDF samples per TTO step (DeepSDF's 8,000 is :class:`TTOConfig`'s)."""
 INTERACTIVE_LOSSES = "surface"
 """The loss preset the viewer's TTO panel starts with (:data:`LOSS_SWITCHES`). On the demo models'
-held-out shapes (14, 300 steps, 128³) the surface terms keep more thin parts than plain DeepSDF:
-thin-part F@1 74.0 against 72.4 (the shipped demo), 75.6 against 69.7 (its area-sampled
-predecessor), for about 1.5x the time (docs/results.md, "Training recipe")."""
+held-out shapes (14, 300 steps, 128³) the surface terms kept more thin parts than plain DeepSDF on
+the weaker decoders: thin-part F@1 74.0 against 72.4 (thin-aware demo), 75.6 against 69.7 (area-sampled);
+on the shipped demo, whose decoder already holds them, they are even (93.0 against 93.4), and on the
+shipped real model +0.4 thin F for -2.6 F@1 (docs/results.md, "Training recipe", "Real objects")."""
 
 LOSS_SWITCHES: dict[str, tuple[str, ...]] = {
     "surface": ("surface_term", "normal_term"),
