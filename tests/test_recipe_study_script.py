@@ -11,6 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -100,3 +102,16 @@ def test_extra_sets_reach_every_variant_after_its_own(tmp_path, capsys):
         sets = _sets(cmd)
         assert sets[-2:] == ["model.colour_detach_trunk=true", "model.colour_hidden=128"]
         assert _last(cmd, "--conditioning") in ("none", "onehot")  # the variant's own switches stay
+
+
+def test_extra_set_without_a_value_is_refused_up_front(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import recipe_study
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "manifest.json").write_text(json.dumps({"classes": ["chair"], "shapes": []}))
+    with pytest.raises(SystemExit) as exit_info:
+        recipe_study.main(["--data", str(data), "--out", str(tmp_path / "s"), "--dry-run", "--set", "bogus"])
+    assert exit_info.value.code == 2
+    assert "--set 'bogus': expected KEY=VALUE" in capsys.readouterr().err
