@@ -332,9 +332,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     if not (args.data / "manifest.json").is_file():
         parser.error(f"--data {args.data}: no manifest.json; make it with 'main.py preprocess ... --out {args.data}'")
-    bad_sets = [item for item in args.extra_sets if "=" not in item or not item.split("=", 1)[0].strip()]
-    if bad_sets:
-        parser.error(f"--set {bad_sets[0]!r}: expected KEY=VALUE, e.g. model.colour_detach_trunk=true")
+    from core.config_io import parse_override
+    from core.errors import ConfigError
+
+    for item in args.extra_sets:  # parsed as `main.py train --set` will parse it, so a bad one fails here
+        try:
+            key_path, _ = parse_override(item)
+        except ConfigError:
+            key_path = []
+        if not key_path:
+            parser.error(f"--set {item!r}: expected KEY=VALUE, e.g. model.colour_detach_trunk=true")
     if args.minutes <= 0 or args.threads < 1:
         parser.error("--minutes must be > 0 and --threads >= 1")
     if args.train_classes:
