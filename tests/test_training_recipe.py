@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import main
-from core.errors import ConfigError, DataSetError
+from core.errors import CheckpointError, ConfigError, DataSetError
 from core.model import load_trained_model
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint
@@ -388,3 +388,44 @@ def test_recipe_switches_under_two_processes_match_one(data_dir, tmp_path):
 def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "log.csv", newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+# -- warm start and a curriculum that starts late ------------------------------------------------
+
+def test_curriculum_first_stage_spreads_the_remaining_stages_over_the_run():
+    late = _config(5, "train.curriculum=true", "train.curriculum_first_stage=3")
+    last = [curriculum_stage(late, e) for e in range(5)]
+    assert last == [(0.0, 0.5)] * 5
+    two = [curriculum_stage(_config(6, "train.curriculum=true", "train.curriculum_first_stage=2"), e) for e in range(6)]
+    assert two == [(0.0025, 0.2)] * 3 + [(0.0, 0.5)] * 3
+    with pytest.raises(ConfigError, match="curriculum_first_stage: 4 must be a stage from 0 to 3"):
+        _config(5, "train.curriculum_first_stage=4")
+
+
+def test_init_from_starts_from_the_checkpoint_weights_and_codes(data_dir, tmp_path):
+    """With both learning rates 0 and no code regulariser a warm-started run must end where its
+    source ended; a cold start with the same settings does not."""
+    source = train(_config(3), data_dir, tmp_path / "source", progress=False).checkpoint
+    frozen = ("train.lr_decoder=0", "train.lr_codes=0", "train.code_reg=0")
+    warm = train(_config(2, *frozen, f"train.init_from={source}"), data_dir, tmp_path / "warm", progress=False)
+    cold = train(_config(2, *frozen), data_dir, tmp_path / "cold", progress=False)
+    src, got, new = (read_checkpoint(p)["model_state"] for p in (source, warm.checkpoint, cold.checkpoint))
+    assert all(torch.equal(got[k], v) for k, v in src.items())
+    assert not torch.equal(new["shape_codes.weight"], src["shape_codes.weight"])
+    stats = json.loads((tmp_path / "warm" / "stats.json").read_text())
+    assert stats["recipe"]["init_from"] == str(source)
+    assert warm.history[0]["sdf"] < cold.history[0]["sdf"]  # it starts from the trained model's loss
+
+
+def test_init_from_refuses_other_shapes_or_another_architecture(data_dir, tmp_path):
+    source = train(_config(1), data_dir, tmp_path / "source", progress=False).checkpoint
+    with pytest.raises(ConfigError, match=r"other model settings \(model.code_size"):
+        train(_config(1, f"train.init_from={source}", "model.code_size=7"), data_dir, tmp_path / "a",
+              progress=False)
+    classes = sorted({r["class_name"] for r in json.loads((data_dir / "manifest.json").read_text())["shapes"]})
+    with pytest.raises(CheckpointError, match="trained on other shapes"):
+        train(_config(1, f"train.init_from={source}", f'train.classes=["{classes[0]}"]'), data_dir, tmp_path / "b",
+              progress=False)
+    with pytest.raises(CheckpointError, match="no such file"):
+        train(_config(1, f"train.init_from={tmp_path / 'missing.pt'}"), data_dir, tmp_path / "c", progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -378,3 +378,30 @@ def test_evaluate_training_shapes_with_trained_codes(toy, tmp_path):
     assert evaluate_command.run(args) == 0
     data = json.loads((tmp_path / "results.json").read_text())
     assert len(data["rows"]) == 4 and all("error" not in r for r in data["rows"])
+
+
+def test_tto_settings_from_the_command_line(toy, tmp_path, capsys):
+    """``evaluate --tto-set`` reaches the fits (recorded in results.json); a bad key is refused up front."""
+    import argparse
+
+    from core.commands import evaluate_command
+
+    config = TTOConfig().with_overrides(["finetune_layers=3", "finetune_lr=5e-4"])
+    assert (config.finetune_layers, config.finetune_lr, config.iterations) == (3, 5e-4, 800)
+    with pytest.raises(ConfigError, match="unknown setting"):
+        TTOConfig().with_overrides(["finetune_layer=3"])
+    with pytest.raises(ConfigError, match="expected a TTO setting name"):
+        TTOConfig().with_overrides(["tto.finetune_layers=3"])
+
+    parser = argparse.ArgumentParser()
+    evaluate_command.add_arguments(parser)
+    common = ["--ckpt", str(toy["ckpt"]), "--data", str(toy["data"]), "--split", "test", "--iterations", "5",
+              "--samples-per-step", "500", "--resolution", "24", "--eval-points", "1000", "--quiet"]
+    args = parser.parse_args([*common, "--ablation", "baseline,finetune", "--tto-set", "finetune_layers=2",
+                              "--tto-set", "finetune_iterations=3", "--out", str(tmp_path / "ok")])
+    assert evaluate_command.run(args) == 0
+    saved = json.loads((tmp_path / "ok" / "finetune" / "results.json").read_text())["config"]
+    assert (saved["finetune_last_layers"], saved["finetune_layers"], saved["finetune_iterations"]) == (True, 2, 3)
+    args = parser.parse_args([*common, "--tto-set", "finetune_layers=two", "--out", str(tmp_path / "bad")])
+    assert evaluate_command.run(args) == 2
+    assert "finetune_layers: expected an integer" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples-per-step", type=positive_int,
                         **arg_default(TTOConfig, "n_samples", "SDF samples per step"))
     parser.add_argument("--lr", type=positive_float, **arg_default(TTOConfig, "lr", "code learning rate"))
+    parser.add_argument("--tto-set", dest="tto_overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="any TTO setting of core/tto/config.py's TTOConfig, e.g. finetune_layers=3 "
+                             "(repeatable; the switches themselves come from --losses / --ablation)")
     parser.add_argument("--resolution", type=resolution,
                         **arg_default(EvalSettings, "resolution", "marching-cubes grid resolution"))
     parser.add_argument("--eval-points", type=positive_int,
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         config = TTOConfig.from_losses(args.losses, iterations=args.iterations, n_samples=args.samples_per_step,
-                                       lr=args.lr)
+                                       lr=args.lr).with_overrides(args.tto_overrides)
         loss_sets = _loss_sets(args.ablation) if args.ablation else []
         for losses in loss_sets:
             parse_losses(losses)

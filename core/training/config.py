@@ -69,6 +69,14 @@ class TrainConfig:
     """Curriculum DeepSDF (Duan et al., ECCV 2020) instead of the clamped L1: the run's epochs fall into
     four equal stages with tolerance eps 0.025, 0.01, 0.0025, 0 and hard-sample weight lambda 0, 0.1,
     0.2, 0.5; per sample ``max(|clamp(f) - clamp(s)| - eps, 0) * (1 + lambda sgn(s) sgn(s - f))``."""
+    curriculum_first_stage: int = 0
+    """The curriculum's first stage (0-3): its stages from this one to the last share the run's epochs
+    equally. 3 spends the whole run at eps 0, lambda 0.5: a fine-tuning stage after ``init_from``."""
+    init_from: str | None = None
+    """Warm start: the weights and codes of this checkpoint (a run's ``checkpoints/latest.pt`` or an
+    exported model), which must have been trained on the same shapes with the same model settings.
+    The optimiser, learning-rate schedule and curriculum start afresh, so a second stage (e.g. a
+    low-rate fine-tune at the curriculum's last stage) continues a finished run without retraining it."""
     surface_weight: float = 0.0
     """Weight of ``mean |f(x_s)|`` on surface points of each batch shape (0: off, no surface points drawn).
     Each step draws samples_per_shape // 4 surface points per shape from the sample file's surface_points."""
@@ -115,6 +123,11 @@ class TrainConfig:
         need(math.isfinite(self.lr_min_factor) and 0 <= self.lr_min_factor <= 1,
              f"lr_min_factor: {self.lr_min_factor} must be a fraction of the start rate, between 0 and 1")
         need(isinstance(self.curriculum, bool), f"curriculum: {self.curriculum!r} must be true or false")
+        need(isinstance(self.curriculum_first_stage, int) and 0 <= self.curriculum_first_stage < len(CURRICULUM_EPS),
+             f"curriculum_first_stage: {self.curriculum_first_stage!r} must be a stage from 0 to "
+             f"{len(CURRICULUM_EPS) - 1}")
+        need(self.init_from is None or (isinstance(self.init_from, str) and self.init_from.strip() != ""),
+             f"init_from: {self.init_from!r} must be the path of a checkpoint")
 
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {

@@ -45,7 +45,7 @@ import torch.distributed as dist
 
 from core import devices
 from core.cancel import Cancel, is_cancelled
-from core.config_io import field_default, to_dict
+from core.config_io import field_default, from_dict, to_dict
 from core.errors import CheckpointError, ConfigError, DataSetError
 from core.io_utils import atomic_write, atomic_write_json
 from core.model.autodecoder import AutoDecoder
@@ -161,9 +161,11 @@ def learning_rates(config: RunConfig, epoch: int) -> tuple[float, float]:
 
 
 def curriculum_stage(config: RunConfig, epoch: int) -> tuple[float, float]:
-    """Curriculum DeepSDF's (eps, lambda) for ``epoch`` (0-based): four equal stages of ``train.epochs``."""
-    stages = len(CURRICULUM_EPS)
-    stage = min(stages - 1, epoch * stages // max(1, config.train.epochs))
+    """Curriculum DeepSDF's (eps, lambda) for ``epoch`` (0-based): the stages from
+    ``train.curriculum_first_stage`` to the last (four by default) share ``train.epochs`` equally."""
+    first = config.train.curriculum_first_stage
+    stages = len(CURRICULUM_EPS) - first
+    stage = first + min(stages - 1, epoch * stages // max(1, config.train.epochs))
     return CURRICULUM_EPS[stage], CURRICULUM_LAMBDA[stage]
 
 
@@ -464,6 +466,33 @@ def _deterministic_on_cpu(device: torch.device):
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
+def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, path: Path) -> None:
+    """Load ``train.init_from``'s weights and codes into ``module`` (see :class:`TrainConfig`).
+
+    Refused, before any training, when the checkpoint's shapes or model settings differ: a code
+    belongs to one shape of one data set, and weights fit one architecture.
+    """
+    source = read_checkpoint(path)
+    if "model_state" not in source or "shape_ids" not in source:
+        raise CheckpointError(f"{path}: train.init_from needs a training or exported model checkpoint "
+                              "(weights, codes and shape ids); this file has none.")
+    ids = [s.id for s in data.shapes]
+    if list(source["shape_ids"]) != ids:
+        raise CheckpointError(f"{path}: train.init_from was trained on other shapes ({len(source['shape_ids'])} "
+                              f"shapes) than this data set's training split ({len(ids)}); warm-start from a "
+                              "run on the same data set and train.classes.")
+    stored = {"model": source.get("config", {}).get("model", {})}
+    before = to_dict(from_dict(RunConfig, stored, f"{path}: stored config")).get("model", {})
+    after = to_dict(config.model)
+    differ = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    if differ:
+        shown = "; ".join(f"model.{k}: {before.get(k)!r} there, {after.get(k)!r} here" for k in differ)
+        raise ConfigError(f"{path}: train.init_from has other model settings ({shown}). A warm start keeps the "
+                          "architecture: give the same --preset / --conditioning / model.* settings.")
+    module.load_state_dict(source["model_state"])
+    log.info("warm start from %s (epoch %s)", path, source.get("epoch", "?"))
+
+
 def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cancel: Cancel, progress: bool,
            callback: Callable[[dict[str, float]], None] | None, overwrite: bool) -> TrainResult:
     """:func:`train` itself, run inside :func:`_deterministic_on_cpu`."""
@@ -487,6 +516,8 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
     module = AutoDecoder(config.model, num_shapes=len(data), num_classes=len(data.class_names))
     if config.model.conditioning == "text":
         _text_embeddings(module, data, config.model.text_model)
+    if saved is None and t.init_from:
+        _warm_start(module, config, data, Path(t.init_from))
     module.to(device)
     code_params = list(module.shape_codes.parameters())
     if module.colour_codes is not None:
@@ -535,7 +566,8 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
 
     stats_base = {"shapes": len(data), "classes": list(data.class_names), "samples_per_shape": t.samples_per_shape,
                   "world_size": world, "device": str(device)}
-    switches = ("curriculum", "surface_weight", "normal_weight", "lr_schedule", "lr_min_factor", "max_minutes",
+    switches = ("curriculum", "curriculum_first_stage", "init_from", "surface_weight", "normal_weight", "lr_schedule",
+                "lr_min_factor", "max_minutes",
                 "max_cpu_minutes")
     recipe = {k: getattr(t, k) for k in switches if getattr(t, k) != field_default(TrainConfig, k)}
     if recipe:

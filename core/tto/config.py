@@ -215,6 +215,15 @@ class TTOConfig:
         flags = parse_losses(losses)
         return replace(self, losses=losses or "baseline", **{f: (f in flags) for f in _ALL_FLAGS})
 
+    def with_overrides(self, overrides: list[str], where: str = "--tto-set") -> "TTOConfig":
+        """This config with dotted-free ``KEY=VALUE`` settings applied (``finetune_layers=3``); an
+        unknown key or a wrong type raises :class:`ConfigError` naming it."""
+        for text in overrides:
+            keys, _ = config_io.parse_override(text)
+            if len(keys) != 1:
+                raise ConfigError(f"{where} {text!r}: expected a TTO setting name, e.g. finetune_layers=3")
+        return TTOConfig.from_dict(config_io.apply_overrides(self.to_dict(), list(overrides)), where)
+
     @property
     def decay_every(self) -> int:
         return int(self.lr_decay_every or max(1, self.iterations // 2))
