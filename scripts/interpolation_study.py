@@ -295,10 +295,12 @@ def choose_pairs(first: dict[str, Endpoint], by_id: dict[str, Endpoint], n_pairs
 # -- the study --------------------------------------------------------------------------------------
 def run_study(model, pairs: list[tuple[Endpoint, Endpoint]], resolution: int, ts: tuple[float, ...] = TS,
               rule: CollapseRule = CollapseRule(), progress: bool = True,
-              condition: str = "nearest") -> tuple[list[dict], list[list]]:
+              condition: str = "nearest", spherical: bool = False) -> tuple[list[dict], list[list]]:
     """Mesh and measure every pair at every t; return (one row per pair and t, mesh cells per pair for the strip).
 
     ``condition``: how the class condition moves (:data:`core.latent_ops.CONDITION_BLENDS`).
+    ``spherical``: blend the codes by :func:`core.latent_ops.slerp` (the viewer's "spherical"), which
+    keeps a blend's code length between the ends' instead of dipping toward the mean shape.
     """
     from tqdm import tqdm
 
@@ -316,9 +318,9 @@ def run_study(model, pairs: list[tuple[Endpoint, Endpoint]], resolution: int, ts
         col_b = None if model.colour_codes is None else model.colour_codes[b.index]
         measured, row_cells = [], []
         for t in ts:
-            code = blend(model.shape_codes[a.index], model.shape_codes[b.index], t)
+            code = blend(model.shape_codes[a.index], model.shape_codes[b.index], t, spherical)
             cond = blend_condition(ca, cb, t, condition)
-            colour = blend(col_a, col_b, t)
+            colour = blend(col_a, col_b, t, spherical)
             mesh = extract_mesh(model.sdf_fn(code, cond), resolution, model.colour_fn(code, colour, cond))
             m = shape_measures(mesh.vertices, mesh.faces, pitch)
             m.update({"pair": f"{a.shape_id} → {b.shape_id}", "from": a.shape_id, "to": b.shape_id,
@@ -427,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-picture", action="store_true", help="skip rendering (no display needed)")
     parser.add_argument("--condition", choices=CONDITION_BLENDS, default="nearest",
                         help="class condition along the blend: the nearer end's (the viewer's default) or linear")
+    parser.add_argument("--spherical", action="store_true",
+                        help="blend the codes spherically (slerp, the viewer's 'spherical') instead of linearly")
     args = parser.parse_args(argv)
     if args.rescore:
         try:
@@ -463,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         print(f"{check['matched_codes']} of {check['data_train_ids']} training ids of {args.data} are codes of "
               f"{args.ckpt} ({check['model_codes']} codes); {len(pairs)} pairs at {args.resolution}³")
-        rows, cells = run_study(model, pairs, args.resolution, condition=args.condition)
+        rows, cells = run_study(model, pairs, args.resolution, condition=args.condition,
+                               spherical=args.spherical)
     except ExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -472,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_picture:
         picture = render_strip(cells, rows, pairs, TS, args.img_dir / f"interpolation_structure_{args.tag}.png")
     result = {"ckpt": str(args.ckpt), "data": str(args.data), "resolution": args.resolution, "ts": list(TS),
-              "condition": args.condition,
+              "condition": args.condition, "blend": "spherical" if args.spherical else "linear",
               "training_check": check, "collapse_rule": asdict(rule), "summary": summary(rows),
               "picture": None if picture is None else str(picture), "rows": rows}
     table = markdown_table(rows)
@@ -480,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = f"{s['collapsed']} of {s['mid_shapes']} mid-shapes collapsed"
     atomic_write_json(args.out / "interpolation.json", result)
     md = (f"# Interpolation between training shapes of different classes\n\n`{args.ckpt}`, {args.resolution}³, "
-          f"linear blend of shape and colour codes, class condition {CONDITION_WORDS[args.condition]}. "
+          f"{'spherical' if args.spherical else 'linear'} blend of shape and colour codes, "
+          f"class condition {CONDITION_WORDS[args.condition]}. "
           f"{verdict}.\n\n{table}\n")
     atomic_write_bytes(args.out / "interpolation.md", md.encode("utf-8"))
     print(table)

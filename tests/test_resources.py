@@ -52,10 +52,15 @@ def test_demo_files_agree_with_the_checkpoint(demo):
 
     config = json.loads((DEMO / "config.json").read_text())
     assert demo.full_config["model"] == config["model"] and demo.full_config["train"] == config["train"]
-    assert demo.stats["epochs"] == config["train"]["epochs"] == 1600
-    with open(DEMO / "training_log.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert int(rows[-1]["epoch"]) == 1600 and float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    # two stages: 1,600 epochs, then 400 warm-started from them at the curriculum's last stage
+    stage1 = json.loads((DEMO / "config_stage1.json").read_text())
+    assert stage1["model"] == config["model"] and stage1["train"]["epochs"] == 1600
+    assert config["train"]["init_from"] and config["train"]["curriculum_first_stage"] == 3
+    assert demo.stats["epochs"] == config["train"]["epochs"] == 400
+    for log_name, epochs in (("training_log_stage1.csv", 1600), ("training_log.csv", 400)):
+        with open(DEMO / log_name, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert int(rows[-1]["epoch"]) == epochs and float(rows[-1]["loss"]) < float(rows[0]["loss"])
     raw = read_checkpoint(DEMO / "demo.pt")
     assert "optimizer" not in raw and "rng" not in raw  # the inference-only export
 
