@@ -176,6 +176,14 @@ def test_main_writes_the_study_on_the_toy_model(toy_model, tmp_path, capsys):
     assert linear["condition"] == "linear"
     assert [r["volume"] for r in linear["rows"]][::4] == pytest.approx([r["volume"] for r in rows][::4])  # same ends
     assert linear["rows"][1]["volume"] != pytest.approx(rows[1]["volume"], rel=1e-3)
+    # --spherical blends the codes by slerp: the same ends, other mid-shapes, recorded as such
+    assert main(["--ckpt", str(toy_model["ckpt"]), "--data", str(toy_model["data"]), "--out", str(tmp_path / "sph"),
+                 "--resolution", "32", "--no-picture", "--spherical"]) == 0
+    spherical = json.loads((tmp_path / "sph" / "interpolation.json").read_text())
+    assert spherical["blend"] == "spherical" and result["blend"] == "linear"
+    assert [r["volume"] for r in spherical["rows"]][::4] == pytest.approx([r["volume"] for r in rows][::4])
+    assert spherical["rows"][2]["volume"] != pytest.approx(rows[2]["volume"], rel=1e-3)
+    assert "spherical blend of shape and colour codes" in (tmp_path / "sph" / "interpolation.md").read_text()
 
 
 def test_main_refuses_a_pair_of_one_class(toy_model, tmp_path, capsys):
