@@ -65,6 +65,8 @@ class Column:
     name: str
     path: Path
     model: Any = None
+    losses: str = "baseline"
+    """The TTO loss set this column's test-split fits use (``--losses NAME=SET``)."""
 
 
 @dataclass
@@ -97,6 +99,27 @@ def parse_checkpoints(specs: Sequence[str]) -> list[Column]:
     if not columns:
         raise CompareError("no --ckpt given; add at least one --ckpt NAME=PATH.")
     return columns
+
+
+def apply_column_losses(columns: list[Column], specs: Sequence[str], split: str) -> None:
+    """``NAME=LOSSES`` specs (``--losses``) → each named column's TTO loss set, checked before any work."""
+    from core.tto.config import parse_losses
+
+    if specs and split != "test":
+        raise CompareError("--losses sets the TTO losses of test-split fits; the train split uses trained codes. "
+                           "Add --split test or drop --losses.")
+    names = [c.name for c in columns]
+    for spec in specs:
+        name, sep, losses = spec.partition("=")
+        name, losses = name.strip(), losses.strip()
+        if not sep or name not in names:
+            raise CompareError(f"--losses {spec!r}: expected NAME=LOSSES with NAME one of the --ckpt names "
+                               f"({', '.join(names)}), e.g. --losses '{names[0]}=finetune'.")
+        try:
+            parse_losses(losses)
+        except ExplorerError as exc:
+            raise CompareError(f"--losses {spec!r}: {exc}") from exc
+        columns[names.index(name)].losses = losses
 
 
 def select_shapes(data_dir: Path, split: str, shape_ids: Sequence[str] | None, per_class: int) -> list[Any]:
@@ -352,7 +375,8 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
                     bar.update(1)
                     continue
                 try:
-                    cells[column.name] = reconstruct(column.model, shape, gt, thin_mask, split, tto_config,
+                    config = None if tto_config is None else tto_config.with_losses(column.losses)
+                    cells[column.name] = reconstruct(column.model, shape, gt, thin_mask, split, config,
                                                      resolution, seed)
                 except SHAPE_ERRORS as exc:
                     cells[column.name] = Cell("failed", error=str(exc) or type(exc).__name__)
@@ -386,6 +410,7 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
         "data": str(data_dir), "split": split, "how": how, "resolution": resolution, "seed": seed,
         "checkpoints": {c.name: str(c.path) for c in columns},
         "tto": None if tto_config is None else tto_config.to_dict(),
+        "tto_losses": None if tto_config is None else {c.name: c.losses for c in columns},
         "metrics": "percent for fscore_1pct / thin_fscore_1pct (core.metrics, 1 % of the object size)",
         "mean": means,
         "rows": json_rows,
@@ -407,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=128, help="marching-cubes grid (default 128, as evaluate)")
     p.add_argument("--tto-iterations", type=int, default=INTERACTIVE_ITERATIONS,
                    help=f"test split: TTO steps (default {INTERACTIVE_ITERATIONS}, the viewer's)")
+    p.add_argument("--losses", action="append", default=[], metavar="NAME=LOSSES",
+                   help="test split: the TTO loss set of column NAME (default baseline), e.g. 'mine=finetune'; "
+                        "the same checkpoint may fill two columns with different losses")
     p.add_argument("--device", default=None, help="cpu / cuda (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -416,6 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         columns = parse_checkpoints(args.ckpt)
+        apply_column_losses(columns, args.losses, args.split)
         report = compare(args.data, columns, args.out, args.split, args.shapes, args.per_class, args.resolution,
                          args.tto_iterations, args.device, args.seed)
     except ExplorerError as exc:

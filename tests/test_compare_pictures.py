@@ -146,3 +146,20 @@ def test_bad_checkpoint_specs_are_refused(spec, message):
 def test_checkpoint_names_must_differ(toy_trained):
     with pytest.raises(cp.CompareError, match="used twice"):
         cp.parse_checkpoints([f"a={toy_trained['ckpt']}", f"a={toy_trained['ckpt']}"])
+
+
+def test_columns_can_fit_with_their_own_tto_losses(toy_trained, tmp_path):
+    """The same checkpoint in two columns, one plain and one with the decoder fine-tuned: different fits."""
+    columns = cp.parse_checkpoints([f"plain={toy_trained['ckpt']}", f"tuned={toy_trained['ckpt']}"])
+    cp.apply_column_losses(columns, ["tuned=finetune"], "test")
+    assert [c.losses for c in columns] == ["baseline", "finetune"]
+    report = cp.compare(toy_trained["data"], columns, tmp_path / "l.png", split="test", per_class=1,
+                        resolution=32, tto_iterations=10)
+    assert report["tto_losses"] == {"plain": "baseline", "tuned": "finetune"}
+    ball = next(r for r in report["rows"] if r["id"] == "ball2")["cells"]
+    assert ball["plain"]["chamfer_x1e3"] != pytest.approx(ball["tuned"]["chamfer_x1e3"], rel=1e-6)
+    for specs, split, message in ((["nobody=finetune"], "test", "one of the --ckpt names"),
+                                  (["plain=bogus"], "test", "unknown loss set"),
+                                  (["plain=finetune"], "train", "trained codes")):
+        with pytest.raises(cp.CompareError, match=message):
+            cp.apply_column_losses(cp.parse_checkpoints([f"plain={toy_trained['ckpt']}"]), specs, split)
