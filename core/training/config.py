@@ -224,6 +224,16 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def config_differences(saved: dict[str, Any], config: RunConfig, where: str,
+                       sections: tuple[str, ...] = ("model", "train")) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, stored value, value in config)`` for every setting of ``sections`` that differs
+    between a stored run config (missing keys of an older program take their defaults) and ``config``."""
+    stored = {k: v for k, v in saved.items() if k in ("model", "train")}
+    before = _flat({k: v for k, v in to_dict(from_dict(RunConfig, stored, where)).items() if k in sections})
+    after = _flat({k: v for k, v in to_dict(config).items() if k in sections})
+    return [(k, before.get(k), after.get(k)) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+
+
 def resume_changes(saved: dict[str, Any], config: RunConfig, where: str) -> list[str]:
     """Compare a resumed run's config with the saved one; return the allowed changes as text.
 
@@ -231,16 +241,13 @@ def resume_changes(saved: dict[str, Any], config: RunConfig, where: str) -> list
     their defaults). Raises :class:`ConfigError` listing every other difference, saved value
     against the new one, so the user sees exactly which flag to drop.
     """
-    stored = {k: v for k, v in saved.items() if k in ("model", "train")}
-    before = _flat(to_dict(from_dict(RunConfig, stored, f"{where}: saved run config")))
-    after = _flat(to_dict(config))
-    changed = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
-    refused = [k for k in changed if k not in RESUME_MAY_CHANGE]
+    changed = config_differences(saved, config, f"{where}: saved run config")
+    refused = [(k, a, b) for k, a, b in changed if k not in RESUME_MAY_CHANGE]
     if refused:
-        shown = "; ".join(f"{k}: {before.get(k)!r} in the run, {after.get(k)!r} now" for k in refused)
+        shown = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in refused)
         raise ConfigError(
             f"{where}: cannot resume with other settings ({shown}). A resumed run continues the stored config "
             f"(RUN/config.json); only {', '.join(RESUME_MAY_CHANGE)} may change (e.g. --epochs to extend it). "
             "Drop the differing flags, or train into a new --out folder (or --overwrite this one)."
         )
-    return [f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in changed]
+    return [f"{k}: {a!r} -> {b!r}" for k, a, b in changed]

@@ -45,13 +45,20 @@ import torch.distributed as dist
 
 from core import devices
 from core.cancel import Cancel, is_cancelled
-from core.config_io import field_default, from_dict, to_dict
+from core.config_io import field_default, to_dict
 from core.errors import CheckpointError, ConfigError, DataSetError
 from core.io_utils import atomic_write, atomic_write_json
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint, save_checkpoint
 from core.sdf_dataset import SdfDataSet
-from core.training.config import CURRICULUM_EPS, CURRICULUM_LAMBDA, RunConfig, TrainConfig, resume_changes
+from core.training.config import (
+    CURRICULUM_EPS,
+    CURRICULUM_LAMBDA,
+    RunConfig,
+    TrainConfig,
+    config_differences,
+    resume_changes,
+)
 from core.tto.losses import curriculum_l1
 
 __all__ = ["train", "TrainResult", "TrainingDivergedError", "resolve_device", "learning_rates", "curriculum_stage",
@@ -481,12 +488,9 @@ def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, path: 
         raise CheckpointError(f"{path}: train.init_from was trained on other shapes ({len(source['shape_ids'])} "
                               f"shapes) than this data set's training split ({len(ids)}); warm-start from a "
                               "run on the same data set and train.classes.")
-    stored = {"model": source.get("config", {}).get("model", {})}
-    before = to_dict(from_dict(RunConfig, stored, f"{path}: stored config")).get("model", {})
-    after = to_dict(config.model)
-    differ = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    differ = config_differences(source.get("config", {}), config, f"{path}: stored config", sections=("model",))
     if differ:
-        shown = "; ".join(f"model.{k}: {before.get(k)!r} there, {after.get(k)!r} here" for k in differ)
+        shown = "; ".join(f"{k}: {a!r} there, {b!r} here" for k, a, b in differ)
         raise ConfigError(f"{path}: train.init_from has other model settings ({shown}). A warm start keeps the "
                           "architecture: give the same --preset / --conditioning / model.* settings.")
     module.load_state_dict(source["model_state"])
@@ -567,8 +571,7 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
     stats_base = {"shapes": len(data), "classes": list(data.class_names), "samples_per_shape": t.samples_per_shape,
                   "world_size": world, "device": str(device)}
     switches = ("curriculum", "curriculum_first_stage", "init_from", "surface_weight", "normal_weight", "lr_schedule",
-                "lr_min_factor", "max_minutes",
-                "max_cpu_minutes")
+                "lr_min_factor", "max_minutes", "max_cpu_minutes")
     recipe = {k: getattr(t, k) for k in switches if getattr(t, k) != field_default(TrainConfig, k)}
     if recipe:
         stats_base["recipe"] = recipe

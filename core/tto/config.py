@@ -221,8 +221,8 @@ class TTOConfig:
         return replace(self, losses=losses or "baseline", **{f: (f in flags) for f in _ALL_FLAGS})
 
     def with_overrides(self, overrides: list[str], where: str = "--tto-set") -> "TTOConfig":
-        """This config with dotted-free ``KEY=VALUE`` settings applied (``finetune_layers=3``); an
-        unknown key or a wrong type raises :class:`ConfigError` naming it."""
+        """This config with ``NAME=VALUE`` settings applied by field name (``finetune_layers=3``); an
+        unknown name or a wrong type raises :class:`ConfigError` naming it."""
         for text in overrides:
             keys, _ = config_io.parse_override(text)
             if len(keys) != 1:
