@@ -473,13 +473,13 @@ def _deterministic_on_cpu(device: torch.device):
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
-def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, path: Path) -> None:
-    """Load ``train.init_from``'s weights and codes into ``module`` (see :class:`TrainConfig`).
+def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, source: dict[str, Any], path: Path) -> None:
+    """Load ``train.init_from``'s weights and codes (``source``, read from ``path``) into ``module``
+    (see :class:`TrainConfig`).
 
     Refused, before any training, when the checkpoint's shapes or model settings differ: a code
     belongs to one shape of one data set, and weights fit one architecture.
     """
-    source = read_checkpoint(path)
     if "model_state" not in source or "shape_ids" not in source:
         raise CheckpointError(f"{path}: train.init_from needs a training or exported model checkpoint "
                               "(weights, codes and shape ids); this file has none.")
@@ -510,6 +510,7 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
         torch.set_num_threads(t.threads)
 
     saved = _resumable_checkpoint(run_dir, config, device) if resume else None  # checked before any long work
+    warm = read_checkpoint(Path(t.init_from)) if saved is None and t.init_from else None  # so is a warm start's
     data = SdfDataSet(Path(data_dir), "train", t.max_samples_per_shape, t.classes, seed=t.seed,
                       with_surface=surface_samples_per_shape(config) > 0)
     if data.skipped and rank == 0:
@@ -520,8 +521,8 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
     module = AutoDecoder(config.model, num_shapes=len(data), num_classes=len(data.class_names))
     if config.model.conditioning == "text":
         _text_embeddings(module, data, config.model.text_model)
-    if saved is None and t.init_from:
-        _warm_start(module, config, data, Path(t.init_from))
+    if warm is not None:
+        _warm_start(module, config, data, warm, Path(t.init_from))
     module.to(device)
     code_params = list(module.shape_codes.parameters())
     if module.colour_codes is not None:
