@@ -125,7 +125,13 @@ def test_cancel_hint_is_a_command_that_works(data_dir, straight, tmp_path, capsy
             signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, delivered at a known step
         return False
 
-    assert train_command.run(args, cancel=ctrl_c_in_epoch_3) == 130
+    # Python turns SIGINT into KeyboardInterrupt only when it starts with SIGINT not ignored; a job a
+    # non-interactive shell starts in the background (`.ci/run &`) inherits SIGINT ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert train_command.run(args, cancel=ctrl_c_in_epoch_3) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert checks["n"] == 6
     err = capsys.readouterr().err
     assert "cancelled after epoch 2; continue with: " in err
