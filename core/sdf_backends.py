@@ -330,6 +330,7 @@ def mesh_to_sdf_sdf(
     normal_sample_count: int = 11,
     scan_view_dirs: bool = True,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    seed: int = 0,
 ) -> SdfResult:
     """Signed distances by the ``mesh-to-sdf`` package (DeepSDF's virtual-scan method).
 
@@ -361,6 +362,8 @@ def mesh_to_sdf_sdf(
         (one extra nearest-neighbour query); otherwise negated closest-face normals.
     chunk_size : int
         Queries per libigl closest-point call.
+    seed : int
+        Seeds the "sample" method's surface points, so the same call gives the same distances.
 
     Returns
     -------
@@ -396,14 +399,24 @@ def mesh_to_sdf_sdf(
 
     m2s = _import_mesh_to_sdf()
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-    cloud = m2s.get_surface_point_cloud(
-        mesh,
-        surface_point_method=method,
-        scan_count=scan_count,
-        scan_resolution=scan_resolution,
-        sample_point_count=sample_point_count,
-        calculate_normals=sign_method == "normal",
-    )
+    if method == "sample":
+        # mesh_to_sdf.surface_point_cloud.sample_from_mesh with a seed: it calls mesh.sample without
+        # one, which draws from fresh OS entropy, so two runs on one mesh gave different distances.
+        from mesh_to_sdf.surface_point_cloud import SurfacePointCloud
+
+        surface, face_index = trimesh.sample.sample_surface(mesh, sample_point_count, seed=seed)
+        cloud = SurfacePointCloud(mesh, points=surface,
+                                  normals=mesh.face_normals[face_index] if sign_method == "normal" else None,
+                                  scans=None)
+    else:
+        cloud = m2s.get_surface_point_cloud(
+            mesh,
+            surface_point_method=method,
+            scan_count=scan_count,
+            scan_resolution=scan_resolution,
+            sample_point_count=sample_point_count,
+            calculate_normals=sign_method == "normal",
+        )
     # The same call mesh_to_sdf.mesh_to_sdf() makes, kept separate so the point cloud (and
     # its scans' cameras) can be reused for the viewing directions below.
     if sign_method == "normal":

@@ -222,6 +222,18 @@ def test_mesh_to_sdf_sample_method_matches_analytic_away_from_surface() -> None:
     assert np.array_equal(np.sign(result.sdf[clear]), np.sign(exact[clear]))
 
 
+def test_mesh_to_sdf_sample_method_is_a_function_of_its_seed() -> None:
+    mesh = _sphere()
+    points = _queries(mesh, 500, seed=7)
+
+    def run(seed: int) -> np.ndarray:
+        return compute_sdf(mesh.vertices, mesh.faces, points, backend="mesh_to_sdf", surface_point_method="sample",
+                           sample_point_count=20_000, seed=seed).sdf
+
+    first = run(0)
+    assert np.array_equal(first, run(0)) and not np.array_equal(first, run(1))
+
+
 def test_mesh_to_sdf_falls_back_to_sampling_without_opengl(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sdf_backends, "_GL_PROBE", {"ok": False, "reason": "no display (test)"})
     mesh = _box()
