@@ -13,7 +13,8 @@ ground truth, shows what the tables say.
   checkpoint that never saw the shape gets an empty cell labelled "not trained".
 * ``--split test``: the codes (shape and colour) are fitted by test-time optimisation with
   :func:`core.tto.fit` under the viewer's defaults (300 iterations, 4,000 samples a step,
-  lr 5e-3, DeepSDF's baseline losses), under the shape's labelled class.
+  lr 5e-3, DeepSDF's baseline losses, or a column's own loss set by ``--losses NAME=SET``), under
+  the shape's labelled class.
 
 Run under a display (VTK renders off screen but needs one)::
 
@@ -357,6 +358,7 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
         except ExplorerError as exc:
             raise CompareError(f"--ckpt {column.name}={column.path}: {exc}") from exc
     tto_config = None if split == "train" else TTOConfig(iterations=tto_iterations, n_samples=INTERACTIVE_SAMPLES)
+    column_tto = {c.name: None if tto_config is None else tto_config.with_losses(c.losses) for c in columns}
 
     picture_rows, captions, json_rows = [], [], []
     with tqdm(total=len(shapes) * len(columns), desc="compare", unit="cell") as bar:
@@ -375,9 +377,8 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
                     bar.update(1)
                     continue
                 try:
-                    config = None if tto_config is None else tto_config.with_losses(column.losses)
-                    cells[column.name] = reconstruct(column.model, shape, gt, thin_mask, split, config,
-                                                     resolution, seed)
+                    cells[column.name] = reconstruct(column.model, shape, gt, thin_mask, split,
+                                                     column_tto[column.name], resolution, seed)
                 except SHAPE_ERRORS as exc:
                     cells[column.name] = Cell("failed", error=str(exc) or type(exc).__name__)
                     tqdm.write(f"{shape.class_name}/{shape.id} with {column.name}: {cells[column.name].error}")
