@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import numpy as np
 
 from core.errors import DataSetError, ExplorerError
+from core.grid_reference import SourceMesh, grid_reference_floaters, load_source_mesh
 from core.io_utils import atomic_write_bytes, atomic_write_json
 from core.tto.config import TTOConfig
 
@@ -45,6 +46,8 @@ __all__ = [
     "load_ground_truth",
     "approximate_thin_mask",
     "shape_thin_mask",
+    "shape_source_mesh",
+    "grid_reference_fields",
     "evaluate_split",
     "ClassChoice",
     "choose_class",
@@ -78,6 +81,8 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("components", "components", "mean"),  # connected components of the reconstruction (core.metrics)
     ("gt_components", "gt components", "mean"),  # of the ground truth (core.metrics.point_components)
     ("has_floaters", "floaters %", "pct"),  # share of shapes with a floating fragment (mesh_components)
+    # share of shapes with more floaters than the exact SDF meshed on the same grid (core.grid_reference)
+    ("has_extra_floaters", "floaters beyond gt grid %", "pct"),
     ("seconds", "s", "mean"),
 )
 
@@ -116,6 +121,9 @@ class EvalSettings:
     per-shape description a ``text_source = description`` model was trained on). Zero-shot for
     classes the model never saw; None: the class (given or inferred) as usual."""
     seed: int = 0
+    grid_reference: bool = True
+    """Also mesh each shape's source mesh's exact SDF on the same grid (when the source is there) and
+    report the reconstruction's floaters beyond it (:mod:`core.grid_reference`); 1-4 s a shape."""
     save_meshes: bool = False
     """Write each reconstruction to ``<out>/meshes/<class>/<id>.ply``."""
     device: str | None = None
@@ -201,22 +209,38 @@ def approximate_thin_mask(points: np.ndarray, normals: np.ndarray) -> np.ndarray
     return thin_part_mask(points, normals)
 
 
-def shape_thin_mask(shape: EvalShape, gt: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
-    """(S,) bool thin mask of the gt surface points and how it was made (``mesh`` / ``points``)."""
-    if shape.source is not None and shape.source.is_file() and "offset" in gt and "scale" in gt:
-        try:
-            from core.mesh_io import load_mesh
-            from core.normalization import Normalization
-            from core.thickness import thin_part_mask
+def shape_source_mesh(shape: EvalShape, gt: dict[str, np.ndarray]) -> SourceMesh | None:
+    """The shape's source mesh in its sample file's frame, or None (no file, no frame, unreadable)."""
+    return load_source_mesh(shape.source, gt.get("offset"), gt.get("scale"))
 
-            mesh = load_mesh(shape.source)
-            norm = Normalization(offset=gt["offset"], scale=float(gt["scale"]))
-            vertices = norm.apply(mesh.vertices)
-            return thin_part_mask(gt["surface_points"], gt["surface_normals"], vertices, mesh.faces), "mesh"
+
+def shape_thin_mask(shape: EvalShape, gt: dict[str, np.ndarray],
+                    source: SourceMesh | None = None) -> tuple[np.ndarray, str]:
+    """(S,) bool thin mask of the gt surface points and how it was made (``mesh`` / ``points``).
+
+    ``source``: the mesh :func:`shape_source_mesh` already loaded (read here when not given).
+    """
+    from core.thickness import thin_part_mask
+
+    source = source if source is not None else shape_source_mesh(shape, gt)
+    if source is not None:
+        try:
+            return thin_part_mask(gt["surface_points"], gt["surface_normals"], source.vertices, source.faces), "mesh"
         except (ExplorerError, ValueError) as exc:
             log.warning("%s: thin mask from the mesh failed (%s); approximating from the surface points",
                         shape.source, exc)
     return approximate_thin_mask(gt["surface_points"], gt["surface_normals"]), "points"
+
+
+def grid_reference_fields(source: SourceMesh | None, floaters: int | None, settings: EvalSettings) -> dict[str, Any]:
+    """``gt_grid_floaters`` (the exact SDF's floaters on the evaluation's grid), ``extra_floaters``
+    (the reconstruction's beyond those) and ``has_extra_floaters``; NaN / None without a source mesh
+    or when :attr:`EvalSettings.grid_reference` is off. See :mod:`core.grid_reference` for why."""
+    if source is None or floaters is None or not settings.grid_reference:
+        return {"gt_grid_floaters": math.nan, "extra_floaters": math.nan, "has_extra_floaters": None}
+    reference = grid_reference_floaters(source, settings.resolution, settings.mesh_method)
+    extra = max(0, int(floaters) - reference)
+    return {"gt_grid_floaters": reference, "extra_floaters": extra, "has_extra_floaters": extra > 0}
 
 
 def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -452,9 +476,11 @@ def evaluate_split(
                                 used.colour_fn(result.shape_code, result.colour_code, condition),
                                 method=settings.mesh_method, device=used.device)  # where the model is
             t_metrics0 = time.perf_counter()
-            mask, mask_from = shape_thin_mask(shape, gt)
+            source = shape_source_mesh(shape, gt)
+            mask, mask_from = shape_thin_mask(shape, gt, source)
             metrics = evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=settings.n_eval_points,
                                               rng=settings.seed)
+            metrics.update(grid_reference_fields(source, metrics.get("floaters"), settings))
             if settings.save_meshes and out_dir is not None and not mesh.is_empty:
                 export_mesh(mesh, Path(out_dir) / "meshes" / shape.class_name / f"{shape.id}.ply")
             t_end = time.perf_counter()
