@@ -11,6 +11,10 @@ ground truth, shows what the tables say.
 
 * ``--split train``: each checkpoint's trained code of the shape (looked up by id and class); a
   checkpoint that never saw the shape gets an empty cell labelled "not trained".
+* ``--floaters``: every reconstruction in grey with its floating fragments in red
+  (:func:`core.metrics.mesh_components`' rule), and a column "exact SDF on the grid": the source
+  mesh's exact signed distance meshed on the same grid (:mod:`core.grid_reference`), so a floater
+  the grid makes anyway is told from one the decoder adds.
 * ``--split test``: the codes (shape and colour) are fitted by test-time optimisation with
   :func:`core.tto.fit` under the viewer's defaults (300 iterations, 4,000 samples a step,
   lr 5e-3, DeepSDF's baseline losses, or a column's own loss set by ``--losses NAME=SET``), under
@@ -52,6 +56,10 @@ HEADER, CAPTION, LEFT, FOOTER = 48, 22, 170, 26
 """Pixel bands around the rendered grid: column titles, one caption line under each cell,
 row labels on the left, the per-column means at the bottom."""
 MAX_SURFELS = 8000
+"""Ground-truth points drawn when the source mesh is gone (a picture needs no more)."""
+MAIN_RGB, FLOATER_RGB = (0.78, 0.78, 0.78), (0.86, 0.08, 0.08)
+"""``--floaters``: faces of the main components and of the floating fragments."""
+GRID_TITLE = "exact SDF on the grid"
 """Ground-truth points drawn when the source mesh is gone (a picture needs no more)."""
 
 
@@ -265,6 +273,7 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "chamfer_x1e3": None if chamfer is None or not math.isfinite(chamfer) else round(1e3 * float(chamfer), 4),
         "colour_psnr": None if metrics.get("colour_psnr") is None else round(float(metrics["colour_psnr"]), 2),
         "components": metrics.get("components"),
+        "floaters": metrics.get("floaters"),
         "gt_components": metrics.get("gt_components"),
         "n_thin": metrics.get("n_thin"),
     }
@@ -276,12 +285,44 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-def caption(cell: Cell) -> str:
+def floater_painted(mesh: tuple | None) -> tuple | None:
+    """(vertices, faces, per-face colours): main components grey, floaters red (``--floaters``)."""
+    if mesh is None:
+        return None
+    from core.metrics import main_component_faces
+
+    vertices, faces = mesh[0], mesh[1]
+    main = main_component_faces(vertices, faces)
+    return vertices, faces, np.where(main[:, None], MAIN_RGB, FLOATER_RGB).astype(np.float32)
+
+
+def grid_reference_cell(shape: Any, gt: dict[str, np.ndarray], resolution: int) -> Cell:
+    """The ``--floaters`` column: the source's exact SDF meshed on the reconstructions' grid."""
+    from core.evaluation import shape_source_mesh
+    from core.grid_reference import exact_sdf_mesh
+    from core.metrics import mesh_components
+
+    source = shape_source_mesh(shape, gt)
+    if source is None:
+        return Cell("failed", error="no source mesh to take the exact SDF of")
+    mesh = exact_sdf_mesh(source, resolution)
+    if mesh.is_empty:
+        return Cell("empty", None, {"floaters": 0})
+    stats = mesh_components(mesh.vertices, mesh.faces)
+    return Cell("ok", (mesh.vertices, mesh.faces, None), {"floaters": stats["floaters"],
+                                                          "components": stats["components"]})
+
+
+def caption(cell: Cell, floaters: bool = False) -> str:
     if cell.status == "not trained":
         return "not trained"
     if cell.status == "failed":
         return "failed (see JSON)"
     m = cell.metrics
+    if floaters and m.get("fscore_1pct") is None:  # the exact-SDF column: nothing to score against itself
+        return f"floaters {m.get('floaters')}  parts {m.get('components')}"
+    if floaters:
+        return f"F@1 {_fmt(m.get('fscore_1pct'))}  thin {_fmt(m.get('thin_fscore_1pct'))}  floaters {m.get('floaters')}"
     parts = "" if m.get("components") is None else f"  parts {m['components']}"
     return f"F@1 {_fmt(m.get('fscore_1pct'))}  thin {_fmt(m.get('thin_fscore_1pct'))}" + (
         "  (empty)" if cell.status == "empty" else parts)
@@ -331,7 +372,8 @@ def _mean(values: list[float | None]) -> float | None:
 
 def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "train",
             shape_ids: Sequence[str] | None = None, per_class: int = 1, resolution: int = 128,
-            tto_iterations: int = INTERACTIVE_ITERATIONS, device: str | None = None, seed: int = 0) -> dict[str, Any]:
+            tto_iterations: int = INTERACTIVE_ITERATIONS, device: str | None = None, seed: int = 0,
+            floaters: bool = False) -> dict[str, Any]:
     """Render ``out`` (PNG) and write ``out.with_suffix('.json')``; return the JSON's content.
 
     Arguments are checked (checkpoints, shapes, numbers) before any model is run. A shape whose
@@ -383,12 +425,22 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
                     cells[column.name] = Cell("failed", error=str(exc) or type(exc).__name__)
                     tqdm.write(f"{shape.class_name}/{shape.id} with {column.name}: {cells[column.name].error}")
                 bar.update(1)
-            picture_rows.append([gt_mesh] + [cells[c.name].mesh for c in columns])
+            shown = [cells[c.name].mesh for c in columns]
+            extra_cells: list[Cell] = []
+            if floaters:
+                grid = Cell("failed", error="ground truth unreadable") if gt is None else \
+                    grid_reference_cell(shape, gt, resolution)
+                extra_cells = [grid]
+                shown = [grid.mesh] + shown
+                shown = [floater_painted(m) for m in shown]
+            picture_rows.append([gt_mesh] + shown)
             gt_parts = next((cell.metrics["gt_components"] for cell in cells.values()
                              if cell.metrics.get("gt_components") is not None), None)
             captions.append([gt_kind + ("" if gt_parts is None else f"  parts {gt_parts}")]
-                            + [caption(cells[c.name]) for c in columns])
+                            + [caption(c, floaters) for c in extra_cells]
+                            + [caption(cells[c.name], floaters) for c in columns])
             json_rows.append({
+                **({"gt_grid_floaters": extra_cells[0].metrics.get("floaters")} if floaters else {}),
                 "class": shape.class_name, "id": shape.id, "ground_truth": gt_kind, "thin_mask_from": mask_from,
                 "n_thin": int(np.count_nonzero(thin_mask)),
                 "cells": {name: {"status": cell.status, **cell.metrics, **({"error": cell.error} if cell.error else {})}
@@ -398,14 +450,15 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
     means = {c.name: {key: _mean([r["cells"][c.name].get(key) for r in json_rows])
                       for key in ("fscore_1pct", "thin_fscore_1pct")} for c in columns}
     how = "trained codes" if split == "train" else f"TTO, {tto_iterations} iterations"
-    titles = ["ground truth"] + [c.name for c in columns]
-    footers = [""] + [f"F@1 {_fmt(means[c.name]['fscore_1pct'])}  thin {_fmt(means[c.name]['thin_fscore_1pct'])}"
-                      for c in columns]
+    titles = ["ground truth"] + ([GRID_TITLE] if floaters else []) + [c.name for c in columns]
+    footers = [""] + ([""] if floaters else []) + [
+        f"F@1 {_fmt(means[c.name]['fscore_1pct'])}  thin {_fmt(means[c.name]['thin_fscore_1pct'])}" for c in columns]
     with tempfile.TemporaryDirectory(prefix="compare_") as tmp:
         grid_png = Path(tmp) / "grid.png"
         _render_grid(picture_rows, [], grid_png, size=CELL)
         png = compose(grid_png, titles, [f"{s.class_name}/{s.id}" for s in shapes], captions, footers,
-                      f"{split} split: {how}; F@1 % / thin F@1 % / connected parts")
+                      f"{split} split: {how}; F@1 % / thin F@1 % / "
+                      + ("floaters (red)" if floaters else "connected parts"))
     atomic_write_bytes(out, png)
     report = {
         "data": str(data_dir), "split": split, "how": how, "resolution": resolution, "seed": seed,
@@ -414,6 +467,7 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
         "tto_losses": None if tto_config is None else {c.name: c.losses for c in columns},
         "metrics": "percent for fscore_1pct / thin_fscore_1pct (core.metrics, 1 % of the object size)",
         "mean": means,
+        "floaters": floaters,
         "rows": json_rows,
     }
     atomic_write_json(out.with_suffix(".json"), json_safe(report))
@@ -436,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", action="append", default=[], metavar="NAME=LOSSES",
                    help="test split: the TTO loss set of column NAME (default baseline), e.g. 'mine=finetune'; "
                         "the same checkpoint may fill two columns with different losses")
+    p.add_argument("--floaters", action="store_true",
+                   help="paint floating fragments red and add the source's exact SDF meshed on the same grid")
     p.add_argument("--device", default=None, help="cpu / cuda (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -447,7 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         columns = parse_checkpoints(args.ckpt)
         apply_column_losses(columns, args.losses, args.split)
         report = compare(args.data, columns, args.out, args.split, args.shapes, args.per_class, args.resolution,
-                         args.tto_iterations, args.device, args.seed)
+                         args.tto_iterations, args.device, args.seed, args.floaters)
     except ExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -163,3 +163,32 @@ def test_columns_can_fit_with_their_own_tto_losses(toy_trained, tmp_path):
                                   (["plain=finetune"], "train", "trained codes")):
         with pytest.raises(cp.CompareError, match=message):
             cp.apply_column_losses(cp.parse_checkpoints([f"plain={toy_trained['ckpt']}"]), specs, split)
+
+
+def test_floaters_paints_fragments_red_beside_the_exact_sdf_on_the_grid(toy_trained, toy_copy, tmp_path):
+    """``--floaters``: a column of the source's exact SDF meshed on the same grid (its separate small
+    part counted as a floater there), every mesh grey with its floaters red, the counts in the JSON."""
+    import trimesh
+    from PIL import Image
+
+    box = trimesh.creation.box(extents=(1.3, 0.24, 1.0))  # about slab0's size (0.7 × 0.12 × 0.5 half-extents)
+    cube = trimesh.creation.box(extents=(0.14, 0.14, 0.14))
+    cube.apply_translation((0.0, 0.6, 0.0))  # apart from the box: a floater of the exact SDF too
+    source = toy_copy / "slab0.obj"
+    trimesh.util.concatenate([box, cube]).export(source)
+    manifest = json.loads((toy_copy / "manifest.json").read_text())
+    next(r for r in manifest["shapes"] if r["id"] == "slab0")["source"] = str(source)
+    (toy_copy / "manifest.json").write_text(json.dumps(manifest))
+
+    out = tmp_path / "floaters.png"
+    report = cp.compare(toy_copy, [cp.Column("tiny", toy_trained["ckpt"])], out, split="train",
+                        shape_ids=["slab0", "ball0"], resolution=32, floaters=True)
+    image = Image.open(out).convert("RGB")
+    assert image.width == cp.LEFT + 3 * cp.CELL  # ground truth, exact SDF on the grid, the checkpoint
+    slab, ball = report["rows"]
+    assert slab["gt_grid_floaters"] == 1 and ball["gt_grid_floaters"] is None  # the ball has no source mesh
+    assert isinstance(slab["cells"]["tiny"]["floaters"], int)
+    grid_cell = np.asarray(image)[cp.HEADER:cp.HEADER + cp.CELL, cp.LEFT + cp.CELL:cp.LEFT + 2 * cp.CELL].astype(int)
+    red = (grid_cell[..., 0] > 150) & (grid_cell[..., 1] < 90) & (grid_cell[..., 2] < 90)
+    grey = (np.abs(grid_cell[..., 0] - grid_cell[..., 1]) < 12) & (grid_cell[..., 0] < 230) & (grid_cell[..., 0] > 60)
+    assert red.sum() > 20 and grey.sum() > 20 * red.sum()  # the small cube red, the slab grey
