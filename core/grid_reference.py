@@ -68,9 +68,11 @@ def exact_sdf_mesh(source: SourceMesh, resolution: int, method: str = "coarse_to
     from core.meshing import extract_mesh
     from core.sdf_backends import compute_sdf
 
+    vertices = np.asarray(source.vertices, np.float64)
+
     def sdf_fn(points: torch.Tensor) -> torch.Tensor:
         query = points.detach().cpu().numpy().astype(np.float64)
-        sdf = compute_sdf(np.asarray(source.vertices, np.float64), source.faces, query, backend="winding").sdf
+        sdf = compute_sdf(vertices, source.faces, query, backend="winding").sdf
         return torch.from_numpy(np.asarray(sdf, np.float32)).to(points.device)
 
     return extract_mesh(sdf_fn, resolution, method=method, device="cpu")

@@ -60,7 +60,7 @@ MAX_SURFELS = 8000
 MAIN_RGB, FLOATER_RGB = (0.78, 0.78, 0.78), (0.86, 0.08, 0.08)
 """``--floaters``: faces of the main components and of the floating fragments."""
 GRID_TITLE = "exact SDF on the grid"
-"""Ground-truth points drawn when the source mesh is gone (a picture needs no more)."""
+"""Title of the ``--floaters`` column."""
 
 
 class CompareError(ExplorerError):
@@ -296,13 +296,12 @@ def floater_painted(mesh: tuple | None) -> tuple | None:
     return vertices, faces, np.where(main[:, None], MAIN_RGB, FLOATER_RGB).astype(np.float32)
 
 
-def grid_reference_cell(shape: Any, gt: dict[str, np.ndarray], resolution: int) -> Cell:
-    """The ``--floaters`` column: the source's exact SDF meshed on the reconstructions' grid."""
-    from core.evaluation import shape_source_mesh
+def grid_reference_cell(source: Any, resolution: int) -> Cell:
+    """The ``--floaters`` column: the source's exact SDF (``source``: a :class:`core.grid_reference.SourceMesh`
+    or None) meshed on the reconstructions' grid."""
     from core.grid_reference import exact_sdf_mesh
     from core.metrics import mesh_components
 
-    source = shape_source_mesh(shape, gt)
     if source is None:
         return Cell("failed", error="no source mesh to take the exact SDF of")
     mesh = exact_sdf_mesh(source, resolution)
@@ -381,7 +380,7 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
     """
     from tqdm import tqdm
 
-    from core.evaluation import SHAPE_ERRORS, load_ground_truth, shape_thin_mask
+    from core.evaluation import SHAPE_ERRORS, load_ground_truth, shape_source_mesh, shape_thin_mask
     from core.model import load_trained_model
     from core.tto import TTOConfig
 
@@ -407,11 +406,12 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
         for shape in shapes:
             try:
                 gt = load_ground_truth(shape.file)
-                thin_mask, mask_from = shape_thin_mask(shape, gt)
+                source = shape_source_mesh(shape, gt)  # read once: thin mask and the --floaters column
+                thin_mask, mask_from = shape_thin_mask(shape, gt, source)
                 gt_mesh, gt_kind = ground_truth_picture(shape, gt, data_dir)
             except SHAPE_ERRORS as exc:  # a damaged sample file: the row says so, the others go on
                 tqdm.write(f"{shape.class_name}/{shape.id}: {exc}")
-                gt, thin_mask, mask_from, gt_mesh, gt_kind = None, np.zeros(0, bool), None, None, "failed"
+                gt, source, thin_mask, mask_from, gt_mesh, gt_kind = None, None, np.zeros(0, bool), None, None, "failed"
             cells: dict[str, Cell] = {}
             for column in columns:
                 if gt is None:
@@ -429,7 +429,7 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
             extra_cells: list[Cell] = []
             if floaters:
                 grid = Cell("failed", error="ground truth unreadable") if gt is None else \
-                    grid_reference_cell(shape, gt, resolution)
+                    grid_reference_cell(source, resolution)
                 extra_cells = [grid]
                 shown = [grid.mesh] + shown
                 shown = [floater_painted(m) for m in shown]
