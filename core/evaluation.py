@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import numpy as np
 
 from core.errors import DataSetError, ExplorerError
-from core.grid_reference import SourceMesh, grid_reference_floaters, load_source_mesh
+from core.grid_reference import SourceMesh, grid_reference_measures, load_source_mesh
 from core.io_utils import atomic_write_bytes, atomic_write_json
 from core.tto.config import TTOConfig
 
@@ -66,6 +66,8 @@ __all__ = [
     "run_ablation",
     "measure_fit",
     "TABLE_COLUMNS",
+    "FREE_SPACE_VOXELS",
+    "free_space_floaters",
 ]
 
 TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -83,6 +85,11 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("has_floaters", "floaters %", "pct"),  # share of shapes with a floating fragment (mesh_components)
     # share of shapes with more floaters than the exact SDF meshed on the same grid (core.grid_reference)
     ("has_extra_floaters", "floaters beyond gt grid %", "pct"),
+    # floaters per shape that float in free space (> 2 voxels from the gt surface), not torn surface
+    ("free_floaters", "free-space floaters", "mean"),
+    # the grid's ceiling: the exact SDF meshed on the same grid, measured like a reconstruction
+    ("gt_grid_fscore_1pct", "gt grid F@1 %", "pct"),
+    ("gt_grid_thin_fscore_1pct", "gt grid thin F@1 %", "pct"),
     ("seconds", "s", "mean"),
 )
 
@@ -123,7 +130,8 @@ class EvalSettings:
     seed: int = 0
     grid_reference: bool = True
     """Also mesh each shape's source mesh's exact SDF on the same grid (when the source is there) and
-    report the reconstruction's floaters beyond it (:mod:`core.grid_reference`); 1-4 s a shape."""
+    report the reconstruction's floaters beyond it and the exact field's own F@1 and thin F@1 on
+    that grid, the grid's ceiling (:mod:`core.grid_reference`); 2-5 s a shape."""
     save_meshes: bool = False
     """Write each reconstruction to ``<out>/meshes/<class>/<id>.ply``."""
     device: str | None = None
@@ -232,15 +240,39 @@ def shape_thin_mask(shape: EvalShape, gt: dict[str, np.ndarray],
     return approximate_thin_mask(gt["surface_points"], gt["surface_normals"]), "points"
 
 
-def grid_reference_fields(source: SourceMesh | None, floaters: int | None, settings: EvalSettings) -> dict[str, Any]:
-    """``gt_grid_floaters`` (the exact SDF's floaters on the evaluation's grid), ``extra_floaters``
-    (the reconstruction's beyond those) and ``has_extra_floaters``; NaN / None without a source mesh
-    or when :attr:`EvalSettings.grid_reference` is off. See :mod:`core.grid_reference` for why."""
+def grid_reference_fields(source: SourceMesh | None, floaters: int | None, settings: EvalSettings,
+                          gt: dict[str, np.ndarray], thin_mask: np.ndarray | None) -> dict[str, Any]:
+    """The reconstruction against the exact SDF meshed on the same grid (:mod:`core.grid_reference`).
+
+    ``gt_grid_floaters`` (the exact SDF's floaters on the evaluation's grid), ``extra_floaters``
+    (the reconstruction's beyond those), ``has_extra_floaters``, and the grid's ceiling:
+    ``gt_grid_fscore_1pct`` and ``gt_grid_thin_fscore_1pct``, what the exact field itself scores on
+    that grid. NaN / None without a source mesh or when :attr:`EvalSettings.grid_reference` is off.
+    """
     if source is None or floaters is None or not settings.grid_reference:
-        return {"gt_grid_floaters": math.nan, "extra_floaters": math.nan, "has_extra_floaters": None}
-    reference = grid_reference_floaters(source, settings.resolution, settings.mesh_method)
-    extra = max(0, int(floaters) - reference)
-    return {"gt_grid_floaters": reference, "extra_floaters": extra, "has_extra_floaters": extra > 0}
+        return {"gt_grid_floaters": math.nan, "extra_floaters": math.nan, "has_extra_floaters": None,
+                "gt_grid_fscore_1pct": math.nan, "gt_grid_thin_fscore_1pct": math.nan}
+    reference = grid_reference_measures(source, gt, thin_mask, settings.resolution, settings.mesh_method,
+                                        settings.n_eval_points, settings.seed)
+    extra = max(0, int(floaters) - reference["floaters"])
+    return {"gt_grid_floaters": reference["floaters"], "extra_floaters": extra, "has_extra_floaters": extra > 0,
+            "gt_grid_fscore_1pct": reference["fscore_1pct"],
+            "gt_grid_thin_fscore_1pct": reference["thin_fscore_1pct"]}
+
+
+FREE_SPACE_VOXELS = 2.0
+"""A floater whose closest vertex lies more than this many voxels from the ground-truth surface is a
+blob in free space; nearer, it is a torn piece of the surface (:func:`core.metrics.floater_gaps`)."""
+
+
+def free_space_floaters(mesh: Any, gt: dict[str, np.ndarray], resolution: int) -> int:
+    """Floaters more than :data:`FREE_SPACE_VOXELS` voxels (of the [-1, 1]³ grid) from the gt surface."""
+    from core.metrics import floater_gaps
+
+    if mesh.is_empty:
+        return 0
+    gaps = floater_gaps(mesh.vertices, mesh.faces, gt["surface_points"])
+    return int(np.sum(gaps > FREE_SPACE_VOXELS * 2.0 / resolution))
 
 
 def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -480,7 +512,8 @@ def evaluate_split(
             mask, mask_from = shape_thin_mask(shape, gt, source)
             metrics = evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=settings.n_eval_points,
                                               rng=settings.seed)
-            metrics.update(grid_reference_fields(source, metrics.get("floaters"), settings))
+            metrics.update(grid_reference_fields(source, metrics.get("floaters"), settings, gt, mask))
+            metrics["free_floaters"] = free_space_floaters(mesh, gt, settings.resolution)
             if settings.save_meshes and out_dir is not None and not mesh.is_empty:
                 export_mesh(mesh, Path(out_dir) / "meshes" / shape.class_name / f"{shape.id}.ply")
             t_end = time.perf_counter()

@@ -26,6 +26,7 @@ __all__ = [
     "object_size",
     "FLOATER_SHARE",
     "mesh_components",
+    "floater_gaps",
     "point_components",
     "evaluate_reconstruction",
 ]
@@ -202,6 +203,35 @@ def main_component_faces(vertices: np.ndarray, faces: np.ndarray, floater_share:
     main = share >= floater_share
     main[int(np.argmax(share))] = True
     return main[face_label]
+
+
+def floater_gaps(vertices: np.ndarray, faces: np.ndarray, reference_points: np.ndarray,
+                 floater_share: float = FLOATER_SHARE) -> np.ndarray:
+    """(K,) float: for each floater (:func:`mesh_components`' rule), the distance from its closest
+    vertex to the nearest ``reference_points`` point (the ground-truth surface).
+
+    Why: a floater that touches the true surface is a torn piece of it (a thin sheet the field did
+    not keep whole); one far from it is a blob in free space. The two have different causes
+    (capacity on thin parts vs. too few free-space samples), so the fix depends on which it is.
+    Empty for a mesh without floaters or an empty mesh.
+    """
+    labels = _face_components(vertices, faces)
+    if labels is None:
+        return np.zeros(0)
+    face_label, share = labels
+    floating = share < floater_share
+    floating[int(np.argmax(share))] = False
+    if not floating.any():
+        return np.zeros(0)
+    v = np.asarray(vertices, np.float64).reshape(-1, 3)
+    f = np.asarray(faces, np.int64).reshape(-1, 3)
+    on_floater = floating[face_label]
+    vertex_ids = f[on_floater].reshape(-1)
+    component = np.repeat(face_label[on_floater], 3)
+    dist, _ = _nn(v[vertex_ids], reference_points)
+    gaps = np.full(len(share), np.inf)
+    np.minimum.at(gaps, component, dist)
+    return gaps[floating]
 
 
 def _face_components(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

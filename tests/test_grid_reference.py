@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.grid_reference import SourceMesh, exact_sdf_mesh, grid_reference_floaters, load_source_mesh
+from core.grid_reference import (
+    SourceMesh,
+    exact_sdf_mesh,
+    grid_reference_floaters,
+    grid_reference_measures,
+    load_source_mesh,
+)
 from core.metrics import mesh_components
 
 
@@ -33,21 +39,43 @@ def test_the_exact_sdf_on_the_grid_keeps_a_separate_part_as_a_floater(tmp_path):
     assert mesh_components(dense.vertices, dense.faces)["components"] == 2
 
 
-def test_a_rod_thinner_than_a_voxel_breaks_even_in_the_exact_field(tmp_path):
-    """Why the reference exists: at a coarse grid the exact SDF of a thin rod joining two plates
-    loses the rod, and a finer grid keeps it, so a floater count must be read against the grid."""
+def _plates_and_rod() -> trimesh.Trimesh:
+    """Two 0.8 × 0.1 × 0.8 plates joined by a rod of radius 0.012 (a voxel of a 96³ grid is 0.021)."""
     top = trimesh.creation.box(extents=(0.8, 0.1, 0.8))
     top.apply_translation((0, 0.5, 0))
     bottom = top.copy()
     bottom.apply_translation((0, -1.0, 0))
     rod = trimesh.creation.cylinder(radius=0.012, height=1.0, sections=16)
     rod.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, (1, 0, 0)))
-    mesh = trimesh.util.concatenate([top, bottom, rod])
+    return trimesh.util.concatenate([top, bottom, rod])
+
+
+def test_a_rod_thinner_than_a_voxel_breaks_even_in_the_exact_field():
+    """Why the reference exists: at a coarse grid the exact SDF of a thin rod joining two plates
+    loses the rod, and a finer grid keeps it, so a floater count must be read against the grid."""
+    mesh = _plates_and_rod()
     source = SourceMesh(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64))
     coarse = exact_sdf_mesh(source, 24)
     fine = exact_sdf_mesh(source, 160)
     assert mesh_components(coarse.vertices, coarse.faces)["components"] >= 2
     assert mesh_components(fine.vertices, fine.faces)["components"] == 1
+
+
+def test_the_grids_ceiling_scores_the_exact_field_like_a_reconstruction():
+    """The exact field's thin F@1 on a grid too coarse for the rod is far below the fine grid's, while
+    the plates (most of the surface) keep F@1 high on both: a model's thin F is read against it."""
+    mesh = _plates_and_rod()
+    source = SourceMesh(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64))
+    points, face = trimesh.sample.sample_surface_even(mesh, 8000, seed=0)
+    gt = {"surface_points": np.asarray(points), "surface_normals": np.asarray(mesh.face_normals[face])}
+    on_rod = (np.abs(points[:, 0]) < 0.05) & (np.abs(points[:, 2]) < 0.05) & (np.abs(points[:, 1]) < 0.4)
+    coarse = grid_reference_measures(source, gt, on_rod, 24, n_points=8000)
+    fine = grid_reference_measures(source, gt, on_rod, 160, n_points=8000)
+    assert fine["thin_fscore_1pct"] > 0.8 and fine["fscore_1pct"] > 0.9
+    assert coarse["thin_fscore_1pct"] < fine["thin_fscore_1pct"] - 0.3
+    assert coarse["floaters"] == grid_reference_floaters(source, 24)
+    no_mask = grid_reference_measures(source, gt, None, 24, n_points=8000)
+    assert math.isnan(no_mask["thin_fscore_1pct"]) and no_mask["fscore_1pct"] == pytest.approx(coarse["fscore_1pct"])
 
 
 def test_load_source_mesh_uses_the_sample_files_frame(tmp_path, caplog):
@@ -78,8 +106,13 @@ def test_evaluation_counts_floaters_beyond_the_grid_reference(toy_trained, tmp_p
     assert measured["gt_grid_floaters"] == 1
     assert measured["extra_floaters"] == max(0, measured["floaters"] - 1)
     assert measured["has_extra_floaters"] == (measured["extra_floaters"] > 0)
+    assert 0 <= measured["free_floaters"] <= measured["floaters"]
     assert math.isnan(no_source["gt_grid_floaters"]) and no_source["has_extra_floaters"] is None
+    # the grid's ceiling is measured where a source is (this source is not slab0's surface: a low score)
+    assert 0.0 <= measured["gt_grid_fscore_1pct"] < 0.5
+    assert math.isnan(no_source["gt_grid_fscore_1pct"]) and math.isnan(no_source["gt_grid_thin_fscore_1pct"])
     summary = summarise(rows)["all"]
     assert summary["floaters beyond gt grid %"] == pytest.approx(100.0 * measured["has_extra_floaters"])
+    assert summary["gt grid F@1 %"] == pytest.approx(100.0 * measured["gt_grid_fscore_1pct"])
     (off,) = evaluate_split(toy_trained["model"], [with_part], config, replace(settings, grid_reference=False))
     assert math.isnan(off["gt_grid_floaters"]) and off["floaters"] == measured["floaters"]

@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training split: use the checkpoint's codes instead of fitting")
     parser.add_argument("--no-grid-reference", dest="grid_reference", action="store_false",
                         help="skip meshing each source mesh's exact SDF on the same grid (the reference the "
-                             "'floaters beyond gt grid %%' column counts against; 1-4 s a shape)")
+                             "'floaters beyond gt grid %%' column counts against, and the grid's ceiling "
+                             "'gt grid F@1 %%' / 'gt grid thin F@1 %%'; 2-5 s a shape)")
     parser.add_argument("--save-meshes", action="store_true", help="write every reconstruction under OUT/meshes/")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="auto / cpu / cuda[:N] (default: CUDA when present)")
