@@ -67,7 +67,7 @@ __all__ = [
     "measure_fit",
     "TABLE_COLUMNS",
     "FREE_SPACE_VOXELS",
-    "free_space_floaters",
+    "floater_kind_fields",
 ]
 
 TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -85,8 +85,11 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("has_floaters", "floaters %", "pct"),  # share of shapes with a floating fragment (mesh_components)
     # share of shapes with more floaters than the exact SDF meshed on the same grid (core.grid_reference)
     ("has_extra_floaters", "floaters beyond gt grid %", "pct"),
-    # floaters per shape that float in free space (> 2 voxels from the gt surface), not torn surface
+    # floaters per shape by kind (core.metrics.floater_kinds): pieces of the surface torn off, blobs in
+    # free space (> 2 voxels from the gt surface), bubbles inside a body
+    ("torn_floaters", "torn floaters", "mean"),
     ("free_floaters", "free-space floaters", "mean"),
+    ("cavity_floaters", "cavities", "mean"),
     # the grid's ceiling: the exact SDF meshed on the same grid, measured like a reconstruction
     ("gt_grid_fscore_1pct", "gt grid F@1 %", "pct"),
     ("gt_grid_thin_fscore_1pct", "gt grid thin F@1 %", "pct"),
@@ -262,17 +265,17 @@ def grid_reference_fields(source: SourceMesh | None, floaters: int | None, setti
 
 FREE_SPACE_VOXELS = 2.0
 """A floater whose closest vertex lies more than this many voxels from the ground-truth surface is a
-blob in free space; nearer, it is a torn piece of the surface (:func:`core.metrics.floater_gaps`)."""
+blob in free space; nearer, it is a torn piece of the surface (:func:`core.metrics.floater_kinds`)."""
 
 
-def free_space_floaters(mesh: Any, gt: dict[str, np.ndarray], resolution: int) -> int:
-    """Floaters more than :data:`FREE_SPACE_VOXELS` voxels (of the [-1, 1]³ grid) from the gt surface."""
-    from core.metrics import floater_gaps
+def floater_kind_fields(mesh: Any, gt: dict[str, np.ndarray], resolution: int) -> dict[str, int]:
+    """``torn_floaters``, ``free_floaters`` (more than :data:`FREE_SPACE_VOXELS` voxels of the
+    [-1, 1]³ grid from the gt surface) and ``cavity_floaters`` of a reconstruction."""
+    from core.metrics import floater_kinds
 
-    if mesh.is_empty:
-        return 0
-    gaps = floater_gaps(mesh.vertices, mesh.faces, gt["surface_points"])
-    return int(np.sum(gaps > FREE_SPACE_VOXELS * 2.0 / resolution))
+    voxel = 2.0 / (resolution - 1)
+    kinds = floater_kinds(mesh.vertices, mesh.faces, gt["surface_points"], FREE_SPACE_VOXELS * voxel)
+    return {f"{kind}_floaters": count for kind, count in kinds.items()}
 
 
 def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -513,7 +516,7 @@ def evaluate_split(
             metrics = evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=settings.n_eval_points,
                                               rng=settings.seed)
             metrics.update(grid_reference_fields(source, metrics.get("floaters"), settings, gt, mask))
-            metrics["free_floaters"] = free_space_floaters(mesh, gt, settings.resolution)
+            metrics.update(floater_kind_fields(mesh, gt, settings.resolution))
             if settings.save_meshes and out_dir is not None and not mesh.is_empty:
                 export_mesh(mesh, Path(out_dir) / "meshes" / shape.class_name / f"{shape.id}.ply")
             t_end = time.perf_counter()

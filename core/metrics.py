@@ -26,7 +26,7 @@ __all__ = [
     "object_size",
     "FLOATER_SHARE",
     "mesh_components",
-    "floater_gaps",
+    "floater_kinds",
     "point_components",
     "evaluate_reconstruction",
 ]
@@ -205,33 +205,45 @@ def main_component_faces(vertices: np.ndarray, faces: np.ndarray, floater_share:
     return main[face_label]
 
 
-def floater_gaps(vertices: np.ndarray, faces: np.ndarray, reference_points: np.ndarray,
-                 floater_share: float = FLOATER_SHARE) -> np.ndarray:
-    """(K,) float: for each floater (:func:`mesh_components`' rule), the distance from its closest
-    vertex to the nearest ``reference_points`` point (the ground-truth surface).
+def floater_kinds(vertices: np.ndarray, faces: np.ndarray, reference_points: np.ndarray, free_distance: float,
+                  floater_share: float = FLOATER_SHARE) -> dict[str, int]:
+    """The floaters (:func:`mesh_components`' rule) sorted by kind: ``cavity``, ``free``, ``torn``.
 
-    Why: a floater that touches the true surface is a torn piece of it (a thin sheet the field did
-    not keep whole); one far from it is a blob in free space. The two have different causes
-    (capacity on thin parts vs. too few free-space samples), so the fix depends on which it is.
-    Empty for a mesh without floaters or an empty mesh.
+    - ``cavity``: the piece encloses empty space (negative signed volume: its outward normals point
+      inward), a bubble of positive field inside a solid body; invisible from outside.
+    - ``free``: its closest vertex is farther than ``free_distance`` from every ``reference_points``
+      point (the ground-truth surface): a blob in free space.
+    - ``torn``: the rest, a piece touching the true surface: a thin sheet or rod the field did not
+      keep whole.
+
+    Why: the three have different causes (a field that dips below zero inside a body; too few
+    free-space samples; too little capacity on thin parts), so the fix depends on which it is.
+    An empty mesh or one without floaters gives zeros.
     """
+    kinds = {"torn": 0, "free": 0, "cavity": 0}
     labels = _face_components(vertices, faces)
     if labels is None:
-        return np.zeros(0)
+        return kinds
     face_label, share = labels
     floating = share < floater_share
     floating[int(np.argmax(share))] = False
     if not floating.any():
-        return np.zeros(0)
+        return kinds
     v = np.asarray(vertices, np.float64).reshape(-1, 3)
     f = np.asarray(faces, np.int64).reshape(-1, 3)
     on_floater = floating[face_label]
-    vertex_ids = f[on_floater].reshape(-1)
-    component = np.repeat(face_label[on_floater], 3)
-    dist, _ = _nn(v[vertex_ids], reference_points)
-    gaps = np.full(len(share), np.inf)
-    np.minimum.at(gaps, component, dist)
-    return gaps[floating]
+    tri = v[f[on_floater]]
+    component = face_label[on_floater]
+    # signed volume of each piece: sum over its faces of the tetrahedra to the origin
+    signed = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
+    volume = np.bincount(component, weights=signed, minlength=len(share))
+    dist, _ = _nn(tri.reshape(-1, 3), reference_points)
+    gap = np.full(len(share), np.inf)
+    np.minimum.at(gap, np.repeat(component, 3), dist)
+    for c in np.nonzero(floating)[0]:
+        kind = "cavity" if volume[c] < 0 else ("free" if gap[c] > free_distance else "torn")
+        kinds[kind] += 1
+    return kinds
 
 
 def _face_components(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -137,29 +137,33 @@ def test_mesh_components_counts_pieces_and_floaters_by_area_share():
     assert mesh_components(np.zeros((0, 3)), np.zeros((0, 3), np.int64))["components"] == 0
 
 
-def test_floater_gaps_tell_torn_pieces_from_blobs_in_free_space():
-    from core.metrics import floater_gaps
+def test_floater_kinds_tell_torn_pieces_blobs_and_cavities_apart():
+    from core.metrics import floater_kinds
 
     box = trimesh.creation.box(extents=[1.0, 1.0, 1.0])
     surface = np.asarray(trimesh.sample.sample_surface_even(box, 20_000, seed=0)[0])
-    # one speck on the box's face (a torn piece), one 2.5 away from it (a blob in free space)
+    # a speck on the box's face (torn), one 2.5 away from it (free space), a bubble inside the box
+    # (its faces turned inward, as marching cubes orients a pocket of positive field: a cavity)
     near = trimesh.creation.icosphere(subdivisions=1, radius=0.04)
     near.apply_translation([0.55, 0.0, 0.0])
     far = trimesh.creation.icosphere(subdivisions=1, radius=0.04)
     far.apply_translation([3.0, 0.0, 0.0])
-    mesh = trimesh.util.concatenate([box, near, far])
-    gaps = np.sort(floater_gaps(mesh.vertices, mesh.faces, surface))
-    assert len(gaps) == 2
-    assert gaps[0] < 0.05 and gaps[1] == pytest.approx(2.46, abs=0.03)
-    assert len(floater_gaps(box.vertices, box.faces, surface)) == 0
-    assert len(floater_gaps(np.zeros((0, 3)), np.zeros((0, 3), np.int64), surface)) == 0
-    # evaluation counts the far one as in free space: > 2 voxels of a 32³ grid over [-1, 1]³ (0.125)
-    from core.evaluation import free_space_floaters
+    bubble = trimesh.creation.icosphere(subdivisions=1, radius=0.04)
+    bubble.invert()
+    mesh = trimesh.util.concatenate([box, near, far, bubble])
+    assert floater_kinds(mesh.vertices, mesh.faces, surface, free_distance=0.13) == {"torn": 1, "free": 1, "cavity": 1}
+    # a looser free-space distance makes the far speck a torn piece
+    assert floater_kinds(mesh.vertices, mesh.faces, surface, free_distance=3.0)["torn"] == 2
+    assert floater_kinds(box.vertices, box.faces, surface, 0.13) == {"torn": 0, "free": 0, "cavity": 0}
+    empty = floater_kinds(np.zeros((0, 3)), np.zeros((0, 3), np.int64), surface, 0.13)
+    assert sum(empty.values()) == 0
+    # evaluation's fields: 2 voxels of a 32³ grid over [-1, 1]³ (0.13)
+    from core.evaluation import floater_kind_fields
 
     arrays = MeshArrays(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64),
                         np.zeros((len(mesh.vertices), 3), np.float32))
-    assert free_space_floaters(arrays, {"surface_points": surface}, 32) == 1
-    assert free_space_floaters(MeshArrays.empty(), {"surface_points": surface}, 32) == 0
+    assert floater_kind_fields(arrays, {"surface_points": surface}, 32) == {
+        "torn_floaters": 1, "free_floaters": 1, "cavity_floaters": 1}
 
 
 def test_main_component_faces_drops_the_floaters_of_the_same_rule():
