@@ -117,3 +117,23 @@ def test_evaluation_counts_floaters_beyond_the_grid_reference(toy_trained, tmp_p
     assert summary["gt grid F@1 %"] == pytest.approx(100.0 * measured["gt_grid_fscore_1pct"])
     (off,) = evaluate_split(toy_trained["model"], [with_part], config, replace(settings, grid_reference=False))
     assert math.isnan(off["gt_grid_floaters"]) and off["floaters"] == measured["floaters"]
+
+
+def test_a_positive_iso_level_dilates_the_reconstruction(toy_trained, tmp_path):
+    """``EvalSettings.iso_level``: the mesh of the level set sdf = 0.06 is the zero set grown on every
+    side (by 0.06 for a true distance; the toy decoder's field is flatter, so by more)."""
+    from core.evaluation import EvalSettings, evaluate_split, list_split
+    from core.tto.config import TTOConfig
+
+    shape = next(s for s in list_split(toy_trained["data"], "train") if s.id == "slab0")
+    config = TTOConfig.from_losses("baseline")
+    extents = []
+    for level in (0.0, 0.06):
+        settings = EvalSettings(resolution=40, use_trained_codes=True, n_eval_points=2000, save_meshes=True,
+                                iso_level=level, grid_reference=False)
+        (row,) = evaluate_split(toy_trained["model"], [shape], config, settings, out_dir=tmp_path / str(level))
+        assert "error" not in row
+        mesh = trimesh.load(tmp_path / str(level) / "meshes" / shape.class_name / "slab0.ply", process=False)
+        extents.append(np.ptp(np.asarray(mesh.vertices), axis=0))
+    grown = extents[1] - extents[0]
+    assert np.all(grown > 0.1) and np.all(grown < 1.0), grown
