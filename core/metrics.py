@@ -209,14 +209,14 @@ def floater_kinds(vertices: np.ndarray, faces: np.ndarray, reference_points: np.
                   floater_share: float = FLOATER_SHARE) -> dict[str, int]:
     """The floaters (:func:`mesh_components`' rule) sorted by kind: ``cavity``, ``free``, ``torn``.
 
-    - ``cavity``: the piece encloses empty space (negative signed volume: its outward normals point
-      inward), a bubble of positive field inside a solid body; invisible from outside.
+    - ``cavity``: the piece is the wall of a bubble of positive field inside a solid body (its normals
+      point into the bubble, so its signed volume is negative); invisible from outside.
     - ``free``: its closest vertex is farther than ``free_distance`` from every ``reference_points``
       point (the ground-truth surface): a blob in free space.
     - ``torn``: the rest, a piece touching the true surface: a thin sheet or rod the field did not
       keep whole.
 
-    Why: the three have different causes (a field that dips below zero inside a body; too few
+    Why: the three have different causes (a field that rises above zero inside a body; too few
     free-space samples; too little capacity on thin parts), so the fix depends on which it is.
     An empty mesh or one without floaters gives zeros.
     """
