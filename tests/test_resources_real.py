@@ -64,7 +64,7 @@ def test_real_files_agree_with_the_checkpoint(real):
     with open(REAL / "training_log.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert int(rows[-1]["epoch"]) == real.stats["epochs"] and float(rows[-1]["loss"]) < float(rows[0]["loss"])
-    # two stages: area-sampled, then warm-started on thin-aware samples of the same items
+    # two stages of the same model and items: from scratch, then warm-started (curriculum from stage 2)
     stage1 = json.loads((REAL / "config_stage1.json").read_text())
     assert stage1["model"] == config["model"] and stage1["train"]["classes"] == config["train"]["classes"]
     assert config["train"]["init_from"] and config["train"]["curriculum_first_stage"] == 2
