@@ -67,7 +67,7 @@ __all__ = [
     "measure_fit",
     "TABLE_COLUMNS",
     "FREE_SPACE_VOXELS",
-    "floater_kind_fields",
+    "free_space_distance",
 ]
 
 TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -273,14 +273,9 @@ FREE_SPACE_VOXELS = 2.0
 blob in free space; nearer, it is a torn piece of the surface (:func:`core.metrics.floater_kinds`)."""
 
 
-def floater_kind_fields(mesh: Any, gt: dict[str, np.ndarray], resolution: int) -> dict[str, int]:
-    """``torn_floaters``, ``free_floaters`` (more than :data:`FREE_SPACE_VOXELS` voxels of the
-    [-1, 1]³ grid from the gt surface) and ``cavity_floaters`` of a reconstruction."""
-    from core.metrics import floater_kinds
-
-    voxel = 2.0 / (resolution - 1)
-    kinds = floater_kinds(mesh.vertices, mesh.faces, gt["surface_points"], FREE_SPACE_VOXELS * voxel)
-    return {f"{kind}_floaters": count for kind, count in kinds.items()}
+def free_space_distance(resolution: int) -> float:
+    """:data:`FREE_SPACE_VOXELS` voxels of a ``resolution``³ grid over [-1, 1]³ (voxel 2 / (N - 1))."""
+    return FREE_SPACE_VOXELS * 2.0 / (resolution - 1)
 
 
 def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -522,9 +517,8 @@ def evaluate_split(
             source = shape_source_mesh(shape, gt)
             mask, mask_from = shape_thin_mask(shape, gt, source)
             metrics = evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=settings.n_eval_points,
-                                              rng=settings.seed)
+                                              rng=settings.seed, free_distance=free_space_distance(settings.resolution))
             metrics.update(grid_reference_fields(source, metrics.get("floaters"), settings, gt, mask))
-            metrics.update(floater_kind_fields(mesh, gt, settings.resolution))
             if settings.save_meshes and out_dir is not None and not mesh.is_empty:
                 export_mesh(mesh, Path(out_dir) / "meshes" / shape.class_name / f"{shape.id}.ply")
             t_end = time.perf_counter()

@@ -182,7 +182,11 @@ def mesh_components(vertices: np.ndarray, faces: np.ndarray, floater_share: floa
     dict: ``components`` (int), ``floaters`` (int), ``has_floaters`` (bool), ``largest_share``
     (area share of the largest component, 0..1). An empty mesh: 0, 0, False, 0.0.
     """
-    labels = _face_components(vertices, faces)
+    return _components_of(_face_components(vertices, faces), floater_share)
+
+
+def _components_of(labels: tuple[np.ndarray, np.ndarray] | None, floater_share: float) -> dict[str, Any]:
+    """:func:`mesh_components` from :func:`_face_components`' labels."""
     if labels is None:
         return {"components": 0, "floaters": 0, "has_floaters": False, "largest_share": 0.0}
     _, share = labels
@@ -220,8 +224,14 @@ def floater_kinds(vertices: np.ndarray, faces: np.ndarray, reference_points: np.
     free-space samples; too little capacity on thin parts), so the fix depends on which it is.
     An empty mesh or one without floaters gives zeros.
     """
+    return _kinds_of(vertices, faces, _face_components(vertices, faces), reference_points, free_distance,
+                     floater_share)
+
+
+def _kinds_of(vertices: np.ndarray, faces: np.ndarray, labels: tuple[np.ndarray, np.ndarray] | None,
+              reference_points: np.ndarray, free_distance: float, floater_share: float) -> dict[str, int]:
+    """:func:`floater_kinds` from :func:`_face_components`' labels."""
     kinds = {"torn": 0, "free": 0, "cavity": 0}
-    labels = _face_components(vertices, faces)
     if labels is None:
         return kinds
     face_label, share = labels
@@ -323,6 +333,7 @@ def evaluate_reconstruction(
     thin_mask: np.ndarray | None = None,
     n_points: int = N_EVAL_POINTS,
     rng: np.random.Generator | int | None = 0,
+    free_distance: float | None = None,
 ) -> dict[str, float]:
     """All metrics of a reconstruction against ground truth.
 
@@ -343,7 +354,9 @@ def evaluate_reconstruction(
     ``precision_1pct``, ``recall_1pct``, ``fscore_1pct`` (and ``_2pct``), ``normal_consistency``,
     ``colour_l1`` / ``colour_psnr`` when both sides have colours, ``n_thin`` and ``thin_*``, and
     the prediction's ``components``, ``floaters``, ``has_floaters``, ``largest_share``
-    (:func:`mesh_components`) and the ground truth's ``gt_components`` (:func:`point_components`).
+    (:func:`mesh_components`) and the ground truth's ``gt_components`` (:func:`point_components`);
+    with ``free_distance`` also ``torn_floaters``, ``free_floaters``, ``cavity_floaters``
+    (:func:`floater_kinds` against the gt surface points; one labelling of the pieces serves both).
     An empty prediction gives inf distances and zero scores.
     """
     gt_pts = np.asarray(gt["surface_points"], np.float64)
@@ -354,7 +367,11 @@ def evaluate_reconstruction(
     colours = pred.get("colours") if isinstance(pred, Mapping) else getattr(pred, "colours", None)
     size = object_size(gt_pts)
     out: dict[str, float] = {"object_size": size}
-    out.update(mesh_components(vertices, faces))
+    labels = _face_components(vertices, faces)
+    out.update(_components_of(labels, FLOATER_SHARE))
+    if free_distance is not None:
+        kinds = _kinds_of(vertices, faces, labels, gt_pts, free_distance, FLOATER_SHARE)
+        out.update({f"{kind}_floaters": count for kind, count in kinds.items()})
     out["gt_components"] = point_components(gt_pts)
     if faces.shape[0] == 0:
         out.update(chamfer=np.inf, chamfer_l1=np.inf, emd=np.inf, normal_consistency=0.0)

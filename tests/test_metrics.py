@@ -158,12 +158,14 @@ def test_floater_kinds_tell_torn_pieces_blobs_and_cavities_apart():
     empty = floater_kinds(np.zeros((0, 3)), np.zeros((0, 3), np.int64), surface, 0.13)
     assert sum(empty.values()) == 0
     # evaluation's fields: 2 voxels of a 32³ grid over [-1, 1]³ (0.13)
-    from core.evaluation import floater_kind_fields
+    from core.evaluation import free_space_distance
 
     arrays = MeshArrays(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64),
                         np.zeros((len(mesh.vertices), 3), np.float32))
-    assert floater_kind_fields(arrays, {"surface_points": surface}, 32) == {
-        "torn_floaters": 1, "free_floaters": 1, "cavity_floaters": 1}
+    gt = {"surface_points": surface, "surface_normals": np.zeros_like(surface)}
+    metrics = evaluate_reconstruction(gt, arrays, n_points=2000, free_distance=free_space_distance(32))
+    assert (metrics["torn_floaters"], metrics["free_floaters"], metrics["cavity_floaters"]) == (1, 1, 1)
+    assert metrics["floaters"] == 3 and "torn_floaters" not in evaluate_reconstruction(gt, arrays, n_points=2000)
 
 
 def test_main_component_faces_drops_the_floaters_of_the_same_rule():
