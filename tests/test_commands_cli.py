@@ -145,12 +145,18 @@ def _evaluate(capsys, toy_trained, data, out, *extra: str) -> tuple[int, str, st
 
 @pytest.mark.parametrize("option, value, says", [
     ("--eval-points", "0", "at least 1"), ("--resolution", "0", "outside 16"), ("--limit", "0", "at least 1"),
+    ("--iso-level", "nan", "finite number"),
 ])
 def test_evaluate_refuses_bad_numbers_while_reading_the_flags(toy_trained, tmp_path, capsys, option, value, says):
     code, _, err = _run(capsys, "evaluate", "--ckpt", str(toy_trained["ckpt"]), "--data", str(toy_trained["data"]),
                         "--out", str(tmp_path / "out"), option, value)
     assert code == 2 and f"argument {option}: " in err and says in err
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_refuses_an_iso_level_beyond_the_training_clamp(toy_trained, tmp_path, capsys):
+    code, _, err = _evaluate(capsys, toy_trained, toy_trained["data"], tmp_path / "out", "--iso-level", "-0.5")
+    assert code == 2 and "--iso-level -0.5 is beyond the model's training clamp" in err and "Traceback" not in err
 
 
 def test_evaluate_damaged_sample_file_gets_an_error_row_and_the_rest_go_on(toy_trained, tmp_path, capsys):

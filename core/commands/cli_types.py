@@ -55,6 +55,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def finite_float(text: str) -> float:
+    """Any finite number (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number, e.g. 0.005")
+    return value
+
+
 def check_out_dir(out: Path, option: str = "--out") -> None:
     """Create ``out`` as a folder now, so a file in the way or a read-only place fails before any work."""
     if out.exists() and not out.is_dir():

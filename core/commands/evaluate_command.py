@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.commands.cli_types import check_out_dir, positive_float, positive_int, resolution
+from core.commands.cli_types import check_out_dir, finite_float, positive_float, positive_int, resolution
 from core.errors import ExplorerError
 
 __all__ = ["add_arguments", "run"]
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip meshing each source mesh's exact SDF on the same grid (the reference the "
                              "'floaters beyond gt grid %%' column counts against, and the grid's ceiling "
                              "'gt grid F@1 %%' / 'gt grid thin F@1 %%'; 2-5 s a shape)")
-    parser.add_argument("--iso-level", type=float, default=0.0,
+    parser.add_argument("--iso-level", type=finite_float, default=0.0,
                         help="mesh the level set sdf = LEVEL instead of 0 (SDF units; a voxel is 2/(resolution-1)): "
                              "a small positive level dilates the surface, closing torn thin sheets at a cost "
                              "in accuracy everywhere")
@@ -128,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
         shapes = list_split(args.data, args.split, limit=args.limit, classes=args.classes)
         check_out_dir(args.out)
         model = load_trained_model(args.ckpt, device=device)
+        clamp = float((model.full_config.get("train") or {}).get("clamp", 0.1))
+        if abs(args.iso_level) >= clamp:
+            raise ExplorerError(f"--iso-level {args.iso_level:g} is beyond the model's training clamp ({clamp:g}): "
+                                "its field is not a distance there; use a level of a voxel or less, "
+                                f"e.g. {1.0 / (args.resolution - 1):.4f} at {args.resolution}³.")
         if args.text_prompt:
             check_text_prompt(model, shapes, args.text_prompt)
     except (ExplorerError, ValueError) as exc:
