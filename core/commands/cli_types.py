@@ -44,12 +44,17 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """A finite number above 0 (``nan``, ``inf``, 0 and negatives are refused)."""
+def _number(text: str) -> float:
+    """``text`` as a float, or the argparse error that says it is not a number."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0 (``nan``, ``inf``, 0 and negatives are refused)."""
+    value = _number(text)
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number above 0, e.g. 5e-3")
     return value
@@ -57,10 +62,7 @@ def positive_float(text: str) -> float:
 
 def finite_float(text: str) -> float:
     """Any finite number (``nan`` and ``inf`` are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number, e.g. 0.005")
     return value

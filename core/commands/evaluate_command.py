@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         write_results,
     )
     from core.model import load_trained_model
+    from core.training.config import TrainConfig
     from core.tto.config import TTOConfig, parse_losses
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         shapes = list_split(args.data, args.split, limit=args.limit, classes=args.classes)
         check_out_dir(args.out)
         model = load_trained_model(args.ckpt, device=device)
-        clamp = float((model.full_config.get("train") or {}).get("clamp", 0.1))
+        clamp = float((model.full_config.get("train") or {}).get("clamp", TrainConfig().clamp))
         if abs(args.iso_level) >= clamp:
             raise ExplorerError(f"--iso-level {args.iso_level:g} is beyond the model's training clamp ({clamp:g}): "
                                 "its field is not a distance there; use a level of a voxel or less, "
