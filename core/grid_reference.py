@@ -1,4 +1,4 @@
-"""The ground truth as a grid sees it: the source mesh's exact SDF meshed like a reconstruction.
+"""The ground truth as a grid sees it: the source mesh's training field meshed like a reconstruction.
 
 Why: a floater count alone blames the decoder for what the grid does. A lamp's chain or a wire
 frame thinner than one voxel falls apart into beads at 96³ even when the *exact* signed distance
@@ -8,6 +8,11 @@ floaters on about half the shapes. So evaluation meshes the source's exact SDF (
 back end, :func:`core.sdf_backends.compute_sdf`) on the same grid with the same method as the
 reconstruction, and reports the reconstruction's floaters *beyond* that reference: the pieces the
 decoder breaks off, not the ones no SDF could keep at that resolution.
+
+The reference field is the one the shape's training samples were drawn from: the ``auto`` field of
+:mod:`core.open_mesh_sdf` (the surface dilated by the ``ε`` its sample file records, meshed and then
+stepped ``ε`` inward like a model's meshes) or, for sample files made before it, the undilated
+winding-number field.
 """
 from __future__ import annotations
 
@@ -32,50 +37,59 @@ class SourceMesh:
     """(V, 3) float, the frame of the sample file's surface points."""
     faces: np.ndarray
     """(F, 3) int64."""
+    see_through: np.ndarray | None = None
+    """(F,) bool faces of see-through parts (glass), or None."""
+    surface_offset: float = 0.0
+    """The ``ε`` of the field its samples were drawn with (0: the undilated winding field)."""
+
+    def field(self):
+        """The training field of this mesh (:func:`core.sdf_backends.sdf_field`), prepared once."""
+        from core.open_mesh_sdf import FillSdfSettings
+        from core.sdf_backends import sdf_field
+
+        if self.surface_offset > 0:
+            return sdf_field(self.vertices, self.faces, "auto", see_through=self.see_through,
+                             settings=FillSdfSettings(epsilon=self.surface_offset))
+        return sdf_field(self.vertices, self.faces, "winding")
 
 
-def load_source_mesh(source: Path | None, offset: np.ndarray | None, scale: float | None) -> SourceMesh | None:
+def load_source_mesh(source: Path | None, offset: np.ndarray | None, scale: float | None,
+                     surface_offset: float = 0.0) -> SourceMesh | None:
     """The source mesh in the frame the sample file recorded (its ``offset`` and ``scale``).
+
+    ``surface_offset``: the ``ε`` the sample file's field recorded (:attr:`SourceMesh.surface_offset`).
 
     None when there is no source file, no recorded frame, or the mesh cannot be read (logged):
     callers then fall back to what the surface points alone can tell.
     """
     if source is None or not Path(source).is_file() or offset is None or scale is None:
         return None
-    from core.mesh_io import load_mesh
+    from core.mesh_io import SEE_THROUGH_BELOW, load_mesh
     from core.normalization import Normalization
 
     try:
         mesh = load_mesh(source)
         norm = Normalization(offset=np.asarray(offset, np.float64), scale=float(scale))
+        see_through = mesh.face_opacity < SEE_THROUGH_BELOW
         # the loader's dtype kept (float32 stays float32), so the thin mask made from it is the one
         # evaluation always made
-        return SourceMesh(norm.apply(mesh.vertices), np.asarray(mesh.faces, np.int64))
+        return SourceMesh(norm.apply(mesh.vertices), np.asarray(mesh.faces, np.int64),
+                          see_through if see_through.any() else None, float(surface_offset))
     except (ExplorerError, ValueError) as exc:
         log.warning("%s: source mesh unreadable for the ground-truth references (%s)", source, exc)
         return None
 
 
 def exact_sdf_mesh(source: SourceMesh, resolution: int, method: str = "coarse_to_fine"):
-    """The source's exact signed distance meshed by :func:`core.meshing.extract_mesh` on CPU.
+    """The source's training field (:meth:`SourceMesh.field`) meshed by :func:`core.meshing.extract_mesh` on CPU.
 
-    Same grid (``resolution`` over [-1, 1]³) and evaluation ``method`` as a reconstruction, so the
-    two meshes differ only in the field: the decoder's against the exact one. About 1-4 s a
-    shape at 96³-128³ for meshes of a few thousand faces.
+    Same grid (``resolution`` over [-1, 1]³), evaluation ``method`` and inward step of the surface
+    offset as a reconstruction, so the two meshes differ only in the field: the decoder's against the
+    exact one. About 1-4 s a shape at 96³-128³ for meshes of a few thousand faces.
     """
-    import torch
+    from core.ground_truth_quality import field_mesh
 
-    from core.meshing import extract_mesh
-    from core.sdf_backends import compute_sdf
-
-    vertices = np.asarray(source.vertices, np.float64)
-
-    def sdf_fn(points: torch.Tensor) -> torch.Tensor:
-        query = points.detach().cpu().numpy().astype(np.float64)
-        sdf = compute_sdf(vertices, source.faces, query, backend="winding").sdf
-        return torch.from_numpy(np.asarray(sdf, np.float32)).to(points.device)
-
-    return extract_mesh(sdf_fn, resolution, method=method, device="cpu")
+    return field_mesh(source.field(), resolution, method, surface_offset=source.surface_offset)
 
 
 def grid_reference_floaters(source: SourceMesh, resolution: int, method: str = "coarse_to_fine") -> int:

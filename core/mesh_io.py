@@ -32,6 +32,7 @@ from core.errors import MeshLoadError
 __all__ = [
     "COLOUR_PATHS",
     "DEFAULT_GREY",
+    "SEE_THROUGH_BELOW",
     "SUPPORTED_SUFFIXES",
     "LoadedMesh",
     "MeshPart",
@@ -45,6 +46,9 @@ COLOUR_PATHS: tuple[str, ...] = ("texture", "vertex", "face", "material", "defau
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 
 DEFAULT_GREY: float = 0.5
+
+SEE_THROUGH_BELOW: float = 0.9
+"""Parts whose opacity is below this are see-through (glass, clear plastic); see :attr:`MeshPart.opacity`."""
 
 # A face whose area is below this fraction of the squared bounding-box diagonal is
 # degenerate: collinear corners give cross products of rounding size (~1e-16 diag^2),
@@ -73,6 +77,10 @@ class MeshPart:
     colour_path: str
     base_colour: np.ndarray
     texture: np.ndarray | None = None
+    opacity: float = 1.0
+    """1 opaque, 0 fully see-through: OBJ's MTL ``d`` (or ``1 - Tr``), glTF's base colour alpha when its
+    ``alphaMode`` is BLEND. Signed distances of open meshes let the outside in through parts below
+    :data:`SEE_THROUGH_BELOW` (glass doors), so what is behind them is not filled solid."""
 
 
 @dataclass(eq=False)
@@ -122,6 +130,11 @@ class LoadedMesh:
     def part_colour_paths(self) -> list[str]:
         """Colour path of each part, in the order of ``parts``."""
         return [p.colour_path for p in self.parts]
+
+    @property
+    def face_opacity(self) -> np.ndarray:
+        """(F,) float64 opacity of each face's part (:attr:`MeshPart.opacity`)."""
+        return np.array([p.opacity for p in self.parts], dtype=np.float64)[self.face_part]
 
     @property
     def face_areas(self) -> np.ndarray:
@@ -394,16 +407,17 @@ def _build_part(geom: trimesh.Trimesh, path: Path, warnings: list[str]) -> _RawP
         uv = None if visual.uv is None else np.asarray(visual.uv, dtype=np.float64)
         if uv is not None and len(uv) != len(vertices):
             uv = None
+        opacity = _material_opacity(material)
         if image is not None and uv is not None:
-            part = MeshPart(name, "texture", factor, _image_to_rgb(image))
+            part = MeshPart(name, "texture", factor, _image_to_rgb(image), opacity=opacity)
             return _RawPart(part, vertices, faces, uv=uv)
         if image is not None:
             warnings.append(f"{path.name}: part '{name}' has a texture but no UVs; using the material colour")
         # colour-only MTL (trimesh gives texture visuals without UVs) or a texture that was not found
         colour = _material_colour(material)
         if colour is None:
-            return _RawPart(MeshPart(name, "default", grey), vertices, faces)
-        return _RawPart(MeshPart(name, "material", colour), vertices, faces)
+            return _RawPart(MeshPart(name, "default", grey, opacity=opacity), vertices, faces)
+        return _RawPart(MeshPart(name, "material", colour, opacity=opacity), vertices, faces)
 
     if isinstance(visual, trimesh.visual.ColorVisuals):
         kind = visual.kind
@@ -451,6 +465,32 @@ def _material_colour(material: Any) -> np.ndarray | None:
     if diffuse is None:
         return None
     return np.asarray(diffuse, dtype=np.float32).reshape(-1)[:3] / 255.0
+
+
+def _material_opacity(material: Any) -> float:
+    """Opacity in [0, 1] of a trimesh material (1 when it says nothing or something unreadable).
+
+    OBJ: trimesh keeps the MTL keys it does not map in ``kwargs``: ``d`` (dissolve) is the opacity,
+    ``Tr`` its complement (some exporters write both; ``d`` wins). glTF: the base colour's alpha
+    counts only in BLEND mode (OPAQUE ignores it; MASK cuts texels, not whole parts).
+    """
+    if material is None:
+        return 1.0
+    if isinstance(material, trimesh.visual.material.PBRMaterial):
+        factor = material.baseColorFactor
+        if material.alphaMode != "BLEND" or factor is None:
+            return 1.0
+        return float(np.clip(np.asarray(factor, np.float64).reshape(-1)[3] / 255.0, 0.0, 1.0))
+    extra = getattr(material, "kwargs", None) or {}
+    for key, flip in (("d", False), ("tr", True)):
+        try:
+            value = float(np.asarray(extra[key], dtype=np.float64).reshape(-1)[0])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if np.isfinite(value):
+            value = float(np.clip(value, 0.0, 1.0))
+            return 1.0 - value if flip else value
+    return 1.0
 
 
 def _image_to_rgb(image: Any) -> np.ndarray:

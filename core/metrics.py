@@ -256,6 +256,14 @@ def _kinds_of(vertices: np.ndarray, faces: np.ndarray, labels: tuple[np.ndarray,
     return kinds
 
 
+def face_components(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(component of each face (F,), area share of each component (C,)), or None for an empty mesh.
+
+    The labelling :func:`mesh_components` counts (faces sharing a welded vertex are connected).
+    """
+    return _face_components(vertices, faces)
+
+
 def _face_components(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """(component of each face (F,), area share of each component (C,)), or None for an empty mesh.
 

@@ -58,8 +58,10 @@ class PreprocessConfig:
     """SDF samples per shape (DeepSDF: 500,000)."""
     n_surface: int = 30_000
     """Surface points per shape kept for evaluation (DeepSDF's SurfaceSamples: 30,000)."""
-    backend: str = "winding"
-    """SDF back end: ``winding`` (libigl fast winding number + exact distance) or ``mesh_to_sdf``."""
+    backend: str = "auto"
+    """SDF back end (:mod:`core.sdf_backends`): ``auto`` (the surface dilated by ``ε`` so open sheets
+    become slabs; per mesh the exact winding sign when it is closed, a flood fill of the outside when
+    not), ``winding`` (undilated; torn on open meshes) or ``mesh_to_sdf``."""
     seed: int = 0
     """Base seed; each shape's generator is derived from it and the shape id."""
     max_faces: int = MAX_FACES
@@ -117,6 +119,9 @@ class PreprocessReport:
     seconds: float = 0.0
     done: set[tuple[str, str]] = field(default_factory=set)
     """(class, id) of every processed or skipped shape: ids repeat across classes."""
+    fields: dict[str, int] = field(default_factory=dict)
+    """Shapes of the whole data set (its manifest) by the signed-distance field they got (``udf_fill``,
+    ``winding``, ...); filled when the index files are written."""
 
     @property
     def ok_count(self) -> int:
@@ -185,7 +190,8 @@ def settings_difference(stats: dict[str, Any], config: PreprocessConfig) -> str 
     if "n_surface" not in made and stats.get("n_surface"):
         made["n_surface"] = int(stats["n_surface"])
     if "backend" not in made and stats.get("sdf_backend"):
-        made["backend"] = "winding" if stats["sdf_backend"] == "winding" else "mesh_to_sdf"
+        made["backend"] = {"winding": "winding", "dilated_winding": "auto", "dilated_fill": "auto"}.get(
+            stats["sdf_backend"], "mesh_to_sdf")
     flags = {"n_samples": "--samples", "n_surface": "--surface-samples", "backend": "--backend", "seed": "--seed",
              "near_allocation": "--near-allocation", "thin_band_variance": "--thin-band-variance",
              "balance_sign": "--balance-sign"}
@@ -509,6 +515,16 @@ def _previous_records(out_dir: Path, jobs: list[MeshJob]) -> list[dict[str, Any]
     return kept
 
 
+def field_counts(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Manifest records counted by the signed-distance field of their samples (most common first)."""
+    counts: dict[str, int] = {}
+    for record in records:
+        stats = record.get("stats") or {}
+        method = (stats.get("sdf_field") or {}).get("method") or stats.get("sdf_backend") or "unknown"
+        counts[method] = counts.get(method, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
 def write_index_files(
     jobs: list[MeshJob],
     out_dir: Path,
@@ -568,6 +584,7 @@ def _write_index_files(jobs: list[MeshJob], out_dir: Path, config: PreprocessCon
             }
         )
     records.extend(_previous_records(out_dir, jobs))
+    report.fields = field_counts(records)
     for record in records:
         if record["class_name"] not in classes:
             classes.append(record["class_name"])

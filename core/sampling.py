@@ -70,8 +70,9 @@ class SamplingConfig:
     """Variance of the second, tighter perturbation (DeepSDF: ``variance / 10``)."""
     bounding_cube_dim: float = 2.0
     """Edge of the cube, centred at the origin, holding the uniform samples."""
-    backend: str = "winding"
-    """SDF back end (:mod:`core.sdf_backends`): ``winding`` or ``mesh_to_sdf``."""
+    backend: str = "auto"
+    """SDF back end (:mod:`core.sdf_backends`): ``auto`` (the surface dilated by ``ε``, so open sheets
+    become slabs; winding sign for closed meshes, a flood fill for open ones), ``winding`` or ``mesh_to_sdf``."""
     near_allocation: str = "area"
     """Where the near-surface points sit. ``area`` (DeepSDF): around area-uniform surface points,
     so a chair leg with 2 % of the area gets 2 % of the samples and the decoder barely learns it.
@@ -106,8 +107,11 @@ class SamplingConfig:
             raise ConfigError(f"SamplingConfig counts must be >= 0, got {self.n_samples}, {self.n_surface}.")
         if not (self.bounding_cube_dim > 0 and math.isfinite(self.bounding_cube_dim)):
             raise ConfigError(f"SamplingConfig.bounding_cube_dim must be finite and > 0, got {self.bounding_cube_dim}.")
-        if self.backend not in ("winding", "mesh_to_sdf"):
-            raise ValueError(f"SamplingConfig.backend must be 'winding' or 'mesh_to_sdf', got {self.backend!r}.")
+        from core.sdf_backends import BACKEND_NAMES
+
+        if self.backend not in BACKEND_NAMES:
+            raise ValueError(f"SamplingConfig.backend must be one of {', '.join(BACKEND_NAMES)}, "
+                             f"got {self.backend!r}.")
         if self.near_allocation not in NEAR_ALLOCATIONS:
             raise ConfigError(f"SamplingConfig.near_allocation must be 'area' or 'thickness' "
                               f"(--near-allocation), got {self.near_allocation!r}.")
@@ -288,6 +292,7 @@ def sample_sdf_queries(
     n_total: int,
     rng: np.random.Generator,
     config: SamplingConfig | None = None,
+    cache: dict | None = None,
 ) -> np.ndarray:
     """DeepSDF's SDF query points: perturbed surface points plus uniform points.
 
@@ -303,6 +308,9 @@ def sample_sdf_queries(
         Source of randomness.
     config : SamplingConfig, optional
         Split and variances; DeepSDF's defaults when omitted (``n_samples`` is not used here).
+    cache : dict, optional
+        Kept between calls on one mesh (a sign-balancing round draws more queries): the thin-aware
+        schemes measure the surface's thickness once, the dearest part of drawing them.
 
     Returns
     -------
@@ -317,7 +325,7 @@ def sample_sdf_queries(
     if n_total < 0:
         raise ValueError(f"n_total must be >= 0, got {n_total}.")
     if config.thin_aware:
-        return _thin_aware_queries(vertices, faces, n_total, rng, config)
+        return _thin_aware_queries(vertices, faces, n_total, rng, config, {} if cache is None else cache)
     n_first, n_second, n_uniform = config.split(n_total)
     surface = sample_surface(vertices, faces, n_first, rng).points.astype(np.float64)
     first = surface + rng.normal(0.0, np.sqrt(config.variance), size=(n_first, 3))
@@ -349,6 +357,8 @@ class _ThicknessField:
         self.inverse = inverse / inverse.mean()  # area-average 1
         self.thin = thin_part_mask(points, normals, vertices, faces) if need_thin else None
         self.tree = cKDTree(points)
+        self.proposals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        """:func:`_proposal_triangles` of each acceptance (``"allocation"``, ``"thin"``), made once."""
 
     def nearest(self, points: np.ndarray) -> np.ndarray:
         return self.tree.query(points)[1]
@@ -420,7 +430,8 @@ def _proposal_triangles(vertices: np.ndarray, faces: np.ndarray, field: _Thickne
 
 def _weighted_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator,
                              field: _ThicknessField, values: np.ndarray,
-                             stats: dict[str, int] | None = None) -> np.ndarray:
+                             stats: dict[str, int] | None = None,
+                             proposal: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """(n, 3) float64 surface points with density ∝ area × ``values[nearest reference point]``.
 
     Exact rejection sampling against a proposal that already follows the acceptance
@@ -429,11 +440,14 @@ def _weighted_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rn
     density is exact, no point is duplicated, the result is a function of ``rng``'s state only,
     and the cost no longer grows as the accepted share of the surface shrinks (a thin band on a
     sliver of the surface used to draw millions of area-uniform candidates per kept point).
-    ``stats``, when given, receives ``candidates`` and ``rounds`` (the work done).
+    ``stats``, when given, receives ``candidates`` and ``rounds`` (the work done); ``proposal`` is
+    :func:`_proposal_triangles`' result for these ``values`` when the caller keeps it.
     """
     if n == 0:
         return np.zeros((0, 3))
-    tris, upper = _proposal_triangles(vertices, faces, field, values)
+    if proposal is None:
+        proposal = _proposal_triangles(vertices, faces, field, values)
+    tris, upper = proposal
     if not len(tris):
         raise ValueError("the sampling acceptance is 0 on the whole surface; there is nothing to draw from.")
     weight = _triangle_areas(tris) * upper
@@ -454,19 +468,32 @@ def _weighted_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rn
     return np.concatenate(kept)[:n]
 
 
+def _proposal_of(field: _ThicknessField, kind: str, vertices: np.ndarray, faces: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_proposal_triangles` of the ``kind`` acceptance, made once per field."""
+    if kind not in field.proposals:
+        values = field.allocation_values() if kind == "allocation" else field.thin_values()
+        field.proposals[kind] = _proposal_triangles(vertices, faces, field, values)
+    return field.proposals[kind]
+
+
 def _thin_aware_queries(vertices: np.ndarray, faces: np.ndarray, n_total: int, rng: np.random.Generator,
-                        config: SamplingConfig) -> np.ndarray:
+                        config: SamplingConfig, cache: dict) -> np.ndarray:
     """Queries of :func:`sample_sdf_queries` with ``near_allocation`` / the thin band applied."""
     vertices, faces = _check_mesh(vertices, faces)
     n_first, n_second, n_thin, n_uniform = config.bands(n_total)
-    field = _ThicknessField(vertices, faces, rng, need_thin=n_thin > 0)
+    field = cache.get("thickness")
+    if field is None:
+        field = cache["thickness"] = _ThicknessField(vertices, faces, rng, need_thin=config.thin_band_variance > 0)
     if config.near_allocation == "thickness":
-        surface = _weighted_surface_points(vertices, faces, n_first, rng, field, field.allocation_values())
+        surface = _weighted_surface_points(vertices, faces, n_first, rng, field, field.allocation_values(),
+                                           proposal=_proposal_of(field, "allocation", vertices, faces))
     else:
         surface = sample_surface(vertices, faces, n_first, rng).points.astype(np.float64)
     first = surface + rng.normal(0.0, np.sqrt(config.variance), size=(n_first, 3))
     second = surface + rng.normal(0.0, np.sqrt(config.second_variance), size=(n_second, 3))
-    thin_surface = _weighted_surface_points(vertices, faces, n_thin, rng, field, field.thin_values())
+    thin_surface = _weighted_surface_points(vertices, faces, n_thin, rng, field, field.thin_values(),
+                                            proposal=_proposal_of(field, "thin", vertices, faces) if n_thin else None)
     thin = thin_surface + rng.normal(0.0, np.sqrt(config.thin_band_variance), size=(n_thin, 3))
     half = config.bounding_cube_dim / 2
     uniform = rng.uniform(-half, half, size=(n_uniform, 3))

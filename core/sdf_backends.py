@@ -1,11 +1,19 @@
-"""Signed distances from query points to a triangle mesh, by two selectable back ends.
+"""Signed distances from query points to a triangle mesh, by selectable back ends.
 
 ``compute_sdf(vertices, faces, points, backend=...)`` works on plain arrays in the
-unit-sphere frame and returns an :class:`SdfResult` (negative inside).
+unit-sphere frame and returns an :class:`SdfResult` (negative inside); :func:`sdf_field`
+prepares a mesh once for many queries and says which method it chose and why.
 
-* ``"winding"`` (default): exact unsigned distance and closest point from libigl's AABB
+* ``"auto"`` (preprocessing's default): :mod:`core.open_mesh_sdf`: the exact distance to the
+  surface dilated by ``ε``, so every open sheet becomes a closed slab ``2 ε`` thick. The sign is
+  chosen per mesh: a closed mesh (every part watertight and outward oriented,
+  :func:`core.open_mesh_sdf.mesh_closure`) keeps the exact winding-number sign
+  (``dilated_winding``); an open one gets the winding sign inside its closed parts and a flood
+  fill of the outside for the rest (``dilated_fill``); see-through parts (glass) let the fill through.
+* ``"winding"``: the undilated field: exact unsigned distance and closest point from libigl's AABB
   tree; the sign from libigl's fast generalised winding number (inside where it exceeds
-  0.5), which degrades gracefully on open, non-manifold or self-intersecting meshes.
+  0.5). Exact on closed meshes; on an open sheet the number is about 0.5 on both sides and
+  the sign flips at random along it (stripes, holes, flakes).
 * ``"mesh_to_sdf"``: the ``mesh-to-sdf`` package, i.e. DeepSDF's own approach: distances to
   a dense surface point cloud taken by 100 virtual scans (needs a headless OpenGL context,
   tried once through EGL), signs by a vote of the 11 nearest scan normals. Without OpenGL it
@@ -30,18 +38,23 @@ __all__ = [
     "ClosestPoints",
     "closest_points",
     "compute_sdf",
+    "SdfField",
+    "sdf_field",
     "winding_sdf",
+    "winding_numbers",
     "mesh_to_sdf_sdf",
     "headless_gl_available",
 ]
 
-BACKEND_NAMES: tuple[str, ...] = ("winding", "mesh_to_sdf")
-"""Names accepted by :func:`compute_sdf`."""
+BACKEND_NAMES: tuple[str, ...] = ("auto", "winding", "mesh_to_sdf")
+"""Names accepted by :func:`compute_sdf` and :func:`sdf_field`."""
 
 # Query points per libigl call: bounds the (chunk, 3) float64 temporaries; large enough
 # that the fast-winding-number tree, rebuilt per call, costs little (~1 ms per 1k faces).
 EXACT_WINDING_MAX_FACES = 1000
 """Meshes up to this many faces get libigl's exact winding number (faster there, and exact)."""
+EXACT_WINDING_MAX_PAIRS = 300_000_000
+"""Exact winding numbers also when queries x faces stays under this (about 3 s on one core)."""
 DEFAULT_CHUNK_SIZE = 131_072
 
 
@@ -61,7 +74,8 @@ class SdfResult:
         Unit viewing direction onto the closest point: the scan camera's ray where a scan
         saw it, else the negated face normal (pointing into the surface).
     backend : str
-        Method actually used: ``winding``, ``mesh_to_sdf_scan`` or ``mesh_to_sdf_sample``.
+        Method actually used: ``dilated_winding``, ``dilated_fill`` (``auto``), ``winding``,
+        ``mesh_to_sdf_scan`` or ``mesh_to_sdf_sample``.
     """
 
     sdf: np.ndarray
@@ -188,8 +202,19 @@ def _into_surface_dirs(
     return dirs
 
 
+def aabb_tree(vertices: np.ndarray, faces: np.ndarray) -> Any:
+    """libigl's AABB tree of a mesh, for :func:`closest_points` calls that query one mesh many times."""
+    import igl
+
+    vertices, faces = _as_mesh_arrays(vertices, faces)
+    tree = igl.AABB()
+    tree.init(vertices, faces)
+    return tree
+
+
 def closest_points(
-    vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE
+    vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE,
+    tree: Any = None,
 ) -> ClosestPoints:
     """Exact closest points on a triangle mesh, in chunks of ``chunk_size`` queries.
 
@@ -200,17 +225,17 @@ def closest_points(
     points : (N, 3) float
     chunk_size : int
         Queries per libigl call.
+    tree : optional
+        :func:`aabb_tree` of this very mesh, reused; built here when None.
 
     Returns
     -------
     ClosestPoints
     """
-    import igl
-
     vertices, faces = _as_mesh_arrays(vertices, faces)
     points = _as_points(points)
-    tree = igl.AABB()
-    tree.init(vertices, faces)
+    if tree is None:
+        tree = aabb_tree(vertices, faces)
     n = len(points)
     sq_dist = np.empty(n)
     face = np.empty(n, dtype=np.int64)
@@ -221,6 +246,27 @@ def closest_points(
         sq_dist[start:stop], face[start:stop], point[start:stop] = d, i, c
     bary = _barycentric(point, vertices[faces[face]])
     return ClosestPoints(distance=np.sqrt(np.maximum(sq_dist, 0.0)), face=face, point=point, barycentric=bary)
+
+
+def winding_numbers(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
+                    chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
+    """(N,) generalised winding numbers of ``points`` (libigl; exact up to
+    :data:`EXACT_WINDING_MAX_FACES` faces, fast Barnes-Hut beyond)."""
+    import igl
+
+    vertices, faces = _as_mesh_arrays(vertices, faces)
+    points = _as_points(points)
+    winding = np.empty(len(points))
+    step = max(1, chunk_size)
+    # Exact solid angles cost O(queries x faces) with no tree; the fast (Barnes-Hut) version pays
+    # for its tree and near-field work, which loses on small meshes: 2x slower at 600 faces.
+    # Barnes-Hut also loses on meshes of a few thousand faces with large triangles near the queries
+    # (a fridge's panels: 6x slower than exact at 2,400 faces), so exact wins while it is cheap outright.
+    exact = len(faces) <= EXACT_WINDING_MAX_FACES or len(faces) * len(points) <= EXACT_WINDING_MAX_PAIRS
+    winding_fn = igl.winding_number if exact else igl.fast_winding_number
+    for start in range(0, len(points), step):
+        winding[start : start + step] = winding_fn(vertices, faces, points[start : start + step])
+    return winding
 
 
 def winding_sdf(
@@ -248,20 +294,10 @@ def winding_sdf(
     SdfResult
         ``backend == "winding"``; ``view_dirs`` are negated closest-face normals.
     """
-    import igl
-
     vertices, faces = _as_mesh_arrays(vertices, faces)
     points = _as_points(points)
     closest = closest_points(vertices, faces, points, chunk_size=chunk_size)
-    winding = np.empty(len(points))
-    step = max(1, chunk_size)
-    # Exact solid angles cost O(queries x faces) with no tree; the fast (Barnes-Hut) version pays
-    # for its tree and near-field work, which loses on small meshes: 2x slower at 600 faces.
-    exact = len(faces) <= EXACT_WINDING_MAX_FACES
-    for start in range(0, len(points), step):
-        chunk = points[start : start + step]
-        winding_fn = igl.winding_number if exact else igl.fast_winding_number
-        winding[start : start + step] = winding_fn(vertices, faces, chunk)
+    winding = winding_numbers(vertices, faces, points, chunk_size)
     # 0.5 splits inside (1) from outside (0) and is where a hole's "leak" is most ambiguous;
     # inverted meshes (winding -1 inside) come out all-outside, which preprocess reports.
     sign = np.where(winding > 0.5, -1.0, 1.0)
@@ -442,10 +478,100 @@ def mesh_to_sdf_sdf(
     )
 
 
-_BACKENDS: dict[str, Callable[..., SdfResult]] = {
-    "winding": winding_sdf,
-    "mesh_to_sdf": mesh_to_sdf_sdf,
-}
+@dataclass
+class SdfField:
+    """A mesh prepared for signed-distance queries by one method (:func:`sdf_field`).
+
+    Attributes
+    ----------
+    query : callable
+        ``(N, 3) points -> SdfResult``; may be called many times (trees and fills are built once).
+    backend : str
+        The method it uses: ``dilated_winding``, ``dilated_fill``, ``winding`` or ``mesh_to_sdf``.
+    reason : str
+        Why that method (what ``auto`` found, or that it was asked for), one line for the manifest.
+    details : dict
+        JSON-ready facts of the field: ``epsilon`` (the surface's dilation; 0 for the undilated
+        back ends), and for ``auto`` the closed faces' share, see-through faces, the fill's grid.
+    """
+
+    query: Callable[[np.ndarray], SdfResult]
+    backend: str
+    reason: str
+    details: dict[str, Any]
+
+    def __call__(self, points: np.ndarray) -> SdfResult:
+        return self.query(points)
+
+    @property
+    def epsilon(self) -> float:
+        """How far the field's zero level set lies outside the mesh's surface."""
+        return float(self.details.get("epsilon", 0.0))
+
+    def record(self) -> dict[str, Any]:
+        """What a sample file's stats keep of the field: ``{"method", "reason", **details}``."""
+        return {"method": self.backend, "reason": self.reason, **self.details}
+
+
+def _dilated_field(vertices: np.ndarray, faces: np.ndarray, see_through: np.ndarray | None,
+                   settings: Any = None) -> SdfField:
+    from core.open_mesh_sdf import FillSdfField
+
+    field = FillSdfField(vertices, faces, see_through=see_through, settings=settings)
+    method = "dilated_winding" if field.closure.closed else "dilated_fill"
+
+    def query(points: np.ndarray) -> SdfResult:
+        points = _as_points(points)
+        closest = field.closest(points)
+        return SdfResult(
+            sdf=field.signed_distance(points, closest).astype(np.float32),
+            closest_face=closest.face,
+            closest_barycentric=closest.barycentric.astype(np.float32),
+            view_dirs=_into_surface_dirs(field.vertices, field.faces, points, closest).astype(np.float32),
+            backend=method,
+        )
+
+    details: dict[str, Any] = {"epsilon": field.settings.epsilon,
+                               "closed_faces_share": round(float(field.closure.closed_faces.mean()), 5)}
+    if not field.closure.closed:
+        details.update(fill_resolution=field.settings.resolution, see_through_faces=field.n_see_through,
+                       enclosed_share=round(field.enclosed_share, 5))
+    return SdfField(query, method, field.closure.reason, details)
+
+
+def sdf_field(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    backend: str = "winding",
+    see_through: np.ndarray | None = None,
+    **options: Any,
+) -> SdfField:
+    """Prepare ``(vertices, faces)`` for signed-distance queries by ``backend`` (module docstring).
+
+    Parameters
+    ----------
+    vertices : (V, 3) float
+        Unit-sphere frame.
+    faces : (F, 3) int
+    backend : {"auto", "winding", "mesh_to_sdf"}
+    see_through : (F,) bool, optional
+        Faces of see-through parts (glass): ``auto``'s fill passes through them.
+    **options
+        ``auto``: ``settings`` (:class:`core.open_mesh_sdf.FillSdfSettings`); ``winding`` and
+        ``mesh_to_sdf``: keyword arguments of :func:`winding_sdf` / :func:`mesh_to_sdf_sdf`.
+
+    Raises
+    ------
+    ValueError
+        Unknown back end (the message lists the names) or malformed arrays.
+    """
+    if backend not in BACKEND_NAMES:
+        raise ValueError(f"unknown SDF back end {backend!r}; choose one of: {', '.join(BACKEND_NAMES)}.")
+    vertices, faces = _as_mesh_arrays(vertices, faces)
+    if backend == "auto":
+        return _dilated_field(vertices, faces, see_through, options.get("settings"))
+    function = winding_sdf if backend == "winding" else mesh_to_sdf_sdf
+    return SdfField(lambda points: function(vertices, faces, points, **options), backend, "asked for", {})
 
 
 def compute_sdf(
@@ -457,18 +583,7 @@ def compute_sdf(
 ) -> SdfResult:
     """Signed distance from ``points`` to the mesh ``(vertices, faces)``, negative inside.
 
-    Parameters
-    ----------
-    vertices : (V, 3) float
-        Unit-sphere frame.
-    faces : (F, 3) int
-        Triangles.
-    points : (N, 3) float
-        Query points, same frame.
-    backend : {"winding", "mesh_to_sdf"}
-        Method; see the module docstring.
-    **options
-        Keyword arguments of :func:`winding_sdf` or :func:`mesh_to_sdf_sdf`.
+    One-off queries; :func:`sdf_field` prepares a mesh once for many (same arguments).
 
     Returns
     -------
@@ -479,10 +594,4 @@ def compute_sdf(
     ValueError
         Unknown back end (the message lists the names) or malformed arrays.
     """
-    try:
-        function = _BACKENDS[backend]
-    except KeyError:
-        raise ValueError(
-            f"unknown SDF back end {backend!r}; choose one of: {', '.join(BACKEND_NAMES)}."
-        ) from None
-    return function(vertices, faces, points, **options)
+    return sdf_field(vertices, faces, backend, **options)(points)

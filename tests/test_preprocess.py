@@ -152,3 +152,23 @@ def test_cli_exit_codes(mesh_folder, tmp_path, capsys):
     assert "empty.obj" in capsys.readouterr().err
     code = main.main(["preprocess", "--source", "folder", "--out", str(out), "--no-progress"])
     assert code == 2
+
+
+def test_ground_truth_report_measures_every_shape_against_its_source(mesh_folder, tmp_path, capsys):
+    out = tmp_path / "data"
+    code = main.main(["preprocess", "--source", "folder", "--input", str(mesh_folder), "--out", str(out),
+                      "--samples", "2000", "--surface-samples", "200", "--no-progress", "--test-fraction", "0",
+                      "--ground-truth-report", "48"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "signed distances:" in printed and "ground truth at 48³" in printed
+    report = json.loads((out / "ground_truth.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(report["shapes"]) == len(manifest["shapes"])
+    for row, record in zip(report["shapes"], manifest["shapes"], strict=True):
+        assert row["method"] == record["stats"]["sdf_field"]["method"]
+        assert row["48"]["pieces"] >= 1 and row["48"]["chamfer_l1"] < 0.1
+    assert report["summary"]["48"]["shapes"] == len(manifest["shapes"])
+    code = main.main(["preprocess", "--source", "folder", "--input", str(mesh_folder), "--out", str(out),
+                      "--no-progress", "--ground-truth-report", "4"])
+    assert code == 2 and "--ground-truth-report 4" in capsys.readouterr().err

@@ -191,7 +191,7 @@ def test_unknown_backend_lists_the_names() -> None:
         compute_sdf(mesh.vertices, mesh.faces, np.zeros((1, 3)), backend="pysdf")
     for name in BACKEND_NAMES:
         assert name in str(error.value)
-    assert set(BACKEND_NAMES) == {"winding", "mesh_to_sdf"}
+    assert set(BACKEND_NAMES) == {"auto", "winding", "mesh_to_sdf"}
 
 
 def test_malformed_points_are_rejected() -> None:

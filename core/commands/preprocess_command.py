@@ -10,11 +10,17 @@ from core.errors import ExplorerError
 
 __all__ = ["add_arguments", "run"]
 
+FIELD_NAMES = {"dilated_fill": "open (sheets as slabs, sign by a flood fill of the outside)",
+               "dilated_winding": "closed (exact winding-number sign)",
+               "winding": "undilated winding-number sign"}
+"""How the preprocess summary names each signed-distance field."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from core.config_io import arg_default
     from core.preprocess import PreprocessConfig
     from core.sampling import SamplingConfig
+    from core.sdf_backends import BACKEND_NAMES
 
     parser.add_argument("--source", choices=["synthetic", "objaverse", "folder", "sweethome3d"], default="synthetic",
                         help="where meshes come from (default: the built-in procedural set; sweethome3d: Debian's "
@@ -27,9 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "folders, sub-folders and mesh files are followed)")
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--shard", default=None, help="i/N: process every N-th shape starting at i (0-based)")
-    parser.add_argument("--backend", choices=["winding", "mesh_to_sdf"],
+    parser.add_argument("--backend", choices=list(BACKEND_NAMES),
                         **arg_default(PreprocessConfig, "backend",
-                                      "SDF back end: fast winding numbers or mesh-to-sdf's virtual scans"))
+                                      "SDF back end: auto (the exact distance to the surface dilated by a voxel, "
+                                      "so open sheets become slabs; closed meshes keep the exact winding sign, "
+                                      "open ones are signed by a flood fill of the outside), winding (undilated: "
+                                      "open sheets tear), or mesh-to-sdf's virtual scans"))
     parser.add_argument("--samples", type=int, **arg_default(PreprocessConfig, "n_samples", "SDF samples per shape"))
     parser.add_argument("--surface-samples", type=int,
                         **arg_default(PreprocessConfig, "n_surface", "surface points per shape"))
@@ -71,6 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--surface-samples / --backend / --seed / sampling flags "
                              "(default: refuse to mix settings)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--ground-truth-report", type=int, nargs="+", metavar="RES", default=None,
+                        help="afterwards, mesh every shape's field on these grids (e.g. 96 128) and measure it "
+                             "against its source mesh: pieces torn beyond the source's parts, parts missing, "
+                             "Chamfer (OUT/ground_truth.json; core/ground_truth_quality.py)")
 
 
 def _jobs(args: argparse.Namespace):
@@ -156,10 +169,27 @@ def _check_arguments(args: argparse.Namespace) -> None:
     if not 0.0 <= args.test_fraction < 1.0:
         raise ExplorerError(f"--test-fraction {args.test_fraction}: must be in [0, 1) (0.2 holds out 20 % "
                             "of each class as test shapes; 0 trains on all).")
+    for resolution in args.ground_truth_report or ():
+        if not 16 <= resolution <= 512:
+            raise ExplorerError(f"--ground-truth-report {resolution}: grids of 16 to 512 samples a side (96 and "
+                                "128 are the evaluation's).")
     for flag, value in (("--shapes-per-class", args.shapes_per_class), ("--per-class", args.per_class),
                         ("--workers", args.workers)):
         if value is not None and value < 1:
             raise ExplorerError(f"{flag} {value}: must be at least 1.")
+
+
+def _ground_truth_report(args: argparse.Namespace) -> None:
+    """``--ground-truth-report``: every shape's field meshed and measured against its source (one line a grid)."""
+    from core.ground_truth_quality import ground_truth_report
+
+    report = ground_truth_report(args.out, tuple(args.ground_truth_report), workers=args.workers,
+                                 progress=not args.no_progress)
+    for resolution, s in report["summary"].items():
+        print(f"ground truth at {resolution}³ ({s['shapes']} shapes): {s['torn_share_pct']:.1f} % with pieces torn "
+              f"beyond the source's parts, {s['missing_share_pct']:.1f} % missing a part; Chamfer-L1 "
+              f"{s['chamfer_l1']:.4f} ({s['chamfer_l1_deflated']:.4f} stepped back by ε), F@1 {s['fscore_1pct']:.1f} % "
+              f"({s['fscore_1pct_deflated']:.1f} %) → {args.out / 'ground_truth.json'}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -195,6 +225,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"{len(report.processed)} processed, {len(report.skipped)} already done, "
           f"{len(report.failed)} failed, {len(report.warnings)} with warnings in {report.seconds:.1f} s → {args.out}")
+    if args.ground_truth_report:
+        _ground_truth_report(args)
+    if report.fields:
+        print("signed distances: " + ", ".join(f"{n} {FIELD_NAMES.get(m, m)}" for m, n in report.fields.items())
+              + " (each shape's field and why: manifest.json, stats.sdf_field)")
     for warning in report.warnings[:10]:
         print(f"  warning: {warning['class']}/{warning['id']}: {warning['warning']}", file=sys.stderr)
     for failure in report.failed[:10]:
