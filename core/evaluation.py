@@ -211,6 +211,7 @@ def load_ground_truth(path: Path) -> dict[str, np.ndarray]:
     if samples.normalization is not None:
         gt["offset"] = samples.normalization.offset
         gt["scale"] = np.asarray(samples.normalization.scale)
+    gt["surface_offset"] = np.asarray(samples.surface_offset)
     return gt
 
 
@@ -227,7 +228,7 @@ def approximate_thin_mask(points: np.ndarray, normals: np.ndarray) -> np.ndarray
 
 def shape_source_mesh(shape: EvalShape, gt: dict[str, np.ndarray]) -> SourceMesh | None:
     """The shape's source mesh in its sample file's frame, or None (no file, no frame, unreadable)."""
-    return load_source_mesh(shape.source, gt.get("offset"), gt.get("scale"))
+    return load_source_mesh(shape.source, gt.get("offset"), gt.get("scale"), float(gt.get("surface_offset", 0.0)))
 
 
 def shape_thin_mask(shape: EvalShape, gt: dict[str, np.ndarray],

@@ -69,6 +69,9 @@ class TrainingShape:
     """(S, 3) float32 surface points, kept only for surface supervision (``with_surface``)."""
     surface_normals: np.ndarray | None = None
     """(S, 3) float32 unit normals of ``surface_points``."""
+    surface_offset: float = 0.0
+    """How far outside the true surface the sdf's zero level set lies
+    (:attr:`core.samples.ShapeSamples.surface_offset`)."""
 
     @property
     def has_colour(self) -> bool:
@@ -106,7 +109,8 @@ def _read_shape(path: Path, record: dict, max_samples: int | None, seed: int,
                          pos=pos, neg=neg, pos_rgb=pos_rgb, neg_rgb=neg_rgb, pos_view=pos_view, neg_view=neg_view,
                          normalization=norm,
                          surface_points=samples.surface_points if with_surface else None,
-                         surface_normals=samples.surface_normals if with_surface else None)
+                         surface_normals=samples.surface_normals if with_surface else None,
+                         surface_offset=samples.surface_offset)
 
 
 class SdfDataSet:
@@ -140,6 +144,12 @@ class SdfDataSet:
             except DataSetError as exc:  # missing, truncated or damaged: read_samples names the file
                 log.warning("skipping %s: %s", path, exc)
                 self.skipped.append((str(path), str(exc)))
+        offsets = sorted({s.surface_offset for s in self.shapes})
+        if len(offsets) > 1:
+            raise DataSetError(
+                f"{self.data_dir}: its shapes' signed distances are offset from their surfaces by different amounts "
+                f"({', '.join(f'{o:g}' for o in offsets)}: made by different versions or --backend settings), so one "
+                "model cannot learn where the surface is. Preprocess the data set again into a new --out.")
         if not self.shapes:
             raise DataSetError(f"{self.data_dir}: no readable shapes in split {split!r}"
                                f"{' (' + str(len(self.skipped)) + ' unreadable)' if self.skipped else ''}. "
@@ -155,6 +165,11 @@ class SdfDataSet:
 
     def __len__(self) -> int:
         return len(self.shapes)
+
+    @property
+    def surface_offset(self) -> float:
+        """The one surface offset of every shape (0 for undilated fields): a model learns surfaces this far out."""
+        return self.shapes[0].surface_offset if self.shapes else 0.0
 
     @property
     def has_colour(self) -> bool:

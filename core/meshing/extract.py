@@ -91,12 +91,14 @@ def mesh_from_grid(
     mc_backend: str = "auto",
     max_batch: int | None = None,
     level: float = 0.0,
+    surface_offset: float = 0.0,
 ) -> MeshArrays:
     """Marching cubes on a sampled grid, then normals and colours at the vertices.
 
     ``mc_backend``: ``"auto"`` (torch when the grid is on CUDA, scikit-image otherwise),
     ``"torch"`` or ``"skimage"``. Normals come from autograd through ``sdf_fn`` when given and
-    differentiable, else from the mesh.
+    differentiable, else from the mesh. ``surface_offset`` > 0 steps every vertex that far inward
+    along its normal (see :func:`extract_mesh`); colours are taken there.
     """
     stats = dict(grid.stats)
     values = grid.values
@@ -127,16 +129,21 @@ def mesh_from_grid(
 
     t0 = time.perf_counter()
     grads = _sdf_gradients(sdf_fn, verts_t.float(), max_batch) if sdf_fn is not None else None
-    mesh_normals = vertex_normals_from_faces(vertices, faces)
     if grads is None:
-        normals, stats["normals"] = mesh_normals, "mesh"
+        normals, stats["normals"] = vertex_normals_from_faces(vertices, faces), "mesh"
     else:
         g = grads.cpu().numpy().astype(np.float64)
         length = np.linalg.norm(g, axis=1, keepdims=True)
         ok = length[:, 0] > 1e-12
-        normals = np.where(ok[:, None], g / np.where(ok[:, None], length, 1.0), mesh_normals).astype(np.float32)
+        normals = (g / np.where(ok[:, None], length, 1.0)).astype(np.float32)
+        if not ok.all():  # a flat spot of the field: the mesh's own normal there (its scatter-add is the dear part)
+            normals[~ok] = vertex_normals_from_faces(vertices, faces)[~ok]
         stats["normals"] = "sdf_gradient"
     stats["seconds_normals"] = time.perf_counter() - t0
+    if surface_offset > 0:
+        vertices = (vertices - surface_offset * normals).astype(np.float32)
+        verts_t = torch.as_tensor(vertices, device=device)
+        stats["surface_offset"] = surface_offset
 
     colours = None
     if colour_fn is not None:
@@ -164,6 +171,7 @@ def extract_mesh(
     coarse_resolution: int = 17,
     band_factor: float = 1.5,
     level: float = 0.0,
+    surface_offset: float | None = None,
 ) -> MeshArrays:
     """Mesh the zero level set of ``sdf_fn`` over [-1, 1]^3.
 
@@ -177,6 +185,12 @@ def extract_mesh(
     mc_backend : ``"auto"`` (torch on CUDA, scikit-image on CPU), ``"torch"``, ``"skimage"``.
     max_batch : points per ``sdf_fn`` / ``colour_fn`` call.
     coarse_resolution, band_factor : see :func:`core.meshing.grid.evaluate_coarse_to_fine`.
+    level : mesh this level set instead of zero (evaluation's dilation study).
+    surface_offset : step every vertex this far inward along its normal after marching cubes. A model
+        trained on dilated fields (:mod:`core.open_mesh_sdf`: every open sheet a slab ``2 ε`` thick)
+        draws each surface ``ε`` outside the true one; this puts it back (a slab's two faces onto
+        its sheet, a leg to its true radius). None: the ``surface_offset`` attribute that
+        :meth:`core.model.trained_model.TrainedModel.sdf_fn` gives its closures, else 0.
 
     Returns
     -------
@@ -194,7 +208,9 @@ def extract_mesh(
     else:
         raise ValueError(f"unknown grid method {method!r}: use 'coarse_to_fine' or 'dense'")
     grid.stats["seconds_grid"] = grid.stats.pop("seconds")
-    mesh = mesh_from_grid(grid, sdf_fn, colour_fn, mc_backend, max_batch, level)
+    if surface_offset is None:
+        surface_offset = float(getattr(sdf_fn, "surface_offset", 0.0) or 0.0)
+    mesh = mesh_from_grid(grid, sdf_fn, colour_fn, mc_backend, max_batch, level, surface_offset)
     mesh.stats["resolution"] = resolution
     mesh.stats["seconds_total"] = time.perf_counter() - t_start
     return mesh

@@ -60,6 +60,16 @@ class TrainedModel:
         return self.colour_codes is not None and self.decoder.has_colour
 
     @property
+    def surface_offset(self) -> float:
+        """How far outside the true surface this model's zero level set lies: the ``ε`` its training
+        data dilated every surface by (:mod:`core.open_mesh_sdf`); 0 for models of undilated data.
+        Meshing steps every vertex this far inward (:func:`core.meshing.extract_mesh`)."""
+        try:
+            return max(0.0, float(self.stats.get("surface_offset", 0.0) or 0.0))
+        except (TypeError, ValueError):
+            return 0.0
+
+    @property
     def conditioning(self) -> str:
         return self.config.conditioning
 
@@ -175,12 +185,14 @@ class TrainedModel:
 
         ``shape_code`` (Ds,), ``condition`` (Dcond,) or None. Differentiable in the points (meshing
         takes the normals from its gradient); wrap calls in ``torch.no_grad()`` for plain values.
+        The closure carries the model's :attr:`surface_offset` as an attribute, which meshing applies.
         """
         latent = self.latent(shape_code, condition)
 
         def fn(points: torch.Tensor) -> torch.Tensor:
             return self.decoder(points.to(self.device, torch.float32), latent, None, with_colour=False)[0]
 
+        fn.surface_offset = self.surface_offset  # type: ignore[attr-defined]
         return fn
 
     def colour_fn(self, shape_code: torch.Tensor, colour_code: torch.Tensor | None = None,

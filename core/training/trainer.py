@@ -203,6 +203,8 @@ def _batch_tensors(data: SdfDataSet, shapes: list[int], config: RunConfig, epoch
         batch["surface_xyz"] = torch.from_numpy(np.concatenate([d["xyz"] for d in surf])).to(device)
         batch["surface_normal"] = torch.from_numpy(np.concatenate([d["normal"] for d in surf])).to(device)
         batch["surface_row"] = torch.arange(len(shapes), device=device).repeat_interleave(m)
+        # the true surface lies at -offset in a dilated field (core.open_mesh_sdf): that is its target
+        batch["surface_level"] = torch.tensor(-data.surface_offset, device=device)
     return batch
 
 
@@ -232,7 +234,8 @@ def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int,
     if on_surface is not None:
         surface_sdf, sdf = sdf[n:], sdf[:n]
         rgb = None if rgb is None else rgb[:n]
-        surface_terms = _surface_terms(surface_sdf, on_surface, batch["surface_normal"], config,
+        surface_terms = _surface_terms(surface_sdf - batch["surface_level"], on_surface, batch["surface_normal"],
+                                       config,
                                        global_shapes * surface_samples_per_shape(config), world)
     global_samples = global_shapes * t.samples_per_shape
     gt = batch["sdf"]
@@ -445,8 +448,23 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
     TrainingDivergedError
         The loss became NaN or infinite; the last good epoch is saved first, never the broken one.
     """
-    with _deterministic_on_cpu(resolve_device(config.train.device)):
+    device = resolve_device(config.train.device)
+    with _deterministic_on_cpu(device), _tf32_on_cuda(device, config.train.tf32):
         return _train(config, Path(data_dir), Path(run_dir), resume, cancel, progress, callback, overwrite)
+
+
+@contextlib.contextmanager
+def _tf32_on_cuda(device: torch.device, tf32: bool):
+    """``train.tf32`` while a CUDA run trains (the process's previous setting is restored after)."""
+    if device.type != "cuda":
+        yield
+        return
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(tf32)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 @contextlib.contextmanager
@@ -570,7 +588,7 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
         bar = tqdm(total=t.epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True)
 
     stats_base = {"shapes": len(data), "classes": list(data.class_names), "samples_per_shape": t.samples_per_shape,
-                  "world_size": world, "device": str(device)}
+                  "world_size": world, "device": str(device), "surface_offset": data.surface_offset}
     switches = ("curriculum", "curriculum_first_stage", "init_from", "surface_weight", "normal_weight", "lr_schedule",
                 "lr_min_factor", "max_minutes", "max_cpu_minutes")
     recipe = {k: getattr(t, k) for k in switches if getattr(t, k) != field_default(TrainConfig, k)}

@@ -249,8 +249,8 @@ def _step_losses(ctx: _FitContext, iteration: int, shape_code: torch.Tensor,
             if want_normals:
                 surf = surf.detach().requires_grad_(True)
             f_surf, _ = decode(surf, shape_code, None, ctx.condition)
-            if config.surface_term:
-                out["surface"] = L.surface_loss(f_surf)
+            if config.surface_term:  # the true surface lies at -surface_offset of a dilated model
+                out["surface"] = L.surface_loss(f_surf + ctx.model.surface_offset)
                 total = total + config.surface_weight * out["surface"]
             if want_normals:
                 (grad,) = torch.autograd.grad(f_surf.sum(), surf, create_graph=True)
@@ -403,7 +403,9 @@ def iterate_fit(
     """
     config = config or TTOConfig()
     start = time.perf_counter()
-    observation.validate()
+    # the samples measured to the model's own surface: a dilated model's zero level set lies its
+    # surface_offset outside the true surface (core.open_mesh_sdf), and so do its targets
+    observation = observation.validate().for_surface_offset(model.surface_offset)
     notes: list[str] = []
     if (config.surface_term or config.normal_term) and not observation.has_surface:
         notes.append("surface / normal terms skipped: the observation has no surface points")

@@ -86,6 +86,10 @@ class Observation:
         Labels carried by the input (a sample file's manifest record), if any.
     extra : dict
         Builder-specific details (etas, camera, counts of free-space samples, ...).
+    surface_offset : float
+        How far outside the true surface the zero level set of ``sdf`` lies: the ``ε`` of a sample
+        file's dilated field (:mod:`core.open_mesh_sdf`), 0 for true distances (point clouds, scans).
+        Fitting moves the samples to the model's own offset (:meth:`for_surface_offset`).
     """
 
     points: np.ndarray
@@ -100,6 +104,7 @@ class Observation:
     class_name: str | None = None
     text: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    surface_offset: float = 0.0
 
     def __len__(self) -> int:
         return len(self.sdf)
@@ -107,6 +112,18 @@ class Observation:
     @property
     def has_colour(self) -> bool:
         return self.colours is not None
+
+    def for_surface_offset(self, offset: float) -> "Observation":
+        """The same observation with its sdf values measured to the surface dilated by ``offset``.
+
+        Dilating a surface by ``d`` lowers its signed distance by ``d`` near it (exactly outside, to
+        first order inside), so the samples shift by ``surface_offset - offset``: a model trained on
+        dilated fields fits a point cloud's true distances, and an undilated model a dilated file.
+        """
+        shift = float(self.surface_offset) - float(offset)
+        if shift == 0.0:
+            return self
+        return replace(self, sdf=(np.asarray(self.sdf, np.float32) + np.float32(shift)), surface_offset=float(offset))
 
     @property
     def has_surface(self) -> bool:
@@ -243,6 +260,7 @@ def _from_samples(samples: ShapeSamples, source: str, kind: str) -> Observation:
         source=source,
         kind=kind,
         extra={"colour_path": samples.colour_path},
+        surface_offset=samples.surface_offset,
     )
     return obs.validate()
 
@@ -258,7 +276,7 @@ def from_mesh(
     path: str | Path,
     n_samples: int = 100_000,
     n_surface: int = 30_000,
-    backend: str = "winding",
+    backend: str = "auto",
     seed: int = 0,
 ) -> Observation:
     """Observation of a whole mesh, sampled exactly as the training data is.
