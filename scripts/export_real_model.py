@@ -45,7 +45,12 @@ def licence_line(items: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="finished 'main.py train' run folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="finished 'main.py train' run folder")
+    source.add_argument("--checkpoint", type=Path,
+                        help="an exported checkpoint of a run trained elsewhere (scripts/gpu_train_real.sh brings "
+                             "one back from a GPU machine); its config and stats come from inside it")
+    parser.add_argument("--log", type=Path, help="with --checkpoint: the run's log.csv")
     parser.add_argument("--data", type=Path, required=True, help="the Sweet Home 3D data folder it trained on")
     parser.add_argument("--out", type=Path, required=True, help="bundled-model folder to write, e.g. resources/real")
     parser.add_argument("--title", help="the card's title (the Models menu's entry; default: OUT/model.json's)")
@@ -67,13 +72,29 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.title and args.description):
         parser.error(f"--title and --description are needed: {card_path} does not give them")
 
-    needed = [args.run / n for n in ("stats.json", "config.json", "log.csv", "checkpoints/latest.pt")]
-    missing = [str(f) for f in needed if not f.is_file()]
-    if missing:
-        parser.error(f"--run {args.run}: missing {', '.join(missing)}; give a finished 'main.py train' run folder")
+    if args.run is not None:
+        needed = [args.run / n for n in ("stats.json", "config.json", "log.csv", "checkpoints/latest.pt")]
+        missing = [str(f) for f in needed if not f.is_file()]
+        if missing:
+            parser.error(f"--run {args.run}: missing {', '.join(missing)}; give a finished 'main.py train' run folder")
+        checkpoint, log_file = args.run / "checkpoints" / "latest.pt", args.run / "log.csv"
+        stats = json.loads((args.run / "stats.json").read_text(encoding="utf-8"))
+        config_bytes = (args.run / "config.json").read_bytes()
+    else:
+        from core.errors import CheckpointError
+        from core.model.checkpoint import read_checkpoint
+
+        if args.log is None or not args.log.is_file():
+            parser.error("--checkpoint needs --log, the run's log.csv")
+        try:
+            data = read_checkpoint(args.checkpoint)
+        except CheckpointError as exc:
+            parser.error(str(exc))
+        checkpoint, log_file = args.checkpoint, args.log
+        stats = dict(data.get("stats") or {})
+        config_bytes = (json.dumps(data["config"], indent=2) + "\n").encode("utf-8")
     if not (args.data / "manifest.json").is_file():
         parser.error(f"--data {args.data}: no manifest.json; give the folder 'main.py preprocess' wrote")
-    stats = json.loads((args.run / "stats.json").read_text(encoding="utf-8"))
     items = trained_items(args.data, list(stats["classes"]))
     if len(items) != int(stats["shapes"]):
         parser.error(f"{args.data}: {len(items)} train-split shapes in {', '.join(stats['classes'])}, but the run "
@@ -83,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refused: trained items under {', '.join(bad)}; ship only CC0 / CC-BY models", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    export_inference_checkpoint(args.run / "checkpoints" / "latest.pt", args.out / CHECKPOINT_NAME)
-    atomic_write_bytes(args.out / "config.json", (args.run / "config.json").read_bytes())
-    atomic_write_bytes(args.out / "training_log.csv", (args.run / "log.csv").read_bytes())
+    export_inference_checkpoint(checkpoint, args.out / CHECKPOINT_NAME)
+    atomic_write_bytes(args.out / "config.json", config_bytes)
+    atomic_write_bytes(args.out / "training_log.csv", log_file.read_bytes())
 
     attribution = ("# Models this checkpoint was trained on, and their creators\n\nFrom Debian's "
                    "sweethome3d-furniture 1.8-1 libraries (train split of " + ", ".join(stats["classes"]) +

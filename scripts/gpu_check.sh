@@ -20,7 +20,9 @@
 #      its log (train_paper.log), for evaluation back on the CPU;
 #   6. the same benchmarks on this machine's CPU at smaller sizes, appended to each bench_*.txt, so
 #      every CUDA figure has a CPU figure from the same run beside it.
-# GPU_CHECK_SKIP="tests train ..." skips stages by name (e.g. for a rerun of the benchmarks only).
+# GPU_CHECK_SKIP="tests train ..." skips stages by name (e.g. for a rerun of the benchmarks only);
+# GPU_CHECK_T_TESTS, _T_MESH, _T_TTO, _T_TRAINB cap those stages' seconds on CUDA (a short lease);
+# GPU_CHECK_CPU_BASELINES=0 skips stage 6.
 # The whole run keeps within GPU_CHECK_BUDGET_S (480 s on CUDA): each stage's limit is cut to what
 # is left, and a stage with under 20 s left is skipped and named in the summary.
 # At most 8 files come back from a device call: this writes 7.
@@ -43,7 +45,8 @@ elapsed() { echo $(( $(date +%s) - START )); }
 
 if [ "$DEVICE" = cuda ]; then  # sizes for one H100 within about 8 minutes
     BUDGET=${GPU_CHECK_BUDGET_S:-480}
-    T_TESTS=150 T_MESH=120 T_TTO=60 T_TRAINB=75 T_PREP=60 T_CPU=60
+    T_TESTS=${GPU_CHECK_T_TESTS:-150} T_MESH=${GPU_CHECK_T_MESH:-120} T_TTO=${GPU_CHECK_T_TTO:-60}
+    T_TRAINB=${GPU_CHECK_T_TRAINB:-75} T_PREP=60 T_CPU=60
     TRAIN_SECONDS=${GPU_CHECK_TRAIN_SECONDS:-90}
     MESH_ARGS=(--resolutions 64 128 256 --dense-max 256 --repeats 5 --train-steps 300
                --coloured-presets default paper --coloured-resolutions 256 512 --coloured-repeats 5 --coloured-tf32)

@@ -349,6 +349,14 @@ def test_export_real_model_ships_the_trained_items_credits_and_a_card(library_di
     (model,) = bundled_models()
     assert model.key == "real" and model.title == "Real (test)" and "1 Sweet Home 3D" in model.licence
     assert load_trained_model(model.checkpoint, device="cpu").class_names == ["chair"]
+    # a run trained elsewhere (a GPU machine) comes back as an exported checkpoint and its log
+    again = tmp_path / "again" / "real"
+    assert export_real_model.main(["--checkpoint", str(out / "model.pt"), "--log", str(run / "log.csv"),
+                                   "--data", str(data), "--out", str(again), "--title", "Real (GPU)",
+                                   "--description", "from a checkpoint"]) == 0
+    assert (again / "ATTRIBUTION.md").read_text(encoding="utf-8") == attribution
+    config_of = [json.loads((folder / "config.json").read_text()) for folder in (out, again)]
+    assert config_of[0]["model"] == config_of[1]["model"]
 
     manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
     for record in manifest["shapes"]:
