@@ -15,14 +15,15 @@ grid). Both give ``−ε`` on the surface, so the field is continuous across it,
 1. **Closed parts** (:func:`mesh_closure`: welded parts whose every edge is run both ways, outward
    oriented): inside where their own winding number exceeds 0.5 — exact, as for a closed mesh.
 2. **Sealed cavities of open parts**, by a flood fill: on a grid of spacing ``h ≈ ε`` over the unit
-   cube plus a margin, the nodes within ``ε`` of an *opaque* face form a barrier (exact distances only
-   in a narrow band found by rasterising the surface, so the cost grows with the area, not the
-   volume); free nodes connected (6-neighbourhood) to the border are outside, the others enclosed (a
-   cushion made of open patches, a cabinet behind opaque doors: what cannot be seen from outside is
-   filled). A query point is on an enclosed side when the node just beyond the barrier on its side
-   of its closest point ``c`` — ``c + d · max(u, ε + 0.9 h)``, ``d`` the direction from ``c`` to it — is
-   enclosed; a pocket narrower than the grid resolves is sealed (:meth:`FillSdfField.side`). A mesh
-   whose parts are all closed needs no fill: its field is its exact SDF minus ``ε``.
+   cube plus a margin (cropped to the mesh's box), the nodes within ``ε`` of an *opaque* face form a
+   barrier (exact distances only in a narrow band found by rasterising the surface, so the cost grows
+   with the area, not the volume); free nodes connected (6-neighbourhood) to the border are outside,
+   the others enclosed (a cushion made of open patches, a cabinet behind opaque doors: what cannot
+   be seen from outside is filled). A query point is on an enclosed side when the node just beyond
+   the barrier on its side of its closest point ``c`` — ``c + d · max(u, ε + 0.9 h)``, ``d`` the
+   direction from ``c`` to it — is enclosed; a pocket narrower than the grid resolves is sealed
+   (:meth:`FillSdfField.side`). A mesh whose parts are all closed needs no fill: its field is its
+   exact SDF minus ``ε``.
 
 See-through faces (opacity below :data:`core.mesh_io.SEE_THROUGH_BELOW`: glass doors, panes) are
 left out of the barrier but kept in the distances, so they become slabs too, while the fill passes
@@ -226,26 +227,38 @@ class FillSdfField:
         return np.rint((points + GRID_MARGIN) / self.h).astype(np.int64)
 
     def _fill(self, opaque: np.ndarray) -> np.ndarray:
-        """(R, R, R) bool: free nodes the fill from the border does not reach."""
+        """(X, Y, Z) bool over the mesh's box: free nodes the fill from the box's border does not reach.
+
+        The grid covers the mesh's bounding box and a margin wider than the barrier, so its border is
+        free, outside, and everything beyond it is outside too: a flat or small object fills a
+        fraction of the unit cube's grid.
+        """
         from scipy import ndimage
 
         from core.sdf_backends import closest_points
 
         n = self.settings.resolution
         eps = self.settings.epsilon
-        barrier = np.zeros((n, n, n), bool)
+        pad = int(math.ceil(eps / self.h)) + 3
+        low = (self.vertices.min(axis=0) + GRID_MARGIN) / self.h
+        high = (self.vertices.max(axis=0) + GRID_MARGIN) / self.h
+        self._lo = np.clip(np.floor(low).astype(np.int64) - pad, 0, n - 1)
+        hi = np.clip(np.ceil(high).astype(np.int64) + pad, 0, n - 1)
+        self._shape = tuple(int(x) for x in hi - self._lo + 1)
+        barrier = np.zeros(self._shape, bool)
         if opaque.any():
             faces = self.faces[opaque]
-            marked = np.zeros((n, n, n), bool)
+            marked = np.zeros(self._shape, bool)
+            top = np.asarray(self._shape) - 1
             for points in _lattice_points(self.vertices, faces, 0.5 * self.h):
-                idx = np.clip(self._node_index(points), 0, n - 1)
+                idx = np.clip(self._node_index(points) - self._lo, 0, top)
                 marked[idx[:, 0], idx[:, 1], idx[:, 2]] = True
             # A node within eps of the surface lies within eps + h/2 (lattice) + sqrt(3)/2 h (rounding)
             # of a marked node: every such node is in the band, whose exact distances decide.
             reach = int(math.ceil(eps / self.h + 0.5 + math.sqrt(3) / 2))
             band = ndimage.binary_dilation(marked, structure=np.ones((3, 3, 3), bool), iterations=reach)
             nodes = np.argwhere(band)
-            distance = closest_points(self.vertices, faces, nodes * self.h - GRID_MARGIN).distance
+            distance = closest_points(self.vertices, faces, (nodes + self._lo) * self.h - GRID_MARGIN).distance
             barrier[tuple(nodes[distance < eps].T)] = True
         free = ~barrier
         self._free_count = int(free.sum())
@@ -310,9 +323,8 @@ class FillSdfField:
 
     def _label_at(self, points: np.ndarray) -> np.ndarray:
         """(N,) int8 fill label of each point's nearest node (outside the grid: outside)."""
-        n = self.settings.resolution
-        node = self._node_index(points)
-        in_grid = np.all((node >= 0) & (node < n), axis=1)
+        node = self._node_index(points) - self._lo
+        in_grid = np.all((node >= 0) & (node < np.asarray(self._shape)), axis=1)
         label = np.full(len(points), _OUTSIDE, np.int8)
         hit = node[in_grid]
         label[in_grid] = self._labels[hit[:, 0], hit[:, 1], hit[:, 2]]
