@@ -241,3 +241,29 @@ def test_evaluate_ablation_shares_the_inferred_class_and_records_meta_and_full_s
     assert meta["losses"] == "surface" and meta["split"] == "test"
     settings = json.loads((out / "surface" / "results.json").read_text())["settings"]
     assert settings["resolution"] == 24 and settings["infer_class"] is True
+
+
+# --------------------------------------------------------------------------- issue 28: outputs and limits
+
+
+def test_reconstruct_refuses_a_folder_named_like_its_mesh_before_the_fit(toy_trained, tmp_path, capsys):
+    sample = str(toy_trained["data"] / "SdfSamples/toy/ball/ball2.npz")
+    out = tmp_path / "out"
+    (out / "mesh.ply").mkdir(parents=True)
+    code, printed, err = _run(capsys, "reconstruct", "--ckpt", str(toy_trained["ckpt"]), "--input", sample,
+                              *FAST_FIT, "--out", str(out))
+    assert code == 2 and f"{out / 'mesh.ply'} is a folder where this command writes a file" in err
+    assert "step" not in printed and (out / "mesh.ply").is_dir()
+
+
+@pytest.mark.parametrize("command", ["view", "evaluate", "reconstruct", "edit"])
+def test_every_command_shares_one_resolution_limit(tmp_path, capsys, command):
+    from core.commands.cli_types import MAX_RESOLUTION
+
+    args = {"view": ["view"], "evaluate": ["evaluate", "--ckpt", "x.pt", "--data", "d", "--out", "o"],
+            "reconstruct": ["reconstruct", "--ckpt", "x.pt", "--input", "i.npz", "--out", "o"],
+            "edit": ["edit", "--ckpt", "x.pt", "--code", "c", "--out", "o"]}[command]
+    code, _, err = _run(capsys, *args, "--resolution", str(MAX_RESOLUTION + 1))
+    assert code == 2 and f"outside 16 … {MAX_RESOLUTION}" in err
+    code, _, err = _run(capsys, *args, "--resolution", "100000")
+    assert code == 2 and "argument --resolution" in err
