@@ -267,3 +267,17 @@ def test_every_command_shares_one_resolution_limit(tmp_path, capsys, command):
     assert code == 2 and f"outside 16 … {MAX_RESOLUTION}" in err
     code, _, err = _run(capsys, *args, "--resolution", "100000")
     assert code == 2 and "argument --resolution" in err
+
+
+@pytest.mark.parametrize("settings, says", [
+    (["curriculum_stages=[]", "curriculum_eps=[]", "curriculum_lambda=[]"], "curriculum needs at least one stage"),
+    (["curriculum_stages=[0, 0.6, 0.4, 0.2, 0.8]"], "must start at 0 and rise strictly"),
+    (["curriculum_lambda=[0, 0, -0.1, 0.2, 0.5]"], "curriculum_lambda [0.0, 0.0, -0.1, 0.2, 0.5] must be in [0, 1]"),
+    (["curriculum_eps=[0.025, -0.01, 0, 0, 0]"], "curriculum_eps"),
+])
+def test_evaluate_refuses_a_curriculum_it_cannot_run_before_any_shape(toy_trained, tmp_path, capsys, settings, says):
+    extra = [arg for setting in settings for arg in ("--tto-set", setting)]
+    out = tmp_path / "out"
+    code, printed, err = _evaluate(capsys, toy_trained, toy_trained["data"], out, "--losses", "curriculum", *extra)
+    assert code == 2 and says in err and "Traceback" not in err and err.count("\n") == 1
+    assert not out.exists()
