@@ -82,9 +82,12 @@ def write_library(path: Path, items: list[Item], licence: str = CC0,
     with zipfile.ZipFile(path, "w", compression) as archive:
         archive.writestr("PluginFurnitureCatalog.properties", catalogue(items))
         archive.writestr("LICENSE.TXT", licence)
+        written = set()
         for item in items:
             for name, data in item.zip_files().items():
-                archive.writestr(name, data)
+                if name not in written:  # two entries may share a model folder
+                    archive.writestr(name, data)
+                    written.add(name)
     return path
 
 

@@ -145,7 +145,8 @@ def test_a_library_fixed_after_a_bad_rotation_is_used(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("bad", [dict(width=""), dict(width="abc"), dict(rotation="1 0 0 0 1 0 0 0"),
-                                 dict(rotation="0 0 0 0 0 0 0 0 0"), dict(height="1e309"), dict(depth="-4"),
+                                 dict(rotation="0 0 0 0 0 0 0 0 0"), dict(rotation="2 0 0 0 1 0 0 0 1"),
+                                 dict(height="1e309"), dict(depth="-4"),
                                  dict(model="/../../etc/passwd.obj")])
 def test_one_bad_catalogue_entry_fails_alone(tmp_path, capsys, bad):
     libs = tmp_path / "libs"

@@ -59,8 +59,8 @@ RESERVED_DIGESTS = RESOURCES / "reserved" / "sweethome3d-furniture-1.8-1.sha256"
 INSTALL_HINT = ("install Debian's furniture libraries with `make data-real` "
                 "(or `sudo apt-get install sweethome3d-furniture`), or point --library-dir at a folder of .sh3f files")
 ALL_LICENCES = ("CC0-1.0", "CC-BY-3.0", "CC-BY-3.0-US")
-MAX_SIZE_CM = 100_000.0
-"""Largest catalogue width / height / depth accepted: 1 km (real items are under 30 m)."""
+MIN_SIZE_CM, MAX_SIZE_CM = 0.01, 100_000.0
+"""Catalogue widths / heights / depths accepted: 0.1 mm to 1 km (real items are 1 cm to 30 m)."""
 _MAX_KEY = 120
 
 __all__ = ["SweetHome3DConfig", "CatalogItem", "Library", "ClassMap", "SourceReport", "read_properties",
@@ -245,13 +245,15 @@ def _size(props: dict[str, str], key: str, where: str) -> float:
         value = float(props[key])
     except (KeyError, ValueError) as exc:
         raise SourceError(f"{where}: {key} is missing or not a number; fix the catalogue entry") from exc
-    if not np.isfinite(value) or not 0 < value <= MAX_SIZE_CM:
-        raise SourceError(f"{where}: {key}={value} is not a size in (0, {MAX_SIZE_CM:g}] cm; fix the catalogue entry")
+    if not np.isfinite(value) or not MIN_SIZE_CM <= value <= MAX_SIZE_CM:
+        raise SourceError(f"{where}: {key}={value} is not a size in [{MIN_SIZE_CM:g}, {MAX_SIZE_CM:g}] cm; fix the "
+                          "catalogue entry")
     return value
 
 
 def _rotation(props: dict[str, str], key: str, where: str) -> tuple[float, ...] | None:
-    """The row-major 3×3 ``modelRotation`` (None when absent): 9 finite numbers of an invertible matrix."""
+    """The row-major 3×3 ``modelRotation`` (None when absent): 9 finite numbers of a rotation matrix (Debian's
+    33 rotations are orthonormal to 1e-4; anything else would squash or blow up the model)."""
     if key not in props:
         return None
     try:
@@ -261,9 +263,10 @@ def _rotation(props: dict[str, str], key: str, where: str) -> tuple[float, ...] 
     if len(values) != 9 or not all(np.isfinite(values)):
         raise SourceError(f"{where}: modelRotation {props[key][:60]!r} is not 9 finite numbers; fix the catalogue "
                           "entry")
-    if abs(np.linalg.det(np.asarray(values).reshape(3, 3))) < 1e-6:
-        raise SourceError(f"{where}: modelRotation {props[key][:60]!r} is singular (it flattens the model); "
-                          "fix the catalogue entry")
+    matrix = np.asarray(values).reshape(3, 3)
+    if not np.abs(matrix).max() <= 1.01 or np.abs(matrix @ matrix.T - np.eye(3)).max() > 1e-2:
+        raise SourceError(f"{where}: modelRotation {props[key][:60]!r} is not a rotation (its rows are not "
+                          "orthonormal); fix the catalogue entry")
     return values
 
 
