@@ -281,3 +281,17 @@ def test_evaluate_refuses_a_curriculum_it_cannot_run_before_any_shape(toy_traine
     code, printed, err = _evaluate(capsys, toy_trained, toy_trained["data"], out, "--losses", "curriculum", *extra)
     assert code == 2 and says in err and "Traceback" not in err and err.count("\n") == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize("field, value", [("id", "../../escaped"), ("class_name", "..")])
+def test_evaluate_refuses_manifest_names_that_would_save_meshes_outside_out(toy_trained, tmp_path, capsys, field,
+                                                                           value):
+    data = _copy_data(toy_trained, tmp_path)
+    manifest = json.loads((data / "manifest.json").read_text())
+    record = next(r for r in manifest["shapes"] if r["split"] == "test")
+    record[field] = value
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    (data / "splits" / "test.json").unlink()  # the manifest's own split field decides
+    code, printed, err = _evaluate(capsys, toy_trained, data, tmp_path / "out", "--save-meshes")
+    assert code == 2 and "manifest.json: shape" in err and "cannot name a file" in err and "Traceback" not in err
+    assert not (tmp_path / "escaped.ply").exists() and not list(tmp_path.rglob("escaped*"))

@@ -384,3 +384,21 @@ def test_an_index_naming_paths_outside_the_folder_fails_those_shapes_only(tmp_pa
                                 dataset_name="synthetic"), progress=False)
     assert len(report.failed) == 1 and "cannot name a file under --out" in report.failed[0]["reason"]
     assert not (tmp_path / "escape").exists() and not list(out.rglob(".hidden*"))
+
+
+def test_a_texture_that_is_a_fifo_or_a_device_link_is_a_warning_not_a_hang(tmp_path, capsys):
+    root = tmp_path / "meshes" / "box"
+    root.mkdir(parents=True)
+    box = trimesh.creation.box()
+    lines = ["mtllib box.mtl", *(f"v {x} {y} {z}" for x, y, z in box.vertices), "vt 0 0", "usemtl m",
+             *(f"f {a + 1}/1 {b + 1}/1 {c + 1}/1" for a, b, c in box.faces)]
+    for name, texture in (("a", "pipe.png"), ("b", "zero.png")):
+        (root / f"{name}.obj").write_text("\n".join(lines).replace("box.mtl", f"{name}.mtl") + "\n")
+        (root / f"{name}.mtl").write_text(f"newmtl m\nKd 0.5 0.5 0.5\nmap_Kd {texture}\n")
+    os.mkfifo(root / "pipe.png")
+    (root / "zero.png").symlink_to("/dev/zero")
+    out = tmp_path / "data"
+    assert _run("--source", "folder", "--input", tmp_path / "meshes", "--out", out, "--test-fraction", "0") == 0
+    err = capsys.readouterr().err
+    assert "pipe.png' was not found beside it" in err and "zero.png' was not found beside it" in err
+    assert len(_manifest(out)["shapes"]) == 2
