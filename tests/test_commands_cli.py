@@ -295,3 +295,13 @@ def test_evaluate_refuses_manifest_names_that_would_save_meshes_outside_out(toy_
     code, printed, err = _evaluate(capsys, toy_trained, data, tmp_path / "out", "--save-meshes")
     assert code == 2 and "manifest.json: shape" in err and "cannot name a file" in err and "Traceback" not in err
     assert not (tmp_path / "escaped.ply").exists() and not list(tmp_path.rglob("escaped*"))
+
+
+def test_reconstruct_refuses_an_input_that_is_a_fifo_instead_of_waiting_on_it(toy_trained, tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "scan.npz"
+    os.mkfifo(fifo)
+    code, printed, err = _run(capsys, "reconstruct", "--ckpt", str(toy_trained["ckpt"]), "--input", str(fifo),
+                              *FAST_FIT, "--out", str(tmp_path / "out"))
+    assert code == 2 and "not a regular file" in err and "step" not in printed
