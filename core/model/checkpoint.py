@@ -120,19 +120,32 @@ def _check_finite(path: Path, data: dict[str, Any]) -> None:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise CheckpointError(
             f"{path}: the weights or codes hold NaN or infinite values ({shown}), so every shape it decodes would "
-            f"be NaN; the training that wrote it diverged or the file was altered; {other_checkpoints(path)}, or train "
-            "again with lower learning rates."
+            f"be NaN; the training that wrote it diverged or the file was altered. {_earlier(path)}."
         )
 
 
-def other_checkpoints(path: Path) -> str:
-    """What to use instead of a bad checkpoint: the ones really beside it (a run keeps ``epoch_NNNN.pt`` only
-    every ``checkpoint_every`` epochs, an exported model has none), newest epochs first."""
+def _beside(path: Path) -> str:
+    """The checkpoints really beside ``path`` (a run keeps ``epoch_NNNN.pt`` only every ``checkpoint_every``
+    epochs, an exported model has none), newest epochs first; "" when there are none."""
     others = sorted((p.name for p in Path(path).parent.glob("*.pt") if p.name != Path(path).name and p.is_file()),
                     reverse=True)
+    return ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+
+
+def other_checkpoints(path: Path) -> str:
+    """What to use instead of a damaged checkpoint: only files that exist are suggested."""
+    others = _beside(path)
     if not others:
         return "no other checkpoint is beside it: restore the file from a copy, or train again"
-    return f"use another checkpoint beside it ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})"
+    return f"use another checkpoint beside it ({others})"
+
+
+def _earlier(path: Path) -> str:
+    """What to use instead of a checkpoint whose training diverged."""
+    others = _beside(path)
+    if not others:
+        return "No other checkpoint is beside it: train again with lower learning rates"
+    return f"Use an earlier checkpoint beside it ({others}) or train again with lower learning rates"
 
 
 def _weights_only_detail(text: str) -> str:
