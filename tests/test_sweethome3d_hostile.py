@@ -328,3 +328,15 @@ def test_a_model_at_the_root_of_the_zip_is_extracted_with_its_material(tmp_path,
     folder = Path(record["source"]).parent
     assert sorted(p.name for p in folder.iterdir()) == ["Chair_1.mtl", "Chair_1.obj"]
     assert record["stats"]["n_pos"] + record["stats"]["n_neg"] == 100
+
+
+def test_a_reserved_model_with_a_broken_catalogue_entry_is_counted_never_named(tmp_path, capsys):
+    libs = tmp_path / "libs"
+    write_library(libs / "Mini.sh3f", [Item("Chair 1"), Item("Chair 2", width="abc")])
+    holdout = tmp_path / "holdout.sha256"
+    holdout.write_text(hashlib.sha256(tetra_obj("Chair 2", "Chair_2.mtl")).hexdigest() + "\n")
+    out = tmp_path / "out"
+    assert _preprocess(libs, out, "--exclude-hashes", holdout) == 0
+    assert "1 reserved models skipped" in capsys.readouterr().out
+    report = _report(out)
+    assert report["failures"] == [] and report["reserved_skipped"] == 1 and "Chair_2" not in json.dumps(report)

@@ -150,7 +150,8 @@ class Library:
     licence: str
     items: list[CatalogItem]
     failures: list[dict[str, str]] = field(default_factory=list)
-    """Catalogue entries that could not be read (``library``, ``item``, ``reason``)."""
+    """Catalogue entries that could not be read (``library``, ``item``, ``reason``, and ``model``: the OBJ it
+    names, so that a reserved model's broken entry is counted, never listed)."""
 
 
 @dataclass
@@ -331,7 +332,8 @@ def _read_catalogue(archive: zipfile.ZipFile, path: Path) -> Library:
         try:
             item = _catalog_item(props, n, path, licence, translations)
         except SourceError as exc:  # one bad entry never stops the library
-            library.failures.append({"library": path.stem, "item": props.get(f"id#{n}", f"#{n}"), "reason": str(exc)})
+            library.failures.append({"library": path.stem, "item": props.get(f"id#{n}", f"#{n}"), "reason": str(exc),
+                                     "model": props.get(f"model#{n}", "").strip().lstrip("/")})
             continue
         if item is not None:
             library.items.append(item)
@@ -561,7 +563,7 @@ def sweethome3d_jobs(config: SweetHome3DConfig) -> tuple[list[MeshJob], SourceRe
     report = SourceReport()
     paths = _library_paths(config.library_dir)
     with contextlib.ExitStack() as stack:  # each archive opened once, for the hashes and the selected items
-        archives = _open_libraries(paths, stack, report)
+        archives = _open_libraries(paths, stack, reserved | user, report)
         libraries = _assign_unique_keys([library for library, _ in archives.values()])
         candidates = _select(libraries, archives, class_map, reserved | user, user, config, wanted, report)
         with FolderLock(Path(config.cache_dir) / ".extract.lock", "Sweet Home 3D extraction",
@@ -570,9 +572,10 @@ def sweethome3d_jobs(config: SweetHome3DConfig) -> tuple[list[MeshJob], SourceRe
         return jobs, report
 
 
-def _open_libraries(paths: list[Path], stack: contextlib.ExitStack, report: SourceReport
+def _open_libraries(paths: list[Path], stack: contextlib.ExitStack, excluded: set[str], report: SourceReport
                     ) -> dict[str, tuple[Library, zipfile.ZipFile]]:
-    """Library name → (catalogue, open archive) of every readable library; the others go to the report."""
+    """Library name → (catalogue, open archive) of every readable library; the others, and the catalogue
+    entries that could not be read, go to the report (a reserved model's entry is only counted)."""
     opened: dict[str, tuple[Library, zipfile.ZipFile]] = {}
     for path in paths:
         try:
@@ -582,10 +585,23 @@ def _open_libraries(paths: list[Path], stack: contextlib.ExitStack, report: Sour
             report.failures.append({"library": path.name, "item": "", "reason": str(exc)})
             continue
         report.libraries[library.name] = library.licence
-        report.failures.extend(library.failures)
-        report.items_seen += len(library.failures)
+        for failure in library.failures:
+            report.items_seen += 1
+            model = failure.pop("model")
+            if _reserved(archive, model, path, excluded):
+                report.reserved_skipped += 1
+            else:
+                report.failures.append(failure)
         opened[library.name] = (library, archive)
     return opened
+
+
+def _reserved(archive: zipfile.ZipFile, model: str, library: Path, excluded: set[str]) -> bool:
+    """True when ``model`` is readable and its digest is on an exclusion list."""
+    try:
+        return bool(model) and hashlib.sha256(sh3f.read_member(archive, model, library)).hexdigest() in excluded
+    except SourceError:
+        return False
 
 
 def _assign_unique_keys(libraries: list[Library]) -> list[Library]:
