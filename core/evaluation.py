@@ -145,6 +145,21 @@ class EvalSettings:
     device: str | None = None
 
 
+def _check_record(manifest_path: Path, number: int, record: Any) -> None:
+    """A manifest record with a class, an id and a file, whose class and id can name files: they name the
+    saved meshes (``--save-meshes``: ``meshes/<class>/<id>.ply``), so ``../..`` would write outside --out."""
+    from core.names import path_component_problem
+
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("class_name", "id", "file")):
+        raise DataSetError(f"{manifest_path}: shape {number} lacks a class_name, id or file. Re-run preprocessing "
+                           "to rewrite the manifest.")
+    for what in ("class_name", "id"):
+        problem = path_component_problem(record[what])
+        if problem:
+            raise DataSetError(f"{manifest_path}: shape {number}: {what} {record[what][:60]!r} {problem}, so it "
+                               "cannot name a file. Re-run preprocessing to rewrite the manifest.")
+
+
 def list_split(data_dir: str | Path, split: str = "test", limit: int | None = None,
                classes: Sequence[str] | None = None) -> list[EvalShape]:
     """Shapes of ``split`` from ``<data>/manifest.json`` (and ``splits/<split>.json`` when present).
@@ -174,7 +189,8 @@ def list_split(data_dir: str | Path, split: str = "test", limit: int | None = No
             wanted = None
     shapes: list[EvalShape] = []
     per_class: dict[str, int] = {}
-    for record in manifest.get("shapes", []):
+    for number, record in enumerate(manifest.get("shapes", []) if isinstance(manifest, dict) else [], 1):
+        _check_record(manifest_path, number, record)
         key = (record["class_name"], record["id"])
         in_split = key in wanted if wanted is not None else record.get("split") == split
         if not in_split or (classes and record["class_name"] not in classes):

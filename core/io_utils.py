@@ -5,6 +5,7 @@ system, so the final ``os.replace`` is atomic), flushes and fsyncs it, then rena
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -20,6 +21,8 @@ __all__ = [
     "atomic_write_json",
     "atomic_save_npz",
     "atomic_torch_save",
+    "sha256_file",
+    "open_regular_file",
 ]
 
 
@@ -68,6 +71,40 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     import torch
 
     return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def open_regular_file(path: str | os.PathLike) -> IO[bytes]:
+    """Open ``path`` for reading only if it is a regular file (links followed).
+
+    A FIFO named like a data file would block ``open`` until some writer appears (a hung run), and
+    a device would stream forever: the file is opened non-blocking and checked before any read, so
+    the check cannot be raced by a rename between a look and the open. Raises ``OSError``.
+    """
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "folder" if stat.S_ISDIR(mode) else "FIFO, socket or device"
+            raise OSError(errno.EINVAL, f"not a regular file (a {kind})", os.fspath(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a regular file's bytes, read in blocks so a large mesh is never held in memory twice."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open_regular_file(path) as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _json_default(value: Any) -> Any:

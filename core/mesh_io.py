@@ -296,7 +296,8 @@ def load_mesh(path: str | os.PathLike) -> LoadedMesh:
         )
 
     warnings: list[str] = [
-        f"{path.name}: referenced file '{name}' was not found beside it; parts using it get a flat colour"
+        f"{path.name}: referenced file '{name}' was not found beside it (or is no regular file under "
+        f"{MAX_ASSET_BYTES >> 20} MiB); parts using it get a flat colour"
         for name in resolver.missing
     ]
     built = [_build_part(g, path, warnings) for g in geometries]
@@ -332,15 +333,24 @@ class _LenientResolver(FilePathResolver):
 
     def get(self, name: str) -> bytes:
         try:
-            return super().get(name)
-        except (FileNotFoundError, ValueError, OSError):
-            pass
-        found = self._find(name)
-        if found is None:
+            return self._get(name)
+        except FileNotFoundError:
             if name not in self.missing:
                 self.missing.append(name)
+            raise
+
+    def _get(self, name: str) -> bytes:
+        for candidate in (name.strip(), name.strip().lstrip("/"), os.path.split(name)[-1]):  # as trimesh's get
+            try:
+                path = Path(self.absolute(candidate))  # ValueError: outside the mesh's folder
+            except ValueError:
+                continue
+            if path.exists():
+                return _read_asset(path, name)
+        found = self._find(name)
+        if found is None:
             raise FileNotFoundError(name)
-        return found.read_bytes()
+        return _read_asset(found, name)
 
     def _find(self, name: str) -> Path | None:
         parent = Path(self.parent)
@@ -356,6 +366,26 @@ class _LenientResolver(FilePathResolver):
             if candidate is not None:
                 return candidate
         return None
+
+
+MAX_ASSET_BYTES = 256 * 2**20
+"""Largest texture or MTL file read beside a mesh."""
+
+
+def _read_asset(path: Path, name: str) -> bytes:
+    """A file an OBJ or MTL names, read only if it is a regular file of at most :data:`MAX_ASSET_BYTES`: a FIFO
+    or a link to a device named like a texture would hang the loader or fill the memory. Raises
+    ``FileNotFoundError`` otherwise, so the part gets a flat colour and a warning naming the file."""
+    from core.io_utils import open_regular_file
+
+    try:
+        with open_regular_file(path) as handle:
+            data = handle.read(MAX_ASSET_BYTES + 1)
+    except OSError:
+        raise FileNotFoundError(name) from None
+    if len(data) > MAX_ASSET_BYTES:
+        raise FileNotFoundError(name)
+    return data
 
 
 def _casefold_join(parent: Path, parts: list[str]) -> Path | None:

@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -26,7 +25,8 @@ from typing import Any, Callable, Iterable, Iterator
 from core.datasets.jobs import MeshJob
 from core.errors import DataSetError, ExplorerError
 from core.folder_lock import FolderLock
-from core.io_utils import atomic_write_json
+from core.io_utils import atomic_write_json, sha256_file
+from core.names import path_component_problem, plain_name_problem
 from core.samples import MAX_FACES, inspect_samples, sample_shape, shape_rng, write_samples
 from core.sampling import SamplingConfig
 
@@ -38,7 +38,6 @@ SETTINGS = ("n_samples", "n_surface", "backend", "seed")
 THIN_SETTINGS = {"near_allocation": "area", "thin_band_variance": 0.0, "balance_sign": False}
 """Thin-aware sampling settings and their defaults: recorded only when not the default (so a
 default file stays byte for byte as before); a file without them was made with the defaults."""
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 __all__ = [
     "PreprocessConfig",
@@ -82,12 +81,10 @@ class PreprocessConfig:
             raise ValueError(f"--surface-samples (n_surface) must be positive, got {self.n_surface}")
         if self.max_faces < 1:
             raise ValueError(f"--max-faces (max_faces) must be positive, got {self.max_faces}")
-        if not _NAME.fullmatch(self.dataset_name or ""):
-            # a name with '/' or '..' would write outside the data set folder
-            raise ValueError(
-                f"data set name {self.dataset_name!r} is not a plain folder name; use letters, digits, "
-                "'_', '-' and '.' only (no '/', no leading '.'), e.g. --name chairs"
-            )
+        problem = plain_name_problem(self.dataset_name)
+        if problem:  # a name with '/' or '..' would write outside the data set folder
+            raise ValueError(f"data set name {self.dataset_name!r} {problem}; use letters, digits, "
+                             "'_', '-' and '.' only (no '/', no leading '.'), e.g. --name chairs")
         self.sampling()  # validates the back end and the thin-aware settings
 
     def sampling(self) -> SamplingConfig:
@@ -149,17 +146,48 @@ def preprocess_shape(job: MeshJob, config: PreprocessConfig, out_path: Path) -> 
     from core.mesh_io import load_mesh
 
     start = time.perf_counter()
+    digest = source_digest(job)
     mesh = load_mesh(job.source)
     t_load = time.perf_counter()
     rng = shape_rng(config.seed, job.class_name, job.id)
     samples = sample_shape(mesh, config.sampling(), rng, max_faces=config.max_faces)
     stats = samples.stats
     stats["settings"] = config.settings()
+    if digest is not None:
+        stats["source_digest"] = digest
     stats["seconds_load"] = round(t_load - start, 4)
     stats["seconds_sdf"] = round(time.perf_counter() - t_load, 4)
     stats["seconds"] = round(time.perf_counter() - start, 4)
     write_samples(out_path, samples)
     return stats
+
+
+def source_digest(job: MeshJob) -> str | None:
+    """What a shape's samples are made from: the source's fingerprint of the job (a Sweet Home 3D
+    item's model, rotation and size; a synthetic shape's seed), else the SHA-256 of the mesh file.
+
+    Recorded in each sample file, so a resume notices a mesh that changed since it was sampled
+    instead of keeping samples of the old one under the new one's name. ``None``: unreadable
+    (sampling then reports why).
+    """
+    if job.fingerprint:
+        return job.fingerprint
+    try:
+        return sha256_file(job.source)
+    except OSError:
+        return None
+
+
+def source_difference(stats: dict[str, Any], job: MeshJob) -> str | None:
+    """How the mesh a finished shape was sampled from differs from the job's (None: the same, or not
+    recorded: files written before the digest was recorded are judged by their settings alone)."""
+    made = stats.get("source_digest")
+    if not made:
+        return None
+    now = source_digest(job)
+    if now is None or now == made:
+        return None
+    return f"its source mesh changed since it was sampled ({job.source})"
 
 
 def _read_stats(path: Path) -> dict[str, Any] | None:
@@ -227,6 +255,10 @@ def _worker_init() -> None:
     logging.getLogger("trimesh").setLevel(logging.ERROR)
 
 
+BUSY_FIX = "Wait for it to finish, or split the work between runs with --shard i/N."
+"""What to do when another preprocess run holds the folder."""
+
+
 def lock_path(out_dir: Path, shard: tuple[int, int] = (0, 1)) -> Path:
     """The lock file a run of this shard holds while it writes ``out_dir``."""
     suffix = "" if shard[1] == 1 else f".shard-{shard[0]}-of-{shard[1]}"
@@ -279,11 +311,11 @@ def preprocess_dataset(
         raise ValueError(f"workers must be at least 1, got {workers}")
     out_dir.mkdir(parents=True, exist_ok=True)
     report = PreprocessReport()
-    unique_jobs = _drop_duplicates(list(jobs), report if shard[0] == 0 else None)
+    reporter = report if shard[0] == 0 else None  # one shard reports what every shard drops alike
+    unique_jobs = _drop_duplicates(_drop_unsafe_names(list(jobs), reporter), reporter)
     shard_index, shard_count = shard
     my_jobs = unique_jobs[shard_index::shard_count]
-    lock = FolderLock(lock_path(out_dir, shard), "preprocess",
-                      "Wait for it to finish, or split the work between runs with --shard i/N.")
+    lock = FolderLock(lock_path(out_dir, shard), "preprocess", BUSY_FIX)
     with lock:
         _refuse_overlapping_runs(lock, out_dir, shard)
         _remove_stale_temporaries(out_dir, config, my_jobs, shard)
@@ -403,7 +435,7 @@ def _pending_jobs(my_jobs: list[MeshJob], all_jobs: list[MeshJob], out_dir: Path
         if stats is None:
             pending.append(job)
             continue
-        difference = settings_difference(stats, config)
+        difference = settings_difference(stats, config) or source_difference(stats, job)
         if difference is None:
             report.skipped.append(job.id)
             report.done.add((job.class_name, job.id))
@@ -414,9 +446,9 @@ def _pending_jobs(my_jobs: list[MeshJob], all_jobs: list[MeshJob], out_dir: Path
             changed.append(f"{job.class_name}/{job.id}: {difference}")
     if changed:
         raise DataSetError(
-            f"{out_dir}: {len(changed)} finished shape(s) were sampled with other settings, e.g. {changed[0]}. "
-            "One data set needs one setting: resume with the same settings, write to a new --out, "
-            "or pass --resample-changed to sample those shapes again."
+            f"{out_dir}: {len(changed)} finished shape(s) were sampled with other settings or from a mesh that "
+            f"changed since, e.g. {changed[0]}. One data set needs one setting and current meshes: resume with "
+            "the same settings, write to a new --out, or pass --resample-changed to sample those shapes again."
         )
     others = [r for r in _previous_records(out_dir, all_jobs)
               if settings_difference(r.get("stats") or {}, config) is not None]
@@ -447,6 +479,31 @@ def _refuse_overlapping_runs(lock: FolderLock, out_dir: Path, shard: tuple[int, 
             )
 
 
+def _drop_job(job: MeshJob, reason: str, report: PreprocessReport | None) -> None:
+    """Log a job that is not run and record it as failed (the batch goes on)."""
+    log.warning("skipping %s/%s: %s", job.class_name, job.id, reason)
+    if report is not None:
+        report.failed.append({"id": job.id, "class": job.class_name, "source": str(job.source), "reason": reason})
+
+
+def _drop_unsafe_names(jobs: list[MeshJob], report: PreprocessReport | None) -> list[MeshJob]:
+    """The jobs whose class and id can each be one folder / file name; the others are recorded as failed.
+
+    Every source makes safe names, but they come from data (folder names, catalogues, index files):
+    checked here once more, so no source can make ``sample_path`` leave the data set folder.
+    """
+    kept = []
+    for job in jobs:
+        problems = [f"{what} {value!r} {problem}" for what, value in (("class", job.class_name), ("id", job.id))
+                    if (problem := path_component_problem(value))]
+        if problems:
+            _drop_job(job, f"{job.source}: {'; '.join(problems)}, so it cannot name a file under --out. "
+                           "Rename the class or the file in the source.", report)
+        else:
+            kept.append(job)
+    return kept
+
+
 def _drop_duplicates(jobs: list[MeshJob], report: PreprocessReport | None) -> list[MeshJob]:
     """The jobs with the first of each (class, id); later ones are recorded as failures."""
     seen: dict[tuple[str, str], Path] = {}
@@ -456,13 +513,11 @@ def _drop_duplicates(jobs: list[MeshJob], report: PreprocessReport | None) -> li
         if key not in seen:
             seen[key] = job.source
             unique.append(job)
-            continue
-        reason = (f"{job.source}: shape id '{job.id}' in class '{job.class_name}' is also used by {seen[key]}. "
-                  "Rename one of the files.")
-        log.warning("skipping %s/%s: %s", job.class_name, job.id, reason)
-        if report is not None:
-            report.failed.append({"id": job.id, "class": job.class_name, "source": str(job.source),
-                                  "reason": reason})
+        elif seen[key] == job.source:  # the same mesh twice: sampled once, nothing lost
+            log.warning("%s: listed twice by the source as %s/%s; sampled once", job.source, job.class_name, job.id)
+        else:
+            _drop_job(job, f"{job.source}: shape id '{job.id}' in class '{job.class_name}' is also used by "
+                           f"{seen[key]}. Rename one of the files.", report)
     return unique
 
 

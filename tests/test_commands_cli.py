@@ -241,3 +241,67 @@ def test_evaluate_ablation_shares_the_inferred_class_and_records_meta_and_full_s
     assert meta["losses"] == "surface" and meta["split"] == "test"
     settings = json.loads((out / "surface" / "results.json").read_text())["settings"]
     assert settings["resolution"] == 24 and settings["infer_class"] is True
+
+
+# --------------------------------------------------------------------------- issue 28: outputs and limits
+
+
+def test_reconstruct_refuses_a_folder_named_like_its_mesh_before_the_fit(toy_trained, tmp_path, capsys):
+    sample = str(toy_trained["data"] / "SdfSamples/toy/ball/ball2.npz")
+    out = tmp_path / "out"
+    (out / "mesh.ply").mkdir(parents=True)
+    code, printed, err = _run(capsys, "reconstruct", "--ckpt", str(toy_trained["ckpt"]), "--input", sample,
+                              *FAST_FIT, "--out", str(out))
+    assert code == 2 and f"{out / 'mesh.ply'} is a folder where this command writes a file" in err
+    assert "step" not in printed and (out / "mesh.ply").is_dir()
+
+
+@pytest.mark.parametrize("command", ["view", "evaluate", "reconstruct", "edit"])
+def test_every_command_shares_one_resolution_limit(tmp_path, capsys, command):
+    from core.commands.cli_types import MAX_RESOLUTION
+
+    args = {"view": ["view"], "evaluate": ["evaluate", "--ckpt", "x.pt", "--data", "d", "--out", "o"],
+            "reconstruct": ["reconstruct", "--ckpt", "x.pt", "--input", "i.npz", "--out", "o"],
+            "edit": ["edit", "--ckpt", "x.pt", "--code", "c", "--out", "o"]}[command]
+    code, _, err = _run(capsys, *args, "--resolution", str(MAX_RESOLUTION + 1))
+    assert code == 2 and f"outside 16 … {MAX_RESOLUTION}" in err
+    code, _, err = _run(capsys, *args, "--resolution", "100000")
+    assert code == 2 and "argument --resolution" in err
+
+
+@pytest.mark.parametrize("settings, says", [
+    (["curriculum_stages=[]", "curriculum_eps=[]", "curriculum_lambda=[]"], "curriculum needs at least one stage"),
+    (["curriculum_stages=[0, 0.6, 0.4, 0.2, 0.8]"], "must start at 0 and rise strictly"),
+    (["curriculum_lambda=[0, 0, -0.1, 0.2, 0.5]"], "curriculum_lambda [0.0, 0.0, -0.1, 0.2, 0.5] must be in [0, 1]"),
+    (["curriculum_eps=[0.025, -0.01, 0, 0, 0]"], "curriculum_eps"),
+])
+def test_evaluate_refuses_a_curriculum_it_cannot_run_before_any_shape(toy_trained, tmp_path, capsys, settings, says):
+    extra = [arg for setting in settings for arg in ("--tto-set", setting)]
+    out = tmp_path / "out"
+    code, printed, err = _evaluate(capsys, toy_trained, toy_trained["data"], out, "--losses", "curriculum", *extra)
+    assert code == 2 and says in err and "Traceback" not in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("field, value", [("id", "../../escaped"), ("class_name", "..")])
+def test_evaluate_refuses_manifest_names_that_would_save_meshes_outside_out(toy_trained, tmp_path, capsys, field,
+                                                                           value):
+    data = _copy_data(toy_trained, tmp_path)
+    manifest = json.loads((data / "manifest.json").read_text())
+    record = next(r for r in manifest["shapes"] if r["split"] == "test")
+    record[field] = value
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    (data / "splits" / "test.json").unlink()  # the manifest's own split field decides
+    code, printed, err = _evaluate(capsys, toy_trained, data, tmp_path / "out", "--save-meshes")
+    assert code == 2 and "manifest.json: shape" in err and "cannot name a file" in err and "Traceback" not in err
+    assert not (tmp_path / "escaped.ply").exists() and not list(tmp_path.rglob("escaped*"))
+
+
+def test_reconstruct_refuses_an_input_that_is_a_fifo_instead_of_waiting_on_it(toy_trained, tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "scan.npz"
+    os.mkfifo(fifo)
+    code, printed, err = _run(capsys, "reconstruct", "--ckpt", str(toy_trained["ckpt"]), "--input", str(fifo),
+                              *FAST_FIT, "--out", str(tmp_path / "out"))
+    assert code == 2 and "not a regular file" in err and "step" not in printed

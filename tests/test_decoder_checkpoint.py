@@ -192,7 +192,11 @@ def test_checkpoint_with_non_finite_weights_or_codes_is_refused(toy_trained, tmp
     path = _altered(toy_trained, tmp_path, "bad.pt", model_state=state)
     with pytest.raises(CheckpointError, match=r"NaN or infinite values \(" + key.replace(".", r"\.")) as info:
         load_trained_model(path, device="cpu")
-    assert str(path) in str(info.value) and "earlier checkpoint" in str(info.value)
+    assert str(path) in str(info.value) and "lower learning rates" in str(info.value)
+    beside = path.parent / "epoch_0001.pt"  # suggested only where one exists
+    beside.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"Use an earlier checkpoint beside it \(epoch_0001\.pt\)"):
+        load_trained_model(path, device="cpu")
 
 
 @pytest.mark.parametrize("version", [0, -3, True, "1", 1.0, None])

@@ -317,3 +317,56 @@ def test_cli_edit_refuses_an_out_that_is_a_file_before_editing(tmp_path, capsys)
     err = capsys.readouterr()
     assert f"--out {blocker}: is a file, not a folder" in err.err and "step" not in err.out
     assert blocker.read_text() == "keep me"
+
+
+# --------------------------------------------------------------------------- issue 28: items 5, 10, 11
+
+
+def _edit(capsys, *argv: str) -> tuple[int, str, str]:
+    from main import main
+
+    try:
+        code = main(["edit", *argv])
+    except SystemExit as exc:  # argparse refusals
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("value", ["100000", "2049", "15"])
+def test_cli_edit_shares_the_resolution_limit_of_every_command(tmp_path, capsys, value):
+    out = tmp_path / "never"
+    code, _, err = _edit(capsys, "--ckpt", str(DEMO), "--code", "chair/chair_003", "--paint", "0,0.8,0:0.2:#ff0000",
+                         "--resolution", value, "--out", str(out))
+    assert code == 2 and "argument --resolution:" in err and "outside 16 … 2048" in err
+    assert not out.exists()
+
+
+def test_cli_edit_refuses_paint_on_a_model_without_colour_before_the_drag(tmp_path, capsys):
+    from deepsdf_experiment import SPLIT, write_experiment
+
+    exp, _ = write_experiment(tmp_path, weights="octahedra")  # a DeepSDF experiment: geometry only
+    shape = SPLIT["ShapeNetV2"]["03001627"][0]
+    out = tmp_path / "out"
+    code, printed, err = _edit(capsys, "--ckpt", str(exp), "--code", shape, "--drag", "0,0.5,0:0,0.6,0",
+                               "--paint", "0,0.5,0:0.2:#ff0000", "--out", str(out))
+    assert code == 2 and "paint needs a model trained with colour" in err and "Traceback" not in err
+    assert "step" not in printed and not out.exists()
+
+
+def test_cli_edit_refuses_a_folder_in_the_way_of_an_output_file_before_editing(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "mesh.ply").mkdir(parents=True)
+    (out / "mesh.ply" / "mine.txt").write_text("keep")
+    code, printed, err = _edit(capsys, "--ckpt", str(DEMO), "--code", "chair/chair_003", "--drag",
+                               "0,0.8,0:0,0.9,0", "--out", str(out))
+    assert code == 2 and f"{out / 'mesh.ply'} is a folder where this command writes a file" in err
+    assert "step" not in printed and (out / "mesh.ply" / "mine.txt").read_text() == "keep"
+
+
+def test_cli_edit_refused_during_the_edit_leaves_no_empty_out_folder(tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = _edit(capsys, "--ckpt", str(DEMO), "--code", "chair/chair_003", "--paint",
+                         "0.9,0.9,0.9:0.01:#ff0000", "--iterations", "2", "--out", str(out))
+    assert code == 2 and "no brush touches the surface" in err
+    assert not out.exists()

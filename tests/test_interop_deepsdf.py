@@ -238,3 +238,48 @@ def test_reconstruct_takes_the_experiment_and_the_imported_checkpoint(tmp_path, 
         codes = json.loads((out / "codes.json").read_text())
         assert len(codes["shape_code"]) == 8
         assert (out / "mesh.ply").exists()
+
+
+# --------------------------------------------------------------------------- issue 28, item 9
+
+
+def _respec(exp, **network):
+    specs = json.loads((exp / "specs.json").read_text())
+    specs["NetworkSpecs"].update(network)
+    (exp / "specs.json").write_text(json.dumps(specs))
+
+
+@pytest.mark.parametrize("network, says", [
+    ({"dropout_prob": "high"}, "dropout_prob is 'high', not a probability in [0, 1)"),
+    ({"dropout_prob": 1.5}, "not a probability"),
+    ({"weight_norm": "false"}, "weight_norm is 'false', not true or false"),
+    ({"dims": [200000] * 4}, "has shape"),
+])
+def test_bad_specs_are_one_line_in_import_and_in_every_loader(tmp_path, capsys, network, says):
+    import time
+
+    exp, _ = write_experiment(tmp_path)
+    _respec(exp, **network)
+    start = time.perf_counter()
+    assert main.main(["import-deepsdf", str(exp), "--out", str(tmp_path / "m.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and says in err and "Traceback" not in err and err.count("\n") == 1
+    assert time.perf_counter() - start < 10  # no 160 GB allocation before the weights are looked at
+    with pytest.raises(DeepSDFExperimentError) as caught:  # what view and reconstruct open experiments with
+        load_trained_model(exp, device="cpu")
+    assert f"error: {caught.value}\n" == err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_checkpoint_whose_config_claims_huge_layers_is_refused_without_allocating(tmp_path):
+    import time
+
+    exp, _ = write_experiment(tmp_path)
+    ckpt = save_imported_checkpoint(load_deepsdf_experiment(exp, device="cpu"), tmp_path / "m.pt")
+    data = torch.load(ckpt, weights_only=True)
+    data["config"]["model"]["hidden_dims"] = [200000] * 4
+    torch.save(data, tmp_path / "huge.pt")
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match="do not fit the model configuration.*size mismatch"):
+        load_trained_model(tmp_path / "huge.pt", device="cpu")
+    assert time.perf_counter() - start < 10

@@ -329,3 +329,76 @@ def test_a_failure_stays_listed_when_another_class_has_a_shape_of_the_same_id(tm
     assert json.loads((out / "failures.json").read_text()) == old
     write_index_files([], out, PreprocessConfig(), PreprocessReport(processed=["01"], done={("chair", "01")}))
     assert json.loads((out / "failures.json").read_text()) == []
+
+
+# ------------------------------------------------------------------ issue 28: samples follow their source mesh
+
+
+def test_synthetic_seed_change_regenerates_the_mesh_it_describes(tmp_path):
+    from core.datasets.synthetic import build_shape
+
+    out = tmp_path / "out"
+    common = ["preprocess", "--source", "synthetic", "--classes", "mug", "--shapes-per-class", "1", "--out", str(out),
+              "--samples", "100", "--surface-samples", "50", "--no-progress"]
+    assert main.main(common) == 0
+    glb = out / "meshes" / "mug" / "mug_000.glb"
+    seed0 = glb.read_bytes()
+    assert main.main([*common, "--seed", "1", "--resample-changed"]) == 0
+    (record,) = _manifest(out)["shapes"]
+    assert record["text"] == build_shape("mug", 0, 1)[1]["text"]  # the description and the mesh agree
+    assert glb.read_bytes() != seed0
+    expected = build_shape("mug", 0, 1)[0].to_geometry()
+    written = trimesh.load(glb, force="mesh")
+    np.testing.assert_allclose(np.sort(written.vertices, axis=0), np.sort(expected.vertices, axis=0), atol=1e-5)
+
+
+def test_a_mesh_replaced_after_sampling_is_refused_or_sampled_again(two_classes, tmp_path, capsys):
+    out = tmp_path / "data"
+    common = ["--source", "folder", "--input", two_classes, "--out", out, "--test-fraction", "0"]
+    assert _run(*common) == 0
+    _box(two_classes / "box" / "a.ply", extents=(0.2, 0.2, 0.9))  # another mesh under the same name
+    assert _run(*common) == 2
+    err = capsys.readouterr().err
+    assert "box/a: its source mesh changed since it was sampled" in err and "--resample-changed" in err
+    assert _run(*common, "--resample-changed") == 0
+    assert "1 processed, 2 already done" in capsys.readouterr().out
+    record = next(r for r in _manifest(out)["shapes"] if r["id"] == "a")
+    with np.load(out / record["file"]) as data:
+        assert np.abs(data["surface_points"][:, :3]).max(axis=0).argmax() == 2  # the tall box now
+
+
+@pytest.mark.parametrize("field, value", [("class_name", "../../escape"), ("id", "../x"), ("id", ".hidden")])
+def test_an_index_naming_paths_outside_the_folder_fails_those_shapes_only(tmp_path, capsys, field, value):
+    out = tmp_path / "out"
+    common = ["preprocess", "--source", "synthetic", "--classes", "mug", "--shapes-per-class", "2", "--out", str(out),
+              "--samples", "100", "--surface-samples", "50", "--no-progress", "--test-fraction", "0"]
+    assert main.main(common) == 0
+    index_path = out / "meshes" / "index.json"
+    index = json.loads(index_path.read_text())
+    index["shapes"][1][field] = value
+    index_path.write_text(json.dumps(index))
+    from core.datasets.sources import jobs_from_index
+    from core.preprocess import PreprocessConfig, preprocess_dataset
+
+    report = preprocess_dataset(jobs_from_index(out / "meshes"), out, PreprocessConfig(n_samples=100, n_surface=50,
+                                dataset_name="synthetic"), progress=False)
+    assert len(report.failed) == 1 and "cannot name a file under --out" in report.failed[0]["reason"]
+    assert not (tmp_path / "escape").exists() and not list(out.rglob(".hidden*"))
+
+
+def test_a_texture_that_is_a_fifo_or_a_device_link_is_a_warning_not_a_hang(tmp_path, capsys):
+    root = tmp_path / "meshes" / "box"
+    root.mkdir(parents=True)
+    box = trimesh.creation.box()
+    lines = ["mtllib box.mtl", *(f"v {x} {y} {z}" for x, y, z in box.vertices), "vt 0 0", "usemtl m",
+             *(f"f {a + 1}/1 {b + 1}/1 {c + 1}/1" for a, b, c in box.faces)]
+    for name, texture in (("a", "pipe.png"), ("b", "zero.png")):
+        (root / f"{name}.obj").write_text("\n".join(lines).replace("box.mtl", f"{name}.mtl") + "\n")
+        (root / f"{name}.mtl").write_text(f"newmtl m\nKd 0.5 0.5 0.5\nmap_Kd {texture}\n")
+    os.mkfifo(root / "pipe.png")
+    (root / "zero.png").symlink_to("/dev/zero")
+    out = tmp_path / "data"
+    assert _run("--source", "folder", "--input", tmp_path / "meshes", "--out", out, "--test-fraction", "0") == 0
+    err = capsys.readouterr().err
+    assert "pipe.png' was not found beside it" in err and "zero.png' was not found beside it" in err
+    assert len(_manifest(out)["shapes"]) == 2

@@ -104,3 +104,25 @@ def test_object_text_handles_missing_fields():
     assert object_text(None) is None
     assert object_text({"name": "", "tags": [], "description": None}) is None
     assert object_text({"name": "Mug", "tags": ["cup"]}) == "Mug; tags: cup"
+
+
+def test_objaverse_paths_that_leave_the_folder_and_malformed_tables(objaverse_root, tmp_path, capsys):
+    """Issue 28 (further): object-paths.json.gz is data; a path outside the folder is not followed, and a
+    table of the wrong shape is one error naming the file, through the command."""
+    import main
+
+    outside = tmp_path / "secret.glb"
+    _write_box(outside)
+    paths_file = objaverse_root / "object-paths.json.gz"
+    with gzip.open(paths_file, "rt", encoding="utf-8") as handle:
+        paths = json.load(handle)
+    paths["c" + "0" * 31] = str(outside)  # absolute
+    paths["c" + "0" * 30 + "1"] = "../secret.glb"
+    _gz_json(paths_file, paths)
+    jobs = objaverse_jobs(ObjaverseConfig(root=objaverse_root, categories=("chair",), per_class=10))
+    assert len(jobs) == 3 and all(objaverse_root in job.source.parents for job in jobs)
+    _gz_json(objaverse_root / "lvis-annotations.json.gz", {"chair": "c0"})
+    code = main.main(["preprocess", "--source", "objaverse", "--objaverse-root", str(objaverse_root), "--classes",
+                      "chair", "--out", str(tmp_path / "out"), "--samples", "100", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "lvis-annotations.json.gz: not the Objaverse layout" in err and "Traceback" not in err

@@ -156,9 +156,12 @@ def test_existing_run_is_not_overwritten_without_overwrite(data_dir, tmp_path, c
     assert err.startswith("error: ") and "already holds a training run" in err
     assert "--resume" in err and "--overwrite" in err
     assert _files(run) == before
-    # --overwrite replaces it, without the earlier run's epoch files
+    # --overwrite replaces it, without the earlier run's epoch files, and keeps what the user put there
+    (run / "checkpoints" / "notes.txt").write_text("mine")
+    (run / "README.md").write_text("mine")
     assert main.main([*cmd, "--epochs", "1", "--overwrite"]) == 0
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0001.pt", "latest.pt"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_0001.pt", "latest.pt", "notes.txt"]
+    assert (run / "README.md").read_text() == "mine"
     assert _latest(run)["epoch"] == 1
     assert main.main([*cmd, "--epochs", "1", "--overwrite", "--resume"]) == 2
     assert "choose one" in capsys.readouterr().err
@@ -250,3 +253,52 @@ def test_cancel_before_the_first_epoch_says_nothing_was_saved(data_dir, tmp_path
     assert train_command.run(args, cancel=lambda: True) == 130
     err = capsys.readouterr().err
     assert "nothing was saved" in err and "--resume" not in err
+
+
+# -- issue 28: item 12 and the checkpoint hint ------------------------------------------------
+
+def test_a_full_disk_while_saving_is_one_line_that_names_the_kept_checkpoint(data_dir, tmp_path, capsys, monkeypatch):
+    import io
+
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def disk_full_on_the_third_save(obj, handle, *args, **kwargs):  # what a full disk does to torch.save
+        calls["n"] += 1  # latest.pt and epoch_0001.pt of epoch 1, then latest.pt of epoch 2
+        if calls["n"] == 3:
+            buffer = io.BytesIO()
+            real_save(obj, buffer, *args, **kwargs)
+            handle.write(buffer.getvalue()[:100])
+            raise OSError(28, "No space left on device")
+        return real_save(obj, handle, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_full_on_the_third_save)
+    run = tmp_path / "run"
+    code = main.main(["train", "--data", str(data_dir), "--out", str(run), "--epochs", "3", *FAST,
+                      "--set", "train.checkpoint_every=1"])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    line = next(line for line in err.splitlines() if line.startswith("error:"))
+    assert "could not save epoch 2 (No space left on device)" in line and "(epoch 1), is kept" in line
+    assert "--resume" in line
+    assert _latest(run)["epoch"] == 1 and not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+def test_a_truncated_checkpoint_suggests_only_checkpoints_that_exist(data_dir, tmp_path, capsys):
+    from core.errors import CheckpointError
+
+    run = tmp_path / "run"
+    assert main.main(["train", "--data", str(data_dir), "--out", str(run), "--epochs", "2", *FAST,
+                      "--set", "train.checkpoint_every=1"]) == 0
+    latest = run / "checkpoints" / "latest.pt"
+    latest.write_bytes(latest.read_bytes()[:1000])
+    with pytest.raises(CheckpointError) as caught:
+        read_checkpoint(latest)
+    assert "use another checkpoint beside it (epoch_0002.pt, epoch_0001.pt)" in str(caught.value)
+    lone = tmp_path / "lone" / "model.pt"
+    lone.parent.mkdir()
+    lone.write_bytes(latest.read_bytes())
+    with pytest.raises(CheckpointError) as caught:
+        read_checkpoint(lone)
+    assert "no other checkpoint is beside it" in str(caught.value) and "epoch_" not in str(caught.value)

@@ -193,7 +193,8 @@ def test_interrupted_checkpoint_write_keeps_previous(data_dir, tmp_path, monkeyp
 
     monkeypatch.setattr(torch, "save", failing_save)  # what core.io_utils.atomic_torch_save calls
     run = tmp_path / "run"
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(CheckpointError, match=r"could not save epoch 2 \(No space left on device\)\. The last good "
+                       r"checkpoint, .*latest.pt \(epoch 1\), is kept"):
         train(_config(3, "train.checkpoint_every=1"), data_dir, run, progress=False)
     monkeypatch.undo()
     assert calls["n"] == 3

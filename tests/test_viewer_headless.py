@@ -231,3 +231,19 @@ def test_window_codes_keep_a_finetuned_decoder(qapp, qtbot, toy_trained, tmp_pat
         window.close()
         window.deleteLater()
         qapp.processEvents()
+
+
+def test_screenshots_name_files_safely_whatever_the_class_and_shape_names(qapp, tmp_path):
+    """Issue 28 (further): class names and shape ids come from data (a DeepSDF split's keys) and name files."""
+    from deepsdf_experiment import write_experiment
+
+    split = {"ShapeNetV2": {"../../evil": ["../../../a", "b"], "03001627": ["c/../d"]}}
+    exp, _ = write_experiment(tmp_path / "exp", weights="octahedra", split=split)
+    shots = tmp_path / "deep" / "shots"
+    assert view_command.run(_args(str(exp), "--screenshots", str(shots), "--resolution", "16",
+                                  "--size", "128x96")) == 0
+    names = sorted(p.name for p in shots.iterdir())
+    assert "class_evil.png" in names and "class_chair.png" in names
+    assert all(p.parent == shots for p in shots.rglob("*"))
+    assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["shots"]
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "evil.png").exists()

@@ -16,6 +16,7 @@ import numpy as np
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
+from core.datasets.folder import safe_id
 from viewer.image_files import save_image
 from viewer.main_window import MainWindow
 
@@ -132,15 +133,16 @@ def render_screenshots(window: MainWindow, ckpt: Path, request: ShotRequest) -> 
         written.append(_shoot(window, request.camera, request.screenshot))
     if request.screenshots is not None:
         out = Path(request.screenshots)
-        for cls in model.class_names:
+        for cls in model.class_names:  # names from the checkpoint (a DeepSDF split's keys): made file-name-safe
             _pick(window, None, cls)
-            written.append(_shoot(window, request.camera, out / f"class_{cls}.png"))
+            written.append(_shoot(window, request.camera, out / f"class_{safe_id(cls)}.png"))
         if len(model.class_names) > 1:
             a = model.shape_ids[model.codes_of_class(model.class_names[0])[0]]
             b = model.shape_ids[model.codes_of_class(model.class_names[1])[0]]
             for t in (0.0, 0.5, 1.0):
                 _interp(window, a, b, t)
-                written.append(_shoot(window, request.camera, out / f"interpolation_{a}_{b}_{t:.2f}.png"))
+                written.append(_shoot(window, request.camera,
+                                      out / f"interpolation_{safe_id(a)}_{safe_id(b)}_{t:.2f}.png"))
         _pick(window, None, None)
         _settle(window)
         loop = QEventLoop()

@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.commands.cli_types import resolution
 from viewer.scene import CAMERA_PRESETS
 
 if TYPE_CHECKING:
@@ -75,16 +76,6 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _resolution(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--resolution {text!r}: expected an integer such as 128") from None
-    if not 16 <= value <= 1024:
-        raise argparse.ArgumentTypeError(f"--resolution {value}: use 16 … 1024 (128 is DeepSDF's default for viewing)")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from core.config_io import arg_default
     from viewer.state import DisplayOptions
@@ -103,9 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--code", default=None, metavar="SHAPE_ID", help="shape id of the training code to show")
     parser.add_argument("--interp", nargs=3, metavar=("A", "B", "T"), default=None,
                         help="show the blend of shape ids A and B at T in [0, 1]")
-    parser.add_argument("--resolution", type=_resolution,
-                        **arg_default(DisplayOptions, "full_resolution", "grid resolution of the mesh"))
-    parser.add_argument("--preview-resolution", type=_resolution,
+    parser.add_argument("--resolution", type=resolution,
+                        **arg_default(DisplayOptions, "full_resolution", "grid resolution of the mesh, 16 … 2048"))
+    parser.add_argument("--preview-resolution", type=resolution,
                         **arg_default(DisplayOptions, "preview_resolution", "grid resolution while dragging"))
     parser.add_argument("--size", type=_size, default=(1000, 800), help="image size WxH for --screenshot(s)")
     parser.add_argument("--camera", choices=list(CAMERA_PRESETS), default="iso", help="camera preset for screenshots")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from core.errors import ExplorerError
 
-__all__ = ["resolution", "positive_int", "positive_float", "check_out_dir", "MIN_RESOLUTION", "MAX_RESOLUTION"]
+__all__ = ["resolution", "positive_int", "positive_float", "finite_float", "check_out_dir", "remove_if_empty",
+           "MIN_RESOLUTION", "MAX_RESOLUTION"]
 
 MIN_RESOLUTION = 16
 """Smaller grids cannot hold the coarse-to-fine pass's 17³ first level and show only blobs."""
@@ -22,7 +23,8 @@ MAX_RESOLUTION = 2048
 
 
 def resolution(text: str) -> int:
-    """Marching-cubes grid samples per side, ``MIN_RESOLUTION`` … ``MAX_RESOLUTION``."""
+    """Marching-cubes grid samples per side, ``MIN_RESOLUTION`` … ``MAX_RESOLUTION``: the one limit of
+    every command that meshes (reconstruct, evaluate, edit, view)."""
     try:
         value = int(text)
     except ValueError:
@@ -68,12 +70,29 @@ def finite_float(text: str) -> float:
     return value
 
 
-def check_out_dir(out: Path, option: str = "--out") -> None:
-    """Create ``out`` as a folder now, so a file in the way or a read-only place fails before any work."""
+def check_out_dir(out: Path, option: str = "--out", files: tuple[str, ...] = ()) -> bool:
+    """Create ``out`` as a folder now, so a file in the way or a read-only place fails before any work.
+
+    ``files``: the names the command will write into ``out``; one that is a folder there (``mesh.ply/``)
+    would fail only after the whole optimisation, so it is refused now. Returns whether ``out`` was
+    created by this call (a command that then fails may remove it again while it is empty).
+    """
     if out.exists() and not out.is_dir():
         raise ExplorerError(f"{option} {out}: is a file, not a folder. Give a folder path (it is created).")
+    for name in files:
+        if (out / name).is_dir():
+            raise ExplorerError(f"{option} {out}: {out / name} is a folder where this command writes a file; "
+                                "move it away or give another folder.")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExplorerError(f"{option} {out}: cannot create the folder ({exc.strerror or exc}). "
                             "Give a writable folder path.") from None
+    return created
+
+
+def remove_if_empty(out: Path, created: bool) -> None:
+    """Remove ``out`` again when this run created it (:func:`check_out_dir`) and wrote nothing into it."""
+    if created and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()

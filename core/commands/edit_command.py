@@ -20,6 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
+from core.commands.cli_types import resolution
 from core.edit.constraints import Brush, EditError, Handle, Pin, Region, as_point
 
 __all__ = ["add_arguments", "run", "parse_point", "parse_drag", "parse_paint", "parse_region"]
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iterations", type=int, default=None, help="optimisation steps per edit (default per edit)")
     parser.add_argument("--no-detail", action="store_true",
                         help="paint with the colour code only (whole parts change colour; no decoder file)")
-    parser.add_argument("--resolution", type=int, default=128, help="marching-cubes resolution of the written meshes")
+    parser.add_argument("--resolution", type=resolution, default=128,
+                        help="marching-cubes grid resolution of the written meshes, 16 … 2048 (default: 128)")
     parser.add_argument("--device", default=None, help="cpu / cuda (default: where the checkpoint loads)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -94,6 +96,10 @@ def parse_region(text: str) -> Region:
     return Region(kind, tuple(values[:3]), tuple(values[3:]))
 
 
+OUTPUT_FILES = ("before.ply", "mesh.ply", "codes.json", "edit.json", "decoder.pt")
+"""What the command writes into ``--out``."""
+
+
 def _parse(args: argparse.Namespace) -> dict:
     """Every edit of the command line, validated (raises EditError before anything runs)."""
     handles = [parse_drag(t) for t in args.drag]
@@ -106,8 +112,6 @@ def _parse(args: argparse.Namespace) -> dict:
         raise EditError("--pin only holds points during a drag; add a --drag")
     if not (handles or brushes or region):
         raise EditError("nothing to edit: give at least one --drag, --paint or --graft/--region")
-    if args.resolution < 16:
-        raise EditError(f"--resolution {args.resolution}: use 16 or more (128 for a final mesh)")
     for name in ("radius", "band"):
         value = getattr(args, name)
         if value is not None and not value > 0:
@@ -117,65 +121,75 @@ def _parse(args: argparse.Namespace) -> dict:
     return {"handles": handles, "pins": pins, "brushes": brushes, "region": region}
 
 
-def run(args: argparse.Namespace) -> int:
-    from core.codes_file import SavedCodes, write_codes
+def _configs(args: argparse.Namespace, edits: dict) -> dict:
+    """The settings of each edit that runs, built (and so checked) before the first one starts."""
+    from core.edit import DragConfig, GraftConfig, PaintConfig
+
+    def given(**kw):
+        return {k: v for k, v in kw.items() if v is not None}
+
+    return {"graft": GraftConfig(**given(band=args.band, iterations=args.iterations)) if edits["region"] else None,
+            "drag": DragConfig(**given(radius=args.radius, iterations=args.iterations)) if edits["handles"] else None,
+            "paint": PaintConfig(**given(iterations=args.iterations), detail=not args.no_detail)
+            if edits["brushes"] else None}
+
+
+def _prepare(args: argparse.Namespace) -> tuple:
+    """Everything an edit needs, checked: the edits, the model, the codes, the settings and ``--out``.
+
+    Whatever can be refused is refused here, before any optimisation: a paint on a model without
+    colour used to be refused only after the drag before it had run (and its result was lost).
+    """
     from core.commands.cli_types import check_out_dir
-    from core.edit import DragConfig, GraftConfig, PaintConfig, ShapeCodes, codes_of, drag, graft, paint, take_snapshot
-    from core.errors import ExplorerError
-    from core.io_utils import atomic_write_json
-    from core.meshing import export_mesh, extract_mesh
+    from core.edit import codes_of
+    from core.edit.paint import check_paintable
     from core.model import load_trained_model
 
-    try:
-        edits = _parse(args)
-        model = load_trained_model(args.ckpt, device=args.device)
-        codes = codes_of(model, args.code)
-        donor = codes_of(model, args.graft) if args.graft else None
-        check_out_dir(args.out)  # last: a refused edit leaves no folder behind
-    except ExplorerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    edits = _parse(args)
+    model = load_trained_model(args.ckpt, device=args.device)
+    codes = codes_of(model, args.code)
+    donor = codes_of(model, args.graft) if args.graft else None
+    if edits["brushes"]:
+        check_paintable(model, codes)
+    configs = _configs(args, edits)
+    created = check_out_dir(args.out, files=OUTPUT_FILES)  # last: a refused edit leaves no folder behind
+    return edits, configs, model, codes, donor, created
 
-    def report(progress) -> None:
-        if not args.quiet:
-            terms = " ".join(f"{k}={v:.4f}" for k, v in progress.losses.items() if k not in ("iteration", "seconds"))
-            print(f"[{progress.kind}] step {progress.iteration}: {terms}", flush=True)
 
-    def overrides(**kw):
-        return {k: v for k, v in kw.items() if v is not None}
+def _run_edits(model, codes, donor, edits: dict, configs: dict, report) -> tuple:
+    """Graft, drag, paint in that order, each on the result of the one before: (codes, results, decoder)."""
+    from core.edit import ShapeCodes, drag, graft, paint, take_snapshot
 
     cancel = threading.Event()
     results = []
     decoder_state = None  # a paint's fine-tuned decoder (the checkpoint's own otherwise)
-    try:
-        original = codes
+    snapshot = take_snapshot(model, codes)
+    if configs["graft"] is not None:
+        result = graft(model, snapshot, take_snapshot(model, donor), edits["region"], configs["graft"], cancel,
+                       report, 50)
+        results.append(result)
+        codes = ShapeCodes(result.shape_code, result.colour_code, result.condition, codes.class_name, codes.label)
         snapshot = take_snapshot(model, codes)
-        if edits["region"] is not None:
-            config = GraftConfig(**overrides(band=args.band, iterations=args.iterations))
-            result = graft(model, snapshot, take_snapshot(model, donor), edits["region"], config, cancel, report, 50)
-            results.append(result)
-            codes = ShapeCodes(result.shape_code, result.colour_code, result.condition, codes.class_name, codes.label)
+    if configs["drag"] is not None:
+        result = drag(model, snapshot, edits["handles"], edits["pins"], configs["drag"], cancel=cancel,
+                      callback=report, every=25)
+        results.append(result)
+        codes = ShapeCodes(result.shape_code, codes.colour_code, codes.condition, codes.class_name, codes.label)
+        if configs["paint"] is not None:
             snapshot = take_snapshot(model, codes)
-        if edits["handles"]:
-            config = DragConfig(**overrides(radius=args.radius, iterations=args.iterations))
-            result = drag(model, snapshot, edits["handles"], edits["pins"], config, cancel=cancel, callback=report,
-                          every=25)
-            results.append(result)
-            codes = ShapeCodes(result.shape_code, codes.colour_code, codes.condition, codes.class_name, codes.label)
-            if edits["brushes"]:
-                snapshot = take_snapshot(model, codes)
-        if edits["brushes"]:
-            config = PaintConfig(**overrides(iterations=args.iterations), detail=not args.no_detail)
-            result = paint(model, snapshot, edits["brushes"], config, cancel, report, 25)
-            results.append(result)
-            codes = ShapeCodes(codes.shape_code, result.colour_code, codes.condition, codes.class_name, codes.label)
-            decoder_state = result.decoder_override
-    except ExplorerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing written", file=sys.stderr)
-        return 130
+    if configs["paint"] is not None:
+        result = paint(model, snapshot, edits["brushes"], configs["paint"], cancel, report, 25)
+        results.append(result)
+        codes = ShapeCodes(codes.shape_code, result.colour_code, codes.condition, codes.class_name, codes.label)
+        decoder_state = result.decoder_override
+    return codes, results, decoder_state
+
+
+def _write(args: argparse.Namespace, model, original, codes, results: list, decoder_state) -> int:
+    """Mesh and write the shape before and after; the number of faces of the edited mesh."""
+    from core.codes_file import SavedCodes, write_codes
+    from core.io_utils import atomic_write_json
+    from core.meshing import export_mesh, extract_mesh
 
     edited = model.with_decoder(decoder_state)
     mesh = extract_mesh(edited.sdf_fn(codes.shape_code, codes.condition), args.resolution,
@@ -199,9 +213,42 @@ def run(args: argparse.Namespace) -> int:
                                                decoder_state=decoder_state, info=info),
                 decoder_name="decoder.pt")
     atomic_write_json(out / "edit.json", {"edits": [{"kind": r.kind, "history": r.history} for r in results]})
+    return len(mesh.faces)
+
+
+def run(args: argparse.Namespace) -> int:
+    from core.commands.cli_types import remove_if_empty
+    from core.errors import ExplorerError
+
+    try:
+        edits, configs, model, codes, donor, created = _prepare(args)
+    except ExplorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def report(progress) -> None:
+        if not args.quiet:
+            terms = " ".join(f"{k}={v:.4f}" for k, v in progress.losses.items() if k not in ("iteration", "seconds"))
+            print(f"[{progress.kind}] step {progress.iteration}: {terms}", flush=True)
+
+    try:
+        edited, results, decoder_state = _run_edits(model, codes, donor, edits, configs, report)
+    except ExplorerError as exc:
+        remove_if_empty(args.out, created)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        remove_if_empty(args.out, created)
+        print("interrupted: nothing written", file=sys.stderr)
+        return 130
+    try:
+        faces = _write(args, model, codes, edited, results, decoder_state)
+    except (ExplorerError, OSError) as exc:
+        print(f"error: writing the results into {args.out} failed: {exc}", file=sys.stderr)
+        return 2
     for r in results:
         print(f"{r.kind}: {r.iterations} steps, {r.seconds:.2f} s, "
               + ", ".join(f"{k}={v:.4g}" for k, v in r.metrics.items() if isinstance(v, (int, float)))
               + f"; {r.plausibility.text() if r.plausibility else ''}")
-    print(f"{len(mesh.faces)} faces → {out}")
+    print(f"{faces} faces → {args.out}")
     return 0

@@ -19,6 +19,9 @@ from core.errors import ExplorerError
 
 __all__ = ["add_arguments", "run"]
 
+OUTPUT_FILES = ("results.csv", "summary.md", "results.json", "ablation.md", "ablation.json")
+"""What the command writes into ``--out`` (an ablation also into one sub-folder per loss set)."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from core.config_io import arg_default
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                                 "give one of them.")
         device = resolve_device(args.device)
         shapes = list_split(args.data, args.split, limit=args.limit, classes=args.classes)
-        check_out_dir(args.out)
+        check_out_dir(args.out, files=OUTPUT_FILES)
         model = load_trained_model(args.ckpt, device=device)
         clamp = float((model.full_config.get("train") or {}).get("clamp", TrainConfig().clamp))
         if abs(args.iso_level) >= clamp:

@@ -121,21 +121,24 @@ def _sweethome3d_jobs(args: argparse.Namespace):
         test_fraction=args.test_fraction, class_map=args.class_map or sh3d.DEFAULT_CLASS_MAP,
         exclude_hashes=tuple(args.exclude_hashes))
     jobs, report = sh3d.sweethome3d_jobs(config)
-    args.out.mkdir(parents=True, exist_ok=True)
-    args.sweethome3d_report = report
-    print(report.summary_line() + f" (report: {args.out / 'sweethome3d_report.json'})")
+    path = args.out / "sweethome3d_report.json"
+    sh3d.write_report(report, path)  # now: the reasons must survive a run that samples nothing
+    print(report.summary_line() + f" (report: {path})")
+    if not jobs and report.failures:
+        first = report.failures[0]["reason"]
+        raise ExplorerError(f"--source sweethome3d: no item could be used; {len(report.failures)} unreadable, "
+                            f"e.g. {first} (every reason: {path})")
     return jobs
 
 
-def _write_sweethome3d_files(args: argparse.Namespace) -> None:
-    """After the run: the source's report, and ATTRIBUTION.md for every Sweet Home 3D shape the folder
-    holds (earlier runs' classes included), from the manifest, as CC-BY asks."""
+def _write_attribution(args: argparse.Namespace) -> None:
+    """After the run: ATTRIBUTION.md for every Sweet Home 3D shape the folder holds (earlier runs' classes
+    included), from the manifest, as CC-BY asks."""
     import json
 
     from core.datasets import sweethome3d as sh3d
     from core.io_utils import atomic_write_bytes
 
-    sh3d.write_report(args.sweethome3d_report, args.out / "sweethome3d_report.json")
     manifest = json.loads((args.out / "manifest.json").read_text(encoding="utf-8"))
     extras = [r["extra"] for r in manifest.get("shapes", []) if r.get("extra", {}).get("library")]
     attribution = ("# Models and their creators\n\nFrom Debian's sweethome3d-furniture libraries; CC-BY items "
@@ -143,17 +146,13 @@ def _write_sweethome3d_files(args: argparse.Namespace) -> None:
     atomic_write_bytes(args.out / "ATTRIBUTION.md", attribution.encode("utf-8"))
 
 
-def _exclude_by_hash(jobs: list, files: list[Path]) -> list:
+def _exclude_by_hash(jobs: list, digests: set[str]) -> list:
     """Drop the jobs whose mesh file's bytes hash to a listed digest (a user's hold-out list)."""
-    import hashlib
-
-    from core.datasets.sweethome3d import read_digests
-
-    digests = read_digests(files)
+    from core.io_utils import sha256_file
 
     def digest(job) -> str | None:
         try:
-            return hashlib.sha256(Path(job.source).read_bytes()).hexdigest()
+            return sha256_file(job.source)
         except OSError:  # unreadable: preprocessing reports it with its reason
             return None
 
@@ -162,10 +161,19 @@ def _exclude_by_hash(jobs: list, files: list[Path]) -> list:
     return kept
 
 
-def _check_arguments(args: argparse.Namespace) -> None:
-    """Refuse impossible settings before any mesh is generated, downloaded or sampled."""
+def _check_arguments(args: argparse.Namespace, shard: tuple[int, int]) -> None:
+    """Refuse impossible settings, and a folder another run is writing, before any mesh is generated,
+    extracted, downloaded or sampled (preprocess_dataset takes the lock itself later)."""
+    from core.folder_lock import FolderLock
+    from core.preprocess import BUSY_FIX, lock_path
+
     if args.out.exists() and not args.out.is_dir():
         raise ExplorerError(f"--out {args.out}: exists and is not a folder. Give a folder path for the data set.")
+    lock = FolderLock(lock_path(args.out, shard), "preprocess", BUSY_FIX)
+    holder = lock.other_holder(lock.path)
+    if holder is not None:
+        raise ExplorerError(f"{args.out}: another preprocess run (pid {holder.get('pid')} on {holder.get('host')}) "
+                            f"is writing this folder. {BUSY_FIX} If no such run is active, delete {lock.path}.")
     if not 0.0 <= args.test_fraction < 1.0:
         raise ExplorerError(f"--test-fraction {args.test_fraction}: must be in [0, 1) (0.2 holds out 20 % "
                             "of each class as test shapes; 0 trains on all).")
@@ -205,10 +213,15 @@ def run(args: argparse.Namespace) -> int:
                                   dataset_name=args.name or args.source, near_allocation=args.near_allocation,
                                   thin_band_variance=args.thin_band_variance, balance_sign=args.balance_sign)
         shard = parse_shard(args.shard)
-        _check_arguments(args)
+        _check_arguments(args, shard)
+        holdout = None
+        if args.exclude_hashes and args.source != "sweethome3d":  # the source reads them itself
+            from core.datasets.sweethome3d import read_digests
+
+            holdout = read_digests(args.exclude_hashes)  # before any mesh is generated or downloaded
         jobs = _jobs(args)
-        if args.exclude_hashes and args.source != "sweethome3d":
-            jobs = _exclude_by_hash(jobs, args.exclude_hashes)
+        if holdout is not None:
+            jobs = _exclude_by_hash(jobs, holdout)
         if not jobs:
             raise ExplorerError(f"--source {args.source}: no shapes to preprocess"
                                 + (f" for --classes {' '.join(args.classes)}" if args.classes else "")
@@ -219,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         report = preprocess_dataset(jobs, args.out, config, workers=args.workers, shard=shard,
                                     progress=not args.no_progress, resample_changed=args.resample_changed)
         if args.source == "sweethome3d":
-            _write_sweethome3d_files(args)
+            _write_attribution(args)
     except (ExplorerError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

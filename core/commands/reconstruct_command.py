@@ -23,6 +23,8 @@ from core.errors import ExplorerError
 __all__ = ["add_arguments", "run", "parse_direction", "DECODER_FILE"]
 
 DECODER_FILE = "decoder_finetuned.pt"
+OUTPUT_FILES = ("codes.json", "mesh.ply", "losses.json", DECODER_FILE)
+"""What the command writes into ``--out``."""
 METRIC_POINTS = 30_000
 """Points sampled on the reconstruction and on a mesh input for the metrics (DeepSDF: 30,000)."""
 
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         config = _config(args)
         direction = parse_direction(args.scan_direction)
         device = resolve_device(args.device)
-        check_out_dir(args.out)
+        check_out_dir(args.out, files=OUTPUT_FILES)
         model = load_trained_model(args.ckpt, device=device)
         observation = load_observation(args.input, n_samples=args.input_samples, scan_direction=direction,
                                        seed=args.seed)

@@ -25,6 +25,9 @@ class MeshJob:
         ``"train"`` or ``"test"``.
     extra
         Source-specific metadata copied into the manifest (e.g. thin parts).
+    fingerprint
+        A digest of everything the mesh is made from (``None``: the SHA-256 of ``source`` is used).
+        A finished shape whose recorded fingerprint differs is out of date: its mesh changed since.
     """
 
     id: str
@@ -33,3 +36,4 @@ class MeshJob:
     text: str | None = None
     split: str = "train"
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    fingerprint: str | None = None

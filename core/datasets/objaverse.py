@@ -114,8 +114,9 @@ def objaverse_jobs(config: ObjaverseConfig) -> list[MeshJob]:
                 "`python main.py preprocess --source objaverse --download` (needs a network) "
                 "or give the folder of a local copy with --objaverse-root."
             )
-    lvis: dict[str, list[str]] = _read_json_gz(lvis_path)
-    object_paths: dict[str, str] = _read_json_gz(paths_path)
+    lvis: dict[str, list[str]] = _table_of(lvis_path, _read_json_gz(lvis_path), list)
+    object_paths = {uid: rel for uid, rel in _table_of(paths_path, _read_json_gz(paths_path), str).items()
+                    if _inside(rel)}
     unknown = [c for c in config.categories if c not in lvis]
     if unknown:
         raise SourceError(
@@ -167,6 +168,21 @@ def objaverse_jobs(config: ObjaverseConfig) -> list[MeshJob]:
     return jobs
 
 
+def _table_of(path: Path, data: Any, kind: type) -> dict:
+    """``data`` as a JSON object whose values are all of ``kind``; else one error naming the file."""
+    if not isinstance(data, dict) or not all(isinstance(v, kind) for v in data.values()):
+        raise SourceError(f"{path}: not the Objaverse layout (a JSON object of {kind.__name__} values). "
+                          "Delete it and download it again.")
+    return data
+
+
+def _inside(relative: str) -> bool:
+    """True for a path from ``object-paths.json.gz`` that stays inside the Objaverse folder (a damaged or
+    altered file naming ``/etc/...`` or ``../..`` is not followed)."""
+    parts = Path(relative).parts
+    return bool(parts) and not Path(relative).is_absolute() and ".." not in parts
+
+
 def _load_metadata(root: Path, object_paths: dict[str, str], uids: list[str]) -> dict[str, dict]:
     """Metadata of ``uids``, read from the per-folder ``metadata/<folder>.json.gz`` files."""
     by_folder: dict[str, list[str]] = {}
@@ -179,7 +195,9 @@ def _load_metadata(root: Path, object_paths: dict[str, str], uids: list[str]) ->
         if not path.is_file():
             continue  # text is optional: shapes without metadata get none
         table = _read_json_gz(path)
+        if not isinstance(table, dict):
+            continue  # text is optional: a damaged metadata file gives none
         for uid in folder_uids:
-            if uid in table:
+            if isinstance(table.get(uid), dict):
                 result[uid] = table[uid]
     return result

@@ -19,22 +19,30 @@ def jobs_from_index(mesh_dir: Path) -> list[MeshJob]:
         raise SourceError(f"{index_path}: missing. Generate the set again with --source synthetic.") from exc
     except json.JSONDecodeError as exc:
         raise SourceError(f"{index_path}: not valid JSON ({exc}). Delete the folder and generate it again.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"{index_path}: unreadable ({exc}). Delete the folder and generate it again.") from exc
     if isinstance(entries, dict):
         entries = entries.get("shapes", [])
-    jobs = []
-    for entry in entries:
-        extra = {k: entry[k] for k in ("thin_parts",) if k in entry}
-        jobs.append(
-            MeshJob(
-                id=entry["id"],
-                class_name=entry["class_name"],
-                source=Path(mesh_dir) / entry["file"],
-                text=entry.get("text"),
-                split=entry.get("split", "train"),
-                extra=extra,
-            )
-        )
-    return jobs
+    if not isinstance(entries, list):
+        raise SourceError(f"{index_path}: holds no list of shapes. Delete the folder and generate it again.")
+    return [_index_job(Path(mesh_dir), index_path, number, entry) for number, entry in enumerate(entries, 1)]
+
+
+def _index_job(mesh_dir: Path, index_path: Path, number: int, entry: object) -> MeshJob:
+    """The job of one ``index.json`` entry; an entry without id, class or file is one clear error."""
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("id", "class_name", "file")):
+        raise SourceError(f"{index_path}: shape {number} lacks an id, class_name or file. "
+                          "Delete the folder and generate it again.")
+    fingerprint = entry.get("fingerprint")
+    return MeshJob(
+        id=entry["id"],
+        class_name=entry["class_name"],
+        source=mesh_dir / entry["file"],
+        text=entry.get("text"),
+        split=entry.get("split", "train"),
+        extra={k: entry[k] for k in ("thin_parts",) if k in entry},
+        fingerprint=fingerprint if isinstance(fingerprint, str) else None,
+    )
 
 
 def synthetic_jobs(mesh_dir: Path, shapes_per_class: int = 20, seed: int = 0, classes: tuple[str, ...] | None = None,

@@ -17,16 +17,24 @@ Reserved models: every item whose OBJ bytes hash (SHA-256) to a digest of an exc
 skipped before anything else looks at it — it is never materialised, classified, listed or
 reported, only counted. The project's own copy of the reserved list
 (``resources/reserved/sweethome3d-furniture-1.8-1.sha256``) is always applied; users add their
-own hold-out lists with ``exclude_hashes``.
+own hold-out lists with ``exclude_hashes``, whose digests may also be those of the extracted OBJ
+(the file a manifest lists as ``source``): those are checked on the items of the wanted classes
+before any is drawn or written.
+
+Nothing in a library stops the others: a damaged library, a damaged member or a bad catalogue
+entry is recorded with its reason in the report (``failures``) and the rest goes on. The archive
+layer (bounded reads, the size limits, the resumable extraction that never deletes what the run did
+not create) is :mod:`core.datasets.sh3f`. The class map is checked whole before any work: its class
+names become folders, so each must be a plain folder name.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import logging
 import posixpath
 import re
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +42,15 @@ from typing import Any
 
 import numpy as np
 
+from core.datasets import sh3f
 from core.datasets.folder import stable_split
 from core.datasets.jobs import MeshJob
 from core.errors import SourceError
+from core.folder_lock import FolderLock
+from core.io_utils import open_regular_file
+from core.names import plain_name_problem
+
+log = logging.getLogger(__name__)
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 DEFAULT_LIBRARY_DIR = Path("/usr/share/sweethome3d/furniture")
@@ -45,6 +59,9 @@ RESERVED_DIGESTS = RESOURCES / "reserved" / "sweethome3d-furniture-1.8-1.sha256"
 INSTALL_HINT = ("install Debian's furniture libraries with `make data-real` "
                 "(or `sudo apt-get install sweethome3d-furniture`), or point --library-dir at a folder of .sh3f files")
 ALL_LICENCES = ("CC0-1.0", "CC-BY-3.0", "CC-BY-3.0-US")
+MIN_SIZE_CM, MAX_SIZE_CM = 0.01, 100_000.0
+"""Catalogue widths / heights / depths accepted: 0.1 mm to 1 km (real items are 1 cm to 30 m)."""
+_MAX_KEY = 120
 
 __all__ = ["SweetHome3DConfig", "CatalogItem", "Library", "ClassMap", "SourceReport", "read_properties",
            "read_library", "read_digests", "item_text", "transform_obj", "sweethome3d_jobs",
@@ -107,12 +124,23 @@ class CatalogItem:
     licence: str
     names: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     """Translated names by language code (``de``, ``fr``, ...)."""
+    key_suffix: str = ""
+    """``-<hash>`` when the plain key is shared with another item (see :func:`_assign_unique_keys`)."""
+
+    @property
+    def plain_key(self) -> str:
+        """``<library>_<model folder>`` with every other character than ``[A-Za-z0-9_-]`` as ``_``."""
+        folder = posixpath.basename(posixpath.dirname(self.model)) or posixpath.splitext(self.model)[0]
+        key = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{self.library}_{folder}").strip("_-") or "item"
+        if len(key) > _MAX_KEY:  # a file name has 255 bytes, the extraction folder adds a fingerprint
+            key = f"{key[:_MAX_KEY]}-{hashlib.sha1(key.encode('utf-8')).hexdigest()[:8]}"
+        return key
 
     @property
     def key(self) -> str:
-        """A file-name-safe id unique across the libraries: ``<library>_<model folder>``."""
-        folder = posixpath.basename(posixpath.dirname(self.model)) or posixpath.splitext(self.model)[0]
-        return re.sub(r"[^A-Za-z0-9_-]+", "_", f"{self.library}_{folder}").strip("_")
+        """A file-name-safe id unique across the libraries: the plain key, plus a suffix where two items share it
+        (libraries whose names differ only in punctuation, two items of one model folder)."""
+        return self.plain_key + self.key_suffix
 
 
 @dataclass
@@ -121,6 +149,9 @@ class Library:
     name: str
     licence: str
     items: list[CatalogItem]
+    failures: list[dict[str, str]] = field(default_factory=list)
+    """Catalogue entries that could not be read (``library``, ``item``, ``reason``, and ``model``: the OBJ it
+    names, so that a reserved model's broken entry is counted, never listed)."""
 
 
 @dataclass
@@ -138,7 +169,7 @@ class SourceReport:
     per_class: dict[str, int] = field(default_factory=dict)
     """Selected items per class."""
     failures: list[dict[str, str]] = field(default_factory=list)
-    """Items that could not be read from their library, with the reason."""
+    """Items (or whole libraries: ``item`` empty) that could not be read, with the reason."""
 
     def summary_line(self) -> str:
         chosen = sum(self.per_class.values())
@@ -210,81 +241,134 @@ def _licence_of(text: str) -> str:
     return "unknown"
 
 
-def _float(props: dict[str, str], key: str, where: str) -> float:
+def _size(props: dict[str, str], key: str, where: str) -> float:
     try:
         value = float(props[key])
     except (KeyError, ValueError) as exc:
-        raise SourceError(f"{where}: {key} is missing or not a number") from exc
-    if not np.isfinite(value) or value <= 0:
-        raise SourceError(f"{where}: {key}={value} is not a positive size")
+        raise SourceError(f"{where}: {key} is missing or not a number; fix the catalogue entry") from exc
+    if not np.isfinite(value) or not MIN_SIZE_CM <= value <= MAX_SIZE_CM:
+        raise SourceError(f"{where}: {key}={value} is not a size in [{MIN_SIZE_CM:g}, {MAX_SIZE_CM:g}] cm; fix the "
+                          "catalogue entry")
     return value
 
 
-def read_library(path: Path) -> Library:
-    """Read one ``.sh3f`` library's catalogue, translations and licence (no model is read)."""
-    path = Path(path)
+def _rotation(props: dict[str, str], key: str, where: str) -> tuple[float, ...] | None:
+    """The row-major 3×3 ``modelRotation`` (None when absent): 9 finite numbers of a rotation matrix (Debian's
+    33 rotations are orthonormal to 1e-4; anything else would squash or blow up the model)."""
+    if key not in props:
+        return None
     try:
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise SourceError(f"{path}: not a readable .sh3f (zip) library ({exc}); reinstall the package") from exc
-    with archive:
-        names = set(archive.namelist())
-        if "PluginFurnitureCatalog.properties" not in names:
-            raise SourceError(f"{path}: no PluginFurnitureCatalog.properties inside; is this a furniture library?")
-        props = read_properties(archive.read("PluginFurnitureCatalog.properties").decode("latin-1"))
-        translations: dict[str, dict[str, str]] = {}
-        for name in names:
-            match = re.fullmatch(r"PluginFurnitureCatalog_([A-Za-z_]+)\.properties", name)
-            if match:
-                translations[match.group(1)] = read_properties(archive.read(name).decode("latin-1"))
-        licence_text = archive.read("LICENSE.TXT").decode("latin-1", "replace") if "LICENSE.TXT" in names else ""
-    licence = _licence_of(licence_text)
-    indices = sorted({int(k.split("#")[1]) for k in props if re.fullmatch(r"name#\d+", k)})
-    items = []
-    for n in indices:
-        model = props.get(f"model#{n}", "").lstrip("/")
-        where = f"{path}: item #{n} ({props.get(f'name#{n}', '?')})"
-        if not model.lower().endswith(".obj"):
-            continue  # not a mesh item this source can read
-        rotation = None
-        if f"modelRotation#{n}" in props:
-            try:
-                values = tuple(float(v) for v in props[f"modelRotation#{n}"].split())
-            except ValueError as exc:
-                raise SourceError(f"{where}: modelRotation is not 9 numbers") from exc
-            if len(values) != 9:
-                raise SourceError(f"{where}: modelRotation has {len(values)} numbers, expected 9")
-            rotation = values
-        items.append(CatalogItem(
-            library=path.stem, index=n, item_id=props.get(f"id#{n}", model), name=props[f"name#{n}"].strip(),
-            tags=tuple(t.strip() for t in props.get(f"tags#{n}", "").split(",") if t.strip()),
-            category=props.get(f"category#{n}", "").strip(), creator=props.get(f"creator#{n}", "").strip(),
-            model=model,
-            size_cm=(_float(props, f"width#{n}", where), _float(props, f"height#{n}", where),
-                     _float(props, f"depth#{n}", where)),
-            rotation=rotation, licence=licence,
-            names={lang: t[f"name#{n}"] for lang, t in sorted(translations.items()) if t.get(f"name#{n}")},
-        ))
-    return Library(path=path, name=path.stem, licence=licence, items=items)
+        values = tuple(float(v) for v in props[key].split())
+    except ValueError:
+        values = ()
+    if len(values) != 9 or not all(np.isfinite(values)):
+        raise SourceError(f"{where}: modelRotation {props[key][:60]!r} is not 9 finite numbers; fix the catalogue "
+                          "entry")
+    matrix = np.asarray(values).reshape(3, 3)
+    if not np.abs(matrix).max() <= 1.01 or np.abs(matrix @ matrix.T - np.eye(3)).max() > 1e-2:
+        raise SourceError(f"{where}: modelRotation {props[key][:60]!r} is not a rotation (its rows are not "
+                          "orthonormal); fix the catalogue entry")
+    return values
+
+
+def _model_path(props: dict[str, str], n: int, where: str) -> str | None:
+    """The OBJ of item ``n`` inside the zip (None: not an OBJ item); refused when it leaves the archive."""
+    model = props.get(f"model#{n}", "").strip().lstrip("/")
+    if not model.lower().endswith(".obj"):
+        return None  # not a mesh item this source can read
+    normal = posixpath.normpath(model)
+    if normal == ".." or normal.startswith("../") or "\x00" in model:
+        raise SourceError(f"{where}: model path {model!r} leaves the library's folders; fix the catalogue entry")
+    return model
+
+
+def _catalog_item(props: dict[str, str], n: int, path: Path, licence: str,
+                  translations: dict[str, dict[str, str]]) -> CatalogItem | None:
+    """Item ``n`` of a catalogue (None: not an OBJ item); :class:`SourceError` names the entry and what is wrong."""
+    where = f"{path}: item #{n} ({props.get(f'name#{n}', '?')[:60]})"
+    model = _model_path(props, n, where)
+    if model is None:
+        return None
+    return CatalogItem(
+        library=path.stem, index=n, item_id=props.get(f"id#{n}", model), name=props[f"name#{n}"].strip(),
+        tags=tuple(t.strip() for t in props.get(f"tags#{n}", "").split(",") if t.strip()),
+        category=props.get(f"category#{n}", "").strip(), creator=props.get(f"creator#{n}", "").strip(),
+        model=model,
+        size_cm=(_size(props, f"width#{n}", where), _size(props, f"height#{n}", where),
+                 _size(props, f"depth#{n}", where)),
+        rotation=_rotation(props, f"modelRotation#{n}", where), licence=licence,
+        names={lang: t[f"name#{n}"] for lang, t in sorted(translations.items()) if t.get(f"name#{n}")},
+    )
+
+
+def read_library(path: Path) -> Library:
+    """Read one ``.sh3f`` library's catalogue, translations and licence (no model is read).
+
+    A catalogue entry that cannot be read is listed in ``Library.failures``; :class:`SourceError`
+    only when the library as a whole is unreadable.
+    """
+    path = Path(path)
+    with sh3f.open_library(path) as archive:
+        return _read_catalogue(archive, path)
+
+
+def _read_catalogue(archive: zipfile.ZipFile, path: Path) -> Library:
+    names = set(archive.namelist())
+    if "PluginFurnitureCatalog.properties" not in names:
+        raise SourceError(f"{path}: no PluginFurnitureCatalog.properties inside; is this a furniture library?")
+
+    def text(name: str) -> str:
+        return sh3f.read_member(archive, name, path).decode("latin-1")
+
+    props = read_properties(text("PluginFurnitureCatalog.properties"))
+    translations: dict[str, dict[str, str]] = {}
+    for name in sorted(names):
+        match = re.fullmatch(r"PluginFurnitureCatalog_([A-Za-z_]+)\.properties", name)
+        if match:
+            translations[match.group(1)] = read_properties(text(name))
+    licence = _licence_of(text("LICENSE.TXT") if "LICENSE.TXT" in names else "")
+    library = Library(path=path, name=path.stem, licence=licence, items=[])
+    for n in sorted({int(k.split("#")[1]) for k in props if re.fullmatch(r"name#\d{1,9}", k)}):
+        try:
+            item = _catalog_item(props, n, path, licence, translations)
+        except SourceError as exc:  # one bad entry never stops the library
+            library.failures.append({"library": path.stem, "item": props.get(f"id#{n}", f"#{n}"), "reason": str(exc),
+                                     "model": props.get(f"model#{n}", "").strip().lstrip("/")})
+            continue
+        if item is not None:
+            library.items.append(item)
+    return library
 
 
 def read_digests(paths: list[Path] | tuple[Path, ...]) -> set[str]:
     """SHA-256 digests (lower-case hex, one per line; ``#`` comments and blank lines ignored)."""
     digests: set[str] = set()
     for path in paths:
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise SourceError(f"{path}: cannot read the digest list ({exc.strerror}); check --exclude-hashes") from exc
+        lines = _read_text(Path(path), "digest list", "check --exclude-hashes").splitlines()
         for number, line in enumerate(lines, 1):
             text = line.split("#", 1)[0].strip().lower()
             if not text:
                 continue
             token = text.split()[0]  # also accepts `sha256sum` output: "<digest>  <file>"
             if not re.fullmatch(r"[0-9a-f]{64}", token):
-                raise SourceError(f"{path}:{number}: {line.strip()!r} is not a SHA-256 digest (64 hex digits)")
+                raise SourceError(f"{path}:{number}: {line.strip()[:80]!r} is not a SHA-256 digest (64 hex digits)")
             digests.add(token)
     return digests
+
+
+def _read_text(path: Path, what: str, fix: str) -> str:
+    """A UTF-8 text file given on the command line; a FIFO, a folder or binary data is one clear error."""
+    try:
+        with open_regular_file(path) as handle:
+            data = handle.read(sh3f.MAX_MEMBER_BYTES + 1)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read the {what} ({exc.strerror or exc}); {fix}") from exc
+    if len(data) > sh3f.MAX_MEMBER_BYTES:
+        raise SourceError(f"{path}: the {what} is larger than {sh3f.MAX_MEMBER_BYTES >> 20} MiB; {fix}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: the {what} is not UTF-8 text (byte {exc.start}: a binary file?); {fix}") from None
 
 
 # -- classes and text ---------------------------------------------------------------------------------
@@ -302,6 +386,45 @@ class ClassRule:
     categories: set[str]
 
 
+_RULE_KEYS = {"name", "keywords", "exclude", "categories"}
+
+
+def _check_keys(path: Path, where: str, table: object, known: set[str]) -> None:
+    if not isinstance(table, dict):
+        raise SourceError(f"{path}: {where} is a {type(table).__name__}, not a table; "
+                          "see resources/sweethome3d/class_map.toml")
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise SourceError(f"{path}: {where} has unknown key(s) {unknown} (known: {sorted(known)}); "
+                          "fix the spelling, see resources/sweethome3d/class_map.toml")
+
+
+def _text_list(path: Path, where: str, value: object, allow_empty: bool = False) -> list[str]:
+    """A list of non-blank texts; a plain string (``"chair"`` for ``["chair"]``) is refused, not split."""
+    if (not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value)
+            or not (value or allow_empty)):
+        raise SourceError(f"{path}: {where} must be a {'' if allow_empty else 'non-empty '}list of texts, e.g. "
+                          f"[\"chair\", \"stool\"], not {str(value)[:60]!r}; fix the class map")
+    return list(value)
+
+
+def _class_rule(path: Path, number: int, rule: object) -> ClassRule:
+    where = f"[[class]] rule {number}"
+    _check_keys(path, where, rule, _RULE_KEYS)
+    assert isinstance(rule, dict)
+    if "name" not in rule or "keywords" not in rule:
+        raise SourceError(f"{path}: {where} needs a name and a non-empty keywords list")
+    problem = plain_name_problem(rule["name"])
+    if problem:  # the name becomes a folder under --out: '../x' would write outside it
+        raise SourceError(f"{path}: {where}: class name {str(rule['name'])[:60]!r} {problem}; class names become "
+                          "folders under --out, e.g. name = \"chair\"")
+    keywords = _text_list(path, f"{where} keywords", rule["keywords"])
+    exclude = _text_list(path, f"{where} exclude", rule.get("exclude", []), allow_empty=True)
+    categories = _text_list(path, f"{where} categories", rule.get("categories", []), allow_empty=True)
+    return ClassRule(name=rule["name"], keywords=[_phrase_pattern(k) for k in keywords],
+                     exclude=[_phrase_pattern(k) for k in exclude], categories=set(categories))
+
+
 @dataclass
 class ClassMap:
     """Ordered keyword rules from a TOML file; the first matching rule names the class."""
@@ -312,25 +435,22 @@ class ClassMap:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_CLASS_MAP) -> ClassMap:
+        """Read and check a class map: every key known, every value of its type, every class name a plain
+        folder name (it becomes ``<out>/.../<class>/``); :class:`SourceError` names the file and the rule."""
         import tomllib
 
+        text = _read_text(Path(path), "class map", "check --class-map")
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SourceError(f"{path}: cannot read the class map ({exc.strerror}); check --class-map") from exc
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise SourceError(f"{path}: not valid TOML ({exc}); fix the file or use the shipped class map") from exc
-        rules = []
-        for i, rule in enumerate(data.get("class", [])):
-            if not isinstance(rule, dict) or not rule.get("name") or not rule.get("keywords"):
-                raise SourceError(f"{path}: [[class]] rule {i + 1} needs a name and a non-empty keywords list")
-            rules.append(ClassRule(
-                name=str(rule["name"]), keywords=[_phrase_pattern(k) for k in rule["keywords"]],
-                exclude=[_phrase_pattern(k) for k in rule.get("exclude", [])],
-                categories={str(c) for c in rule.get("categories", [])}))
-        if not rules:
+        _check_keys(path, "the class map", data, {"class", "skip_categories"})
+        rules_data = data.get("class", [])
+        if not isinstance(rules_data, list) or not rules_data:
             raise SourceError(f"{path}: no [[class]] rules; see resources/sweethome3d/class_map.toml")
-        return cls(rules=rules, skip_categories={str(c) for c in data.get("skip_categories", [])}, path=Path(path))
+        rules = [_class_rule(path, i + 1, rule) for i, rule in enumerate(rules_data)]
+        skip = _text_list(path, "skip_categories", data.get("skip_categories", []), allow_empty=True)
+        return cls(rules=rules, skip_categories=set(skip), path=Path(path))
 
     @property
     def class_names(self) -> list[str]:
@@ -383,6 +503,8 @@ def transform_obj(text: str, rotation: tuple[float, ...] | None, size_cm: tuple[
         xyz = np.array([[float(p[1]), float(p[2]), float(p[3])] for p in parsed], dtype=np.float64)
     except (IndexError, ValueError) as exc:
         raise SourceError(f"the OBJ has a malformed vertex line ({exc})") from exc
+    if not np.isfinite(xyz).all() or np.abs(xyz).max() > 1e30:
+        raise SourceError("the OBJ has vertex coordinates that are NaN, infinite or beyond 1e30")
     matrix = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64).reshape(3, 3)
     xyz = xyz @ matrix.T
     lo, hi = xyz.min(axis=0), xyz.max(axis=0)
@@ -404,39 +526,9 @@ def transform_obj(text: str, rotation: tuple[float, ...] | None, size_cm: tuple[
     return "\n".join(lines) + "\n"
 
 
-def _materialise(archive: zipfile.ZipFile, item: CatalogItem, dest: Path) -> Path:
-    """Write the item's folder (transformed OBJ, MTL, textures) to ``dest`` atomically; reuse it."""
-    obj_path = dest / posixpath.basename(item.model)
-    if obj_path.is_file():
-        return obj_path
-    folder = posixpath.dirname(item.model)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        for info in archive.infolist():
-            inside = info.filename.startswith(folder + "/")
-            if info.is_dir() or not inside:
-                continue
-            relative = posixpath.relpath(info.filename, folder)
-            if relative.startswith("..") or relative.lower().endswith((".html", ".txt")):
-                continue
-            target = tmp / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if info.filename == item.model:
-                text = transform_obj(archive.read(info).decode("utf-8", "replace"), item.rotation, item.size_cm)
-                target.write_text(text, encoding="utf-8")
-            else:
-                target.write_bytes(archive.read(info))
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return obj_path
-
-
 def _library_paths(library_dir: Path) -> list[Path]:
+    """Every ``*.sh3f`` entry of the folder, whatever its type: one that is not a regular file (a FIFO, a
+    folder) is reported by :func:`core.datasets.sh3f.open_library` and the others go on."""
     library_dir = Path(library_dir)
     if not library_dir.is_dir():
         raise SourceError(f"{library_dir}: no Sweet Home 3D furniture libraries here; {INSTALL_HINT}")
@@ -446,10 +538,19 @@ def _library_paths(library_dir: Path) -> list[Path]:
     return paths
 
 
+@dataclass
+class _Candidate:
+    """An item of a wanted class, with the digest of its OBJ inside the library."""
+
+    item: CatalogItem
+    digest: str
+
+
 def sweethome3d_jobs(config: SweetHome3DConfig) -> tuple[list[MeshJob], SourceReport]:
     """Mesh jobs for the selected, unreserved items, and a report of what was skipped and why.
 
-    Reserved items are dropped first (only counted). An item whose OBJ cannot be read or
+    The class map and the digest lists are checked before any library is read. Reserved items are
+    dropped first (only counted). A library, a catalogue entry or an item that cannot be read or
     transformed is listed in ``report.failures`` and the others go on.
     """
     class_map = ClassMap.load(config.class_map)
@@ -457,30 +558,84 @@ def sweethome3d_jobs(config: SweetHome3DConfig) -> tuple[list[MeshJob], SourceRe
     unknown = sorted(set(wanted) - set(class_map.class_names))
     if unknown:
         raise SourceError(f"{class_map.path}: no rule for class(es) {unknown}; the map has {class_map.class_names}")
-    excluded = read_digests([RESERVED_DIGESTS, *config.exclude_hashes])
+    reserved = read_digests([RESERVED_DIGESTS])
+    user = read_digests(config.exclude_hashes)
     report = SourceReport()
-    candidates: dict[str, list[tuple[CatalogItem, str]]] = {c: [] for c in wanted}
-    libraries = [read_library(p) for p in _library_paths(config.library_dir)]
+    paths = _library_paths(config.library_dir)
     with contextlib.ExitStack() as stack:  # each archive opened once, for the hashes and the selected items
-        archives = {lib.name: stack.enter_context(zipfile.ZipFile(lib.path)) for lib in libraries}
-        _select(libraries, archives, class_map, excluded, config, candidates, report)
-        return _materialise_jobs(wanted, candidates, archives, config, report), report
+        archives = _open_libraries(paths, stack, reserved | user, report)
+        libraries = _assign_unique_keys([library for library, _ in archives.values()])
+        candidates = _select(libraries, archives, class_map, reserved | user, user, config, wanted, report)
+        with FolderLock(Path(config.cache_dir) / ".extract.lock", "Sweet Home 3D extraction",
+                        "Wait for it to finish, or give another --out."):
+            jobs = _materialise_jobs(wanted, candidates, archives, config, report)
+        return jobs, report
 
 
-def _select(libraries: list[Library], archives: dict[str, zipfile.ZipFile], class_map: ClassMap, excluded: set[str],
-            config: SweetHome3DConfig, candidates: dict[str, list[tuple[CatalogItem, str]]],
-            report: SourceReport) -> None:
-    """Hash every item's OBJ, drop the reserved ones first (counted only), then licence and class."""
-    for library in libraries:
+def _open_libraries(paths: list[Path], stack: contextlib.ExitStack, excluded: set[str], report: SourceReport
+                    ) -> dict[str, tuple[Library, zipfile.ZipFile]]:
+    """Library name → (catalogue, open archive) of every readable library; the others, and the catalogue
+    entries that could not be read, go to the report (a reserved model's entry is only counted)."""
+    opened: dict[str, tuple[Library, zipfile.ZipFile]] = {}
+    for path in paths:
+        try:
+            archive = stack.enter_context(sh3f.open_library(path))
+            library = _read_catalogue(archive, path)
+        except SourceError as exc:  # one unreadable library never stops the others
+            report.failures.append({"library": path.name, "item": "", "reason": str(exc)})
+            continue
         report.libraries[library.name] = library.licence
-        archive = archives[library.name]
+        for failure in library.failures:
+            report.items_seen += 1
+            model = failure.pop("model")
+            if _reserved(archive, model, path, excluded):
+                report.reserved_skipped += 1
+            else:
+                report.failures.append(failure)
+        opened[library.name] = (library, archive)
+    return opened
+
+
+def _reserved(archive: zipfile.ZipFile, model: str, library: Path, excluded: set[str]) -> bool:
+    """True when ``model`` is readable and its digest is on an exclusion list."""
+    try:
+        return bool(model) and hashlib.sha256(sh3f.read_member(archive, model, library)).hexdigest() in excluded
+    except SourceError:
+        return False
+
+
+def _assign_unique_keys(libraries: list[Library]) -> list[Library]:
+    """Give every item a key no other item has: an item whose plain key is shared (``Mini lib.sh3f`` beside
+    ``Mini_lib.sh3f``, two items of one model folder) gets a short hash of its library file and entry
+    number appended; the others keep their plain key, so their splits and folders do not move."""
+    counts: dict[str, int] = {}
+    for library in libraries:
+        for item in library.items:
+            counts[item.plain_key] = counts.get(item.plain_key, 0) + 1
+    for library in libraries:
+        library.items = [item if counts[item.plain_key] == 1 else dataclasses.replace(
+            item, key_suffix="-" + hashlib.sha1(f"{library.path.name}#{item.index}".encode()).hexdigest()[:8])
+            for item in library.items]
+    return libraries
+
+
+def _select(libraries: list[Library], archives: dict[str, tuple[Library, zipfile.ZipFile]], class_map: ClassMap,
+            excluded: set[str], user: set[str], config: SweetHome3DConfig, wanted: list[str],
+            report: SourceReport) -> dict[str, list[_Candidate]]:
+    """Hash every item's OBJ, drop the reserved ones first (counted only), then licence and class.
+
+    A digest of the user's lists may also be that of the extracted OBJ (the manifest's ``source``):
+    each item of a wanted class is transformed in memory to compare it, before any draw or write.
+    """
+    candidates: dict[str, list[_Candidate]] = {c: [] for c in wanted}
+    for library in libraries:
+        archive = archives[library.name][1]
         for item in library.items:
             report.items_seen += 1
             try:
-                obj_bytes = archive.read(item.model)
-            except KeyError:
-                report.failures.append({"library": library.name, "item": item.item_id,
-                                        "reason": f"{item.model} is named by the catalogue but missing"})
+                obj_bytes = sh3f.read_member(archive, item.model, library.path)
+            except SourceError as exc:
+                report.failures.append({"library": library.name, "item": item.item_id, "reason": str(exc)})
                 continue
             digest = hashlib.sha256(obj_bytes).hexdigest()
             if digest in excluded:
@@ -494,38 +649,86 @@ def _select(libraries: list[Library], archives: dict[str, zipfile.ZipFile], clas
                 report.unmapped.append({"library": library.name, "item": item.item_id, "name": item.name,
                                         "category": item.category})
                 continue
-            if class_name in candidates:
-                candidates[class_name].append((item, digest))
+            if class_name not in candidates:
+                continue
+            try:
+                if user and hashlib.sha256(_extracted_obj(item, obj_bytes, library.path)).hexdigest() in user:
+                    report.reserved_skipped += 1
+                    continue
+            except SourceError as exc:
+                report.failures.append({"library": library.name, "item": item.item_id, "reason": str(exc)})
+                continue
+            candidates[class_name].append(_Candidate(item, digest))
+    return candidates
 
 
-def _materialise_jobs(wanted: list[str], candidates: dict[str, list[tuple[CatalogItem, str]]],
-                      archives: dict[str, zipfile.ZipFile], config: SweetHome3DConfig,
+def _extracted_obj(item: CatalogItem, obj_bytes: bytes, library: Path) -> bytes:
+    """The OBJ file as written into the item's folder: rotated upright and scaled to the catalogue size."""
+    try:
+        return transform_obj(obj_bytes.decode("utf-8", "replace"), item.rotation, item.size_cm).encode("utf-8")
+    except SourceError as exc:
+        raise SourceError(f"{library}: {item.model}: {exc}; fix or remove the item") from None
+
+
+def _materialise(archive: zipfile.ZipFile, library: Path, item: CatalogItem, class_dir: Path) -> tuple[Path, str]:
+    """Write (or reuse) the item's folder ``<class>/<key>-<fingerprint>``; return its OBJ and the fingerprint.
+
+    The fingerprint covers the item's files (paths, CRCs, sizes), its rotation and its size, so a
+    library that changed (another width, a fixed rotation) is extracted again into a new folder.
+    """
+    members = sh3f.item_members(archive, item.model, library)
+    digest = sh3f.fingerprint(members, item.model, item.rotation or (), item.size_cm)
+    dest = class_dir / f"{item.key}-{digest[:12]}"
+    obj_path = sh3f.extract_item(archive, library, members, item.model, dest,
+                                 lambda data: _extracted_obj(item, data, library))
+    return obj_path, digest
+
+
+def _materialise_jobs(wanted: list[str], candidates: dict[str, list[_Candidate]],
+                      archives: dict[str, tuple[Library, zipfile.ZipFile]], config: SweetHome3DConfig,
                       report: SourceReport) -> list[MeshJob]:
     """Draw ``per_class`` items per class with the seed, write their folders, and make their jobs."""
     rng = np.random.default_rng(config.seed)
     jobs: list[MeshJob] = []
     for class_name in wanted:
-        chosen = sorted(candidates[class_name], key=lambda pair: pair[0].key)
+        chosen = sorted(candidates[class_name], key=lambda c: c.item.key)
         if config.per_class and len(chosen) > config.per_class:
             keep = sorted(rng.choice(len(chosen), size=config.per_class, replace=False))
             chosen = [chosen[i] for i in keep]
-        for item, digest in chosen:
+        for candidate in chosen:
+            item = candidate.item
+            library, archive = archives[item.library]
             try:
-                obj_path = _materialise(archives[item.library], item, Path(config.cache_dir) / class_name / item.key)
-            except (SourceError, OSError, zipfile.BadZipFile, UnicodeError) as exc:
+                obj_path, fingerprint = _materialise(archive, library.path, item, Path(config.cache_dir) / class_name)
+            except (SourceError, OSError) as exc:
                 report.failures.append({"library": item.library, "item": item.item_id, "reason": str(exc)})
                 continue
             report.per_class[class_name] = report.per_class.get(class_name, 0) + 1
-            jobs.append(MeshJob(
-                id=item.key, class_name=class_name, source=obj_path, text=item_text(item),
-                split=stable_split(item.key, config.test_fraction),
-                extra={"library": item.library, "item_id": item.item_id, "name": item.name, "tags": list(item.tags),
-                       "category": item.category, "creator": item.creator, "licence": item.licence,
-                       "size_cm": list(item.size_cm), "model_rotation": list(item.rotation or ()),
-                       "obj_sha256": digest, "names": dict(item.names),
-                       "prompts": list(dict.fromkeys([item.name, *item.names.values()]))},
-            ))
+            jobs.append(_job(item, class_name, obj_path, candidate.digest, fingerprint, config))
+    _note_leftovers([Path(config.cache_dir) / c for c in wanted])
     return jobs
+
+
+def _note_leftovers(class_dirs: list[Path]) -> None:
+    """Say where partial folders of an interrupted run remain that this run did not complete (their item's
+    library changed since, or the item was not selected): they are not used, and not deleted either."""
+    left = [p for folder in class_dirs if folder.is_dir() for p in folder.glob(".*.partial")]
+    if left:
+        log.warning("%d folder(s) of an interrupted extraction remain unused, e.g. %s; delete them by hand to "
+                    "free the space (a run with the same libraries and classes completes them)", len(left), left[0])
+
+
+def _job(item: CatalogItem, class_name: str, obj_path: Path, digest: str, fingerprint: str,
+         config: SweetHome3DConfig) -> MeshJob:
+    return MeshJob(
+        id=item.key, class_name=class_name, source=obj_path, text=item_text(item),
+        split=stable_split(item.key, config.test_fraction), fingerprint=f"sweethome3d:{fingerprint}",
+        extra={"library": item.library, "item_id": item.item_id, "name": item.name, "tags": list(item.tags),
+               "category": item.category, "creator": item.creator, "licence": item.licence,
+               "size_cm": list(item.size_cm), "model_rotation": list(item.rotation or ()),
+               "obj_sha256": digest, "names": dict(item.names),
+               "prompts": list(dict.fromkeys([item.name, *item.names.values()]))},
+    )
 
 
 def write_report(report: SourceReport, path: Path) -> None:

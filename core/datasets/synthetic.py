@@ -336,25 +336,66 @@ def _split_of(config: SyntheticConfig, class_name: str) -> list[str]:
     return splits
 
 
+GENERATOR = 1
+"""Version of the shape builders: part of every shape's fingerprint (raise it when a builder changes)."""
+
+
+def shape_fingerprint(class_name: str, index: int, seed: int) -> str:
+    """What a shape's GLB is made from: the generator version, its class, number and seed."""
+    return f"synthetic:{GENERATOR}:{class_name}:{int(index)}:{int(seed)}"
+
+
+def _saved_index(index_path: Path) -> dict | None:
+    """The index an earlier run wrote, or None when it is missing or unreadable."""
+    if not index_path.exists():
+        return None
+    try:
+        saved = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        saved = None
+    if not isinstance(saved, dict) or not isinstance(saved.get("shapes"), list):
+        log.warning("%s: unreadable, regenerating the index", index_path)
+        return None
+    return saved
+
+
+def _saved_fingerprints(saved: dict | None) -> dict[str, str]:
+    """GLB file → fingerprint of the shape it holds, as the earlier run's index says (files of an index
+    without fingerprints were made with that index's seed)."""
+    if saved is None:
+        return {}
+    seed = (saved.get("config") or {}).get("seed") if isinstance(saved.get("config"), dict) else None
+    found = {}
+    for entry in saved["shapes"]:
+        if isinstance(entry, dict) and isinstance(entry.get("file"), str):
+            made = entry.get("fingerprint")
+            number = str(entry.get("id", "")).rsplit("_", 1)[-1]
+            if made is None and isinstance(seed, int) and entry.get("class_name") in CLASSES and number.isdigit():
+                made = shape_fingerprint(entry["class_name"], int(number), seed)
+            if isinstance(made, str):
+                found[entry["file"]] = made
+    return found
+
+
 def write_synthetic_set(config: SyntheticConfig, mesh_dir: Path, progress: bool = True) -> list[dict]:
     """Write ``mesh_dir/<class>/<id>.glb`` and ``mesh_dir/index.json``; return the index entries.
 
-    Resumable: shapes whose GLB exists (and an index written by the same config) are kept.
+    Resumable: a GLB is kept only when the earlier index says it holds this shape (same class, number,
+    seed and generator); any other is written again, so ``--seed 1`` after ``--seed 0`` never keeps a
+    seed-0 mesh under a seed-1 description.
     """
     mesh_dir = Path(mesh_dir)
     unknown = [c for c in config.classes if c not in CLASSES]
     if unknown:
         raise ValueError(f"unknown synthetic class(es) {unknown}; choose from {list(CLASSES)}")
-    config_dict = {**asdict(config), "classes": list(config.classes), "generator": 1}
+    config_dict = {**asdict(config), "classes": list(config.classes), "generator": GENERATOR}
     index_path = mesh_dir / "index.json"
-    if index_path.exists():
-        try:
-            saved = json.loads(index_path.read_text(encoding="utf-8"))
-            if isinstance(saved, dict) and saved.get("config") == config_dict and all(
-                (mesh_dir / e["file"]).exists() for e in saved["shapes"]):
-                return saved["shapes"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            log.warning("%s: unreadable, regenerating the index", index_path)
+    saved = _saved_index(index_path)
+    if saved is not None and saved.get("config") == config_dict and all(
+            isinstance(e, dict) and "fingerprint" in e and (mesh_dir / str(e.get("file"))).is_file()
+            for e in saved["shapes"]):
+        return saved["shapes"]
+    made = _saved_fingerprints(saved)
     jobs = [(c, i) for c in config.classes for i in range(config.shapes_per_class)]
     iterator = jobs
     if progress:
@@ -368,11 +409,12 @@ def write_synthetic_set(config: SyntheticConfig, mesh_dir: Path, progress: bool 
         rel = f"{class_name}/{shape_id}.glb"
         scene, info = build_shape(class_name, i, config.seed)
         path = mesh_dir / rel
-        if not path.exists():
+        fingerprint = shape_fingerprint(class_name, i, config.seed)
+        if not path.is_file() or made.get(rel) != fingerprint:
             atomic_write_bytes(path, scene.export(file_type="glb"))
         entries.append({"id": shape_id, "class_name": class_name, "file": rel, "text": info["text"],
                         "split": splits[class_name][i], "thin_parts": info["thin_parts"], "parts": info["parts"],
-                        "textured": info["textured"]})
+                        "textured": info["textured"], "fingerprint": fingerprint})
     atomic_write_json(index_path, {"config": config_dict, "shapes": entries})
     return entries
 

@@ -28,7 +28,7 @@ from core.edit.optimise import Cancel, EditProgress, EditResult, adam_loop, opti
 from core.edit.plausibility import class_gaussian
 from core.edit.snapshot import Snapshot
 
-__all__ = ["PaintConfig", "paint", "brush_mask", "rgb_to_lab", "delta_e"]
+__all__ = ["PaintConfig", "paint", "check_paintable", "brush_mask", "rgb_to_lab", "delta_e"]
 
 
 @dataclass
@@ -98,6 +98,15 @@ def delta_e(rgb_a: np.ndarray | torch.Tensor, rgb_b: np.ndarray | torch.Tensor) 
     return np.linalg.norm(rgb_to_lab(rgb_a) - rgb_to_lab(rgb_b), axis=1)
 
 
+NO_COLOUR = "paint: this model has no colour head; paint needs a model trained with colour"
+
+
+def check_paintable(model, codes) -> None:
+    """Refuse paint on a model (or a shape) without colour: :class:`EditError`, before any edit runs."""
+    if codes.colour_code is None or not model.has_colour:
+        raise EditError(NO_COLOUR)
+
+
 def paint(model, snapshot: Snapshot, brushes: Sequence[Brush], config: PaintConfig | None = None,
           cancel: Cancel = None, callback: Callable[[EditProgress], Any] | None = None,
           every: int = 10, decoder_override: dict[str, torch.Tensor] | None = None) -> EditResult:
@@ -122,8 +131,9 @@ def paint(model, snapshot: Snapshot, brushes: Sequence[Brush], config: PaintConf
     config = config or PaintConfig()
     codes = snapshot.codes
     base = model.with_decoder(decoder_override)
-    if codes.colour_code is None or snapshot.colours is None or not base.has_colour:
-        raise EditError("paint: this model has no colour head; paint needs a model trained with colour")
+    check_paintable(base, codes)
+    if snapshot.colours is None:
+        raise EditError(NO_COLOUR)
     if not brushes:
         raise EditError("paint: give at least one brush (centre, radius, colour)")
     device = base.device

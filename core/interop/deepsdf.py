@@ -252,7 +252,7 @@ def model_config_from_specs(specs: dict[str, Any], specs_path: Path = Path(SPECS
                      "This is not the original deep_sdf_decoder; only that network can be imported")
     dims = _int_list(specs_path, "dims", net.get("dims"))
     code = specs["CodeLength"]
-    if not dims or min(dims) < 1 or not isinstance(code, int) or code < 1:
+    if not dims or min(dims) < 1 or not isinstance(code, int) or isinstance(code, bool) or code < 1:
         raise _error(specs_path, f"dims {dims} / CodeLength {code!r}: need positive layer widths and code length",
                      "Restore the specs.json the model was trained with")
     n = len(dims)
@@ -264,14 +264,37 @@ def model_config_from_specs(specs: dict[str, Any], specs_path: Path = Path(SPECS
                      "Restore the specs.json the model was trained with")
     norm = sorted({i for i in _int_list(specs_path, "norm_layers", net.get("norm_layers")) if i <= n})
     dropout = [i for i in _int_list(specs_path, "dropout", net.get("dropout")) if i < n]
-    prob = float(net.get("dropout_prob", 0.0) or 0.0) if dropout else 0.0
+    prob = _dropout_prob(specs_path, net.get("dropout_prob")) if dropout else 0.0
+    switches = {name: _switch(specs_path, name, net.get(name))
+                for name in ("weight_norm", "xyz_in_all", "use_tanh", "latent_dropout")}
     return ModelConfig(
         preset="deepsdf", hidden_dims=tuple(dims), latent_in=tuple(latent_in), code_size=int(code),
-        dropout=prob, dropout_layers=tuple(dropout), weight_norm=bool(net.get("weight_norm", False)),
-        norm_layers=tuple(norm), xyz_in_all=bool(net.get("xyz_in_all") or False),
-        output_tanh_twice=bool(net.get("use_tanh", False)), fourier_frequencies=0, conditioning="none",
+        dropout=prob, dropout_layers=tuple(dropout), weight_norm=switches["weight_norm"],
+        norm_layers=tuple(norm), xyz_in_all=switches["xyz_in_all"],
+        output_tanh_twice=switches["use_tanh"], fourier_frequencies=0, conditioning="none",
         colour=False,
     )
+
+
+def _dropout_prob(specs_path: Path, value: Any) -> float:
+    """NetworkSpecs.dropout_prob: a number in [0, 1) (absent or null: 0)."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise _error(specs_path, f"NetworkSpecs.dropout_prob is {value!r}, not a probability in [0, 1)",
+                     "Restore the specs.json the model was trained with")
+    return float(value)
+
+
+def _switch(specs_path: Path, name: str, value: Any) -> bool:
+    """A true/false switch of NetworkSpecs (absent or null: false); "false" as a string is refused, not taken
+    for true."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _error(specs_path, f"NetworkSpecs.{name} is {value!r}, not true or false",
+                     "Restore the specs.json the model was trained with")
+    return value
 
 
 _PARAM_NAMES = {"weight": "weight", "bias": "bias", "weight_g": "parametrizations.weight.original0",
@@ -378,9 +401,10 @@ def load_deepsdf_experiment(path: str | Path, epoch: str | int | None = None, sp
     entries, split_path = _split_entries(experiment, specs, split, len(codes), warnings)
     shape_ids, shape_classes, class_names, synsets = _shape_names(entries, len(codes))
 
-    module = build_module(config, len(codes), max(1, len(class_names)))
+    with torch.device("meta"):  # the layout specs.json asks for, without memory: dims [200000] * 4 would need 160 GB
+        layout = build_module(config, len(codes), max(1, len(class_names)))
     converted, original = _convert_decoder_state(model_path, state, len(config.hidden_dims))
-    expected = {k: v for k, v in module.state_dict().items() if k.startswith("decoder.")}
+    expected = {k: v for k, v in layout.state_dict().items() if k.startswith("decoder.")}
     missing = sorted(set(expected) - set(converted))
     if missing:
         raise _error(model_path, f"lacks weights that specs.json's NetworkSpecs need: "
@@ -406,6 +430,7 @@ def load_deepsdf_experiment(path: str | Path, epoch: str | int | None = None, sp
         raise _error(model_path if bad[0] != "latent codes" else codes_path,
                      f"NaN or infinite values in {bad[:6]}: every shape it decodes would be NaN (the training "
                      "diverged at this epoch)", "Import an earlier epoch (--epoch N)")
+    module = build_module(config, len(codes), max(1, len(class_names)))  # only now: the weights fit it
     module.load_state_dict(converted, strict=True)
     dev = resolve_device(device)
     module.to(dev)

@@ -78,7 +78,7 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             reason = text.splitlines()[0] if text else type(exc).__name__
         raise CheckpointError(
             f"{path}: not a readable checkpoint ({reason[:200]}). The file is damaged or truncated, or not a "
-            "PyTorch file at all; use another checkpoint (each run keeps checkpoints/epoch_*.pt)."
+            f"PyTorch file at all; {other_checkpoints(path)}."
         ) from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: holds a {type(data).__name__}, not a DeepSDF Explorer checkpoint.")
@@ -93,8 +93,7 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise CheckpointError(f"{path}: checkpoint format version {version!r} does not exist (versions start at 1); "
-                              "the file is damaged or was altered. Use another checkpoint (each run keeps "
-                              "checkpoints/epoch_*.pt).")
+                              f"the file is damaged or was altered; {other_checkpoints(path)}.")
     if version > VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version!r}; this program reads up to {VERSION}. "
                               "Update DeepSDF Explorer.")
@@ -121,9 +120,32 @@ def _check_finite(path: Path, data: dict[str, Any]) -> None:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise CheckpointError(
             f"{path}: the weights or codes hold NaN or infinite values ({shown}), so every shape it decodes would "
-            "be NaN; the training that wrote it diverged or the file was altered. Use an earlier checkpoint "
-            "(RUN/checkpoints/epoch_*.pt) or train again with lower learning rates."
+            f"be NaN; the training that wrote it diverged or the file was altered. {_earlier(path)}."
         )
+
+
+def _beside(path: Path) -> str:
+    """The checkpoints really beside ``path`` (a run keeps ``epoch_NNNN.pt`` only every ``checkpoint_every``
+    epochs, an exported model has none), newest epochs first; "" when there are none."""
+    others = sorted((p.name for p in Path(path).parent.glob("*.pt") if p.name != Path(path).name and p.is_file()),
+                    reverse=True)
+    return ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+
+
+def other_checkpoints(path: Path) -> str:
+    """What to use instead of a damaged checkpoint: only files that exist are suggested."""
+    others = _beside(path)
+    if not others:
+        return "no other checkpoint is beside it: restore the file from a copy, or train again"
+    return f"use another checkpoint beside it ({others})"
+
+
+def _earlier(path: Path) -> str:
+    """What to use instead of a checkpoint whose training diverged."""
+    others = _beside(path)
+    if not others:
+        return "No other checkpoint is beside it: train again with lower learning rates"
+    return f"Use an earlier checkpoint beside it ({others}) or train again with lower learning rates"
 
 
 def _weights_only_detail(text: str) -> str:

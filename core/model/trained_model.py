@@ -236,6 +236,24 @@ def build_module(config: ModelConfig, num_shapes: int, num_classes: int) -> Auto
     return AutoDecoder(config, num_shapes=num_shapes, num_classes=num_classes)
 
 
+def state_mismatch(config: ModelConfig, num_shapes: int, num_classes: int, state: dict) -> str | None:
+    """How ``state`` does not fit the module ``config`` builds (None: it fits).
+
+    The module is built on the meta device (shapes, no memory), so a configuration edited to claim
+    huge layers is refused in milliseconds instead of allocating them before the weights are looked at.
+    """
+    with torch.device("meta"):
+        expected = build_module(config, num_shapes, num_classes).state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        return f"missing weights {missing[:4]}, unexpected weights {unexpected[:4]}"
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(expected[key].shape):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            return f"size mismatch for {key}: {shape} in the file, {tuple(expected[key].shape)} in the configuration"
+    return None
+
+
 def load_trained_model(path: str | Path, device: str | torch.device | None = None) -> TrainedModel:
     """Load a checkpoint (or a DeepSDF experiment directory) for inference; raise :class:`CheckpointError`
     on anything wrong with it."""
@@ -259,17 +277,19 @@ def load_trained_model(path: str | Path, device: str | torch.device | None = Non
             f"{path}: its shape list is inconsistent ({k} ids, {len(data['shape_classes'])} classes, {len(texts)} "
             f"texts{'; classes not in class_names: ' + ', '.join(map(str, unknown[:5])) if unknown else ''}). "
             "The file is damaged or was edited; use the checkpoint the trainer wrote.")
-    module = build_module(model_cfg, k, c)
-    try:
-        module.load_state_dict(data["model_state"])
-    except (RuntimeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()
+    problem = state_mismatch(model_cfg, k, c, data["model_state"])  # before any memory is allocated
+    if problem is None:
+        module = build_module(model_cfg, k, c)
+        try:
+            module.load_state_dict(data["model_state"])
+        except (RuntimeError, KeyError) as exc:
+            first = str(exc).strip().splitlines() or [type(exc).__name__]
+            problem = first[0][:160] + ("; " + first[1].strip()[:160] if len(first) > 1 else "")
+    if problem is not None:
         raise CheckpointError(
             f"{path}: the weights do not fit the model configuration stored with them (preset {model_cfg.preset!r}, "
             f"{len(model_cfg.hidden_dims)} x {max(model_cfg.hidden_dims)} layers, code {model_cfg.code_size}: "
-            f"{first[0][:160] if first else exc}"
-            f"{'; ' + first[1].strip()[:160] if len(first) > 1 else ''}). The file is damaged or was edited."
-        ) from exc
+            f"{problem}). The file is damaged or was edited.")
     module.to(device)
     return TrainedModel(
         config=model_cfg, module=module, shape_ids=list(data["shape_ids"]),

@@ -37,7 +37,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -394,15 +394,21 @@ def _check_folders(data_dir: Path, run_dir: Path, resume: bool, overwrite: bool)
                           "--resume, replace it with --overwrite, or choose a new --out folder.")
 
 
-def _clear_run(run_dir: Path) -> None:
-    """Remove an earlier run's results before an ``overwrite`` run writes its own (no stale epoch files)."""
-    import shutil
+RUN_FILES = ("log.csv", "stats.json", "config.json", "checkpoints/latest.pt", "checkpoints/epoch_*.pt",
+             "tb/events.out.tfevents.*")
+"""What a training run writes into its folder: all that ``--overwrite`` removes of an earlier run."""
 
-    for name in ("log.csv", "stats.json", "config.json"):
-        (run_dir / name).unlink(missing_ok=True)
-    for folder in (run_dir / "checkpoints", run_dir / "tb"):
-        if folder.is_dir():
-            shutil.rmtree(folder)
+
+def _clear_run(run_dir: Path) -> None:
+    """Remove an earlier run's results before an ``overwrite`` run writes its own (no stale epoch files).
+
+    Only the files a run writes (:data:`RUN_FILES`, regular files, no links followed): anything else a
+    user keeps in the folder (notes, an exported model) stays, and no folder is removed.
+    """
+    for pattern in RUN_FILES:
+        for path in run_dir.glob(pattern):
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
 
 
 def _resumable_checkpoint(run_dir: Path, config: RunConfig, device: torch.device) -> dict[str, Any]:
@@ -668,7 +674,7 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
                             writer.add_scalar(f"train/{k}", row[k], done)
                 if done % max(1, t.checkpoint_every) == 0 or done == t.epochs or out_of_time:
                     checkpoint = _save(run_dir, boundary, data, config, stats_base, history,
-                                       keep_epoch=done % max(1, t.checkpoint_every) == 0)
+                                       keep_epoch=done % max(1, t.checkpoint_every) == 0, saved_epoch=saved_epoch)
                     saved_epoch = done
             if out_of_time:
                 if rank == 0:
@@ -682,7 +688,7 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
         # the last good epoch when it is newer than the last checkpoint (as a cancel does).
         if rank == 0 and boundary is not None and boundary["epoch"] > saved_epoch:
             history = [row for row in history if int(row["epoch"]) <= boundary["epoch"]]
-            _save(run_dir, boundary, data, config, stats_base, history, keep_epoch=False)
+            _save(run_dir, boundary, data, config, stats_base, history, keep_epoch=False, saved_epoch=saved_epoch)
             saved_epoch = int(boundary["epoch"])
         exc.explain(run_dir, config, saved_epoch)
         raise
@@ -694,7 +700,8 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
         last_done = boundary["epoch"] if boundary is not None else completed
         history = [row for row in history if int(row["epoch"]) <= last_done]
         if rank == 0 and boundary is not None and last_done > saved_epoch:
-            checkpoint = _save(run_dir, boundary, data, config, stats_base, history, keep_epoch=False)
+            checkpoint = _save(run_dir, boundary, data, config, stats_base, history, keep_epoch=False,
+                               saved_epoch=saved_epoch)
             saved_epoch = last_done
         log.warning("training cancelled after epoch %s; continue with --resume", last_done)
     finally:
@@ -707,8 +714,25 @@ def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cance
                        cancelled=cancelled, history=history, stopped_by_time=stopped_by_time)
 
 
+@contextlib.contextmanager
+def _saving(path: Path, epoch: int, kept: str) -> Iterator[None]:
+    """Turn a failed write (a full disk, a folder made read-only) into one :class:`CheckpointError` that says
+    which checkpoint survived: the atomic writes never leave half a file under the final name."""
+    try:
+        yield
+    except OSError as exc:
+        raise CheckpointError(f"{path}: could not save epoch {epoch} ({exc.strerror or exc}). {kept} Free disk "
+                              "space (or make the folder writable), then continue with --resume.") from None
+
+
+def _kept(latest: Path, epoch: int | None) -> str:
+    if epoch and latest.is_file():
+        return f"The last good checkpoint, {latest} (epoch {epoch}), is kept."
+    return "No checkpoint of this run was saved yet."
+
+
 def _save(run_dir: Path, state: dict[str, Any], data, config, stats_base: dict, history: list,
-          keep_epoch: bool) -> Path:
+          keep_epoch: bool, saved_epoch: int | None = None) -> Path:
     epoch = int(state["epoch"])
     last = history[-1] if history else {}
     stats = {**stats_base, "epochs": epoch, "train_seconds": float(last.get("seconds", 0.0)),
@@ -717,11 +741,14 @@ def _save(run_dir: Path, state: dict[str, Any], data, config, stats_base: dict, 
                               for k in ("loss", "sdf", "colour", "reg", "surface", "normal") if k in last}}
     payload = _payload(state, data, config, stats)
     folder = run_dir / "checkpoints"
-    latest = save_checkpoint(folder / "latest.pt", payload)
-    if keep_epoch:
-        save_checkpoint(folder / f"epoch_{epoch:04d}.pt", payload)
-    _write_log(run_dir, history, _log_fields(config))
-    atomic_write_json(run_dir / "stats.json", stats)
+    latest = folder / "latest.pt"
+    with _saving(latest, epoch, _kept(latest, saved_epoch)):
+        save_checkpoint(latest, payload)
+    with _saving(folder / f"epoch_{epoch:04d}.pt", epoch, _kept(latest, epoch)):
+        if keep_epoch:
+            save_checkpoint(folder / f"epoch_{epoch:04d}.pt", payload)
+        _write_log(run_dir, history, _log_fields(config))
+        atomic_write_json(run_dir / "stats.json", stats)
     return latest
 
 

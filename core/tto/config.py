@@ -184,8 +184,7 @@ class TTOConfig:
             problems.append("clamp distances must be positive")
         if self.lr_decay <= 0:
             problems.append(f"lr_decay must be positive, got {self.lr_decay}")
-        if not (len(self.curriculum_stages) == len(self.curriculum_eps) == len(self.curriculum_lambda)):
-            problems.append("curriculum_stages, curriculum_eps and curriculum_lambda must have equal lengths")
+        problems += self._curriculum_problems()
         if not 0.0 <= self.near_fraction_end <= 1.0:
             problems.append(f"near_fraction_end must be in [0, 1], got {self.near_fraction_end}")
         for name in ("code_std", "code_reg", "colour_weight", "surface_weight", "normal_weight", "finetune_iterations"):
@@ -206,6 +205,26 @@ class TTOConfig:
         self.curriculum_stages = tuple(float(x) for x in self.curriculum_stages)
         self.curriculum_eps = tuple(float(x) for x in self.curriculum_eps)
         self.curriculum_lambda = tuple(float(x) for x in self.curriculum_lambda)
+
+    def _curriculum_problems(self) -> list[str]:
+        """What is wrong with the curriculum's stages: an empty list (with ``curriculum`` on) failed with an
+        IndexError in the middle of a run, unsorted stages or a negative lambda silently changed the loss."""
+        stages, eps, lam = (list(v) for v in (self.curriculum_stages, self.curriculum_eps, self.curriculum_lambda))
+        problems = []
+        if not len(stages) == len(eps) == len(lam):
+            problems.append("curriculum_stages, curriculum_eps and curriculum_lambda must have equal lengths")
+        if self.curriculum and not stages:
+            problems.append("curriculum needs at least one stage (curriculum_stages is empty)")
+        rising = all(b > a for a, b in zip(stages[:-1], stages[1:], strict=True))
+        if stages and (stages[0] != 0 or stages[-1] >= 1 or not rising):
+            problems.append(f"curriculum_stages {stages} must start at 0 and rise strictly, below 1 (the fraction of "
+                            "the run where each stage starts, e.g. [0, 0.2, 0.4, 0.6, 0.8])")
+        if any(e < 0 for e in eps):
+            problems.append(f"curriculum_eps {eps} must be >= 0 (a tolerance)")
+        if any(not 0 <= v <= 1 for v in lam):
+            problems.append(f"curriculum_lambda {lam} must be in [0, 1] (samples erring away from the surface weigh "
+                            "1 - lambda)")
+        return problems
 
     @classmethod
     def from_losses(cls, losses: str | None = "baseline", **overrides: Any) -> "TTOConfig":

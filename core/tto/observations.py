@@ -649,6 +649,9 @@ def load_observation(
     path = Path(path)
     if not path.exists():
         raise ObservationError(f"{path}: no such file. Check the path given to --input.")
+    if not path.is_file():  # a FIFO would block np.load until a writer comes; a folder fails obscurely
+        raise ObservationError(f"{path}: not a regular file (a folder, FIFO or device). Give a mesh, sample or "
+                               "point file to --input.")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return from_npz(path)
