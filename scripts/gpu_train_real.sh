@@ -25,14 +25,16 @@ OUT=${OUT:-$ROOT/out/gpu_train}
 SECONDS_BUDGET=${GPU_TRAIN_SECONDS:-300}
 EPOCHS=${GPU_TRAIN_EPOCHS:-100000}
 MODELS=${GPU_TRAIN_MODELS:-"wide=256x6"}
-WORK=${GPU_TRAIN_WORK:-/tmp/gpu_train_work}
+# a fresh work folder each run: nothing of an earlier run is reused or deleted
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_train.XXXXXX")
 EXPORT=${GPU_TRAIN_EXPORT:-1}  # 0: a timing run, only summary.txt comes back (epoch times per model)
 CLASSES=${GPU_TRAIN_CLASSES:-'["appliance","bathroom_fixture","bed","cabinet","chair","electronics","lamp","plant","sofa","table","vehicle"]'}
 BATCH=${GPU_TRAIN_BATCH:-"--set train.shapes_per_batch=32 --set train.samples_per_shape=8192"}
-mkdir -p "$OUT" "$WORK"
+mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 SUMMARY=$OUT/summary.txt
 say() { echo "$*" | tee -a "$SUMMARY"; }
+log_of() { if [ "$EXPORT" = 0 ]; then echo "$WORK/$1_train.log"; else echo "$OUT/$1_train.log"; fi; }
 : > "$SUMMARY"
 
 say "== gpu_train_real on $(hostname) $(date -u +%FT%TZ), device $DEVICE, budget ${SECONDS_BUDGET} s, epochs $EPOCHS"
@@ -42,7 +44,6 @@ command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,dr
     | tee -a "$SUMMARY"
 
 # the carried parts into one data set (a part alone is one too)
-rm -rf "$WORK/data"
 if ! "$PY" scripts/gpu_data.py merge .gpu_data/part-* --out "$WORK/data" 2>&1 | tee -a "$SUMMARY"; then
     say "merge failed: no data"; exit 1
 fi
@@ -59,12 +60,11 @@ for spec in $MODELS; do
         latent=$((depth / 2))
         model=(--set "model.hidden_dims=$dims" --set "model.latent_in=[$latent]")
     fi
-    rm -rf "$WORK/run_$name"
     # shellcheck disable=SC2086
     "$PY" main.py train --data "$WORK/data" --out "$WORK/run_$name" --device "$DEVICE" --epochs "$EPOCHS" \
         --conditioning embedding --no-progress "${model[@]}" $BATCH \
         --set "train.classes=$CLASSES" --set train.max_minutes="$minutes" --set train.checkpoint_every=10 \
-        --set train.threads=4 > "$OUT/${name}_train.log" 2>&1 &
+        --set train.threads=4 > "$(log_of "$name")" 2>&1 &
     pids+=($!)
     say "started $name (${model[*]}) as pid ${pids[-1]}"
 done
@@ -85,16 +85,16 @@ if len(rows) > 2:
 EOF
     fi
     if [ "$EXPORT" = 0 ]; then
-        tail -n 3 "$OUT/${name}_train.log" >> "$SUMMARY"; rm -f "$OUT/${name}_train.log"
+        tail -n 3 "$(log_of "$name")" >> "$SUMMARY"
     elif [ -f "$run/checkpoints/latest.pt" ]; then
         "$PY" -c "import sys; from core.model.export import export_inference_checkpoint as e; e(*sys.argv[1:])" \
-            "$run/checkpoints/latest.pt" "$OUT/$name.pt" >> "$OUT/${name}_train.log" 2>&1
+            "$run/checkpoints/latest.pt" "$OUT/$name.pt" >> "$(log_of "$name")" 2>&1
         cp "$run/log.csv" "$OUT/${name}_log.csv"
         rows=$(($(wc -l < "$run/log.csv") - 1))
         last=$(tail -n 1 "$run/log.csv")
         say "$name: $rows epochs; last log row: $last; checkpoint $(du -h "$OUT/$name.pt" | cut -f1)"
     else
-        say "$name: no checkpoint; log tail:"; tail -n 5 "$OUT/${name}_train.log" | tee -a "$SUMMARY"
+        say "$name: no checkpoint; log tail:"; tail -n 5 "$(log_of "$name")" | tee -a "$SUMMARY"
     fi
 done
 say "== done at $(date -u +%FT%TZ)"
