@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from conftest import write_analytic_dataset
+
 from core.samples import read_samples
 from core.sdf_dataset import SdfDataSet
 
