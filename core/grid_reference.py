@@ -88,8 +88,9 @@ def exact_sdf_mesh(source: SourceMesh, resolution: int, method: str = "coarse_to
     exact one. About 1-4 s a shape at 96³-128³ for meshes of a few thousand faces.
     """
     from core.ground_truth_quality import field_mesh
+    from core.open_mesh_sdf import mesh_step
 
-    return field_mesh(source.field(), resolution, method, surface_offset=source.surface_offset)
+    return field_mesh(source.field(), resolution, method, surface_offset=mesh_step(source.surface_offset))
 
 
 def grid_reference_floaters(source: SourceMesh, resolution: int, method: str = "coarse_to_fine") -> int:

@@ -16,8 +16,8 @@ own parts:
 - ``fscore_1pct``: F-score at 1 % of the bounding-box diagonal against source surface points
   (:func:`core.metrics.fscore`), the ceiling a reconstruction on that grid can reach;
   ``fscore_1pct_deflated`` and ``chamfer_l1_deflated`` the same after every vertex of the meshed field
-  stepped ``ε`` inward along its normal (what :func:`core.meshing.extract_mesh` does with a model's
-  ``surface_offset``), which puts a slab's faces back onto its sheet.
+  stepped inward along its normal as a model's meshes are (:func:`core.open_mesh_sdf.mesh_step`: 0.9 ε),
+  which puts a slab's faces back beside its sheet.
 
 Source points buried inside other parts (a sofa's frame inside its cushions: the field is negative
 on both sides of them) can appear in no field's surface; a part counts as missing only by its
@@ -149,8 +149,10 @@ def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolut
     chamfer = 0.5 * (float(d_src.mean()) + float(d_pred.mean()))
     threshold = 0.01 * object_size(src.points)
     f1 = fscore(src.points, pred.points, threshold)["fscore"]
-    # the deflated surface: every vertex eps inward along its normal
-    deflated = np.asarray(mesh.vertices, np.float64) - epsilon * np.asarray(mesh.normals, np.float64)
+    # the deflated surface: every vertex stepped inward along its normal as a model's meshes are
+    from core.open_mesh_sdf import mesh_step
+
+    deflated = np.asarray(mesh.vertices, np.float64) - mesh_step(epsilon) * np.asarray(mesh.normals, np.float64)
     pred_in = sample_surface(deflated, faces_pred, _POINTS, rng).points
     chamfer_in = 0.5 * (float(_nn(src.points, pred_in)[0].mean()) + float(_nn(pred_in, src.points)[0].mean()))
     f1_in = fscore(src.points, pred_in, threshold)["fscore"]

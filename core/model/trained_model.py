@@ -185,14 +185,17 @@ class TrainedModel:
 
         ``shape_code`` (Ds,), ``condition`` (Dcond,) or None. Differentiable in the points (meshing
         takes the normals from its gradient); wrap calls in ``torch.no_grad()`` for plain values.
-        The closure carries the model's :attr:`surface_offset` as an attribute, which meshing applies.
+        The closure carries the inward step meshing applies (:func:`core.open_mesh_sdf.mesh_step` of the
+        model's :attr:`surface_offset`) as its ``surface_offset`` attribute.
         """
         latent = self.latent(shape_code, condition)
 
         def fn(points: torch.Tensor) -> torch.Tensor:
             return self.decoder(points.to(self.device, torch.float32), latent, None, with_colour=False)[0]
 
-        fn.surface_offset = self.surface_offset  # type: ignore[attr-defined]
+        from core.open_mesh_sdf import mesh_step
+
+        fn.surface_offset = mesh_step(self.surface_offset)  # type: ignore[attr-defined]
         return fn
 
     def colour_fn(self, shape_code: torch.Tensor, colour_code: torch.Tensor | None = None,
