@@ -82,11 +82,31 @@ def test_observations_are_moved_to_the_models_offset(tmp_path):
     path = root / "SdfSamples/toy/ball/ball0.npz"
     obs = from_npz(path)
     assert obs.surface_offset == pytest.approx(EPS)
-    true = obs.for_surface_offset(0.0)
-    np.testing.assert_allclose(true.sdf, obs.sdf + EPS, atol=1e-6)
-    assert true.surface_offset == 0.0 and obs.for_surface_offset(EPS) is obs
+    more = obs.for_surface_offset(2 * EPS)  # a model dilated further: the samples follow
+    np.testing.assert_allclose(more.sdf, obs.sdf - EPS, atol=1e-6)
+    assert more.surface_offset == pytest.approx(2 * EPS)
+    # undoing a dilation would leave a sheet's slab without an inside: an undilated model fits it as is
+    assert obs.for_surface_offset(0.0) is obs and obs.for_surface_offset(EPS) is obs
     points = np.random.default_rng(0).normal(size=(200, 3))
     points /= np.linalg.norm(points, axis=1, keepdims=True)
     cloud = from_point_cloud(points, normals=points)
     assert cloud.surface_offset == 0.0  # a scan's distances are true ones
     np.testing.assert_allclose(cloud.for_surface_offset(EPS).sdf, cloud.sdf - EPS, atol=1e-6)
+
+
+def test_an_undilated_model_fits_a_sheet_observed_through_the_dilated_field(tmp_path, toy_trained):
+    """A sheet's samples all lie within eps of it: undoing the dilation would leave no inside (the
+    fit used to crash drawing from an empty side). The model fits the slab as it is, and says so."""
+    import trimesh
+
+    from core.tto import TTOConfig, fit
+    from core.tto.observations import from_mesh
+
+    sheet = trimesh.Trimesh([[-0.5, 0, -0.5], [0.5, 0, -0.5], [0.5, 0, 0.5], [-0.5, 0, 0.5]], [[0, 1, 2], [0, 2, 3]])
+    sheet.export(tmp_path / "sheet.ply")
+    obs = from_mesh(tmp_path / "sheet.ply", n_samples=2000, n_surface=200)
+    assert obs.surface_offset > 0 and (obs.sdf < 0).any() and (obs.sdf > -obs.surface_offset - 1e-6).all()
+    model = toy_trained["model"]
+    assert model.surface_offset == 0.0
+    result = fit(model, obs, TTOConfig(iterations=5, n_samples=500), class_name=model.class_names[0])
+    assert any("dilated" in note for note in result.notes)

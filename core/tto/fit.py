@@ -194,6 +194,9 @@ class _FitContext:
 
     model: TrainedModel
     """Decodes (fine-tuning: the private decoder copy)."""
+    surface_offset: float
+    """How far outside the observed surface the zero level set of the samples lies (the surface term's
+    target is minus this): the model's offset, or a dilated observation's own for an undilated model."""
     batches: _Batches
     """The observation's samples, on ``model.device``."""
     config: TTOConfig
@@ -249,8 +252,8 @@ def _step_losses(ctx: _FitContext, iteration: int, shape_code: torch.Tensor,
             if want_normals:
                 surf = surf.detach().requires_grad_(True)
             f_surf, _ = decode(surf, shape_code, None, ctx.condition)
-            if config.surface_term:  # the true surface lies at -surface_offset of a dilated model
-                out["surface"] = L.surface_loss(f_surf + ctx.model.surface_offset)
+            if config.surface_term:  # the true surface lies at -surface_offset of a dilated field
+                out["surface"] = L.surface_loss(f_surf + ctx.surface_offset)
                 total = total + config.surface_weight * out["surface"]
             if want_normals:
                 (grad,) = torch.autograd.grad(f_surf.sum(), surf, create_graph=True)
@@ -407,6 +410,9 @@ def iterate_fit(
     # surface_offset outside the true surface (core.open_mesh_sdf), and so do its targets
     observation = observation.validate().for_surface_offset(model.surface_offset)
     notes: list[str] = []
+    if observation.surface_offset > model.surface_offset:
+        notes.append(f"the observation's samples are dilated by {observation.surface_offset:g}, this model's "
+                     f"surfaces by {model.surface_offset:g}: its surface comes out that much further out")
     if (config.surface_term or config.normal_term) and not observation.has_surface:
         notes.append("surface / normal terms skipped: the observation has no surface points")
     if config.normal_term and observation.has_surface and not observation.has_normals:
@@ -417,6 +423,7 @@ def iterate_fit(
     history: list[dict[str, Any]] = []
     ctx = _FitContext(
         model=model,
+        surface_offset=observation.surface_offset,
         batches=_Batches(observation, model.device, config.near_band),
         config=config,
         condition=None,

@@ -117,11 +117,14 @@ class Observation:
         """The same observation with its sdf values measured to the surface dilated by ``offset``.
 
         Dilating a surface by ``d`` lowers its signed distance by ``d`` near it (exactly outside, to
-        first order inside), so the samples shift by ``surface_offset - offset``: a model trained on
-        dilated fields fits a point cloud's true distances, and an undilated model a dilated file.
+        first order inside), so the samples shift down by ``offset - surface_offset``: a model trained
+        on dilated fields fits a point cloud's true distances. The other way is not done: undoing a
+        dilation would leave an open sheet's slab with no inside at all (its samples all lie within
+        ε of the sheet), so an undilated model fits a dilated observation as it is, and its surface
+        comes out that much outside (``surface_offset`` tells by how much).
         """
         shift = float(self.surface_offset) - float(offset)
-        if shift == 0.0:
+        if shift >= 0.0:
             return self
         return replace(self, sdf=(np.asarray(self.sdf, np.float32) + np.float32(shift)), surface_offset=float(offset))
 
