@@ -196,6 +196,7 @@ def ground_truth_report(data_dir, resolutions: tuple[int, ...] = (96, 128), work
     (rows per shape, and a summary per resolution) and returns it. A shape whose source mesh is gone
     gets an error row; the others go on.
     """
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from pathlib import Path
 
@@ -207,9 +208,14 @@ def ground_truth_report(data_dir, resolutions: tuple[int, ...] = (96, 128), work
     data_dir = Path(data_dir)
     tasks = [(str(r["id"]), str(r["class_name"]), str(data_dir / r["file"]), r.get("source"), tuple(resolutions))
              for r in load_manifest(data_dir)["shapes"]]
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        rows = list(tqdm(pool.map(_shape_quality, tasks), total=len(tasks), desc="ground truth", unit="shape",
-                         disable=not progress))
+    bar = dict(total=len(tasks), desc="ground truth", unit="shape", disable=not progress)
+    if workers <= 1:
+        rows = [_shape_quality(task) for task in tqdm(tasks, **bar)]
+    else:
+        # spawn, not fork: the workers mesh with torch, and a child forked from a parent whose torch
+        # thread pool is running deadlocks on its first parallel op (a pytest run hung CI for an hour)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows = list(tqdm(pool.map(_shape_quality, tasks), **bar))
     report = {"resolutions": list(resolutions), "summary": summarise_quality(rows, resolutions), "shapes": rows}
     atomic_write_json(data_dir / "ground_truth.json", report)
     return report

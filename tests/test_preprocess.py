@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 import main
@@ -155,10 +156,13 @@ def test_cli_exit_codes(mesh_folder, tmp_path, capsys):
 
 
 def test_ground_truth_report_measures_every_shape_against_its_source(mesh_folder, tmp_path, capsys):
+    # two workers: they mesh with torch in child processes, which must not be forked from this
+    # torch-using process (a forked pool hung the CI run); one worker runs in-process
+    torch.ones(64, 64) @ torch.ones(64, 64)  # the parent's thread pool is up, as in a full test run
     out = tmp_path / "data"
     code = main.main(["preprocess", "--source", "folder", "--input", str(mesh_folder), "--out", str(out),
                       "--samples", "2000", "--surface-samples", "200", "--no-progress", "--test-fraction", "0",
-                      "--ground-truth-report", "48"])
+                      "--workers", "2", "--ground-truth-report", "48"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "signed distances:" in printed and "ground truth at 48³" in printed
