@@ -147,7 +147,8 @@ def _plane_batch(n: int, m: int, normal: torch.Tensor, seed: int) -> dict[str, t
             "has_rgb": torch.zeros(n, dtype=torch.bool),
             "shape": torch.tensor([0]), "class": torch.tensor([0]), "row": torch.zeros(n, dtype=torch.long),
             "surface_xyz": on_plane(m), "surface_normal": normal.expand(m, 3).clone(),
-            "surface_row": torch.zeros(m, dtype=torch.long)}
+            "surface_row": torch.zeros(m, dtype=torch.long),
+            "surface_level": torch.tensor(0.0)}  # an undilated field: the surface is its zero level
 
 
 @pytest.mark.parametrize("weight", [0.0, 1.0])
