@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _render_grid(rows, [], grid)
         torn = [np.mean([n[c]["torn_pieces"] > 0 for n in numbers.values()]) for c in range(2)]
         footers = [f"shapes torn {100 * t:.0f}%" for t in torn]
-        note = f"the training field meshed at {args.resolution}³; floaters red"
+        note = f"the training field meshed on a {args.resolution}-per-side grid; floaters red"
         atomic_write_bytes(args.out, compose(grid, titles, [r.split("_", 1)[-1] for r in numbers], captions,
                                              footers, note))
     atomic_write_json(args.out.with_suffix(".json"), {"resolution": args.resolution, "shapes": numbers})
