@@ -7,7 +7,10 @@ own parts:
 
 - ``torn_pieces``: pieces of the meshed field beyond the source's own parts. Each piece is given to
   the source part most of its vertices lie nearest to; a part that comes out in ``k`` pieces adds
-  ``k − 1`` (parts merging is fine: touching boards become one slab).
+  ``k − 1`` (parts merging is fine: touching boards become one slab). The wall of a pocket of air
+  sealed inside a solid (the inside of a cabinet behind glass doors; normals pointing into the
+  piece) is a true surface of the field that no view from outside reaches: it is counted apart,
+  ``cavity_pieces``, not as a tear.
 - ``missing_parts``: source parts holding at least :data:`MISSING_PART_AREA` of the area of which less
   than half lies within ``τ`` of the meshed field (``τ`` = the field's offset ``ε`` plus a voxel).
 - ``chamfer_l1``: mean of the two one-sided mean distances between the field's surface and the
@@ -57,6 +60,8 @@ class GroundTruthQuality:
     chamfer_l1_deflated: float
     fscore_1pct_deflated: float
     seconds: float
+    cavity_pieces: int = 0
+    """Pieces walling air sealed inside a solid (negative signed volume); not counted as torn."""
 
     @property
     def has_torn_pieces(self) -> bool:
@@ -133,7 +138,15 @@ def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolut
     votes = np.zeros((len(piece_share), len(part_share)))
     np.add.at(votes, (piece_of_vertex[used], src_part[nearest]), 1)
     owner = votes.argmax(axis=1)
-    torn = int(len(owner) - len(np.unique(owner)))
+    # a piece whose normals point into it (negative signed volume) walls a pocket of air sealed inside
+    # a solid (a cabinet's inside behind its glass doors): a surface of the field, invisible from
+    # outside, not a tear (core.metrics.floater_kinds's "cavity")
+    v = np.asarray(mesh.vertices, np.float64)
+    tri = v[np.asarray(mesh.faces, np.int64)]
+    signed = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
+    cavity = np.bincount(piece_of_face, weights=signed, minlength=len(piece_share)) < 0
+    outer = owner[~cavity]
+    torn = int(len(outer) - len(np.unique(outer)))
     # missing parts and Chamfer from points on both surfaces
     faces_pred = np.asarray(mesh.faces, np.int64)
     pred = sample_surface(np.asarray(mesh.vertices, np.float64), faces_pred, _POINTS, rng)
@@ -158,7 +171,7 @@ def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolut
     f1_in = fscore(src.points, pred_in, threshold)["fscore"]
     return GroundTruthQuality(resolution, field.backend, int(len(piece_share)), int(len(part_share)), torn, missing,
                               chamfer, chamfer - epsilon, float(f1), chamfer_in, float(f1_in),
-                              time.perf_counter() - start)
+                              time.perf_counter() - start, int(cavity.sum()))
 
 
 def _exposed(field, points: np.ndarray, normals: np.ndarray, step: float) -> np.ndarray:
@@ -222,7 +235,8 @@ def ground_truth_report(data_dir, resolutions: tuple[int, ...] = (96, 128), work
 
 
 def summarise_quality(rows: list[dict], resolutions: tuple[int, ...]) -> dict:
-    """Per resolution: shapes measured, shares with torn pieces / missing parts (%), mean Chamfer and F@1."""
+    """Per resolution: shapes measured, shares with torn pieces / missing parts / sealed cavities (%), mean
+    Chamfer and F@1."""
     out = {}
     for resolution in resolutions:
         q = [r[str(resolution)] for r in rows if str(resolution) in r]
@@ -232,6 +246,7 @@ def summarise_quality(rows: list[dict], resolutions: tuple[int, ...]) -> dict:
             "shapes": len(q),
             "torn_share_pct": 100.0 * float(np.mean([x["torn_pieces"] > 0 for x in q])),
             "missing_share_pct": 100.0 * float(np.mean([x["missing_parts"] > 0 for x in q])),
+            "cavity_share_pct": 100.0 * float(np.mean([x.get("cavity_pieces", 0) > 0 for x in q])),
             "chamfer_l1": float(np.mean([x["chamfer_l1"] for x in q])),
             "chamfer_l1_deflated": float(np.mean([x["chamfer_l1_deflated"] for x in q])),
             "fscore_1pct": 100.0 * float(np.mean([x["fscore_1pct"] for x in q])),
