@@ -195,8 +195,8 @@ def _ground_truth_report(args: argparse.Namespace) -> None:
                                  progress=not args.no_progress)
     for resolution, s in report["summary"].items():
         print(f"ground truth at {resolution}³ ({s['shapes']} shapes): {s['torn_share_pct']:.1f} % with pieces torn "
-              f"beyond the source's parts, {s['missing_share_pct']:.1f} % missing a part ({s['cavity_share_pct']:.1f} % "
-              f"with air sealed inside, not counted as torn); Chamfer-L1 "
+              f"beyond the source's parts, {s['missing_share_pct']:.1f} % missing a part "
+              f"({s['cavity_share_pct']:.1f} % with air sealed inside, not counted as torn); Chamfer-L1 "
               f"{s['chamfer_l1']:.4f} ({s['chamfer_l1_deflated']:.4f} stepped back by ε), F@1 {s['fscore_1pct']:.1f} % "
               f"({s['fscore_1pct_deflated']:.1f} %) → {args.out / 'ground_truth.json'}")
 
