@@ -96,3 +96,21 @@ def test_real_model_decodes_a_training_chair_to_a_coloured_surface(real):
         sdf = real.sdf_fn(code, condition)(torch.as_tensor(mesh.vertices))
     assert (sdf + mesh_step(real.surface_offset)).abs().max().item() < 1.0 / resolution
     assert mesh.colours.min() >= 0.0 and mesh.colours.max() <= 1.0 and mesh.colours.std() > 0.01
+
+
+def test_the_gpu_trained_model_beside_it_is_deepsdf_sized_and_credits_the_same_items(items):
+    """resources/real_paper: DeepSDF's 8 × 512 decoder trained on a GPU on the same items (its card says so)."""
+    from core.bundled_models import bundled_models
+    from core.model import load_trained_model
+
+    paper = REAL.parent / "real_paper"
+    card = {m.key: m for m in bundled_models()}["real_paper"]
+    assert "GPU" in card.title and card.checkpoint.stat().st_size <= 20 * 2**20 and "ATTRIBUTION.md" in card.licence
+    model = load_trained_model(card.checkpoint, device="cpu")
+    assert list(model.config.hidden_dims) == [512] * 8 and model.class_names == REAL_CLASSES
+    paper_items = json.loads((paper / "trained_items.json").read_text(encoding="utf-8"))["items"]
+    assert paper_items == items
+    codes = sorted(zip(model.shape_classes, model.shape_ids, strict=True))
+    assert codes == sorted((i["class"], i["id"]) for i in items)
+    credit = (REAL / "ATTRIBUTION.md").read_text(encoding="utf-8")
+    assert (paper / "ATTRIBUTION.md").read_text(encoding="utf-8") == credit
