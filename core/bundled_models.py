@@ -8,6 +8,8 @@ when it holds a ``model.json`` card::
     resources/<key>/model.json   {"title": "Procedural demo (7 classes)",
                                   "description": "...", "checkpoint": "demo.pt", "licence": "MIT ..."}
 
+An optional ``"first_shape"`` names the training shape the viewer opens the model on (the first
+shape a user sees is what they judge a model by; without it, the first code of the first class).
 Adding a model is adding such a folder; nothing else names it. A card that cannot be used
 (invalid JSON, a missing field, a checkpoint that is not there) is logged as a warning naming the
 file, the reason and the fix, and that folder is skipped: one bad folder never hides the others
@@ -37,7 +39,7 @@ RESOURCES_ENV = "DEEPSDF_RESOURCES"
 """Environment variable naming another resources root (default: the project's ``resources/``)."""
 PROJECT_RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 REQUIRED_TEXT_FIELDS = ("title", "checkpoint", "licence")
-OPTIONAL_TEXT_FIELDS = ("description",)
+OPTIONAL_TEXT_FIELDS = ("description", "first_shape")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class BundledModel:
     """``<resources>/<key>``: the card, the checkpoint, its README and training log."""
     licence: str
     """One line: the model's licence and the licences of what it was trained on (CC-BY asks for credit)."""
+    first_shape: str | None = None
+    """The training shape id the viewer opens this model on (a shape that shows what the model does);
+    None, or an id the checkpoint lacks: the first code of its first class."""
 
 
 class _CardError(ValueError):
@@ -93,7 +98,7 @@ def _read_card(folder: Path) -> BundledModel:
         raise _CardError(f'"checkpoint": {checkpoint} does not exist; put the checkpoint there or correct the name')
     return BundledModel(key=folder.name, title=data["title"].strip(),
                         description=(data.get("description") or "").strip(), checkpoint=checkpoint, folder=folder,
-                        licence=data["licence"].strip())
+                        licence=data["licence"].strip(), first_shape=(data.get("first_shape") or "").strip() or None)
 
 
 _warned: set[str] = set()

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from test_bundled_models import write_model  # noqa: E402
 
-from core.bundled_models import CARD_NAME, RESOURCES_ENV  # noqa: E402
+from core.bundled_models import CARD_NAME, PROJECT_RESOURCES, RESOURCES_ENV  # noqa: E402
 
 TIMEOUT = 60_000
 
@@ -63,6 +63,34 @@ def test_models_menu_lists_the_bundled_models_and_switches_between_them(window, 
         window.model_actions["demo"].trigger()
     assert window.state.model.path == resources / "demo" / "model.pt"
     assert _menu_entries(window) == [("Procedural demo", True, True), ("Real objects", True, False)]
+
+
+def test_a_card_s_first_shape_is_the_code_the_model_opens_on(qtbot, tmp_path, monkeypatch):
+    """``first_shape`` in a card picks the code shown on opening (and the headless default shot);
+    an id the checkpoint lacks falls back to the first class's first code."""
+    import torch
+
+    from core.model import load_trained_model
+
+    demo = load_trained_model(PROJECT_RESOURCES / "demo" / "demo.pt")
+    showcase = demo.shape_ids[demo.codes_of_class(demo.class_names[-1])[0]]
+    root = tmp_path / "resources"
+    write_model(root, "demo", first_shape=showcase)
+    write_model(root, "real", first_shape="no-such-shape")
+    monkeypatch.setenv(RESOURCES_ENV, str(root))
+    for window in open_main_window(qtbot, tmp_path, monkeypatch):
+        with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT):
+            window.model_actions["demo"].trigger()
+        assert window.state.selection.label.endswith(f"/{showcase}")
+        panel = window.codes_panel
+        assert panel.class_box.currentText() == demo.class_names[-1]  # the codes panel shows where it opened
+        assert panel.shapes.currentItem().text() == showcase
+        assert torch.equal(window.state.selection.shape_code, demo.shape_codes[demo.shape_ids.index(showcase)])
+        with qtbot.waitSignal(window.model_loaded, timeout=TIMEOUT):
+            window.model_actions["real"].trigger()
+        first = demo.shape_ids[demo.codes_of_class(demo.class_names[0])[0]]
+        assert window.state.selection.label.endswith(f"/{first}")
+        qtbot.waitUntil(window.is_idle, timeout=TIMEOUT)
 
 
 def test_a_bundled_model_that_fails_to_load_keeps_the_tick_on_the_model_shown(window, qtbot, resources):

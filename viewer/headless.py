@@ -99,8 +99,8 @@ def _pick(window: MainWindow, shape_id: str | None, class_name: str | None) -> N
         idx = _index(model, shape_id)
     elif class_name is not None:
         idx = model.codes_of_class(class_name)[0]
-    else:
-        idx = model.codes_of_class(model.class_names[0])[0] if model.class_names else 0
+    else:  # the code the model opened on (its card's first shape, else its first class's first code)
+        idx = window.state.first_index
     window.state.select(window.state.training_code(idx))
 
 

@@ -359,7 +359,9 @@ class MainWindow(QMainWindow):
         self._busy(False)
         self._fit_camera_next = True
         self._first_request_of_model = self.mesher.last_id + 1
-        self.state.set_model(model)
+        shown = Path(path).resolve()
+        card = next((b for b in self.bundled_models if b.checkpoint.resolve() == shown), None)
+        self.state.set_model(model, first_shape=card.first_shape if card is not None else None)
         if model.config.preset == "deepsdf":  # an imported DeepSDF experiment: fit as its own code does
             self.use_deepsdf_fit_settings()
         if self.remember_recent:

@@ -78,6 +78,8 @@ class ViewerState(QObject):
         super().__init__()
         self.model: TrainedModel | None = None
         self.selection: CodeSelection | None = None
+        self.first_index = 0
+        """The training code the model on screen opened on (:func:`start_index`)."""
         self.display = DisplayOptions()
         self.marks: dict[str, torch.Tensor] = {}
         """Named shape codes to mark on the latent map (A, B, TTO)."""
@@ -85,15 +87,15 @@ class ViewerState(QObject):
         self._in_edit = False  # an interactive edit (drag, running fit) already opened its undo step
 
     # -- model ---------------------------------------------------------------------------------
-    def set_model(self, model: TrainedModel) -> None:
-        """Show ``model``, starting on the first code of its first class; history is cleared."""
+    def set_model(self, model: TrainedModel, first_shape: str | None = None) -> None:
+        """Show ``model``, starting on training shape ``first_shape`` (a bundled model's card names one)
+        or else the first code of its first class; history is cleared."""
         self.model = model
         self._history = _History()
         self._in_edit = False
         self.marks = {}
-        first = model.class_names[0] if model.class_names else None
-        idx = model.codes_of_class(first) if first else [0]
-        self.selection = self.training_code(idx[0] if idx else 0)
+        self.first_index = start_index(model, first_shape)
+        self.selection = self.training_code(self.first_index)
         self.model_changed.emit()
         self.history_changed.emit()
         self.marks_changed.emit()
@@ -182,3 +184,12 @@ class ViewerState(QObject):
 
 def _cpu(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.detach().cpu()
+
+
+def start_index(model: TrainedModel, first_shape: str | None = None) -> int:
+    """The code a model opens on: ``first_shape`` when the model has it, else its first class's first code."""
+    if first_shape is not None and first_shape in model.shape_ids:
+        return model.shape_ids.index(first_shape)
+    first = model.class_names[0] if model.class_names else None
+    idx = model.codes_of_class(first) if first else [0]
+    return idx[0] if idx else 0

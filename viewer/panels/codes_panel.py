@@ -85,6 +85,9 @@ class CodesPanel(QWidget):
         self.class_box.blockSignals(True)
         self.class_box.clear()
         self.class_box.addItems(m.class_names)
+        opened_on = self.state.first_index  # the class and shape the model opened on (a card may choose it)
+        if 0 <= opened_on < len(m.shape_classes) and m.shape_classes[opened_on] in m.class_names:
+            self.class_box.setCurrentText(m.shape_classes[opened_on])
         self.class_box.blockSignals(False)
         self.colour_box.clear()
         self.colour_box.addItem("(same shape)", SAME_SHAPE)
@@ -96,6 +99,9 @@ class CodesPanel(QWidget):
         self.prompt.setPlaceholderText("text prompt, Enter to apply" if text_mode
                                        else f"text prompts need a text-conditioned model (this one: {m.conditioning})")
         self._fill_shapes(self.class_box.currentText())
+        for k in range(self.shapes.count()):  # highlighted only: itemClicked / itemActivated pick
+            if self.shapes.item(k).data(Qt.UserRole) == opened_on:
+                self.shapes.setCurrentRow(k)
 
     def _on_selection(self, _interactive: bool) -> None:
         sel = self.state.selection
