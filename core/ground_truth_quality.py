@@ -110,7 +110,7 @@ def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolut
     resolution : grid samples per side over [-1, 1]³.
     """
     from core.meshing.grid import grid_spacing
-    from core.metrics import _nn, face_components, fscore, object_size
+    from core.metrics import _nn, face_components, fscore, object_size, piece_is_cavity
     from core.sampling import sample_surface
 
     start = time.perf_counter()
@@ -138,13 +138,9 @@ def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolut
     votes = np.zeros((len(piece_share), len(part_share)))
     np.add.at(votes, (piece_of_vertex[used], src_part[nearest]), 1)
     owner = votes.argmax(axis=1)
-    # a piece whose normals point into it (negative signed volume) walls a pocket of air sealed inside
-    # a solid (a cabinet's inside behind its glass doors): a surface of the field, invisible from
-    # outside, not a tear (core.metrics.floater_kinds's "cavity")
-    v = np.asarray(mesh.vertices, np.float64)
-    tri = v[np.asarray(mesh.faces, np.int64)]
-    signed = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
-    cavity = np.bincount(piece_of_face, weights=signed, minlength=len(piece_share)) < 0
+    # a piece whose normals point into it walls a pocket of air sealed inside a solid (a cabinet's
+    # inside behind its glass doors): a surface of the field, invisible from outside, not a tear
+    cavity = piece_is_cavity(mesh.vertices, mesh.faces, piece_of_face, len(piece_share))
     outer = owner[~cavity]
     torn = int(len(outer) - len(np.unique(outer)))
     # missing parts and Chamfer from points on both surfaces

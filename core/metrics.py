@@ -27,6 +27,7 @@ __all__ = [
     "FLOATER_SHARE",
     "mesh_components",
     "floater_kinds",
+    "piece_is_cavity",
     "point_components",
     "evaluate_reconstruction",
 ]
@@ -244,9 +245,7 @@ def _kinds_of(vertices: np.ndarray, faces: np.ndarray, labels: tuple[np.ndarray,
     on_floater = floating[face_label]
     tri = v[f[on_floater]]
     component = face_label[on_floater]
-    # signed volume of each piece: sum over its faces of the tetrahedra to the origin
-    signed = np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])) / 6.0
-    volume = np.bincount(component, weights=signed, minlength=len(share))
+    volume = _piece_volumes(tri, component, len(share))
     dist, _ = _nn(tri.reshape(-1, 3), reference_points)
     gap = np.full(len(share), np.inf)
     np.minimum.at(gap, np.repeat(component, 3), dist)
@@ -254,6 +253,22 @@ def _kinds_of(vertices: np.ndarray, faces: np.ndarray, labels: tuple[np.ndarray,
         kind = "cavity" if volume[c] < 0 else ("free" if gap[c] > free_distance else "torn")
         kinds[kind] += 1
     return kinds
+
+
+def _piece_volumes(triangles: np.ndarray, piece_of_face: np.ndarray, n_pieces: int) -> np.ndarray:
+    """(n_pieces,) signed volume of each piece: the sum over its faces of the tetrahedra to the origin.
+
+    Negative for the wall of a bubble inside a body (its normals point into the bubble).
+    """
+    signed = np.einsum("ij,ij->i", triangles[:, 0], np.cross(triangles[:, 1], triangles[:, 2])) / 6.0
+    return np.bincount(piece_of_face, weights=signed, minlength=n_pieces)
+
+
+def piece_is_cavity(vertices: np.ndarray, faces: np.ndarray, piece_of_face: np.ndarray, n_pieces: int) -> np.ndarray:
+    """(n_pieces,) bool: pieces walling a bubble of positive field inside a solid (:func:`floater_kinds`'s
+    ``cavity``), from :func:`face_components`' labels."""
+    triangles = np.asarray(vertices, np.float64).reshape(-1, 3)[np.asarray(faces, np.int64).reshape(-1, 3)]
+    return _piece_volumes(triangles, piece_of_face, n_pieces) < 0
 
 
 def face_components(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

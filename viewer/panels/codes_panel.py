@@ -86,7 +86,7 @@ class CodesPanel(QWidget):
         self.class_box.clear()
         self.class_box.addItems(m.class_names)
         opened_on = self.state.first_index  # the class and shape the model opened on (a card may choose it)
-        if 0 <= opened_on < len(m.shape_classes) and m.shape_classes[opened_on] in m.class_names:
+        if m.shape_classes:
             self.class_box.setCurrentText(m.shape_classes[opened_on])
         self.class_box.blockSignals(False)
         self.colour_box.clear()
