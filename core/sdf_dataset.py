@@ -32,7 +32,7 @@ def load_manifest(data_dir: Path) -> dict:
     path = Path(data_dir) / "manifest.json"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:  # DATA a file, or the manifest a folder
         raise DataSetError(f"{path}: missing. Is {data_dir} a preprocessed data set? Run "
                            "`python main.py preprocess --source ... --out DIR` first.") from exc
     except json.JSONDecodeError as exc:

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from compare_pictures import compose, floater_painted  # noqa: E402
 from results_figures import _render_grid  # noqa: E402
 
+from core.commands.cli_types import resolution  # noqa: E402
 from core.errors import ExplorerError  # noqa: E402
 from core.io_utils import atomic_write_bytes, atomic_write_json  # noqa: E402
 
@@ -63,10 +64,10 @@ def field_cells(data_dir: Path, record: dict, resolution: int) -> tuple[list, li
     cells, captions, numbers = [], [], []
     for field in (sdf_field(source.vertices, source.faces, "winding"), source.field()):
         epsilon = float(field.details.get("epsilon", 0.0))
-        mesh = field_mesh(field, resolution, surface_offset=mesh_step(epsilon) if epsilon > 0 else 0.0)
+        mesh = field_mesh(field, resolution, surface_offset=mesh_step(epsilon))  # no step at ε = 0 (winding)
         quality = ground_truth_quality(source.vertices, source.faces, field, resolution).to_dict()
         cells.append(floater_painted((mesh.vertices, mesh.faces)) if not mesh.is_empty else None)
-        f1 = quality["fscore_1pct_deflated"] if epsilon > 0 else quality["fscore_1pct"]
+        f1 = quality["fscore_1pct_deflated"]  # the surface as a model's meshes step it back (ε = 0: unchanged)
         captions.append(f"{field.backend}: torn {quality['torn_pieces']}  F@1 {100 * f1:.1f}")
         numbers.append(quality)
     return cells, captions, numbers
@@ -75,11 +76,16 @@ def field_cells(data_dir: Path, record: dict, resolution: int) -> tuple[list, li
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a data set made by main.py preprocess")
-    parser.add_argument("--resolution", type=int, default=96, help="grid samples per side (the evaluation grid)")
+    parser.add_argument("--resolution", type=resolution, default=96,
+                        help="grid samples per side (the evaluation grid)")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write (numbers go beside it as JSON)")
     parser.add_argument("shapes", nargs="+", help="part of each shape's id, one row each")
     args = parser.parse_args(argv)
     try:
+        if args.out.is_dir():
+            raise ExplorerError(f"--out {args.out}: is a folder; give a file name such as {args.out / 'figure.png'}.")
+        if args.out.suffix.lower() != ".png":
+            raise ExplorerError(f"--out {args.out}: the figure is a PNG; end the name with .png.")
         rows, captions, numbers = [], [], {}
         for record in find_shapes(args.data, args.shapes):
             cells, caps, nums = field_cells(args.data, record, args.resolution)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import trimesh
 
 import main
@@ -59,3 +60,24 @@ def test_a_pattern_no_shape_matches_is_a_clear_error(tmp_path, capsys):
     out = tmp_path / "gt.png"
     assert gtf.main(["--data", str(data), "--out", str(out), "chair"]) == 2
     assert "no shape id contains 'chair'" in capsys.readouterr().err and not out.exists()
+
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--out", "{tmp}", "is a folder"),
+    ("--out", "{tmp}/figure.jpg", "end the name with .png"),
+    ("--data", "{tmp}/not_a_folder.txt", "manifest.json: missing"),
+])
+def test_bad_paths_are_refused_in_one_line(tmp_path, capsys, flag, value, message):
+    (tmp_path / "not_a_folder.txt").write_text("a file, not a data set")
+    argv = {"--data": str(tmp_path), "--out": str(tmp_path / "gt.png"), flag: value.format(tmp=tmp_path)}
+    assert gtf.main([*(x for pair in argv.items() for x in pair), "chair"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not (tmp_path / "gt.png").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-96", "nan", "4096"])
+def test_a_resolution_outside_the_project_s_limits_is_refused(tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as exit_:
+        gtf.main(["--data", str(tmp_path), "--out", str(tmp_path / "gt.png"), "--resolution", value, "chair"])
+    assert exit_.value.code == 2 and "--resolution" in capsys.readouterr().err
