@@ -25,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bench_meshing.py": (["--resolutions", "64", "128", "256", "--dense-max", "256"],
                          ["--resolutions", "64", "128", "--repeats", "3", "--train-steps", "100"]),
+    "bench_bundled_meshing.py": (["--resolutions", "64", "128", "--repeats", "5"],
+                                 ["--resolutions", "64", "128", "--repeats", "3", "--models", "demo", "real"]),
     "bench_tto.py": ([], ["--iterations", "20", "--presets", "default"]),
     "bench_training.py": ([], ["--quick"]),
     "bench_sdf_backends.py": ([], ["--n-winding", "50000", "--n-mesh-to-sdf", "5000", "--scan-count", "20"]),

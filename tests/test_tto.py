@@ -319,6 +319,81 @@ def test_class_inference_picks_the_right_class(toy):
         assert result.class_name == cls, result.class_scores
 
 
+@pytest.mark.parametrize("strategy", ["batched", "sequential"])
+def test_both_class_strategies_pick_the_right_class(toy, strategy):
+    from core.tto.fit import fit
+
+    config = TTOConfig(iterations=2, n_samples=1000, class_iterations=40, class_strategy=strategy)
+    for sid, cls in (("ball2", "ball"), ("slab2", "slab")):
+        result = fit(toy["model"], _obs(toy, sid, cls), config, seed=0)
+        assert result.class_name == cls, result.class_scores
+        assert set(result.class_scores) == set(toy["model"].class_names)
+
+
+def test_batched_class_inference_reports_progress_and_can_be_cancelled(toy):
+    from core.tto.fit import iterate_fit
+
+    config = TTOConfig(iterations=2, n_samples=1000, class_iterations=40)
+    stages = [p.stage for p in iterate_fit(toy["model"], _obs(toy), config, every=5)]
+    assert any(s.startswith("class:") for s in stages) and stages[-1] == "done"
+    stop = threading.Event()
+    stop.set()
+    result = list(iterate_fit(toy["model"], _obs(toy), config, cancel=stop))[-1].result
+    assert result.cancelled and result.class_name is None
+
+
+def test_bfloat16_fit_follows_the_float32_fit(toy):
+    # bfloat16 autocast (the default on CPUs with native bfloat16 units) must reach the same fit.
+    from core.tto.fit import fit
+
+    obs = _obs(toy)
+    runs = {}
+    for precision in ("float32", "bfloat16"):
+        config = TTOConfig.from_losses("finetune", iterations=60, n_samples=2000, finetune_iterations=20,
+                                       precision=precision)
+        runs[precision] = fit(toy["model"], obs, config, class_name="ball", seed=3)
+    a, b = runs["float32"], runs["bfloat16"]
+    assert torch.nn.functional.cosine_similarity(a.shape_code, b.shape_code, dim=0) > 0.98
+    assert b.history[-1]["l1"] == pytest.approx(a.history[-1]["l1"], rel=0.15)
+    assert b.decoder_override is not None
+
+
+def test_finetuning_from_the_cached_prefix_is_the_plain_finetuning(toy, monkeypatch):
+    # The frozen trunk prefix of every sample is computed once: the trained weights must come out
+    # as when every step runs the whole trunk.
+    import importlib
+
+    fit_module = importlib.import_module("core.tto.fit")  # the module, not the function core.tto exports
+    config = TTOConfig.from_losses("finetune", iterations=10, n_samples=1000, finetune_iterations=15,
+                                   precision="float32", fit_colour=False)  # a colour term bypasses the cache
+    made = []
+    real_cache = fit_module._PrefixCache
+
+    class Recording(real_cache):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.start)
+
+    monkeypatch.setattr(fit_module, "_PrefixCache", Recording)
+    cached = fit_module.fit(toy["model"], _obs(toy), config, class_name="ball", seed=2)
+    assert made and made[0] >= 1  # the cache was used, from a real prefix
+    monkeypatch.setattr(fit_module, "PREFIX_CACHE_BYTES", 0)
+    plain = fit_module.fit(toy["model"], _obs(toy), config, class_name="ball", seed=2)
+    assert len(made) == 1  # no cache when it does not fit in memory
+    assert cached.decoder_override.keys() == plain.decoder_override.keys()
+    for key, value in plain.decoder_override.items():
+        torch.testing.assert_close(cached.decoder_override[key], value, atol=1e-5, rtol=1e-4)
+
+
+def test_speed_settings_are_checked():
+    with pytest.raises(ConfigError, match="precision must be auto, float32 or bfloat16, got 'half'"):
+        TTOConfig(precision="half")
+    with pytest.raises(ConfigError, match="class_strategy must be batched or sequential"):
+        TTOConfig(class_strategy="vote")
+    with pytest.raises(ConfigError, match="class_samples must be >= 1"):
+        TTOConfig(class_samples=0)
+
+
 def test_unknown_class_is_refused(toy):
     from core.tto.fit import fit
 

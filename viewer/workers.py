@@ -182,13 +182,14 @@ def mesh_job(model: TrainedModel, selection: CodeSelection, resolution: int) -> 
     """
     def job() -> MeshArrays:
         used = model.with_decoder(selection.decoder_override)
-        sdf_fn = used.sdf_fn(selection.shape_code, selection.condition)
-        colour_fn = used.colour_fn(selection.shape_code, selection.colour_code, selection.condition)
+        # The fused field (core.model.decoder_field): bfloat16 products on CPUs that have them, the
+        # normals from the grid and one network pass per vertex for the colours.
+        field = used.mesh_field(selection.shape_code, selection.colour_code, selection.condition)
         # torch's marching cubes, not scikit-image's, on the CPU too: it lets go of the GIL
         # between tensor operations (longest hold 3-4 ms at 128^3), where scikit-image's Cython
         # holds it for the whole pass (29 ms) and the UI thread stalls behind it; it costs
         # 3-35 ms more per refined mesh on 2 cores (benchmarks/bench_viewer_parts.py).
-        return extract_mesh(sdf_fn, resolution, colour_fn, device=model.device, mc_backend="torch")
+        return extract_mesh(field, resolution, device=model.device, mc_backend="torch")
 
     return job
 
@@ -201,8 +202,9 @@ def slice_job(model: TrainedModel, selection: CodeSelection, axis: int, position
     ``grid[i, j]`` is at coordinate ``coords[i]`` on the first other axis, ``coords[j]`` on the second.
     """
     def job() -> dict:
-        fn = model.with_decoder(selection.decoder_override).sdf_fn(selection.shape_code, selection.condition)
-        return sdf_slice(fn, axis, position, size, device=model.device).as_dict()
+        used = model.with_decoder(selection.decoder_override)
+        field = used.mesh_field(selection.shape_code, None, selection.condition)
+        return sdf_slice(field.sdf, axis, position, size, device=model.device).as_dict()
 
     return job
 

@@ -100,11 +100,10 @@ def take_snapshot(model, codes: ShapeCodes, resolution: int = 64, n_surface: int
     """
     device = model.device
     if mesh is None:
-        sdf_fn = model.sdf_fn(codes.shape_code, codes.condition)
-        colour_fn = model.colour_fn(codes.shape_code, codes.colour_code, codes.condition)
+        field = model.mesh_field(codes.shape_code, codes.colour_code, codes.condition)
         # torch's marching cubes lets go of the GIL between tensor operations (scikit-image's holds
         # it for the whole pass): the viewer's UI thread keeps running while a drag starts.
-        mesh = extract_mesh(sdf_fn, resolution, colour_fn, device=device, mc_backend="torch")
+        mesh = extract_mesh(field, resolution, device=device, mc_backend="torch")
     if mesh.is_empty:
         raise EditError(f"{codes.label or 'this shape'} has no surface inside [-1, 1]^3; pick another code to edit")
     pts, nrm, _, _ = sample_mesh_surface(mesh.vertices, mesh.faces, n_surface, rng=seed)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -18,10 +18,31 @@ from core.meshing.grid import (
 )
 from core.meshing.marching_cubes import marching_cubes_skimage, marching_cubes_torch
 
-__all__ = ["MeshArrays", "ColourFn", "extract_mesh", "mesh_from_grid", "vertex_normals_from_faces"]
+__all__ = ["MeshArrays", "ColourFn", "SurfaceField", "extract_mesh", "mesh_from_grid", "vertex_normals_from_faces"]
 
 ColourFn = Callable[[torch.Tensor], torch.Tensor]
 """Tensor (N, 3) float32 -> Tensor (N, 3) RGB in [0, 1]."""
+
+
+@runtime_checkable
+class SurfaceField(Protocol):
+    """A field that meshes faster than a pair of closures (:class:`core.model.decoder_field.DecoderField`).
+
+    ``sdf`` evaluates the grid; ``surface`` gives the normals' gradients and the colours at the
+    vertices from one pass (a closure pair runs the network twice there: once with autograd for the
+    normals, once more for the colours).
+    """
+
+    surface_offset: float
+
+    def sdf(self, points: torch.Tensor) -> torch.Tensor:
+        """(N, 3) -> (N,) signed distances."""
+
+    def surface(self, points: torch.Tensor, with_colour: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(N, 3) -> (SDF gradients (N, 3), RGB (N, 3) or None)."""
+
+    def colour(self, points: torch.Tensor) -> torch.Tensor:
+        """(N, 3) -> RGB (N, 3) (only called when the field has colour)."""
 
 
 @dataclass
@@ -67,6 +88,45 @@ def vertex_normals_from_faces(vertices: np.ndarray, faces: np.ndarray) -> np.nda
     return (n / np.where(length > 0, length, 1.0)).astype(np.float32)
 
 
+def grid_gradients(values: torch.Tensor, vertices_index: torch.Tensor, voxel_size: float) -> torch.Tensor:
+    """(V, 3) SDF gradients at marching-cubes vertices by finite differences of the grid itself.
+
+    Each vertex lies on a grid edge ``p0 -> p1`` at fraction ``t``; the gradient is interpolated
+    between the two end points: along the edge ``(v1 - v0) / h``, across it central differences
+    (one-sided at the border). Every value read is a corner of a cell the surface crosses, so the
+    coarse-to-fine grid holds it exactly (:mod:`core.meshing.grid`). scikit-image's marching cubes
+    takes its normals the same way; it costs no network pass, where autograd through a big decoder
+    costs about three (forward and backward at every vertex).
+    """
+    R = torch.tensor(values.shape, device=values.device)
+    base = vertices_index.floor().long()
+    base = torch.minimum(base.clamp_min(0), R - 2)
+    frac = vertices_index - base
+    axis = frac.argmax(1)
+    t = frac.gather(1, axis[:, None])[:, 0].clamp(0.0, 1.0)
+    step = torch.nn.functional.one_hot(axis, 3)
+    p0, p1 = base, base + step
+
+    def at(p: torch.Tensor) -> torch.Tensor:
+        return values[p[:, 0], p[:, 1], p[:, 2]]
+
+    v0, v1 = at(p0), at(p1)
+    grads = []
+    for p in (p0, p1):
+        g = torch.empty(p.shape, dtype=values.dtype, device=values.device)
+        for b in range(3):
+            e = torch.zeros(3, dtype=torch.long, device=values.device)
+            e[b] = 1
+            up = torch.minimum(p + e, R - 1)
+            down = (p - e).clamp_min(0)
+            span = (up[:, b] - down[:, b]).to(values.dtype).clamp_min(1)
+            g[:, b] = (at(up) - at(down)) / span
+        along = axis[:, None] == torch.arange(3, device=values.device)
+        g = torch.where(along, (v1 - v0)[:, None], g)
+        grads.append(g)
+    return ((1 - t)[:, None] * grads[0] + t[:, None] * grads[1]) / voxel_size
+
+
 def _sdf_gradients(sdf_fn: SdfFn, points: torch.Tensor, max_batch: int) -> torch.Tensor | None:
     """(N, 3) d sdf / d x by autograd through ``sdf_fn``; None when it is not differentiable."""
     out = torch.empty_like(points)
@@ -84,27 +144,53 @@ def _sdf_gradients(sdf_fn: SdfFn, points: torch.Tensor, max_batch: int) -> torch
     return out
 
 
+def _field_surface(field: SurfaceField, points: torch.Tensor, max_batch: int, with_colour: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Gradients and (``with_colour``) colours of a :class:`SurfaceField` at (N, 3) points, in batches."""
+    grads, rgbs = [], []
+    for start in range(0, points.shape[0], max_batch):
+        g, rgb = field.surface(points[start : start + max_batch], with_colour)
+        grads.append(g)
+        rgbs.append(rgb)
+    rgb = None if rgbs[0] is None else torch.cat(rgbs)
+    return torch.cat(grads), rgb
+
+
+def _field_colours(field: SurfaceField, points: torch.Tensor, max_batch: int) -> torch.Tensor:
+    chunks = range(0, points.shape[0], max_batch)
+    return torch.cat([field.colour(points[start : start + max_batch]) for start in chunks])
+
+
 def mesh_from_grid(
     grid: GridResult,
-    sdf_fn: SdfFn | None = None,
+    sdf_fn: SdfFn | SurfaceField | None = None,
     colour_fn: ColourFn | None = None,
     mc_backend: str = "auto",
     max_batch: int | None = None,
     level: float = 0.0,
     surface_offset: float = 0.0,
+    normals: str = "auto",
 ) -> MeshArrays:
     """Marching cubes on a sampled grid, then normals and colours at the vertices.
 
     ``mc_backend``: ``"auto"`` (torch when the grid is on CUDA, scikit-image otherwise),
     ``"torch"`` or ``"skimage"``. Normals come from autograd through ``sdf_fn`` when given and
-    differentiable, else from the mesh. ``surface_offset`` > 0 steps every vertex that far inward
-    along its normal (see :func:`extract_mesh`); colours are taken there.
+    differentiable, else from the mesh; a :class:`SurfaceField` gives normals and colours in one pass
+    (``colour_fn`` must then be None). ``surface_offset`` > 0 steps every vertex that far inward
+    along its normal (see :func:`extract_mesh`); colours are taken there. ``normals``: ``gradient``
+    (autograd through the field), ``grid`` (:func:`grid_gradients`, no network pass) or ``auto``
+    (``grid`` for a :class:`SurfaceField`, ``gradient`` for closures).
     """
+    if normals not in ("auto", "gradient", "grid"):
+        raise ValueError(f"unknown normals {normals!r}: use 'auto', 'gradient' or 'grid'")
+    field = sdf_fn if isinstance(sdf_fn, SurfaceField) else None
+    if field is not None and colour_fn is not None:
+        raise ValueError("a SurfaceField brings its own colours: pass colour_fn=None")
     stats = dict(grid.stats)
     values = grid.values
     device = values.device
     max_batch = max_batch or default_max_batch(device)
-    with_colours = colour_fn is not None
+    with_colours = colour_fn is not None or (field is not None and bool(getattr(field, "has_colour", False)))
     if not bool(((values < level).any() & (values >= level).any()).item()):
         sign = "negative" if bool((values < level).all()) else "positive"
         reason = f"no zero crossing: the SDF is {sign} everywhere on the grid"
@@ -113,12 +199,13 @@ def mesh_from_grid(
     t0 = time.perf_counter()
     backend = ("torch" if values.is_cuda else "skimage") if mc_backend == "auto" else mc_backend
     if backend == "torch":
-        verts_t, faces_t = marching_cubes_torch(values, level)
-        verts_t = verts_t * grid.voxel_size + grid.origin
+        verts_index, faces_t = marching_cubes_torch(values, level)
+        verts_t = verts_index * grid.voxel_size + grid.origin
         faces = faces_t.cpu().numpy()
     elif backend == "skimage":
         verts_np, faces = marching_cubes_skimage(values, level)
-        verts_t = torch.as_tensor(verts_np * grid.voxel_size + grid.origin, device=device)
+        verts_index = torch.as_tensor(verts_np, device=device)
+        verts_t = verts_index * grid.voxel_size + grid.origin
     else:
         raise ValueError(f"unknown marching cubes backend {mc_backend!r}: use 'auto', 'skimage' or 'torch'")
     stats["seconds_marching_cubes"] = time.perf_counter() - t0
@@ -128,7 +215,17 @@ def mesh_from_grid(
     vertices = verts_t.cpu().numpy().astype(np.float32)
 
     t0 = time.perf_counter()
-    grads = _sdf_gradients(sdf_fn, verts_t.float(), max_batch) if sdf_fn is not None else None
+    field_rgb = None
+    if normals == "grid" or (normals == "auto" and field is not None):
+        grads = grid_gradients(values.float(), verts_index.float(), grid.voxel_size)
+        stats["normals"] = "grid"
+        if field is not None and with_colours and surface_offset <= 0:
+            field_rgb = _field_colours(field, verts_t.float(), max_batch)
+    elif field is not None:
+        # Colours from the same pass unless the vertices move afterwards (then at their new place).
+        grads, field_rgb = _field_surface(field, verts_t.float(), max_batch, with_colour=surface_offset <= 0)
+    else:
+        grads = _sdf_gradients(sdf_fn, verts_t.float(), max_batch) if sdf_fn is not None else None
     if grads is None:
         normals, stats["normals"] = vertex_normals_from_faces(vertices, faces), "mesh"
     else:
@@ -138,15 +235,21 @@ def mesh_from_grid(
         normals = (g / np.where(ok[:, None], length, 1.0)).astype(np.float32)
         if not ok.all():  # a flat spot of the field: the mesh's own normal there (its scatter-add is the dear part)
             normals[~ok] = vertex_normals_from_faces(vertices, faces)[~ok]
-        stats["normals"] = "sdf_gradient"
+        stats.setdefault("normals", "sdf_gradient")
     stats["seconds_normals"] = time.perf_counter() - t0
     if surface_offset > 0:
         vertices = (vertices - surface_offset * normals).astype(np.float32)
         verts_t = torch.as_tensor(vertices, device=device)
         stats["surface_offset"] = surface_offset
+        if with_colours and field is not None:  # colours belong where the vertices end up
+            t0 = time.perf_counter()
+            field_rgb = _field_colours(field, verts_t, max_batch)
+            stats["seconds_colours"] = time.perf_counter() - t0
 
     colours = None
-    if colour_fn is not None:
+    if field_rgb is not None:
+        colours = field_rgb.clamp(0.0, 1.0).cpu().numpy()
+    elif colour_fn is not None:
         t0 = time.perf_counter()
         rgb = torch.empty((vertices.shape[0], 3), dtype=torch.float32, device=device)
         with torch.no_grad():
@@ -160,7 +263,7 @@ def mesh_from_grid(
 
 
 def extract_mesh(
-    sdf_fn: SdfFn,
+    sdf_fn: SdfFn | SurfaceField,
     resolution: int = 128,
     colour_fn: ColourFn | None = None,
     method: str = "coarse_to_fine",
@@ -172,12 +275,16 @@ def extract_mesh(
     band_factor: float = 1.5,
     level: float = 0.0,
     surface_offset: float | None = None,
+    normals: str = "auto",
+    certify_signs: bool = True,
 ) -> MeshArrays:
     """Mesh the zero level set of ``sdf_fn`` over [-1, 1]^3.
 
     Parameters
     ----------
-    sdf_fn : Tensor (N, 3) float32 on ``device`` -> Tensor (N,), negative inside.
+    sdf_fn : Tensor (N, 3) float32 on ``device`` -> Tensor (N,), negative inside; or a
+        :class:`SurfaceField` (e.g. ``TrainedModel.mesh_field(...)``), which evaluates the grid with its
+        ``sdf`` and the normals and colours with one ``surface`` pass (``colour_fn`` None).
     resolution : samples per side of the grid (DeepSDF's N; voxel size 2 / (N - 1)).
     colour_fn : Tensor (N, 3) -> Tensor (N, 3) in [0, 1], evaluated at the vertices; optional.
     method : ``"coarse_to_fine"`` (narrow band, see :mod:`core.meshing.grid`) or ``"dense"``.
@@ -191,6 +298,10 @@ def extract_mesh(
         draws each surface ``ε`` outside the true one; this puts it back (a slab's two faces onto
         its sheet, a leg to its true radius). None: the ``surface_offset`` attribute that
         :meth:`core.model.trained_model.TrainedModel.sdf_fn` gives its closures, else 0.
+    normals : ``auto`` (finite differences of the grid for a :class:`SurfaceField`, the field's
+        autograd gradient for closures), ``grid`` or ``gradient``; see :func:`mesh_from_grid`.
+    certify_signs : coarse-to-fine only: skip the last level's points whose sign is certain (the same
+        mesh, fewer evaluations; False is the reference, see :mod:`core.meshing.grid`).
 
     Returns
     -------
@@ -201,16 +312,18 @@ def extract_mesh(
     t_start = time.perf_counter()
     device = resolve_device(device)
     max_batch = max_batch or default_max_batch(device)
+    grid_fn = sdf_fn.sdf if isinstance(sdf_fn, SurfaceField) else sdf_fn
     if method == "coarse_to_fine":
-        grid = evaluate_coarse_to_fine(sdf_fn, resolution, device, max_batch, coarse_resolution, band_factor)
+        grid = evaluate_coarse_to_fine(grid_fn, resolution, device, max_batch, coarse_resolution, band_factor,
+                                       certify_signs)
     elif method == "dense":
-        grid = evaluate_dense(sdf_fn, resolution, device, max_batch)
+        grid = evaluate_dense(grid_fn, resolution, device, max_batch)
     else:
         raise ValueError(f"unknown grid method {method!r}: use 'coarse_to_fine' or 'dense'")
     grid.stats["seconds_grid"] = grid.stats.pop("seconds")
     if surface_offset is None:
         surface_offset = float(getattr(sdf_fn, "surface_offset", 0.0) or 0.0)
-    mesh = mesh_from_grid(grid, sdf_fn, colour_fn, mc_backend, max_batch, level, surface_offset)
+    mesh = mesh_from_grid(grid, sdf_fn, colour_fn, mc_backend, max_batch, level, surface_offset, normals)
     mesh.stats["resolution"] = resolution
     mesh.stats["seconds_total"] = time.perf_counter() - t_start
     return mesh

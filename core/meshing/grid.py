@@ -19,6 +19,15 @@ Two paths, tested against each other:
   all refined until the cells are small enough to be excluded. Grid points that are never
   evaluated get the trilinear interpolation of the coarser level, whose sign is that of the
   (surface-free) coarse cell, so marching cubes sees the same zero level as on the dense grid.
+
+  At the last level (stride 1) only two things matter to marching cubes: the *sign* of every grid
+  point and the *value* at the corners of the cells the surface crosses. ``certify_signs`` (the
+  default) therefore does not evaluate every point of a refined cell there: a new point ``p`` whose
+  coarse corners include one, ``c``, with ``|sdf(c)| > band_factor * |p - c|`` has ``c``'s sign for
+  certain (the field cannot reach zero in between), and gets a value of that sign; only the points
+  left uncertain are evaluated, then the corners of every crossing cell that are still missing (a
+  closure, repeated until none is missing). The signs and the crossing-cell values are those of the
+  plain path, so the mesh is the same, at about half the evaluations of the last level.
 """
 from __future__ import annotations
 
@@ -160,6 +169,91 @@ def _upsample(values: torch.Tensor, cells: list[tuple[torch.Tensor, torch.Tensor
     return out
 
 
+def _strongest_corner(coarse_values: torch.Tensor, lattice: torch.Tensor, fine_idx: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For fine lattice points (K, 3) (indices into the fine lattice): the corner value of largest
+    magnitude among the coarse nodes of the cell each lies in (on a node along an axis: that node),
+    and the distance to those corners in grid steps of the fine lattice (all equal: sqrt(#axes between)).
+    """
+    lo_hi, between = [], torch.zeros(fine_idx.shape[0], dtype=torch.int64, device=fine_idx.device)
+    for axis in range(3):
+        pos = fine_idx[:, axis]
+        hi = torch.searchsorted(lattice, pos, right=False)  # first node >= pos
+        on_node = lattice[hi.clamp_max(lattice.shape[0] - 1)] == pos
+        lo = torch.where(on_node, hi, hi - 1)
+        lo_hi.append((lo, hi))
+        between += (~on_node).to(torch.int64)
+    best = None
+    for ix in lo_hi[0]:
+        for iy in lo_hi[1]:
+            for iz in lo_hi[2]:
+                v = coarse_values[ix, iy, iz]
+                best = v if best is None else torch.where(v.abs() > best.abs(), v, best)
+    return best, between.to(torch.float32).sqrt()
+
+
+_CORNER_STEPS = [(ox, oy, oz) for ox in (0, 1) for oy in (0, 1) for oz in (0, 1)]
+
+
+def _missing_crossing_corners(values: torch.Tensor, evaluated: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """Grid points (M, 3), not yet evaluated, that are a corner of a crossing cell among ``cells``.
+
+    ``cells`` (K, 3): the lower corners of the cells that can hold the surface; a cell crosses when
+    its 8 corners do not all have the same sign (``< 0`` vs ``>= 0``).
+    """
+    corners = [cells + torch.tensor(step, device=cells.device) for step in _CORNER_STEPS]
+    negative = torch.stack([values[c[:, 0], c[:, 1], c[:, 2]] < 0 for c in corners], 1)
+    crossing = negative.any(1) & ~negative.all(1)
+    if not bool(crossing.any()):
+        return cells[:0]
+    points = torch.cat([c[crossing] for c in corners])
+    points = points[~evaluated[points[:, 0], points[:, 1], points[:, 2]]]
+    X, Y, Z = values.shape
+    flat = torch.unique((points[:, 0] * Y + points[:, 1]) * Z + points[:, 2])  # 1-D: a fast sort
+    return torch.stack((flat // (Y * Z), (flat // Z) % Y, flat % Z), 1)
+
+
+def _certify_last_level(sdf_fn: SdfFn, values: torch.Tensor, coarse_values: torch.Tensor, lattice: torch.Tensor,
+                        refine: torch.Tensor, todo: torch.Tensor, evaluated: torch.Tensor, fine: torch.Tensor,
+                        h: float, band_factor: float, max_batch: int) -> tuple[int, int, int]:
+    """The last level's evaluations under ``certify_signs`` (see the module docstring); in place.
+
+    ``values`` holds the coarse level's interpolation, ``refine`` the coarse cells that can hold the
+    surface, ``todo`` the points of those cells not yet evaluated. -> (points evaluated as uncertain,
+    points evaluated by the closure, closure rounds).
+    """
+    pos = todo.nonzero()
+    strongest, steps = _strongest_corner(coarse_values, lattice, pos)
+    reach = band_factor * h * steps
+    certain = strongest.abs() > reach
+    # A value of the certain sign; marching cubes never reads it unless the closure replaces it.
+    sure = pos[certain]
+    values[sure[:, 0], sure[:, 1], sure[:, 2]] = torch.sign(strongest[certain]) * (
+        strongest[certain].abs() - reach[certain]).clamp_min(1e-6)
+    todo_pos = pos[~certain]
+    if todo_pos.shape[0]:
+        values[todo_pos[:, 0], todo_pos[:, 1], todo_pos[:, 2]] = evaluate_points(
+            sdf_fn, _index_to_points(fine[todo_pos], h), max_batch)
+    evaluated[todo_pos[:, 0], todo_pos[:, 1], todo_pos[:, 2]] = True
+    # Every fine cell of a refined coarse cell has its lower corner at a new point or at the coarse cell's
+    # own lower node; no other cell can cross.
+    node = torch.searchsorted(fine, lattice)
+    refined = refine.nonzero()
+    cells = torch.cat([pos, torch.stack([node[refined[:, k]] for k in range(3)], 1)])
+    cells = cells[(cells < fine.shape[0] - 1).all(1)]
+    n_closure, rounds = 0, 0
+    while rounds < 8:  # one round unless the network breaks the Lipschitz bound somewhere
+        missing = _missing_crossing_corners(values, evaluated, cells)
+        if not missing.shape[0]:
+            break
+        values[missing[:, 0], missing[:, 1], missing[:, 2]] = evaluate_points(
+            sdf_fn, _index_to_points(fine[missing], h), max_batch)
+        evaluated[missing[:, 0], missing[:, 1], missing[:, 2]] = True
+        n_closure += int(missing.shape[0])
+        rounds += 1
+    return int(todo_pos.shape[0]), n_closure, rounds
+
+
 def _corner_reduce(t: torch.Tensor, op: str) -> torch.Tensor:
     """Reduce the 8 corners of every cell: (X, Y, Z) -> (X-1, Y-1, Z-1)."""
     X, Y, Z = t.shape
@@ -188,6 +282,7 @@ def evaluate_coarse_to_fine(
     max_batch: int | None = None,
     coarse_resolution: int = 17,
     band_factor: float = 1.5,
+    certify_signs: bool = True,
 ) -> GridResult:
     """Fast path: evaluate a coarse grid, then refine only the narrow band around the surface.
 
@@ -203,6 +298,9 @@ def evaluate_coarse_to_fine(
     band_factor : a cell is refined when its corners change sign or all have
         ``|sdf| <= band_factor * diagonal`` with the smallest ``<= band_factor * diagonal / 2``.
         1 is exact for a true 1-Lipschitz SDF; larger is safer.
+    certify_signs : at the last level evaluate only the points whose sign the coarse values leave
+        uncertain, then the missing corners of crossing cells (see the module docstring); False
+        evaluates every point of every refined cell (the reference).
 
     Returns
     -------
@@ -251,19 +349,20 @@ def evaluate_coarse_to_fine(
         new_evaluated[node[:, None, None], node[None, :, None], node[None, None, :]] = evaluated
         new_values[node[:, None, None], node[None, :, None], node[None, None, :]] = values
         todo = need & ~new_evaluated
-        pos = todo.nonzero()
-        if pos.shape[0]:
-            new_values[todo] = evaluate_points(sdf_fn, _index_to_points(fine[pos], h), max_batch)
-        new_evaluated |= todo
-        n_eval += pos.shape[0]
-        levels.append(
-            {
-                "stride": stride,
-                "points": fine.shape[0] ** 3,
-                "evaluated": int(pos.shape[0]),
-                "refined_cells": int(refine.sum()),
-            }
-        )
+        level = {"stride": stride, "points": fine.shape[0] ** 3, "refined_cells": int(refine.sum())}
+        if stride == 1 and certify_signs:
+            n_uncertain, n_closure, rounds = _certify_last_level(
+                sdf_fn, new_values, values, lattice, refine, todo, new_evaluated, fine, h, band_factor, max_batch)
+            level.update(evaluated=n_uncertain + n_closure, candidates=int(todo.sum()), closure=n_closure,
+                         closure_rounds=rounds)
+        else:
+            pos = todo.nonzero()
+            if pos.shape[0]:
+                new_values[todo] = evaluate_points(sdf_fn, _index_to_points(fine[pos], h), max_batch)
+            new_evaluated |= todo
+            level["evaluated"] = int(pos.shape[0])
+        n_eval += level["evaluated"]
+        levels.append(level)
         lattice, values, evaluated = fine, new_values, new_evaluated
 
     _sync(device)
@@ -275,6 +374,7 @@ def evaluate_coarse_to_fine(
         "n_dense": n_dense,
         "ratio": n_eval / n_dense,
         "band_factor": band_factor,
+        "certify_signs": certify_signs,
         "levels": levels,
         "seconds": seconds,
     }

@@ -52,6 +52,15 @@ class FourierFeatures(nn.Module):
         return torch.cat([xyz, torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
+def _add_product(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``out + a @ b``: in place on the fresh ``out`` (mm keeps its inputs for backward, not its output),
+    out of place under CPU autocast (test-time optimisation in bfloat16), whose in-place ``addmm_``
+    would meet a bfloat16 ``out`` with float32 operands."""
+    if torch.is_autocast_enabled(out.device.type):
+        return out + a @ b
+    return out.addmm_(a, b)
+
+
 def _linear(in_dim: int, out_dim: int, use_weight_norm: bool) -> nn.Linear:
     layer = nn.Linear(in_dim, out_dim)
     return weight_norm(layer) if use_weight_norm else layer
@@ -135,7 +144,7 @@ class SdfColourDecoder(nn.Module):
         w_prev, w_lat, w_enc = weight[:, :prev], weight[:, prev:lat_end], weight[:, lat_end:]
         out = enc @ w_enc.T  # (N, H), a fresh tensor
         if x is not None:
-            out.addmm_(x, w_prev.T)  # in place: mm keeps its inputs for backward, not its output
+            out = _add_product(out, x, w_prev.T)
         if latent.dim() == 1:
             return out + (w_lat @ latent + bias)  # folded: one mat-vec for all points
         if latent_row is None:
@@ -161,7 +170,8 @@ class SdfColourDecoder(nn.Module):
 
     def forward(self, xyz: torch.Tensor, latent: torch.Tensor, colour_code: torch.Tensor | None = None,
                 view_dirs: torch.Tensor | None = None, with_colour: bool = True,
-                latent_row: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                latent_row: torch.Tensor | None = None, colour_rows: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Evaluate the fields.
 
         Parameters
@@ -171,37 +181,29 @@ class SdfColourDecoder(nn.Module):
             with ``latent_row`` (N,) long, ``latent`` is (B, L) and point n reads row latent_row[n].
         colour_code : (N, Dc), (B, Dc) with ``latent_row``, or (Dc,); None skips the colour head.
         view_dirs : (N, 3) unit vectors (view-dependent head only; zeros when omitted).
+        colour_rows : (M,) long: the colour head runs on these points only (test-time optimisation
+            compares colours near the surface only, about a third of a batch); rgb is then (M, 3).
 
         Returns
         -------
-        sdf (N,), rgb (N, 3) in [0, 1] or None.
+        sdf (N,), rgb (N, 3) (or (M, 3) with ``colour_rows``) in [0, 1], or None.
         """
         n = xyz.shape[0]
         block = self._row_block(n, latent, latent_row)
         enc = self.encoding(xyz)
-        x = None
-        features = None
-        for i, layer in enumerate(self.layers):
-            x = self._layer(i, layer, x, enc, latent, latent_row, block)
-            if self._norm_keys[i] is not None:
-                x = self.layer_norms[self._norm_keys[i]](x)
-            # In place where x is a fresh tensor (an output of addmm / add / layer norm, none of which keeps its
-            # output for backward); on a view autograd would copy the whole base in the backward.
-            x = torch.relu(x) if x._base is not None else torch.relu_(x)
-            if self.dropout_layers is None or i in self.dropout_layers:
-                x = self.dropout(x)
-            if i == self.colour_layer:
-                features = x
-        x = x.flatten(0, -2)
-        sdf = self.sdf_out(torch.cat([x, enc], dim=-1) if self.xyz_in_all else x)
-        if self.config.output_tanh_twice:
-            sdf = torch.tanh(sdf)
-        sdf = torch.tanh(sdf).reshape(n)
+        x, features = self._run_layers(0, len(self.layers), None, enc, latent, latent_row, block)
+        sdf = self._sdf_head(x, enc, n)
         if not with_colour or self.colour_head is None or colour_code is None:
             return sdf, None
         if self.config.colour_detach_trunk:
             features = features.detach()
         features = features.flatten(0, -2)
+        if colour_rows is not None:
+            features, enc, xyz = features[colour_rows], enc[colour_rows], xyz[colour_rows]
+            view_dirs = None if view_dirs is None else view_dirs[colour_rows]
+            if colour_code.dim() == 2:
+                colour_code = colour_code[colour_rows if latent_row is None else latent_row[colour_rows]]
+            latent_row, block, n = None, 0, int(colour_rows.shape[0])
         if block and colour_code.dim() == 2:
             hidden = self._colour_first_layer(features, colour_code, enc, view_dirs, block)
             return sdf, torch.sigmoid(self.colour_head[1:](hidden)).reshape(n, 3)
@@ -217,6 +219,45 @@ class SdfColourDecoder(nn.Module):
         rgb = torch.sigmoid(self.colour_head(torch.cat(parts, dim=-1)))
         return sdf, rgb
 
+    def _run_layers(self, start: int, stop: int, x: torch.Tensor | None, enc: torch.Tensor, latent: torch.Tensor,
+                    latent_row: torch.Tensor | None, block: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Trunk layers ``start`` .. ``stop - 1`` from ``x`` (None before layer 0) -> (x, colour-layer features)."""
+        features = None
+        for i in range(start, stop):
+            x = self._layer(i, self.layers[i], x, enc, latent, latent_row, block)
+            if self._norm_keys[i] is not None:
+                x = self.layer_norms[self._norm_keys[i]](x)
+            # In place where x is a fresh tensor (an output of addmm / add / layer norm, none of which keeps its
+            # output for backward); on a view autograd would copy the whole base in the backward.
+            x = torch.relu(x) if x._base is not None else torch.relu_(x)
+            if self.dropout_layers is None or i in self.dropout_layers:
+                x = self.dropout(x)
+            if i == self.colour_layer:
+                features = x
+        return x, features
+
+    def _sdf_head(self, x: torch.Tensor, enc: torch.Tensor, n: int) -> torch.Tensor:
+        x = x.flatten(0, -2)
+        sdf = self.sdf_out(torch.cat([x, enc], dim=-1) if self.xyz_in_all else x)
+        if self.config.output_tanh_twice:
+            sdf = torch.tanh(sdf)
+        return torch.tanh(sdf).reshape(n)
+
+    def trunk_prefix(self, xyz: torch.Tensor, latent: torch.Tensor, stop: int) -> torch.Tensor:
+        """(N, H) output of trunk layers 0 .. ``stop - 1`` for one shared latent (L,), ``stop`` >= 1.
+
+        With :meth:`sdf_from` it splits the forward pass: fine-tuning at test time trains only the
+        last layers, so the frozen prefix of every sample it can draw is computed once.
+        """
+        x, _ = self._run_layers(0, stop, None, self.encoding(xyz), latent, None, 0)
+        return x
+
+    def sdf_from(self, start: int, x: torch.Tensor, xyz: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """(N,) SDF from the output ``x`` (N, H) of layer ``start - 1`` (:meth:`trunk_prefix`) at ``xyz`` (N, 3)."""
+        enc = self.encoding(xyz)
+        x, _ = self._run_layers(start, len(self.layers), x, enc, latent, None, 0)
+        return self._sdf_head(x, enc, xyz.shape[0])
+
     def _colour_first_layer(self, features: torch.Tensor, colour_code: torch.Tensor, enc: torch.Tensor,
                             view_dirs: torch.Tensor | None, block: int) -> torch.Tensor:
         """The colour head's first linear layer on [features, code, enc(, view)] in block layout.
@@ -231,8 +272,8 @@ class SdfColourDecoder(nn.Module):
         c_end = f_end + colour_code.shape[-1]
         e_end = c_end + enc.shape[-1]
         out = features @ weight[:, :f_end].T  # (N, hidden), fresh
-        out.addmm_(enc, weight[:, c_end:e_end].T)
+        out = _add_product(out, enc, weight[:, c_end:e_end].T)
         if self.config.view_dependent and view_dirs is not None:  # zeros (the default) add nothing
-            out.addmm_(view_dirs, weight[:, e_end:].T)
+            out = _add_product(out, view_dirs, weight[:, e_end:].T)
         per_shape = torch.addmm(first.bias, colour_code, weight[:, f_end:c_end].T)  # (B, hidden)
         return out.view(-1, block, out.shape[-1]) + per_shape[:, None, :]

@@ -22,6 +22,7 @@ from core.errors import CheckpointError, ObservationError
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint
 from core.model.config import ModelConfig, preset_config
+from core.model.decoder_field import DecoderField
 
 __all__ = ["TrainedModel", "SdfFn", "ColourFn", "load_trained_model", "untrained_model", "default_device"]
 
@@ -168,8 +169,8 @@ class TrainedModel:
 
     # -- evaluation ----------------------------------------------------------------------------
     def decode(self, points: torch.Tensor, shape_code: torch.Tensor, colour_code: torch.Tensor | None = None,
-               condition: torch.Tensor | None = None, view_dirs: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+               condition: torch.Tensor | None = None, view_dirs: torch.Tensor | None = None,
+               colour_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """SDF (N,) and RGB (N, 3) | None at ``points`` (N, 3), unit-sphere frame.
 
         Gradients flow (TTO optimises the codes through this); wrap in ``torch.no_grad()`` for
@@ -178,7 +179,7 @@ class TrainedModel:
         pts = points.to(self.device, torch.float32)
         latent = self.latent(shape_code, condition)
         colour = None if (colour_code is None or not self.has_colour) else colour_code.to(self.device, torch.float32)
-        return self.decoder(pts, latent, colour, view_dirs, with_colour=colour is not None)
+        return self.decoder(pts, latent, colour, view_dirs, with_colour=colour is not None, colour_rows=colour_rows)
 
     def sdf_fn(self, shape_code: torch.Tensor, condition: torch.Tensor | None = None) -> SdfFn:
         """A ``Tensor (N, 3) -> Tensor (N,)`` closure for :func:`core.meshing.extract_mesh` and metrics.
@@ -210,6 +211,22 @@ class TrainedModel:
             return self.decoder(points.to(self.device, torch.float32), latent, colour)[1]
 
         return fn
+
+    def mesh_field(self, shape_code: torch.Tensor, colour_code: torch.Tensor | None = None,
+              condition: torch.Tensor | None = None, precision: str = "auto") -> DecoderField:
+        """The shape's SDF (and colour, with a colour code) as a frozen, fused field for meshing.
+
+        A snapshot of the decoder's current weights (:class:`core.model.decoder_field.DecoderField`):
+        :func:`core.meshing.extract_mesh` takes it in place of the ``sdf_fn`` / ``colour_fn`` pair and
+        runs the network once per vertex instead of twice. ``precision``: ``auto`` (bfloat16 matrix
+        products on a CPU with native bfloat16 units, else float32), ``float32`` (the same numbers as
+        :meth:`sdf_fn`) or ``bfloat16``. Carries the model's meshing step as ``surface_offset``.
+        """
+        from core.open_mesh_sdf import mesh_step
+
+        colour = None if (colour_code is None or not self.has_colour) else colour_code.to(self.device, torch.float32)
+        return DecoderField(self.decoder, self.latent(shape_code, condition), colour, precision,
+                            surface_offset=mesh_step(self.surface_offset))
 
     def with_decoder(self, decoder_state: dict[str, torch.Tensor] | None) -> TrainedModel:
         """This model with other decoder weights (e.g. a TTO result's fine-tuned ``decoder_override``).

@@ -158,9 +158,23 @@ class TTOConfig:
     finetune_lr: float = 5e-4
     """Adam learning rate of the fine-tuning."""
 
+    # --- speed ---------------------------------------------------------------------------------
+    precision: str = "auto"
+    """Matrix products of each step: ``auto`` (bfloat16 autocast on a CPU with native bfloat16 units,
+    where a step takes 0.43x the time; float32 elsewhere and on CUDA), ``float32`` or ``bfloat16``.
+    The codes, the fine-tuned weights, Adam and the losses stay float32; the code's gradient agrees
+    with float32's to a cosine of 0.99999 (benchmarks/bench_tto.py measures the fits it gives)."""
+
     # --- class inference -----------------------------------------------------------------------
+    class_strategy: str = "batched"
+    """How the class is inferred when none is given: ``batched`` (a short code fit under every class at
+    once, one batched forward per step; scored as ``sequential`` scores) or ``sequential`` (a short fit
+    per class, one after another, ``n_samples`` points a step: the reference, about 20x dearer)."""
     class_iterations: int = 100
     """Steps of the short fit under each class when the class is inferred."""
+    class_samples: int = 500
+    """SDF samples per class and step of the ``batched`` short fits (the same points for every class,
+    so their losses compare); ``sequential`` uses ``n_samples``."""
 
     losses: str = "baseline"
     """The preset string the switches came from (for the record)."""
@@ -193,7 +207,11 @@ class TTOConfig:
         for name in ("colour_band", "near_band"):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("n_surface_samples", "finetune_layers", "class_iterations"):
+        if self.precision not in ("auto", "float32", "bfloat16"):
+            problems.append(f"precision must be auto, float32 or bfloat16, got {self.precision!r}")
+        if self.class_strategy not in ("batched", "sequential"):
+            problems.append(f"class_strategy must be batched or sequential, got {self.class_strategy!r}")
+        for name in ("n_surface_samples", "finetune_layers", "class_iterations", "class_samples"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr_decay_every is not None and self.lr_decay_every < 1:

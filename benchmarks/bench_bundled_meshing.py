@@ -1,0 +1,112 @@
+"""Meshing speed of the bundled models: the plain path against the fast path, in one process.
+
+For each bundled model (``resources/*/model.json``) and the shape the viewer opens it on, after a
+warm-up, the median of ``--repeats``:
+
+* the baseline: one plain float32 decoder pass over 262,144 points (a 64^3 grid's worth), the
+  unit the issue's ratios are stated in;
+* the plain coloured mesh, as the viewer made it before: closures over the decoder, every point of
+  every refined cell of the last level, autograd normals and a second network pass for colours;
+* the fast coloured mesh the viewer makes now: :meth:`TrainedModel.mesh_field` (fused, bfloat16 on a
+  CPU with native bfloat16 units), certified signs at the last level, normals from the grid;
+
+with the fast mesh's time as a ratio to both, its Chamfer distance to the plain mesh in voxels (the
+honesty check: < 0.1 voxel) and the stages. ``DEEPSDF_PRECISION=float32`` times the fast path
+without bfloat16.
+
+    python benchmarks/bench_bundled_meshing.py [--resolutions 64 128] [--repeats 5] [--models demo real]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.device_info import device_line  # noqa: E402
+from core.bundled_models import bundled_models  # noqa: E402
+from core.meshing.extract import extract_mesh  # noqa: E402
+from core.meshing.grid import evaluate_points  # noqa: E402
+from core.model.decoder_field import compute_dtype  # noqa: E402
+from core.model.trained_model import load_trained_model  # noqa: E402
+
+
+def median_time(fn, repeats: int) -> tuple[float, object]:
+    result = fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - tic)
+    return statistics.median(times), result
+
+
+def chamfer_voxels(a: np.ndarray, b: np.ndarray, resolution: int) -> float:
+    if not len(a) or not len(b):
+        return float("nan")
+    d1, _ = cKDTree(b).query(a)
+    d2, _ = cKDTree(a).query(b)
+    return float((d1.mean() + d2.mean()) / 2 / (2.0 / (resolution - 1)))
+
+
+def opening_shape(model, first_shape: str | None) -> int:
+    if first_shape and first_shape in model.shape_ids:
+        return model.index_of(first_shape)
+    return 0
+
+
+def model_rows(card, args, device: torch.device):
+    """One table row per resolution for the bundled model ``card`` (each as soon as it is measured)."""
+    model = load_trained_model(card.checkpoint, device)
+    index = opening_shape(model, card.first_shape)
+    code, cond = model.shape_codes[index], model.training_condition(index)
+    colour = model.colour_codes[index] if model.has_colour else None
+    sdf_fn, colour_fn = model.sdf_fn(code, cond), model.colour_fn(code, colour, cond)
+    points = torch.rand(262_144, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    t_pass, _ = median_time(lambda: evaluate_points(sdf_fn, points), args.repeats)
+    for res in args.resolutions:
+        t_plain, plain = median_time(
+            lambda res=res: extract_mesh(sdf_fn, res, colour_fn, device=device, mc_backend="torch",
+                                         certify_signs=False), args.repeats)
+        t_fast, fast = median_time(
+            lambda res=res: extract_mesh(model.mesh_field(code, colour, cond), res, device=device,
+                                         mc_backend="torch"), args.repeats)
+        st = fast.stats
+        stages = " / ".join(f"{1e3 * st.get(f'seconds_{k}', 0.0):.0f}"
+                            for k in ("grid", "marching_cubes", "normals", "colours"))
+        yield (f"| {card.key} ({model.shape_ids[index]}) | {res} | {1e3 * t_pass:.0f} | "
+               f"{1e3 * t_plain:.0f} | {1e3 * t_fast:.0f} | {t_fast / t_pass:.2f}x | {t_fast / t_plain:.2f}x | "
+               f"{chamfer_voxels(plain.vertices, fast.vertices, res):.3f} | "
+               f"{plain.stats['n_evaluations']:,} / {st['n_evaluations']:,} | {stages} | {len(fast.vertices):,} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--resolutions", type=int, nargs="+", default=[64, 128])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--models", nargs="*", default=None, help="bundled model keys (default: all)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    print(device_line(device))
+    print(f"fast path compute dtype: {compute_dtype(device)}; median of {args.repeats} after a warm-up")
+    print()
+    print("| model | res | plain pass 262k ms | plain mesh ms | fast mesh ms | fast / pass | fast / plain | "
+          "Chamfer vox | evaluations plain / fast | grid / MC / normals / colours ms | vertices |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    for card in bundled_models():
+        if not args.models or card.key in args.models:
+            for row in model_rows(card, args, device):
+                print(row, flush=True)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Fit speed on real shapes: today's plain fit against the fast one, and class inference, in one process.
+
+On the first ``--limit`` shapes per class of a data set's split (default: the held-out ``test``
+split of ``data/sweethome3d``), with the decoder fine-tuning on (the ``finetune`` loss set,
+``--iterations`` code steps + ``--finetune-iterations`` fine-tuning steps):
+
+* the plain fit: float32 matrix products (``--tto-set precision=float32``);
+* the fast fit: the defaults (bfloat16 autocast on a CPU with native bfloat16 units);
+
+each meshed at ``--resolution`` and measured against the shape's ground truth by the evaluation's
+own code (F@1, thin F@1, Chamfer): the speed-up must not cost fit quality (F@1 within 0.5 points);
+and class inference, each strategy on the same shapes:
+
+* ``sequential``: a 100-step float32 short fit under every class, one after another (the reference);
+* ``batched``: the default (all classes' short fits in one batched forward per step);
+
+with its accuracy and its time as a share of the fast fit's.
+
+    python benchmarks/bench_fit.py --ckpt resources/real/model.pt --data data/sweethome3d --limit 1
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.device_info import device_line  # noqa: E402
+from core.evaluation import EvalSettings, evaluate_split, list_split  # noqa: E402
+from core.model.trained_model import load_trained_model  # noqa: E402
+from core.tto.config import TTOConfig  # noqa: E402
+from core.tto.fit import fit  # noqa: E402
+from core.tto.observations import from_npz  # noqa: E402
+
+FIT_PATHS = {"plain (float32)": {"precision": "float32"}, "fast (defaults)": {},
+             "fast, 2/3 of the steps": {"steps": 2 / 3}}
+CLASS_PATHS = {"sequential 100 steps, float32": {"class_strategy": "sequential", "class_iterations": 100,
+                                                  "precision": "float32"},
+               "batched (defaults)": {}}
+
+
+def mean(rows: list[dict], key: str) -> float:
+    values = [r[key] for r in rows if isinstance(r.get(key), (int, float)) and r[key] == r[key]]  # not NaN
+    return statistics.fmean(values) if values else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", default="resources/real/model.pt")
+    ap.add_argument("--data", default="data/sweethome3d")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--limit", type=int, default=1, help="shapes per class")
+    ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--finetune-iterations", type=int, default=300)
+    ap.add_argument("--resolution", type=int, default=128)
+    ap.add_argument("--skip-fits", action="store_true", help="class inference only")
+    ap.add_argument("--skip-classes", action="store_true", help="fits only")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_trained_model(args.ckpt, "cpu")
+    shapes = [s for s in list_split(args.data, args.split, limit=args.limit) if s.class_name in model.class_names]
+    print(device_line(model.device))
+    print(f"{args.ckpt}: {len(shapes)} shapes of {args.data} ({args.split}, {args.limit} per class)")
+    fit_seconds: dict[str, float] = {}
+    if not args.skip_fits:
+        print(f"\n### Fits with decoder fine-tuning ({args.iterations} + {args.finetune_iterations} steps, "
+              f"{args.resolution}^3)\n")
+        print("| path | steps | s per fit (median) | x plain | F@1 % | thin F@1 % | CD x1e3 median |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+        settings = EvalSettings(resolution=args.resolution, grid_reference=False, n_eval_points=30_000)
+        plain_s = None
+        for name, overrides in FIT_PATHS.items():
+            overrides = dict(overrides)
+            share = overrides.pop("steps", 1.0)
+            config = TTOConfig.from_losses("finetune", iterations=max(1, round(share * args.iterations)),
+                                           finetune_iterations=max(1, round(share * args.finetune_iterations)),
+                                           **overrides)
+            rows = evaluate_split(model, shapes, config, settings)
+            seconds = statistics.median(r["seconds_fit"] for r in rows)
+            plain_s = plain_s or seconds
+            fit_seconds[name] = seconds
+            cd = statistics.median(r["chamfer_x1e3"] for r in rows if "chamfer_x1e3" in r)
+            print(f"| {name} | {config.iterations} + {config.finetune_iterations} | {seconds:.1f} | "
+                  f"{seconds / plain_s:.2f}x | {100 * mean(rows, 'fscore_1pct'):.1f} | "
+                  f"{100 * mean(rows, 'thin_fscore_1pct'):.1f} | {cd:.3f} |", flush=True)
+    if not args.skip_classes:
+        print(f"\n### Class inference ({len(model.class_names)} classes)\n")
+        print("| strategy | s per shape (median) | x sequential | share of the fastest fit | correct |")
+        print("|---|---:|---:|---:|---:|")
+        observations = {s.id: from_npz(s.file) for s in shapes}
+        reference = None
+        for name, overrides in CLASS_PATHS.items():
+            config = TTOConfig.from_losses("baseline", iterations=1, **overrides)
+            times, correct, wrong = [], 0, []
+            for shape in shapes:
+                tic = time.perf_counter()
+                result = fit(model, observations[shape.id], config, seed=0)
+                times.append(time.perf_counter() - tic)
+                correct += result.class_name == shape.class_name
+                if result.class_name != shape.class_name:
+                    wrong.append(f"{shape.class_name}->{result.class_name}")
+            seconds = statistics.median(times)
+            reference = reference or seconds
+            fastest = min(fit_seconds.values()) if fit_seconds else float("nan")
+            share = seconds / fastest
+            print(f"| {name} | {seconds:.1f} | {seconds / reference:.2f}x | {share:.0%} | "
+                  f"{correct}/{len(shapes)} |", flush=True)
+            print(f"<!-- {name}: wrong {', '.join(wrong) or 'none'} -->")
+
+
+if __name__ == "__main__":
+    main()
