@@ -34,6 +34,7 @@ class SurfaceField(Protocol):
     """
 
     surface_offset: float
+    has_colour: bool
 
     def sdf(self, points: torch.Tensor) -> torch.Tensor:
         """(N, 3) -> (N,) signed distances."""
@@ -190,7 +191,7 @@ def mesh_from_grid(
     values = grid.values
     device = values.device
     max_batch = max_batch or default_max_batch(device)
-    with_colours = colour_fn is not None or (field is not None and bool(getattr(field, "has_colour", False)))
+    with_colours = colour_fn is not None or (field is not None and field.has_colour)
     if not bool(((values < level).any() & (values >= level).any()).item()):
         sign = "negative" if bool((values < level).all()) else "positive"
         reason = f"no zero crossing: the SDF is {sign} everywhere on the grid"
@@ -219,11 +220,10 @@ def mesh_from_grid(
     if normals == "grid" or (normals == "auto" and field is not None):
         grads = grid_gradients(values.float(), verts_index.float(), grid.voxel_size)
         stats["normals"] = "grid"
-        if field is not None and with_colours and surface_offset <= 0:
-            field_rgb = _field_colours(field, verts_t.float(), max_batch)
     elif field is not None:
         # Colours from the same pass unless the vertices move afterwards (then at their new place).
-        grads, field_rgb = _field_surface(field, verts_t.float(), max_batch, with_colour=surface_offset <= 0)
+        grads, field_rgb = _field_surface(field, verts_t.float(), max_batch,
+                                          with_colour=with_colours and surface_offset <= 0)
     else:
         grads = _sdf_gradients(sdf_fn, verts_t.float(), max_batch) if sdf_fn is not None else None
     if grads is None:
@@ -241,10 +241,10 @@ def mesh_from_grid(
         vertices = (vertices - surface_offset * normals).astype(np.float32)
         verts_t = torch.as_tensor(vertices, device=device)
         stats["surface_offset"] = surface_offset
-        if with_colours and field is not None:  # colours belong where the vertices end up
-            t0 = time.perf_counter()
-            field_rgb = _field_colours(field, verts_t, max_batch)
-            stats["seconds_colours"] = time.perf_counter() - t0
+    if field is not None and with_colours and field_rgb is None:  # at the vertices' final place
+        t0 = time.perf_counter()
+        field_rgb = _field_colours(field, verts_t.float(), max_batch)
+        stats["seconds_colours"] = time.perf_counter() - t0
 
     colours = None
     if field_rgb is not None:

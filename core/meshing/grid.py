@@ -214,12 +214,13 @@ def _missing_crossing_corners(values: torch.Tensor, evaluated: torch.Tensor, cel
 
 
 def _certify_last_level(sdf_fn: SdfFn, values: torch.Tensor, coarse_values: torch.Tensor, lattice: torch.Tensor,
-                        refine: torch.Tensor, todo: torch.Tensor, evaluated: torch.Tensor, fine: torch.Tensor,
-                        h: float, band_factor: float, max_batch: int) -> tuple[int, int, int]:
+                        node: torch.Tensor, refine: torch.Tensor, todo: torch.Tensor, evaluated: torch.Tensor,
+                        fine: torch.Tensor, h: float, band_factor: float, max_batch: int) -> tuple[int, int, int]:
     """The last level's evaluations under ``certify_signs`` (see the module docstring); in place.
 
-    ``values`` holds the coarse level's interpolation, ``refine`` the coarse cells that can hold the
-    surface, ``todo`` the points of those cells not yet evaluated. -> (points evaluated as uncertain,
+    ``values`` holds the coarse level's interpolation, ``node`` the coarse nodes' positions in the fine
+    lattice, ``refine`` the coarse cells that can hold the surface, ``todo`` the points of those cells
+    not yet evaluated. -> (points evaluated as uncertain,
     points evaluated by the closure, closure rounds).
     """
     pos = todo.nonzero()
@@ -237,7 +238,6 @@ def _certify_last_level(sdf_fn: SdfFn, values: torch.Tensor, coarse_values: torc
     evaluated[todo_pos[:, 0], todo_pos[:, 1], todo_pos[:, 2]] = True
     # Every fine cell of a refined coarse cell has its lower corner at a new point or at the coarse cell's
     # own lower node; no other cell can cross.
-    node = torch.searchsorted(fine, lattice)
     refined = refine.nonzero()
     cells = torch.cat([pos, torch.stack([node[refined[:, k]] for k in range(3)], 1)])
     cells = cells[(cells < fine.shape[0] - 1).all(1)]
@@ -352,7 +352,8 @@ def evaluate_coarse_to_fine(
         level = {"stride": stride, "points": fine.shape[0] ** 3, "refined_cells": int(refine.sum())}
         if stride == 1 and certify_signs:
             n_uncertain, n_closure, rounds = _certify_last_level(
-                sdf_fn, new_values, values, lattice, refine, todo, new_evaluated, fine, h, band_factor, max_batch)
+                sdf_fn, new_values, values, lattice, node, refine, todo, new_evaluated, fine, h, band_factor,
+                max_batch)
             level.update(evaluated=n_uncertain + n_closure, candidates=int(todo.sum()), closure=n_closure,
                          closure_rounds=rounds)
         else:
