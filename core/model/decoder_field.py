@@ -62,10 +62,12 @@ def compute_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
     elsewhere bfloat16 is emulated and slower than float32 (CUDA keeps float32; its time is in
     marching cubes and transfers, not in the decoder).
     """
+    source = "precision"
     if precision == "auto":
         precision = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
+        source = f"{PRECISION_ENV} (environment)"
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+        raise ValueError(f"unknown precision {precision!r} from {source}: use one of {', '.join(PRECISIONS)}")
     if precision == "float32":
         return torch.float32
     if precision == "bfloat16":
