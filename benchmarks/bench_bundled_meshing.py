@@ -31,11 +31,11 @@ from scipy.spatial import cKDTree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.device_info import device_line  # noqa: E402
-from core.bundled_models import bundled_models  # noqa: E402
 from core.meshing.extract import extract_mesh  # noqa: E402
 from core.meshing.grid import evaluate_points  # noqa: E402
+from core.model.bundled_models import bundled_models  # noqa: E402
 from core.model.decoder_field import compute_dtype  # noqa: E402
-from core.model.trained_model import load_trained_model  # noqa: E402
+from core.model.loading import load_trained_model  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> tuple[float, object]:

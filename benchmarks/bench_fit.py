@@ -31,8 +31,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.device_info import device_line  # noqa: E402
-from core.evaluation import EvalSettings, evaluate_split, list_split  # noqa: E402
-from core.model.trained_model import load_trained_model  # noqa: E402
+from core.evaluation.split_evaluation import EvalSettings, evaluate_split, list_split  # noqa: E402
+from core.model.loading import load_trained_model  # noqa: E402
 from core.tto.config import TTOConfig  # noqa: E402
 from core.tto.fit import fit  # noqa: E402
 from core.tto.observations import from_npz  # noqa: E402

@@ -39,10 +39,10 @@ from scipy.spatial import cKDTree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.device_info import device_line, synchronize  # noqa: E402
-from core.devices import resolve_device  # noqa: E402
 from core.meshing.extract import extract_mesh, mesh_from_grid  # noqa: E402
 from core.meshing.grid import evaluate_coarse_to_fine, evaluate_dense  # noqa: E402
 from core.meshing.marching_cubes import marching_cubes_skimage, marching_cubes_torch  # noqa: E402
+from core.utils.devices import resolve_device  # noqa: E402
 
 # Issue 13's targets on one H100 for a coloured mesh (grid + marching cubes + colours), seconds.
 TARGETS_H100 = {("default", 256): 0.050, ("paper", 256): 0.150, ("default", 512): 0.5, ("paper", 512): 0.5}

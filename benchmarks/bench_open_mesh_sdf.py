@@ -5,7 +5,7 @@ Usage::
     python benchmarks/bench_open_mesh_sdf.py                                   # the tests' real meshes
     python benchmarks/bench_open_mesh_sdf.py --data data/sweethome3d --every 10 --samples 200000
 
-Each mesh is sampled as preprocessing samples it (:func:`core.samples.sample_shape`: load, normalise,
+Each mesh is sampled as preprocessing samples it (:func:`core.data.samples.sample_shape`: load, normalise,
 DeepSDF's queries, signed distances, colours) once with ``--backend winding`` (the undilated field of
 before) and once with ``auto``, alternating in one process, so the ratio compares like with like on a
 noisy machine. Prints a row per mesh and the ratio of the summed seconds (the issue's "seconds per
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.mesh_io import load_mesh
-from core.samples import sample_shape, shape_rng
-from core.sampling import SamplingConfig
+from core.data.mesh_io import load_mesh
+from core.data.samples import sample_shape, shape_rng
+from core.data.sampling import SamplingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_MESHES = ROOT / "tests" / "data" / "meshes"

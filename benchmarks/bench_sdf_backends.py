@@ -6,7 +6,7 @@ Usage::
     python benchmarks/bench_sdf_backends.py --n-winding 100000 --n-mesh-to-sdf 10000 --meshes chair sphere
 
 Each back end runs twice per mesh, on a small and on a large query set (DeepSDF's
-distribution from ``core.sampling``). A straight line through the two timings separates
+distribution from ``core.data.sampling``). A straight line through the two timings separates
 the per-shape cost (mesh_to_sdf's 100 virtual scans, libigl's trees) from the per-sample
 cost, and gives the time for ``--n-target`` samples (DeepSDF: 500,000) per shape. Signs and
 distances are compared on the queries both back ends saw.
@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.sampling import sample_sdf_queries  # noqa: E402
-from core.sdf_backends import SdfResult, compute_sdf  # noqa: E402
+from core.data.sampling import sample_sdf_queries  # noqa: E402
+from core.data.sdf_backends import SdfResult, compute_sdf  # noqa: E402
 
 CHAIR_OBJ = ROOT / "tests" / "data" / "meshes" / "obj_mtl_tex_chair_cc0" / "chair2.obj"
 
@@ -58,7 +58,7 @@ def primitive_chair() -> trimesh.Trimesh:
 def _synthetic(class_name: str) -> Callable[[], trimesh.Trimesh]:
     """A shape of the built-in data set (index 0, seed 0), its parts merged into one mesh."""
     def build() -> trimesh.Trimesh:
-        from core.datasets.synthetic import build_shape
+        from core.data.sources.synthetic import build_shape
 
         scene, _ = build_shape(class_name, 0, seed=0)
         return trimesh.util.concatenate([g for g in scene.dump() if isinstance(g, trimesh.Trimesh)])

@@ -41,11 +41,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.device_info import device_line  # noqa: E402
-from core.devices import resolve_device  # noqa: E402
 from core.model import preset_config, untrained_model  # noqa: E402
 from core.model.autodecoder import AutoDecoder  # noqa: E402
 from core.training.config import RunConfig, TrainConfig  # noqa: E402
 from core.training.trainer import _deterministic_on_cpu, _step  # noqa: E402  (the trainer's loss, as it trains)
+from core.utils.devices import resolve_device  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:

@@ -19,10 +19,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.device_info import device_line, synchronize  # noqa: E402
-from core.devices import resolve_device  # noqa: E402
 from core.tto.config import TTOConfig  # noqa: E402
 from core.tto.fit import fit  # noqa: E402
 from core.tto.observations import from_point_cloud  # noqa: E402
+from core.utils.devices import resolve_device  # noqa: E402
 
 LOSS_SETS = ("baseline", "surface", "curriculum", "coarse_to_fine", "finetune", "all")
 

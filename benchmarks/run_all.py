@@ -121,7 +121,7 @@ def main() -> int:
     last_run = (f"Last run {dt.date.today().isoformat()} with `python benchmarks/run_all.py"
                 f"{' --quick' if args.quick else ''}` on: {machine()}.")
     old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
-    from core.io_utils import atomic_write_bytes
+    from core.utils.io_utils import atomic_write_bytes
 
     atomic_write_bytes(args.out, update_document(old, last_run, sections).encode("utf-8"))
     print(f"wrote {args.out}")

@@ -5,15 +5,15 @@ Sweet Home 3D set, a folder of meshes), columns are the ground-truth mesh in its
 then one column per checkpoint, each shape meshed with the model's colour head. Every cell
 carries its F@1 % and thin-part F@1 % against the ground truth, measured exactly as
 ``main.py evaluate`` measures (the sample file's surface points, :func:`core.evaluation.shape_thin_mask`,
-:func:`core.metrics.evaluate_reconstruction`), and the same numbers go into a JSON file beside
+:func:`core.evaluation.metrics.evaluate_reconstruction`), and the same numbers go into a JSON file beside
 the PNG. So a before/after picture of a training recipe, or real reconstructions next to their
 ground truth, shows what the tables say.
 
 * ``--split train``: each checkpoint's trained code of the shape (looked up by id and class); a
   checkpoint that never saw the shape gets an empty cell labelled "not trained".
 * ``--floaters``: every reconstruction in grey with its floating fragments in red
-  (:func:`core.metrics.mesh_components`' rule), and a column "exact SDF on the grid": the source
-  mesh's exact signed distance meshed on the same grid (:mod:`core.grid_reference`), so a floater
+  (:func:`core.evaluation.metrics.mesh_components`' rule), and a column "exact SDF on the grid": the source
+  mesh's exact signed distance meshed on the same grid (:mod:`core.evaluation.grid_reference`), so a floater
   the grid makes anyway is told from one the decoder adds.
 * ``--split test``: the codes (shape and colour) are fitted by test-time optimisation with
   :func:`core.tto.fit` under the viewer's defaults (300 iterations, 4,000 samples a step,
@@ -45,10 +45,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from results_figures import _render_grid  # noqa: E402
 
-from core.errors import DataSetError, ExplorerError  # noqa: E402
-from core.evaluation import json_safe  # noqa: E402
-from core.io_utils import atomic_write_bytes, atomic_write_json  # noqa: E402
+from core.evaluation.split_evaluation import json_safe  # noqa: E402
 from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_SAMPLES  # noqa: E402
+from core.utils.errors import DataSetError, ExplorerError  # noqa: E402
+from core.utils.io_utils import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 CELL = 260
 """Pixels per rendered cell (square)."""
@@ -141,7 +141,7 @@ def select_shapes(data_dir: Path, split: str, shape_ids: Sequence[str] | None, p
     DataSetError
         No manifest, or an empty split (from :func:`core.evaluation.list_split`).
     """
-    from core.evaluation import list_split
+    from core.evaluation.split_evaluation import list_split
 
     if per_class < 1:
         raise CompareError(f"--per-class {per_class}: must be at least 1.")
@@ -185,8 +185,8 @@ def ground_truth_picture(shape: Any, gt: dict[str, np.ndarray], data_dir: Path) 
     lines up with the reconstructions; else the sample file's surface points as small coloured
     triangles (surfels).
     """
-    from core.mesh_io import load_mesh
-    from core.normalization import Normalization, normalize_mesh
+    from core.data.mesh_io import load_mesh
+    from core.data.normalization import Normalization, normalize_mesh
 
     path = _source_path(shape, data_dir)
     if path is not None:
@@ -233,9 +233,9 @@ def surfels(points: np.ndarray, normals: np.ndarray, rgb: np.ndarray | None,
 def reconstruct(model: Any, shape: Any, gt: dict[str, np.ndarray], thin_mask: np.ndarray, split: str,
                 tto_config: Any, resolution: int, seed: int = 0) -> Cell:
     """One cell: the shape's codes (trained or fitted), meshed with colours and measured."""
-    from core.evaluation import EvalSettings, choose_class, trained_codes
+    from core.evaluation.metrics import evaluate_reconstruction
+    from core.evaluation.split_evaluation import EvalSettings, choose_class, trained_codes
     from core.meshing import extract_mesh
-    from core.metrics import evaluate_reconstruction
     from core.tto import fit, from_npz
 
     if split == "train":
@@ -243,7 +243,7 @@ def reconstruct(model: Any, shape: Any, gt: dict[str, np.ndarray], thin_mask: np
             shape_code, colour_code, condition = trained_codes(model, shape)
         except DataSetError:
             return Cell("not trained")
-        used = model  # as core.evaluation does for trained codes: the condition the shape was trained with
+        used = model  # as the evaluation does for trained codes: the condition the shape was trained with
     else:
         obs = from_npz(shape.file)
         choice = choose_class(model, shape, obs, tto_config, EvalSettings(seed=seed))
@@ -289,7 +289,7 @@ def floater_painted(mesh: tuple | None) -> tuple | None:
     """(vertices, faces, per-face colours): main components grey, floaters red (``--floaters``)."""
     if mesh is None:
         return None
-    from core.metrics import main_component_faces
+    from core.evaluation.metrics import main_component_faces
 
     vertices, faces = mesh[0], mesh[1]
     main = main_component_faces(vertices, faces)
@@ -297,10 +297,11 @@ def floater_painted(mesh: tuple | None) -> tuple | None:
 
 
 def grid_reference_cell(source: Any, resolution: int) -> Cell:
-    """The ``--floaters`` column: the source's exact SDF (``source``: a :class:`core.grid_reference.SourceMesh`
+    """The ``--floaters`` column: the source's exact SDF (``source``: a
+    :class:`core.evaluation.grid_reference.SourceMesh`
     or None) meshed on the reconstructions' grid."""
-    from core.grid_reference import exact_sdf_mesh
-    from core.metrics import mesh_components
+    from core.evaluation.grid_reference import exact_sdf_mesh
+    from core.evaluation.metrics import mesh_components
 
     if source is None:
         return Cell("failed", error="no source mesh to take the exact SDF of")
@@ -380,7 +381,7 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
     """
     from tqdm import tqdm
 
-    from core.evaluation import SHAPE_ERRORS, load_ground_truth, shape_source_mesh, shape_thin_mask
+    from core.evaluation.split_evaluation import SHAPE_ERRORS, load_ground_truth, shape_source_mesh, shape_thin_mask
     from core.model import load_trained_model
     from core.tto import TTOConfig
 
@@ -465,7 +466,7 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
         "checkpoints": {c.name: str(c.path) for c in columns},
         "tto": None if tto_config is None else tto_config.to_dict(),
         "tto_losses": None if tto_config is None else {c.name: c.losses for c in columns},
-        "metrics": "percent for fscore_1pct / thin_fscore_1pct (core.metrics, 1 % of the object size)",
+        "metrics": "percent for fscore_1pct / thin_fscore_1pct (core.evaluation.metrics, 1 % of the object size)",
         "mean": means,
         "floaters": floaters,
         "rows": json_rows,

@@ -2,8 +2,8 @@
 
 For the first ``--per-class`` training codes of every class: extract the mesh at ``--resolution``
 (:func:`core.meshing.extract_mesh` on ``TrainedModel.sdf_fn``), count its connected components and
-floaters (:func:`core.metrics.mesh_components`: a component other than the largest holding < 5 % of
-the surface area), and the ground truth's pieces (:func:`core.metrics.point_components` on points
+floaters (:func:`core.evaluation.metrics.mesh_components`: a component other than the largest holding < 5 % of
+the surface area), and the ground truth's pieces (:func:`core.evaluation.metrics.point_components` on points
 sampled on the rebuilt built-in shape, same seed as the demo's data). Prints a markdown table.
 
     .venv/bin/python scripts/demo_floaters.py            # about a minute on 2 cores
@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def _gt_pieces(shape_id: str) -> int | None:
     """Pieces of the built-in shape ``<class>_<NNN>`` (None when the id is not one)."""
-    from core.datasets.synthetic import build_shape
-    from core.metrics import point_components, sample_mesh_surface
+    from core.data.sources.synthetic import build_shape
+    from core.evaluation.metrics import point_components, sample_mesh_surface
 
     class_name, _, index = shape_id.rpartition("_")
     try:
@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from core.evaluation.metrics import mesh_components
     from core.meshing import extract_mesh
-    from core.metrics import mesh_components
     from core.model import load_trained_model
 
     torch.set_num_threads(args.threads)

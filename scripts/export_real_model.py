@@ -4,7 +4,7 @@ Writes ``OUT/`` (e.g. ``resources/real``): the inference checkpoint (no optimise
 ``config.json`` and ``training_log.csv``, ``trained_items.json`` (id, licence and OBJ digest of each
 trained item), ``ATTRIBUTION.md`` naming every item the run *trained* on
 (its classes, the train split: CC-BY asks for credit of exactly those) and the ``model.json`` card
-the viewer's Models menu reads (core/bundled_models.py). The README beside them is written by hand:
+the viewer's Models menu reads (core/model/bundled_models.py). The README beside them is written by hand:
 it says how the model was made and what it does well and badly.
 
 Refuses (exit 2, nothing written) when a trained item's licence is not one the Sweet Home 3D source
@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", help="the card's title (the Models menu's entry; default: OUT/model.json's)")
     parser.add_argument("--description", help="the card's description (a tooltip; default: OUT/model.json's)")
     args = parser.parse_args(argv)
-    from core.bundled_models import CARD_NAME
-    from core.datasets.sweethome3d import ALL_LICENCES, attribution_markdown
-    from core.io_utils import atomic_write_bytes, atomic_write_json
+    from core.data.sources.sweethome3d import ALL_LICENCES, attribution_markdown
+    from core.model.bundled_models import CARD_NAME
     from core.model.export import export_inference_checkpoint
+    from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 
     card_path = args.out / CARD_NAME
     if not (args.title and args.description):  # a rebuild keeps the card's words
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         stats = json.loads((args.run / "stats.json").read_text(encoding="utf-8"))
         config_bytes = (args.run / "config.json").read_bytes()
     else:
-        from core.errors import CheckpointError
         from core.model.checkpoint import read_checkpoint
+        from core.utils.errors import CheckpointError
 
         if args.log is None or not args.log.is_file():
             parser.error("--checkpoint needs --log, the run's log.csv")

@@ -128,7 +128,7 @@ import sys
 import torch
 
 from benchmarks.device_info import device_line
-from core.devices import resolve_device
+from core.utils.devices import resolve_device
 
 print(device_line(resolve_device(sys.argv[1])))
 print(f"torch.cuda.is_available() {torch.cuda.is_available()}, torch CUDA {torch.version.cuda}, "

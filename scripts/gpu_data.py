@@ -2,7 +2,7 @@
 
 A preprocessed set of real furniture is gigabytes (200,000 samples of 40 bytes a shape); a device
 call carries 64 MiB with the code. So ``pack`` keeps a random subset of each training shape's
-samples in the compact form of :func:`core.samples.write_samples` (11 bytes a sample, zipped),
+samples in the compact form of :func:`core.data.samples.write_samples` (11 bytes a sample, zipped),
 split into parts small enough for one call each, every part a valid data set of its own (a call
 can train on the first part alone). ``merge`` joins the parts into one data set on the machine.
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import DataSetError
-from core.io_utils import atomic_write_json
-from core.samples import ShapeSamples, read_samples, write_samples
-from core.sdf_dataset import load_manifest
+from core.data.samples import ShapeSamples, read_samples, write_samples
+from core.data.training_set import load_manifest
+from core.utils.errors import DataSetError
+from core.utils.io_utils import atomic_write_json
 
 
 def _inside(root: Path, relative: str) -> Path:

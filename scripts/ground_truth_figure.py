@@ -4,8 +4,8 @@ Why: a decoder learns the field its samples were drawn from, so the first thing 
 furniture is that field meshed on the grid a reconstruction is meshed on. Rows are shapes of a
 preprocessed data set (by id), columns the undilated winding-number field and the field the sample
 file recorded (``auto``: the open-mesh field for open meshes). Floating pieces are red
-(:func:`core.metrics.main_component_faces`); under each cell the numbers of
-:func:`core.ground_truth_quality.ground_truth_quality` against the source mesh (pieces beyond the
+(:func:`core.evaluation.metrics.main_component_faces`); under each cell the numbers of
+:func:`core.data.ground_truth_quality.ground_truth_quality` against the source mesh (pieces beyond the
 source's own parts, F@1 % of the surface stepped back as a model's meshes are). Run under a display::
 
     bash scripts/with_display.sh .venv/bin/python scripts/ground_truth_figure.py --data data/sweethome3d \\
@@ -29,13 +29,13 @@ from compare_pictures import compose, floater_painted  # noqa: E402
 from results_figures import _render_grid  # noqa: E402
 
 from core.commands.cli_types import resolution  # noqa: E402
-from core.errors import ExplorerError  # noqa: E402
-from core.io_utils import atomic_write_bytes, atomic_write_json  # noqa: E402
+from core.utils.errors import ExplorerError  # noqa: E402
+from core.utils.io_utils import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 
 def find_shapes(data_dir: Path, patterns: Sequence[str]) -> list[dict]:
     """The manifest record of the first shape whose id contains each pattern (in order)."""
-    from core.sdf_dataset import load_manifest
+    from core.data.training_set import load_manifest
 
     records = load_manifest(data_dir)["shapes"]
     found = []
@@ -50,10 +50,10 @@ def find_shapes(data_dir: Path, patterns: Sequence[str]) -> list[dict]:
 
 def field_cells(data_dir: Path, record: dict, resolution: int) -> tuple[list, list[str], list[dict]]:
     """(cells, captions, numbers) of one shape: the winding field, then the recorded field."""
-    from core.evaluation import EvalShape, load_ground_truth, shape_source_mesh
-    from core.ground_truth_quality import field_mesh, ground_truth_quality
-    from core.open_mesh_sdf import mesh_step
-    from core.sdf_backends import sdf_field
+    from core.data.ground_truth_quality import field_mesh, ground_truth_quality
+    from core.data.open_mesh_sdf import mesh_step
+    from core.data.sdf_backends import sdf_field
+    from core.evaluation.split_evaluation import EvalShape, load_ground_truth, shape_source_mesh
 
     shape = EvalShape(str(record["id"]), str(record["class_name"]), data_dir / record["file"],
                       Path(record["source"]) if record.get("source") else None, None)

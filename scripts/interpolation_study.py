@@ -2,8 +2,8 @@
 
 For fixed pairs of *training* shapes of different classes (the first training shape of each class,
 in :data:`DEFAULT_PAIRS` order, plus any ``--pair A:B``), the trained codes are blended the way the
-viewer's interpolation panel blends them (:func:`core.latent_ops.blend`, linear: shape code and
-colour code at the same t; the class condition by :func:`core.latent_ops.blend_condition`, the
+viewer's interpolation panel blends them (:func:`core.model.latent_ops.blend`, linear: shape code and
+colour code at the same t; the class condition by :func:`core.model.latent_ops.blend_condition`, the
 nearer end's by default as in the viewer, or ``--condition linear``) and each blend is meshed at ``--resolution``
 (:func:`core.meshing.extract_mesh`). Per shape (:func:`shape_measures`):
 
@@ -13,9 +13,9 @@ nearer end's by default as in the viewer, or ``--condition linear``) and each bl
   ``[min(V(0), V(1)), max(V(0), V(1))]``, else ``V(t) / min`` below it or ``V(t) / max`` above it;
 * ``obb_ratio``: smallest / largest extent of the oriented bounding box of the main body (floaters
   dropped, :func:`main_body`; a slab has a small one);
-* ``thin_share``: share of the surface on thin parts (:func:`core.thickness.thin_part_mask` on
+* ``thin_share``: share of the surface on thin parts (:func:`core.evaluation.thickness.thin_part_mask` on
   points sampled on the mesh, with the mesh for the thickness);
-* ``components`` / ``floaters``: :func:`core.metrics.mesh_components`.
+* ``components`` / ``floaters``: :func:`core.evaluation.metrics.mesh_components`.
 
 A mid-shape (0 < t < 1) is **collapsed** (:func:`collapse_reasons`, thresholds in :class:`CollapseRule`)
 when it is empty, or its volume ratio is below 0.5 or above 2 (it holds less than half the smaller
@@ -26,7 +26,7 @@ while both end points' are above 0.2 (it flattened into a slab neither end point
 more floating fragments than either end point (it broke apart).
 
 The references are the end points' own range and the nearer end, not a linear blend of the two:
-with the viewer's nearer-end class condition (:func:`core.latent_ops.blend_condition`) a blend
+with the viewer's nearer-end class condition (:func:`core.model.latent_ops.blend_condition`) a blend
 stays close to one end and then switches, so an intact lamp at t = 0.25 of a lamp -> mug blend
 holds a quarter of the linearly blended volume and the earlier rule (until 2026-11-28) flagged it;
 it also let a stem broken into pieces pass. A blend towards a shape without thin parts (a vase) may
@@ -52,8 +52,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.errors import ConfigError, DataSetError, ExplorerError  # noqa: E402
-from core.latent_ops import CONDITION_BLENDS  # noqa: E402
+from core.model.latent_ops import CONDITION_BLENDS  # noqa: E402
+from core.utils.errors import ConfigError, DataSetError, ExplorerError  # noqa: E402
 
 CONDITION_WORDS = {"nearest": "of the nearer end (A's for t < 0.5, B's after)", "linear": "blended linearly"}
 
@@ -123,12 +123,13 @@ def enclosed_volume(vertices: np.ndarray, faces: np.ndarray, pitch: float) -> tu
 
 
 def main_body(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(K, 3) vertices of the mesh's main components: floaters dropped by :func:`core.metrics.mesh_components`' rule.
+    """(K, 3) vertices of the mesh's main components: floaters dropped by
+    :func:`core.evaluation.metrics.mesh_components`' rule.
 
     The main components are the largest and every one holding at least ``FLOATER_SHARE`` (5 %) of the surface
     area; a few specks far from the body would otherwise stretch the bounding box of a flat plate into a cube.
     """
-    from core.metrics import main_component_faces
+    from core.evaluation.metrics import main_component_faces
 
     faces = np.asarray(faces, np.int64).reshape(-1, 3)
     kept = faces[main_component_faces(vertices, faces)]
@@ -156,9 +157,10 @@ def obb_ratio(vertices: np.ndarray, faces: np.ndarray) -> float:
 
 
 def thin_share(vertices: np.ndarray, faces: np.ndarray, n_points: int = 4000, seed: int = 0) -> float:
-    """Share of the surface of the mesh (V, 3) / (F, 3) on thin parts (:func:`core.thickness.thin_part_mask`)."""
-    from core.metrics import sample_mesh_surface
-    from core.thickness import thin_part_mask
+    """Share of the surface of the mesh (V, 3) / (F, 3) on thin parts
+    (:func:`core.evaluation.thickness.thin_part_mask`)."""
+    from core.evaluation.metrics import sample_mesh_surface
+    from core.evaluation.thickness import thin_part_mask
 
     if len(faces) == 0:
         return 0.0
@@ -169,7 +171,7 @@ def thin_share(vertices: np.ndarray, faces: np.ndarray, n_points: int = 4000, se
 
 def shape_measures(vertices: np.ndarray, faces: np.ndarray, pitch: float) -> dict[str, Any]:
     """Volume, OBB ratio, thin share, components and floaters of one mesh (V, 3) / (F, 3) (see module docstring)."""
-    from core.metrics import mesh_components
+    from core.evaluation.metrics import mesh_components
 
     volume, method = enclosed_volume(vertices, faces, pitch)
     comps = mesh_components(vertices, faces)
@@ -229,7 +231,7 @@ def training_endpoints(model, data_dir: Path) -> tuple[dict[str, Endpoint], dict
     The training shapes are the data set's train split; each must be a code of the checkpoint with
     the same class, which checks that ``data_dir`` is the set the model was trained on.
     """
-    from core.sdf_dataset import load_manifest
+    from core.data.training_set import load_manifest
 
     manifest = load_manifest(data_dir)
     train = sorted((r for r in manifest["shapes"] if r.get("split", "train") == "train"),
@@ -298,15 +300,15 @@ def run_study(model, pairs: list[tuple[Endpoint, Endpoint]], resolution: int, ts
               condition: str = "nearest", spherical: bool = False) -> tuple[list[dict], list[list]]:
     """Mesh and measure every pair at every t; return (one row per pair and t, mesh cells per pair for the strip).
 
-    ``condition``: how the class condition moves (:data:`core.latent_ops.CONDITION_BLENDS`).
-    ``spherical``: blend the codes by :func:`core.latent_ops.slerp` (the viewer's "spherical"), which
+    ``condition``: how the class condition moves (:data:`core.model.latent_ops.CONDITION_BLENDS`).
+    ``spherical``: blend the codes by :func:`core.model.latent_ops.slerp` (the viewer's "spherical"), which
     keeps a blend's code length between the ends' instead of dipping toward the mean shape.
     """
     from tqdm import tqdm
 
-    from core.latent_ops import blend, blend_condition
     from core.meshing import extract_mesh
     from core.meshing.grid import grid_spacing
+    from core.model.latent_ops import blend, blend_condition
 
     pitch = grid_spacing(resolution)
     rows: list[dict] = []
@@ -382,7 +384,7 @@ def render_strip(cells: list[list], rows: list[dict], pairs: list[tuple[Endpoint
 
     from PIL import Image, ImageDraw, ImageFont
 
-    from core.io_utils import atomic_write_bytes
+    from core.utils.io_utils import atomic_write_bytes
     from scripts.results_figures import _render_grid
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -448,8 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error("the following arguments are required: " + ", ".join("--" + m for m in missing))
 
-    from core.io_utils import atomic_write_bytes, atomic_write_json
     from core.model import load_trained_model
+    from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 
     try:
         if args.resolution < 16:

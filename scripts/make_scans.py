@@ -17,10 +17,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.datasets.synthetic import build_shape  # noqa: E402
-from core.io_utils import atomic_write_bytes  # noqa: E402
-from core.samples import ShapeSamples, write_samples  # noqa: E402
+from core.data.samples import ShapeSamples, write_samples  # noqa: E402
+from core.data.sources.synthetic import build_shape  # noqa: E402
 from core.tto import Observation, from_scan  # noqa: E402
+from core.utils.io_utils import atomic_write_bytes  # noqa: E402
 
 SCANS = {"chair_thin": ("chair", 901), "lamp_arm": ("lamp", 903), "table_thin": ("table", 900)}
 OUT = ROOT / "resources" / "scans"

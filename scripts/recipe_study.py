@@ -249,7 +249,7 @@ class Study:
             if not self.run(cmd, f"{name}: train"):
                 return None
             if not self.args.dry_run:
-                from core.io_utils import atomic_write_json
+                from core.utils.io_utils import atomic_write_json
 
                 atomic_write_json(done, {"epochs": epochs, "minutes": self.args.minutes,
                                          "threads": self.args.threads, "data": str(data), "command": cmd})
@@ -332,8 +332,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     if not (args.data / "manifest.json").is_file():
         parser.error(f"--data {args.data}: no manifest.json; make it with 'main.py preprocess ... --out {args.data}'")
-    from core.config_io import parse_override
-    from core.errors import ConfigError
+    from core.utils.config_io import parse_override
+    from core.utils.errors import ConfigError
 
     for item in args.extra_sets:  # parsed as `main.py train --set` will parse it, so a bad one fails here
         try:
@@ -345,8 +345,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.minutes <= 0 or args.threads < 1:
         parser.error("--minutes must be > 0 and --threads >= 1")
     if args.train_classes:
-        from core.errors import DataSetError
-        from core.sdf_dataset import load_manifest, manifest_classes
+        from core.data.training_set import load_manifest, manifest_classes
+        from core.utils.errors import DataSetError
 
         try:
             known = manifest_classes(load_manifest(args.data))
@@ -377,9 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     table = table_markdown(rows)
     title = (f"# Recipe study: {args.minutes:g} CPU-min per variant, {args.threads} threads, data {args.data}\n\n"
              "Each cell: known shapes (trained codes) / held-out shapes (TTO). floaters % = shapes with a "
-             "component holding < 5 % of the area besides the main ones (core.metrics.mesh_components); "
+             "component holding < 5 % of the area besides the main ones (core.evaluation.metrics.mesh_components); "
              "epochs (cut): the budget ended the run before its schedule did.\n\n")
-    from core.io_utils import atomic_write_bytes, atomic_write_json
+    from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "study.md", (title + table).encode("utf-8"))

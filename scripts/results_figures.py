@@ -18,11 +18,11 @@ sys.path.insert(0, str(ROOT))
 import pyvista as pv  # noqa: E402
 import torch  # noqa: E402
 
-from core.latent_ops import blend_condition, lerp  # noqa: E402
-from core.mesh_io import load_mesh  # noqa: E402
+from core.data.mesh_io import load_mesh  # noqa: E402
+from core.data.normalization import normalize_mesh  # noqa: E402
 from core.meshing import extract_mesh  # noqa: E402
 from core.model import load_trained_model  # noqa: E402
-from core.normalization import normalize_mesh  # noqa: E402
+from core.model.latent_ops import blend_condition, lerp  # noqa: E402
 
 IMG = ROOT / "docs" / "img"
 CAMERA = ((2.2, 1.6, 2.6), (0, 0, 0), (0, 1, 0))

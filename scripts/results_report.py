@@ -46,7 +46,7 @@ def conditioning() -> str:
            "| conditioning | known CD mean | known CD median | known F@1 % "
            "| unknown CD mean | unknown CD median | unknown F@1 % | unknown thin F@1 % | unknown colour PSNR |",
            "|---|---|---|---|---|---|---|---|---|"]
-    from core.evaluation import summarise
+    from core.evaluation.split_evaluation import summarise
 
     per_class: dict[str, dict] = {}
     # Same shapes in every row: the ids every mode evaluated.
@@ -161,7 +161,7 @@ def colour() -> str:
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     text = "\n".join([conditioning(), thin(), colour()])
-    from core.io_utils import atomic_write_bytes
+    from core.utils.io_utils import atomic_write_bytes
 
     # The tables go between two markers in docs/results.md; the analysis around them is written
     # by hand and kept when the tables are rebuilt.

@@ -4,7 +4,7 @@
 
 For built-in shapes the generator labels its parts (legs, posts, slats, arms, handles, rods are
 rods; wings, stabilisers and fins are thin plates), so the script scores the old mask (thinner
-than 3 % of the diagonal) and the new one (:func:`core.thickness.thin_part_mask`: slender parts)
+than 3 % of the diagonal) and the new one (:func:`core.evaluation.thickness.thin_part_mask`: slender parts)
 against those labels, point by point. For the real Sweet Home 3D meshes in tests/data (chair2,
 desklamp) and the duck it reports the share of the surface each mask takes and renders both to
 docs/img/thin_parts.png.
@@ -21,9 +21,9 @@ import trimesh
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.datasets.synthetic import CLASSES, build_shape  # noqa: E402
-from core.mesh_io import load_mesh  # noqa: E402
-from core.thickness import thin_mask, thin_part_mask  # noqa: E402
+from core.data.mesh_io import load_mesh  # noqa: E402
+from core.data.sources.synthetic import CLASSES, build_shape  # noqa: E402
+from core.evaluation.thickness import thin_mask, thin_part_mask  # noqa: E402
 
 REAL = [("chair2 (real chair)", ROOT / "tests/data/meshes/obj_mtl_tex_chair_cc0/chair2.obj"),
         ("desklamp (real lamp)", ROOT / "tests/data/meshes/obj_mtl_kd_lamp_cc0/desklamp.obj"),

@@ -44,8 +44,8 @@ sys.path.insert(0, str(SCRIPTS))
 
 from recipe_study import VARIANTS, Study, Variant  # noqa: E402  (scripts/ is not a package)
 
-from core.errors import DataSetError  # noqa: E402
-from core.sdf_dataset import load_manifest, manifest_classes  # noqa: E402
+from core.data.training_set import load_manifest, manifest_classes  # noqa: E402
+from core.utils.errors import DataSetError  # noqa: E402
 
 CONDITIONS: tuple[tuple[str, str], ...] = (
     ("none", "class-agnostic mean condition"),
@@ -88,7 +88,7 @@ def nearest_class(model, holdout: str) -> tuple[str, dict[str, float]]:
 
 def heldout_shapes(data: Path, holdout: str, limit: int | None):
     """Every shape of ``holdout``, the train split then the test split; at most ``limit`` in all."""
-    from core.evaluation import list_split
+    from core.evaluation.split_evaluation import list_split
 
     shapes = []
     for split in ("train", "test"):
@@ -101,7 +101,7 @@ def heldout_shapes(data: Path, holdout: str, limit: int | None):
 
 def evaluate_condition(args: argparse.Namespace, model, shapes, name: str, choice_of) -> dict[str, Any]:
     """Fit and measure ``shapes`` under one condition; ``OUT/<name>/results.json`` (skipped when there)."""
-    from core.evaluation import EvalSettings, evaluate_split, write_results
+    from core.evaluation.split_evaluation import EvalSettings, evaluate_split, write_results
     from core.tto.config import TTOConfig
 
     out = args.out / name
@@ -157,7 +157,7 @@ def train(study: Study, args: argparse.Namespace, classes: list[str]) -> Path | 
     if not study.run(cmd, "train"):
         return None
     if not args.dry_run:
-        from core.io_utils import atomic_write_json
+        from core.utils.io_utils import atomic_write_json
 
         atomic_write_json(done, {"epochs": epochs, "minutes": args.minutes, "threads": args.threads,
                                  "classes": classes, "holdout": args.holdout, "command": cmd})
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         import torch
 
-        from core.evaluation import MEAN_CONDITION, ClassChoice
+        from core.evaluation.split_evaluation import MEAN_CONDITION, ClassChoice
         from core.model import load_trained_model
 
         torch.set_num_threads(args.threads)
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
              f"TTO (baseline losses) at resolution {args.resolution}. none = the mean of the trained classes' "
              f"conditions; nearest class = {nearest} (prompt-embedding cosine {cosines[nearest]:.3f}); "
              "description = each shape's own text.\n\n")
-    from core.io_utils import atomic_write_bytes, atomic_write_json
+    from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 
     atomic_write_bytes(args.out / "zero_shot.md", (title + table).encode("utf-8"))
     atomic_write_json(args.out / "zero_shot.json", {

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.normalization import Normalization
-from core.samples import ShapeSamples, write_samples
+from core.data.normalization import Normalization
+from core.data.samples import ShapeSamples, write_samples
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -50,7 +50,7 @@ def _surface(cls, size, n, rng):
 
 
 def write_analytic_dataset(root, n_samples=6000, n_surface=3000):
-    """Analytic balls and thin slabs as DeepSDF sample files (written by core.samples) + manifest + splits."""
+    """Analytic balls and thin slabs as DeepSDF sample files (written by core.data.samples) + manifest + splits."""
     rng = np.random.default_rng(0)
     records, splits = [], {"train": {"toy": {}}, "test": {"toy": {}}}
     for cls, sid, size, split in SHAPES:

@@ -1,4 +1,4 @@
-"""``core.bundled_models``: which folders of resources/ are models, in which order, and what a bad card does.
+"""``core.model.bundled_models``: which folders of resources/ are models, in which order, and what a bad card does.
 
 The resources roots here are made in tmp folders from the shipped demo checkpoint; the last
 tests read the project's own resources/ (the cards the viewer and ``make run`` list).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.bundled_models import (
+from core.model.bundled_models import (
     CARD_NAME,
     PROJECT_RESOURCES,
     RESOURCES_ENV,
@@ -45,7 +45,7 @@ def test_discovers_model_folders_demo_first_and_skips_a_broken_card_with_a_warni
     (tmp_path / "icons").mkdir()  # no card: not a model, passed over without a word
     (tmp_path / "icons" / "icon.png").write_bytes(b"not a model")
 
-    with caplog.at_level(logging.WARNING, logger="core.bundled_models"):
+    with caplog.at_level(logging.WARNING, logger="core.model.bundled_models"):
         models = bundled_models(tmp_path)
 
     assert [m.key for m in models] == ["demo", "real"]
@@ -69,7 +69,7 @@ def test_discovers_model_folders_demo_first_and_skips_a_broken_card_with_a_warni
 def test_an_unusable_card_is_skipped_naming_the_file_and_the_reason(tmp_path, caplog, card, reason):
     write_model(tmp_path, "demo")
     bad = write_model(tmp_path, "bad", **card)
-    with caplog.at_level(logging.WARNING, logger="core.bundled_models"):
+    with caplog.at_level(logging.WARNING, logger="core.model.bundled_models"):
         models = bundled_models(tmp_path)
     assert [m.key for m in models] == ["demo"]
     messages = [r.getMessage() for r in caplog.records]
@@ -79,7 +79,7 @@ def test_an_unusable_card_is_skipped_naming_the_file_and_the_reason(tmp_path, ca
 def test_a_card_that_is_not_an_object_is_skipped(tmp_path, caplog):
     folder = write_model(tmp_path, "listy")
     (folder / CARD_NAME).write_text("[1, 2]", encoding="utf-8")
-    with caplog.at_level(logging.WARNING, logger="core.bundled_models"):
+    with caplog.at_level(logging.WARNING, logger="core.model.bundled_models"):
         assert bundled_models(tmp_path) == []
     assert any("expected a JSON object" in r.getMessage() for r in caplog.records)
 
@@ -110,10 +110,10 @@ def test_every_shipped_card_is_usable_and_the_demo_comes_first(caplog, monkeypat
     """The cards in resources/ itself: none is skipped, and the demo opens by default."""
     monkeypatch.delenv(RESOURCES_ENV, raising=False)
     cards = sorted(p.parent.name for p in PROJECT_RESOURCES.glob(f"*/{CARD_NAME}"))
-    with caplog.at_level(logging.WARNING, logger="core.bundled_models"):
+    with caplog.at_level(logging.WARNING, logger="core.model.bundled_models"):
         models = bundled_models()
     assert sorted(m.key for m in models) == cards
-    assert not [r for r in caplog.records if r.name == "core.bundled_models"]
+    assert not [r for r in caplog.records if r.name == "core.model.bundled_models"]
     demo = default_bundled_model()
     assert demo.key == "demo" and demo.checkpoint == DEMO / "demo.pt"
     assert demo.title == "Procedural demo (7 classes)" and "MIT" in demo.licence and demo.description

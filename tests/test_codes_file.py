@@ -1,4 +1,4 @@
-"""The one codes.json format (core/codes_file.py): round trip, version check, NaN, decoder beside it."""
+"""The one codes.json format (core/model/codes_file.py): round trip, version check, NaN, decoder beside it."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from core.codes_file import CODES_FORMAT, CodesFileError, SavedCodes, read_codes, write_codes
+from core.model.codes_file import CODES_FORMAT, CodesFileError, SavedCodes, read_codes, write_codes
 
 
 def _codes(model, **changes) -> SavedCodes:

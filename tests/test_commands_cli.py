@@ -19,8 +19,8 @@ import torch
 import trimesh
 
 import main
-from core.codes_file import read_codes
-from core.devices import cuda_available
+from core.model.codes_file import read_codes
+from core.utils.devices import cuda_available
 
 FAST_FIT = ["--iterations", "6", "--samples-per-step", "500"]
 
@@ -99,8 +99,8 @@ def test_reconstruct_reports_chamfer_and_fscore_against_a_mesh_input(toy_trained
     assert math.isfinite(metrics["chamfer"]) and 0.0 <= metrics["fscore_1pct"] <= 1.0
     assert codes.class_name == "ball" and codes.config["iterations"] == 6
     # measured in the fit's frame: the same mesh against the analytic sphere moved into that frame agrees
-    from core.metrics import evaluate_reconstruction
-    from core.normalization import Normalization
+    from core.data.normalization import Normalization
+    from core.evaluation.metrics import evaluate_reconstruction
 
     norm = codes.info["observation"]["normalization"]
     frame = Normalization(offset=np.asarray(norm["offset"]), scale=float(norm["scale"]))

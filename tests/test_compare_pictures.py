@@ -86,7 +86,7 @@ def test_test_split_fits_codes_by_tto_with_colour(toy_trained, tmp_path):
 def test_ground_truth_comes_from_the_source_mesh_in_the_sample_frame(toy_copy):
     import trimesh
 
-    from core.evaluation import list_split, load_ground_truth
+    from core.evaluation.split_evaluation import list_split, load_ground_truth
 
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.55)
     sphere.visual.vertex_colors = np.tile([230, 50, 50, 255], (len(sphere.vertices), 1)).astype(np.uint8)
@@ -105,7 +105,7 @@ def test_ground_truth_comes_from_the_source_mesh_in_the_sample_frame(toy_copy):
 
 
 def test_without_a_source_mesh_the_surface_points_are_drawn(toy_trained):
-    from core.evaluation import list_split, load_ground_truth
+    from core.evaluation.split_evaluation import list_split, load_ground_truth
 
     shape = list_split(toy_trained["data"], "train")[0]
     gt = load_ground_truth(shape.file)

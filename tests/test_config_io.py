@@ -1,14 +1,14 @@
-"""Typed configs to and from dicts, files and --set overrides (core.config_io, core.training.config)."""
+"""Typed configs to and from dicts, files and --set overrides (core.utils.config_io, core.training.config)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from core.config_io import apply_overrides, from_dict, load_config_file, parse_override, to_dict
-from core.errors import ConfigError
 from core.model.config import PRESETS, ModelConfig, preset_config
 from core.training import RunConfig, TrainConfig, build_run_config
+from core.utils.config_io import apply_overrides, from_dict, load_config_file, parse_override, to_dict
+from core.utils.errors import ConfigError
 
 
 def _toml_value(value) -> str:
@@ -262,8 +262,8 @@ def test_apply_overrides():
 # -- one config path: every settings dataclass, CLI defaults from the dataclasses (issue 15, C.3) --
 
 def test_field_default_and_arg_default():
-    from core.config_io import arg_default, field_default
     from core.tto.config import TTOConfig
+    from core.utils.config_io import arg_default, field_default
 
     assert field_default(TTOConfig, "iterations") == TTOConfig().iterations
     assert field_default(TTOConfig, "extra") == {}  # default_factory is called
@@ -318,7 +318,7 @@ def test_tto_config_goes_through_config_io():
 
 
 def test_sampling_config_goes_through_config_io():
-    from core.sampling import SamplingConfig
+    from core.data.sampling import SamplingConfig
 
     config = from_dict(SamplingConfig, {"n_samples": 1000, "variance": 0.01})
     assert config == SamplingConfig(n_samples=1000, variance=0.01)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import CheckpointError, ConfigError, ObservationError
-from core.latent_ops import CodePCA, blend, blend_condition, random_code, slerp
 from core.model import load_trained_model, preset_config, untrained_model
 from core.model.decoder import SdfColourDecoder
+from core.model.latent_ops import CodePCA, blend, blend_condition, random_code, slerp
+from core.utils.errors import CheckpointError, ConfigError, ObservationError
 
 
 def test_paper_preset_is_deepsdf():

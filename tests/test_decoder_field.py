@@ -17,7 +17,8 @@ from core.meshing import extract_mesh
 from core.meshing.extract import grid_gradients
 from core.meshing.grid import evaluate_coarse_to_fine
 from core.model.decoder_field import PRECISION_ENV, DecoderField, compute_dtype
-from core.model.trained_model import load_trained_model, untrained_model
+from core.model.loading import load_trained_model
+from core.model.trained_model import untrained_model
 
 REAL = Path(__file__).resolve().parents[1] / "resources" / "real" / "model.pt"
 

@@ -20,17 +20,17 @@ DELETERS = {"rmtree", "unlink", "rmdir", "removedirs"}
 ``os.remove`` is matched as such (``list.remove`` is not a deletion)."""
 
 REVIEWED: dict[tuple[str, str, str], str] = {
-    ("core/io_utils.py", "atomic_write", "os.unlink"):
+    ("core/utils/io_utils.py", "atomic_write", "os.unlink"):
         "the temporary file mkstemp made in this call, when the write fails",
-    ("core/datasets/sh3f.py", "extract_item", "shutil.rmtree"):
+    ("core/data/sources/sh3f.py", "extract_item", "shutil.rmtree"):
         "the .partial folder this call created (created is True only then), when the item fails",
     ("core/commands/cli_types.py", "remove_if_empty", "out.rmdir"):
         "the --out folder check_out_dir created in this run, only while empty (rmdir cannot remove content)",
-    ("core/preprocess.py", "_remove_stale_temporaries", "tmp.unlink"):
+    ("core/data/preprocess.py", "_remove_stale_temporaries", "tmp.unlink"):
         "a killed run's .NAME.XXXXXXXX.tmp (atomic_write's naming) of a file this run owns, under the folder lock",
-    ("core/folder_lock.py", "FolderLock._take_over", "aside.unlink"):
+    ("core/utils/folder_lock.py", "FolderLock._take_over", "aside.unlink"):
         "the lock file of a run proven dead, renamed aside atomically and checked to be the one judged stale",
-    ("core/folder_lock.py", "FolderLock.release", "self.path.unlink"):
+    ("core/utils/folder_lock.py", "FolderLock.release", "self.path.unlink"):
         "this run's own lock file, only while it still holds this run's token",
     ("core/training/trainer.py", "_clear_run", "path.unlink"):
         "--overwrite: only the files a run writes (RUN_FILES: latest.pt, epoch_*.pt, event files, logs), no folder",

@@ -258,7 +258,7 @@ def test_a_pin_off_the_surface_is_refused(model, chair):
 
 
 def test_cli_edit_writes_the_meshes_and_the_codes(tmp_path, model, chair):
-    from core.codes_file import read_codes
+    from core.model.codes_file import read_codes
     from main import main
 
     top = ",".join(f"{c:.4f}" for c in _top_of_back(chair))

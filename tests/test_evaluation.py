@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.errors import DataSetError
-from core.evaluation import (
+from core.evaluation.split_evaluation import (
     EvalSettings,
     approximate_thin_mask,
     class_table_markdown,
@@ -19,6 +18,7 @@ from core.evaluation import (
     write_results,
 )
 from core.tto.config import TTOConfig
+from core.utils.errors import DataSetError
 
 
 def _rod_and_plate():
@@ -39,7 +39,7 @@ def test_approximate_thin_mask_finds_the_rod():
 
 
 def test_approximate_mask_agrees_with_thickness_module():
-    from core.thickness import thin_part_mask
+    from core.evaluation.thickness import thin_part_mask
 
     mesh = _rod_and_plate()
     points, face = trimesh.sample.sample_surface_even(mesh, 3000, seed=2)
@@ -105,7 +105,7 @@ def test_measure_fit_scores_the_right_code_above_a_wrong_one(toy_trained):
     """The live fit's read-out (core.evaluation.measure_fit) on the trained codes of a ball and a slab."""
     from dataclasses import replace
 
-    from core.evaluation import measure_fit
+    from core.evaluation.split_evaluation import measure_fit
     from core.meshing import extract_mesh
     from core.tto.observations import from_npz
 

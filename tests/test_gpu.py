@@ -22,8 +22,8 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from core.errors import ConfigError
 from core.training.trainer import process_group_backend
+from core.utils.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),

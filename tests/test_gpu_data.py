@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from conftest import write_analytic_dataset
 
-from core.samples import read_samples
-from core.sdf_dataset import SdfDataSet
+from core.data.samples import read_samples
+from core.data.training_set import SdfDataSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import gpu_data  # noqa: E402

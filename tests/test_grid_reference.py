@@ -1,4 +1,4 @@
-"""The ground truth meshed on the evaluation's grid (core.grid_reference) and the floaters counted
+"""The ground truth meshed on the evaluation's grid (core.evaluation.grid_reference) and the floaters counted
 against it (issue 12: real furniture carries parts no grid keeps whole)."""
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.grid_reference import (
+from core.evaluation.grid_reference import (
     SourceMesh,
     exact_sdf_mesh,
     grid_reference_floaters,
     grid_reference_measures,
     load_source_mesh,
 )
-from core.metrics import mesh_components
+from core.evaluation.metrics import mesh_components
 
 
 def _box_and_far_cube(path):
@@ -94,7 +94,7 @@ def test_load_source_mesh_uses_the_sample_files_frame(tmp_path, caplog):
 
 
 def test_evaluation_counts_floaters_beyond_the_grid_reference(toy_trained, tmp_path):
-    from core.evaluation import EvalSettings, evaluate_split, list_split, summarise
+    from core.evaluation.split_evaluation import EvalSettings, evaluate_split, list_split, summarise
     from core.tto.config import TTOConfig
 
     shape = next(s for s in list_split(toy_trained["data"], "train") if s.id == "slab0")
@@ -122,7 +122,7 @@ def test_evaluation_counts_floaters_beyond_the_grid_reference(toy_trained, tmp_p
 def test_a_positive_iso_level_dilates_the_reconstruction(toy_trained, tmp_path):
     """``EvalSettings.iso_level``: the mesh of the level set sdf = 0.06 is the zero set grown on every
     side (by 0.06 for a true distance; the toy decoder's field is flatter, so by more)."""
-    from core.evaluation import EvalSettings, evaluate_split, list_split
+    from core.evaluation.split_evaluation import EvalSettings, evaluate_split, list_split
     from core.tto.config import TTOConfig
 
     shape = next(s for s in list_split(toy_trained["data"], "train") if s.id == "slab0")

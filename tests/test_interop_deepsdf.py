@@ -14,15 +14,15 @@ import torch
 from deepsdf_experiment import SPLIT, SPLIT_REL, sdf_samples_npz, write_experiment
 
 import main
-from core.errors import CheckpointError
-from core.interop.deepsdf import (
+from core.model import load_trained_model
+from core.model.deepsdf_format import (
     DeepSDFExperimentError,
     is_deepsdf_experiment,
     list_checkpoints,
     load_deepsdf_experiment,
     save_imported_checkpoint,
 )
-from core.model import load_trained_model
+from core.utils.errors import CheckpointError
 
 # Float32 sums in another order (the latent's columns are folded into the bias): equal to rounding.
 ATOL = 4e-6

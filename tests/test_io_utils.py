@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from core.io_utils import atomic_save_npz, atomic_write, atomic_write_json
+from core.utils.io_utils import atomic_save_npz, atomic_write, atomic_write_json
 
 
 def test_interrupted_write_keeps_old_file(tmp_path):

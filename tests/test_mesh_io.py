@@ -1,4 +1,4 @@
-"""Tests of core/mesh_io.py on the real files in tests/data/meshes (see tests/data/LICENSES.md)."""
+"""Tests of core/data/mesh_io.py on the real files in tests/data/meshes (see tests/data/LICENSES.md)."""
 from __future__ import annotations
 
 import shutil
@@ -9,8 +9,8 @@ import pytest
 import trimesh
 from PIL import Image
 
-from core.errors import MeshLoadError
-from core.mesh_io import SEE_THROUGH_BELOW, LoadedMesh, load_mesh, sample_texture_bilinear
+from core.data.mesh_io import SEE_THROUGH_BELOW, LoadedMesh, load_mesh, sample_texture_bilinear
+from core.utils.errors import MeshLoadError
 
 MESHES = Path(__file__).parent / "data" / "meshes"
 

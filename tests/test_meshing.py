@@ -179,7 +179,7 @@ def test_certified_signs_on_a_trained_decoder():
     from pathlib import Path
 
     from core.meshing.marching_cubes import marching_cubes_torch
-    from core.model.trained_model import load_trained_model
+    from core.model.loading import load_trained_model
 
     model = load_trained_model(Path(__file__).resolve().parents[1] / "resources" / "demo" / "demo.pt", "cpu")
     for index in (0, 7):

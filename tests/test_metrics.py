@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.meshing import MeshArrays
-from core.metrics import (
+from core.evaluation.metrics import (
     chamfer_deepsdf,
     chamfer_l1,
     colour_error,
@@ -16,7 +15,8 @@ from core.metrics import (
     point_components,
     sample_mesh_surface,
 )
-from core.thickness import local_thickness, thin_mask
+from core.evaluation.thickness import local_thickness, thin_mask
+from core.meshing import MeshArrays
 
 
 def _sphere_points(n, r=0.5, seed=0):
@@ -138,7 +138,7 @@ def test_mesh_components_counts_pieces_and_floaters_by_area_share():
 
 
 def test_floater_kinds_tell_torn_pieces_blobs_and_cavities_apart():
-    from core.metrics import floater_kinds
+    from core.evaluation.metrics import floater_kinds
 
     box = trimesh.creation.box(extents=[1.0, 1.0, 1.0])
     surface = np.asarray(trimesh.sample.sample_surface_even(box, 20_000, seed=0)[0])
@@ -158,7 +158,7 @@ def test_floater_kinds_tell_torn_pieces_blobs_and_cavities_apart():
     empty = floater_kinds(np.zeros((0, 3)), np.zeros((0, 3), np.int64), surface, 0.13)
     assert sum(empty.values()) == 0
     # evaluation's fields: 2 voxels of a 32³ grid over [-1, 1]³ (0.13)
-    from core.evaluation import free_space_distance
+    from core.evaluation.split_evaluation import free_space_distance
 
     arrays = MeshArrays(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64),
                         np.zeros((len(mesh.vertices), 3), np.float32))
@@ -169,7 +169,7 @@ def test_floater_kinds_tell_torn_pieces_blobs_and_cavities_apart():
 
 
 def test_main_component_faces_drops_the_floaters_of_the_same_rule():
-    from core.metrics import main_component_faces
+    from core.evaluation.metrics import main_component_faces
 
     speck = _box_plus(trimesh.creation.icosphere(subdivisions=2, radius=0.05), [3.0, 0.0, 0.0])
     main = main_component_faces(speck.vertices, speck.faces)

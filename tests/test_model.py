@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from core.config_io import to_dict
-from core.errors import CheckpointError, ConfigError, ObservationError
 from core.model import PRESETS, load_trained_model, preset_config, read_checkpoint, save_checkpoint, untrained_model
 from core.model.autodecoder import AutoDecoder
 from core.model.decoder import FourierFeatures, SdfColourDecoder
 from core.model.text_encoder import TEXT_DIM
+from core.utils.config_io import to_dict
+from core.utils.errors import CheckpointError, ConfigError, ObservationError
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.errors import CheckpointError
 from core.model import load_trained_model, read_checkpoint
 from core.model.export import export_inference_checkpoint
+from core.utils.errors import CheckpointError
 
 TRAINING_ONLY = {"optimizer", "rng"}
 """State a training checkpoint carries only for an exact resume (core/model/checkpoint.py)."""

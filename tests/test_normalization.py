@@ -1,4 +1,4 @@
-"""Tests of core/normalization.py (DeepSDF unit-sphere normalisation)."""
+"""Tests of core/data/normalization.py (DeepSDF unit-sphere normalisation)."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.mesh_io import load_mesh
-from core.normalization import MARGIN, Normalization, compute_normalization, normalize_mesh
+from core.data.mesh_io import load_mesh
+from core.data.normalization import MARGIN, Normalization, compute_normalization, normalize_mesh
 
 DUCK = Path(__file__).parent / "data" / "meshes" / "obj_mtl_tex_duck" / "duck.obj"
 

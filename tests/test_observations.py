@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.errors import ObservationError
 from core.tto.observations import (
     Observation,
     estimate_normals,
@@ -17,6 +16,7 @@ from core.tto.observations import (
     load_observation,
 )
 from core.tto.scan import depth_scan, free_space_samples
+from core.utils.errors import ObservationError
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,8 @@ def test_from_mesh_thin_rod(rod_path):
 
 
 def test_from_npz_round_trip(tmp_path, box_path):
-    from core.datasets.jobs import MeshJob
-    from core.preprocess import PreprocessConfig, preprocess_shape
+    from core.data.preprocess import PreprocessConfig, preprocess_shape
+    from core.data.sources.jobs import MeshJob
 
     out = tmp_path / "box.npz"
     preprocess_shape(MeshJob("box", "box", box_path), PreprocessConfig(n_samples=2000, n_surface=500), out)

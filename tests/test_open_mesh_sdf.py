@@ -1,4 +1,4 @@
-"""The open-mesh signed distance (core.open_mesh_sdf) on meshes the tests build: every open sheet a slab,
+"""The open-mesh signed distance (core.data.open_mesh_sdf) on meshes the tests build: every open sheet a slab,
 sealed cavities filled, see-through parts letting the fill through, closed meshes unchanged but for ε."""
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.ground_truth_quality import field_mesh, ground_truth_quality
-from core.open_mesh_sdf import DEFAULT_EPSILON, FillSdfField, FillSdfSettings, mesh_closure
-from core.sdf_backends import sdf_field, winding_sdf
+from core.data.ground_truth_quality import field_mesh, ground_truth_quality
+from core.data.open_mesh_sdf import DEFAULT_EPSILON, FillSdfField, FillSdfSettings, mesh_closure
+from core.data.sdf_backends import sdf_field, winding_sdf
 
 EPS = DEFAULT_EPSILON
 
@@ -129,7 +129,7 @@ def test_a_box_sealed_by_sheets_is_filled_and_its_winding_field_is_torn():
     # the fill keeps a single solid; the winding sign of six loose sheets needs no such luck to pass,
     # but the sealed field must never leave a bubble inside
     mesh = field_mesh(auto, 96)
-    from core.metrics import mesh_components
+    from core.evaluation.metrics import mesh_components
 
     assert mesh_components(mesh.vertices, mesh.faces)["components"] == 1
     assert winding.backend == "winding"

@@ -10,9 +10,9 @@ import torch
 import trimesh
 
 import main
-from core.datasets.folder import folder_jobs
-from core.datasets.jobs import MeshJob
-from core.preprocess import PreprocessConfig, parse_shard, preprocess_dataset, sample_path
+from core.data.preprocess import PreprocessConfig, parse_shard, preprocess_dataset, sample_path
+from core.data.sources.folder import folder_jobs
+from core.data.sources.jobs import MeshJob
 
 SMALL = PreprocessConfig(n_samples=3000, n_surface=500, dataset_name="t")
 

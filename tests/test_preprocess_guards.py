@@ -18,8 +18,8 @@ import pytest
 import trimesh
 
 import main
-from core.folder_lock import FolderLock
-from core.preprocess import lock_path
+from core.data.preprocess import lock_path
+from core.utils.folder_lock import FolderLock
 
 FAST = ["--samples", "1500", "--surface-samples", "100", "--no-progress"]
 
@@ -66,8 +66,8 @@ def test_colliding_and_non_ascii_names_all_get_processed(tmp_path, capsys):
 
 
 def test_a_duplicate_id_fails_that_shape_only(tmp_path):
-    from core.datasets.jobs import MeshJob
-    from core.preprocess import PreprocessConfig, preprocess_dataset
+    from core.data.preprocess import PreprocessConfig, preprocess_dataset
+    from core.data.sources.jobs import MeshJob
 
     a, b = _box(tmp_path / "a.ply"), _box(tmp_path / "b.ply", extents=(0.3, 0.3, 1.0))
     jobs = [MeshJob("same", "box", a), MeshJob("same", "box", b), MeshJob("other", "box", b)]
@@ -299,13 +299,13 @@ def test_taking_over_never_removes_a_fresh_lock_and_release_only_removes_its_own
 def _exit_on_bad(job, config, out_path):  # a worker that dies outright on one mesh (as an OOM kill does)
     if job.id == "bad":
         os._exit(1)
-    from core.preprocess import preprocess_shape
+    from core.data.preprocess import preprocess_shape
 
     return preprocess_shape(job, config, out_path)
 
 
 def test_a_worker_that_dies_fails_only_its_own_mesh(tmp_path, monkeypatch, capsys):
-    import core.preprocess as pre
+    import core.data.preprocess as pre
 
     root = tmp_path / "in"
     for name in ("a", "bad", "b", "c", "d"):
@@ -319,7 +319,7 @@ def test_a_worker_that_dies_fails_only_its_own_mesh(tmp_path, monkeypatch, capsy
 
 
 def test_a_failure_stays_listed_when_another_class_has_a_shape_of_the_same_id(tmp_path):
-    from core.preprocess import PreprocessConfig, PreprocessReport, write_index_files
+    from core.data.preprocess import PreprocessConfig, PreprocessReport, write_index_files
 
     out = tmp_path / "data"
     out.mkdir()
@@ -335,7 +335,7 @@ def test_a_failure_stays_listed_when_another_class_has_a_shape_of_the_same_id(tm
 
 
 def test_synthetic_seed_change_regenerates_the_mesh_it_describes(tmp_path):
-    from core.datasets.synthetic import build_shape
+    from core.data.sources.synthetic import build_shape
 
     out = tmp_path / "out"
     common = ["preprocess", "--source", "synthetic", "--classes", "mug", "--shapes-per-class", "1", "--out", str(out),
@@ -377,8 +377,8 @@ def test_an_index_naming_paths_outside_the_folder_fails_those_shapes_only(tmp_pa
     index = json.loads(index_path.read_text())
     index["shapes"][1][field] = value
     index_path.write_text(json.dumps(index))
-    from core.datasets.sources import jobs_from_index
-    from core.preprocess import PreprocessConfig, preprocess_dataset
+    from core.data.preprocess import PreprocessConfig, preprocess_dataset
+    from core.data.sources.synthetic_jobs import jobs_from_index
 
     report = preprocess_dataset(jobs_from_index(out / "meshes"), out, PreprocessConfig(n_samples=100, n_surface=50,
                                 dataset_name="synthetic"), progress=False)

@@ -99,9 +99,9 @@ def _camera_facing_share(normals: np.ndarray) -> float:
 def test_sample_scan_files_load_and_agree(name, demo):
     """The mesh, its single-view partial scan (.npz) and the scan's point cloud (.ply), each through
     ``load_observation`` (what ``reconstruct --input`` and the viewer use), describe one shape in one frame."""
-    from core.mesh_io import load_mesh
-    from core.normalization import normalize_mesh
-    from core.sdf_backends import compute_sdf
+    from core.data.mesh_io import load_mesh
+    from core.data.normalization import normalize_mesh
+    from core.data.sdf_backends import compute_sdf
     from core.tto.observations import load_observation
 
     assert SCAN_CLASSES[name] in demo.class_names  # the README reconstructs them with the demo model

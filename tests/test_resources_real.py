@@ -35,7 +35,7 @@ def items():
 
 
 def test_real_model_card_is_listed_with_its_licence():
-    from core.bundled_models import bundled_models
+    from core.model.bundled_models import bundled_models
 
     keys = {m.key: m for m in bundled_models()}
     card = keys["real"]
@@ -44,7 +44,7 @@ def test_real_model_card_is_listed_with_its_licence():
 
 
 def test_every_code_is_a_credited_unreserved_cc_item(real, items):
-    from core.datasets.sweethome3d import RESERVED_DIGESTS, read_digests
+    from core.data.sources.sweethome3d import RESERVED_DIGESTS, read_digests
 
     assert real.class_names == REAL_CLASSES and "armchair" not in real.shape_classes
     assert sorted(zip(real.shape_classes, real.shape_ids, strict=True)) == sorted((i["class"], i["id"]) for i in items)
@@ -89,7 +89,7 @@ def test_real_model_decodes_a_training_chair_to_a_coloured_surface(real):
     assert 0.5 < radius <= 1.0  # fills DeepSDF's unit sphere as the training shapes did
     # trained on the open-mesh field (every sheet a slab ε thick on each side): the mesh steps back from
     # the field's zero level by 0.9 ε, to where the sheet itself is
-    from core.open_mesh_sdf import mesh_step
+    from core.data.open_mesh_sdf import mesh_step
 
     assert real.surface_offset > 0
     with torch.no_grad():
@@ -100,8 +100,8 @@ def test_real_model_decodes_a_training_chair_to_a_coloured_surface(real):
 
 def test_the_gpu_trained_model_beside_it_is_deepsdf_sized_and_credits_the_same_items(items):
     """resources/real_paper: DeepSDF's 8 × 512 decoder trained on a GPU on the same items (its card says so)."""
-    from core.bundled_models import bundled_models
     from core.model import load_trained_model
+    from core.model.bundled_models import bundled_models
 
     paper = REAL.parent / "real_paper"
     card = {m.key: m for m in bundled_models()}["real_paper"]

@@ -1,4 +1,4 @@
-"""The sample file's one owner (core/samples.py): make, write, read, validate, on real meshes."""
+"""The sample file's one owner (core/data/samples.py): make, write, read, validate, on real meshes."""
 from __future__ import annotations
 
 import subprocess
@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.datasets.jobs import MeshJob
-from core.errors import DataSetError, ObservationError
-from core.evaluation import load_ground_truth
-from core.mesh_io import load_mesh
-from core.preprocess import PreprocessConfig, preprocess_shape
-from core.samples import (
+from core.data.mesh_io import load_mesh
+from core.data.preprocess import PreprocessConfig, preprocess_shape
+from core.data.samples import (
     NotASampleFileError,
     ShapeSamples,
     inspect_samples,
@@ -23,9 +20,12 @@ from core.samples import (
     shape_rng,
     write_samples,
 )
-from core.sampling import SamplingConfig
-from core.sdf_dataset import SdfDataSet
+from core.data.sampling import SamplingConfig
+from core.data.sources.jobs import MeshJob
+from core.data.training_set import SdfDataSet
+from core.evaluation.split_evaluation import load_ground_truth
 from core.tto.observations import from_mesh, from_npz
+from core.utils.errors import DataSetError, ObservationError
 
 SMALL = SamplingConfig(n_samples=3000, n_surface=400)
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,6 +184,6 @@ def test_tto_mesh_observation_is_the_preprocessed_sample_file(tmp_path, box_path
 def test_tto_does_not_import_preprocessing(box_path):
     code = ("import sys; from core.tto.observations import from_mesh; "
             f"from_mesh({str(box_path)!r}, n_samples=500, n_surface=50); "
-            "assert 'core.preprocess' not in sys.modules, 'core.preprocess was imported'")
+            "assert 'core.data.preprocess' not in sys.modules, 'core.data.preprocess was imported'")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -1,12 +1,12 @@
-"""DeepSDF sampling: surface points and SDF query points (core/sampling.py)."""
+"""DeepSDF sampling: surface points and SDF query points (core/data/sampling.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import trimesh
 
-from core.errors import ConfigError
-from core.sampling import SamplingConfig, face_areas_and_normals, sample_sdf_queries, sample_surface
+from core.data.sampling import SamplingConfig, face_areas_and_normals, sample_sdf_queries, sample_surface
+from core.utils.errors import ConfigError
 
 # A unit-sphere-frame test shape with faces of very different sizes.
 _BOX = trimesh.creation.box(extents=(1.2, 0.8, 1.0))

@@ -1,4 +1,4 @@
-"""SDF back ends (core/sdf_backends.py) against analytic SDFs and against each other.
+"""SDF back ends (core/data/sdf_backends.py) against analytic SDFs and against each other.
 
 Tolerances, and why:
 
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from core import sdf_backends
-from core.sampling import sample_sdf_queries
-from core.sdf_backends import BACKEND_NAMES, SdfResult, closest_points, compute_sdf
+from core.data import sdf_backends
+from core.data.sampling import sample_sdf_queries
+from core.data.sdf_backends import BACKEND_NAMES, SdfResult, closest_points, compute_sdf
 
 TESSELLATION = 5e-4
 EXACT_TOLERANCE = 1e-3

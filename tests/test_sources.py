@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import trimesh
 
-from core.datasets.folder import folder_jobs, stable_split
-from core.datasets.objaverse import ObjaverseConfig, objaverse_jobs, object_text
-from core.errors import SourceError
+from core.data.sources.folder import folder_jobs, stable_split
+from core.data.sources.objaverse import ObjaverseConfig, objaverse_jobs, object_text
+from core.utils.errors import SourceError
 
 
 def _write_box(path: Path, extents=(1.0, 2.0, 0.5)) -> None:

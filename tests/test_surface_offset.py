@@ -1,4 +1,4 @@
-"""The surface offset of dilated fields (core.open_mesh_sdf) carried from the samples to the model, its
+"""The surface offset of dilated fields (core.data.open_mesh_sdf) carried from the samples to the model, its
 meshes, its training surface term and the observations test-time optimisation fits."""
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ import pytest
 import torch
 from conftest import write_analytic_dataset
 
-from core.errors import DataSetError
+from core.data.samples import read_samples
+from core.data.training_set import SdfDataSet
 from core.meshing import extract_mesh
-from core.samples import read_samples
-from core.sdf_dataset import SdfDataSet
 from core.tto.observations import from_npz, from_point_cloud
+from core.utils.errors import DataSetError
 
 EPS = 0.02
 
 
 def dilate(root, epsilon=EPS, only=None):
     """Rewrite a written analytic data set's sample files as an ``auto`` field of offset ``epsilon`` would be."""
-    from core.samples import ShapeSamples, write_samples
+    from core.data.samples import ShapeSamples, write_samples
 
     manifest = json.loads((root / "manifest.json").read_text())
     for record in manifest["shapes"]:

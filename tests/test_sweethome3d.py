@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.datasets.sweethome3d import (
+from core.data.mesh_io import load_mesh
+from core.data.sources.sweethome3d import (
     DEFAULT_LIBRARY_DIR,
     RESERVED_DIGESTS,
     CatalogItem,
@@ -24,8 +25,7 @@ from core.datasets.sweethome3d import (
     sweethome3d_jobs,
     transform_obj,
 )
-from core.errors import SourceError
-from core.mesh_io import load_mesh
+from core.utils.errors import SourceError
 
 DATA = Path(__file__).parent / "data" / "meshes"
 SHARED_RESERVED = Path(__file__).resolve().parents[2] / "shared" / "reserved" / RESERVED_DIGESTS.name
@@ -324,8 +324,8 @@ def test_export_real_model_ships_the_trained_items_credits_and_a_card(library_di
     import sys
 
     import main
-    from core.bundled_models import RESOURCES_ENV, bundled_models
     from core.model import load_trained_model
+    from core.model.bundled_models import RESOURCES_ENV, bundled_models
     from core.training import build_run_config, train
 
     data = tmp_path / "data"

@@ -164,7 +164,7 @@ def test_one_bad_catalogue_entry_fails_alone(tmp_path, capsys, bad):
 
 
 def test_a_member_past_the_size_limit_is_refused_without_writing_it(tmp_path, capsys):
-    from core.datasets.sh3f import MAX_MEMBER_BYTES
+    from core.data.sources.sh3f import MAX_MEMBER_BYTES
 
     libs = tmp_path / "libs"
     bomb = tetra_obj("bomb", "Chair_2.mtl") + b"#" * (MAX_MEMBER_BYTES + 10)

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from core.datasets.sources import jobs_from_index
-from core.datasets.synthetic import CLASSES, SyntheticConfig, build_shape, write_synthetic_set
-from core.mesh_io import load_mesh
+from core.data.mesh_io import load_mesh
+from core.data.sources.synthetic import CLASSES, SyntheticConfig, build_shape, write_synthetic_set
+from core.data.sources.synthetic_jobs import jobs_from_index
 
 
 def _colours(mesh):
@@ -100,8 +100,8 @@ def test_unknown_class_is_rejected(tmp_path):
 
 
 def test_preprocess_two_synthetic_shapes(tmp_path):
-    from core.datasets.sources import synthetic_jobs
-    from core.preprocess import PreprocessConfig, preprocess_dataset
+    from core.data.preprocess import PreprocessConfig, preprocess_dataset
+    from core.data.sources.synthetic_jobs import synthetic_jobs
 
     jobs = synthetic_jobs(tmp_path / "meshes", shapes_per_class=1, classes=("chair", "mug"), progress=False)
     config = PreprocessConfig(n_samples=5000, n_surface=2000)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.mesh_io import load_mesh
-from core.thickness import elongation, thin_mask, thin_part_mask
+from core.data.mesh_io import load_mesh
+from core.evaluation.thickness import elongation, thin_mask, thin_part_mask
 
 DATA = Path(__file__).parent / "data" / "meshes"
 

@@ -14,11 +14,11 @@ import pytest
 import trimesh
 
 import main
-from core.errors import ConfigError
-from core.mesh_io import load_mesh
-from core.preprocess import PreprocessConfig
-from core.samples import sample_shape
-from core.sampling import SamplingConfig, sample_sdf_queries, sample_surface
+from core.data.mesh_io import load_mesh
+from core.data.preprocess import PreprocessConfig
+from core.data.samples import sample_shape
+from core.data.sampling import SamplingConfig, sample_sdf_queries, sample_surface
+from core.utils.errors import ConfigError
 
 N = 20_000
 
@@ -193,7 +193,7 @@ def _box_with_a_thin_rod() -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
 def test_thin_band_on_a_tiny_thin_part_draws_a_bounded_number_of_candidates():
     # regression: area-uniform candidates kept with the thin acceptance needed ~1 / (thin share of the
     # surface) candidates per point (airplane_005 ran for > 10 minutes); the proposal now follows the acceptance
-    from core.sampling import _ThicknessField, _weighted_surface_points
+    from core.data.sampling import _ThicknessField, _weighted_surface_points
 
     mesh, rod = _box_with_a_thin_rod()
     vertices, faces = np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)

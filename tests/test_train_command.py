@@ -286,7 +286,7 @@ def test_a_full_disk_while_saving_is_one_line_that_names_the_kept_checkpoint(dat
 
 
 def test_a_truncated_checkpoint_suggests_only_checkpoints_that_exist(data_dir, tmp_path, capsys):
-    from core.errors import CheckpointError
+    from core.utils.errors import CheckpointError
 
     run = tmp_path / "run"
     assert main.main(["train", "--data", str(data_dir), "--out", str(run), "--epochs", "2", *FAST,

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.config_io import from_dict, to_dict
-from core.errors import CheckpointError, ConfigError, DataSetError
+from core.data.training_set import SdfDataSet
 from core.model import load_trained_model
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint
-from core.sdf_dataset import SdfDataSet
 from core.training import RunConfig, build_run_config, train
+from core.utils.config_io import from_dict, to_dict
+from core.utils.errors import CheckpointError, ConfigError, DataSetError
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_IDS = ["ball0", "ball1", "slab0", "slab1"]  # sorted by (class, id)
@@ -191,7 +191,7 @@ def test_interrupted_checkpoint_write_keeps_previous(data_dir, tmp_path, monkeyp
             raise OSError(28, "No space left on device")
         return real_save(obj, handle, *args, **kwargs)
 
-    monkeypatch.setattr(torch, "save", failing_save)  # what core.io_utils.atomic_torch_save calls
+    monkeypatch.setattr(torch, "save", failing_save)  # what core.utils.io_utils.atomic_torch_save calls
     run = tmp_path / "run"
     with pytest.raises(CheckpointError, match=r"could not save epoch 2 \(No space left on device\)\. The last good "
                        r"checkpoint, .*latest.pt \(epoch 1\), is kept"):
@@ -322,7 +322,7 @@ def test_damaged_npz_is_skipped(data_dir, tmp_path, how, caplog):
     data = Path(shutil.copytree(data_dir, tmp_path / "data"))
     bad = data / "SdfSamples" / "toy" / "ball" / "ball1.npz"
     _damage(bad, how)
-    with caplog.at_level("WARNING", logger="core.sdf_dataset"):
+    with caplog.at_level("WARNING", logger="core.data.training_set"):
         ds = SdfDataSet(data, "train")
     assert [s.id for s in ds.shapes] == ["ball0", "slab0", "slab1"]
     assert [p for p, _ in ds.skipped] == [str(bad)]

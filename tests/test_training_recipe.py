@@ -20,16 +20,16 @@ import pytest
 import torch
 
 import main
-from core.errors import CheckpointError, ConfigError, DataSetError
+from core.data.samples import read_samples, write_samples
+from core.data.training_set import SdfDataSet
 from core.model import load_trained_model
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint
-from core.samples import read_samples, write_samples
-from core.sdf_dataset import SdfDataSet
 from core.training import build_run_config, train
 from core.training.config import CURRICULUM_EPS, CURRICULUM_LAMBDA, RunConfig, TrainConfig
 from core.training.trainer import _batch_tensors, _step, curriculum_stage, learning_rates
 from core.tto.losses import curriculum_l1
+from core.utils.errors import CheckpointError, ConfigError, DataSetError
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["train.samples_per_shape=128", "train.shapes_per_batch=2", "train.threads=1", "train.device=cpu",

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.profiler import profile
 
+from core.data.training_set import SdfDataSet
 from core.model import preset_config
 from core.model.autodecoder import AutoDecoder
-from core.sdf_dataset import SdfDataSet
 from core.training import build_run_config
 from core.training.trainer import _batch_tensors, _step
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import ConfigError, ObservationError
 from core.tto import losses as L
 from core.tto.config import TTOConfig, parse_losses
+from core.utils.errors import ConfigError, ObservationError
 
 
 def test_defaults_are_deepsdf_reconstruct():

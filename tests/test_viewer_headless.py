@@ -203,7 +203,7 @@ def test_window_codes_keep_a_finetuned_decoder(qapp, qtbot, toy_trained, tmp_pat
     import torch
     from PySide6.QtCore import QSettings
 
-    from core.codes_file import SavedCodes, read_codes, write_codes
+    from core.model.codes_file import SavedCodes, read_codes, write_codes
     from viewer.main_window import MainWindow
 
     model = toy_trained["model"]

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from test_bundled_models import write_model  # noqa: E402
 
-from core.bundled_models import CARD_NAME, PROJECT_RESOURCES, RESOURCES_ENV  # noqa: E402
+from core.model.bundled_models import CARD_NAME, PROJECT_RESOURCES, RESOURCES_ENV  # noqa: E402
 
 TIMEOUT = 60_000
 

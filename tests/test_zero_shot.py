@@ -61,7 +61,7 @@ def described(tmp_path_factory):
 
 
 def test_description_prompt_is_the_condition_the_shape_was_trained_with(described):
-    from core.evaluation import EvalSettings, choose_class, list_split
+    from core.evaluation.split_evaluation import EvalSettings, choose_class, list_split
     from core.model import load_trained_model
     from core.tto.config import TTOConfig
     from core.tto.fit import resolve_condition
@@ -92,7 +92,7 @@ def test_training_shapes_are_shown_and_measured_under_the_condition_they_were_tr
     """A description-trained model's training shape is decoded under its own description, not the class
     prompt: in the model API, the viewer's training-code selection and ``evaluate --use-trained-codes``
     (which measured such models under the class prompt before); a class-conditioned model is unchanged."""
-    from core.evaluation import EvalSettings, evaluate_split, list_split, trained_codes
+    from core.evaluation.split_evaluation import EvalSettings, evaluate_split, list_split, trained_codes
     from core.model import load_trained_model
     from core.tto.config import TTOConfig
 
@@ -123,7 +123,7 @@ def test_training_shapes_are_shown_and_measured_under_the_condition_they_were_tr
 
 
 def test_mean_condition_is_the_class_agnostic_mean_and_infers_no_class(described):
-    from core.evaluation import MEAN_CONDITION
+    from core.evaluation.split_evaluation import MEAN_CONDITION
     from core.model import load_trained_model
     from core.tto.config import TTOConfig
     from core.tto.fit import fit, resolve_condition

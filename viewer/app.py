@@ -111,7 +111,7 @@ def default_settings() -> QSettings:
 def resolve_checkpoint(arg: str | Path | None, settings: QSettings | None = None) -> Path | None:
     """The checkpoint to open: the argument, else the default bundled model (the demo), else the last one used,
     else None."""
-    from core.bundled_models import default_bundled_model
+    from core.model.bundled_models import default_bundled_model
 
     if arg is not None:
         return Path(arg)

@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
-from core.datasets.folder import safe_id
+from core.data.sources.folder import safe_id
 from viewer.image_files import save_image
 from viewer.main_window import MainWindow
 
@@ -177,7 +177,7 @@ def _mesh_polydata(path: Path):
     """A pyvista PolyData of a mesh file with its colours per vertex (``rgb``), original frame."""
     import pyvista as pv
 
-    from core.mesh_io import load_mesh
+    from core.data.mesh_io import load_mesh
     from viewer.scene import polydata_faces
 
     mesh = load_mesh(path)
@@ -198,7 +198,7 @@ def render_meshes(paths: list[Path], out: Path, size: tuple[int, int] = (1000, 8
     Each panel shows its file's name and is framed on its own mesh from the ``camera`` preset,
     so a reconstruction in the unit-sphere frame and its ground truth in the original frame are
     both seen whole. Every file is loaded before anything is drawn: a bad one raises
-    :class:`core.errors.MeshLoadError` naming it, and nothing is written.
+    :class:`core.utils.errors.MeshLoadError` naming it, and nothing is written.
     """
     import pyvista as pv
 

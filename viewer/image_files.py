@@ -3,7 +3,7 @@
 A ``.jpg`` path gets JPEG bytes (it used to get PNG bytes under a .jpg name), an unknown
 suffix is refused with the list of known ones, and a path that is a folder or lies in a folder
 that cannot be written is refused before a model is loaded or a mesh extracted. The bytes go
-through :func:`core.io_utils.atomic_write`, so a failed write leaves neither half a file nor a
+through :func:`core.utils.io_utils.atomic_write`, so a failed write leaves neither half a file nor a
 ``.part`` file beside it.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ExplorerError
-from core.io_utils import atomic_write_bytes
+from core.utils.errors import ExplorerError
+from core.utils.io_utils import atomic_write_bytes
 
 __all__ = ["IMAGE_FORMATS", "ImagePathError", "check_image_path", "check_output_folder", "save_image"]
 

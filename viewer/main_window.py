@@ -288,8 +288,9 @@ class MainWindow(QMainWindow):
 
     # -- bundled models ------------------------------------------------------------------------
     def _fill_models_menu(self) -> None:
-        """One checkable entry per model shipped in resources/ (:mod:`core.bundled_models`), listed once at start."""
-        from core.bundled_models import bundled_models
+        """One checkable entry per model shipped in resources/ (:mod:`core.model.bundled_models`), listed once
+        at start."""
+        from core.model.bundled_models import bundled_models
 
         self.models_menu.clear()
         self.bundled_models = bundled_models()
@@ -306,7 +307,7 @@ class MainWindow(QMainWindow):
             none.setEnabled(False)
 
     def load_bundled_model(self, bundled) -> None:
-        """Open a :class:`core.bundled_models.BundledModel` as File ▸ Open would (in the background)."""
+        """Open a :class:`core.model.bundled_models.BundledModel` as File ▸ Open would (in the background)."""
         self._sync_models_menu()  # the tick stays on the model on screen until the new one has loaded
         self.load_checkpoint(bundled.checkpoint)
 
@@ -539,7 +540,7 @@ class MainWindow(QMainWindow):
 
     def export_codes_to(self, path: Path) -> Path | None:
         """Write the codes on screen (and a fine-tuned decoder beside them) in the one codes format."""
-        from core.codes_file import CodesFileError, SavedCodes, write_codes
+        from core.model.codes_file import CodesFileError, SavedCodes, write_codes
 
         sel = self.state.selection
         codes = SavedCodes(sel.shape_code, sel.colour_code, sel.class_name, condition=sel.condition, label=sel.label,
@@ -563,8 +564,8 @@ class MainWindow(QMainWindow):
         if self.state.model is None:
             self.show_error("No model", "Open a checkpoint before loading codes.")
             return False
-        from core.codes_file import read_codes
-        from core.errors import ExplorerError
+        from core.model.codes_file import read_codes
+        from core.utils.errors import ExplorerError
 
         model = self.state.model
         try:
@@ -581,7 +582,7 @@ class MainWindow(QMainWindow):
     def save_camera_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save camera", "camera.json", "JSON (*.json)")
         if path:
-            from core.io_utils import atomic_write_json
+            from core.utils.io_utils import atomic_write_json
 
             atomic_write_json(Path(path), self.scene.camera_json())
 
@@ -599,7 +600,7 @@ class MainWindow(QMainWindow):
     def screenshot_dialog(self, scale: int = 1, transparent: bool = False) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Screenshot", "screenshot.png", "Images (*.png *.jpg *.jpeg)")
         if path:
-            from core.errors import ExplorerError
+            from core.utils.errors import ExplorerError
 
             try:
                 out = self.scene.screenshot(path, scale, transparent)

@@ -26,7 +26,7 @@ from core.commands.cli_types import resolution
 from viewer.scene import CAMERA_PRESETS
 
 if TYPE_CHECKING:
-    from core.bundled_models import BundledModel
+    from core.model.bundled_models import BundledModel
 
 __all__ = ["add_arguments", "run", "MESH_FILE_SUFFIXES"]
 
@@ -77,7 +77,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.config_io import arg_default
+    from core.utils.config_io import arg_default
     from viewer.state import DisplayOptions
 
     parser.add_argument("inputs", nargs="*", type=Path, default=[], metavar="CKPT | MESH",
@@ -118,8 +118,8 @@ def _interp(values: list[str] | None) -> tuple[str, str, float] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.devices import resolve_device
-    from core.errors import ExplorerError
+    from core.utils.devices import resolve_device
+    from core.utils.errors import ExplorerError
     from viewer.app import application, default_settings, ensure_display, resolve_checkpoint
 
     headless = args.screenshot is not None or args.screenshots is not None
@@ -172,7 +172,7 @@ def _bundled_set(args: argparse.Namespace) -> list[BundledModel]:
     """The bundled models ``--screenshots`` renders when no checkpoint is given (default first), else []."""
     if args.screenshots is None:
         return []
-    from core.bundled_models import bundled_models
+    from core.model.bundled_models import bundled_models
 
     return bundled_models()
 
@@ -188,7 +188,7 @@ def _window(args: argparse.Namespace, settings, device):
 
 def _render_headless(args: argparse.Namespace, settings, device, ckpt: Path, request) -> int:
     """One model's screenshots in a window of its own; 0 written, 1 nothing written, 2 an error (printed)."""
-    from core.errors import ExplorerError
+    from core.utils.errors import ExplorerError
     from viewer.headless import HeadlessError, render_screenshots
 
     window = _window(args, settings, device)
@@ -210,7 +210,7 @@ def _render_headless(args: argparse.Namespace, settings, device, ckpt: Path, req
 
 
 def _render_meshes(args: argparse.Namespace, meshes: list[Path]) -> int:
-    from core.errors import ExplorerError
+    from core.utils.errors import ExplorerError
     from viewer.headless import render_meshes
 
     try:

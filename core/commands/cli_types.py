@@ -11,7 +11,7 @@ import argparse
 import math
 from pathlib import Path
 
-from core.errors import ExplorerError
+from core.utils.errors import ExplorerError
 
 __all__ = ["resolution", "positive_int", "positive_float", "finite_float", "check_out_dir", "remove_if_empty",
            "MIN_RESOLUTION", "MAX_RESOLUTION"]

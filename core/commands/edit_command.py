@@ -6,7 +6,7 @@
 
 Edits run in the order graft, drag, paint (shape first, colour last), each on the result of the
 one before. Writes into ``--out``: ``before.ply`` and ``mesh.ply`` (coloured when the model has
-colour), ``codes.json`` (the codes format of :mod:`core.codes_file`; the edits, their metrics and
+colour), ``codes.json`` (the codes format of :mod:`core.model.codes_file`; the edits, their metrics and
 plausibility under ``info``; a paint's fine-tuned colour head as the decoder file ``decoder.pt`` beside
 it, which ``read_codes`` loads with it) and ``edit.json`` (every edit's loss history). Points are in the
 model's unit-sphere frame; a value may start with a minus sign (``--drag -0.1,0.8,0:...``).
@@ -187,9 +187,9 @@ def _run_edits(model, codes, donor, edits: dict, configs: dict, report) -> tuple
 
 def _write(args: argparse.Namespace, model, original, codes, results: list, decoder_state) -> int:
     """Mesh and write the shape before and after; the number of faces of the edited mesh."""
-    from core.codes_file import SavedCodes, write_codes
-    from core.io_utils import atomic_write_json
     from core.meshing import export_mesh, extract_mesh
+    from core.model.codes_file import SavedCodes, write_codes
+    from core.utils.io_utils import atomic_write_json
 
     edited = model.with_decoder(decoder_state)
     mesh = extract_mesh(edited.sdf_fn(codes.shape_code, codes.condition), args.resolution,
@@ -218,7 +218,7 @@ def _write(args: argparse.Namespace, model, original, codes, results: list, deco
 
 def run(args: argparse.Namespace) -> int:
     from core.commands.cli_types import remove_if_empty
-    from core.errors import ExplorerError
+    from core.utils.errors import ExplorerError
 
     try:
         edits, configs, model, codes, donor, created = _prepare(args)

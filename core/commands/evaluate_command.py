@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.commands.cli_types import check_out_dir, finite_float, positive_float, positive_int, resolution
-from core.errors import ExplorerError
+from core.utils.errors import ExplorerError
 
 __all__ = ["add_arguments", "run"]
 
@@ -24,9 +24,9 @@ OUTPUT_FILES = ("results.csv", "summary.md", "results.json", "ablation.md", "abl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.config_io import arg_default
-    from core.evaluation import EvalSettings
+    from core.evaluation.split_evaluation import EvalSettings
     from core.tto.config import LOSS_PRESETS, TTOConfig
+    from core.utils.config_io import arg_default
 
     parser.add_argument("--ckpt", type=Path, required=True, help="trained checkpoint (.pt)")
     parser.add_argument("--data", type=Path, required=True, help="data set folder (manifest.json, SdfSamples/)")
@@ -99,8 +99,7 @@ def _shape_line(prefix: str, row: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.devices import resolve_device
-    from core.evaluation import (
+    from core.evaluation.split_evaluation import (
         EvalSettings,
         check_text_prompt,
         class_table_markdown,
@@ -112,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from core.model import load_trained_model
     from core.training.config import TrainConfig
     from core.tto.config import TTOConfig, parse_losses
+    from core.utils.devices import resolve_device
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:

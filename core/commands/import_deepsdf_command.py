@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.errors import ExplorerError
+from core.utils.errors import ExplorerError
 
 __all__ = ["add_arguments", "run"]
 
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.interop.deepsdf import load_deepsdf_experiment, save_imported_checkpoint
+    from core.model.deepsdf_format import load_deepsdf_experiment, save_imported_checkpoint
 
     out: Path = args.out
     if out.is_dir():

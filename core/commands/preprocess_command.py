@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from core.errors import ExplorerError
+from core.utils.errors import ExplorerError
 
 __all__ = ["add_arguments", "run"]
 
@@ -17,10 +17,10 @@ FIELD_NAMES = {"dilated_fill": "open (sheets as slabs, sign by a flood fill of t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.config_io import arg_default
-    from core.preprocess import PreprocessConfig
-    from core.sampling import SamplingConfig
-    from core.sdf_backends import BACKEND_NAMES
+    from core.data.preprocess import PreprocessConfig
+    from core.data.sampling import SamplingConfig
+    from core.data.sdf_backends import BACKEND_NAMES
+    from core.utils.config_io import arg_default
 
     parser.add_argument("--source", choices=["synthetic", "objaverse", "folder", "sweethome3d"], default="synthetic",
                         help="where meshes come from (default: the built-in procedural set; sweethome3d: Debian's "
@@ -83,25 +83,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ground-truth-report", type=int, nargs="+", metavar="RES", default=None,
                         help="afterwards, mesh every shape's field on these grids (e.g. 96 128) and measure it "
                              "against its source mesh: pieces torn beyond the source's parts, parts missing, "
-                             "Chamfer (OUT/ground_truth.json; core/ground_truth_quality.py)")
+                             "Chamfer (OUT/ground_truth.json; core/data/ground_truth_quality.py)")
 
 
 def _jobs(args: argparse.Namespace):
     if args.source == "synthetic":
-        from core.datasets.sources import synthetic_jobs
+        from core.data.sources.synthetic_jobs import synthetic_jobs
 
         return synthetic_jobs(args.out / "meshes", shapes_per_class=args.shapes_per_class, seed=args.seed,
                               classes=tuple(args.classes) if args.classes else None,
                               test_fraction=args.test_fraction, progress=not args.no_progress)
     if args.source == "folder":
-        from core.datasets.folder import folder_jobs
+        from core.data.sources.folder import folder_jobs
 
         if args.input is None:
             raise ExplorerError("--source folder needs --input ROOT (a folder with one sub-folder per class)")
         return folder_jobs(args.input, test_fraction=args.test_fraction, classes=args.classes)
     if args.source == "sweethome3d":
         return _sweethome3d_jobs(args)
-    from core.datasets.objaverse import DEFAULT_ROOT, ObjaverseConfig, objaverse_jobs
+    from core.data.sources.objaverse import DEFAULT_ROOT, ObjaverseConfig, objaverse_jobs
 
     config = ObjaverseConfig(root=args.objaverse_root or DEFAULT_ROOT,
                              per_class=80 if args.per_class is None else args.per_class, seed=args.seed,
@@ -113,7 +113,7 @@ def _jobs(args: argparse.Namespace):
 
 def _sweethome3d_jobs(args: argparse.Namespace):
     """Jobs of the Sweet Home 3D libraries; their report is written once the run has the folder."""
-    from core.datasets import sweethome3d as sh3d
+    from core.data.sources import sweethome3d as sh3d
 
     config = sh3d.SweetHome3DConfig(
         cache_dir=args.out / "meshes" / "sweethome3d", library_dir=args.library_dir or sh3d.DEFAULT_LIBRARY_DIR,
@@ -136,8 +136,8 @@ def _write_attribution(args: argparse.Namespace) -> None:
     included), from the manifest, as CC-BY asks."""
     import json
 
-    from core.datasets import sweethome3d as sh3d
-    from core.io_utils import atomic_write_bytes
+    from core.data.sources import sweethome3d as sh3d
+    from core.utils.io_utils import atomic_write_bytes
 
     manifest = json.loads((args.out / "manifest.json").read_text(encoding="utf-8"))
     extras = [r["extra"] for r in manifest.get("shapes", []) if r.get("extra", {}).get("library")]
@@ -148,7 +148,7 @@ def _write_attribution(args: argparse.Namespace) -> None:
 
 def _exclude_by_hash(jobs: list, digests: set[str]) -> list:
     """Drop the jobs whose mesh file's bytes hash to a listed digest (a user's hold-out list)."""
-    from core.io_utils import sha256_file
+    from core.utils.io_utils import sha256_file
 
     def digest(job) -> str | None:
         try:
@@ -164,8 +164,8 @@ def _exclude_by_hash(jobs: list, digests: set[str]) -> list:
 def _check_arguments(args: argparse.Namespace, shard: tuple[int, int]) -> None:
     """Refuse impossible settings, and a folder another run is writing, before any mesh is generated,
     extracted, downloaded or sampled (preprocess_dataset takes the lock itself later)."""
-    from core.folder_lock import FolderLock
-    from core.preprocess import BUSY_FIX, lock_path
+    from core.data.preprocess import BUSY_FIX, lock_path
+    from core.utils.folder_lock import FolderLock
 
     if args.out.exists() and not args.out.is_dir():
         raise ExplorerError(f"--out {args.out}: exists and is not a folder. Give a folder path for the data set.")
@@ -189,7 +189,7 @@ def _check_arguments(args: argparse.Namespace, shard: tuple[int, int]) -> None:
 
 def _ground_truth_report(args: argparse.Namespace) -> None:
     """``--ground-truth-report``: every shape's field meshed and measured against its source (one line a grid)."""
-    from core.ground_truth_quality import ground_truth_report
+    from core.data.ground_truth_quality import ground_truth_report
 
     report = ground_truth_report(args.out, tuple(args.ground_truth_report), workers=args.workers,
                                  progress=not args.no_progress)
@@ -202,7 +202,7 @@ def _ground_truth_report(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.preprocess import PreprocessConfig, parse_shard, preprocess_dataset
+    from core.data.preprocess import PreprocessConfig, parse_shard, preprocess_dataset
 
     # our progress and warnings at INFO; other libraries' chatter (trimesh: "triangulating
     # faces" for every quad mesh) only when it is an error
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         _check_arguments(args, shard)
         holdout = None
         if args.exclude_hashes and args.source != "sweethome3d":  # the source reads them itself
-            from core.datasets.sweethome3d import read_digests
+            from core.data.sources.sweethome3d import read_digests
 
             holdout = read_digests(args.exclude_hashes)  # before any mesh is generated or downloaded
         jobs = _jobs(args)

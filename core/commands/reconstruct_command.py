@@ -1,6 +1,6 @@
 """``python main.py reconstruct``: fit a trained model's codes to one input, mesh the result.
 
-Writes ``codes.json`` (the one codes format of :mod:`core.codes_file`: codes, class, and under
+Writes ``codes.json`` (the one codes format of :mod:`core.model.codes_file`: codes, class, and under
 ``info`` the fit's settings, losses, input and metrics), ``mesh.ply`` (coloured when the model
 has colour) and ``losses.json`` (the loss history) into ``--out``; with the ``finetune`` loss
 set also ``decoder_finetuned.pt`` (the fine-tuned decoder, named in codes.json and loaded with
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.commands.cli_types import check_out_dir, positive_float, positive_int, resolution
-from core.errors import ExplorerError
+from core.utils.errors import ExplorerError
 
 __all__ = ["add_arguments", "run", "parse_direction", "DECODER_FILE"]
 
@@ -30,8 +30,8 @@ METRIC_POINTS = 30_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.config_io import arg_default
     from core.tto.config import LOSS_PRESETS, TTOConfig
+    from core.utils.config_io import arg_default
 
     parser.add_argument("--ckpt", type=Path, required=True, help="trained checkpoint (.pt)")
     parser.add_argument("--input", type=Path, required=True,
@@ -87,8 +87,8 @@ def measure_against_input(args: argparse.Namespace, observation: Any, mesh: Any)
     side) is sampled afresh; a sample file brings its own ``surface_points`` / ``surface_normals``.
     A bare point cloud has neither a closed surface nor reliable normals, so it is not measured.
     """
-    from core.evaluation import approximate_thin_mask, mesh_ground_truth
-    from core.metrics import evaluate_reconstruction
+    from core.evaluation.metrics import evaluate_reconstruction
+    from core.evaluation.split_evaluation import approximate_thin_mask, mesh_ground_truth
     from core.tto.observations import MESH_SUFFIXES
 
     if observation.kind in ("mesh", "scan") and args.input.suffix.lower() in MESH_SUFFIXES:
@@ -107,13 +107,13 @@ def measure_against_input(args: argparse.Namespace, observation: Any, mesh: Any)
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from core.codes_file import SavedCodes, write_codes
-    from core.devices import resolve_device
-    from core.io_utils import atomic_write_json
     from core.meshing import export_mesh, extract_mesh
     from core.model import load_trained_model
+    from core.model.codes_file import SavedCodes, write_codes
     from core.tto.fit import fit
     from core.tto.observations import load_observation
+    from core.utils.devices import resolve_device
+    from core.utils.io_utils import atomic_write_json
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:

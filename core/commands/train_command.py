@@ -18,15 +18,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, ExplorerError
+from core.utils.errors import ConfigError, ExplorerError
 
 __all__ = ["add_arguments", "run", "resume_command"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.config_io import arg_default
     from core.model.config import CONDITIONING_MODES, PRESETS, ModelConfig
     from core.training.config import TrainConfig
+    from core.utils.config_io import arg_default
 
     parser.add_argument("--data", type=Path, default=None,
                         help="preprocessed data set folder (has manifest.json); required, except that --resume "
@@ -69,7 +69,7 @@ def _stored_config(run_dir: Path) -> dict[str, Any]:
         from core.model.checkpoint import read_checkpoint
 
         return dict(read_checkpoint(latest)["config"])
-    from core.errors import CheckpointError
+    from core.utils.errors import CheckpointError
 
     raise CheckpointError(f"{run_dir}: nothing to resume (no config.json, no checkpoints/latest.pt). "
                           "Start without --resume, or pass the run folder of an earlier run as --out.")

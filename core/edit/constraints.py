@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from core.errors import ExplorerError
+from core.utils.errors import ExplorerError
 
 __all__ = ["EditError", "Handle", "Pin", "Brush", "Region", "as_point", "as_colour"]
 

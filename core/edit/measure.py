@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from core.evaluation.metrics import sample_mesh_surface
 from core.meshing.extract import MeshArrays
-from core.metrics import sample_mesh_surface
 
 __all__ = ["distance_to_surface", "far_surface_shift"]
 

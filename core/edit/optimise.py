@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import torch
 
-from core.cancel import Cancel, is_cancelled
 from core.edit.plausibility import Plausibility
+from core.utils.cancel import Cancel, is_cancelled
 
 __all__ = ["Cancel", "EditProgress", "EditResult", "adam_loop", "is_cancelled", "optimise_code"]
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from core.edit.constraints import EditError
+from core.evaluation.metrics import sample_mesh_surface
 from core.meshing import extract_mesh
 from core.meshing.extract import MeshArrays
-from core.metrics import sample_mesh_surface
 
 __all__ = ["ShapeCodes", "Snapshot", "take_snapshot", "codes_of", "BAND_OFFSETS"]
 

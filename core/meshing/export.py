@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from core.io_utils import atomic_write_bytes
 from core.meshing.extract import MeshArrays
+from core.utils.io_utils import atomic_write_bytes
 
 __all__ = ["to_trimesh", "export_mesh", "EXPORT_FORMATS"]
 
@@ -37,7 +37,7 @@ def to_trimesh(mesh: MeshArrays) -> trimesh.Trimesh:
 def export_mesh(mesh: MeshArrays, path: str | os.PathLike) -> Path:
     """Write ``mesh`` to ``path``; the format comes from the suffix (.ply, .obj or .glb).
 
-    The file is written to a temporary name and renamed (``core.io_utils``), so a killed process
+    The file is written to a temporary name and renamed (``core.utils.io_utils``), so a killed process
     never leaves half a file. Returns the path.
     """
     path = Path(path)

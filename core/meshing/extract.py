@@ -294,7 +294,7 @@ def extract_mesh(
     coarse_resolution, band_factor : see :func:`core.meshing.grid.evaluate_coarse_to_fine`.
     level : mesh this level set instead of zero (evaluation's dilation study).
     surface_offset : step every vertex this far inward along its normal after marching cubes. A model
-        trained on dilated fields (:mod:`core.open_mesh_sdf`: every open sheet a slab ``2 ε`` thick)
+        trained on dilated fields (:mod:`core.data.open_mesh_sdf`: every open sheet a slab ``2 ε`` thick)
         draws each surface ``ε`` outside the true one; this puts it back (a slab's two faces onto
         its sheet, a leg to its true radius). None: the ``surface_offset`` attribute that
         :meth:`core.model.trained_model.TrainedModel.sdf_fn` gives its closures, else 0.

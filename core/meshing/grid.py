@@ -38,7 +38,7 @@ from typing import Callable
 
 import torch
 
-from core import devices
+from core.utils import devices
 
 __all__ = [
     "SdfFn",
@@ -74,7 +74,7 @@ class GridResult:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when present, else CPU (see :func:`core.devices.resolve_device`)."""
+    """``None`` -> CUDA when present, else CPU (see :func:`core.utils.devices.resolve_device`)."""
     return devices.resolve_device(device)
 
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from core.errors import CheckpointError
-from core.io_utils import atomic_torch_save
+from core.utils.errors import CheckpointError
+from core.utils.io_utils import atomic_torch_save
 
 __all__ = ["FORMAT", "VERSION", "save_checkpoint", "read_checkpoint"]
 
@@ -65,7 +65,7 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         text = str(exc).strip()
         if "Weights only load failed" in text:
             # torch's first line invites a reload with weights_only=False; never pass that on.
-            detail = _weights_only_detail(text)
+            detail = weights_only_detail(text)
             if "GLOBAL" in detail:
                 raise CheckpointError(
                     f"{path}: refused: the file holds pickled Python objects, not only tensors and plain values "
@@ -148,7 +148,7 @@ def _earlier(path: Path) -> str:
     return f"Use an earlier checkpoint beside it ({others}) or train again with lower learning rates"
 
 
-def _weights_only_detail(text: str) -> str:
+def weights_only_detail(text: str) -> str:
     """The informative line of torch's weights-only error (what it refused), without its advice."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:

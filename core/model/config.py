@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from core.errors import ConfigError
+from core.utils.errors import ConfigError
 
 __all__ = ["ModelConfig", "PRESETS", "preset_config", "CONDITIONING_MODES"]
 
@@ -51,7 +51,7 @@ class ModelConfig:
     """Stop colour gradients at the trunk, so colour can never change geometry."""
     view_dependent: bool = False
     """The seed's variant: the viewing direction is an extra input of the colour head."""
-    # --- DeepSDF's own NetworkSpecs switches (set by core/interop/deepsdf.py for imported experiments) ---
+    # --- DeepSDF's own NetworkSpecs switches (set by core/model/deepsdf_format.py for imported experiments) ---
     norm_layers: tuple[int, ...] | None = None
     """Normalised layers (DeepSDF's ``norm_layers``; index len(hidden_dims) is the SDF output layer):
     weight norm when ``weight_norm``, else a LayerNorm before the ReLU. None: every trunk layer (weight norm only)."""

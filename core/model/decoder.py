@@ -6,7 +6,7 @@ the ``latent_in`` layers; a tanh on the SDF output. Here ``latent`` = shape code
 condition, xyz may be Fourier-encoded, and a colour head reads trunk features + colour code
 (+ viewing direction in the view-dependent variant). DeepSDF's other NetworkSpecs switches
 (``norm_layers``, the ``dropout`` list, ``xyz_in_all``, ``use_tanh``) are config fields, so an
-imported experiment of the original code (``core/interop/deepsdf.py``) runs with its own weights.
+imported experiment of the original code (``core/model/deepsdf_format.py``) runs with its own weights.
 
 Speed: when one latent is shared by all points (meshing, TTO) the latent's part of every layer
 that reads it is folded into that layer's bias (``W_latent @ z + b``), so those layers cost only

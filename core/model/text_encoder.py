@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ConfigError
-from core.io_utils import atomic_save_npz
+from core.utils.errors import ConfigError
+from core.utils.io_utils import atomic_save_npz
 
 __all__ = ["TEXT_DIM", "encode_texts", "TextEmbeddingCache", "class_prompt"]
 

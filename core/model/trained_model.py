@@ -16,15 +16,15 @@ from typing import Any, Callable
 
 import torch
 
-from core.config_io import from_dict
-from core.devices import default_device, resolve_device
-from core.errors import CheckpointError, ObservationError
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint
 from core.model.config import ModelConfig, preset_config
 from core.model.decoder_field import DecoderField
+from core.utils.config_io import from_dict
+from core.utils.devices import default_device, resolve_device
+from core.utils.errors import CheckpointError, ObservationError
 
-__all__ = ["TrainedModel", "SdfFn", "ColourFn", "load_trained_model", "untrained_model", "default_device"]
+__all__ = ["TrainedModel", "SdfFn", "ColourFn", "load_checkpoint_model", "untrained_model", "default_device"]
 
 SdfFn = Callable[[torch.Tensor], torch.Tensor]
 """Tensor (N, 3) float32, unit-sphere frame -> Tensor (N,) signed distance (negative inside)."""
@@ -63,7 +63,7 @@ class TrainedModel:
     @property
     def surface_offset(self) -> float:
         """How far outside the true surface this model's zero level set lies: the ``ε`` its training
-        data dilated every surface by (:mod:`core.open_mesh_sdf`); 0 for models of undilated data.
+        data dilated every surface by (:mod:`core.data.open_mesh_sdf`); 0 for models of undilated data.
         Meshing steps every vertex this far inward (:func:`core.meshing.extract_mesh`)."""
         try:
             return max(0.0, float(self.stats.get("surface_offset", 0.0) or 0.0))
@@ -186,7 +186,7 @@ class TrainedModel:
 
         ``shape_code`` (Ds,), ``condition`` (Dcond,) or None. Differentiable in the points (meshing
         takes the normals from its gradient); wrap calls in ``torch.no_grad()`` for plain values.
-        The closure carries the inward step meshing applies (:func:`core.open_mesh_sdf.mesh_step` of the
+        The closure carries the inward step meshing applies (:func:`core.data.open_mesh_sdf.mesh_step` of the
         model's :attr:`surface_offset`) as its ``surface_offset`` attribute.
         """
         latent = self.latent(shape_code, condition)
@@ -194,7 +194,7 @@ class TrainedModel:
         def fn(points: torch.Tensor) -> torch.Tensor:
             return self.decoder(points.to(self.device, torch.float32), latent, None, with_colour=False)[0]
 
-        from core.open_mesh_sdf import mesh_step
+        from core.data.open_mesh_sdf import mesh_step
 
         fn.surface_offset = mesh_step(self.surface_offset)  # type: ignore[attr-defined]
         return fn
@@ -222,7 +222,7 @@ class TrainedModel:
         products on a CPU with native bfloat16 units, else float32), ``float32`` (the same numbers as
         :meth:`sdf_fn`) or ``bfloat16``. Carries the model's meshing step as ``surface_offset``.
         """
-        from core.open_mesh_sdf import mesh_step
+        from core.data.open_mesh_sdf import mesh_step
 
         colour = None if (colour_code is None or not self.has_colour) else colour_code.to(self.device, torch.float32)
         return DecoderField(self.decoder, self.latent(shape_code, condition), colour, precision,
@@ -274,13 +274,9 @@ def state_mismatch(config: ModelConfig, num_shapes: int, num_classes: int, state
     return None
 
 
-def load_trained_model(path: str | Path, device: str | torch.device | None = None) -> TrainedModel:
-    """Load a checkpoint (or a DeepSDF experiment directory) for inference; raise :class:`CheckpointError`
-    on anything wrong with it."""
-    from core.interop.deepsdf import is_deepsdf_experiment, load_deepsdf_experiment  # lazy: it imports this module
-
-    if is_deepsdf_experiment(path):  # the original code's specs.json + ModelParameters/ + LatentCodes/
-        return load_deepsdf_experiment(path, device=device)
+def load_checkpoint_model(path: str | Path, device: str | torch.device | None = None) -> TrainedModel:
+    """Load one of this project's checkpoints for inference; raise :class:`CheckpointError` on anything wrong
+    with it. :func:`core.model.loading.load_trained_model` picks this or the DeepSDF experiment format."""
     device = resolve_device(device)  # None / "auto": CUDA when present; a bad or absent device: ConfigError
     data = read_checkpoint(Path(path))
     try:

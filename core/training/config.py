@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.config_io import apply_overrides, from_dict, load_config_file, to_dict
-from core.errors import ConfigError
 from core.model.config import PRESETS, ModelConfig, preset_config
+from core.utils.config_io import apply_overrides, from_dict, load_config_file, to_dict
+from core.utils.errors import ConfigError
 
 __all__ = ["TrainConfig", "RunConfig", "TRAIN_PRESETS", "preset_train_config", "build_run_config", "resume_changes",
            "RESUME_MAY_CHANGE", "LR_SCHEDULES",

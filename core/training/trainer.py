@@ -43,14 +43,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from core import devices
-from core.cancel import Cancel, is_cancelled
-from core.config_io import field_default, to_dict
-from core.errors import CheckpointError, ConfigError, DataSetError
-from core.io_utils import atomic_write, atomic_write_json
+from core.data.training_set import SdfDataSet
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint, save_checkpoint
-from core.sdf_dataset import SdfDataSet
 from core.training.config import (
     CURRICULUM_EPS,
     CURRICULUM_LAMBDA,
@@ -60,6 +55,11 @@ from core.training.config import (
     resume_changes,
 )
 from core.tto.losses import curriculum_l1
+from core.utils import devices
+from core.utils.cancel import Cancel, is_cancelled
+from core.utils.config_io import field_default, to_dict
+from core.utils.errors import CheckpointError, ConfigError, DataSetError
+from core.utils.io_utils import atomic_write, atomic_write_json
 
 __all__ = ["train", "TrainResult", "TrainingDivergedError", "resolve_device", "learning_rates", "curriculum_stage",
            "surface_samples_per_shape"]
@@ -99,7 +99,7 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """The training device of ``train.device`` (see :func:`core.devices.resolve_device`)."""
+    """The training device of ``train.device`` (see :func:`core.utils.devices.resolve_device`)."""
     return devices.resolve_device(name, what="train.device")
 
 
@@ -203,7 +203,7 @@ def _batch_tensors(data: SdfDataSet, shapes: list[int], config: RunConfig, epoch
         batch["surface_xyz"] = torch.from_numpy(np.concatenate([d["xyz"] for d in surf])).to(device)
         batch["surface_normal"] = torch.from_numpy(np.concatenate([d["normal"] for d in surf])).to(device)
         batch["surface_row"] = torch.arange(len(shapes), device=device).repeat_interleave(m)
-        # the true surface lies at -offset in a dilated field (core.open_mesh_sdf): that is its target
+        # the true surface lies at -offset in a dilated field (core.data.open_mesh_sdf): that is its target
         batch["surface_level"] = torch.tensor(-data.surface_offset, device=device)
     return batch
 

@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from core import config_io
-from core.errors import ConfigError
+from core.utils import config_io
+from core.utils.errors import ConfigError
 
 __all__ = ["TTOConfig", "LOSS_PRESETS", "LOSS_SWITCHES", "parse_losses", "INTERACTIVE_ITERATIONS",
            "INTERACTIVE_SAMPLES", "INTERACTIVE_LOSSES"]
@@ -275,7 +275,7 @@ class TTOConfig:
         return [f for f in _ALL_FLAGS if getattr(self, f)]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (tuples as lists), through :func:`core.config_io.to_dict`."""
+        """A JSON-able dict (tuples as lists), through :func:`core.utils.config_io.to_dict`."""
         return config_io.to_dict(self)
 
     @classmethod

@@ -20,13 +20,13 @@ from typing import Any, Callable, Generator, Iterator
 import numpy as np
 import torch
 
-from core.cancel import Cancel, is_cancelled
-from core.errors import ObservationError
 from core.model.decoder_field import compute_dtype
 from core.model.trained_model import TrainedModel
 from core.tto import losses as L
 from core.tto.config import TTOConfig
 from core.tto.observations import Observation
+from core.utils.cancel import Cancel, is_cancelled
+from core.utils.errors import ObservationError
 
 __all__ = ["TTOProgress", "TTOResult", "iterate_fit", "fit", "resolve_condition"]
 
@@ -537,7 +537,7 @@ def iterate_fit(
     config = config or TTOConfig()
     start = time.perf_counter()
     # the samples measured to the model's own surface: a dilated model's zero level set lies its
-    # surface_offset outside the true surface (core.open_mesh_sdf), and so do its targets
+    # surface_offset outside the true surface (core.data.open_mesh_sdf), and so do its targets
     observation = observation.validate().for_surface_offset(model.surface_offset)
     notes: list[str] = []
     if observation.surface_offset > model.surface_offset:

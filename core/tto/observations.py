@@ -5,7 +5,7 @@ An :class:`Observation` is built from one of four inputs:
 * a preprocessed sample file (``.npz`` with ``pos`` / ``neg``, see ``docs/architecture.md``):
   :func:`from_npz`;
 * a mesh file, sampled by the function preprocessing uses (load → normalise → DeepSDF
-  sampling → signed distances → colours, :func:`core.samples.sample_shape`): :func:`from_mesh`;
+  sampling → signed distances → colours, :func:`core.data.samples.sample_shape`): :func:`from_mesh`;
 * a point cloud with (or without) normals: :func:`from_point_cloud` /
   :func:`from_point_cloud_file`. SDF samples are made as DeepSDF does for shape completion:
   each point stepped along its normal by ``+eta`` (sdf ``+eta``) and ``-eta`` (sdf ``-eta``)
@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from core.errors import DataSetError, ExplorerError, ObservationError
-from core.normalization import Normalization, compute_normalization
+from core.data.normalization import Normalization, compute_normalization
+from core.utils.errors import DataSetError, ExplorerError, ObservationError
 
 if TYPE_CHECKING:
-    from core.samples import ShapeSamples
+    from core.data.samples import ShapeSamples
 
 __all__ = [
     "Observation",
@@ -88,7 +88,7 @@ class Observation:
         Builder-specific details (etas, camera, counts of free-space samples, ...).
     surface_offset : float
         How far outside the true surface the zero level set of ``sdf`` lies: the ``ε`` of a sample
-        file's dilated field (:mod:`core.open_mesh_sdf`), 0 for true distances (point clouds, scans).
+        file's dilated field (:mod:`core.data.open_mesh_sdf`), 0 for true distances (point clouds, scans).
         Fitting moves the samples to the model's own offset (:meth:`for_surface_offset`).
     """
 
@@ -217,7 +217,7 @@ class Observation:
 def from_npz(path: str | Path) -> Observation:
     """Observation from a preprocessed sample file (``pos`` / ``neg`` rows of x, y, z, sdf).
 
-    Read by :func:`core.samples.read_samples`, the one reader of the format; an ``.npz`` with
+    Read by :func:`core.data.samples.read_samples`, the one reader of the format; an ``.npz`` with
     ``points`` instead is read as a point cloud.
 
     Raises
@@ -225,7 +225,7 @@ def from_npz(path: str | Path) -> Observation:
     ObservationError
         Missing, unreadable or damaged file, no ``pos`` / ``neg`` keys, bad values.
     """
-    from core.samples import NotASampleFileError, read_samples
+    from core.data.samples import NotASampleFileError, read_samples
 
     path = Path(path)
     if not path.is_file():
@@ -247,7 +247,7 @@ def from_npz(path: str | Path) -> Observation:
 
 
 def _from_samples(samples: ShapeSamples, source: str, kind: str) -> Observation:
-    """The observation of a shape's samples (see :mod:`core.samples`)."""
+    """The observation of a shape's samples (see :mod:`core.data.samples`)."""
     rows = np.concatenate([samples.pos, samples.neg], axis=0)
     colours = None
     if samples.has_colour:
@@ -284,7 +284,7 @@ def from_mesh(
 ) -> Observation:
     """Observation of a whole mesh, sampled exactly as the training data is.
 
-    Runs :func:`core.samples.sample_shape`, the function preprocessing uses, so test-time
+    Runs :func:`core.data.samples.sample_shape`, the function preprocessing uses, so test-time
     samples follow the training distribution (DeepSDF: 47/50 near-surface).
 
     Parameters
@@ -299,9 +299,9 @@ def from_mesh(
     ObservationError
         The mesh cannot be loaded or sampled (the message carries the loader's reason).
     """
-    from core.mesh_io import load_mesh
-    from core.samples import MAX_FACES, sample_shape, shape_rng
-    from core.sampling import SamplingConfig
+    from core.data.mesh_io import load_mesh
+    from core.data.samples import MAX_FACES, sample_shape, shape_rng
+    from core.data.sampling import SamplingConfig
 
     path = Path(path)
     try:
@@ -597,8 +597,8 @@ def from_scan(
     surface added as positive samples. The observation keeps the *mesh's* normalisation, so
     its reconstruction compares directly with the full shape.
     """
-    from core.mesh_io import load_mesh
-    from core.normalization import normalize_mesh
+    from core.data.mesh_io import load_mesh
+    from core.data.normalization import normalize_mesh
     from core.tto.scan import depth_scan, free_space_samples
 
     try:

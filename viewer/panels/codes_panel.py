@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.latent_ops import random_code
+from core.model.latent_ops import random_code
 from viewer.state import CodeSelection, ViewerState
 from viewer.workers import run_task
 

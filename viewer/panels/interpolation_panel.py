@@ -2,7 +2,7 @@
 
 Shape and colour have their own sliders, so geometry can morph while colour stays (or the
 reverse). The class condition follows the shape slider: across classes it is A's up to the
-middle and B's after it (``core.latent_ops.blend_condition``), or, with "blend classes", a linear
+middle and B's after it (``core.model.latent_ops.blend_condition``), or, with "blend classes", a linear
 blend through a part of the conditioning space the decoder never trained on.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.latent_ops import blend, blend_condition, nearer_end
+from core.model.latent_ops import blend, blend_condition, nearer_end
 from viewer.state import CodeSelection, ViewerState
 
 

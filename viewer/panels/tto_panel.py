@@ -426,7 +426,7 @@ def measure(model: TrainedModel, selection: CodeSelection, observation: Observat
     ``mesh``: the selection's mesh at ``resolution`` when it is already there; else extracted as
     :func:`viewer.workers.mesh_job` does (torch marching cubes), so it is the mesh the view shows.
     """
-    from core.evaluation import measure_fit
+    from core.evaluation.split_evaluation import measure_fit
 
     return measure_fit(model.with_decoder(selection.decoder_override), observation, selection.shape_code,
                        selection.colour_code, selection.condition, resolution=resolution, mesh=mesh,

@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.errors import ConfigError
+from core.utils.errors import ConfigError
 
 __all__ = ["to_dict", "from_dict", "load_config_file", "apply_overrides", "parse_override", "field_default",
            "arg_default"]

@@ -4,7 +4,7 @@ Why it exists: everything (preprocessing, training, TTO, the viewer, the tests) 
 fresh machine with no download. Each shape is a union of trimesh primitives (boxes, cylinders,
 capsules, revolved profiles) with plausible random proportions, one material per part (a
 base colour from a class palette) and, for some parts, an image texture with UVs, so all colour
-paths of :mod:`core.mesh_io` are exercised. Thin parts (chair and table legs, lamp arms, mug
+paths of :mod:`core.data.mesh_io` are exercised. Thin parts (chair and table legs, lamp arms, mug
 handles, wings, shelf rods) are 1-3 % of the shape's size and listed in the index, which is
 what the thin-structure metrics and TTO losses are measured on.
 
@@ -24,7 +24,7 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from core.io_utils import atomic_write_bytes, atomic_write_json
+from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 
 __all__ = ["CLASSES", "SyntheticConfig", "build_shape", "write_synthetic_set", "Part"]
 

@@ -2,7 +2,7 @@
 
 For each shape of the split: observation = its sample file, ground truth = its
 ``surface_points`` / ``surface_normals`` / ``surface_rgb``, thin-part mask (slender parts:
-legs, arms, rods, handles) from :func:`core.thickness.thin_part_mask` on the source mesh
+legs, arms, rods, handles) from :func:`core.evaluation.thickness.thin_part_mask` on the source mesh
 (normalised with the sample file's own transform) or, when the mesh is gone, from the surface
 points alone (:func:`approximate_thin_mask`).
 Codes come from test-time optimisation (:mod:`core.tto`) or, for training shapes with
@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from core.errors import DataSetError, ExplorerError
-from core.grid_reference import SourceMesh, grid_reference_measures, load_source_mesh
-from core.io_utils import atomic_write_bytes, atomic_write_json
+from core.evaluation.grid_reference import SourceMesh, grid_reference_measures, load_source_mesh
 from core.tto.config import TTOConfig
+from core.utils.errors import DataSetError, ExplorerError
+from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:
     import torch
@@ -80,12 +80,12 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("normal_consistency", "NC", "mean"),
     ("colour_l1", "colour L1", "mean"),
     ("colour_psnr", "PSNR dB", "mean"),
-    ("components", "components", "mean"),  # connected components of the reconstruction (core.metrics)
-    ("gt_components", "gt components", "mean"),  # of the ground truth (core.metrics.point_components)
+    ("components", "components", "mean"),  # connected components of the reconstruction (core.evaluation.metrics)
+    ("gt_components", "gt components", "mean"),  # of the ground truth (core.evaluation.metrics.point_components)
     ("has_floaters", "floaters %", "pct"),  # share of shapes with a floating fragment (mesh_components)
-    # share of shapes with more floaters than the exact SDF meshed on the same grid (core.grid_reference)
+    # share of shapes with more floaters than the exact SDF meshed on the same grid (core.evaluation.grid_reference)
     ("has_extra_floaters", "floaters beyond gt grid %", "pct"),
-    # floaters per shape by kind (core.metrics.floater_kinds): pieces of the surface torn off, blobs in
+    # floaters per shape by kind (core.evaluation.metrics.floater_kinds): pieces of the surface torn off, blobs in
     # free space (> 2 voxels from the gt surface), bubbles inside a body
     ("torn_floaters", "torn floaters", "mean"),
     ("free_floaters", "free-space floaters", "mean"),
@@ -134,7 +134,7 @@ class EvalSettings:
     grid_reference: bool = True
     """Also mesh each shape's source mesh's exact SDF on the same grid (when the source is there) and
     report the reconstruction's floaters beyond it and the exact field's own F@1 and thin F@1 on
-    that grid, the grid's ceiling (:mod:`core.grid_reference`); 2-5 s a shape."""
+    that grid, the grid's ceiling (:mod:`core.evaluation.grid_reference`); 2-5 s a shape."""
     iso_level: float = 0.0
     """Mesh the level set ``sdf = iso_level`` instead of zero (SDF units: the grid's voxel is
     2 / (resolution - 1)). A small positive level dilates the surface and closes sheets the field
@@ -148,7 +148,7 @@ class EvalSettings:
 def _check_record(manifest_path: Path, number: int, record: Any) -> None:
     """A manifest record with a class, an id and a file, whose class and id can name files: they name the
     saved meshes (``--save-meshes``: ``meshes/<class>/<id>.ply``), so ``../..`` would write outside --out."""
-    from core.names import path_component_problem
+    from core.utils.names import path_component_problem
 
     if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("class_name", "id", "file")):
         raise DataSetError(f"{manifest_path}: shape {number} lacks a class_name, id or file. Re-run preprocessing "
@@ -214,9 +214,9 @@ def load_ground_truth(path: Path) -> dict[str, np.ndarray]:
     """``surface_points``, ``surface_normals`` (, ``surface_rgb``, ``offset``, ``scale``) of a sample file.
 
     Raises :class:`DataSetError` naming the file for a missing, damaged or incomplete one
-    (read by :func:`core.samples.read_samples`, the one reader of the format).
+    (read by :func:`core.data.samples.read_samples`, the one reader of the format).
     """
-    from core.samples import read_samples
+    from core.data.samples import read_samples
 
     samples = read_samples(path)
     if samples.surface_points is None or samples.surface_normals is None:
@@ -234,10 +234,10 @@ def load_ground_truth(path: Path) -> dict[str, np.ndarray]:
 def approximate_thin_mask(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """Thin parts from surface points alone (when the source mesh is gone).
 
-    :func:`core.thickness.thin_part_mask` with the thickness estimated from the points: slender
+    :func:`core.evaluation.thickness.thin_part_mask` with the thickness estimated from the points: slender
     parts (legs, arms, rods, handles), not thin boards or panels.
     """
-    from core.thickness import thin_part_mask
+    from core.evaluation.thickness import thin_part_mask
 
     return thin_part_mask(points, normals)
 
@@ -253,7 +253,7 @@ def shape_thin_mask(shape: EvalShape, gt: dict[str, np.ndarray],
 
     ``source``: the mesh :func:`shape_source_mesh` already loaded (read here when not given).
     """
-    from core.thickness import thin_part_mask
+    from core.evaluation.thickness import thin_part_mask
 
     source = source if source is not None else shape_source_mesh(shape, gt)
     if source is not None:
@@ -267,7 +267,7 @@ def shape_thin_mask(shape: EvalShape, gt: dict[str, np.ndarray],
 
 def grid_reference_fields(source: SourceMesh | None, floaters: int | None, settings: EvalSettings,
                           gt: dict[str, np.ndarray], thin_mask: np.ndarray | None) -> dict[str, Any]:
-    """The reconstruction against the exact SDF meshed on the same grid (:mod:`core.grid_reference`).
+    """The reconstruction against the exact SDF meshed on the same grid (:mod:`core.evaluation.grid_reference`).
 
     ``gt_grid_floaters`` (the exact SDF's floaters on the evaluation's grid), ``extra_floaters``
     (the reconstruction's beyond those), ``has_extra_floaters``, and the grid's ceiling:
@@ -287,7 +287,7 @@ def grid_reference_fields(source: SourceMesh | None, floaters: int | None, setti
 
 FREE_SPACE_VOXELS = 2.0
 """A floater whose closest vertex lies more than this many voxels from the ground-truth surface is a
-blob in free space; nearer, it is a torn piece of the surface (:func:`core.metrics.floater_kinds`)."""
+blob in free space; nearer, it is a torn piece of the surface (:func:`core.evaluation.metrics.floater_kinds`)."""
 
 
 def free_space_distance(resolution: int) -> float:
@@ -299,8 +299,8 @@ def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -
     """Ground truth of a whole mesh file in its unit-sphere frame (the frame a fit to it lives in).
 
     Returns ``surface_points`` (S, 3), ``surface_normals`` (S, 3), ``surface_rgb`` (S, 3) and
-    ``thin_mask`` (S,) bool (:func:`core.thickness.thin_part_mask` on the mesh), for
-    :func:`core.metrics.evaluate_reconstruction`. Used by ``reconstruct`` to measure a fit
+    ``thin_mask`` (S,) bool (:func:`core.evaluation.thickness.thin_part_mask` on the mesh), for
+    :func:`core.evaluation.metrics.evaluate_reconstruction`. Used by ``reconstruct`` to measure a fit
     against its mesh input, also when the fit saw only a single-view scan of it.
 
     Raises
@@ -308,10 +308,10 @@ def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -
     MeshLoadError, ValueError
         The mesh cannot be loaded or has no area.
     """
-    from core.mesh_io import load_mesh
-    from core.normalization import normalize_mesh
-    from core.sampling import sample_surface
-    from core.thickness import thin_part_mask
+    from core.data.mesh_io import load_mesh
+    from core.data.normalization import normalize_mesh
+    from core.data.sampling import sample_surface
+    from core.evaluation.thickness import thin_part_mask
 
     mesh, _ = normalize_mesh(load_mesh(path))
     sample = sample_surface(mesh.vertices, mesh.faces, int(n_points), np.random.default_rng(seed))
@@ -388,7 +388,7 @@ def check_text_prompt(model: TrainedModel, shapes: Sequence[EvalShape], text_pro
     DataSetError
         ``description`` for shapes whose manifest record has no ``text`` (names up to five).
     """
-    from core.errors import ConfigError
+    from core.utils.errors import ConfigError
 
     if text_prompt not in TEXT_PROMPTS:
         raise ConfigError(f"--text-prompt {text_prompt!r}: choose one of {', '.join(TEXT_PROMPTS)}")
@@ -483,8 +483,8 @@ def evaluate_split(
     Timing: ``seconds`` is the whole cost of the shape (reading, class choice, fit, meshing,
     metrics); ``seconds_class``, ``seconds_fit``, ``seconds_mesh``, ``seconds_metrics`` its parts.
     """
+    from core.evaluation.metrics import evaluate_reconstruction
     from core.meshing import export_mesh, extract_mesh
-    from core.metrics import evaluate_reconstruction
     from core.tto.fit import TTOResult, fit
     from core.tto.observations import from_npz
 
@@ -723,11 +723,11 @@ def measure_fit(
 
     Returns
     -------
-    :func:`core.metrics.evaluate_reconstruction`'s dict, or ``{}`` when the observation has fewer
+    :func:`core.evaluation.metrics.evaluate_reconstruction`'s dict, or ``{}`` when the observation has fewer
     than 10 surface points (a sample file or scan without a surface: nothing to compare with).
     """
+    from core.evaluation.metrics import evaluate_reconstruction
     from core.meshing import extract_mesh
-    from core.metrics import evaluate_reconstruction
     from core.tto.observations import estimate_normals
 
     if not observation.has_surface or len(observation.surface_points) < 10:

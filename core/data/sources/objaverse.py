@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from core.datasets.folder import safe_id, stable_split
-from core.datasets.jobs import MeshJob
-from core.errors import SourceError
+from core.data.sources.folder import safe_id, stable_split
+from core.data.sources.jobs import MeshJob
+from core.utils.errors import SourceError
 
 DEFAULT_ROOT = Path.home() / ".objaverse" / "hf-objaverse-v1"
 

@@ -1,6 +1,6 @@
 """A preprocessed data set folder in memory, and DeepSDF's per-shape sample draws.
 
-Reads ``manifest.json`` and the per-shape ``.npz`` files (through :func:`core.samples.read_samples`,
+Reads ``manifest.json`` and the per-shape ``.npz`` files (through :func:`core.data.samples.read_samples`,
 the one reader of the format). A file that cannot be read is logged and skipped (the run goes on
 with the rest). Samples are
 kept compactly (xyz+sdf float32, colour uint8, view direction float16: 25 bytes a sample) so a
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import DataSetError
-from core.samples import read_samples
+from core.data.samples import read_samples
+from core.utils.errors import DataSetError
 
 __all__ = ["TrainingShape", "SdfDataSet", "load_manifest", "manifest_classes"]
 
@@ -49,7 +49,7 @@ def manifest_classes(manifest: dict) -> list[str]:
 
 @dataclass
 class TrainingShape:
-    """One shape held for training, compactly (a :class:`core.samples.ShapeSamples` as read, repacked).
+    """One shape held for training, compactly (a :class:`core.data.samples.ShapeSamples` as read, repacked).
 
     ``pos``/``neg``: (n, 4) float32 xyz+sdf; colours (n, 3) uint8 or None; view directions
     (n, 3) float16 or None; ``normalization``: ``{"offset": [3], "scale": s}`` or empty.
@@ -71,7 +71,7 @@ class TrainingShape:
     """(S, 3) float32 unit normals of ``surface_points``."""
     surface_offset: float = 0.0
     """How far outside the true surface the sdf's zero level set lies
-    (:attr:`core.samples.ShapeSamples.surface_offset`)."""
+    (:attr:`core.data.samples.ShapeSamples.surface_offset`)."""
 
     @property
     def has_colour(self) -> bool:

@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from core.datasets.jobs import MeshJob
-from core.errors import DataSetError, ExplorerError
-from core.folder_lock import FolderLock
-from core.io_utils import atomic_write_json, sha256_file
-from core.names import path_component_problem, plain_name_problem
-from core.samples import MAX_FACES, inspect_samples, sample_shape, shape_rng, write_samples
-from core.sampling import SamplingConfig
+from core.data.samples import MAX_FACES, inspect_samples, sample_shape, shape_rng, write_samples
+from core.data.sampling import SamplingConfig
+from core.data.sources.jobs import MeshJob
+from core.utils.errors import DataSetError, ExplorerError
+from core.utils.folder_lock import FolderLock
+from core.utils.io_utils import atomic_write_json, sha256_file
+from core.utils.names import path_component_problem, plain_name_problem
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class PreprocessConfig:
     n_surface: int = 30_000
     """Surface points per shape kept for evaluation (DeepSDF's SurfaceSamples: 30,000)."""
     backend: str = "auto"
-    """SDF back end (:mod:`core.sdf_backends`): ``auto`` (the surface dilated by ``ε`` so open sheets
+    """SDF back end (:mod:`core.data.sdf_backends`): ``auto`` (the surface dilated by ``ε`` so open sheets
     become slabs; per mesh the exact winding sign when it is closed, a flood fill of the outside when
     not), ``winding`` (undilated; torn on open meshes) or ``mesh_to_sdf``."""
     seed: int = 0
@@ -88,7 +88,7 @@ class PreprocessConfig:
         self.sampling()  # validates the back end and the thin-aware settings
 
     def sampling(self) -> SamplingConfig:
-        """The sampling settings of :func:`core.samples.sample_shape` (DeepSDF's spread)."""
+        """The sampling settings of :func:`core.data.samples.sample_shape` (DeepSDF's spread)."""
         return SamplingConfig(n_samples=self.n_samples, n_surface=self.n_surface, backend=self.backend,
                               near_allocation=self.near_allocation, thin_band_variance=self.thin_band_variance,
                               balance_sign=self.balance_sign)
@@ -143,7 +143,7 @@ def preprocess_shape(job: MeshJob, config: PreprocessConfig, out_path: Path) -> 
     ExplorerError
         The mesh cannot be used (the message names the file and the reason).
     """
-    from core.mesh_io import load_mesh
+    from core.data.mesh_io import load_mesh
 
     start = time.perf_counter()
     digest = source_digest(job)

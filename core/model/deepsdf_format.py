@@ -34,12 +34,12 @@ from typing import Any
 
 import torch
 
-from core import config_io
-from core.devices import resolve_device
-from core.errors import CheckpointError
-from core.model.checkpoint import _weights_only_detail, save_checkpoint
+from core.model.checkpoint import save_checkpoint, weights_only_detail
 from core.model.config import ModelConfig
 from core.model.trained_model import TrainedModel, build_module
+from core.utils import config_io
+from core.utils.devices import resolve_device
+from core.utils.errors import CheckpointError
 
 __all__ = ["DeepSDFExperimentError", "SHAPENET_SYNSETS", "is_deepsdf_experiment", "resolve_experiment",
            "list_checkpoints", "model_config_from_specs", "load_deepsdf_experiment", "save_imported_checkpoint"]
@@ -177,7 +177,7 @@ def _load_pth(path: Path, what: str, available: list[str], folder_hint: str) -> 
         data = torch.load(path, map_location="cpu", weights_only=True)
     except _LOAD_ERRORS as exc:
         text = str(exc).strip()
-        detail = _weights_only_detail(text) if "Weights only load failed" in text else ""
+        detail = weights_only_detail(text) if "Weights only load failed" in text else ""
         if "GLOBAL" in detail:
             raise _error(path, f"refused: the file holds pickled Python objects, not only tensors and numbers "
                          f"({detail[:200]}); DeepSDF writes only tensors, numbers and dicts, so this file was "

@@ -90,7 +90,7 @@ def thin_mask(
     """(N,) bool: True where the local thickness is under ``fraction`` of the object size.
 
     Object size is the bounding-box diagonal of ``vertices`` (the same size the F-score
-    thresholds in :mod:`core.metrics` use).
+    thresholds in :mod:`core.evaluation.metrics` use).
     """
     size = float(np.linalg.norm(np.max(vertices, 0) - np.min(vertices, 0)))
     limit = fraction * size

@@ -4,10 +4,10 @@
 unit-sphere frame and returns an :class:`SdfResult` (negative inside); :func:`sdf_field`
 prepares a mesh once for many queries and says which method it chose and why.
 
-* ``"auto"`` (preprocessing's default): :mod:`core.open_mesh_sdf`: the exact distance to the
+* ``"auto"`` (preprocessing's default): :mod:`core.data.open_mesh_sdf`: the exact distance to the
   surface dilated by ``ε``, so every open sheet becomes a closed slab ``2 ε`` thick. The sign is
   chosen per mesh: a closed mesh (every part watertight and outward oriented,
-  :func:`core.open_mesh_sdf.mesh_closure`) keeps the exact winding-number sign
+  :func:`core.data.open_mesh_sdf.mesh_closure`) keeps the exact winding-number sign
   (``dilated_winding``); an open one gets the winding sign inside its closed parts and a flood
   fill of the outside for the rest (``dilated_fill``); see-through parts (glass) let the fill through.
 * ``"winding"``: the undilated field: exact unsigned distance and closest point from libigl's AABB
@@ -515,7 +515,7 @@ class SdfField:
 
 def _dilated_field(vertices: np.ndarray, faces: np.ndarray, see_through: np.ndarray | None,
                    settings: Any = None) -> SdfField:
-    from core.open_mesh_sdf import FillSdfField
+    from core.data.open_mesh_sdf import FillSdfField
 
     field = FillSdfField(vertices, faces, see_through=see_through, settings=settings)
     method = "dilated_winding" if field.closure.closed else "dilated_fill"
@@ -557,7 +557,7 @@ def sdf_field(
     see_through : (F,) bool, optional
         Faces of see-through parts (glass): ``auto``'s fill passes through them.
     **options
-        ``auto``: ``settings`` (:class:`core.open_mesh_sdf.FillSdfSettings`); ``winding`` and
+        ``auto``: ``settings`` (:class:`core.data.open_mesh_sdf.FillSdfSettings`); ``winding`` and
         ``mesh_to_sdf``: keyword arguments of :func:`winding_sdf` / :func:`mesh_to_sdf_sdf`.
 
     Raises

@@ -33,8 +33,8 @@ import zlib
 from pathlib import Path
 from typing import Callable, Iterator
 
-from core.errors import SourceError
-from core.io_utils import open_regular_file
+from core.utils.errors import SourceError
+from core.utils.io_utils import open_regular_file
 
 __all__ = ["MAX_MEMBER_BYTES", "MAX_ITEM_BYTES", "MAX_ITEM_FILES", "ARCHIVE_ERRORS", "open_library", "read_member",
            "item_members", "fingerprint", "extract_item"]

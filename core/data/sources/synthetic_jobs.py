@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.datasets.jobs import MeshJob
-from core.errors import SourceError
+from core.data.sources.jobs import MeshJob
+from core.utils.errors import SourceError
 
 __all__ = ["synthetic_jobs", "jobs_from_index"]
 
@@ -48,7 +48,7 @@ def _index_job(mesh_dir: Path, index_path: Path, number: int, entry: object) -> 
 def synthetic_jobs(mesh_dir: Path, shapes_per_class: int = 20, seed: int = 0, classes: tuple[str, ...] | None = None,
                    test_fraction: float = 0.2, progress: bool = True) -> list[MeshJob]:
     """Write (or reuse) the built-in procedural set as GLB files and return its jobs."""
-    from core.datasets.synthetic import CLASSES, SyntheticConfig, write_synthetic_set
+    from core.data.sources.synthetic import CLASSES, SyntheticConfig, write_synthetic_set
 
     config = SyntheticConfig(
         shapes_per_class=shapes_per_class,

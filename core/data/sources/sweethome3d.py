@@ -24,7 +24,7 @@ before any is drawn or written.
 Nothing in a library stops the others: a damaged library, a damaged member or a bad catalogue
 entry is recorded with its reason in the report (``failures``) and the rest goes on. The archive
 layer (bounded reads, the size limits, the resumable extraction that never deletes what the run did
-not create) is :mod:`core.datasets.sh3f`. The class map is checked whole before any work: its class
+not create) is :mod:`core.data.sources.sh3f`. The class map is checked whole before any work: its class
 names become folders, so each must be a plain folder name.
 """
 from __future__ import annotations
@@ -42,17 +42,17 @@ from typing import Any
 
 import numpy as np
 
-from core.datasets import sh3f
-from core.datasets.folder import stable_split
-from core.datasets.jobs import MeshJob
-from core.errors import SourceError
-from core.folder_lock import FolderLock
-from core.io_utils import open_regular_file
-from core.names import plain_name_problem
+from core.data.sources import sh3f
+from core.data.sources.folder import stable_split
+from core.data.sources.jobs import MeshJob
+from core.utils.errors import SourceError
+from core.utils.folder_lock import FolderLock
+from core.utils.io_utils import open_regular_file
+from core.utils.names import plain_name_problem
 
 log = logging.getLogger(__name__)
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+RESOURCES = Path(__file__).resolve().parents[3] / "resources"
 DEFAULT_LIBRARY_DIR = Path("/usr/share/sweethome3d/furniture")
 DEFAULT_CLASS_MAP = RESOURCES / "sweethome3d" / "class_map.toml"
 RESERVED_DIGESTS = RESOURCES / "reserved" / "sweethome3d-furniture-1.8-1.sha256"
@@ -528,7 +528,7 @@ def transform_obj(text: str, rotation: tuple[float, ...] | None, size_cm: tuple[
 
 def _library_paths(library_dir: Path) -> list[Path]:
     """Every ``*.sh3f`` entry of the folder, whatever its type: one that is not a regular file (a FIFO, a
-    folder) is reported by :func:`core.datasets.sh3f.open_library` and the others go on."""
+    folder) is reported by :func:`core.data.sources.sh3f.open_library` and the others go on."""
     library_dir = Path(library_dir)
     if not library_dir.is_dir():
         raise SourceError(f"{library_dir}: no Sweet Home 3D furniture libraries here; {INSTALL_HINT}")
@@ -733,7 +733,7 @@ def _job(item: CatalogItem, class_name: str, obj_path: Path, digest: str, finger
 
 def write_report(report: SourceReport, path: Path) -> None:
     """``sweethome3d_report.json``: counts, unmapped items and failures (never a reserved item)."""
-    from core.io_utils import atomic_write_json
+    from core.utils.io_utils import atomic_write_json
 
     payload: dict[str, Any] = {
         "libraries": report.libraries, "items_seen": report.items_seen,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:  # only for the annotation; mesh_io does not import this module
-    from core.mesh_io import LoadedMesh
+    from core.data.mesh_io import LoadedMesh
 
 __all__ = ["MARGIN", "Normalization", "compute_normalization", "normalize_mesh"]
 

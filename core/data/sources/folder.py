@@ -20,8 +20,8 @@ import os
 import re
 from pathlib import Path
 
-from core.datasets.jobs import MeshJob
-from core.errors import SourceError
+from core.data.sources.jobs import MeshJob
+from core.utils.errors import SourceError
 
 MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 

@@ -17,9 +17,9 @@ own parts:
   source's. An open sheet's slab lies ``ε`` off the sheet on both sides, so ``chamfer_l1 ≈ ε`` is what
   the slabs explain; ``chamfer_beyond_offset = chamfer_l1 − ε`` is the rest (grid, torn or missing parts).
 - ``fscore_1pct``: F-score at 1 % of the bounding-box diagonal against source surface points
-  (:func:`core.metrics.fscore`), the ceiling a reconstruction on that grid can reach;
+  (:func:`core.evaluation.metrics.fscore`), the ceiling a reconstruction on that grid can reach;
   ``fscore_1pct_deflated`` and ``chamfer_l1_deflated`` the same after every vertex of the meshed field
-  stepped inward along its normal as a model's meshes are (:func:`core.open_mesh_sdf.mesh_step`: 0.9 ε),
+  stepped inward along its normal as a model's meshes are (:func:`core.data.open_mesh_sdf.mesh_step`: 0.9 ε),
   which puts a slab's faces back beside its sheet.
 
 Source points buried inside other parts (a sofa's frame inside its cushions: the field is negative
@@ -73,7 +73,7 @@ class GroundTruthQuality:
 
 def source_parts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(part of each face (F,), area share of each part (P,)): welded vertex-connected components."""
-    from core.metrics import face_components
+    from core.evaluation.metrics import face_components
 
     labels = face_components(vertices, faces)
     if labels is None:
@@ -82,7 +82,7 @@ def source_parts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, n
 
 
 def field_mesh(field, resolution: int, method: str = "coarse_to_fine", surface_offset: float = 0.0):
-    """A prepared field (:func:`core.sdf_backends.sdf_field`) meshed like a reconstruction (CPU).
+    """A prepared field (:func:`core.data.sdf_backends.sdf_field`) meshed like a reconstruction (CPU).
 
     Same grid (``resolution`` over [-1, 1]³) and evaluation ``method`` as the decoder's meshes
     (:func:`core.meshing.extract_mesh`), so the two differ only in the field; ``surface_offset``:
@@ -106,12 +106,12 @@ def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolut
     Parameters
     ----------
     vertices, faces : the source mesh in the field's (unit-sphere) frame.
-    field : :class:`core.sdf_backends.SdfField` of that mesh.
+    field : :class:`core.data.sdf_backends.SdfField` of that mesh.
     resolution : grid samples per side over [-1, 1]³.
     """
+    from core.data.sampling import sample_surface
+    from core.evaluation.metrics import _nn, face_components, fscore, object_size, piece_is_cavity
     from core.meshing.grid import grid_spacing
-    from core.metrics import _nn, face_components, fscore, object_size, piece_is_cavity
-    from core.sampling import sample_surface
 
     start = time.perf_counter()
     vertices = np.asarray(vertices, np.float64)
@@ -159,7 +159,7 @@ def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolut
     threshold = 0.01 * object_size(src.points)
     f1 = fscore(src.points, pred.points, threshold)["fscore"]
     # the deflated surface: every vertex stepped inward along its normal as a model's meshes are
-    from core.open_mesh_sdf import mesh_step
+    from core.data.open_mesh_sdf import mesh_step
 
     deflated = np.asarray(mesh.vertices, np.float64) - mesh_step(epsilon) * np.asarray(mesh.normals, np.float64)
     pred_in = sample_surface(deflated, faces_pred, _POINTS, rng).points
@@ -181,7 +181,7 @@ def _shape_quality(task: tuple[str, str, str, str | None, tuple[int, ...]]) -> d
     """One manifest shape's :class:`GroundTruthQuality` at each resolution (a worker's job)."""
     from pathlib import Path
 
-    from core.evaluation import EvalShape, load_ground_truth, shape_source_mesh
+    from core.evaluation.split_evaluation import EvalShape, load_ground_truth, shape_source_mesh
 
     shape_id, class_name, file, source, resolutions = task
     shape = EvalShape(shape_id, class_name, Path(file), Path(source) if source else None, None)
@@ -211,8 +211,8 @@ def ground_truth_report(data_dir, resolutions: tuple[int, ...] = (96, 128), work
 
     from tqdm import tqdm
 
-    from core.io_utils import atomic_write_json
-    from core.sdf_dataset import load_manifest
+    from core.data.training_set import load_manifest
+    from core.utils.io_utils import atomic_write_json
 
     data_dir = Path(data_dir)
     tasks = [(str(r["id"]), str(r["class_name"]), str(data_dir / r["file"]), r.get("source"), tuple(resolutions))

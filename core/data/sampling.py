@@ -15,7 +15,7 @@ DeepSDF's scheme, for ``n_total`` query points:
 Thin-aware variants (issue 11; off by default, which keeps DeepSDF's scheme and its arrays
 bit for bit): ``near_allocation="thickness"`` draws the near-surface points with a density
 raised where the part is thin, ``thin_band_variance > 0`` adds a third, tighter band around
-thin-part points, and ``balance_sign`` (applied in :func:`core.samples.sample_shape`, which
+thin-part points, and ``balance_sign`` (applied in :func:`core.data.samples.sample_shape`, which
 knows the signs) keeps as many samples inside as outside.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import ConfigError
+from core.utils.errors import ConfigError
 
 __all__ = [
     "NEAR_ALLOCATIONS",
@@ -71,20 +71,20 @@ class SamplingConfig:
     bounding_cube_dim: float = 2.0
     """Edge of the cube, centred at the origin, holding the uniform samples."""
     backend: str = "auto"
-    """SDF back end (:mod:`core.sdf_backends`): ``auto`` (the surface dilated by ``ε``, so open sheets
+    """SDF back end (:mod:`core.data.sdf_backends`): ``auto`` (the surface dilated by ``ε``, so open sheets
     become slabs; winding sign for closed meshes, a flood fill for open ones), ``winding`` or ``mesh_to_sdf``."""
     near_allocation: str = "area"
     """Where the near-surface points sit. ``area`` (DeepSDF): around area-uniform surface points,
     so a chair leg with 2 % of the area gets 2 % of the samples and the decoder barely learns it.
     ``thickness``: surface points drawn with density ∝ area × w(x), where
     ``w = (1 - THICKNESS_MIX) + THICKNESS_MIX · u / mean(u)``, ``u = 1 / max(t(x), THICKNESS_FLOOR)²``
-    and ``t`` the local thickness (:func:`core.thickness.local_thickness`, capped at 10 % of the
+    and ``t`` the local thickness (:func:`core.evaluation.thickness.local_thickness`, capped at 10 % of the
     bounding-box diagonal; the mean is over the area). Half the points follow the area; the other
     half give every t × t patch of surface the same count, so a rod gets samples per unit length
     ∝ 1 / its diameter instead of ∝ its diameter."""
     thin_band_variance: float = 0.0
     """Variance of a third, tighter band of near-surface points around thin-part surface points
-    (:func:`core.thickness.thin_part_mask`: legs, rods, handles); 0 turns it off. It takes
+    (:func:`core.evaluation.thickness.thin_part_mask`: legs, rods, handles); 0 turns it off. It takes
     :data:`THIN_BAND_SHARE` of the near-surface points (the other two bands share the rest), so
     the decoder sees the zero level set of parts thinner than the usual bands' spread (e.g. 5e-5:
     std 0.007). A shape without thin parts gets the band around its thinnest surface instead."""
@@ -95,7 +95,7 @@ class SamplingConfig:
     outside); if the rarer side is still short after a few rounds, both sides keep its count."""
 
     def __post_init__(self) -> None:
-        # ConfigError like every settings dataclass (read through core.config_io.from_dict).
+        # ConfigError like every settings dataclass (read through core.utils.config_io.from_dict).
         if not 0.0 <= self.near_fraction <= 1.0:
             raise ConfigError(f"SamplingConfig.near_fraction must be in [0, 1], got {self.near_fraction}.")
         if not (self.variance >= 0 and self.second_variance >= 0
@@ -107,7 +107,7 @@ class SamplingConfig:
             raise ConfigError(f"SamplingConfig counts must be >= 0, got {self.n_samples}, {self.n_surface}.")
         if not (self.bounding_cube_dim > 0 and math.isfinite(self.bounding_cube_dim)):
             raise ConfigError(f"SamplingConfig.bounding_cube_dim must be finite and > 0, got {self.bounding_cube_dim}.")
-        from core.sdf_backends import BACKEND_NAMES
+        from core.data.sdf_backends import BACKEND_NAMES
 
         if self.backend not in BACKEND_NAMES:
             raise ValueError(f"SamplingConfig.backend must be one of {', '.join(BACKEND_NAMES)}, "
@@ -346,7 +346,7 @@ class _ThicknessField:
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator, need_thin: bool) -> None:
         from scipy.spatial import cKDTree
 
-        from core.thickness import local_thickness, thin_part_mask
+        from core.evaluation.thickness import local_thickness, thin_part_mask
 
         reference = sample_surface(vertices, faces, _REFERENCE_POINTS, rng)
         points = reference.points.astype(np.float64)

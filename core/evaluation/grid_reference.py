@@ -5,12 +5,12 @@ frame thinner than one voxel falls apart into beads at 96³ even when the *exact
 is meshed, and real models carry genuinely separate small parts (a bulb inside its shade, glass
 panes, knobs a hair off the door). On Sweet Home 3D's furniture the exact SDF meshed at 96³ has
 floaters on about half the shapes. So evaluation meshes the source's exact SDF (winding-number
-back end, :func:`core.sdf_backends.compute_sdf`) on the same grid with the same method as the
+back end, :func:`core.data.sdf_backends.compute_sdf`) on the same grid with the same method as the
 reconstruction, and reports the reconstruction's floaters *beyond* that reference: the pieces the
 decoder breaks off, not the ones no SDF could keep at that resolution.
 
 The reference field is the one the shape's training samples were drawn from: the ``auto`` field of
-:mod:`core.open_mesh_sdf` (the surface dilated by the ``ε`` its sample file records, meshed and then
+:mod:`core.data.open_mesh_sdf` (the surface dilated by the ``ε`` its sample file records, meshed and then
 stepped ``ε`` inward like a model's meshes) or, for sample files made before it, the undilated
 winding-number field.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ExplorerError
+from core.utils.errors import ExplorerError
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,9 @@ class SourceMesh:
     """The ``ε`` of the field its samples were drawn with (0: the undilated winding field)."""
 
     def field(self):
-        """The training field of this mesh (:func:`core.sdf_backends.sdf_field`), prepared once."""
-        from core.open_mesh_sdf import FillSdfSettings
-        from core.sdf_backends import sdf_field
+        """The training field of this mesh (:func:`core.data.sdf_backends.sdf_field`), prepared once."""
+        from core.data.open_mesh_sdf import FillSdfSettings
+        from core.data.sdf_backends import sdf_field
 
         if self.surface_offset > 0:
             return sdf_field(self.vertices, self.faces, "auto", see_through=self.see_through,
@@ -64,8 +64,8 @@ def load_source_mesh(source: Path | None, offset: np.ndarray | None, scale: floa
     """
     if source is None or not Path(source).is_file() or offset is None or scale is None:
         return None
-    from core.mesh_io import SEE_THROUGH_BELOW, load_mesh
-    from core.normalization import Normalization
+    from core.data.mesh_io import SEE_THROUGH_BELOW, load_mesh
+    from core.data.normalization import Normalization
 
     try:
         mesh = load_mesh(source)
@@ -87,15 +87,15 @@ def exact_sdf_mesh(source: SourceMesh, resolution: int, method: str = "coarse_to
     offset as a reconstruction, so the two meshes differ only in the field: the decoder's against the
     exact one. About 1-4 s a shape at 96³-128³ for meshes of a few thousand faces.
     """
-    from core.ground_truth_quality import field_mesh
-    from core.open_mesh_sdf import mesh_step
+    from core.data.ground_truth_quality import field_mesh
+    from core.data.open_mesh_sdf import mesh_step
 
     return field_mesh(source.field(), resolution, method, surface_offset=mesh_step(source.surface_offset))
 
 
 def grid_reference_floaters(source: SourceMesh, resolution: int, method: str = "coarse_to_fine") -> int:
-    """Floaters (:func:`core.metrics.mesh_components`) of the exact SDF meshed on the grid."""
-    from core.metrics import mesh_components
+    """Floaters (:func:`core.evaluation.metrics.mesh_components`) of the exact SDF meshed on the grid."""
+    from core.evaluation.metrics import mesh_components
 
     mesh = exact_sdf_mesh(source, resolution, method)
     return int(mesh_components(mesh.vertices, mesh.faces)["floaters"])
@@ -108,12 +108,12 @@ def grid_reference_measures(source: SourceMesh, gt: dict[str, np.ndarray], thin_
 
     Returns ``floaters`` (as :func:`grid_reference_floaters`), ``fscore_1pct`` and
     ``thin_fscore_1pct`` (NaN when the mask is None or empty) of that mesh against ``gt`` (the
-    sample file's surface points, :func:`core.metrics.evaluate_reconstruction`). Why: a handle or a
+    sample file's surface points, :func:`core.evaluation.metrics.evaluate_reconstruction`). Why: a handle or a
     chair leg thinner than a voxel is lost by *any* field on that grid, so a reconstruction's thin
     F@1 is only readable next to what the exact field itself reaches there (the field the training
     samples were drawn from, same back end).
     """
-    from core.metrics import evaluate_reconstruction
+    from core.evaluation.metrics import evaluate_reconstruction
 
     mesh = exact_sdf_mesh(source, resolution, method)
     metrics = evaluate_reconstruction(gt, mesh, thin_mask=thin_mask, n_points=n_points, rng=seed)

@@ -13,7 +13,7 @@ through this module:
   headers only, to decide cheaply whether a finished file can be kept on resume.
 
 Both readers share one validation, so a damaged, truncated or incomplete file gets the same
-:class:`~core.errors.DataSetError` naming the file, the problem and the fix wherever it is read.
+:class:`~core.utils.errors.DataSetError` naming the file, the problem and the fix wherever it is read.
 """
 from __future__ import annotations
 
@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.errors import DataSetError
-from core.io_utils import atomic_save_npz
-from core.normalization import Normalization
+from core.data.normalization import Normalization
+from core.utils.errors import DataSetError
+from core.utils.io_utils import atomic_save_npz
 
 if TYPE_CHECKING:
-    from core.mesh_io import LoadedMesh
-    from core.sampling import SamplingConfig
-    from core.sdf_backends import SdfField
+    from core.data.mesh_io import LoadedMesh
+    from core.data.sampling import SamplingConfig
+    from core.data.sdf_backends import SdfField
 
 __all__ = [
     "ShapeSamples",
@@ -182,7 +182,7 @@ def sample_shape(mesh: LoadedMesh, config: SamplingConfig, rng: np.random.Genera
     Parameters
     ----------
     mesh : LoadedMesh
-        Original frame, with colours (from :func:`core.mesh_io.load_mesh`).
+        Original frame, with colours (from :func:`core.data.mesh_io.load_mesh`).
     config : SamplingConfig
         Counts (``n_samples`` queries, ``n_surface`` surface points), spread and SDF back end.
     rng : np.random.Generator
@@ -196,8 +196,8 @@ def sample_shape(mesh: LoadedMesh, config: SamplingConfig, rng: np.random.Genera
         Too many faces, non-finite distances, or no sample inside (open / inside-out mesh);
         the message names ``mesh.source``.
     """
-    from core.normalization import normalize_mesh
-    from core.sampling import sample_sdf_queries, sample_surface
+    from core.data.normalization import normalize_mesh
+    from core.data.sampling import sample_sdf_queries, sample_surface
 
     source = mesh.source
     if max_faces is not None and len(mesh.faces) > max_faces:
@@ -260,11 +260,11 @@ def sample_shape(mesh: LoadedMesh, config: SamplingConfig, rng: np.random.Genera
 def mesh_sdf_field(mesh: LoadedMesh, backend: str) -> SdfField:
     """The signed-distance field of a loaded mesh (unit-sphere frame) by ``backend``.
 
-    See-through parts (:data:`core.mesh_io.SEE_THROUGH_BELOW`) are passed on, so the open-mesh
+    See-through parts (:data:`core.data.mesh_io.SEE_THROUGH_BELOW`) are passed on, so the open-mesh
     field lets its outside fill through glass instead of filling what is behind it.
     """
-    from core.mesh_io import SEE_THROUGH_BELOW
-    from core.sdf_backends import sdf_field
+    from core.data.mesh_io import SEE_THROUGH_BELOW
+    from core.data.sdf_backends import sdf_field
 
     see_through = mesh.face_opacity < SEE_THROUGH_BELOW
     return sdf_field(mesh.vertices, mesh.faces, backend, see_through=see_through if see_through.any() else None)
@@ -290,7 +290,7 @@ def _balance_sign(mesh: LoadedMesh, field: SdfField, config: SamplingConfig, rng
     side, in draw order. Shapes whose rarer side stays short after :data:`_BALANCE_ROUNDS`
     rounds keep that side whole and as many of the other (a smaller, still balanced total).
     """
-    from core.sampling import sample_sdf_queries
+    from core.data.sampling import sample_sdf_queries
 
     n_total = config.n_samples
     want_neg = n_total // 2

@@ -27,7 +27,7 @@ import numpy as np
 import trimesh
 from trimesh.resolvers import FilePathResolver
 
-from core.errors import MeshLoadError
+from core.utils.errors import MeshLoadError
 
 __all__ = [
     "COLOUR_PATHS",
@@ -376,7 +376,7 @@ def _read_asset(path: Path, name: str) -> bytes:
     """A file an OBJ or MTL names, read only if it is a regular file of at most :data:`MAX_ASSET_BYTES`: a FIFO
     or a link to a device named like a texture would hang the loader or fill the memory. Raises
     ``FileNotFoundError`` otherwise, so the part gets a flat colour and a warning naming the file."""
-    from core.io_utils import open_regular_file
+    from core.utils.io_utils import open_regular_file
 
     try:
         with open_regular_file(path) as handle:

@@ -25,8 +25,8 @@ from typing import Any
 
 import torch
 
-from core.errors import ExplorerError
-from core.io_utils import atomic_torch_save, atomic_write_bytes
+from core.utils.errors import ExplorerError
+from core.utils.io_utils import atomic_torch_save, atomic_write_bytes
 
 __all__ = ["CODES_FORMAT", "CODES_VERSION", "CodesFileError", "SavedCodes", "write_codes", "read_codes"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import ConfigError
+from core.utils.errors import ConfigError
 
 __all__ = ["resolve_device", "default_device", "cuda_available"]
 

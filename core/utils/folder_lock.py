@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from core.errors import DataSetError
+from core.utils.errors import DataSetError
 
 __all__ = ["FolderLock"]
 

@@ -25,7 +25,7 @@ grid). Both give ``−ε`` on the surface, so the field is continuous across it,
    (:meth:`FillSdfField.side`). A mesh whose parts are all closed needs no fill: its field is its
    exact SDF minus ``ε``.
 
-See-through faces (opacity below :data:`core.mesh_io.SEE_THROUGH_BELOW`: glass doors, panes) are
+See-through faces (opacity below :data:`core.data.mesh_io.SEE_THROUGH_BELOW`: glass doors, panes) are
 left out of the barrier but kept in the distances, so they become slabs too, while the fill passes
 through them: a glass-fronted cabinet keeps its shelves instead of filling solid.
 
@@ -204,7 +204,7 @@ class FillSdfField:
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, see_through: np.ndarray | None = None,
                  settings: FillSdfSettings | None = None, closure: MeshClosure | None = None) -> None:
-        from core.sdf_backends import _as_mesh_arrays, _face_normals, aabb_tree
+        from core.data.sdf_backends import _as_mesh_arrays, _face_normals, aabb_tree
 
         self.settings = settings or FillSdfSettings()
         self.vertices, self.faces = _as_mesh_arrays(vertices, faces)
@@ -246,7 +246,7 @@ class FillSdfField:
         """
         from scipy import ndimage
 
-        from core.sdf_backends import closest_points
+        from core.data.sdf_backends import closest_points
 
         n = self.settings.resolution
         eps = self.settings.epsilon
@@ -283,8 +283,8 @@ class FillSdfField:
     # -- queries -------------------------------------------------------------------------------
 
     def closest(self, points: np.ndarray):
-        """Exact closest points on every face (:class:`core.sdf_backends.ClosestPoints`)."""
-        from core.sdf_backends import closest_points
+        """Exact closest points on every face (:class:`core.data.sdf_backends.ClosestPoints`)."""
+        from core.data.sdf_backends import closest_points
 
         return closest_points(self.vertices, self.faces, points, tree=self._tree)
 
@@ -323,7 +323,7 @@ class FillSdfField:
     def _mark_inside(self, label: np.ndarray, points: np.ndarray, which: np.ndarray,
                      faces: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
         """Set ``label[which]`` to enclosed where the closed ``faces`` (faces, box low, box high) wind around."""
-        from core.sdf_backends import winding_numbers
+        from core.data.sdf_backends import winding_numbers
 
         if faces is None or len(which) == 0:
             return
@@ -343,7 +343,7 @@ class FillSdfField:
 
     def signed_distance(self, points: np.ndarray, closest=None) -> np.ndarray:
         """(N,) float64 distance to the ``ε``-dilated surface at ``points``, negative inside."""
-        from core.sdf_backends import _as_points
+        from core.data.sdf_backends import _as_points
 
         points = _as_points(points)
         if closest is None:

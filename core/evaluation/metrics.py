@@ -366,7 +366,7 @@ def evaluate_reconstruction(
         (the sample file's keys).
     pred : MeshArrays (or a mapping with ``vertices``, ``faces``, ``colours``); ``n_points`` points
         are sampled on its surface.
-    thin_mask : (S,) bool, True for gt points on thin parts (:func:`core.thickness.thin_mask`).
+    thin_mask : (S,) bool, True for gt points on thin parts (:func:`core.evaluation.thickness.thin_mask`).
         Adds ``thin_*`` metrics where only those gt points are used: recall-side terms
         (gt -> pred distances, recall, colour) on the masked points, and precision-side terms on
         the pred points whose nearest gt point is masked.

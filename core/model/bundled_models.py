@@ -37,7 +37,7 @@ DEFAULT_KEY = "demo"
 """The model listed first and opened when no checkpoint is given."""
 RESOURCES_ENV = "DEEPSDF_RESOURCES"
 """Environment variable naming another resources root (default: the project's ``resources/``)."""
-PROJECT_RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+PROJECT_RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 REQUIRED_TEXT_FIELDS = ("title", "checkpoint", "licence")
 OPTIONAL_TEXT_FIELDS = ("description", "first_shape")
 
