@@ -15,15 +15,18 @@ $(VENV)/.installed: pyproject.toml scripts/setup.sh
 run: setup
 	bash scripts/run_main.sh
 
+# Lint (with a complexity limit), formatting, types, then the tests.
 test: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	bash scripts/with_display.sh $(PY) -m pytest -q
 
 test-slow: setup
 	bash scripts/with_display.sh $(PY) -m pytest -q -m slow
 
 bench: setup
-	bash scripts/with_display.sh $(PY) benchmarks/run_all.py
+	bash scripts/with_display.sh $(PY) -m benchmarks.run_all
 
 data: setup
 	$(PY) main.py preprocess --source synthetic --out $(DATA) --workers 2

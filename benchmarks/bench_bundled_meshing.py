@@ -14,28 +14,25 @@ with the fast mesh's time as a ratio to both, its Chamfer distance to the plain 
 honesty check: < 0.1 voxel) and the stages. ``DEEPSDF_PRECISION=float32`` times the fast path
 without bfloat16.
 
-    python benchmarks/bench_bundled_meshing.py [--resolutions 64 128] [--repeats 5] [--models demo real]
+    python -m benchmarks.bench_bundled_meshing [--resolutions 64 128] [--repeats 5] [--models demo real]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.device_info import device_line  # noqa: E402
-from core.meshing.extract import extract_mesh  # noqa: E402
-from core.meshing.grid import evaluate_points  # noqa: E402
-from core.model.bundled_models import bundled_models  # noqa: E402
-from core.model.decoder_field import compute_dtype  # noqa: E402
-from core.model.loading import load_trained_model  # noqa: E402
+from benchmarks.device_info import device_line
+from core.meshing.extract import extract_mesh
+from core.meshing.grid import evaluate_points
+from core.model.bundled_models import bundled_models
+from core.model.decoder_field import compute_dtype
+from core.model.loading import load_trained_model
+from core.utils.markdown import markdown_table
 
 
 def median_time(fn, repeats: int) -> tuple[float, object]:
@@ -63,7 +60,7 @@ def opening_shape(model, first_shape: str | None) -> int:
 
 
 def model_rows(card, args, device: torch.device):
-    """One table row per resolution for the bundled model ``card`` (each as soon as it is measured)."""
+    """One table row (its cells) per resolution for the bundled model ``card``."""
     model = load_trained_model(card.checkpoint, device)
     index = opening_shape(model, card.first_shape)
     code, cond = model.shape_codes[index], model.training_condition(index)
@@ -81,10 +78,10 @@ def model_rows(card, args, device: torch.device):
         st = fast.stats
         stages = " / ".join(f"{1e3 * st.get(f'seconds_{k}', 0.0):.0f}"
                             for k in ("grid", "marching_cubes", "normals", "colours"))
-        yield (f"| {card.key} ({model.shape_ids[index]}) | {res} | {1e3 * t_pass:.0f} | "
-               f"{1e3 * t_plain:.0f} | {1e3 * t_fast:.0f} | {t_fast / t_pass:.2f}x | {t_fast / t_plain:.2f}x | "
-               f"{chamfer_voxels(plain.vertices, fast.vertices, res):.3f} | "
-               f"{plain.stats['n_evaluations']:,} / {st['n_evaluations']:,} | {stages} | {len(fast.vertices):,} |")
+        yield [f"{card.key} ({model.shape_ids[index]})", str(res), f"{1e3 * t_pass:.0f}", f"{1e3 * t_plain:.0f}",
+               f"{1e3 * t_fast:.0f}", f"{t_fast / t_pass:.2f}x", f"{t_fast / t_plain:.2f}x",
+               f"{chamfer_voxels(plain.vertices, fast.vertices, res):.3f}",
+               f"{plain.stats['n_evaluations']:,} / {st['n_evaluations']:,}", stages, f"{len(fast.vertices):,}"]
 
 
 def main() -> None:
@@ -100,13 +97,11 @@ def main() -> None:
     print(device_line(device))
     print(f"fast path compute dtype: {compute_dtype(device)}; median of {args.repeats} after a warm-up")
     print()
-    print("| model | res | plain pass 262k ms | plain mesh ms | fast mesh ms | fast / pass | fast / plain | "
-          "Chamfer vox | evaluations plain / fast | grid / MC / normals / colours ms | vertices |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
-    for card in bundled_models():
-        if not args.models or card.key in args.models:
-            for row in model_rows(card, args, device):
-                print(row, flush=True)
+    rows = [row for card in bundled_models() if not args.models or card.key in args.models
+            for row in model_rows(card, args, device)]
+    print(markdown_table(["model", "res", "plain pass 262k ms", "plain mesh ms", "fast mesh ms", "fast / pass",
+                          "fast / plain", "Chamfer vox", "evaluations plain / fast",
+                          "grid / MC / normals / colours ms", "vertices"], rows, align="lrrrrrrrrlr"), flush=True)
 
 if __name__ == "__main__":
     main()

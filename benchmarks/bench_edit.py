@@ -1,6 +1,6 @@
 """Shape editing on the demo model: drag, paint and graft quality and speed, against baselines.
 
-    python benchmarks/bench_edit.py [--ckpt resources/demo/demo.pt] [--code chair/chair_003] [--quick]
+    python -m benchmarks.bench_edit [--ckpt resources/demo/demo.pt] [--code chair/chair_003] [--quick]
 
 Measures the targets of issue 14 on this CPU:
 
@@ -27,10 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from core.edit import (  # noqa: E402
+from core.edit import (
     Brush,
     DragConfig,
     Handle,
@@ -43,9 +40,12 @@ from core.edit import (  # noqa: E402
     paint,
     take_snapshot,
 )
-from core.edit.measure import distance_to_surface, far_surface_shift  # noqa: E402
-from core.meshing import extract_mesh  # noqa: E402
-from core.model import load_trained_model  # noqa: E402
+from core.edit.measure import distance_to_surface, far_surface_shift
+from core.meshing import extract_mesh
+from core.model import load_trained_model
+from core.utils.markdown import markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def drag_cases(snapshot):
@@ -61,10 +61,7 @@ def drag_cases(snapshot):
 def bench_drag(model, snapshot, quick: bool) -> None:
     voxel = snapshot.voxel
     print(f"\n## drag ({snapshot.codes.label}, radius of influence {DragConfig().radius}, voxel {voxel:.4f} at 64³)")
-    print("| drag | steps to 1 voxel | to 1 voxel (s) | CPU s to 1 voxel | steps | whole drag (s) | CPU s "
-          "| target→surface (voxels) | far Chamfer (voxels) | far p95 (voxels) | no-locality far Chamfer | ratio "
-          "| Mahalanobis (train max) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    table = []
     for name, source, offset in drag_cases(snapshot)[: 2 if quick else None]:
         target = source + np.asarray(offset)
         handle = [Handle(tuple(source), tuple(target))]
@@ -82,9 +79,12 @@ def bench_drag(model, snapshot, quick: bool) -> None:
         r, (reach, steps), cpu, dist, far, p95 = rows["edit"]
         base_far = rows["baseline"][4]
         p = r.plausibility
-        print(f"| {name} | {steps} | {reach:.3f} | {cpu * steps / max(r.iterations, 1):.3f} | {r.iterations} | "
-              f"{r.seconds:.3f} | {cpu:.3f} | {dist:.2f} | {far:.2f} | {p95:.2f} | {base_far:.2f} | "
-              f"{far / max(base_far, 1e-9):.2f} | {p.distance:.1f} ({p.train_max:.1f}) |")
+        table.append([name, steps, f"{reach:.3f}", f"{cpu * steps / max(r.iterations, 1):.3f}", r.iterations,
+                      f"{r.seconds:.3f}", f"{cpu:.3f}", f"{dist:.2f}", f"{far:.2f}", f"{p95:.2f}", f"{base_far:.2f}",
+                      f"{far / max(base_far, 1e-9):.2f}", f"{p.distance:.1f} ({p.train_max:.1f})"])
+    print(markdown_table(["drag", "steps to 1 voxel", "to 1 voxel (s)", "CPU s to 1 voxel", "steps", "whole drag (s)",
+                          "CPU s", "target→surface (voxels)", "far Chamfer (voxels)", "far p95 (voxels)",
+                          "no-locality far Chamfer", "ratio", "Mahalanobis (train max)"], table))
 
 
 PAINT_VARIANTS = (("code only", PaintConfig(detail=False)), ("code + head 200", PaintConfig(detail_iterations=200)),
@@ -97,9 +97,7 @@ def bench_paint(model, snapshot) -> None:
     v = snapshot.mesh.vertices.astype(np.float64)
     top = v[np.argmax(v[:, 1])]
     print(f"\n## paint ({snapshot.codes.label}, brush on the top of the back)")
-    print("| brush | paint | seconds | ΔE brush before | ΔE brush | within ΔE 10 | ΔE rest | rest within ΔE 3 "
-          "| rest median ΔE | far (>0.6) median ΔE | Mahalanobis (train max) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    table = []
     surface = snapshot.surface.cpu().numpy()
     # Red on the (dark red) back, the seat's blue on it, and a green no chair of the data set has.
     for radius, colour in ((0.3, "#e01010"), (0.3, "#2040c0"), (0.2, "#10c020"), (0.15, "#10c020")):
@@ -112,10 +110,13 @@ def bench_paint(model, snapshot) -> None:
             de = delta_e(rgb, snapshot.colours)
             d = np.linalg.norm(surface - top, axis=1)
             m, p = r.metrics, r.plausibility
-            print(f"| r={radius} {colour} | {name} | {r.seconds:.2f} | {m['delta_e_brush_before']:.1f} | "
-                  f"{m['delta_e_brush']:.1f} | {m['brush_within_10']:.0%} | {m['delta_e_rest']:.1f} | "
-                  f"{m['rest_within_3']:.0%} | {np.median(de[d > radius]):.1f} | {np.median(de[d > 0.6]):.1f} | "
-                  f"{p.distance:.1f} ({p.train_max:.1f}) |")
+            table.append([f"r={radius} {colour}", name, f"{r.seconds:.2f}", f"{m['delta_e_brush_before']:.1f}",
+                          f"{m['delta_e_brush']:.1f}", f"{m['brush_within_10']:.0%}", f"{m['delta_e_rest']:.1f}",
+                          f"{m['rest_within_3']:.0%}", f"{np.median(de[d > radius]):.1f}",
+                          f"{np.median(de[d > 0.6]):.1f}", f"{p.distance:.1f} ({p.train_max:.1f})"])
+    print(markdown_table(["brush", "paint", "seconds", "ΔE brush before", "ΔE brush", "within ΔE 10", "ΔE rest",
+                          "rest within ΔE 3", "rest median ΔE", "far (>0.6) median ΔE", "Mahalanobis (train max)"],
+                         table, align="llrrrrrrrrr"))
 
 
 def bench_graft(model, snap_a, code_b: str) -> None:
@@ -125,24 +126,22 @@ def bench_graft(model, snap_a, code_b: str) -> None:
     m = r.metrics
     print(f"\n## graft ({code_b} upper back onto {snap_a.codes.label}; box centre (0, 0.5, 0), "
           "half extents 0.6, 0.4, 0.6)")
-    print("| seconds | error vs B inside | A's code there | ratio | error vs A outside | B's code there | ratio "
-          "| Mahalanobis (train max) |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| {r.seconds:.2f} | {m['inside_error']:.4f} | {m['inside_error_code_a']:.4f} | "
-          f"{m['inside_error'] / m['inside_error_code_a']:.2f} | {m['outside_error']:.4f} | "
-          f"{m['outside_error_code_b']:.4f} | {m['outside_error'] / m['outside_error_code_b']:.2f} | "
-          f"{r.plausibility.distance:.1f} ({r.plausibility.train_max:.1f}) |")
+    print(markdown_table(["seconds", "error vs B inside", "A's code there", "ratio", "error vs A outside",
+                          "B's code there", "ratio", "Mahalanobis (train max)"],
+                         [[f"{r.seconds:.2f}", f"{m['inside_error']:.4f}", f"{m['inside_error_code_a']:.4f}",
+                           f"{m['inside_error'] / m['inside_error_code_a']:.2f}", f"{m['outside_error']:.4f}",
+                           f"{m['outside_error_code_b']:.4f}", f"{m['outside_error'] / m['outside_error_code_b']:.2f}",
+                           f"{r.plausibility.distance:.1f} ({r.plausibility.train_max:.1f})"]], align="r" * 8))
 
 
 def bench_ui_stall(ckpt: Path, code: str) -> None:
     """Longest UI-thread gap while the Edit panel drags a handle live (preview meshes streaming)."""
     stats = measure_drag_stall(ckpt, code)
     print("\n## UI stall during a live drag (viewer, Edit panel)")
-    print("| moves | previews shown | longest UI gap (ms) | 99th percentile gap (ms) "
-          "| idle window's longest gap (ms) |")
-    print("|---|---|---|---|---|")
-    print(f"| {stats['moves']} | {stats['previews']} | {stats['max_gap_ms']:.1f} | {stats['p99_gap_ms']:.1f} | "
-          f"{stats['idle_max_gap_ms']:.1f} |")
+    print(markdown_table(["moves", "previews shown", "longest UI gap (ms)", "99th percentile gap (ms)",
+                          "idle window's longest gap (ms)"],
+                         [[stats["moves"], stats["previews"], f"{stats['max_gap_ms']:.1f}",
+                           f"{stats['p99_gap_ms']:.1f}", f"{stats['idle_max_gap_ms']:.1f}"]], align="r" * 5))
 
 
 def measure_drag_stall(ckpt: Path, code: str, moves: int = 20, move_ms: int = 40) -> dict:

@@ -16,26 +16,25 @@ and class inference, each strategy on the same shapes:
 
 with its accuracy and its time as a share of the fast fit's.
 
-    python benchmarks/bench_fit.py --ckpt resources/real/model.pt --data data/sweethome3d --limit 1
+    python -m benchmarks.bench_fit --ckpt resources/real/model.pt --data data/sweethome3d --limit 1
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.device_info import device_line  # noqa: E402
-from core.evaluation.split_evaluation import EvalSettings, evaluate_split, list_split  # noqa: E402
-from core.model.loading import load_trained_model  # noqa: E402
-from core.tto.config import TTOConfig  # noqa: E402
-from core.tto.fit import fit  # noqa: E402
-from core.tto.observations import from_npz  # noqa: E402
+from benchmarks.device_info import device_line
+from core.evaluation.held_out_split import list_split
+from core.evaluation.loop import evaluate_split
+from core.evaluation.settings import EvalSettings
+from core.model.loading import load_trained_model
+from core.tto.config import TTOConfig
+from core.tto.fit import fit
+from core.tto.observations import from_npz
+from core.utils.markdown import markdown_table
 
 FIT_PATHS = {"plain (float32)": {"precision": "float32"}, "fast (defaults)": {},
              "fast, 2/3 of the steps": {"steps": 2 / 3}}
@@ -72,8 +71,7 @@ def main() -> None:
     if not args.skip_fits:
         print(f"\n### Fits with decoder fine-tuning ({args.iterations} + {args.finetune_iterations} steps, "
               f"{args.resolution}^3)\n")
-        print("| path | steps | s per fit (median) | x plain | F@1 % | thin F@1 % | CD x1e3 median |")
-        print("|---|---|---:|---:|---:|---:|---:|")
+        table = []
         settings = EvalSettings(resolution=args.resolution, grid_reference=False, n_eval_points=30_000)
         plain_s = None
         for name, overrides in FIT_PATHS.items():
@@ -87,13 +85,14 @@ def main() -> None:
             plain_s = plain_s or seconds
             fit_seconds[name] = seconds
             cd = statistics.median(r["chamfer_x1e3"] for r in rows if "chamfer_x1e3" in r)
-            print(f"| {name} | {config.iterations} + {config.finetune_iterations} | {seconds:.1f} | "
-                  f"{seconds / plain_s:.2f}x | {100 * mean(rows, 'fscore_1pct'):.1f} | "
-                  f"{100 * mean(rows, 'thin_fscore_1pct'):.1f} | {cd:.3f} |", flush=True)
+            table.append([name, f"{config.iterations} + {config.finetune_iterations}", f"{seconds:.1f}",
+                          f"{seconds / plain_s:.2f}x", f"{100 * mean(rows, 'fscore_1pct'):.1f}",
+                          f"{100 * mean(rows, 'thin_fscore_1pct'):.1f}", f"{cd:.3f}"])
+        print(markdown_table(["path", "steps", "s per fit (median)", "x plain", "F@1 %", "thin F@1 %",
+                              "CD x1e3 median"], table, align="llrrrrr"), flush=True)
     if not args.skip_classes:
         print(f"\n### Class inference ({len(model.class_names)} classes)\n")
-        print("| strategy | s per shape (median) | x sequential | share of the fastest fit | correct |")
-        print("|---|---:|---:|---:|---:|")
+        table, notes = [], []
         observations = {s.id: from_npz(s.file) for s in shapes}
         reference = None
         for name, overrides in CLASS_PATHS.items():
@@ -110,9 +109,12 @@ def main() -> None:
             reference = reference or seconds
             fastest = min(fit_seconds.values()) if fit_seconds else float("nan")
             share = seconds / fastest
-            print(f"| {name} | {seconds:.1f} | {seconds / reference:.2f}x | {share:.0%} | "
-                  f"{correct}/{len(shapes)} |", flush=True)
-            print(f"<!-- {name}: wrong {', '.join(wrong) or 'none'} -->")
+            table.append([name, f"{seconds:.1f}", f"{seconds / reference:.2f}x", f"{share:.0%}",
+                          f"{correct}/{len(shapes)}"])
+            notes.append(f"<!-- {name}: wrong {', '.join(wrong) or 'none'} -->")
+        print(markdown_table(["strategy", "s per shape (median)", "x sequential", "share of the fastest fit",
+                              "correct"], table))
+        print("\n".join(notes), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ coloured mesh the viewer refines to (narrow-band grid + marching cubes + normals
 the vertices, ``extract_mesh``) for each ``--coloured-presets`` model at ``--coloured-resolutions``,
 median of ``--coloured-repeats`` after a warm-up, with the time of each stage.
 
-Run: ``python benchmarks/bench_meshing.py [--resolutions 64 128 256] [--dense-max 128] [--device cuda]``.
+Run: ``python -m benchmarks.bench_meshing [--resolutions 64 128 256] [--dense-max 128] [--device cuda]``.
 Dense at 256^3 is 16.7 M network evaluations (minutes on a 2-core CPU), hence ``--dense-max``.
 On a GPU: ``--device cuda --coloured-resolutions 256 512`` measures issue 13's targets (H100:
 256^3 coloured <= 50 ms default preset, <= 150 ms paper preset; 512^3 <= 0.5 s).
@@ -27,22 +27,18 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.device_info import device_line, synchronize  # noqa: E402
-from core.meshing.extract import extract_mesh, mesh_from_grid  # noqa: E402
-from core.meshing.grid import evaluate_coarse_to_fine, evaluate_dense  # noqa: E402
-from core.meshing.marching_cubes import marching_cubes_skimage, marching_cubes_torch  # noqa: E402
-from core.utils.devices import resolve_device  # noqa: E402
+from benchmarks.device_info import device_line, synchronize
+from core.meshing.extract import extract_mesh, mesh_from_grid
+from core.meshing.grid import evaluate_coarse_to_fine, evaluate_dense
+from core.meshing.marching_cubes import marching_cubes_skimage, marching_cubes_torch
+from core.utils.devices import resolve_device
 
 # Issue 13's targets on one H100 for a coloured mesh (grid + marching cubes + colours), seconds.
 TARGETS_H100 = {("default", 256): 0.050, ("paper", 256): 0.150, ("default", 512): 0.5, ("paper", 512): 0.5}

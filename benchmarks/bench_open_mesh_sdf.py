@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/bench_open_mesh_sdf.py                                   # the tests' real meshes
-    python benchmarks/bench_open_mesh_sdf.py --data data/sweethome3d --every 10 --samples 200000
+    python -m benchmarks.bench_open_mesh_sdf                                   # the tests' real meshes
+    python -m benchmarks.bench_open_mesh_sdf --data data/sweethome3d --every 10 --samples 200000
 
 Each mesh is sampled as preprocessing samples it (:func:`core.data.samples.sample_shape`: load, normalise,
 DeepSDF's queries, signed distances, colours) once with ``--backend winding`` (the undilated field of

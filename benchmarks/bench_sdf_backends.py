@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/bench_sdf_backends.py
-    python benchmarks/bench_sdf_backends.py --n-winding 100000 --n-mesh-to-sdf 10000 --meshes chair sphere
+    python -m benchmarks.bench_sdf_backends
+    python -m benchmarks.bench_sdf_backends --n-winding 100000 --n-mesh-to-sdf 10000 --meshes chair sphere
 
 Each back end runs twice per mesh, on a small and on a large query set (DeepSDF's
 distribution from ``core.data.sampling``). A straight line through the two timings separates
@@ -14,7 +14,6 @@ distances are compared on the queries both back ends saw.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,13 +23,10 @@ from typing import Callable
 import numpy as np
 import trimesh
 
+from core.data.sampling import sample_sdf_queries
+from core.data.sdf_backends import SdfResult, compute_sdf
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from core.data.sampling import sample_sdf_queries  # noqa: E402
-from core.data.sdf_backends import SdfResult, compute_sdf  # noqa: E402
-
 CHAIR_OBJ = ROOT / "tests" / "data" / "meshes" / "obj_mtl_tex_chair_cc0" / "chair2.obj"
 
 

@@ -1,10 +1,10 @@
 """Training and inference throughput of the model presets, as ratios to ``paper`` measured in the same run.
 
-    python benchmarks/bench_training.py                 # tiny, default, paper; ~3-6 minutes on a 2-core CPU
-    python benchmarks/bench_training.py --quick         # smaller sizes, a smoke run (under a minute)
-    python benchmarks/bench_training.py --presets default,paper --device cuda
-    python benchmarks/bench_training.py --device cuda --gpu-sizes          # DeepSDF-sized batches on a GPU
-    python benchmarks/bench_training.py --presets default --threads 1 --compare-gather   # the step's speed-up
+    python -m benchmarks.bench_training                 # tiny, default, paper; ~3-6 minutes on a 2-core CPU
+    python -m benchmarks.bench_training --quick         # smaller sizes, a smoke run (under a minute)
+    python -m benchmarks.bench_training --presets default,paper --device cuda
+    python -m benchmarks.bench_training --device cuda --gpu-sizes          # DeepSDF-sized batches on a GPU
+    python -m benchmarks.bench_training --presets default --threads 1 --compare-gather   # the step's speed-up
 
 Training: one optimisation step of the trainer on a synthetic in-memory batch (no data loading):
 forward + backward + Adam of :class:`core.model.autodecoder.AutoDecoder` through the trainer's own
@@ -34,18 +34,16 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.device_info import device_line  # noqa: E402
-from core.model import preset_config, untrained_model  # noqa: E402
-from core.model.autodecoder import AutoDecoder  # noqa: E402
-from core.training.config import RunConfig, TrainConfig  # noqa: E402
-from core.training.trainer import _deterministic_on_cpu, _step  # noqa: E402  (the trainer's loss, as it trains)
-from core.utils.devices import resolve_device  # noqa: E402
+from benchmarks.device_info import device_line
+from core.model import preset_config, untrained_model
+from core.model.autodecoder import AutoDecoder
+from core.training.config import RunConfig, TrainConfig
+from core.training.trainer import _deterministic_on_cpu, _step  # the trainer's loss, as it trains
+from core.utils.devices import resolve_device
+from core.utils.markdown import markdown_table
 
 
 def _sync(device: torch.device) -> None:
@@ -145,7 +143,67 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _training_table(train_rows: dict, peak: float, gpu_peaks: dict[str, float], compare_gather: bool) -> str:
+    """The training-step table: one row per preset (its gather-path run in extra columns), against the paper."""
+    base_train = train_rows.get(("paper", False))
+    gpu_kinds = [k for k in ("tf32", "bf16") if k in gpu_peaks]
+    headers = (["preset", "decoder params", "points/step", "ms/step", "samples/s", "samples/s x paper",
+                "% of matmul peak"] + [f"% of {k} peak" for k in gpu_kinds]
+               + (["ms/step, gather path", "speed-up over gather"] if compare_gather else []))
+    table = []
+    for (label, gather), r in train_rows.items():
+        if gather:
+            continue
+        ratio = f"{r['samples_per_s'] / base_train['samples_per_s']:.1f}x" if base_train else "n/a"
+        # forward 2 and backward 4 FLOPs per weight and point (an upper bound on the useful work:
+        # the folded latent columns are not multiplied per point)
+        useful = 6.0 * r["params"] * r["samples_per_s"]
+        cells = ([label, f"{r['params']:,}", f"{r['points_per_step']:,}", f"{1e3 * r['step_s']:.1f}",
+                  _fmt(r["samples_per_s"]), ratio, f"{100 * useful / peak:.0f} %"]
+                 + [f"{100 * useful / gpu_peaks[k]:.1f} %" for k in gpu_kinds])
+        if compare_gather:
+            slow = train_rows[(label, True)]
+            cells += [f"{1e3 * slow['step_s']:.1f}", f"{slow['step_s'] / r['step_s']:.2f}x"]
+        table.append(cells)
+    return markdown_table(headers, table)
+
+
+def _inference_table(infer_rows: dict, batch_sizes: list[int]) -> str:
+    """The inference table: points/s per preset and batch size, and the geometric mean against the paper."""
+    base_infer = infer_rows.get("paper")
+    table = []
+    for preset, r in infer_rows.items():
+        if base_infer:
+            ratios = [r[n] / base_infer[n] for n in batch_sizes]
+            ratio = f"{statistics.geometric_mean(ratios):.1f}x"
+        else:
+            ratio = "n/a"
+        table.append([preset] + [_fmt(r[n]) for n in batch_sizes] + [ratio])
+    return markdown_table(["preset"] + [f"{n:,}" for n in batch_sizes] + ["x paper (geometric mean)"], table)
+
+
+def _time_inference(presets: list[str], batch_sizes: list[int], repeats: int, min_seconds: float,
+                    device: torch.device) -> dict[str, dict[int, float]]:
+    """Points per second of each preset's SDF at each batch size (median of ``repeats`` rounds taking turns)."""
+    sdf_fns, points = {}, {n: (torch.rand(n, 3, generator=torch.Generator().manual_seed(n)) * 2 - 1).to(device)
+                              for n in batch_sizes}
+    for preset in presets:
+        model = untrained_model(preset, device=device)
+        sdf_fns[preset] = model.sdf_fn(model.shape_codes[0], model.condition())
+    samples: dict[str, dict[int, list[float]]] = {p: {n: [] for n in batch_sizes} for p in presets}
+    with torch.no_grad():
+        for preset in presets:  # warm-up
+            for n in batch_sizes:
+                sdf_fns[preset](points[n])
+        for _ in range(repeats):
+            for preset in presets:
+                for n in batch_sizes:
+                    seconds = _time_call(lambda fn=sdf_fns[preset], x=points[n]: fn(x), min_seconds, device)
+                    samples[preset][n].append(n / seconds)
+    return {p: {n: statistics.median(v) for n, v in rows.items()} for p, rows in samples.items()}
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="tiny,default,paper", help="model presets, comma separated")
     parser.add_argument("--shapes", type=int, default=16, help="shapes per training step")
@@ -169,12 +227,22 @@ def main(argv: list[str] | None = None) -> int:
                              "broadcast) and print the speed-up")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     args = parser.parse_args(argv)
+    _apply_size_presets(args)
+    return args
+
+
+def _apply_size_presets(args: argparse.Namespace) -> None:
+    """--quick and --gpu-sizes: the sizes they stand for."""
     if args.quick:
         args.samples, args.paper_samples, args.steps, args.paper_steps = 1024, 256, 3, 2
         args.batch_sizes, args.repeats, args.min_seconds = "4096,16384", 3, 0.1
     if args.gpu_sizes:
         args.shapes, args.samples, args.paper_samples, args.steps, args.paper_steps = 64, 8192, 8192, 10, 10
         args.batch_sizes = "65536,262144,1048576"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -210,26 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training timed in {time.perf_counter() - tic:.0f} s", flush=True)
 
     tic = time.perf_counter()
-    sdf_fns, points = {}, {n: (torch.rand(n, 3, generator=torch.Generator().manual_seed(n)) * 2 - 1).to(device)
-                              for n in batch_sizes}
-    for preset in presets:
-        model = untrained_model(preset, device=device)
-        sdf_fns[preset] = model.sdf_fn(model.shape_codes[0], model.condition())
-    samples: dict[str, dict[int, list[float]]] = {p: {n: [] for n in batch_sizes} for p in presets}
-    with torch.no_grad():
-        for preset in presets:  # warm-up
-            for n in batch_sizes:
-                sdf_fns[preset](points[n])
-        for _ in range(args.repeats):
-            for preset in presets:
-                for n in batch_sizes:
-                    seconds = _time_call(lambda fn=sdf_fns[preset], x=points[n]: fn(x), args.min_seconds, device)
-                    samples[preset][n].append(n / seconds)
-    infer_rows = {p: {n: statistics.median(v) for n, v in rows.items()} for p, rows in samples.items()}
+    infer_rows = _time_inference(presets, batch_sizes, args.repeats, args.min_seconds, device)
     print(f"inference timed in {time.perf_counter() - tic:.0f} s", flush=True)
 
-    base_infer = infer_rows.get("paper")
-    base_train = train_rows.get(("paper", False))
     peak = statistics.median(peaks)
     precision = torch.get_float32_matmul_precision()
     print(f"\nmatmul peak of this device at {threads} torch thread(s) (2048 x 2048 float32 GEMM, matmul precision "
@@ -245,37 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         print("GPU matmul peaks (8192^3 GEMM): "
               + ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s" for k, v in gpu_peaks.items()))
     print("\n### Training step (forward + backward + Adam)\n")
-    extra = "".join(f" % of {k} peak |" for k in ("tf32", "bf16") if k in gpu_peaks)
-    gather_cols = " ms/step, gather path | speed-up over gather |" if args.compare_gather else ""
-    print("| preset | decoder params | points/step | ms/step | samples/s | samples/s x paper | % of matmul peak |"
-          + extra + gather_cols)
-    print("|---|---:|---:|---:|---:|---:|---:|" + "---:|" * (extra.count("|") + gather_cols.count("|")))
-    for (label, gather), r in train_rows.items():
-        if gather:
-            continue
-        ratio = f"{r['samples_per_s'] / base_train['samples_per_s']:.1f}x" if base_train else "n/a"
-        # forward 2 and backward 4 FLOPs per weight and point (an upper bound on the useful work:
-        # the folded latent columns are not multiplied per point)
-        useful = 6.0 * r["params"] * r["samples_per_s"]
-        line = (f"| {label} | {r['params']:,} | {r['points_per_step']:,} | {1e3 * r['step_s']:.1f} | "
-                f"{_fmt(r['samples_per_s'])} | {ratio} | {100 * useful / peak:.0f} % |"
-                + "".join(f" {100 * useful / gpu_peaks[k]:.1f} % |" for k in ("tf32", "bf16") if k in gpu_peaks))
-        if args.compare_gather:
-            slow = train_rows[(label, True)]
-            line += f" {1e3 * slow['step_s']:.1f} | {slow['step_s'] / r['step_s']:.2f}x |"
-        print(line)
+    print(_training_table(train_rows, peak, gpu_peaks, args.compare_gather))
     if not batch_sizes:
         return 0
     print("\n### Inference, SDF only, one shared code, no gradient (points/s)\n")
-    print("| preset | " + " | ".join(f"{n:,}" for n in batch_sizes) + " | x paper (geometric mean) |")
-    print("|---|" + "---:|" * (len(batch_sizes) + 1))
-    for preset, r in infer_rows.items():
-        if base_infer:
-            ratios = [r[n] / base_infer[n] for n in batch_sizes]
-            ratio = f"{statistics.geometric_mean(ratios):.1f}x"
-        else:
-            ratio = "n/a"
-        print(f"| {preset} | " + " | ".join(_fmt(r[n]) for n in batch_sizes) + f" | {ratio} |")
+    print(_inference_table(infer_rows, batch_sizes))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Test-time optimisation speed: iterations per second for each loss set, as ratios to the baseline.
 
-    python benchmarks/bench_tto.py [--presets default,paper] [--iterations 40] [--samples 8000] [--device auto|cpu|cuda]
-    python benchmarks/bench_tto.py --ckpt run/checkpoints/latest.pt    # time a trained model instead
+    python -m benchmarks.bench_tto [--presets default,paper] [--iterations 40] [--samples 8000] [--device auto|cpu|cuda]
+    python -m benchmarks.bench_tto --ckpt run/checkpoints/latest.pt    # time a trained model instead
 
 Untrained decoders of each model preset are enough for speed (the work per step does not depend
 on the weights). All loss sets are timed in the same process, one after the other, after a warm-up.
@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.device_info import device_line, synchronize  # noqa: E402
-from core.tto.config import TTOConfig  # noqa: E402
-from core.tto.fit import fit  # noqa: E402
-from core.tto.observations import from_point_cloud  # noqa: E402
-from core.utils.devices import resolve_device  # noqa: E402
+from benchmarks.device_info import device_line, synchronize
+from core.tto.config import TTOConfig
+from core.tto.fit import fit
+from core.tto.observations import from_point_cloud
+from core.utils.devices import resolve_device
+from core.utils.markdown import markdown_table
 
 LOSS_SETS = ("baseline", "surface", "curriculum", "coarse_to_fine", "finetune", "all")
 
@@ -85,10 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         base = rows["baseline"]["it_per_s"] if "baseline" in rows else next(iter(rows.values()))["it_per_s"]
         params = sum(p.numel() for p in model.decoder.parameters())
         print(f"\n### preset {name} ({params:,} decoder parameters)\n")
-        print("| losses | steps | it/s | × baseline |")
-        print("|---|---|---|---|")
-        for losses, row in rows.items():
-            print(f"| {losses} | {row['steps']} | {row['it_per_s']:.1f} | {row['it_per_s'] / base:.2f} |")
+        print(markdown_table(["losses", "steps", "it/s", "× baseline"],
+                             [[losses, row["steps"], f"{row['it_per_s']:.1f}", f"{row['it_per_s'] / base:.2f}"]
+                              for losses, row in rows.items()]))
     return 0
 
 

@@ -1,6 +1,6 @@
 """The viewer's UI-thread costs, one part at a time, each against its baseline in this process.
 
-Needs a display (``bash scripts/with_display.sh python benchmarks/bench_viewer_parts.py``).
+Needs a display (``bash scripts/with_display.sh python -m benchmarks.bench_viewer_parts``).
 On the demo model (else an untrained default-preset model):
 
 * GIL hold of marching cubes: the longest gap of a 1 ms ticker thread while a 128³ grid is
@@ -19,13 +19,10 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.bench_meshing import median_time  # noqa: E402
+from benchmarks.bench_meshing import median_time
 
 
 def longest_gil_hold(fn, repeats: int = 3) -> float:

@@ -1,7 +1,7 @@
 """Run every benchmark and write their output to docs/benchmarks.md (with the machine and commands).
 
-    python benchmarks/run_all.py            # the full set (about 10 minutes on a 2-core CPU)
-    python benchmarks/run_all.py --quick    # smaller sizes, a smoke run (about 2 minutes)
+    python -m benchmarks.run_all            # the full set (about 10 minutes on a 2-core CPU)
+    python -m benchmarks.run_all --quick    # smaller sizes, a smoke run (about 2 minutes)
 
 Each benchmark prints ratios against a baseline measured in the same process (dense grid,
 plain DeepSDF TTO, the paper preset, mesh-to-sdf, ...), so results compare across machines.
@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 # name -> (full arguments, quick arguments)
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
@@ -104,11 +103,11 @@ def main() -> int:
         if not script.exists():
             continue
         argv = quick if args.quick else full
-        command = f"python benchmarks/{name} {' '.join(argv)}".strip()
+        module = f"benchmarks.{name.removesuffix('.py')}"
+        command = f"python -m {module} {' '.join(argv)}".strip()
         print(f"== {command}", flush=True)
         t0 = time.perf_counter()
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        proc = subprocess.run([sys.executable, str(script), *argv], cwd=ROOT, env=env, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-m", module, *argv], cwd=ROOT, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
         output = proc.stdout.strip()
         print(output, flush=True)
@@ -118,7 +117,7 @@ def main() -> int:
             print(proc.stderr[-3000:], file=sys.stderr)
         sections[name] = f"`{command}` ({seconds:.0f} s)\n\n```\n{output}\n```\n"
 
-    last_run = (f"Last run {dt.date.today().isoformat()} with `python benchmarks/run_all.py"
+    last_run = (f"Last run {dt.date.today().isoformat()} with `python -m benchmarks.run_all"
                 f"{' --quick' if args.quick else ''}` on: {machine()}.")
     old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
     from core.utils.io_utils import atomic_write_bytes

@@ -23,9 +23,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 CHECKPOINT_NAME = "model.pt"
 TRAINED_ITEMS = "trained_items.json"
 
@@ -62,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 
     card_path = args.out / CARD_NAME
-    if not (args.title and args.description):  # a rebuild keeps the card's words
-        try:
-            old_card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            parser.error(f"{card_path}: not a readable JSON card ({exc}); fix it or give --title and --description")
+    try:  # a rebuild keeps the card's words, version and first shape
+        old_card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        parser.error(f"{card_path}: not a readable JSON card ({exc}); fix it or give --title and --description")
+    if not (args.title and args.description):
         args.title = args.title or old_card.get("title")
         args.description = args.description or old_card.get("description")
     if not (args.title and args.description):
@@ -118,8 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         {"class": r["class_name"], "id": r["id"], "item_id": r["extra"].get("item_id"),
          "creator": r["extra"].get("creator"), "licence": r["extra"].get("licence"),
          "obj_sha256": r["extra"].get("obj_sha256")} for r in items]})
-    atomic_write_json(card_path, {"title": args.title, "description": args.description,
-                                                "checkpoint": CHECKPOINT_NAME, "licence": licence_line(items)})
+    # The measured figures belong to the old weights: dropped here, written again by
+    # `python scripts/results.py --stages models` (scripts/results_report.py).
+    card = {key: value for key, value in old_card.items() if key != "figures"}
+    card.update(title=args.title, description=args.description, checkpoint=CHECKPOINT_NAME,
+                licence=licence_line(items))
+    atomic_write_json(card_path, card)
+    if "figures" in old_card:
+        print(f"{card_path}: its figures were measured on the old weights and are dropped; measure the new ones "
+              "with `python scripts/results.py --stages models`")
     size = (args.out / CHECKPOINT_NAME).stat().st_size / 2**20
     print(f"wrote {args.out} ({len(items)} trained items, checkpoint {size:.1f} MiB)")
     return 0

@@ -171,10 +171,10 @@ stage tests "$T_TESTS" "$OUT/tests.log" "$PY" -m pytest -q -rA -p no:cacheprovid
 
 # -- 4. benchmarks -----------------------------------------------------------------------------
 stage bench_meshing "$T_MESH" "$OUT/bench_meshing.txt" \
-    "$PY" benchmarks/bench_meshing.py --device "$DEVICE" "${MESH_ARGS[@]}"
-stage bench_tto "$T_TTO" "$OUT/bench_tto.txt" "$PY" benchmarks/bench_tto.py --device "$DEVICE" "${TTO_ARGS[@]}"
+    "$PY" -m benchmarks.bench_meshing --device "$DEVICE" "${MESH_ARGS[@]}"
+stage bench_tto "$T_TTO" "$OUT/bench_tto.txt" "$PY" -m benchmarks.bench_tto --device "$DEVICE" "${TTO_ARGS[@]}"
 stage bench_training "$T_TRAINB" "$OUT/bench_training.txt" \
-    "$PY" benchmarks/bench_training.py --device "$DEVICE" "${TRAINB_ARGS[@]}"
+    "$PY" -m benchmarks.bench_training --device "$DEVICE" "${TRAINB_ARGS[@]}"
 
 # -- 5. the paper preset trained on the built-in set ---------------------------------------------
 if [ "$TRAIN_SECONDS" -gt 0 ] && [[ " ${GPU_CHECK_SKIP:-} " != *" train "* ]]; then

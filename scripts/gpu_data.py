@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.data.manifest import load_manifest
 from core.data.samples import ShapeSamples, read_samples, write_samples
-from core.data.training_set import load_manifest
 from core.utils.errors import DataSetError
 from core.utils.io_utils import atomic_write_json
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the bundled real-object model as shipped in resources/real/ (real-v3, 2026-12-04):
+# Rebuild the bundled real-object model as shipped in resources/real/ (real-v5, 2026-12-04; docs/results.md lists every version):
 # Debian's sweethome3d-furniture libraries (installed by scripts/install_furniture.sh, reserved models
 # always skipped), eleven classes at 200,000 SDF samples a shape on the open-mesh field (the default
 # `--backend auto`: every surface dilated by a 128^3 voxel), the `default` preset's recipe on a 6 x 256

@@ -5,23 +5,21 @@ Each comes as the full mesh (GLB, coloured) and as a single-view partial depth s
 with normals and colours). The shapes are the procedural generator's index 900+, which the
 built-in data set (indices 0-19) never contains.
 
-    python scripts/make_scans.py
+    python scripts/make_scans.py [NAME ...] [--out resources/scans]
 """
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 
+from core.data.samples import ShapeSamples, write_samples
+from core.data.sources.synthetic import build_shape
+from core.tto import Observation, from_scan
+from core.utils.io_utils import atomic_write_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from core.data.samples import ShapeSamples, write_samples  # noqa: E402
-from core.data.sources.synthetic import build_shape  # noqa: E402
-from core.tto import Observation, from_scan  # noqa: E402
-from core.utils.io_utils import atomic_write_bytes  # noqa: E402
-
 SCANS = {"chair_thin": ("chair", 901), "lamp_arm": ("lamp", 903), "table_thin": ("table", 900)}
 OUT = ROOT / "resources" / "scans"
 
@@ -58,15 +56,21 @@ def scan_samples(obs: Observation) -> ShapeSamples:
     )
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, (cls, index) in SCANS.items():
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", choices=sorted(SCANS), metavar="NAME",
+                        help=f"which scans: {', '.join(SCANS)} (default: all)")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder to write (default: resources/scans)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.names or SCANS:
+        cls, index = SCANS[name]
         scene, info = build_shape(cls, index, seed=0)
-        mesh_path = atomic_write_bytes(OUT / f"{name}.glb", scene.export(file_type="glb"))
+        mesh_path = atomic_write_bytes(args.out / f"{name}.glb", scene.export(file_type="glb"))
         obs = from_scan(mesh_path, direction=(0.6, 0.4, 0.7), resolution=160)
-        write_samples(OUT / f"{name}_partial.npz", scan_samples(obs), compressed=True)
+        write_samples(args.out / f"{name}_partial.npz", scan_samples(obs), compressed=True)
         ply = _ply(obs.surface_points, obs.surface_normals, obs.surface_colours)
-        atomic_write_bytes(OUT / f"{name}_partial_points.ply", ply)
+        atomic_write_bytes(args.out / f"{name}_partial_points.ply", ply)
         print(f"{name}: {cls} #{index}, thin parts {info['thin_parts']}, scan {len(obs.surface_points)} points")
 
 

@@ -4,60 +4,30 @@
 * docs/img/interpolation.png: a coloured interpolation strip across classes with the demo model (the
   viewer's blend: codes linear, the class condition of the nearer end);
 * docs/img/tto_sequence.png: TTO of a partial scan of a thin object (not in training) at a few iterations.
+
+``python scripts/results_figures.py interpolation --img-dir /tmp/img --resolution 48`` draws one of them
+elsewhere and coarser (a quick look; the smoke test's run).
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
+import pyvista as pv
+import torch
+
+from core.data.mesh_io import load_mesh
+from core.data.normalization import normalize_mesh
+from core.evaluation.figures import CAMERA, render_grid
+from core.meshing import extract_mesh
+from core.model import load_trained_model
+from core.model.latent_ops import blend_condition, lerp
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import pyvista as pv  # noqa: E402
-import torch  # noqa: E402
-
-from core.data.mesh_io import load_mesh  # noqa: E402
-from core.data.normalization import normalize_mesh  # noqa: E402
-from core.meshing import extract_mesh  # noqa: E402
-from core.model import load_trained_model  # noqa: E402
-from core.model.latent_ops import blend_condition, lerp  # noqa: E402
-
 IMG = ROOT / "docs" / "img"
-CAMERA = ((2.2, 1.6, 2.6), (0, 0, 0), (0, 1, 0))
-
-
-def _poly(vertices, faces, colours):
-    poly = pv.PolyData(np.asarray(vertices, np.float32), np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
-    if colours is not None:
-        poly["rgb"] = (np.clip(colours, 0, 1) * 255).astype(np.uint8)
-    return poly
-
-
-def _render_grid(cells: list[list[tuple]], titles: list[str], path: Path, size: int = 260) -> None:
-    rows, cols = len(cells), len(cells[0])
-    pl = pv.Plotter(off_screen=True, shape=(rows, cols), window_size=(size * cols, size * rows), border=False)
-    for r, row in enumerate(cells):
-        for c, item in enumerate(row):
-            pl.subplot(r, c)
-            pl.set_background("white")
-            if item is not None:
-                poly = _poly(*item)
-                if "rgb" in poly.point_data:
-                    pl.add_mesh(poly, scalars="rgb", rgb=True, smooth_shading=True)
-                elif "rgb" in poly.cell_data:
-                    pl.add_mesh(poly, scalars="rgb", rgb=True)
-                else:
-                    pl.add_mesh(poly, color="#cccccc", smooth_shading=True)
-            if r == 0 and titles:
-                pl.add_text(titles[c], font_size=9, color="black")
-            pl.camera_position = CAMERA
-            pl.reset_camera(bounds=(-1, 1, -1, 1, -1, 1))
-            pl.camera.zoom(1.2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pl.screenshot(str(path))
-    pl.close()
+FIGURES = ("reconstructions", "interpolation", "tto")
 
 
 def _gt(class_name: str, shape_id: str):
@@ -72,7 +42,7 @@ def _gt(class_name: str, shape_id: str):
     return mesh.vertices, mesh.faces, poly_colours / np.maximum(counts, 1)[:, None]
 
 
-def reconstructions() -> None:
+def reconstructions(img: Path = IMG) -> None:
     import trimesh
 
     base = ROOT / "runs" / "demo" / "ablation_thin"
@@ -89,10 +59,10 @@ def reconstructions() -> None:
                 cells.append(None)
         rows.append(cells)
     if rows:
-        _render_grid(rows, titles, IMG / "reconstructions.png")
+        render_grid(rows, titles, img / "reconstructions.png")
 
 
-def interpolation(model) -> None:
+def interpolation(model, img: Path = IMG, resolution: int = 128) -> None:
     pairs = [("chair", "table"), ("lamp", "vase")]
     rows = []
     for a_cls, b_cls in pairs:
@@ -103,13 +73,13 @@ def interpolation(model) -> None:
             code = lerp(model.shape_codes[a], model.shape_codes[b], t)
             colour = lerp(model.colour_codes[a], model.colour_codes[b], t)
             cond = blend_condition(ca, cb, t)  # the viewer's default: the nearer end's class
-            mesh = extract_mesh(model.sdf_fn(code, cond), 128, model.colour_fn(code, colour, cond))
+            mesh = extract_mesh(model.sdf_fn(code, cond), resolution, model.colour_fn(code, colour, cond))
             row.append(None if mesh.is_empty else (mesh.vertices, mesh.faces, mesh.colours))
         rows.append(row)
-    _render_grid(rows, [f"t = {t:.1f}" for t in np.linspace(0, 1, 6)], IMG / "interpolation.png", size=220)
+    render_grid(rows, [f"t = {t:.1f}" for t in np.linspace(0, 1, 6)], img / "interpolation.png", size=220)
 
 
-def tto_sequence(model) -> None:
+def tto_sequence(model, img: Path = IMG, resolution: int = 96) -> None:
     from core.tto import TTOConfig, iterate_fit, load_observation
 
     obs = load_observation(ROOT / "resources" / "scans" / "chair_thin_partial.npz")
@@ -123,7 +93,7 @@ def tto_sequence(model) -> None:
             # Intermediate reports carry codes only; the final result may carry a fine-tuned decoder.
             used = model.with_decoder(report.result.decoder_override if report.result else None)
             cond = used.condition(class_name=report.class_name)
-            mesh = extract_mesh(used.sdf_fn(report.shape_code, cond), 96,
+            mesh = extract_mesh(used.sdf_fn(report.shape_code, cond), resolution,
                                 used.colour_fn(report.shape_code, report.colour_code, cond))
             row.append(None if mesh.is_empty else (mesh.vertices, mesh.faces, mesh.colours))
         rows.append(row[:5])
@@ -132,26 +102,33 @@ def tto_sequence(model) -> None:
     titles = [f"it {50 * (i + 1)}" for i in range(n - 1)] + ["final"]
     scan = obs.surface_points
     cloud = pv.PolyData(scan.astype(np.float32))
-    _render_grid(rows, titles, IMG / "tto_sequence.png", size=220)
+    render_grid(rows, titles, img / "tto_sequence.png", size=220)
     pl = pv.Plotter(off_screen=True, window_size=(300, 300))
     pl.set_background("white")
     pl.add_points(cloud, color="#d0302a", point_size=3)
     pl.camera_position = CAMERA
     pl.reset_camera(bounds=(-1, 1, -1, 1, -1, 1))
-    pl.screenshot(str(IMG / "tto_scan.png"))
+    pl.screenshot(str(img / "tto_scan.png"))
     pl.close()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("figures", nargs="*", choices=FIGURES, metavar="FIGURE",
+                        help=f"which pictures: {', '.join(FIGURES)} (default: all)")
+    parser.add_argument("--img-dir", type=Path, default=IMG, help="where the PNGs go (default: docs/img)")
+    parser.add_argument("--resolution", type=int, default=None,
+                        help="meshing grid per side (default: 128 for the interpolation strip, 96 for the TTO fits)")
+    args = parser.parse_args(argv)
+    which = args.figures or FIGURES
     torch.set_grad_enabled(True)
     model = load_trained_model(ROOT / "resources" / "demo" / "demo.pt", device="cpu")
-    which = sys.argv[1:] or ["reconstructions", "interpolation", "tto"]
     if "reconstructions" in which:
-        reconstructions()
+        reconstructions(args.img_dir)
     if "interpolation" in which:
-        interpolation(model)
+        interpolation(model, args.img_dir, args.resolution or 128)
     if "tto" in which:
-        tto_sequence(model)
+        tto_sequence(model, args.img_dir, args.resolution or 96)
     return 0
 
 

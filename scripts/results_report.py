@@ -1,18 +1,42 @@
-"""Stage 3 of the results: tables of docs/results.md from the evaluations of scripts/results.py.
+"""Stage 3 of the results: the study's tables and the shipped models' figures, from scripts/results.py's evaluations.
 
-    python scripts/results_report.py      # rewrites the tables between the markers of docs/results.md
+    python scripts/results_report.py                  # the study's tables (between the markers of REPORT)
+    python scripts/results_report.py --models [KEY …]  # the figures of resources/<key>/model.json
 
-Cells of runs that were not evaluated say so ("not run") rather than being left out.
+The study's tables (conditioning modes, thin-structure TTO losses, colour; first measured
+2026-11-25) go between two markers of its dated file in docs/experiments/. Cells of runs that were
+not evaluated say so ("not run") rather than being left out.
+
+``--models`` reads what ``scripts/results.py --stages models`` measured for each bundled model
+(``runs/models/<key>/known`` and ``held_out``) and writes it into that model's card as its
+``figures`` (the card's other fields are kept; the speed groups, which come from the benchmarks, are
+kept unless measured again). A group that was not evaluated is left as it was.
 """
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
+
+from core.model.bundled_models import CARD_NAME, bundled_models
+from core.utils.io_utils import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs"
+REPORT = ROOT / "docs" / "experiments" / "2026-11-25-conditioning-thin-colour.md"
+"""Where the study's tables go (between ``TABLES_START`` and ``TABLES_END``)."""
+TABLES_START, TABLES_END = "<!-- tables:start (scripts/results_report.py) -->", "<!-- tables:end -->"
+MODEL_RUNS = RUNS / "models"
+"""``scripts/results.py --stages models`` evaluates bundled model ``key`` into ``MODEL_RUNS/key/<group>``."""
+FIGURE_GROUPS = ("known", "held_out")
+"""The card's figure groups this script writes: training shapes with their codes, held-out shapes by TTO."""
+FIGURE_FIELDS = {"f1_pct": ("F@1 %", 1), "thin_f1_pct": ("thin F@1 %", 1), "chamfer_x1e3_mean": ("CD×10³ mean", 3),
+                 "chamfer_x1e3_median": ("CD×10³ median", 3), "psnr_db": ("PSNR dB", 1)}
+"""Card field -> (the ``main.py evaluate`` summary column it comes from, decimals kept)."""
 MODES = ("none", "onehot", "embedding", "text")
 LOSS_SETS = ("baseline", "surface", "curriculum", "coarse_to_fine", "finetune", "all")
 
@@ -46,7 +70,7 @@ def conditioning() -> str:
            "| conditioning | known CD mean | known CD median | known F@1 % "
            "| unknown CD mean | unknown CD median | unknown F@1 % | unknown thin F@1 % | unknown colour PSNR |",
            "|---|---|---|---|---|---|---|---|---|"]
-    from core.evaluation.split_evaluation import summarise
+    from core.evaluation.report import summarise
 
     per_class: dict[str, dict] = {}
     # Same shapes in every row: the ids every mode evaluated.
@@ -158,23 +182,106 @@ def colour() -> str:
     return "\n".join(out) + "\n"
 
 
-def main() -> int:
-    sys.path.insert(0, str(ROOT))
+def evaluation_figures(results: Path, command: str, date: str | None = None) -> dict[str, Any]:
+    """One figure group of a model card from the ``results.json`` that ``main.py evaluate`` wrote.
+
+    ``{"shapes", "f1_pct", "thin_f1_pct", "chamfer_x1e3_mean", "chamfer_x1e3_median", "psnr_db",
+    "resolution", "losses", "command", "date"}``: the summary over all shapes (Chamfer ×10³ in the
+    unit-sphere frame, squared distances as DeepSDF; F-scores at 1 % of the shape's size), the grid it was
+    meshed on, the TTO losses (None for trained codes), the command that measured it and the day
+    (default: the day ``results`` was written). A value the evaluation could not give (no thin parts,
+    no colour) is None.
+    """
+    data = json.loads(Path(results).read_text(encoding="utf-8"))
+    try:
+        summary = data["summary"]["all"]
+    except (KeyError, TypeError):
+        raise ValueError(f"{results}: no summary of all shapes; give a results.json that 'main.py evaluate' "
+                         "wrote (with --ablation, the one in a loss set's sub-folder)") from None
+    group: dict[str, Any] = {"shapes": int(summary["n"]) - int(summary.get("n_failed", 0))}
+    for field, (column, digits) in FIGURE_FIELDS.items():
+        value = summary.get(column)
+        group[field] = round(float(value), digits) if isinstance(value, (int, float)) and math.isfinite(value) else None
+    settings, meta = data.get("settings") or {}, data.get("meta") or {}
+    group["resolution"] = settings.get("resolution")
+    group["losses"] = None if settings.get("use_trained_codes") else (meta.get("losses") or
+                                                                       (data.get("config") or {}).get("losses"))
+    group["command"] = command
+    if date is None:
+        mtime = Path(results).stat().st_mtime
+        date = dt.datetime.fromtimestamp(mtime, dt.timezone.utc).date().isoformat()
+    group["date"] = date
+    return group
+
+
+def write_model_figures(card: Path, groups: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """Put ``groups`` into the ``figures`` of the model card ``card`` (a ``model.json``), atomically.
+
+    Each given group replaces the card's group of that name; the card's other groups and fields stay
+    as they were, in their order. The card is rewritten whole through a temporary file, so a reader (the
+    viewer's Models menu) sees the old card or the new one, never half of one. Returns the new card.
+    Raises ValueError naming the card when it is not a JSON object.
+    """
+    card = Path(card)
+    try:
+        data = json.loads(card.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{card}: invalid JSON at line {exc.lineno} ({exc.msg}); fix the card first") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{card}: a model card is a JSON object, got {type(data).__name__}")
+    figures = dict(data.get("figures") or {})
+    figures.update(groups)
+    data["figures"] = figures
+    json.dumps(data, allow_nan=False)  # refuse NaN before anything is written: JSON readers reject it
+    atomic_write_json(card, data)
+    return data
+
+
+def model_figures(keys: list[str] | None = None) -> int:
+    """``--models``: each bundled model's measured groups into its card; 0, or 1 when nothing was measured."""
+    written = 0
+    for model in bundled_models():
+        if keys and model.key not in keys:
+            continue
+        groups = {}
+        for group in FIGURE_GROUPS:
+            out = MODEL_RUNS / model.key / group
+            if (out / "results.json").is_file():
+                command_file = out / "command.txt"
+                command = (command_file.read_text(encoding="utf-8").strip() if command_file.is_file()
+                           else "python main.py evaluate (command not recorded)")
+                groups[group] = evaluation_figures(out / "results.json", command)
+        if not groups:
+            print(f"[figures] {model.key}: nothing measured under {MODEL_RUNS / model.key}; "
+                  "run scripts/results.py --stages models first")
+            continue
+        write_model_figures(model.folder / CARD_NAME, groups)
+        print(f"[figures] {model.folder / CARD_NAME}: {', '.join(groups)}")
+        written += 1
+    return 0 if written else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="*", default=None, metavar="KEY",
+                    help="write the bundled models' figures into their model.json cards (all, or these keys) "
+                         "instead of the study's tables")
+    args = ap.parse_args(argv)
+    if args.models is not None:
+        return model_figures(args.models)
     text = "\n".join([conditioning(), thin(), colour()])
     from core.utils.io_utils import atomic_write_bytes
 
-    # The tables go between two markers in docs/results.md; the analysis around them is written
-    # by hand and kept when the tables are rebuilt.
-    report = ROOT / "docs" / "results.md"
-    start, end = "<!-- tables:start (scripts/results_report.py) -->", "<!-- tables:end -->"
-    current = report.read_text(encoding="utf-8") if report.exists() else f"# Results\n\n{start}\n{end}\n"
-    if start not in current or end not in current:
-        print(f"error: {report} lacks the markers {start!r} and {end!r}; add them where the tables go",
+    # The tables go between two markers; the analysis around them is written by hand and kept when
+    # the tables are rebuilt.
+    current = REPORT.read_text(encoding="utf-8") if REPORT.exists() else f"# Results\n\n{TABLES_START}\n{TABLES_END}\n"
+    if TABLES_START not in current or TABLES_END not in current:
+        print(f"error: {REPORT} lacks the markers {TABLES_START!r} and {TABLES_END!r}; add them where the tables go",
               file=sys.stderr)
         return 2
-    head, rest = current.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    atomic_write_bytes(report, f"{head}{start}\n{text}\n{end}{tail}".encode("utf-8"))
+    head, rest = current.split(TABLES_START, 1)
+    tail = rest.split(TABLES_END, 1)[1]
+    atomic_write_bytes(REPORT, f"{head}{TABLES_START}\n{text}\n{TABLES_END}{tail}".encode("utf-8"))
     print(text)
     return 0
 

@@ -3,17 +3,12 @@ project's data set format, and a tiny model trained on it by the project's own t
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core.data.normalization import Normalization
 from core.data.samples import ShapeSamples, write_samples
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 
 CLASSES = {"ball": (0.9, 0.2, 0.2), "slab": (0.2, 0.3, 0.9)}
 

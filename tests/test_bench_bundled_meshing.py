@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bundled_meshing_benchmark_runs_on_the_demo():
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_bundled_meshing.py"), "--models", "demo",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_bundled_meshing", "--models", "demo",
                            "--resolutions", "24", "--repeats", "1"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,20 +1,15 @@
 """`make bench` rewrites each benchmark's output in docs/benchmarks.md and keeps everything written by hand."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from run_all import update_document  # noqa: E402
+from benchmarks.run_all import update_document
 
 OLD = """# Benchmarks
 
-Last run 2026-01-01 with `python benchmarks/run_all.py` on: old machine.
+Last run 2026-01-01 with `python -m benchmarks.run_all` on: old machine.
 
 ## bench_a.py
 
-`python benchmarks/bench_a.py` (3 s)
+`python -m benchmarks.bench_a` (3 s)
 
 ```
 old output a
@@ -34,8 +29,8 @@ Hand-written GPU section.
 
 def test_outputs_are_replaced_and_hand_written_text_is_kept():
     new = update_document(OLD, "Last run 2026-02-02 on: new machine.", {
-        "bench_a.py": "`python benchmarks/bench_a.py --quick` (1 s)\n\n```\nnew output a\n```\n",
-        "bench_b.py": "`python benchmarks/bench_b.py` (2 s)\n\n```\noutput b\n```\n",
+        "bench_a.py": "`python -m benchmarks.bench_a --quick` (1 s)\n\n```\nnew output a\n```\n",
+        "bench_b.py": "`python -m benchmarks.bench_b` (2 s)\n\n```\noutput b\n```\n",
     })
     assert "Last run 2026-02-02 on: new machine." in new and "old machine" not in new
     assert "new output a" in new and "old output a" not in new

@@ -1,19 +1,17 @@
-"""scripts/compare_pictures.py on the toy data set and the tiny model trained by conftest's ``toy_trained``:
+"""studies/compare_pictures.py on the toy data set and the tiny model trained by conftest's ``toy_trained``:
 the picture and its JSON, trained codes and TTO fits, "not trained" cells, the ground truth from a
 mesh, and clear errors for bad arguments. Rendering needs a display (run under scripts/with_display.sh)."""
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import compare_pictures as cp  # noqa: E402
+from core.evaluation import figures
+from studies import compare_pictures as cp
 
 
 @pytest.fixture()
@@ -44,10 +42,11 @@ def test_train_split_writes_picture_and_one_json_row_per_shape(toy_trained, toy_
                         resolution=32)
 
     image = Image.open(out)
-    assert image.width == cp.LEFT + 3 * cp.CELL  # ground truth + two checkpoints
-    assert image.height == cp.HEADER + 3 * (cp.CELL + cp.CAPTION) + cp.FOOTER
+    assert image.width == figures.LEFT + 3 * cp.CELL  # ground truth + two checkpoints
+    assert image.height == figures.HEADER + 3 * (cp.CELL + figures.CAPTION) + figures.FOOTER
     pixels = np.asarray(image.convert("L"))
-    first_model_cell = pixels[cp.HEADER:cp.HEADER + cp.CELL, cp.LEFT + cp.CELL:cp.LEFT + 2 * cp.CELL]
+    top, left = figures.HEADER, figures.LEFT + cp.CELL
+    first_model_cell = pixels[top:top + cp.CELL, left:left + cp.CELL]
     assert (first_model_cell < 200).mean() > 0.01  # a shape was drawn there, not a blank cell
 
     data = json.loads(out.with_suffix(".json").read_text())
@@ -86,7 +85,8 @@ def test_test_split_fits_codes_by_tto_with_colour(toy_trained, tmp_path):
 def test_ground_truth_comes_from_the_source_mesh_in_the_sample_frame(toy_copy):
     import trimesh
 
-    from core.evaluation.split_evaluation import list_split, load_ground_truth
+    from core.evaluation.ground_truth import load_ground_truth
+    from core.evaluation.held_out_split import list_split
 
     sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.55)
     sphere.visual.vertex_colors = np.tile([230, 50, 50, 255], (len(sphere.vertices), 1)).astype(np.uint8)
@@ -105,7 +105,8 @@ def test_ground_truth_comes_from_the_source_mesh_in_the_sample_frame(toy_copy):
 
 
 def test_without_a_source_mesh_the_surface_points_are_drawn(toy_trained):
-    from core.evaluation.split_evaluation import list_split, load_ground_truth
+    from core.evaluation.ground_truth import load_ground_truth
+    from core.evaluation.held_out_split import list_split
 
     shape = list_split(toy_trained["data"], "train")[0]
     gt = load_ground_truth(shape.file)
@@ -184,11 +185,12 @@ def test_floaters_paints_fragments_red_beside_the_exact_sdf_on_the_grid(toy_trai
     report = cp.compare(toy_copy, [cp.Column("tiny", toy_trained["ckpt"])], out, split="train",
                         shape_ids=["slab0", "ball0"], resolution=32, floaters=True)
     image = Image.open(out).convert("RGB")
-    assert image.width == cp.LEFT + 3 * cp.CELL  # ground truth, exact SDF on the grid, the checkpoint
+    assert image.width == figures.LEFT + 3 * cp.CELL  # ground truth, exact SDF on the grid, the checkpoint
     slab, ball = report["rows"]
     assert slab["gt_grid_floaters"] == 1 and ball["gt_grid_floaters"] is None  # the ball has no source mesh
     assert isinstance(slab["cells"]["tiny"]["floaters"], int)
-    grid_cell = np.asarray(image)[cp.HEADER:cp.HEADER + cp.CELL, cp.LEFT + cp.CELL:cp.LEFT + 2 * cp.CELL].astype(int)
+    top, left = figures.HEADER, figures.LEFT + cp.CELL
+    grid_cell = np.asarray(image)[top:top + cp.CELL, left:left + cp.CELL].astype(int)
     red = (grid_cell[..., 0] > 150) & (grid_cell[..., 1] < 90) & (grid_cell[..., 2] < 90)
     grey = (np.abs(grid_cell[..., 0] - grid_cell[..., 1]) < 12) & (grid_cell[..., 0] < 230) & (grid_cell[..., 0] > 60)
     assert red.sum() > 20 and grey.sum() > 20 * red.sum()  # the small cube red, the slab grey

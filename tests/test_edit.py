@@ -343,7 +343,7 @@ def test_cli_edit_shares_the_resolution_limit_of_every_command(tmp_path, capsys,
 
 
 def test_cli_edit_refuses_paint_on_a_model_without_colour_before_the_drag(tmp_path, capsys):
-    from deepsdf_experiment import SPLIT, write_experiment
+    from tests.deepsdf_experiment import SPLIT, write_experiment
 
     exp, _ = write_experiment(tmp_path, weights="octahedra")  # a DeepSDF experiment: geometry only
     shape = SPLIT["ShapeNetV2"]["03001627"][0]

@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.evaluation.split_evaluation import (
-    EvalSettings,
-    approximate_thin_mask,
-    class_table_markdown,
-    comparison_markdown,
-    list_split,
-    summarise,
-    write_results,
-)
+from core.evaluation.held_out_split import list_split
+from core.evaluation.report import class_table_markdown, comparison_markdown, summarise, write_results
+from core.evaluation.settings import EvalSettings
+from core.evaluation.thin_masks import approximate_thin_mask
 from core.tto.config import TTOConfig
 from core.utils.errors import DataSetError
 
@@ -102,11 +97,11 @@ def test_summary_tables(tmp_path):
 
 
 def test_measure_fit_scores_the_right_code_above_a_wrong_one(toy_trained):
-    """The live fit's read-out (core.evaluation.measure_fit) on the trained codes of a ball and a slab."""
+    """The live fit's read-out (core.tto.measure.measure_fit) on the trained codes of a ball and a slab."""
     from dataclasses import replace
 
-    from core.evaluation.split_evaluation import measure_fit
     from core.meshing import extract_mesh
+    from core.tto.measure import measure_fit
     from core.tto.observations import from_npz
 
     model = toy_trained["model"]

@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
-from conftest import write_analytic_dataset
 
 from core.data.samples import read_samples
 from core.data.training_set import SdfDataSet
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import gpu_data  # noqa: E402
+from scripts import gpu_data
+from tests.conftest import write_analytic_dataset
 
 
 def test_pack_splits_each_training_shape_into_disjoint_parts_that_merge_back(tmp_path):

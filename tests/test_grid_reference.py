@@ -94,7 +94,10 @@ def test_load_source_mesh_uses_the_sample_files_frame(tmp_path, caplog):
 
 
 def test_evaluation_counts_floaters_beyond_the_grid_reference(toy_trained, tmp_path):
-    from core.evaluation.split_evaluation import EvalSettings, evaluate_split, list_split, summarise
+    from core.evaluation.held_out_split import list_split
+    from core.evaluation.loop import evaluate_split
+    from core.evaluation.report import summarise
+    from core.evaluation.settings import EvalSettings
     from core.tto.config import TTOConfig
 
     shape = next(s for s in list_split(toy_trained["data"], "train") if s.id == "slab0")
@@ -122,7 +125,9 @@ def test_evaluation_counts_floaters_beyond_the_grid_reference(toy_trained, tmp_p
 def test_a_positive_iso_level_dilates_the_reconstruction(toy_trained, tmp_path):
     """``EvalSettings.iso_level``: the mesh of the level set sdf = 0.06 is the zero set grown on every
     side (by 0.06 for a true distance; the toy decoder's field is flatter, so by more)."""
-    from core.evaluation.split_evaluation import EvalSettings, evaluate_split, list_split
+    from core.evaluation.held_out_split import list_split
+    from core.evaluation.loop import evaluate_split
+    from core.evaluation.settings import EvalSettings
     from core.tto.config import TTOConfig
 
     shape = next(s for s in list_split(toy_trained["data"], "train") if s.id == "slab0")

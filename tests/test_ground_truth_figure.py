@@ -1,10 +1,9 @@
-"""scripts/ground_truth_figure.py on a data set preprocessed here from meshes the test builds: an open
+"""studies/ground_truth_figure.py on a data set preprocessed here from meshes the test builds: an open
 box (its top missing: the open-mesh field's case) and a closed ball (the exact winding field's case).
 Rendering needs a display (run under scripts/with_display.sh)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,7 @@ import pytest
 import trimesh
 
 import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import ground_truth_figure as gtf  # noqa: E402
+from studies import ground_truth_figure as gtf
 
 
 def _open_box(path: Path) -> None:

@@ -11,7 +11,6 @@ import os
 
 import pytest
 import torch
-from deepsdf_experiment import SPLIT, SPLIT_REL, sdf_samples_npz, write_experiment
 
 import main
 from core.model import load_trained_model
@@ -23,6 +22,7 @@ from core.model.deepsdf_format import (
     save_imported_checkpoint,
 )
 from core.utils.errors import CheckpointError
+from tests.deepsdf_experiment import SPLIT, SPLIT_REL, sdf_samples_npz, write_experiment
 
 # Float32 sums in another order (the latent's columns are folded into the bias): equal to rounding.
 ATOL = 4e-6

@@ -1,4 +1,4 @@
-"""scripts/interpolation_study.py: its measures say what they claim on meshes made here, and the
+"""studies/interpolation_study.py: its measures say what they claim on meshes made here, and the
 study runs end to end on a tiny model trained here on the analytic toy set (conftest's ``toy_data_dir``)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from scripts.interpolation_study import (
+from studies.interpolation_study import (
     CollapseRule,
     collapse_reasons,
     enclosed_volume,

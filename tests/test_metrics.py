@@ -158,7 +158,7 @@ def test_floater_kinds_tell_torn_pieces_blobs_and_cavities_apart():
     empty = floater_kinds(np.zeros((0, 3)), np.zeros((0, 3), np.int64), surface, 0.13)
     assert sum(empty.values()) == 0
     # evaluation's fields: 2 voxels of a 32³ grid over [-1, 1]³ (0.13)
-    from core.evaluation.split_evaluation import free_space_distance
+    from core.evaluation.loop import free_space_distance
 
     arrays = MeshArrays(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64),
                         np.zeros((len(mesh.vertices), 3), np.float32))

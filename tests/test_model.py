@@ -323,9 +323,8 @@ def test_bad_model_config():
 @pytest.fixture(scope="module")
 def real_checkpoint(tmp_path_factory):
     """A checkpoint written by the project's trainer (2 epochs of the tiny preset)."""
-    from conftest import write_analytic_dataset
-
     from core.training import build_run_config, train
+    from tests.conftest import write_analytic_dataset
 
     data = write_analytic_dataset(tmp_path_factory.mktemp("ckpt_data"), n_samples=800, n_surface=400)
     config = build_run_config("tiny", overrides=["train.epochs=2", "train.samples_per_shape=64", "train.threads=1",

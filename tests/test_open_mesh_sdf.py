@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.data.ground_truth_quality import field_mesh, ground_truth_quality
 from core.data.open_mesh_sdf import DEFAULT_EPSILON, FillSdfField, FillSdfSettings, mesh_closure
 from core.data.sdf_backends import sdf_field, winding_sdf
+from core.evaluation.grid_reference import field_mesh
+from core.evaluation.ground_truth_quality import ground_truth_quality
 
 EPS = DEFAULT_EPSILON
 

@@ -1,4 +1,4 @@
-"""scripts/recipe_study.py builds the commands its variants claim (dry run: commands only, nothing trained).
+"""studies/recipe_study.py builds the commands its variants claim (dry run: commands only, nothing trained).
 
 The conditioning variants (issue 12's real-object table) train on today's recipe, not the pinned
 baseline's; ``--train-classes`` restricts training *and* both evaluations, so a class can be kept out
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _commands(tmp_path: Path, capsys, *extra: str) -> list[list[str]]:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import recipe_study
+    from studies import recipe_study
 
     data = tmp_path / "data"
     data.mkdir()
@@ -105,8 +103,7 @@ def test_extra_sets_reach_every_variant_after_its_own(tmp_path, capsys):
 
 
 def test_extra_set_without_a_value_is_refused_up_front(tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import recipe_study
+    from studies import recipe_study
 
     data = tmp_path / "data"
     data.mkdir()

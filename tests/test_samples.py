@@ -23,7 +23,7 @@ from core.data.samples import (
 from core.data.sampling import SamplingConfig
 from core.data.sources.jobs import MeshJob
 from core.data.training_set import SdfDataSet
-from core.evaluation.split_evaluation import load_ground_truth
+from core.evaluation.ground_truth import load_ground_truth
 from core.tto.observations import from_mesh, from_npz
 from core.utils.errors import DataSetError, ObservationError
 
@@ -156,7 +156,7 @@ def test_write_refuses_what_read_would_refuse(tmp_path):
 
 
 def test_training_set_skips_a_damaged_file_and_reads_the_rest(tmp_path):
-    from conftest import write_analytic_dataset
+    from tests.conftest import write_analytic_dataset
 
     data = write_analytic_dataset(tmp_path, n_samples=800, n_surface=200)
     victim = data / "SdfSamples" / "toy" / "ball" / "ball0.npz"

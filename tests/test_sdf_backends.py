@@ -21,8 +21,9 @@ import pytest
 import trimesh
 
 from core.data import sdf_backends
+from core.data.mesh_queries import closest_points
 from core.data.sampling import sample_sdf_queries
-from core.data.sdf_backends import BACKEND_NAMES, SdfResult, closest_points, compute_sdf
+from core.data.sdf_backends import BACKEND_NAMES, SdfResult, compute_sdf
 
 TESSELLATION = 5e-4
 EXACT_TOLERANCE = 1e-3

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import write_analytic_dataset
 
 from core.data.samples import read_samples
 from core.data.training_set import SdfDataSet
 from core.meshing import extract_mesh
 from core.tto.observations import from_npz, from_point_cloud
 from core.utils.errors import DataSetError
+from tests.conftest import write_analytic_dataset
 
 EPS = 0.02
 

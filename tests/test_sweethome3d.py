@@ -321,12 +321,12 @@ def test_export_real_model_ships_the_trained_items_credits_and_a_card(library_di
     the lamp's: it was not trained on), a card the Models menu lists, and a checkpoint that loads; a run whose
     items are under another licence is refused and nothing is written."""
     import json
-    import sys
 
     import main
     from core.model import load_trained_model
     from core.model.bundled_models import RESOURCES_ENV, bundled_models
     from core.training import build_run_config, train
+    from scripts import export_real_model
 
     data = tmp_path / "data"
     assert main.main(["preprocess", "--source", "sweethome3d", "--library-dir", str(library_dir), "--out", str(data),
@@ -336,9 +336,6 @@ def test_export_real_model_ships_the_trained_items_credits_and_a_card(library_di
     config = build_run_config("tiny", overrides=["train.epochs=2", "train.samples_per_shape=256",
                                                  'train.classes=["chair"]'])
     train(config, data, run, progress=False)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    import export_real_model
-
     out = tmp_path / "resources" / "real"
     argv = ["--run", str(run), "--data", str(data), "--out", str(out), "--title", "Real (test)",
             "--description", "a chair model"]

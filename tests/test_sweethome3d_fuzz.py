@@ -24,11 +24,10 @@ import time
 import zipfile
 from pathlib import Path
 
-from sh3f_factory import Item, central_entry, chairs, member_offsets, set_declared_size, write_library
-
 import main
 from core.data.sources.sweethome3d import SweetHome3DConfig, sweethome3d_jobs
 from core.utils.errors import SourceError
+from tests.sh3f_factory import Item, central_entry, chairs, member_offsets, set_declared_size, write_library
 
 N_INPUTS = 240
 SEED = 28

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trimesh
-from sh3f_factory import MTL, Item, chairs, member_offsets, set_declared_size, tetra_obj, write_library
 
 import main
+from tests.sh3f_factory import MTL, Item, chairs, member_offsets, set_declared_size, tetra_obj, write_library
 
 FAST = ["--samples", "100", "--surface-samples", "50", "--no-progress", "--test-fraction", "0"]
 

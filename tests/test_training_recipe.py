@@ -25,10 +25,10 @@ from core.data.training_set import SdfDataSet
 from core.model import load_trained_model
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint
+from core.model.losses import curriculum_l1
 from core.training import build_run_config, train
 from core.training.config import CURRICULUM_EPS, CURRICULUM_LAMBDA, RunConfig, TrainConfig
 from core.training.trainer import _batch_tensors, _step, curriculum_stage, learning_rates
-from core.tto.losses import curriculum_l1
 from core.utils.errors import CheckpointError, ConfigError, DataSetError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -58,7 +58,7 @@ def test_curriculum_loss_and_schedules():
 
 # --------------------------------------------------------------------------- tiny trained model
 # The analytic toy set and the tiny trained checkpoint live in tests/conftest.py (shared).
-from conftest import CLASSES, write_analytic_dataset  # noqa: E402,F401
+from tests.conftest import CLASSES, write_analytic_dataset  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

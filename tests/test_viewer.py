@@ -15,7 +15,8 @@ import threading
 import numpy as np
 import pytest
 import torch
-from viewer_window import FULL, PREVIEW, open_main_window, require_viewer  # tests/ is on sys.path; no Qt imported
+
+from tests.viewer_window import FULL, PREVIEW, open_main_window, require_viewer  # no Qt imported
 
 require_viewer()
 

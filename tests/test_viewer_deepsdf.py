@@ -13,14 +13,16 @@ import json
 import numpy as np
 import pytest
 import torch
-from viewer_window import open_main_window, require_viewer  # tests/ is on sys.path; no Qt imported
+
+from tests.viewer_window import open_main_window, require_viewer  # no Qt imported
 
 require_viewer()
 
-from deepsdf_experiment import sdf_samples_npz, write_experiment  # noqa: E402
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QFileDialog  # noqa: E402
+
+from tests.deepsdf_experiment import sdf_samples_npz, write_experiment  # noqa: E402
 
 TIMEOUT = 60_000
 

@@ -182,7 +182,8 @@ def test_mouse_drag_on_the_3d_view_edits_the_shape(qtbot, tmp_path, monkeypatch)
         pytest.skip("needs a display: run under scripts/with_display.sh")
     from PySide6.QtCore import QPoint, Qt
     from PySide6.QtTest import QTest
-    from viewer_window import open_main_window
+
+    from tests.viewer_window import open_main_window
 
     window = open_main_window(qtbot, tmp_path, monkeypatch)
     win = next(window)
@@ -228,7 +229,7 @@ def test_undo_during_an_edit_cancels_the_edit(qtbot, tmp_path, monkeypatch, top_
 
     if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
         pytest.skip("needs a display: run under scripts/with_display.sh")
-    from viewer_window import open_main_window
+    from tests.viewer_window import open_main_window
 
     window = open_main_window(qtbot, tmp_path, monkeypatch)
     win = next(window)

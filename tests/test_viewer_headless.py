@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 import pytest
-from viewer_window import require_viewer  # tests/ is on sys.path; no Qt imported
+
+from tests.viewer_window import require_viewer  # no Qt imported
 
 require_viewer()
 
@@ -235,7 +236,7 @@ def test_window_codes_keep_a_finetuned_decoder(qapp, qtbot, toy_trained, tmp_pat
 
 def test_screenshots_name_files_safely_whatever_the_class_and_shape_names(qapp, tmp_path):
     """Issue 28 (further): class names and shape ids come from data (a DeepSDF split's keys) and name files."""
-    from deepsdf_experiment import write_experiment
+    from tests.deepsdf_experiment import write_experiment
 
     split = {"ShapeNetV2": {"../../evil": ["../../../a", "b"], "03001627": ["c/../d"]}}
     exp, _ = write_experiment(tmp_path / "exp", weights="octahedra", split=split)

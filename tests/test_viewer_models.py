@@ -9,15 +9,16 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from viewer_window import open_main_window, require_viewer  # tests/ is on sys.path; no Qt imported
+
+from tests.viewer_window import open_main_window, require_viewer  # no Qt imported
 
 require_viewer()
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
-from test_bundled_models import write_model  # noqa: E402
 
 from core.model.bundled_models import CARD_NAME, PROJECT_RESOURCES, RESOURCES_ENV  # noqa: E402
+from tests.test_bundled_models import write_model  # noqa: E402
 
 TIMEOUT = 60_000
 

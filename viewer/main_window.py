@@ -11,8 +11,10 @@ import json
 import time
 from html import escape
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (
@@ -60,9 +62,12 @@ class MainWindow(QMainWindow):
     model_loaded = Signal(object)
     model_failed = Signal(str)
     """The error message (a CheckpointError's names the file and the fix)."""
+    show_error: Callable[[str, str], None]
+    """Report an error (title, message): a modal message box; tests and headless mode put a collector here."""
 
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
+        self.show_error = self._error_dialog
         self.setWindowTitle(APP_NAME)
         self.resize(1440, 900)
         self.setAcceptDrops(True)
@@ -120,13 +125,13 @@ class MainWindow(QMainWindow):
         self.edit_panel = EditPanel(self.state)
         # One tabbed group only: Qt 6.12 leaves a stray, visible tab bar over the window when
         # a second group is tabified (reproduced with bare QDockWidgets).
-        docks = [("Model", self.model_panel, Qt.LeftDockWidgetArea),
-                 ("Codes", self.codes_panel, Qt.LeftDockWidgetArea),
-                 ("Interpolation", self.interp_panel, Qt.LeftDockWidgetArea),
-                 ("Display", self.display_panel, Qt.LeftDockWidgetArea),
-                 ("Latent map", self.map_panel, Qt.RightDockWidgetArea),
-                 ("Test-time optimisation", self.tto_panel, Qt.RightDockWidgetArea),
-                 ("Edit", self.edit_panel, Qt.RightDockWidgetArea)]
+        docks = [("Model", self.model_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                 ("Codes", self.codes_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                 ("Interpolation", self.interp_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                 ("Display", self.display_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                 ("Latent map", self.map_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+                 ("Test-time optimisation", self.tto_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+                 ("Edit", self.edit_panel, Qt.DockWidgetArea.RightDockWidgetArea)]
         self.docks: dict[str, QDockWidget] = {}
         for title, widget, area in docks:
             dock = QDockWidget(title, self)
@@ -145,11 +150,11 @@ class MainWindow(QMainWindow):
 
         Done when the window is first shown: before that Qt has no geometry to divide.
         """
-        self.resizeDocks([self.docks["Model"], self.docks["Latent map"]], [290, 330], Qt.Horizontal)
+        self.resizeDocks([self.docks["Model"], self.docks["Latent map"]], [290, 330], Qt.Orientation.Horizontal)
         height = max(400, self.height() - 80)
-        self.resizeDocks([self.docks["Model"], self.docks["Codes"]], [200, height - 200], Qt.Vertical)
+        self.resizeDocks([self.docks["Model"], self.docks["Codes"]], [200, height - 200], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["Latent map"], self.docks["Test-time optimisation"]], [250, height - 250],
-                         Qt.Vertical)
+                         Qt.Orientation.Vertical)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt name
         super().showEvent(event)
@@ -187,7 +192,8 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file = bar.addMenu("&File")
         file.setToolTipsVisible(True)
-        self._action(file, "&Open checkpoint…", self.open_dialog, QKeySequence.Open, "Load a trained checkpoint (.pt)")
+        self._action(file, "&Open checkpoint…", self.open_dialog, QKeySequence.StandardKey.Open,
+                     "Load a trained checkpoint (.pt)")
         self._action(file, "Open DeepSDF &experiment…", self.open_experiment_dialog, None,
                      "Open an experiment directory of the original DeepSDF code (specs.json, ModelParameters/, ...)")
         self.recent_menu = file.addMenu("Open &recent")
@@ -201,16 +207,16 @@ class MainWindow(QMainWindow):
         self._action(file, "&Load codes…", self.load_codes_dialog, "Ctrl+L", "Show codes saved as JSON")
         self._action(file, "Save camera…", self.save_camera_dialog, None, "Save the camera view as JSON")
         self._action(file, "Load camera…", self.load_camera_dialog, None, "Restore a camera view saved as JSON")
-        self._action(file, "&Screenshot…", self.screenshot_from_panel, QKeySequence.Save,
+        self._action(file, "&Screenshot…", self.screenshot_from_panel, QKeySequence.StandardKey.Save,
                      "Save the 3D view as PNG (scale and transparency from the Display panel)")
         file.addSeparator()
-        self._action(file, "&Quit", self.close, QKeySequence.Quit, "Close the viewer")
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit, "Close the viewer")
         self.models_menu = bar.addMenu("&Models")
         self.models_menu.setToolTipsVisible(True)
         self._fill_models_menu()
         edit = bar.addMenu("&Edit")
         edit.setToolTipsVisible(True)
-        self.undo_action = self._action(edit, "&Undo", self.undo, QKeySequence.Undo,
+        self.undo_action = self._action(edit, "&Undo", self.undo, QKeySequence.StandardKey.Undo,
                                         "Undo the last code edit (pick, slider, map drag, fit)")
         self.redo_action = self._action(edit, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"],
                                         "Redo the undone edit")
@@ -382,13 +388,13 @@ class MainWindow(QMainWindow):
         kept = f"\n\nStill showing {current.path.name}." if current is not None and current.path else ""
         self.show_error("Cannot open checkpoint", message + kept)
 
-    def show_error(self, title: str, message: str) -> None:
-        """A modal message box (tests and headless mode replace this)."""
+    def _error_dialog(self, title: str, message: str) -> None:
+        """The default :attr:`show_error`: the message's first line on the status bar and a modal message box."""
         self.show_status(message.splitlines()[0] if message else title)
         QMessageBox.critical(self, title, message)
 
     def _model_changed(self) -> None:
-        m = self.state.model
+        m = self.state.require_model()
         self.show_status(f"loaded {len(m.shape_ids)} codes in {len(m.class_names)} classes: {', '.join(m.class_names)}")
 
     # -- meshing -------------------------------------------------------------------------------
@@ -522,6 +528,9 @@ class MainWindow(QMainWindow):
 
     def export_mesh_to(self, path: Path) -> Path | None:
         """Write the mesh on screen (``core.meshing.export_mesh``: atomic, with vertex colours)."""
+        if self.current_mesh is None:  # before the first mesh arrives
+            self.show_status("nothing to export yet")
+            return None
         try:
             out = export_mesh(self.current_mesh, path)
         except (OSError, ValueError) as exc:
@@ -542,9 +551,12 @@ class MainWindow(QMainWindow):
         """Write the codes on screen (and a fine-tuned decoder beside them) in the one codes format."""
         from core.model.codes_file import CodesFileError, SavedCodes, write_codes
 
-        sel = self.state.selection
+        sel, model = self.state.selection, self.state.model
+        if sel is None or model is None:  # before a model is open
+            self.show_status("no codes to export yet")
+            return None
         codes = SavedCodes(sel.shape_code, sel.colour_code, sel.class_name, condition=sel.condition, label=sel.label,
-                           checkpoint=str(self.state.model.path) if self.state.model.path else None,
+                           checkpoint=str(model.path) if model.path else None,
                            decoder_state=sel.decoder_override)
         try:
             write_codes(Path(path), codes)
@@ -644,8 +656,12 @@ class MainWindow(QMainWindow):
             if on_done:
                 on_done(path)
 
+        def failed(message: str) -> None:
+            self._busy(False)
+            self.show_error("Export failed", message)
+
         self._busy(True, f"meshing {frames} frames…")
-        run_task(compute, render, lambda msg: (self._busy(False), self.show_error("Export failed", msg)))
+        run_task(compute, render, failed)
 
     # -- drag and drop -------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt name
@@ -682,7 +698,7 @@ class MainWindow(QMainWindow):
         view = self.plotter.interactor
         rgb = np.ascontiguousarray(self.scene.image()[..., :3])
         h, w = rgb.shape[:2]
-        image = QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888)
+        image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
         image.setDevicePixelRatio(w / max(1, view.width()))  # VTK renders in device pixels
         painter = QPainter(pixmap)
         painter.drawImage(view.mapTo(self, view.rect().topLeft()), image)
@@ -715,8 +731,8 @@ def _scrollable(panel: QWidget) -> QScrollArea:
     """The panel in a scroll area, so a dock can be smaller than the panel (small screens)."""
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setWidget(panel)
     return scroll
 
@@ -731,6 +747,7 @@ def write_sequence(path: Path, images: list[np.ndarray]) -> None:
     elif path.suffix.lower() == ".gif":
         import imageio.v2 as imageio
 
-        imageio.mimsave(path, images, duration=0.12, loop=0)
+        frames: list[ArrayLike] = list(images)  # mimsave's stub asks for a list of ArrayLike (invariant)
+        imageio.mimsave(path, frames, duration=0.12, loop=0)
     else:
         raise ValueError(f"unknown sequence format {path.suffix!r}; use .gif or .png")

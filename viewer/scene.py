@@ -73,11 +73,13 @@ class Scene:
     def __init__(self, plotter) -> None:
         self.plotter = plotter
         self.shape = pv.PolyData()
-        self.shape_actor = None
+        self.shape_actor: pv.Actor | None = None
         self.compare = pv.PolyData()
-        self.compare_actor = None
+        self.compare_actor: pv.Actor | None = None
         self.scan = pv.PolyData()
-        self.scan_actor = None
+        self.scan_actor: pv.Actor | None = None
+        self._markers_actor: pv.Actor | None = None
+        """The Edit panel's handles, targets and pins (made on first use)."""
         self.slice_grid: pv.StructuredGrid | None = None
         self.slice_lines = pv.PolyData()
         self.slice_zero = pv.PolyData()
@@ -184,25 +186,25 @@ class Scene:
         """Handles, targets and pins of the Edit panel as points over the shape (None hides them)."""
         if self.closed:
             return
-        if getattr(self, "_markers_actor", None) is None and (points is None or len(points) == 0):
-            return
+        actor = self._markers_actor
         if points is None or len(points) == 0:
-            self._markers_actor.SetVisibility(False)
-            self.request_render()
+            if actor is not None:
+                actor.SetVisibility(False)
+                self.request_render()
             return
         cloud = pv.PolyData(np.asarray(points, np.float32))
         rgb = np.zeros((len(points), 3), np.uint8) if colours is None else (np.clip(colours, 0, 1) * 255)
         cloud.point_data["rgb"] = np.asarray(rgb, np.uint8)
-        if getattr(self, "_markers_actor", None) is None:
+        if actor is None:
             self._markers = pv.PolyData()
             self._markers.copy_from(cloud)
-            self._markers_actor = self.plotter.add_mesh(self._markers, scalars="rgb", rgb=True, point_size=14,
+            actor = self._markers_actor = self.plotter.add_mesh(self._markers, scalars="rgb", rgb=True, point_size=14,
                                                         render_points_as_spheres=True, name="edit_markers",
                                                         show_scalar_bar=False, render=False, pickable=False)
         else:
             self._markers.copy_from(cloud)
             self._markers.Modified()
-        self._markers_actor.SetVisibility(True)
+        actor.SetVisibility(True)
         self.request_render()
 
     def show_comparison(self, mesh: MeshArrays | None, offset: float = 2.1) -> None:

@@ -87,6 +87,20 @@ class ViewerState(QObject):
         self._in_edit = False  # an interactive edit (drag, running fit) already opened its undo step
 
     # -- model ---------------------------------------------------------------------------------
+    def require_model(self) -> TrainedModel:
+        """The model on screen, for code that runs only once one is loaded (``model_changed`` observers,
+        controls enabled with a model); :class:`RuntimeError` before."""
+        if self.model is None:
+            raise RuntimeError("no model is loaded yet")
+        return self.model
+
+    def require_selection(self) -> CodeSelection:
+        """The codes on screen, for code that runs only once a model is shown (:meth:`set_model` selects
+        a code); :class:`RuntimeError` before."""
+        if self.selection is None:
+            raise RuntimeError("no code is selected yet")
+        return self.selection
+
     def set_model(self, model: TrainedModel, first_shape: str | None = None) -> None:
         """Show ``model``, starting on training shape ``first_shape`` (a bundled model's card names one)
         or else the first code of its first class; history is cleared."""
@@ -103,7 +117,7 @@ class ViewerState(QObject):
 
     def training_code(self, index: int) -> CodeSelection:
         """The learned codes of training shape ``index`` with the condition it was trained with."""
-        m = self.model
+        m = self.require_model()
         cls = m.shape_classes[index]
         return CodeSelection(m.shape_codes[index].detach().cpu(),
                              None if m.colour_codes is None else m.colour_codes[index].detach().cpu(),

@@ -23,21 +23,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.commands.cli_types import resolution
+from core.data.mesh_io import MESH_SUFFIXES, has_mesh_suffix
 from viewer.scene import CAMERA_PRESETS
 
 if TYPE_CHECKING:
     from core.model.bundled_models import BundledModel
 
-__all__ = ["add_arguments", "run", "MESH_FILE_SUFFIXES"]
-
-MESH_FILE_SUFFIXES = (".ply", ".obj", ".glb", ".gltf", ".stl", ".off")
-"""Inputs drawn as meshes (anything else is taken for a checkpoint)."""
+__all__ = ["add_arguments", "run"]
 
 
 def _split_inputs(inputs: list[Path]) -> tuple[Path | None, list[Path]]:
-    """(checkpoint or None, mesh files); ValueError for a mix or several checkpoints."""
-    meshes = [p for p in inputs if p.suffix.lower() in MESH_FILE_SUFFIXES]
-    others = [p for p in inputs if p.suffix.lower() not in MESH_FILE_SUFFIXES]
+    """(checkpoint or None, mesh files); ValueError for a mix or several checkpoints.
+
+    Inputs with a mesh suffix (:data:`core.data.mesh_io.MESH_SUFFIXES`) are drawn as meshes; anything else is
+    taken for a checkpoint.
+    """
+    meshes = [p for p in inputs if has_mesh_suffix(p)]
+    others = [p for p in inputs if not has_mesh_suffix(p)]
     if meshes and others:
         raise ValueError(f"give either one checkpoint or mesh files, not both ({others[0]} and {meshes[0]})")
     if len(others) > 1:
@@ -83,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", type=Path, default=[], metavar="CKPT | MESH",
                         help="checkpoint or DeepSDF experiment directory to open (default: the bundled demo, "
                              "resources/demo/, else the last one used), or "
-                             f"mesh files ({', '.join(MESH_FILE_SUFFIXES)}) to render side by side with --screenshot")
+                             f"mesh files ({', '.join(MESH_SUFFIXES)}) to render side by side with --screenshot")
     parser.add_argument("--screenshot", type=Path, default=None, metavar="OUT.png",
                         help="render one image of the 3D view to this file (PNG, JPEG, ... by its suffix) and exit "
                              "(no window needed)")
@@ -159,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
     from viewer.headless import ShotRequest
 
+    assert ckpt is not None  # headless without a checkpoint returned above
     request = ShotRequest(screenshot=args.screenshot, screenshots=args.screenshots, class_name=args.class_name,
                           code=args.code, interp=interp, size=args.size, camera=args.camera)
     # The default model's set keeps the plain names in DIR (as before bundled models); each further

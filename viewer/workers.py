@@ -99,7 +99,9 @@ class LatestWinsWorker(QThread):
                     self._cond.wait()
                 if self._stop:
                     return
-                request_id, fn = self._pending
+                pending = self._pending
+                assert pending is not None  # the wait above ends on a request or on stop
+                request_id, fn = pending
                 self._pending = None
                 self._running = True
             self.busy_changed.emit(True)
@@ -148,10 +150,10 @@ def run_task(fn: Callable[[], Any], on_done: Callable[[Any], None], on_failed: C
     task, so no object can be freed while a pool thread is still returning from it.
     """
     global _dispatcher, _executor
-    if _dispatcher is None:
+    if _dispatcher is None or _executor is None:  # created together, on the first task
         _dispatcher = _Dispatcher()
         _executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="viewer-task")
-    dispatcher = _dispatcher
+    dispatcher, executor = _dispatcher, _executor
     task_id = next(_task_ids)
     dispatcher.callbacks[task_id] = (on_done, on_failed)
 
@@ -163,7 +165,7 @@ def run_task(fn: Callable[[], Any], on_done: Callable[[Any], None], on_failed: C
         else:
             dispatcher.delivered.emit(task_id, True, result)
 
-    future = _executor.submit(work)
+    future = executor.submit(work)
     _futures[:] = [f for f in _futures if not f.done()] + [future]
     return future
 

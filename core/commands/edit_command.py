@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 from core.commands.cli_types import resolution
-from core.edit.constraints import Brush, EditError, Handle, Pin, Region, as_point
+from core.edit.constraints import Brush, EditError, Handle, Pin, Region, as_colour, as_point
 
 __all__ = ["add_arguments", "run", "parse_point", "parse_drag", "parse_paint", "parse_region"]
 
@@ -80,7 +80,7 @@ def parse_paint(text: str) -> Brush:
         r = float(radius)
     except ValueError:
         raise EditError(f"--paint {text!r}: the radius {radius!r} is not a number") from None
-    return Brush(parse_point(centre, "--paint centre"), r, colour)
+    return Brush(parse_point(centre, "--paint centre"), r, as_colour(colour, "paint brush colour"))
 
 
 def parse_region(text: str) -> Region:
@@ -93,7 +93,7 @@ def parse_region(text: str) -> Region:
     want = {"sphere": 4, "box": 6}.get(kind)
     if want is None or len(values) != want:
         raise EditError(f"--region {text!r}: write sphere:x,y,z,r or box:x,y,z,hx,hy,hz (half extents)")
-    return Region(kind, tuple(values[:3]), tuple(values[3:]))
+    return Region(kind, (values[0], values[1], values[2]), tuple(values[3:]))
 
 
 OUTPUT_FILES = ("before.ply", "mesh.ply", "codes.json", "edit.json", "decoder.pt")

@@ -24,7 +24,7 @@ OUTPUT_FILES = ("results.csv", "summary.md", "results.json", "ablation.md", "abl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.evaluation.split_evaluation import EvalSettings
+    from core.evaluation.settings import EvalSettings
     from core.tto.config import LOSS_PRESETS, TTOConfig
     from core.utils.config_io import arg_default
 
@@ -89,7 +89,8 @@ def _shape_line(prefix: str, row: dict[str, Any]) -> str:
         return f"{name}: failed: {row['error']}"
     parts = []
     if row.get("class_source") == "inferred":
-        mark = {True: " ✓", False: " ✗"}.get(row.get("class_correct"), " (true class unknown to the model)")
+        correct = row.get("class_correct")
+        mark = " (true class unknown to the model)" if correct is None else (" ✓" if correct else " ✗")
         parts.append(f"inferred {row.get('class_pred')}{mark}")
     parts.append(f"CD×10³ {row.get('chamfer_x1e3', float('nan')):.3f}, F@1 {100 * row.get('fscore_1pct', 0):.1f} %, "
                  f"{row.get('seconds', 0):.1f} s")
@@ -99,15 +100,12 @@ def _shape_line(prefix: str, row: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from core.evaluation.split_evaluation import (
-        EvalSettings,
-        check_text_prompt,
-        class_table_markdown,
-        evaluate_split,
-        list_split,
-        run_ablation,
-        write_results,
-    )
+    from core.evaluation.ablation import run_ablation
+    from core.evaluation.class_choice import check_text_prompt
+    from core.evaluation.held_out_split import list_split
+    from core.evaluation.loop import evaluate_split
+    from core.evaluation.report import class_table_markdown, write_results
+    from core.evaluation.settings import EvalSettings
     from core.model import load_trained_model
     from core.training.config import TrainConfig
     from core.tto.config import TTOConfig, parse_losses
@@ -167,14 +165,14 @@ def run(args: argparse.Namespace) -> int:
         if loss_sets:
             summaries, table = run_ablation(model, shapes, loss_sets, config, settings, args.out, report, meta=meta,
                                             on_step=step)
-            failed = [s["all"]["n_failed"] for s in summaries.values()]
+            failed = [int(s["all"]["n_failed"]) for s in summaries.values()]
             bar.close()
             print(table)
             print(f"→ {args.out / 'ablation.md'}")
         else:
             rows = evaluate_split(model, shapes, config, settings, args.out, report, on_step=step)
             summary = write_results(args.out, rows, config, settings, meta)
-            failed = [summary["all"]["n_failed"]]
+            failed = [int(summary["all"]["n_failed"])]
             bar.close()
             print(class_table_markdown(summary))
             print(f"→ {args.out / 'summary.md'}")

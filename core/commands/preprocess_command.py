@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ground-truth-report", type=int, nargs="+", metavar="RES", default=None,
                         help="afterwards, mesh every shape's field on these grids (e.g. 96 128) and measure it "
                              "against its source mesh: pieces torn beyond the source's parts, parts missing, "
-                             "Chamfer (OUT/ground_truth.json; core/data/ground_truth_quality.py)")
+                             "Chamfer (OUT/ground_truth.json; core/evaluation/ground_truth_quality.py)")
 
 
 def _jobs(args: argparse.Namespace):
@@ -134,13 +134,11 @@ def _sweethome3d_jobs(args: argparse.Namespace):
 def _write_attribution(args: argparse.Namespace) -> None:
     """After the run: ATTRIBUTION.md for every Sweet Home 3D shape the folder holds (earlier runs' classes
     included), from the manifest, as CC-BY asks."""
-    import json
-
+    from core.data.manifest import load_manifest
     from core.data.sources import sweethome3d as sh3d
     from core.utils.io_utils import atomic_write_bytes
 
-    manifest = json.loads((args.out / "manifest.json").read_text(encoding="utf-8"))
-    extras = [r["extra"] for r in manifest.get("shapes", []) if r.get("extra", {}).get("library")]
+    extras = [r["extra"] for r in load_manifest(args.out)["shapes"] if r.get("extra", {}).get("library")]
     attribution = ("# Models and their creators\n\nFrom Debian's sweethome3d-furniture libraries; CC-BY items "
                    "require this attribution.\n\n" + sh3d.attribution_markdown(extras))
     atomic_write_bytes(args.out / "ATTRIBUTION.md", attribution.encode("utf-8"))
@@ -189,7 +187,7 @@ def _check_arguments(args: argparse.Namespace, shard: tuple[int, int]) -> None:
 
 def _ground_truth_report(args: argparse.Namespace) -> None:
     """``--ground-truth-report``: every shape's field meshed and measured against its source (one line a grid)."""
-    from core.data.ground_truth_quality import ground_truth_report
+    from core.evaluation.ground_truth_quality import ground_truth_report
 
     report = ground_truth_report(args.out, tuple(args.ground_truth_report), workers=args.workers,
                                  progress=not args.no_progress)

@@ -71,7 +71,7 @@ def parse_direction(text: str | None) -> tuple[float, float, float] | None:
         values = ()
     if len(values) != 3 or not any(values) or not all(v == v and abs(v) != float("inf") for v in values):
         raise ExplorerError(f"--scan-direction must be three finite numbers x,y,z, not all zero; got {text!r}")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _config(args: argparse.Namespace):
@@ -87,9 +87,10 @@ def measure_against_input(args: argparse.Namespace, observation: Any, mesh: Any)
     side) is sampled afresh; a sample file brings its own ``surface_points`` / ``surface_normals``.
     A bare point cloud has neither a closed surface nor reliable normals, so it is not measured.
     """
+    from core.data.mesh_io import MESH_SUFFIXES
+    from core.evaluation.ground_truth import mesh_ground_truth
     from core.evaluation.metrics import evaluate_reconstruction
-    from core.evaluation.split_evaluation import approximate_thin_mask, mesh_ground_truth
-    from core.tto.observations import MESH_SUFFIXES
+    from core.evaluation.thin_masks import approximate_thin_mask
 
     if observation.kind in ("mesh", "scan") and args.input.suffix.lower() in MESH_SUFFIXES:
         gt = mesh_ground_truth(args.input, METRIC_POINTS, seed=args.seed)

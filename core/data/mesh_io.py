@@ -33,9 +33,10 @@ __all__ = [
     "COLOUR_PATHS",
     "DEFAULT_GREY",
     "SEE_THROUGH_BELOW",
-    "SUPPORTED_SUFFIXES",
+    "MESH_SUFFIXES",
     "LoadedMesh",
     "MeshPart",
+    "has_mesh_suffix",
     "load_mesh",
     "sample_texture_bilinear",
 ]
@@ -43,7 +44,9 @@ __all__ = [
 COLOUR_PATHS: tuple[str, ...] = ("texture", "vertex", "face", "material", "default")
 """Colour sources, most specific first (also the tie-break order for the dominant path)."""
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
+MESH_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
+"""The mesh files :func:`load_mesh` reads (lower case): the one list the sources, TTO and the viewer go by.
+A ``.ply`` may also hold a point cloud (no faces); :mod:`core.tto.observations` tells the two apart."""
 
 DEFAULT_GREY: float = 0.5
 
@@ -201,11 +204,14 @@ class LoadedMesh:
             part = self.parts[part_id]
             sel = np.nonzero(part_of_point == part_id)[0]
             if part.colour_path == "texture":
+                assert self.uv is not None  # a part's colour path is "texture" only with UVs
                 uv = np.einsum("nk,nkd->nd", bary[sel], self.uv[corners[sel]])
                 rgb = sample_texture_bilinear(part.texture, uv) * part.base_colour
             elif part.colour_path == "vertex":
+                assert self.vertex_colours is not None  # a part's colour path is "vertex" only when they exist
                 rgb = np.einsum("nk,nkd->nd", bary[sel], self.vertex_colours[corners[sel]])
             elif part.colour_path == "face":
+                assert self.face_colours is not None  # likewise for "face"
                 rgb = self.face_colours[face_index[sel]]
             elif part.colour_path == "material":
                 rgb = np.broadcast_to(part.base_colour, (len(sel), 3))
@@ -259,7 +265,7 @@ def load_mesh(path: str | os.PathLike) -> LoadedMesh:
     Parameters
     ----------
     path : str or os.PathLike
-        ``.obj``, ``.glb``, ``.gltf``, ``.ply``, ``.stl`` or ``.off`` file.
+        ``.obj``, ``.glb``, ``.gltf``, ``.ply``, ``.stl`` or ``.off`` file (:data:`MESH_SUFFIXES`).
 
     Returns
     -------
@@ -362,9 +368,9 @@ class _LenientResolver(FilePathResolver):
         candidate = parent.joinpath(*parts)
         if candidate.is_file():
             return candidate
-        for candidate in (_casefold_join(parent, parts), _casefold_join(parent, parts[-1:])):
-            if candidate is not None:
-                return candidate
+        for folded in (_casefold_join(parent, parts), _casefold_join(parent, parts[-1:])):
+            if folded is not None:
+                return folded
         return None
 
 
@@ -406,17 +412,22 @@ def _error(path: Path, reason: str, fix: str) -> MeshLoadError:
     return MeshLoadError(f"Cannot load mesh '{path}': {reason}. Fix: {fix}.")
 
 
+def has_mesh_suffix(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a mesh file :func:`load_mesh` reads, by its suffix (any case; the file is not opened)."""
+    return Path(path).suffix.lower() in MESH_SUFFIXES
+
+
 def _check_file(path: Path) -> None:
     """Reject what trimesh would fail on with an unhelpful message."""
     if not path.exists():
         raise _error(path, "the file does not exist", "check the path and its spelling")
     if not path.is_file():
         raise _error(path, "it is not a regular file", "give the path of a mesh file, not a folder")
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+    if not has_mesh_suffix(path):
         raise _error(
             path,
             f"the extension '{path.suffix or '(none)'}' is not supported",
-            f"convert it to one of {', '.join(SUPPORTED_SUFFIXES)}",
+            f"convert it to one of {', '.join(MESH_SUFFIXES)}",
         )
     if path.stat().st_size == 0:
         raise _error(path, "the file is empty (0 bytes)", "re-export or re-download it")
@@ -644,7 +655,7 @@ def _stack_optional(
     """Stack per-part arrays, zero-filling parts that lack them; None if no part has one."""
     if all(a is None for a in arrays):
         return None
-    filled = [
+    filled: list[np.ndarray] = [
         np.zeros((n, width), dtype=dtype) if a is None else np.asarray(a, dtype=dtype)
         for a, n in zip(arrays, counts, strict=True)
     ]

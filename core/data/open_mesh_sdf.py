@@ -41,6 +41,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.data.mesh_queries import aabb_tree, as_mesh_arrays, as_points, closest_points, face_normals, winding_numbers
+
 __all__ = ["DEFAULT_EPSILON", "MESH_STEP_FRACTION", "mesh_step", "FillSdfSettings", "MeshClosure", "mesh_closure",
            "FillSdfField"]
 
@@ -204,13 +206,11 @@ class FillSdfField:
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, see_through: np.ndarray | None = None,
                  settings: FillSdfSettings | None = None, closure: MeshClosure | None = None) -> None:
-        from core.data.sdf_backends import _as_mesh_arrays, _face_normals, aabb_tree
-
         self.settings = settings or FillSdfSettings()
-        self.vertices, self.faces = _as_mesh_arrays(vertices, faces)
+        self.vertices, self.faces = as_mesh_arrays(vertices, faces)
         self.closure = closure or mesh_closure(self.vertices, self.faces)
         self._tree = aabb_tree(self.vertices, self.faces)
-        self._normals = _face_normals(self.vertices, self.faces)
+        self._normals = face_normals(self.vertices, self.faces)
         opaque = np.ones(len(self.faces), bool) if see_through is None else ~np.asarray(see_through, bool)
         if opaque.shape != (len(self.faces),):
             raise ValueError(f"see_through must have one entry per face ({len(self.faces)}), got {opaque.shape}.")
@@ -246,7 +246,6 @@ class FillSdfField:
         """
         from scipy import ndimage
 
-        from core.data.sdf_backends import closest_points
 
         n = self.settings.resolution
         eps = self.settings.epsilon
@@ -283,9 +282,7 @@ class FillSdfField:
     # -- queries -------------------------------------------------------------------------------
 
     def closest(self, points: np.ndarray):
-        """Exact closest points on every face (:class:`core.data.sdf_backends.ClosestPoints`)."""
-        from core.data.sdf_backends import closest_points
-
+        """Exact closest points on every face (:class:`core.data.mesh_queries.ClosestPoints`)."""
         return closest_points(self.vertices, self.faces, points, tree=self._tree)
 
     def side(self, points: np.ndarray, closest) -> np.ndarray:
@@ -323,8 +320,6 @@ class FillSdfField:
     def _mark_inside(self, label: np.ndarray, points: np.ndarray, which: np.ndarray,
                      faces: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
         """Set ``label[which]`` to enclosed where the closed ``faces`` (faces, box low, box high) wind around."""
-        from core.data.sdf_backends import winding_numbers
-
         if faces is None or len(which) == 0:
             return
         closed, low, high = faces
@@ -343,9 +338,7 @@ class FillSdfField:
 
     def signed_distance(self, points: np.ndarray, closest=None) -> np.ndarray:
         """(N,) float64 distance to the ``ε``-dilated surface at ``points``, negative inside."""
-        from core.data.sdf_backends import _as_points
-
-        points = _as_points(points)
+        points = as_points(points)
         if closest is None:
             closest = self.closest(points)
         u = closest.distance

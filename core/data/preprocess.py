@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from core.data.manifest import MANIFEST_NAME, load_manifest, write_index
 from core.data.samples import MAX_FACES, inspect_samples, sample_shape, shape_rng, write_samples
 from core.data.sampling import SamplingConfig
 from core.data.sources.jobs import MeshJob
@@ -32,7 +33,6 @@ from core.utils.names import path_component_problem, plain_name_problem
 
 log = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = 1
 SETTINGS = ("n_samples", "n_surface", "backend", "seed")
 """The settings a finished shape was made with; a resumed run must use the same ones."""
 THIN_SETTINGS = {"near_allocation": "area", "thin_band_variance": 0.0, "balance_sign": False}
@@ -535,7 +535,7 @@ def _remove_stale_temporaries(out_dir: Path, config: PreprocessConfig, my_jobs: 
         folders.setdefault(path.parent, set()).add(path.name)
     others_running = any(p != lock_path(out_dir, shard) for p in out_dir.glob(".preprocess*.lock"))
     if not others_running:
-        folders.setdefault(out_dir, set()).add("manifest.json")
+        folders.setdefault(out_dir, set()).add(MANIFEST_NAME)
         folders.setdefault(out_dir / "splits", set()).update(("train.json", "test.json"))
     for folder, names in folders.items():
         if not folder.is_dir():
@@ -551,11 +551,9 @@ def _remove_stale_temporaries(out_dir: Path, config: PreprocessConfig, my_jobs: 
 
 def _previous_records(out_dir: Path, jobs: list[MeshJob]) -> list[dict[str, Any]]:
     """Records of the existing manifest that this run's jobs do not cover and whose file still exists."""
-    path = out_dir / "manifest.json"
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        records = manifest["shapes"]
-    except (OSError, ValueError, KeyError, TypeError):
+        records = load_manifest(out_dir)["shapes"]
+    except DataSetError:  # none yet, or damaged: this run's index replaces it
         return []
     covered = {(job.class_name, job.id) for job in jobs}
     kept = []
@@ -619,8 +617,6 @@ def _index_lock(out_dir: Path) -> Iterator[None]:
 def _write_index_files(jobs: list[MeshJob], out_dir: Path, config: PreprocessConfig, report: PreprocessReport,
                        shard: tuple[int, int]) -> dict[str, Any]:
     records = []
-    classes: list[str] = []
-    splits: dict[str, dict[str, dict[str, list[str]]]] = {"train": {}, "test": {}}
     for job in jobs:
         path = sample_path(out_dir, config, job)
         stats = _read_stats(path)
@@ -640,23 +636,7 @@ def _write_index_files(jobs: list[MeshJob], out_dir: Path, config: PreprocessCon
         )
     records.extend(_previous_records(out_dir, jobs))
     report.fields = field_counts(records)
-    for record in records:
-        if record["class_name"] not in classes:
-            classes.append(record["class_name"])
-        parts = Path(record["file"]).parts
-        name = parts[1] if len(parts) == 4 and parts[0] == "SdfSamples" else config.dataset_name
-        split = splits.setdefault(record.get("split", "train"), {})
-        split.setdefault(name, {}).setdefault(record["class_name"], []).append(record["id"])
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "name": config.dataset_name,
-        "classes": sorted(classes),
-        "preprocess": asdict(config),
-        "shapes": records,
-    }
-    atomic_write_json(out_dir / "manifest.json", manifest)
-    for split_name, split in splits.items():
-        atomic_write_json(out_dir / "splits" / f"{split_name}.json", split or {config.dataset_name: {}})
+    manifest = write_index(out_dir, config.dataset_name, asdict(config), records)
     failures_name = "failures.json" if shard[1] == 1 else f"failures.shard-{shard[0]}-of-{shard[1]}.json"
     failures_path = out_dir / failures_name
     previous = []

@@ -5,6 +5,11 @@ readable by the original DeepSDF code, plus colours, viewing directions, surface
 the normalisation (every key in ``docs/architecture.md``). Every part of the project goes
 through this module:
 
+* :class:`SampleSet` is the in-memory core of the format (``pos`` / ``neg`` rows, their colours
+  and viewing directions, surface points): :class:`ShapeSamples` (a file's whole content),
+  :class:`core.data.training_set.TrainingShape` (training's compact copy) extend it, and
+  :class:`core.tto.observations.Observation` converts from and to it (:meth:`SampleSet.flat`,
+  :meth:`SampleSet.from_flat`);
 * :func:`sample_shape` turns a loaded mesh into :class:`ShapeSamples` (pure: the result is a
   function of the mesh, the settings and the generator's state);
 * :func:`write_samples` writes them atomically (preprocessing, the test fixtures);
@@ -21,9 +26,9 @@ import hashlib
 import json
 import zipfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     from core.data.sdf_backends import SdfField
 
 __all__ = [
+    "SampleSet",
     "ShapeSamples",
     "SamplesInfo",
     "NotASampleFileError",
@@ -49,6 +55,9 @@ __all__ = [
     "write_samples",
     "read_samples",
     "inspect_samples",
+    "empty_side",
+    "colour_to_float",
+    "colour_to_uint8",
 ]
 
 MAX_FACES = 2_000_000
@@ -69,26 +78,27 @@ class NotASampleFileError(DataSetError):
         self.keys = keys
 
 
+_S = TypeVar("_S", bound="SampleSet")
+
+
 @dataclass
-class ShapeSamples:
-    """One shape's samples in the unit-sphere frame, as stored in its sample file.
+class SampleSet:
+    """One shape's signed-distance samples in DeepSDF's layout, unit-sphere frame: the core of the format.
+
+    :class:`ShapeSamples` (a sample file's content) and :class:`core.data.training_set.TrainingShape`
+    (training's compact copy) extend it; :class:`core.tto.observations.Observation` holds the same
+    samples flat, converted by :meth:`flat` and :meth:`from_flat`.
 
     Attributes
     ----------
     pos, neg : (P, 4), (Q, 4) float32
         x, y, z, sdf with sdf >= 0 / sdf < 0 (DeepSDF's layout).
-    pos_rgb, neg_rgb : (P, 3), (Q, 3) float32 in [0, 1], or None
-        Colour of the nearest surface point.
-    pos_view, neg_view : (P, 3), (Q, 3) float32 unit vectors, or None
+    pos_rgb, neg_rgb : (P, 3), (Q, 3), or None
+        Colour of the nearest surface point: float32 in [0, 1] (uint8 0-255 in training's compact copy).
+    pos_view, neg_view : (P, 3), (Q, 3) float32 (float16 in the compact copy) unit vectors, or None
         Viewing direction onto that point.
     surface_points, surface_normals, surface_rgb : (S, 3) float32, or None
         Area-weighted surface points (DeepSDF's SurfaceSamples), their normals and colours.
-    normalization : Normalization or None
-        Original frame → unit-sphere frame.
-    colour_path, sdf_backend : str or None
-        Where the colours came from; which SDF method made the distances.
-    stats : dict
-        Counts and settings that go into the manifest (``stats_json`` in the file).
     """
 
     pos: np.ndarray
@@ -100,24 +110,82 @@ class ShapeSamples:
     surface_points: np.ndarray | None = None
     surface_normals: np.ndarray | None = None
     surface_rgb: np.ndarray | None = None
-    normalization: Normalization | None = None
-    colour_path: str | None = None
-    sdf_backend: str | None = None
-    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def has_colour(self) -> bool:
         return self.pos_rgb is not None and self.neg_rgb is not None
 
     @property
-    def surface_offset(self) -> float:
-        """How far outside the mesh's surface the sdf's zero level set lies (the ``auto`` field's ``ε``;
-        0 for the undilated back ends and for files written before the dilation)."""
-        return surface_offset_of(self.stats)
+    def has_view(self) -> bool:
+        return self.pos_view is not None and self.neg_view is not None
 
     @property
     def n_samples(self) -> int:
         return len(self.pos) + len(self.neg)
+
+    def take(self: _S, pos_index: np.ndarray | None, neg_index: np.ndarray | None) -> _S:
+        """The same set with only the ``pos`` rows ``pos_index`` and ``neg`` rows ``neg_index`` (None: all);
+        their colours and viewing directions follow, the surface points are kept whole."""
+        picked: dict[str, Any] = {}  # each field keeps its own Optional
+        for side, index in (("pos", pos_index), ("neg", neg_index)):
+            if index is None:
+                continue
+            for key in (side, f"{side}_rgb", f"{side}_view"):
+                value = getattr(self, key)
+                picked[key] = None if value is None else value[index]
+        return replace(self, **picked) if picked else self
+
+    def flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The samples as one list, ``pos`` rows first: points (N, 3) float32, sdf (N,) float32 and
+        colours (N, 3) float32 in [0, 1] (None without colours)."""
+        rows = np.concatenate([self.pos, self.neg], axis=0)
+        colours = None
+        if self.has_colour:
+            colours = np.concatenate([colour_to_float(self.pos_rgb), colour_to_float(self.neg_rgb)], axis=0)
+        return rows[:, :3].astype(np.float32), rows[:, 3].astype(np.float32), colours
+
+    @classmethod
+    def from_flat(cls: type[_S], points: np.ndarray, sdf: np.ndarray, colours: np.ndarray | None = None,
+                  **fields: Any) -> _S:
+        """The set of samples given as one list: ``points`` (N, 3), ``sdf`` (N,), ``colours`` (N, 3) or None,
+        split by sign (sdf >= 0 is ``pos``) in their order; ``fields`` fills the rest (surface points, ...)."""
+        points = np.asarray(points, np.float32)
+        sdf = np.asarray(sdf, np.float32)
+        positive = sdf >= 0
+        rows = np.concatenate([points, sdf[:, None]], axis=1)
+        if colours is not None:
+            colours = np.asarray(colours, np.float32)
+            fields.update(pos_rgb=colours[positive], neg_rgb=colours[~positive])
+        return cls(pos=rows[positive], neg=rows[~positive], **fields)
+
+
+@dataclass
+class ShapeSamples(SampleSet):
+    """One shape's samples in the unit-sphere frame, as stored in its sample file.
+
+    The samples themselves are :class:`SampleSet`'s fields (``pos``, ``neg``, their colours and
+    viewing directions, the surface points, normals and colours, float32); besides them:
+
+    Attributes
+    ----------
+    normalization : Normalization or None
+        Original frame → unit-sphere frame.
+    colour_path, sdf_backend : str or None
+        Where the colours came from; which SDF method made the distances.
+    stats : dict
+        Counts and settings that go into the manifest (``stats_json`` in the file).
+    """
+
+    normalization: Normalization | None = None
+    colour_path: str | None = None
+    sdf_backend: str | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def surface_offset(self) -> float:
+        """How far outside the mesh's surface the sdf's zero level set lies (the ``auto`` field's ``ε``;
+        0 for the undilated back ends and for files written before the dilation)."""
+        return surface_offset_of(self.stats)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The file's keys and arrays (only those present); plain arrays, no pickles."""
@@ -383,13 +451,13 @@ def read_samples(path: str | Path) -> ShapeSamples:
     return ShapeSamples(
         pos=np.ascontiguousarray(arrays["pos"], np.float32),
         neg=np.ascontiguousarray(arrays["neg"], np.float32),
-        pos_rgb=_colour(arrays.get("pos_rgb")),
-        neg_rgb=_colour(arrays.get("neg_rgb")),
+        pos_rgb=colour_to_float(arrays.get("pos_rgb")),
+        neg_rgb=colour_to_float(arrays.get("neg_rgb")),
         pos_view=_float(arrays.get("pos_view")),
         neg_view=_float(arrays.get("neg_view")),
         surface_points=_float(arrays.get("surface_points")),
         surface_normals=_float(arrays.get("surface_normals")),
-        surface_rgb=_colour(arrays.get("surface_rgb")),
+        surface_rgb=colour_to_float(arrays.get("surface_rgb")),
         normalization=_normalization(path, arrays),
         colour_path=_text(arrays.get("colour_path")),
         sdf_backend=_text(arrays.get("sdf_backend")),
@@ -461,8 +529,8 @@ def _check_layout(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
         if len(shape) != 2 or shape[1] != 4:
             raise DataSetError(f"{path}: '{key}' has shape {shape}; expected (n, 4) rows of x, y, z, sdf. {_FIX}.")
     n_pos, n_neg = shapes["pos"][0], shapes["neg"][0]
-    if n_pos == 0 or n_neg == 0:
-        side = "inside (sdf < 0)" if n_pos == 0 else "outside (sdf >= 0)"
+    side = empty_side(n_pos, n_neg)
+    if side is not None:
         raise DataSetError(
             f"{path}: all {n_pos + n_neg} samples lie {side}; samples on both sides of the surface are needed. "
             "Check that the mesh is closed and its normals point outward, then preprocess it again."
@@ -514,12 +582,31 @@ def _stats(path: Path, value: np.ndarray | None) -> dict[str, Any]:
     return stats if isinstance(stats, dict) else {}
 
 
-def _colour(value: np.ndarray | None) -> np.ndarray | None:
+def empty_side(n_pos: int, n_neg: int) -> str | None:
+    """The side of the surface without samples, as error messages name it, or None when both have some.
+
+    An SDF (for training or a fit) needs samples inside and outside; the sample file's readers and
+    :meth:`core.tto.observations.Observation.validate` refuse one-sided samples with this wording.
+    """
+    if n_pos == 0:
+        return "inside (sdf < 0)"
+    if n_neg == 0:
+        return "outside (sdf >= 0)"
+    return None
+
+
+def colour_to_float(value: np.ndarray | None) -> np.ndarray | None:
+    """Colours as float32 in [0, 1]: uint8 (0-255, compact files and training's copy) rescaled, others cast."""
     if value is None:
         return None
     if value.dtype == np.uint8:
         return value.astype(np.float32) / np.float32(255.0)
     return np.ascontiguousarray(value, np.float32)
+
+
+def colour_to_uint8(value: np.ndarray | None) -> np.ndarray | None:
+    """Colours in [0, 1] as uint8 0-255 (rounded, clipped): 3 bytes a colour in compact files and in training."""
+    return None if value is None else np.clip(np.rint(value * 255.0), 0, 255).astype(np.uint8)
 
 
 def _float(value: np.ndarray | None) -> np.ndarray | None:

@@ -12,82 +12,46 @@ training run is a pure function of its seed (exact resume, equal single- and mul
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from core.data.samples import read_samples
+from core.data.manifest import load_manifest, manifest_classes
+from core.data.samples import SampleSet, colour_to_uint8, read_samples
 from core.utils.errors import DataSetError
 
-__all__ = ["TrainingShape", "SdfDataSet", "load_manifest", "manifest_classes"]
+__all__ = ["TrainingShape", "SdfDataSet"]
 
 log = logging.getLogger(__name__)
 
 
-def load_manifest(data_dir: Path) -> dict:
-    """Read ``DATA/manifest.json``; raise :class:`DataSetError` with the fix when it is missing or bad."""
-    path = Path(data_dir) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:  # DATA a file, or the manifest a folder
-        raise DataSetError(f"{path}: missing. Is {data_dir} a preprocessed data set? Run "
-                           "`python main.py preprocess --source ... --out DIR` first.") from exc
-    except json.JSONDecodeError as exc:
-        raise DataSetError(f"{path}: not valid JSON ({exc}); run preprocess again to rewrite it.") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("shapes"), list):
-        raise DataSetError(f"{path}: no 'shapes' list; not a manifest written by `main.py preprocess`.")
-    return manifest
-
-
-def manifest_classes(manifest: dict) -> list[str]:
-    """The data set's classes in their manifest order (the ``classes`` list), else its shapes' classes sorted."""
-    return list(manifest.get("classes") or sorted({r["class_name"] for r in manifest["shapes"]}))
-
-
-@dataclass
-class TrainingShape:
+@dataclass(kw_only=True)
+class TrainingShape(SampleSet):
     """One shape held for training, compactly (a :class:`core.data.samples.ShapeSamples` as read, repacked).
 
-    ``pos``/``neg``: (n, 4) float32 xyz+sdf; colours (n, 3) uint8 or None; view directions
-    (n, 3) float16 or None; ``normalization``: ``{"offset": [3], "scale": s}`` or empty.
+    The samples are :class:`core.data.samples.SampleSet`'s fields, packed: ``pos``/``neg`` (n, 4) float32
+    xyz+sdf; colours (n, 3) uint8 or None; view directions (n, 3) float16 or None; surface points and
+    normals (S, 3) float32 only for surface supervision (``with_surface``), else None; ``surface_rgb`` is
+    not kept. Besides them (keyword-only): the shape's labels, ``normalization`` as
+    ``{"offset": [3], "scale": s}`` or empty, and the surface offset.
     """
 
     id: str
     class_name: str
     text: str | None
-    pos: np.ndarray
-    neg: np.ndarray
-    pos_rgb: np.ndarray | None = None
-    neg_rgb: np.ndarray | None = None
-    pos_view: np.ndarray | None = None
-    neg_view: np.ndarray | None = None
     normalization: dict = field(default_factory=dict)
-    surface_points: np.ndarray | None = None
-    """(S, 3) float32 surface points, kept only for surface supervision (``with_surface``)."""
-    surface_normals: np.ndarray | None = None
-    """(S, 3) float32 unit normals of ``surface_points``."""
     surface_offset: float = 0.0
     """How far outside the true surface the sdf's zero level set lies
     (:attr:`core.data.samples.ShapeSamples.surface_offset`)."""
 
-    @property
-    def has_colour(self) -> bool:
-        return self.pos_rgb is not None and self.neg_rgb is not None
 
-
-def _subsample(arrays: list[np.ndarray | None], limit: int | None, rng: np.random.Generator) -> list[np.ndarray | None]:
-    n = len(arrays[0])
+def _keep(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray | None:
+    """Sorted indices of ``limit`` of ``n`` rows drawn at random, or None to keep all ``n``."""
     if limit is None or n <= limit:
-        return arrays
-    keep = np.sort(rng.choice(n, limit, replace=False))
-    return [None if a is None else a[keep] for a in arrays]
-
-
-def _rgb8(rgb: np.ndarray | None) -> np.ndarray | None:
-    return None if rgb is None else np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+        return None
+    return np.sort(rng.choice(n, limit, replace=False))
 
 
 def _view16(view: np.ndarray | None) -> np.ndarray | None:
@@ -96,20 +60,21 @@ def _view16(view: np.ndarray | None) -> np.ndarray | None:
 
 def _read_shape(path: Path, record: dict, max_samples: int | None, seed: int,
                 with_surface: bool = False) -> TrainingShape:
+    """The shape's file as a :class:`TrainingShape`: at most ``max_samples // 2`` rows of each side, drawn by
+    ``seed``; surface points and normals (float32) only ``with_surface``."""
     samples = read_samples(path)
-    pos, neg = samples.pos, samples.neg
-    pos_rgb, neg_rgb = _rgb8(samples.pos_rgb), _rgb8(samples.neg_rgb)
-    pos_view, neg_view = _view16(samples.pos_view), _view16(samples.neg_view)
-    norm = {} if samples.normalization is None else samples.normalization.to_dict()
     rng = np.random.default_rng(seed)
     limit = None if max_samples is None else max_samples // 2
-    pos, pos_rgb, pos_view = _subsample([pos, pos_rgb, pos_view], limit, rng)
-    neg, neg_rgb, neg_view = _subsample([neg, neg_rgb, neg_view], limit, rng)
-    return TrainingShape(id=str(record["id"]), class_name=str(record["class_name"]), text=record.get("text"),
-                         pos=pos, neg=neg, pos_rgb=pos_rgb, neg_rgb=neg_rgb, pos_view=pos_view, neg_view=neg_view,
-                         normalization=norm,
+    keep_pos = _keep(len(samples.pos), limit, rng)  # pos first, then neg: the draws a seed has always given
+    keep_neg = _keep(len(samples.neg), limit, rng)
+    kept = samples.take(keep_pos, keep_neg)
+    return TrainingShape(pos=kept.pos, neg=kept.neg,
+                         pos_rgb=colour_to_uint8(kept.pos_rgb), neg_rgb=colour_to_uint8(kept.neg_rgb),
+                         pos_view=_view16(kept.pos_view), neg_view=_view16(kept.neg_view),
                          surface_points=samples.surface_points if with_surface else None,
                          surface_normals=samples.surface_normals if with_surface else None,
+                         id=str(record["id"]), class_name=str(record["class_name"]), text=record.get("text"),
+                         normalization={} if samples.normalization is None else samples.normalization.to_dict(),
                          surface_offset=samples.surface_offset)
 
 
@@ -190,13 +155,13 @@ class SdfDataSet:
         ineg = rng.integers(0, len(s.neg), n - half)
         samples = np.concatenate([s.pos[ip], s.neg[ineg]])
         out = {"xyz": samples[:, :3], "sdf": samples[:, 3]}
-        if s.has_colour:
+        if s.pos_rgb is not None and s.neg_rgb is not None:  # s.has_colour
             out["rgb"] = np.concatenate([s.pos_rgb[ip], s.neg_rgb[ineg]]).astype(np.float32) / 255.0
             out["has_rgb"] = np.ones(n, bool)
         else:
             out["rgb"] = np.zeros((n, 3), np.float32)
             out["has_rgb"] = np.zeros(n, bool)
-        if s.pos_view is not None and s.neg_view is not None:
+        if s.pos_view is not None and s.neg_view is not None:  # s.has_view
             out["view"] = np.concatenate([s.pos_view[ip], s.neg_view[ineg]]).astype(np.float32)
         else:
             out["view"] = np.zeros((n, 3), np.float32)

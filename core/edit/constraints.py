@@ -38,7 +38,7 @@ def as_point(value: Sequence[float] | np.ndarray | torch.Tensor, what: str) -> t
     if max(abs(v) for v in values) > GRID_LIMIT:
         raise EditError(f"{what}: {values} lies outside the model's space [-{GRID_LIMIT}, {GRID_LIMIT}]^3 "
                         "(unit-sphere frame); give a point near the shape")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _positive(value: float, what: str) -> float:
@@ -54,11 +54,11 @@ def as_colour(value: Sequence[float] | str, what: str) -> tuple[float, float, fl
         text = value.strip().lstrip("#")
         if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
             raise EditError(f"{what}: {value!r} is not a colour; write it as #rrggbb (e.g. #ff8000)")
-        return tuple(int(text[i : i + 2], 16) / 255.0 for i in (0, 2, 4))  # type: ignore[return-value]
+        return int(text[0:2], 16) / 255.0, int(text[2:4], 16) / 255.0, int(text[4:6], 16) / 255.0
     rgb = tuple(float(v) for v in value)
     if len(rgb) != 3 or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in rgb):
         raise EditError(f"{what}: {value!r} must be three numbers in [0, 1] (or #rrggbb)")
-    return rgb  # type: ignore[return-value]
+    return rgb
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,9 @@ def _fit_colour(model, snap_a: Snapshot, snap_b: Snapshot, region: Region, confi
     """Colour code for the grafted shape: A's colours on A's surface outside, B's on B's inside."""
     device = model.device
     a = snap_a.codes
+    # graft calls this only when both shapes have colour codes and surface colours.
+    assert a.colour_code is not None and snap_b.codes.colour_code is not None
+    assert snap_a.colours is not None and snap_b.colours is not None
     w_a = blend_weight(region, snap_a.surface, config.band)
     w_b = blend_weight(region, snap_b.surface, config.band)
     points = torch.cat([snap_a.surface[w_a < 0.5], snap_b.surface[w_b >= 0.5]])

@@ -132,6 +132,8 @@ def paint(model, snapshot: Snapshot, brushes: Sequence[Brush], config: PaintConf
     codes = snapshot.codes
     base = model.with_decoder(decoder_override)
     check_paintable(base, codes)
+    colour_code = codes.colour_code
+    assert colour_code is not None  # check_paintable refuses a shape without one
     if snapshot.colours is None:
         raise EditError(NO_COLOUR)
     if not brushes:
@@ -173,7 +175,7 @@ def paint(model, snapshot: Snapshot, brushes: Sequence[Brush], config: PaintConf
         return terms
 
     code, history, cancelled, seconds = optimise_code(
-        "paint", codes.colour_code.to(device), loss_fn, config.iterations, config.lr,
+        "paint", colour_code.to(device), loss_fn, config.iterations, config.lr,
         min_iterations=config.min_iterations, cancel=cancel, callback=callback, every=every)
     code_iterations = len(history)
     final = base

@@ -26,7 +26,8 @@ from core.utils.errors import ExplorerError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SourceMesh", "load_source_mesh", "exact_sdf_mesh", "grid_reference_floaters", "grid_reference_measures"]
+__all__ = ["SourceMesh", "load_source_mesh", "exact_sdf_mesh", "grid_reference_floaters", "grid_reference_measures",
+           "field_mesh"]
 
 
 @dataclass
@@ -87,7 +88,6 @@ def exact_sdf_mesh(source: SourceMesh, resolution: int, method: str = "coarse_to
     offset as a reconstruction, so the two meshes differ only in the field: the decoder's against the
     exact one. About 1-4 s a shape at 96³-128³ for meshes of a few thousand faces.
     """
-    from core.data.ground_truth_quality import field_mesh
     from core.data.open_mesh_sdf import mesh_step
 
     return field_mesh(source.field(), resolution, method, surface_offset=mesh_step(source.surface_offset))
@@ -119,3 +119,21 @@ def grid_reference_measures(source: SourceMesh, gt: dict[str, np.ndarray], thin_
     metrics = evaluate_reconstruction(gt, mesh, thin_mask=thin_mask, n_points=n_points, rng=seed)
     return {"floaters": int(metrics["floaters"]), "fscore_1pct": float(metrics["fscore_1pct"]),
             "thin_fscore_1pct": float(metrics.get("thin_fscore_1pct", float("nan")))}
+
+
+def field_mesh(field, resolution: int, method: str = "coarse_to_fine", surface_offset: float = 0.0):
+    """A prepared field (:func:`core.data.sdf_backends.sdf_field`) meshed like a reconstruction (CPU).
+
+    Same grid (``resolution`` over [-1, 1]³) and evaluation ``method`` as the decoder's meshes
+    (:func:`core.meshing.extract_mesh`), so the two differ only in the field; ``surface_offset``:
+    the inward step a model's meshes take (its training ``ε``), 0 for the dilated surface itself.
+    """
+    import torch
+
+    from core.meshing import extract_mesh
+
+    def sdf_fn(points: torch.Tensor) -> torch.Tensor:
+        query = points.detach().cpu().numpy().astype(np.float64)
+        return torch.from_numpy(np.asarray(field(query).sdf, np.float32)).to(points.device)
+
+    return extract_mesh(sdf_fn, resolution, method=method, device="cpu", surface_offset=surface_offset)

@@ -20,16 +20,16 @@ def to_trimesh(mesh: MeshArrays) -> trimesh.Trimesh:
 
     Colours become RGBA uint8 vertex colours; without colours trimesh's default colour is used.
     """
-    kwargs = {}
+    vertex_colors = None  # trimesh's default colour
     if mesh.colours is not None:
         rgb = np.clip(np.round(np.asarray(mesh.colours, np.float64) * 255.0), 0, 255).astype(np.uint8)
-        kwargs["vertex_colors"] = np.concatenate([rgb, np.full((rgb.shape[0], 1), 255, np.uint8)], axis=1)
+        vertex_colors = np.concatenate([rgb, np.full((rgb.shape[0], 1), 255, np.uint8)], axis=1)
     tm = trimesh.Trimesh(
         vertices=np.asarray(mesh.vertices, np.float64),
         faces=np.asarray(mesh.faces, np.int64),
         vertex_normals=np.asarray(mesh.normals, np.float64) if len(mesh.normals) else None,
+        vertex_colors=vertex_colors,
         process=False,
-        **kwargs,
     )
     return tm
 

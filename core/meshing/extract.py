@@ -34,7 +34,10 @@ class SurfaceField(Protocol):
     """
 
     surface_offset: float
-    has_colour: bool
+
+    @property
+    def has_colour(self) -> bool:
+        """Whether :meth:`colour` and the colours of :meth:`surface` are available."""
 
     def sdf(self, points: torch.Tensor) -> torch.Tensor:
         """(N, 3) -> (N,) signed distances."""
@@ -148,18 +151,53 @@ def _sdf_gradients(sdf_fn: SdfFn, points: torch.Tensor, max_batch: int) -> torch
 def _field_surface(field: SurfaceField, points: torch.Tensor, max_batch: int, with_colour: bool
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gradients and (``with_colour``) colours of a :class:`SurfaceField` at (N, 3) points, in batches."""
-    grads, rgbs = [], []
+    grads: list[torch.Tensor] = []
+    rgbs: list[torch.Tensor] = []
     for start in range(0, points.shape[0], max_batch):
         g, rgb = field.surface(points[start : start + max_batch], with_colour)
         grads.append(g)
-        rgbs.append(rgb)
-    rgb = None if rgbs[0] is None else torch.cat(rgbs)
-    return torch.cat(grads), rgb
+        if rgb is not None:  # a field gives colours for every batch or for none
+            rgbs.append(rgb)
+    return torch.cat(grads), (torch.cat(rgbs) if rgbs else None)
 
 
 def _field_colours(field: SurfaceField, points: torch.Tensor, max_batch: int) -> torch.Tensor:
     chunks = range(0, points.shape[0], max_batch)
     return torch.cat([field.colour(points[start : start + max_batch]) for start in chunks])
+
+
+def _marching_cubes(values: torch.Tensor, level: float, mc_backend: str) -> tuple[torch.Tensor, np.ndarray, str]:
+    """Vertices in grid-index units (on the grid's device), faces (numpy) and the backend that ran."""
+    backend = ("torch" if values.is_cuda else "skimage") if mc_backend == "auto" else mc_backend
+    if backend == "torch":
+        verts_index, faces_t = marching_cubes_torch(values, level)
+        return verts_index, faces_t.cpu().numpy(), backend
+    if backend == "skimage":
+        verts_np, faces = marching_cubes_skimage(values, level)
+        return torch.as_tensor(verts_np, device=values.device), faces, backend
+    raise ValueError(f"unknown marching cubes backend {mc_backend!r}: use 'auto', 'skimage' or 'torch'")
+
+
+def _unit_normals(grads: torch.Tensor, vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Field gradients as unit normals; where the field is flat, the mesh's own normal (its scatter-add is the
+    dear part, so only there)."""
+    g = grads.cpu().numpy().astype(np.float64)
+    length = np.linalg.norm(g, axis=1, keepdims=True)
+    ok = length[:, 0] > 1e-12
+    normals = (g / np.where(ok[:, None], length, 1.0)).astype(np.float32)
+    if not ok.all():
+        normals[~ok] = vertex_normals_from_faces(vertices, faces)[~ok]
+    return normals
+
+
+def _closure_colours(colour_fn: ColourFn, verts_t: torch.Tensor, max_batch: int) -> np.ndarray:
+    """(V, 3) colours in [0, 1] from a colour closure, in batches of ``max_batch`` vertices."""
+    rgb = torch.empty((verts_t.shape[0], 3), dtype=torch.float32, device=verts_t.device)
+    with torch.no_grad():
+        for start in range(0, verts_t.shape[0], max_batch):
+            chunk = verts_t[start : start + max_batch].float()
+            rgb[start : start + chunk.shape[0]] = colour_fn(chunk).reshape(-1, 3).float()
+    return rgb.clamp(0.0, 1.0).cpu().numpy()
 
 
 def mesh_from_grid(
@@ -184,7 +222,12 @@ def mesh_from_grid(
     """
     if normals not in ("auto", "gradient", "grid"):
         raise ValueError(f"unknown normals {normals!r}: use 'auto', 'gradient' or 'grid'")
-    field = sdf_fn if isinstance(sdf_fn, SurfaceField) else None
+    field: SurfaceField | None = None
+    closure: SdfFn | None = None
+    if isinstance(sdf_fn, SurfaceField):
+        field = sdf_fn
+    else:
+        closure = sdf_fn
     if field is not None and colour_fn is not None:
         raise ValueError("a SurfaceField brings its own colours: pass colour_fn=None")
     stats = dict(grid.stats)
@@ -198,17 +241,8 @@ def mesh_from_grid(
         return MeshArrays.empty(with_colours, **stats, empty=True, reason=reason)
 
     t0 = time.perf_counter()
-    backend = ("torch" if values.is_cuda else "skimage") if mc_backend == "auto" else mc_backend
-    if backend == "torch":
-        verts_index, faces_t = marching_cubes_torch(values, level)
-        verts_t = verts_index * grid.voxel_size + grid.origin
-        faces = faces_t.cpu().numpy()
-    elif backend == "skimage":
-        verts_np, faces = marching_cubes_skimage(values, level)
-        verts_index = torch.as_tensor(verts_np, device=device)
-        verts_t = verts_index * grid.voxel_size + grid.origin
-    else:
-        raise ValueError(f"unknown marching cubes backend {mc_backend!r}: use 'auto', 'skimage' or 'torch'")
+    verts_index, faces, backend = _marching_cubes(values, level, mc_backend)
+    verts_t = verts_index * grid.voxel_size + grid.origin
     stats["seconds_marching_cubes"] = time.perf_counter() - t0
     stats["marching_cubes"] = backend
     if faces.shape[0] == 0:
@@ -217,6 +251,7 @@ def mesh_from_grid(
 
     t0 = time.perf_counter()
     field_rgb = None
+    grads: torch.Tensor | None
     if normals == "grid" or (normals == "auto" and field is not None):
         grads = grid_gradients(values.float(), verts_index.float(), grid.voxel_size)
         stats["normals"] = "grid"
@@ -225,20 +260,15 @@ def mesh_from_grid(
         grads, field_rgb = _field_surface(field, verts_t.float(), max_batch,
                                           with_colour=with_colours and surface_offset <= 0)
     else:
-        grads = _sdf_gradients(sdf_fn, verts_t.float(), max_batch) if sdf_fn is not None else None
+        grads = _sdf_gradients(closure, verts_t.float(), max_batch) if closure is not None else None
     if grads is None:
-        normals, stats["normals"] = vertex_normals_from_faces(vertices, faces), "mesh"
+        vertex_normals, stats["normals"] = vertex_normals_from_faces(vertices, faces), "mesh"
     else:
-        g = grads.cpu().numpy().astype(np.float64)
-        length = np.linalg.norm(g, axis=1, keepdims=True)
-        ok = length[:, 0] > 1e-12
-        normals = (g / np.where(ok[:, None], length, 1.0)).astype(np.float32)
-        if not ok.all():  # a flat spot of the field: the mesh's own normal there (its scatter-add is the dear part)
-            normals[~ok] = vertex_normals_from_faces(vertices, faces)[~ok]
+        vertex_normals = _unit_normals(grads, vertices, faces)
         stats.setdefault("normals", "sdf_gradient")
     stats["seconds_normals"] = time.perf_counter() - t0
     if surface_offset > 0:
-        vertices = (vertices - surface_offset * normals).astype(np.float32)
+        vertices = (vertices - surface_offset * vertex_normals).astype(np.float32)
         verts_t = torch.as_tensor(vertices, device=device)
         stats["surface_offset"] = surface_offset
     if field is not None and with_colours and field_rgb is None:  # at the vertices' final place
@@ -251,15 +281,10 @@ def mesh_from_grid(
         colours = field_rgb.clamp(0.0, 1.0).cpu().numpy()
     elif colour_fn is not None:
         t0 = time.perf_counter()
-        rgb = torch.empty((vertices.shape[0], 3), dtype=torch.float32, device=device)
-        with torch.no_grad():
-            for start in range(0, vertices.shape[0], max_batch):
-                chunk = verts_t[start : start + max_batch].float()
-                rgb[start : start + chunk.shape[0]] = colour_fn(chunk).reshape(-1, 3).float()
-        colours = rgb.clamp(0.0, 1.0).cpu().numpy()
+        colours = _closure_colours(colour_fn, verts_t, max_batch)
         stats["seconds_colours"] = time.perf_counter() - t0
     stats.update(empty=False, n_vertices=int(vertices.shape[0]), n_faces=int(faces.shape[0]))
-    return MeshArrays(vertices, faces.astype(np.int64), normals, colours, stats)
+    return MeshArrays(vertices, faces.astype(np.int64), vertex_normals, colours, stats)
 
 
 def extract_mesh(

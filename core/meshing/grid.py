@@ -189,6 +189,7 @@ def _strongest_corner(coarse_values: torch.Tensor, lattice: torch.Tensor, fine_i
             for iz in lo_hi[2]:
                 v = coarse_values[ix, iy, iz]
                 best = v if best is None else torch.where(v.abs() > best.abs(), v, best)
+    assert best is not None  # the loops above visit all eight corners
     return best, between.to(torch.float32).sqrt()
 
 
@@ -272,6 +273,7 @@ def _corner_reduce(t: torch.Tensor, op: str) -> torch.Tensor:
                     out &= c
                 else:  # "any"
                     out |= c
+    assert out is not None  # the loops above visit all eight corners
     return out
 
 

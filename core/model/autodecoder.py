@@ -24,6 +24,8 @@ __all__ = ["AutoDecoder"]
 class AutoDecoder(nn.Module):
     """Everything that training optimises."""
 
+    colour_codes: nn.Embedding | None
+
     def __init__(self, config: ModelConfig, num_shapes: int, num_classes: int) -> None:
         super().__init__()
         self.config = config

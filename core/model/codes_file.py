@@ -18,7 +18,6 @@ nothing.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 
 from core.utils.errors import ExplorerError
 from core.utils.io_utils import atomic_torch_save, atomic_write_bytes
+from core.utils.json_safe import json_safe
 
 __all__ = ["CODES_FORMAT", "CODES_VERSION", "CodesFileError", "SavedCodes", "write_codes", "read_codes"]
 
@@ -73,7 +73,7 @@ class SavedCodes:
         wanted = None if colours is None else tuple(colours.shape[1:])
         if self.colour_code is not None and wanted is not None and tuple(self.colour_code.shape) != wanted:
             raise CodesFileError(f"{source}: the colour code has {tuple(self.colour_code.shape)} values but this model "
-                                 f"needs {tuple(colours.shape[1:])}. Load it with the checkpoint it was made with.")
+                                 f"needs {wanted}. Load it with the checkpoint it was made with.")
         if self.decoder_state is not None:
             own = model.decoder.state_dict()
             wrong = sorted(k for k in own if k not in self.decoder_state
@@ -155,28 +155,13 @@ def write_codes(path: str | Path, codes: SavedCodes, decoder_name: str | None = 
         "info": codes.info,
     }
     try:
-        text = json.dumps(_json_ready(data), indent=2, allow_nan=False) + "\n"
+        text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
     except (TypeError, ValueError) as exc:
         raise CodesFileError(f"{path}: cannot write the codes as JSON ({exc}).") from exc
-    if decoder_file is not None:
+    if decoder_file is not None and codes.decoder_state is not None:
         atomic_torch_save(decoder_file, {k: v.detach().cpu() for k, v in codes.decoder_state.items()})
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
-
-
-def _json_ready(value: Any) -> Any:
-    """Plain JSON types; non-finite floats become None / "inf" (notes only: codes were checked)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and hasattr(value, "dtype"):  # numpy / torch scalars
-        return _json_ready(value.item())
-    return value
 
 
 def read_codes(path: str | Path, model: Any = None) -> SavedCodes:

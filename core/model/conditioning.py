@@ -19,6 +19,11 @@ __all__ = ["ClassConditioner"]
 class ClassConditioner(nn.Module):
     """Maps a class index (or a shape's text embedding) to the condition vector."""
 
+    class_text_embeddings: torch.Tensor
+    """(C, 384) buffer, text mode only."""
+    shape_text_embeddings: torch.Tensor
+    """(S, 384) buffer, text mode only (empty unless conditioned on each shape's description)."""
+
     def __init__(self, mode: str, num_classes: int, condition_size: int, num_shapes: int = 0,
                  text_source: str = "class") -> None:
         super().__init__()

@@ -22,6 +22,7 @@ copied per point.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -34,6 +35,8 @@ __all__ = ["FourierFeatures", "SdfColourDecoder"]
 
 class FourierFeatures(nn.Module):
     """xyz -> [xyz, sin(2^k pi xyz), cos(2^k pi xyz)] for k < F (NeRF's encoding); F=0 is identity."""
+
+    scales: torch.Tensor
 
     def __init__(self, frequencies: int) -> None:
         super().__init__()
@@ -75,6 +78,10 @@ class SdfColourDecoder(nn.Module):
     condition_dim : size of the class condition appended to the shape code (0 for none).
     """
 
+    layers: nn.ModuleList
+    layer_norms: nn.ModuleDict
+    colour_head: nn.Sequential | None
+
     def __init__(self, config: ModelConfig, condition_dim: int = 0) -> None:
         super().__init__()
         self.config = config
@@ -87,7 +94,8 @@ class SdfColourDecoder(nn.Module):
         self.xyz_in_all = bool(config.xyz_in_all)
         xyz_dim = self.encoding.out_dim if self.xyz_in_all else 0
         norm = set(range(len(hidden))) if config.norm_layers is None else set(config.norm_layers)
-        layers, layer_norms = [], {}
+        layers: list[nn.Linear] = []
+        layer_norms: dict[str, nn.Module] = {}
         prev = self.input_dim
         for i, width in enumerate(hidden):
             # DeepSDF shrinks the layer before a skip so the concatenation keeps the width.
@@ -108,7 +116,7 @@ class SdfColourDecoder(nn.Module):
         self.dropout_layers = None if config.dropout_layers is None else set(config.dropout_layers)
         self.colour_layer = (len(hidden) - 1) if config.colour_from_layer < 0 else int(config.colour_from_layer)
         if config.colour:
-            feat = self.layers[self.colour_layer].weight.shape[0]
+            feat = layers[self.colour_layer].out_features
             colour_in = feat + config.colour_code_size + self.encoding.out_dim + (3 if config.view_dependent else 0)
             self.colour_head = nn.Sequential(
                 nn.Linear(colour_in, config.colour_hidden), nn.ReLU(),
@@ -125,7 +133,7 @@ class SdfColourDecoder(nn.Module):
     def has_colour(self) -> bool:
         return self.colour_head is not None
 
-    def _layer(self, i: int, layer: nn.Module, x: torch.Tensor | None, enc: torch.Tensor,
+    def _layer(self, i: int, layer: nn.Linear, x: torch.Tensor | None, enc: torch.Tensor,
                latent: torch.Tensor, latent_row: torch.Tensor | None, block: int) -> torch.Tensor:
         """One trunk layer; ``x`` None means the first layer (input = [latent, enc]).
 
@@ -133,11 +141,10 @@ class SdfColourDecoder(nn.Module):
         block b reading latent row b; a layer that reads the latent then returns (B, n, H), where the
         per-shape term broadcasts, else (N, H). Always a fresh tensor, never a view (see the ReLU).
         """
-        reads_input = x is None or i in self.latent_in
         if x is not None:
             x = x.flatten(0, -2)
-        if not reads_input:
-            return layer(torch.cat([x, enc], dim=-1) if self.xyz_in_all else x)
+            if i not in self.latent_in:  # reads only the previous layer (and xyz with xyz_in_all)
+                return layer(torch.cat([x, enc], dim=-1) if self.xyz_in_all else x)
         weight, bias = layer.weight, layer.bias
         prev = 0 if x is None else x.shape[-1]
         lat_end = prev + self.latent_dim
@@ -195,6 +202,8 @@ class SdfColourDecoder(nn.Module):
         sdf = self._sdf_head(x, enc, n)
         if not with_colour or self.colour_head is None or colour_code is None:
             return sdf, None
+        # The colour layer lies in the trunk (checked in __init__ by indexing it), so a full pass sets it.
+        assert features is not None
         if self.config.colour_detach_trunk:
             features = features.detach()
         features = features.flatten(0, -2)
@@ -224,16 +233,20 @@ class SdfColourDecoder(nn.Module):
         """Trunk layers ``start`` .. ``stop - 1`` from ``x`` (None before layer 0) -> (x, colour-layer features)."""
         features = None
         for i in range(start, stop):
-            x = self._layer(i, self.layers[i], x, enc, latent, latent_row, block)
-            if self._norm_keys[i] is not None:
-                x = self.layer_norms[self._norm_keys[i]](x)
-            # In place where x is a fresh tensor (an output of addmm / add / layer norm, none of which keeps its
+            h = self._layer(i, cast(nn.Linear, self.layers[i]), x, enc, latent, latent_row, block)
+            key = self._norm_keys[i]
+            if key is not None:
+                h = self.layer_norms[key](h)
+            # In place where h is a fresh tensor (an output of addmm / add / layer norm, none of which keeps its
             # output for backward); on a view autograd would copy the whole base in the backward.
-            x = torch.relu(x) if x._base is not None else torch.relu_(x)
+            h = torch.relu(h) if h._base is not None else torch.relu_(h)
             if self.dropout_layers is None or i in self.dropout_layers:
-                x = self.dropout(x)
+                h = self.dropout(h)
             if i == self.colour_layer:
-                features = x
+                features = h
+            x = h
+        # Callers run at least one layer (forward all, trunk_prefix stop >= 1) or pass x (sdf_from).
+        assert x is not None
         return x, features
 
     def _sdf_head(self, x: torch.Tensor, enc: torch.Tensor, n: int) -> torch.Tensor:
@@ -266,7 +279,8 @@ class SdfColourDecoder(nn.Module):
         the code's part is computed once per shape and broadcast over its block, so the (N, F + Dc + E)
         input and the per-point copies of the code are never built.
         """
-        first = self.colour_head[0]
+        assert self.colour_head is not None  # called from forward's colour branch only
+        first = cast(nn.Linear, self.colour_head[0])
         weight = first.weight
         f_end = features.shape[-1]
         c_end = f_end + colour_code.shape[-1]

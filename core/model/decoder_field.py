@@ -31,8 +31,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from core.model.decoder import SdfColourDecoder
@@ -89,6 +91,20 @@ class _Layer:
     """LayerNorm weight and bias (DeepSDF's norm layers without weight normalisation)."""
 
 
+@dataclass
+class _ColourHead:
+    """The colour head with the colour code folded into its first layer's bias, in the compute dtype."""
+
+    w_feat: torch.Tensor
+    """(F, hidden): the trunk features' columns of the first layer, transposed."""
+    w_enc: torch.Tensor
+    """(E, hidden): the encoded xyz's columns of the first layer, transposed."""
+    bias: torch.Tensor
+    """(hidden,) the first layer's bias plus the colour code's part."""
+    hidden: list[tuple[torch.Tensor, torch.Tensor]]
+    """(weight transposed, bias) of the second and third linear layers."""
+
+
 def _own(t: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A contiguous copy of ``t`` that shares no storage with it: the snapshot must not follow the decoder."""
     return t.detach().to(dtype, copy=True).contiguous()
@@ -116,7 +132,8 @@ class DecoderField:
         self._config = decoder.config
         self._encoding = decoder.encoding
         with torch.no_grad():
-            self._layers32 = [self._fold_layer(decoder, i, layer, latent) for i, layer in enumerate(decoder.layers)]
+            self._layers32 = [self._fold_layer(decoder, i, cast(nn.Linear, layer), latent)
+                              for i, layer in enumerate(decoder.layers)]
             self._layers = [self._cast_layer(lay) for lay in self._layers32]
             out = decoder.sdf_out
             self._sdf_w = _own(out.weight.T)  # (H [+E], 1)
@@ -134,12 +151,12 @@ class DecoderField:
         return _Layer(None if layer.w_prev is None else self._cast(layer.w_prev),
                       None if layer.w_enc is None else self._cast(layer.w_enc), self._cast(layer.bias), layer.norm)
 
-    def _fold_layer(self, decoder: SdfColourDecoder, i: int, layer: torch.nn.Module, latent: torch.Tensor) -> _Layer:
+    def _fold_layer(self, decoder: SdfColourDecoder, i: int, layer: nn.Linear, latent: torch.Tensor) -> _Layer:
         weight, bias = layer.weight.detach(), layer.bias.detach()
         key = decoder._norm_keys[i]
         norm = None
         if key is not None:
-            ln = decoder.layer_norms[key]
+            ln = cast(nn.LayerNorm, decoder.layer_norms[key])
             norm = (_own(ln.weight), _own(ln.bias))
         reads_input = i == 0 or i in decoder.latent_in
         if not reads_input:
@@ -152,30 +169,35 @@ class DecoderField:
         w_prev = _own(weight[:, :prev].T) if prev else None
         return _Layer(w_prev, _own(weight[:, lat_end:].T), _own(folded), norm)
 
-    def _fold_colour(self, decoder: SdfColourDecoder, colour_code: torch.Tensor) -> dict | None:
+    def _fold_colour(self, decoder: SdfColourDecoder, colour_code: torch.Tensor) -> _ColourHead | None:
         head = decoder.colour_head
         if head is None:
             return None
-        first = head[0]
+        first = cast(nn.Linear, head[0])
         weight = first.weight.detach()
-        f_end = decoder.layers[decoder.colour_layer].weight.shape[0]
+        f_end = cast(nn.Linear, decoder.layers[decoder.colour_layer]).out_features
         c_end = f_end + colour_code.shape[-1]
         e_end = c_end + decoder.encoding.out_dim
         bias = weight[:, f_end:c_end] @ colour_code.to(weight) + first.bias.detach()
-        return {
-            "w_feat": self._cast(weight[:, :f_end].T),
-            "w_enc": self._cast(weight[:, c_end:e_end].T),
-            "bias": self._cast(bias),  # folded: a new tensor
-            "hidden": [(self._cast(lin.weight.T), self._cast(lin.bias)) for lin in (head[2], head[4])],
-        }
+        hidden = [cast(nn.Linear, head[2]), cast(nn.Linear, head[4])]
+        return _ColourHead(
+            w_feat=self._cast(weight[:, :f_end].T),
+            w_enc=self._cast(weight[:, c_end:e_end].T),
+            bias=self._cast(bias),  # folded: a new tensor
+            hidden=[(self._cast(lin.weight.T), self._cast(lin.bias)) for lin in hidden],
+        )
 
     # -- evaluation ---------------------------------------------------------------------------------------
     @property
     def has_colour(self) -> bool:
         return self._colour is not None
 
-    def _trunk(self, xyz: torch.Tensor, exact: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _trunk(self, xyz: torch.Tensor, exact: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """-> (last trunk features, colour-layer features, encoded xyz), all in the layers' dtype.
+
+        The colour-layer features are None only for a model without a colour head whose
+        ``colour_from_layer`` lies past the trunk (the decoder checks it only when it builds the head).
 
         Activations stay in the compute dtype from layer to layer (a cast per layer costs as much
         memory traffic as the product saves); each ``addmm`` accumulates in float32 inside oneDNN.
@@ -186,10 +208,11 @@ class DecoderField:
         x = None
         features = None
         for i, layer in enumerate(layers):
+            # The first layer reads only [latent, enc] (w_enc set); later ones always read x (w_prev set).
             if x is None:
-                out = torch.addmm(layer.bias, enc, layer.w_enc)
+                out = torch.addmm(layer.bias, enc, cast(torch.Tensor, layer.w_enc))
             else:
-                out = torch.addmm(layer.bias, x, layer.w_prev)
+                out = torch.addmm(layer.bias, x, cast(torch.Tensor, layer.w_prev))
                 if layer.w_enc is not None:
                     out = out.addmm_(enc, layer.w_enc) if not out.requires_grad else out + enc @ layer.w_enc
             if layer.norm is not None:
@@ -197,6 +220,7 @@ class DecoderField:
             x = torch.relu(out) if out.requires_grad else torch.relu_(out)
             if i == self._decoder.colour_layer:
                 features = x
+        assert x is not None  # the trunk has at least one layer
         return x, features, enc
 
     def _sdf_head(self, x: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
@@ -207,12 +231,13 @@ class DecoderField:
             sdf = torch.tanh(sdf)
         return torch.tanh(sdf).reshape(-1)
 
-    def _colour_head(self, features: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
-        c = self._colour
-        dtype = c["w_feat"].dtype
-        hidden = torch.addmm(c["bias"], features.detach().to(dtype), c["w_feat"]).addmm_(enc.to(dtype), c["w_enc"])
+    def _colour_head(self, c: _ColourHead, features: torch.Tensor | None, enc: torch.Tensor) -> torch.Tensor:
+        # A colour head exists only when the decoder built one, which checked that its colour layer is in the trunk.
+        assert features is not None
+        dtype = c.w_feat.dtype
+        hidden = torch.addmm(c.bias, features.detach().to(dtype), c.w_feat).addmm_(enc.to(dtype), c.w_enc)
         hidden = torch.relu_(hidden)
-        (w1, b1), (w2, b2) = c["hidden"]
+        (w1, b1), (w2, b2) = c.hidden
         hidden = torch.relu_(torch.addmm(b1, hidden, w1))
         return torch.sigmoid(torch.addmm(b2, hidden, w2).float())
 
@@ -239,7 +264,7 @@ class DecoderField:
             raise ValueError("this field has no colour (no colour code, or the model has no colour head)")
         with torch.no_grad():
             _, features, enc = self._trunk(points)
-            return self._colour_head(features, enc)
+            return self._colour_head(self._colour, features, enc)
 
     def surface(self, points: torch.Tensor, with_colour: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """SDF gradients (N, 3) and colours (N, 3) | None at points, from one trunk pass.
@@ -256,5 +281,5 @@ class DecoderField:
         rgb = None
         if self._colour is not None and with_colour:
             with torch.no_grad():
-                rgb = self._colour_head(features.detach(), enc.detach())
+                rgb = self._colour_head(self._colour, features, enc.detach())
         return grad, rgb

@@ -217,7 +217,7 @@ def _read_split(path: Path) -> list[tuple[str, str, str]]:
     fix = 'DeepSDF splits read {"<dataset>": {"<class>": ["<instance>", ...]}}; fix the file or pass another --split'
     if not isinstance(split, dict):
         raise _error(path, "the train split is not a JSON object", fix)
-    entries = []
+    entries: list[tuple[str, str, str]] = []
     for dataset, classes in split.items():
         if not isinstance(classes, dict):
             raise _error(path, f"split entry {dataset!r} is not an object of classes", fix)
@@ -454,6 +454,7 @@ def load_deepsdf_experiment(path: str | Path, epoch: str | int | None = None, sp
 def _split_entries(experiment: Path, specs: dict[str, Any], split: str | Path | None, n_codes: int,
                    warnings: list[str]) -> tuple[list[tuple[str, str, str]] | None, Path | None]:
     """The train split's shapes (None when no split can be found, with a warning)."""
+    path: Path | None
     if split is not None:
         path = Path(split)
         if not path.is_file():

@@ -5,6 +5,7 @@ Plain torch/numpy, no Qt, so they are tested without a window.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import torch
@@ -34,8 +35,16 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return direction * ((1 - t) * na + t * nb)
 
 
+@overload
+def blend(a: torch.Tensor, b: torch.Tensor, t: float, spherical: bool = False) -> torch.Tensor: ...
+
+
+@overload
+def blend(a: torch.Tensor | None, b: torch.Tensor | None, t: float, spherical: bool = False) -> torch.Tensor | None: ...
+
+
 def blend(a: torch.Tensor | None, b: torch.Tensor | None, t: float, spherical: bool = False) -> torch.Tensor | None:
-    """Blend two optional codes (None when either is None)."""
+    """Blend two optional codes; when one is None, the other (None when both are)."""
     if a is None or b is None:
         return a if b is None else (b if a is None else None)
     return slerp(a, b, t) if spherical else lerp(a, b, t)
@@ -60,7 +69,7 @@ def blend_condition(a: torch.Tensor | None, b: torch.Tensor | None, t: float,
     decoder never saw a condition between two classes, and on the demo models that blend is what
     breaks cross-class interpolations: on the thin-aware demo of 2026-11-28, 12 of 15 mid-shapes
     collapse (slabs, lost legs, broken parts) with a linear condition, 5 with the nearer end's
-    (scripts/interpolation_study.py, 128³; docs/results.md, "Training recipe").
+    (studies/interpolation_study.py, 128³; docs/results.md, "Training recipe").
     """
     if how not in CONDITION_BLENDS:
         raise ValueError(f"condition blend {how!r}: use one of {', '.join(CONDITION_BLENDS)}")

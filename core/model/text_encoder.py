@@ -90,5 +90,5 @@ class TextEmbeddingCache:
             for text, emb in zip(missing, encode_texts(missing, self.model_name), strict=True):
                 self._store[_key(text)] = emb
             if self.path:
-                atomic_save_npz(self.path, **self._store)
+                atomic_save_npz(self.path, compressed=False, **self._store)
         return np.stack([self._store[_key(t)] for t in texts]) if texts else np.zeros((0, TEXT_DIM), np.float32)

@@ -1,5 +1,5 @@
-"""Auto-decoder training: run config, the loop, checkpoints and resume."""
+"""Auto-decoder training: run config, one step's loss (``step``), the loop, checkpoints and resume."""
 from core.training.config import RunConfig, TrainConfig, build_run_config
-from core.training.trainer import TrainResult, train
+from core.training.trainer import Trainer, TrainResult, train
 
-__all__ = ["RunConfig", "TrainConfig", "build_run_config", "TrainResult", "train"]
+__all__ = ["RunConfig", "TrainConfig", "build_run_config", "Trainer", "TrainResult", "train"]

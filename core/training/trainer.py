@@ -1,26 +1,18 @@
 """The auto-decoder training loop: codes and network optimised jointly (Park et al. 2019, Sec. 4).
 
-Loss per step over the global batch of B shapes x S samples (DeepSDF's ``train_deep_sdf.py``)::
-
-    L = sum |clamp(f(z_i, x), d) - clamp(s, d)| / (B S)                    clamped L1, d = 0.1
-      + colour_weight * sum_{|s| < band} |c(z_i, w_i, x) - rgb| / #near   colour, near the surface only
-      + code_reg * min(1, epoch / warmup) * mean_i (|z_i| + |w_i|)          code regulariser
-
-Recipe switches (``train.*``, all off by default): ``curriculum`` replaces the clamped L1 by
-Curriculum DeepSDF's :func:`core.tto.losses.curriculum_l1` with (eps, lambda) of the epoch's stage;
-``surface_weight`` / ``normal_weight`` add ``mean |f(x_s)|`` and ``mean(1 - cos(grad f(x_s), n_s))``
-on surface points drawn per step; ``lr_schedule`` picks step, cosine or onecycle rates
-(:func:`learning_rates`); ``max_minutes`` ends the run after the epoch that spends the time budget.
+One step's batch, loss and schedules are :mod:`core.training.step`; here is the loop around the steps
+(:class:`Trainer`): set-up, resume, the log and checkpoints, and the ways out of the loop.
+``train.max_minutes`` ends the run after the epoch that spends the time budget.
 
 Determinism: shuffling uses ``default_rng([seed, epoch])``, each shape's draw
 ``default_rng([seed, epoch, shape])``, dropout the torch generator saved in every checkpoint;
 learning rates are a function of the epoch. So a resumed run repeats the uninterrupted one
 exactly, and ranks of a distributed run draw the very samples a single process would.
 
-Distributed (``torchrun``): each rank takes every world-th shape of each global batch; the
-losses are normalised by the global counts and multiplied by the world size, so DDP's gradient
-average equals the single-process gradient. Codes stay dense and replicated (see
-:mod:`core.model.autodecoder`). Only rank 0 writes files; the logged losses are summed over ranks.
+Distributed (``torchrun``): each rank takes every world-th shape of each global batch (the step's
+losses are scaled so DDP's gradient average equals the single-process gradient, see
+:mod:`core.training.step`). Codes stay dense and replicated (see :mod:`core.model.autodecoder`).
+Only rank 0 writes files; the logged losses are summed over ranks.
 
 Cancelling (``cancel`` or Ctrl-C) saves the state of the last *completed* epoch, kept in memory
 at each epoch's end, never the half-updated weights of an interrupted one.
@@ -46,23 +38,23 @@ import torch.distributed as dist
 from core.data.training_set import SdfDataSet
 from core.model.autodecoder import AutoDecoder
 from core.model.checkpoint import read_checkpoint, save_checkpoint
-from core.training.config import (
-    CURRICULUM_EPS,
-    CURRICULUM_LAMBDA,
-    RunConfig,
-    TrainConfig,
-    config_differences,
-    resume_changes,
+from core.training.config import RunConfig, TrainConfig, config_differences, resume_changes
+from core.training.step import (  # learning_rates ... _step are also imported from here (tests, benchmarks)
+    _batch_tensors,
+    _step,
+    all_sum,
+    curriculum_stage,
+    learning_rates,
+    surface_samples_per_shape,
 )
-from core.tto.losses import curriculum_l1
 from core.utils import devices
 from core.utils.cancel import Cancel, is_cancelled
 from core.utils.config_io import field_default, to_dict
 from core.utils.errors import CheckpointError, ConfigError, DataSetError
 from core.utils.io_utils import atomic_write, atomic_write_json
 
-__all__ = ["train", "TrainResult", "TrainingDivergedError", "resolve_device", "learning_rates", "curriculum_stage",
-           "surface_samples_per_shape"]
+__all__ = ["train", "Trainer", "LoopState", "TrainResult", "TrainingDivergedError", "resolve_device",
+           "learning_rates", "curriculum_stage", "surface_samples_per_shape"]
 
 log = logging.getLogger(__name__)
 _LOG_FIELDS = ["epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "seconds", "samples_per_s"]
@@ -138,153 +130,6 @@ def _text_embeddings(module: AutoDecoder, data: SdfDataSet, model_name: str) -> 
     cond.class_text_embeddings.copy_(torch.from_numpy(cache.get([class_prompt(c) for c in data.class_names])))
     texts = [s.text or class_prompt(s.class_name) for s in data.shapes]
     cond.shape_text_embeddings.copy_(torch.from_numpy(cache.get(texts)))
-
-
-def _schedule_factor(t: TrainConfig, epoch: int) -> float:
-    """The rate of ``epoch`` (0-based) as a fraction of the start rate; E = ``t.epochs``, m = ``lr_min_factor``.
-
-    step: ``lr_factor ** (epoch // lr_interval)``; cosine: ``m + (1 - m) (1 + cos(pi p)) / 2`` with
-    ``p = epoch / (E - 1)`` (start rate in the first epoch, m in the last); onecycle: warm-up
-    ``(epoch + 1) / (W + 1)`` over the first ``W = ceil(0.05 E)`` epochs, then the cosine with
-    ``p = (epoch - W) / (E - 1 - W)``.
-    """
-    if t.lr_schedule == "step":
-        return t.lr_factor ** (epoch // max(1, t.lr_interval))
-    start, last = 0, t.epochs - 1
-    if t.lr_schedule == "onecycle":
-        start = math.ceil(0.05 * t.epochs)
-        if epoch < start:
-            return (epoch + 1) / (start + 1)
-    p = min(1.0, (epoch - start) / max(1, last - start))
-    return t.lr_min_factor + (1.0 - t.lr_min_factor) * 0.5 * (1.0 + math.cos(math.pi * p))
-
-
-def learning_rates(config: RunConfig, epoch: int) -> tuple[float, float]:
-    """(network, codes) learning rates of ``epoch`` (0-based): a pure function of the epoch and the
-    config, so a resumed run sets the very rates the straight run had (see :func:`_schedule_factor`)."""
-    t = config.train
-    factor = _schedule_factor(t, epoch)
-    return t.lr_decoder * factor, t.lr_codes * factor
-
-
-def curriculum_stage(config: RunConfig, epoch: int) -> tuple[float, float]:
-    """Curriculum DeepSDF's (eps, lambda) for ``epoch`` (0-based): the stages from
-    ``train.curriculum_first_stage`` to the last (four by default) share ``train.epochs`` equally."""
-    first = config.train.curriculum_first_stage
-    stages = len(CURRICULUM_EPS) - first
-    stage = first + min(stages - 1, epoch * stages // max(1, config.train.epochs))
-    return CURRICULUM_EPS[stage], CURRICULUM_LAMBDA[stage]
-
-
-def surface_samples_per_shape(config: RunConfig) -> int:
-    """Surface points drawn per shape per step when surface supervision is on (else 0)."""
-    t = config.train
-    return max(1, t.samples_per_shape // 4) if (t.surface_weight > 0 or t.normal_weight > 0) else 0
-
-
-def _batch_tensors(data: SdfDataSet, shapes: list[int], config: RunConfig, epoch: int, device: torch.device):
-    t = config.train
-    draws = [data.draw(i, t.samples_per_shape, np.random.default_rng([t.seed, epoch, i])) for i in shapes]
-    n = t.samples_per_shape
-
-    def cat(key: str, dtype=torch.float32) -> torch.Tensor:
-        return torch.from_numpy(np.concatenate([d[key] for d in draws])).to(device=device, dtype=dtype)
-
-    batch = {
-        "xyz": cat("xyz"), "sdf": cat("sdf"), "rgb": cat("rgb"), "view": cat("view"),
-        "has_rgb": cat("has_rgb", torch.bool),
-        "shape": torch.tensor(shapes, dtype=torch.long, device=device),
-        "class": torch.tensor([data.class_index(i) for i in shapes], dtype=torch.long, device=device),
-        "row": torch.arange(len(shapes), device=device).repeat_interleave(n),
-    }
-    m = surface_samples_per_shape(config)
-    if m:  # own generators ([seed, epoch, shape, 1]): the SDF sample draws above stay as without them
-        surf = [data.draw_surface(i, m, np.random.default_rng([t.seed, epoch, i, 1])) for i in shapes]
-        batch["surface_xyz"] = torch.from_numpy(np.concatenate([d["xyz"] for d in surf])).to(device)
-        batch["surface_normal"] = torch.from_numpy(np.concatenate([d["normal"] for d in surf])).to(device)
-        batch["surface_row"] = torch.arange(len(shapes), device=device).repeat_interleave(m)
-        # the true surface lies at -offset in a dilated field (core.data.open_mesh_sdf): that is its target
-        batch["surface_level"] = torch.tensor(-data.surface_offset, device=device)
-    return batch
-
-
-def _all_sum(value: float, world: int, device: torch.device) -> float:
-    if world == 1:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return float(tensor.item())
-
-
-def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int, world: int,
-          device) -> dict[str, torch.Tensor]:
-    """Losses of this rank's part of one global batch, scaled so DDP's mean is the global loss."""
-    t = config.train
-    use_colour = module.config.colour
-    xyz, row = batch["xyz"], batch["row"]
-    view = batch["view"] if module.config.view_dependent else None
-    on_surface = batch.get("surface_xyz")
-    if on_surface is not None:  # one forward pass over samples and surface points (one DDP forward per step)
-        on_surface = on_surface.detach().requires_grad_(True)
-        n = len(xyz)
-        xyz, row = torch.cat([xyz, on_surface]), torch.cat([row, batch["surface_row"]])
-        view = None if view is None else torch.cat([view, torch.zeros_like(on_surface)])
-    sdf, rgb = net(xyz, batch["shape"], batch["class"], row, view_dirs=view, with_colour=use_colour)
-    surface_terms: dict[str, torch.Tensor] = {}
-    if on_surface is not None:
-        surface_sdf, sdf = sdf[n:], sdf[:n]
-        rgb = None if rgb is None else rgb[:n]
-        surface_terms = _surface_terms(surface_sdf - batch["surface_level"], on_surface, batch["surface_normal"],
-                                       config,
-                                       global_shapes * surface_samples_per_shape(config), world)
-    global_samples = global_shapes * t.samples_per_shape
-    gt = batch["sdf"]
-    if t.curriculum:  # curriculum_l1 is a mean over this rank's samples; rescale to the global count
-        eps, lam = curriculum_stage(config, epoch)
-        sdf_loss = curriculum_l1(sdf, gt, t.clamp, eps, lam) * (len(gt) * world / global_samples)
-    else:
-        sdf_loss = (sdf.clamp(-t.clamp, t.clamp) - gt.clamp(-t.clamp, t.clamp)).abs().sum() / global_samples * world
-    colour_loss = sdf_loss.new_zeros(())
-    if use_colour and rgb is not None:
-        near = batch["has_rgb"] & (gt.abs() < t.colour_band)
-        count = _all_sum(float(near.sum().item()), world, device)
-        if count > 0:
-            colour_loss = ((rgb - batch["rgb"]).abs().sum(dim=-1) * near).sum() / (3.0 * count) * world
-        else:
-            # No coloured sample near the surface in this global batch: a zero term that still
-            # reaches the colour head, so every parameter takes part in the backward (DDP fails
-            # on parameters without a gradient) and single- and multi-process steps stay equal.
-            colour_loss = rgb.sum() * 0.0
-    warm = min(1.0, epoch / max(1, t.code_reg_warmup)) if t.code_reg_warmup > 0 else 1.0
-    norms = module.shape_codes(batch["shape"]).norm(dim=-1).sum()
-    if module.colour_codes is not None:
-        norms = norms + module.colour_codes(batch["shape"]).norm(dim=-1).sum()
-    reg = t.code_reg * warm * norms / global_shapes * world
-    total = sdf_loss + t.colour_weight * colour_loss + reg
-    if "surface" in surface_terms:
-        total = total + t.surface_weight * surface_terms["surface"]
-    if "normal" in surface_terms:
-        total = total + t.normal_weight * surface_terms["normal"]
-    return {"loss": total, "sdf": sdf_loss, "colour": colour_loss, "reg": reg, **surface_terms}
-
-
-def _surface_terms(surface_sdf: torch.Tensor, points: torch.Tensor, normals: torch.Tensor, config: RunConfig,
-                   global_count: int, world: int) -> dict[str, torch.Tensor]:
-    """Surface supervision of the terms whose weight is on, normalised by the global point count.
-
-    surface_sdf (M,) = f at ``points`` (M, 3), which require grad; normals (M, 3) unit. Returns
-    ``surface`` = mean |f(x_s)| and ``normal`` = mean(1 - cos(grad_x f(x_s), n_s)); the gradient
-    keeps its graph (``create_graph``) so the normal term trains the network and the codes.
-    """
-    t = config.train
-    out: dict[str, torch.Tensor] = {}
-    if t.surface_weight > 0:
-        out["surface"] = surface_sdf.abs().sum() / global_count * world
-    if t.normal_weight > 0:
-        (grad,) = torch.autograd.grad(surface_sdf.sum(), points, create_graph=True)
-        cos = torch.nn.functional.cosine_similarity(grad, normals, dim=1, eps=1e-8)
-        out["normal"] = (1.0 - cos).sum() / global_count * world
-    return out
 
 
 def _write_log(run_dir: Path, rows: list[dict[str, float]], fields: list[str] | None = None) -> None:
@@ -454,9 +299,8 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
     TrainingDivergedError
         The loss became NaN or infinite; the last good epoch is saved first, never the broken one.
     """
-    device = resolve_device(config.train.device)
-    with _deterministic_on_cpu(device), _tf32_on_cuda(device, config.train.tf32):
-        return _train(config, Path(data_dir), Path(run_dir), resume, cancel, progress, callback, overwrite)
+    return Trainer(config, Path(data_dir), Path(run_dir), resume=resume, cancel=cancel, progress=progress,
+                   callback=callback, overwrite=overwrite).run()
 
 
 @contextlib.contextmanager
@@ -521,197 +365,365 @@ def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, source
     log.info("warm start from %s (epoch %s)", path, source.get("epoch", "?"))
 
 
-def _train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool, cancel: Cancel, progress: bool,
-           callback: Callable[[dict[str, float]], None] | None, overwrite: bool) -> TrainResult:
-    """:func:`train` itself, run inside :func:`_deterministic_on_cpu`."""
-    _check_folders(Path(data_dir), run_dir, resume, overwrite)
-    t = config.train
-    device = resolve_device(t.device)
-    rank, world = _dist_info(device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if t.threads > 0:
-        torch.set_num_threads(t.threads)
+@dataclass
+class LoopState:
+    """What the epoch loop changes as it goes: the one place its exits (finished, time budget spent,
+    cancelled, diverged) read what to save and report. Held by :class:`Trainer`, rank-local."""
 
-    saved = _resumable_checkpoint(run_dir, config, device) if resume else None  # checked before any long work
-    warm = read_checkpoint(Path(t.init_from)) if saved is None and t.init_from else None  # so is a warm start's
-    data = SdfDataSet(Path(data_dir), "train", t.max_samples_per_shape, t.classes, seed=t.seed,
-                      with_surface=surface_samples_per_shape(config) > 0)
-    if data.skipped and rank == 0:
-        log.warning("%d shape file(s) could not be read and are skipped (see the log above)", len(data.skipped))
-    if config.model.colour and not data.has_colour:
-        log.warning("%s has no colours: the colour head is trained on nothing", data_dir)
-    torch.manual_seed(t.seed)
-    module = AutoDecoder(config.model, num_shapes=len(data), num_classes=len(data.class_names))
-    if config.model.conditioning == "text":
-        _text_embeddings(module, data, config.model.text_model)
-    if warm is not None:
-        _warm_start(module, config, data, warm, Path(t.init_from))
-    module.to(device)
-    code_params = list(module.shape_codes.parameters())
-    if module.colour_codes is not None:
-        code_params += list(module.colour_codes.parameters())
-    code_ids = {id(p) for p in code_params}
-    net_params = [p for p in module.parameters() if id(p) not in code_ids]
-    optimizer = torch.optim.Adam([{"params": net_params, "lr": t.lr_decoder},
-                                  {"params": code_params, "lr": t.lr_codes}])
+    start_epoch: int
+    """The epoch the loop starts after: 0, or the resumed checkpoint's."""
+    history: list[dict[str, float]]
+    """Log rows of the epochs done so far, the resumed run's included (rank 0; others their own)."""
+    train_seconds: float
+    """Wall-clock seconds of training over the whole run, resumes included (the ``seconds`` column)."""
+    cpu_seconds: float
+    """CPU seconds over the whole run (``cpu_seconds``, logged with ``train.max_cpu_minutes``)."""
+    checkpoint: Path | None
+    """RUN/checkpoints/latest.pt once it exists (written by this run or the resumed one)."""
+    completed: int = 0
+    """The last epoch whose steps all finished."""
+    saved_epoch: int = 0
+    """The epoch latest.pt holds; 0 before any."""
+    boundary: dict[str, Any] | None = None
+    """The state at the end of the last completed epoch (rank 0): what a cancel or a divergence saves,
+    never the live weights, which may hold part of an interrupted epoch."""
+    cancelled: bool = False
+    stopped_by_time: bool = False
 
-    start_epoch, history = 0, []
-    latest = run_dir / "checkpoints" / "latest.pt"
-    if saved is not None:
-        if saved["shape_ids"] != [s.id for s in data.shapes]:
-            raise CheckpointError(f"{latest}: the training shapes differ from {data_dir}'s; "
+    def __post_init__(self) -> None:
+        self.completed = self.saved_epoch = self.start_epoch
+
+
+class Trainer:
+    """One run of :func:`train`: set up, loop over the epochs, and leave the run folder at one of four exits.
+
+    The exits: all ``train.epochs`` done; the time budget spent (``stopped_by_time``); cancelled
+    (``cancel`` or Ctrl-C: the last completed epoch is saved); diverged (a non-finite loss: the last good
+    epoch is saved, :class:`TrainingDivergedError` raised). The set-up objects (data, model, optimiser)
+    are attributes fixed by :meth:`run`'s first steps; what the loop changes lives in :attr:`state`.
+    """
+
+    state: LoopState
+    """The loop's state: set by :meth:`run` once the model is built (and resumed), read by every exit."""
+
+    def __init__(self, config: RunConfig, data_dir: Path, run_dir: Path, *, resume: bool = False,
+                 cancel: Cancel = None, progress: bool = True,
+                 callback: Callable[[dict[str, float]], None] | None = None, overwrite: bool = False) -> None:
+        self.config, self.t = config, config.train
+        self.data_dir, self.run_dir = Path(data_dir), Path(run_dir)
+        self.resume, self.cancel, self.progress = resume, cancel, progress
+        self.callback, self.overwrite = callback, overwrite
+        self.latest = self.run_dir / "checkpoints" / "latest.pt"
+        self.fields = _log_fields(config)
+        self.writer: Any = None
+        self.bar: Any = None
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        """Train (or resume) the run; see :func:`train`. Deterministic kernels on the CPU, ``train.tf32`` on
+        CUDA, while it runs (the process's settings are restored after)."""
+        device = resolve_device(self.t.device)
+        with _deterministic_on_cpu(device), _tf32_on_cuda(device, self.t.tf32):
+            return self._run()
+
+    def _run(self) -> TrainResult:
+        _check_folders(self.data_dir, self.run_dir, self.resume, self.overwrite)
+        self._start_process()
+        saved = _resumable_checkpoint(self.run_dir, self.config, self.device) if self.resume else None
+        # checked before any long work, as a warm start's checkpoint is
+        init_from = self.t.init_from
+        warm = read_checkpoint(Path(init_from)) if saved is None and init_from else None
+        self._load_data()
+        self._build_model(warm)
+        start_epoch, history = self._restore(saved) if saved is not None else (0, [])
+        self._wrap_distributed()
+        self._prepare_run_dir()  # before the state looks for latest.pt: --overwrite removes it
+        self.state = self._loop_state(start_epoch, history)
+        self.stats_base, self.budget = self._run_stats()
+        return self._loop()
+
+    def _start_process(self) -> None:
+        """The device, this process's rank in a distributed run, and torch's thread count."""
+        self.device = resolve_device(self.t.device)
+        self.rank, self.world = _dist_info(self.device)
+        if self.world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if self.t.threads > 0:
+            torch.set_num_threads(self.t.threads)
+
+    def _load_data(self) -> None:
+        t = self.t
+        self.data = SdfDataSet(self.data_dir, "train", t.max_samples_per_shape, t.classes, seed=t.seed,
+                               with_surface=surface_samples_per_shape(self.config) > 0)
+        if self.data.skipped and self.rank == 0:
+            log.warning("%d shape file(s) could not be read and are skipped (see the log above)",
+                        len(self.data.skipped))
+        if self.config.model.colour and not self.data.has_colour:
+            log.warning("%s has no colours: the colour head is trained on nothing", self.data_dir)
+
+    def _build_model(self, warm: dict[str, Any] | None) -> None:
+        """The auto-decoder (seeded, warm-started if asked) and Adam over two groups: network, codes."""
+        config, data = self.config, self.data
+        torch.manual_seed(self.t.seed)
+        module = AutoDecoder(config.model, num_shapes=len(data), num_classes=len(data.class_names))
+        if config.model.conditioning == "text":
+            _text_embeddings(module, data, config.model.text_model)
+        if warm is not None:
+            _warm_start(module, config, data, warm, Path(str(self.t.init_from)))
+        module.to(self.device)
+        code_params = list(module.shape_codes.parameters())
+        if module.colour_codes is not None:
+            code_params += list(module.colour_codes.parameters())
+        code_ids = {id(p) for p in code_params}
+        net_params = [p for p in module.parameters() if id(p) not in code_ids]
+        self.module = module
+        self.net: torch.nn.Module = module
+        self.optimizer = torch.optim.Adam([{"params": net_params, "lr": self.t.lr_decoder},
+                                           {"params": code_params, "lr": self.t.lr_codes}])
+
+    def _loop_state(self, start_epoch: int, history: list[dict[str, float]]) -> LoopState:
+        """The loop's state at ``start_epoch``: the clocks go on from the log's last row."""
+        last = history[-1] if history else {}
+        return LoopState(start_epoch=start_epoch, history=history, train_seconds=float(last.get("seconds", 0.0)),
+                         cpu_seconds=float(last.get("cpu_seconds") or 0.0),
+                         checkpoint=self.latest if self.latest.exists() else None)
+
+    def _restore(self, saved: dict[str, Any]) -> tuple[int, list[dict[str, float]]]:
+        """Load the resumed checkpoint's weights, optimiser and RNG, so the loop goes on as if never stopped;
+        return (its epoch, the log rows up to it)."""
+        t, rank = self.t, self.rank
+        if saved["shape_ids"] != [s.id for s in self.data.shapes]:
+            raise CheckpointError(f"{self.latest}: the training shapes differ from {self.data_dir}'s; "
                                   "resume with the same data set.")
-        module.load_state_dict(saved["model_state"])
-        optimizer.load_state_dict(saved["optimizer"])
+        self.module.load_state_dict(saved["model_state"])
+        self.optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"]["torch"].cpu())
-        if "cuda" in saved["rng"] and device.type == "cuda":
-            torch.cuda.set_rng_state(saved["rng"]["cuda"].cpu(), device)
+        if "cuda" in saved["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(saved["rng"]["cuda"].cpu(), self.device)
         start_epoch = int(saved["epoch"])
-        history = _read_log(run_dir, start_epoch) if rank == 0 else []
+        history = _read_log(self.run_dir, start_epoch) if rank == 0 else []
         saved_epochs = saved["config"].get("train", {}).get("epochs", t.epochs)
         stretched = (["curriculum stages"] if t.curriculum else []) + (
             [f"{t.lr_schedule} learning rates"] if t.lr_schedule != "step" else [])
         if saved_epochs != t.epochs and stretched and rank == 0:
             log.warning("train.epochs %s -> %s stretches the %s over the new length: the epochs still to come "
                         "differ from what the run had planned", saved_epochs, t.epochs, " and ".join(stretched))
-    net: torch.nn.Module = module
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
+        return start_epoch, history
 
-        net = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    def _wrap_distributed(self) -> None:
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
 
-    if rank == 0:
-        if overwrite:
-            _clear_run(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", {**to_dict(config), "data": str(Path(data_dir).resolve())})
-    writer = _tensorboard(run_dir) if rank == 0 else None
-    bar = None
-    if progress and rank == 0:
-        from tqdm import tqdm
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.module, device_ids=device_ids)
 
-        bar = tqdm(total=t.epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True)
+    def _prepare_run_dir(self) -> None:
+        """Rank 0: clear an overwritten run, write config.json."""
+        if self.rank == 0:
+            if self.overwrite:
+                _clear_run(self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.run_dir / "config.json",
+                              {**to_dict(self.config), "data": str(self.data_dir.resolve())})
 
-    stats_base = {"shapes": len(data), "classes": list(data.class_names), "samples_per_shape": t.samples_per_shape,
-                  "world_size": world, "device": str(device), "surface_offset": data.surface_offset}
-    switches = ("curriculum", "curriculum_first_stage", "init_from", "surface_weight", "normal_weight", "lr_schedule",
-                "lr_min_factor", "max_minutes", "max_cpu_minutes")
-    recipe = {k: getattr(t, k) for k in switches if getattr(t, k) != field_default(TrainConfig, k)}
-    if recipe:
-        stats_base["recipe"] = recipe
-    budget = {k: getattr(t, k) for k in ("max_minutes", "max_cpu_minutes") if getattr(t, k) > 0}
-    if budget:
-        stats_base["time_budget"] = {**budget, "stopped_early": False}
-    fields = _log_fields(config)
-    stopped_by_time = False
-    train_seconds = float(history[-1]["seconds"]) if history else 0.0
-    cpu_seconds = float(history[-1].get("cpu_seconds") or 0.0) if history else 0.0
-    epoch = start_epoch
-    cancelled = False
-    checkpoint: Path | None = latest if latest.exists() else None
-    boundary: dict[str, Any] | None = None  # the state at the end of the last completed epoch (rank 0)
-    saved_epoch = completed = start_epoch
-    try:
-        for epoch in range(start_epoch, t.epochs):
-            lr_net, lr_codes = learning_rates(config, epoch)
-            optimizer.param_groups[0]["lr"], optimizer.param_groups[1]["lr"] = lr_net, lr_codes
-            net.train()
-            order = np.random.default_rng([t.seed, epoch]).permutation(len(data))
-            batches = [order[i:i + t.shapes_per_batch] for i in range(0, len(order), t.shapes_per_batch)]
-            batches = [b for b in batches if len(b) >= world]
-            sums = dict.fromkeys(_loss_keys(config), 0.0)
-            tic, cpu_tic = time.perf_counter(), time.process_time()
-            for global_batch in batches:
-                if is_cancelled(cancel):
-                    raise KeyboardInterrupt
-                mine = [int(i) for i in global_batch[rank::world]]
-                batch = _batch_tensors(data, mine, config, epoch, device)
-                losses = _step(module, net, batch, config, epoch, len(global_batch), world, device)
-                optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                optimizer.step()
-                for k in sums:
-                    sums[k] += float(losses[k].detach()) / world / len(batches)
-            done = epoch + 1
-            if world > 1:  # each rank holds its share of the global losses
-                totals = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
-                dist.all_reduce(totals)
-                sums = dict(zip(sums, totals.tolist(), strict=True))
-            if not all(math.isfinite(v) for v in sums.values()):  # every rank sees the same sums
-                raise TrainingDivergedError(done, sums)
-            if rank == 0:
-                boundary = _training_state(module, optimizer, done, device)
-            completed = done
-            seconds = time.perf_counter() - tic
-            train_seconds += seconds
-            cpu_seconds += time.process_time() - cpu_tic
-            row = {"epoch": done, **sums, "lr_decoder": lr_net, "lr_codes": lr_codes, "seconds": train_seconds,
-                   "samples_per_s": len(data) * t.samples_per_shape / max(seconds, 1e-9)}
-            if t.max_cpu_minutes > 0:
-                row["cpu_seconds"] = cpu_seconds
-            if t.curriculum:
-                row["eps"], row["lambda"] = curriculum_stage(config, epoch)
-            # The time budget: rank 0's clock decides for all ranks, so every rank stops after the same epoch.
-            spent = (t.max_minutes > 0 and train_seconds >= 60.0 * t.max_minutes) or (
-                t.max_cpu_minutes > 0 and cpu_seconds >= 60.0 * t.max_cpu_minutes)
-            out_of_time = bool(budget) and done < t.epochs and _all_sum(float(rank == 0 and spent), world, device) > 0
-            if out_of_time:
-                stopped_by_time = True
-                stats_base["time_budget"] = {**budget, "stopped_early": True, "epochs_done": done,
-                                             "seconds": train_seconds, "cpu_seconds": cpu_seconds}
-            history.append(row)
-            if callback:
-                callback(row)
-            if rank == 0:
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", sdf=f"{row['sdf']:.4f}", col=f"{row['colour']:.3f}",
-                                    pts=f"{row['samples_per_s'] / 1e3:.0f}k/s")
-                if writer is not None and done % max(1, t.log_every) == 0:
-                    for k in fields:
-                        if k not in ("epoch", "seconds"):
-                            writer.add_scalar(f"train/{k}", row[k], done)
-                if done % max(1, t.checkpoint_every) == 0 or done == t.epochs or out_of_time:
-                    checkpoint = _save(run_dir, boundary, data, config, stats_base, history,
-                                       keep_epoch=done % max(1, t.checkpoint_every) == 0, saved_epoch=saved_epoch)
-                    saved_epoch = done
-            if out_of_time:
-                if rank == 0:
-                    log.warning("stopped at the time budget after %d epochs (%.1f s, %.1f CPU-s of train.max_minutes=%g"
-                                " / train.max_cpu_minutes=%g, counted over the whole run); to go on, --resume with a "
-                                "larger budget (--set train.max_minutes=M / train.max_cpu_minutes=M, or 0 for none)",
-                                done, train_seconds, cpu_seconds, t.max_minutes, t.max_cpu_minutes)
-                break
-    except TrainingDivergedError as exc:
-        # The weights of the diverged epoch are NaN/inf: keep them out of every file, but save
-        # the last good epoch when it is newer than the last checkpoint (as a cancel does).
-        if rank == 0 and boundary is not None and boundary["epoch"] > saved_epoch:
-            history = [row for row in history if int(row["epoch"]) <= boundary["epoch"]]
-            _save(run_dir, boundary, data, config, stats_base, history, keep_epoch=False, saved_epoch=saved_epoch)
-            saved_epoch = int(boundary["epoch"])
-        exc.explain(run_dir, config, saved_epoch)
-        raise
-    except KeyboardInterrupt:
-        cancelled = True
-        # Save the last completed epoch from its in-memory copy: the live weights, optimiser and
-        # RNG may already hold part of the interrupted epoch, and saving those under the
-        # completed epoch's number would break exact resume.
-        last_done = boundary["epoch"] if boundary is not None else completed
-        history = [row for row in history if int(row["epoch"]) <= last_done]
-        if rank == 0 and boundary is not None and last_done > saved_epoch:
-            checkpoint = _save(run_dir, boundary, data, config, stats_base, history, keep_epoch=False,
-                               saved_epoch=saved_epoch)
-            saved_epoch = last_done
+    def _run_stats(self) -> tuple[dict[str, Any], dict[str, float]]:
+        """(stats.json's fixed part, the time budget of the ``max_*minutes`` that are on)."""
+        t, data = self.t, self.data
+        stats = {"shapes": len(data), "classes": list(data.class_names), "samples_per_shape": t.samples_per_shape,
+                 "world_size": self.world, "device": str(self.device), "surface_offset": data.surface_offset}
+        switches = ("curriculum", "curriculum_first_stage", "init_from", "surface_weight", "normal_weight",
+                    "lr_schedule", "lr_min_factor", "max_minutes", "max_cpu_minutes")
+        recipe = {k: getattr(t, k) for k in switches if getattr(t, k) != field_default(TrainConfig, k)}
+        if recipe:
+            stats["recipe"] = recipe
+        budget = {k: getattr(t, k) for k in ("max_minutes", "max_cpu_minutes") if getattr(t, k) > 0}
+        if budget:
+            stats["time_budget"] = {**budget, "stopped_early": False}
+        return stats, budget
+
+    # -- the loop and its exits ----------------------------------------------------------------------
+
+    def _loop(self) -> TrainResult:
+        """The epochs from the start one on, and the exit each way out of them leaves."""
+        self._open_outputs()
+        try:
+            for epoch in range(self.state.start_epoch, self.t.epochs):
+                if self._epoch(epoch):
+                    self._stop_for_time()
+                    break
+        except TrainingDivergedError as exc:
+            self._on_diverged(exc)
+            raise
+        except KeyboardInterrupt:
+            self._on_cancel()
+        finally:
+            self._close_outputs()
+        return self._result()
+
+    def _open_outputs(self) -> None:
+        """Rank 0: TensorBoard (if installed) and the progress bar."""
+        if self.rank != 0:
+            return
+        self.writer = _tensorboard(self.run_dir)
+        if self.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.t.epochs, initial=self.state.start_epoch, desc="train", unit="epoch",
+                            dynamic_ncols=True)
+
+    def _close_outputs(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+
+    def _epoch(self, epoch: int) -> bool:
+        """Train, log and save epoch ``epoch`` (0-based); return whether the time budget ends the run after it."""
+        s = self.state
+        lrs = learning_rates(self.config, epoch)
+        self.optimizer.param_groups[0]["lr"], self.optimizer.param_groups[1]["lr"] = lrs
+        self.net.train()
+        batches = self._batches(epoch)
+        tic, cpu_tic = time.perf_counter(), time.process_time()
+        sums = self._reduce(self._steps(epoch, batches))
+        done = epoch + 1
+        if not all(math.isfinite(v) for v in sums.values()):  # every rank sees the same sums
+            raise TrainingDivergedError(done, sums)
+        if self.rank == 0:
+            s.boundary = _training_state(self.module, self.optimizer, done, self.device)
+        s.completed = done
+        seconds = time.perf_counter() - tic
+        s.train_seconds += seconds
+        s.cpu_seconds += time.process_time() - cpu_tic
+        row = self._log_row(epoch, sums, lrs, seconds)
+        out_of_time = self._out_of_time(done)
+        s.history.append(row)
+        if self.callback:
+            self.callback(row)
+        if self.rank == 0:
+            self._report(row, out_of_time)
+        return out_of_time
+
+    def _batches(self, epoch: int) -> list[np.ndarray]:
+        """The epoch's global batches of shape indices (seeded shuffle; none smaller than the world)."""
+        size = self.t.shapes_per_batch
+        order = np.random.default_rng([self.t.seed, epoch]).permutation(len(self.data))
+        batches = [order[i:i + size] for i in range(0, len(order), size)]
+        return [b for b in batches if len(b) >= self.world]
+
+    def _steps(self, epoch: int, batches: list[np.ndarray]) -> dict[str, float]:
+        """One optimiser step per global batch; this rank's share of the epoch's mean losses."""
+        rank, world = self.rank, self.world
+        sums = dict.fromkeys(_loss_keys(self.config), 0.0)
+        for global_batch in batches:
+            if is_cancelled(self.cancel):
+                raise KeyboardInterrupt
+            mine = [int(i) for i in global_batch[rank::world]]
+            batch = _batch_tensors(self.data, mine, self.config, epoch, self.device)
+            losses = _step(self.module, self.net, batch, self.config, epoch, len(global_batch), world, self.device)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            self.optimizer.step()
+            for k in sums:
+                sums[k] += float(losses[k].detach()) / world / len(batches)
+        return sums
+
+    def _reduce(self, sums: dict[str, float]) -> dict[str, float]:
+        """The global losses: each rank holds its share of them."""
+        if self.world == 1:
+            return sums
+        totals = torch.tensor(list(sums.values()), dtype=torch.float64, device=self.device)
+        dist.all_reduce(totals)
+        return dict(zip(sums, totals.tolist(), strict=True))
+
+    def _log_row(self, epoch: int, sums: dict[str, float], lrs: tuple[float, float], seconds: float) -> dict:
+        t, s = self.t, self.state
+        row = {"epoch": epoch + 1, **sums, "lr_decoder": lrs[0], "lr_codes": lrs[1], "seconds": s.train_seconds,
+               "samples_per_s": len(self.data) * t.samples_per_shape / max(seconds, 1e-9)}
+        if t.max_cpu_minutes > 0:
+            row["cpu_seconds"] = s.cpu_seconds
+        if t.curriculum:
+            row["eps"], row["lambda"] = curriculum_stage(self.config, epoch)
+        return row
+
+    def _out_of_time(self, done: int) -> bool:
+        """Whether the time budget is spent with epochs still to go (then noted in the stats).
+
+        Rank 0's clock decides for all ranks, so every rank stops after the same epoch.
+        """
+        t, s = self.t, self.state
+        if not self.budget or done >= t.epochs:
+            return False
+        spent = (t.max_minutes > 0 and s.train_seconds >= 60.0 * t.max_minutes) or (
+            t.max_cpu_minutes > 0 and s.cpu_seconds >= 60.0 * t.max_cpu_minutes)
+        if all_sum(float(self.rank == 0 and spent), self.world, self.device) <= 0:
+            return False
+        s.stopped_by_time = True
+        self.stats_base["time_budget"] = {**self.budget, "stopped_early": True, "epochs_done": done,
+                                          "seconds": s.train_seconds, "cpu_seconds": s.cpu_seconds}
+        return True
+
+    def _report(self, row: dict[str, float], out_of_time: bool) -> None:
+        """Rank 0: the progress bar, TensorBoard, and the checkpoint when one is due."""
+        t, done = self.t, int(row["epoch"])
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{row['loss']:.4f}", sdf=f"{row['sdf']:.4f}", col=f"{row['colour']:.3f}",
+                                 pts=f"{row['samples_per_s'] / 1e3:.0f}k/s")
+        if self.writer is not None and done % max(1, t.log_every) == 0:
+            for k in self.fields:
+                if k not in ("epoch", "seconds"):
+                    self.writer.add_scalar(f"train/{k}", row[k], done)
+        keep_epoch = done % max(1, t.checkpoint_every) == 0
+        if keep_epoch or done == t.epochs or out_of_time:
+            self._save_boundary(keep_epoch)
+
+    def _save_boundary(self, keep_epoch: bool) -> None:
+        """Save the last completed epoch (latest.pt, the log, stats.json; ``keep_epoch``: epoch_NNNN.pt too)."""
+        s = self.state
+        assert s.boundary is not None  # set at the end of every finished epoch, and only then is this called
+        s.checkpoint = _save(self.run_dir, s.boundary, self.data, self.config, self.stats_base, s.history,
+                             keep_epoch=keep_epoch, saved_epoch=s.saved_epoch)
+        s.saved_epoch = int(s.boundary["epoch"])
+
+    def _stop_for_time(self) -> None:
+        s, t = self.state, self.t
+        if self.rank == 0:
+            log.warning("stopped at the time budget after %d epochs (%.1f s, %.1f CPU-s of train.max_minutes=%g"
+                        " / train.max_cpu_minutes=%g, counted over the whole run); to go on, --resume with a "
+                        "larger budget (--set train.max_minutes=M / train.max_cpu_minutes=M, or 0 for none)",
+                        s.completed, s.train_seconds, s.cpu_seconds, t.max_minutes, t.max_cpu_minutes)
+
+    def _on_diverged(self, exc: TrainingDivergedError) -> None:
+        """The diverged epoch's weights are NaN/inf: keep them out of every file, but save the last good
+        epoch when it is newer than the last checkpoint (as a cancel does); complete the message."""
+        s = self.state
+        if self.rank == 0 and s.boundary is not None and s.boundary["epoch"] > s.saved_epoch:
+            s.history = [row for row in s.history if int(row["epoch"]) <= s.boundary["epoch"]]
+            # the checkpoint path is not kept: the error leaves train() without a result
+            _save(self.run_dir, s.boundary, self.data, self.config, self.stats_base, s.history, keep_epoch=False,
+                  saved_epoch=s.saved_epoch)
+            s.saved_epoch = int(s.boundary["epoch"])
+        exc.explain(self.run_dir, self.config, s.saved_epoch)
+
+    def _on_cancel(self) -> None:
+        """Save the last completed epoch from its in-memory copy: the live weights, optimiser and RNG may
+        already hold part of the interrupted epoch, and saving those under the completed epoch's number
+        would break exact resume."""
+        s = self.state
+        s.cancelled = True
+        last_done = s.boundary["epoch"] if s.boundary is not None else s.completed
+        s.history = [row for row in s.history if int(row["epoch"]) <= last_done]
+        if self.rank == 0 and s.boundary is not None and last_done > s.saved_epoch:
+            self._save_boundary(keep_epoch=False)
         log.warning("training cancelled after epoch %s; continue with --resume", last_done)
-    finally:
-        if bar is not None:
-            bar.close()
-        if writer is not None:
-            writer.close()
-    epochs_done = int(history[-1]["epoch"]) if history else start_epoch
-    return TrainResult(run_dir=run_dir, checkpoint=checkpoint, epochs_done=epochs_done,
-                       cancelled=cancelled, history=history, stopped_by_time=stopped_by_time)
+
+    def _result(self) -> TrainResult:
+        s = self.state
+        epochs_done = int(s.history[-1]["epoch"]) if s.history else s.start_epoch
+        return TrainResult(run_dir=self.run_dir, checkpoint=s.checkpoint, epochs_done=epochs_done,
+                           cancelled=s.cancelled, history=s.history, stopped_by_time=s.stopped_by_time)
 
 
 @contextlib.contextmanager

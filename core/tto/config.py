@@ -23,7 +23,7 @@ __all__ = ["TTOConfig", "LOSS_PRESETS", "LOSS_SWITCHES", "parse_losses", "INTERA
 
 INTERACTIVE_ITERATIONS = 300
 """The viewer's default TTO steps: a fit a person watches live (DeepSDF's 800 is :class:`TTOConfig`'s).
-Scripts that report "what the viewer gives" (scripts/compare_pictures.py) use the same number."""
+Scripts that report "what the viewer gives" (studies/compare_pictures.py) use the same number."""
 INTERACTIVE_SAMPLES = 4000
 """The viewer's default SDF samples per TTO step (DeepSDF's 8,000 is :class:`TTOConfig`'s)."""
 INTERACTIVE_LOSSES = "surface"
@@ -72,6 +72,12 @@ def parse_losses(spec: str | None) -> tuple[str, ...]:
             known = ", ".join(list(LOSS_PRESETS) + [k for k in LOSS_SWITCHES if k not in LOSS_PRESETS])
             raise ConfigError(f"unknown loss set {name!r} in --losses {spec!r}; use one of: {known}, or a comma list.")
     return tuple(dict.fromkeys(flags))
+
+
+# The lower bounds of TTOConfig's counts, and the weights that may be 0 but not negative.
+_AT_LEAST = {"iterations": 1, "n_samples": 2, "n_surface_samples": 1, "finetune_layers": 1, "class_iterations": 1,
+             "class_samples": 1}
+_NON_NEGATIVE = ("code_std", "code_reg", "colour_weight", "surface_weight", "normal_weight", "finetune_iterations")
 
 
 @dataclass
@@ -182,47 +188,53 @@ class TTOConfig:
     """Free-form notes saved with the run."""
 
     def __post_init__(self) -> None:
+        problems = self._non_finite_problems() + self._range_problems() + self._curriculum_problems()
+        problems += self._choice_problems()
+        if problems:
+            raise ConfigError("TTOConfig: " + "; ".join(problems) + ".")
+        self.curriculum_stages = tuple(float(x) for x in self.curriculum_stages)
+        self.curriculum_eps = tuple(float(x) for x in self.curriculum_eps)
+        self.curriculum_lambda = tuple(float(x) for x in self.curriculum_lambda)
+
+    def _non_finite_problems(self) -> list[str]:
+        """NaN or infinity in any number (a NaN learning rate passes every ``<= 0`` check below)."""
         problems = []
         for f in fields(self):
             value = getattr(self, f.name)
             values = value if isinstance(value, (tuple, list)) else (value,)
             if any(isinstance(v, float) and not math.isfinite(v) for v in values):
                 problems.append(f"{f.name} must be a finite number, got {value!r}")
-        if self.iterations < 1:
-            problems.append(f"iterations must be >= 1, got {self.iterations}")
-        if self.n_samples < 2:
-            problems.append(f"n_samples must be >= 2, got {self.n_samples}")
+        return problems
+
+    def _range_problems(self) -> list[str]:
+        """Counts, rates, weights and bands outside the range the fit can use."""
+        problems = [f"{name} must be >= {low}, got {getattr(self, name)}" for name, low in _AT_LEAST.items()
+                    if getattr(self, name) < low]
+        problems += [f"{name} must be >= 0, got {getattr(self, name)}" for name in _NON_NEGATIVE
+                     if getattr(self, name) < 0]
         if self.lr <= 0 or self.finetune_lr <= 0:
             problems.append("learning rates must be positive")
         if self.clamp <= 0 or self.clamp_start <= 0 or self.clamp_end <= 0:
             problems.append("clamp distances must be positive")
-        if self.lr_decay <= 0:
-            problems.append(f"lr_decay must be positive, got {self.lr_decay}")
-        problems += self._curriculum_problems()
+        problems += [f"{name} must be positive, got {getattr(self, name)}" for name in ("lr_decay", "colour_band",
+                                                                                      "near_band")
+                     if getattr(self, name) <= 0]
         if not 0.0 <= self.near_fraction_end <= 1.0:
             problems.append(f"near_fraction_end must be in [0, 1], got {self.near_fraction_end}")
-        for name in ("code_std", "code_reg", "colour_weight", "surface_weight", "normal_weight", "finetune_iterations"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("colour_band", "near_band"):
-            if getattr(self, name) <= 0:
-                problems.append(f"{name} must be positive, got {getattr(self, name)}")
-        if self.precision not in ("auto", "float32", "bfloat16"):
-            problems.append(f"precision must be auto, float32 or bfloat16, got {self.precision!r}")
-        if self.class_strategy not in ("batched", "sequential"):
-            problems.append(f"class_strategy must be batched or sequential, got {self.class_strategy!r}")
-        for name in ("n_surface_samples", "finetune_layers", "class_iterations", "class_samples"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr_decay_every is not None and self.lr_decay_every < 1:
             problems.append(f"lr_decay_every must be >= 1 (or None: half the iterations), got {self.lr_decay_every}")
         if not 0.0 < self.c2f_until <= 1.0:
             problems.append(f"c2f_until must be in (0, 1], got {self.c2f_until}")
-        if problems:
-            raise ConfigError("TTOConfig: " + "; ".join(problems) + ".")
-        self.curriculum_stages = tuple(float(x) for x in self.curriculum_stages)
-        self.curriculum_eps = tuple(float(x) for x in self.curriculum_eps)
-        self.curriculum_lambda = tuple(float(x) for x in self.curriculum_lambda)
+        return problems
+
+    def _choice_problems(self) -> list[str]:
+        """Settings that name one of a few choices."""
+        problems = []
+        if self.precision not in ("auto", "float32", "bfloat16"):
+            problems.append(f"precision must be auto, float32 or bfloat16, got {self.precision!r}")
+        if self.class_strategy not in ("batched", "sequential"):
+            problems.append(f"class_strategy must be batched or sequential, got {self.class_strategy!r}")
+        return problems
 
     def _curriculum_problems(self) -> list[str]:
         """What is wrong with the curriculum's stages: an empty list (with ``curriculum`` on) failed with an
@@ -248,14 +260,15 @@ class TTOConfig:
     def from_losses(cls, losses: str | None = "baseline", **overrides: Any) -> "TTOConfig":
         """A config with the switches of a ``losses`` preset turned on, plus field overrides."""
         flags = parse_losses(losses)
-        values = {flag: True for flag in flags}
+        values: dict[str, Any] = {flag: True for flag in flags}
         values.update(overrides)
         return cls(losses=losses or "baseline", **values)
 
     def with_losses(self, losses: str | None) -> "TTOConfig":
         """This config with its switches replaced by those of a ``losses`` preset."""
         flags = parse_losses(losses)
-        return replace(self, losses=losses or "baseline", **{f: (f in flags) for f in _ALL_FLAGS})
+        switches: dict[str, Any] = {f: (f in flags) for f in _ALL_FLAGS}
+        return replace(self, losses=losses or "baseline", **switches)
 
     def with_overrides(self, overrides: list[str], where: str = "--tto-set") -> "TTOConfig":
         """This config with ``NAME=VALUE`` settings applied by field name (``finetune_layers=3``); an

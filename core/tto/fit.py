@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator, cast
 
 import numpy as np
 import torch
 
+from core.model.decoder import SdfColourDecoder
 from core.model.decoder_field import compute_dtype
 from core.model.trained_model import TrainedModel
 from core.tto import losses as L
@@ -130,6 +131,20 @@ def resolve_condition(model: TrainedModel, class_name: str | None, text: str | N
     return model.condition(class_name=class_name, text=text)
 
 
+@dataclass
+class _Side:
+    """The samples on one side of the surface (outside or inside), on the batches' device."""
+
+    points: torch.Tensor
+    """(K, 3) float32."""
+    sdf: torch.Tensor
+    """(K,) float32."""
+    rgb: torch.Tensor | None
+    """(K, 3) float32, or None without colours."""
+    near: torch.Tensor
+    """(M,) long on the CPU: the rows within the near band."""
+
+
 class _Batches:
     """Draws DeepSDF batches (half positive, half negative) from an observation, on a device."""
 
@@ -137,19 +152,20 @@ class _Batches:
         def t(x: np.ndarray | None) -> torch.Tensor | None:
             return None if x is None else torch.as_tensor(np.asarray(x, np.float32), device=device)
 
+        def dense(x: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(x, np.float32), device=device)
+
         pos = obs.sdf >= 0
-        self.sides = []
+        self.sides: list[_Side] = []
         for mask in (pos, ~pos):
             idx = np.flatnonzero(mask)
             near = idx[np.abs(obs.sdf[idx]) < near_band]
-            self.sides.append(
-                {
-                    "points": t(obs.points[idx]),
-                    "sdf": t(obs.sdf[idx]),
-                    "rgb": None if obs.colours is None else t(obs.colours[idx]),
-                    "near": torch.as_tensor(np.searchsorted(idx, near), dtype=torch.long),
-                }
-            )
+            self.sides.append(_Side(
+                points=dense(obs.points[idx]),
+                sdf=dense(obs.sdf[idx]),
+                rgb=None if obs.colours is None else dense(obs.colours[idx]),
+                near=torch.as_tensor(np.searchsorted(idx, near), dtype=torch.long),
+            ))
         self.surface_points = t(obs.surface_points) if obs.has_surface else None
         self.surface_normals = t(obs.surface_normals) if obs.has_normals else None
         self.device = device
@@ -167,20 +183,23 @@ class _Batches:
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
         """:meth:`draw`, with the drawn rows of each side (outside, inside) as a fourth item."""
         half = max(1, n // 2)
-        pts, sdf, rgb, rows = [], [], [], []
+        pts: list[torch.Tensor] = []
+        sdf: list[torch.Tensor] = []
+        rgb: list[torch.Tensor] = []
+        rows: list[torch.Tensor] = []
         for side in self.sides:
-            size = len(side["sdf"])
-            n_near = int(round(half * near_fraction)) if len(side["near"]) else 0
+            size = len(side.sdf)
+            n_near = int(round(half * near_fraction)) if len(side.near) else 0
             idx = torch.randint(0, size, (half - n_near,), generator=gen)
             if n_near:
-                pick = torch.randint(0, len(side["near"]), (n_near,), generator=gen)
-                idx = torch.cat([idx, side["near"][pick]])
+                pick = torch.randint(0, len(side.near), (n_near,), generator=gen)
+                idx = torch.cat([idx, side.near[pick]])
             idx = idx.to(self.device)
             rows.append(idx)
-            pts.append(side["points"][idx])
-            sdf.append(side["sdf"][idx])
-            if side["rgb"] is not None:
-                rgb.append(side["rgb"][idx])
+            pts.append(side.points[idx])
+            sdf.append(side.sdf[idx])
+            if side.rgb is not None:
+                rgb.append(side.rgb[idx])
         return torch.cat(pts), torch.cat(sdf), (torch.cat(rgb) if rgb else None), rows
 
     def draw_surface(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -203,20 +222,20 @@ class _PrefixCache:
     recomputing it (the same numbers, in the step's precision), and runs only the trained layers.
     """
 
-    def __init__(self, decoder: torch.nn.Module, start: int, latent: torch.Tensor, batches: _Batches,
+    def __init__(self, decoder: SdfColourDecoder, start: int, latent: torch.Tensor, batches: _Batches,
                  autocast: torch.autocast, chunk: int = 32768) -> None:
         self.decoder, self.start, self.latent = decoder, start, latent
-        self.features = []
+        self.features: list[torch.Tensor] = []
         with torch.no_grad(), autocast:
             for side in batches.sides:
-                pts = side["points"]
+                pts = side.points
                 self.features.append(torch.cat([decoder.trunk_prefix(pts[i : i + chunk], latent, start)
                                                 for i in range(0, len(pts), chunk)]))
 
     @staticmethod
-    def fits(decoder: torch.nn.Module, start: int, batches: _Batches, dtype: torch.dtype) -> bool:
-        width = decoder.layers[start - 1].weight.shape[0]
-        count = sum(len(side["points"]) for side in batches.sides)
+    def fits(decoder: SdfColourDecoder, start: int, batches: _Batches, dtype: torch.dtype) -> bool:
+        width = cast(torch.nn.Linear, decoder.layers[start - 1]).out_features
+        count = sum(len(side.points) for side in batches.sides)
         return count * width * torch.tensor([], dtype=dtype).element_size() <= PREFIX_CACHE_BYTES
 
     def sdf(self, points: torch.Tensor, rows: list[torch.Tensor]) -> torch.Tensor:
@@ -300,7 +319,7 @@ def _step_losses(ctx: _FitContext, iteration: int, shape_code: torch.Tensor,
             reg = reg + config.code_reg * L.code_prior(colour_code)
         out["reg"] = reg
         total = total + reg
-    if near is not None and rgb is not None and bool(near.any()):
+    if near is not None and rgb is not None and gt_rgb is not None and bool(near.any()):  # near implies gt_rgb
         out["colour"] = L.colour_l1(rgb, gt_rgb[near])
         total = total + config.colour_weight * out["colour"]
     if config.surface_term or config.normal_term:
@@ -315,7 +334,7 @@ def _step_losses(ctx: _FitContext, iteration: int, shape_code: torch.Tensor,
             if config.surface_term:  # the true surface lies at -surface_offset of a dilated field
                 out["surface"] = L.surface_loss(f_surf + ctx.surface_offset)
                 total = total + config.surface_weight * out["surface"]
-            if want_normals:
+            if want_normals and normals is not None:  # want_normals implies normals; the test narrows the type
                 (grad,) = torch.autograd.grad(f_surf.sum(), surf, create_graph=True)
                 out["normal"] = L.normal_loss(grad, normals)
                 total = total + config.normal_weight * out["normal"]
@@ -399,7 +418,7 @@ def _finetune_layers(decoder: torch.nn.Module, k: int, loss_fn: Callable[[], tor
     params = [list(m.parameters()) for m in linears]
     flat = [p for group in params for p in group]
     grads = iter(torch.autograd.grad(loss_fn(), flat, allow_unused=True))
-    reached = []
+    reached: list[torch.nn.Module] = []
     for m, group in zip(linears, params, strict=True):
         gs = [next(grads) for _ in group]
         if any(g is not None and bool(torch.any(g != 0)) for g in gs):
@@ -455,7 +474,12 @@ def _infer_class_batched(ctx: _FitContext, observation: Observation
     """
     model, config, device = ctx.model, ctx.config, ctx.device
     names = list(model.class_names)
-    conditions = torch.stack([resolve_condition(model, n, None, observation.source).to(device) for n in names])
+    class_conditions: list[torch.Tensor] = []
+    for name in names:
+        condition = resolve_condition(model, name, None, observation.source)
+        assert condition is not None  # classes are inferred only under conditioning (iterate_fit's probe)
+        class_conditions.append(condition.to(device))
+    conditions = torch.stack(class_conditions)
     schedule = replace(config, iterations=config.class_iterations, lr_decay_every=None, surface_term=False,
                        normal_term=False, curriculum=False)
     gen = torch.Generator().manual_seed(ctx.seed)
@@ -576,7 +600,7 @@ def iterate_fit(
         if class_name is None and text is None and probe is not None and len(names) > 1:
             class_scores, cancelled = yield from _infer_class(ctx, observation)
             if not cancelled:
-                class_name = min(class_scores, key=class_scores.get)
+                class_name = min(class_scores, key=class_scores.__getitem__)
         elif class_name is None and text is None and probe is not None and len(names) == 1:
             class_name = names[0]
 
@@ -588,17 +612,13 @@ def iterate_fit(
                 last = progress
                 if not progress.done:
                     yield progress
+            assert last is not None  # _run_code_fit always ends with a done report
             cancelled = last.cancelled
         shape_code = last.shape_code if last else torch.zeros(model.code_size)
         colour_code = last.colour_code if last else None
-        override = None
+        override: dict[str, torch.Tensor] | None = None
         if config.finetune_last_layers and not cancelled:
-            for progress in _finetune(ctx, shape_code, colour_code):
-                if progress.done:
-                    cancelled = progress.cancelled
-                    override = progress.result  # the state dict travels in ``result`` here
-                else:
-                    yield progress
+            override, cancelled = yield from _finetune(ctx, shape_code, colour_code)
         result = TTOResult(
             shape_code=shape_code,
             colour_code=colour_code,
@@ -629,10 +649,12 @@ def iterate_fit(
         decoder.train(was_training)
 
 
-def _finetune(ctx: _FitContext, shape_code: torch.Tensor, colour_code: torch.Tensor | None) -> Iterator[TTOProgress]:
-    """Fine-tune the last layer(s) of a private decoder copy with the codes fixed.
+def _finetune(ctx: _FitContext, shape_code: torch.Tensor, colour_code: torch.Tensor | None
+              ) -> Generator[TTOProgress, None, tuple[dict[str, torch.Tensor] | None, bool]]:
+    """Fine-tune the last layer(s) of a private decoder copy with the codes fixed, yielding progress.
 
-    The final item's ``result`` holds the copy's state dict (None when nothing was trained).
+    Returns (with ``yield from``) the copy's state dict (None when nothing was trained) and whether it
+    was cancelled.
     """
     config, model, class_name = ctx.config, ctx.model, ctx.class_name
     tuned = model.with_decoder({k: v.detach().clone() for k, v in model.decoder.state_dict().items()})
@@ -664,8 +686,7 @@ def _finetune(ctx: _FitContext, shape_code: torch.Tensor, colour_code: torch.Ten
         p.requires_grad_(True)
     ft_ctx = replace(ft_ctx, prefix=_prefix_cache(ft_ctx, decoder, layers, code))
     if not params:
-        yield TTOProgress(last_it, {}, shape_code, colour_code, 0.0, "finetune", class_name, done=True, result=None)
-        return
+        return None, False
     optimizer = torch.optim.Adam(params, lr=config.finetune_lr)
     cancelled = False
     terms: dict[str, float] = {}
@@ -681,18 +702,19 @@ def _finetune(ctx: _FitContext, shape_code: torch.Tensor, colour_code: torch.Ten
             p.grad = torch.zeros_like(p) if g is None else g
         optimizer.step()
         terms = _floats(out)
-        ctx.history.append({"iteration": last_it + step + 1, "stage": "finetune", "lr": config.finetune_lr, **terms})
+        if ctx.history is not None:  # always set for the fit's own context (iterate_fit)
+            ctx.history.append({"iteration": last_it + step + 1, "stage": "finetune", "lr": config.finetune_lr,
+                                **terms})
         if (step + 1) % ctx.every == 0 and step + 1 < config.finetune_iterations:
             yield TTOProgress(last_it + step + 1, terms, shape_code, colour_code, config.finetune_lr, "finetune",
                               class_name)
     for p in decoder.parameters():
         p.requires_grad_(False)
     state = {k: v.detach().clone() for k, v in decoder.state_dict().items()}
-    yield TTOProgress(last_it + config.finetune_iterations, terms, shape_code, colour_code, config.finetune_lr,
-                      "finetune", class_name, done=True, cancelled=cancelled, result=state)  # type: ignore[arg-type]
+    return state, cancelled
 
 
-def _prefix_cache(ctx: _FitContext, decoder: torch.nn.Module, trained: list[torch.nn.Module],
+def _prefix_cache(ctx: _FitContext, decoder: SdfColourDecoder, trained: list[torch.nn.Module],
                   code: torch.Tensor) -> _PrefixCache | None:
     """The frozen-prefix cache of a fine-tuning, when it applies: no colour term, at least one frozen
     trunk layer before the first trained one, and the samples' features within :data:`PREFIX_CACHE_BYTES`."""

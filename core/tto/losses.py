@@ -1,12 +1,14 @@
 """Loss terms and schedules of test-time optimisation (torch, unit-sphere frame).
 
 Every function takes plain tensors; :mod:`core.tto.fit` assembles them per step according to
-:class:`core.tto.config.TTOConfig`.
+:class:`core.tto.config.TTOConfig`. The SDF terms themselves (:func:`clamped_l1`, :func:`curriculum_l1`)
+live in :mod:`core.model.losses`, shared with training, and are re-exported here for ``fit``.
 """
 from __future__ import annotations
 
 import torch
 
+from core.model.losses import clamped_l1, curriculum_l1
 from core.tto.config import TTOConfig
 
 __all__ = [
@@ -21,27 +23,6 @@ __all__ = [
     "clamp_at",
     "near_fraction_at",
 ]
-
-
-def clamped_l1(pred: torch.Tensor, gt: torch.Tensor, clamp: float) -> torch.Tensor:
-    """DeepSDF's loss: mean |clamp(pred) - clamp(gt)|, both clamped to [-clamp, clamp]. (N,) → ()."""
-    return torch.mean(torch.abs(torch.clamp(pred, -clamp, clamp) - torch.clamp(gt, -clamp, clamp)))
-
-
-def curriculum_l1(pred: torch.Tensor, gt: torch.Tensor, clamp: float, eps: float, lam: float) -> torch.Tensor:
-    """Curriculum DeepSDF's loss (Duan et al., ECCV 2020), mean over (N,) samples.
-
-    ``max(|clamp(pred) - clamp(gt)| - eps, 0) * (1 + lam * sgn(gt) * sgn(gt - pred))``: errors
-    within the tolerance ``eps`` are free (surface accuracy curriculum), and samples whose
-    prediction errs towards the wrong side of the surface weigh ``1 + lam`` while those that err
-    away from it weigh ``1 - lam`` (sample difficulty curriculum).
-    """
-    pc = torch.clamp(pred, -clamp, clamp)
-    gc = torch.clamp(gt, -clamp, clamp)
-    err = torch.clamp(torch.abs(pc - gc) - eps, min=0.0)
-    if lam:
-        err = err * (1.0 + lam * torch.sign(gt) * torch.sign(gt - pred))
-    return torch.mean(err)
 
 
 def surface_loss(sdf_on_surface: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.spatial import cKDTree
 
+from core.data.mesh_io import MESH_SUFFIXES
 from core.data.normalization import Normalization, compute_normalization
+from core.data.samples import SampleSet, empty_side
 from core.utils.errors import DataSetError, ExplorerError, ObservationError
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ __all__ = [
     "Observation",
     "DEFAULT_ETAS",
     "POINT_CLOUD_SUFFIXES",
+    "from_sample_set",
     "from_npz",
     "from_mesh",
     "from_point_cloud",
@@ -52,7 +55,8 @@ DEFAULT_ETAS: tuple[float, ...] = (0.005, 0.0125, 0.025)
 ``eta = 0.025``; the shorter steps pin the zero level set more tightly on thin parts."""
 
 POINT_CLOUD_SUFFIXES: tuple[str, ...] = (".xyz", ".txt", ".npy", ".pts")
-MESH_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
+"""Point tables :func:`read_point_cloud` reads by suffix; a ``.ply`` without faces and an ``.npz`` with
+``points`` are clouds too. Mesh files are :data:`core.data.mesh_io.MESH_SUFFIXES`."""
 
 
 @dataclass
@@ -60,6 +64,8 @@ class Observation:
     """SDF samples of one shape plus what the surface / normal terms and the metrics need.
 
     All arrays are in the unit-sphere frame (``normalization`` maps the original frame there).
+    The samples are those of a :class:`core.data.samples.SampleSet` held as one list (what the
+    optimiser draws from): :func:`from_sample_set` and :meth:`sample_set` convert.
 
     Attributes
     ----------
@@ -177,14 +183,19 @@ class Observation:
                     f"{np.shape(self.surface_normals)}; give one normal per point."
                 )
         n_pos = int(np.sum(sdf >= 0))
-        n_neg = len(sdf) - n_pos
-        if n_pos == 0 or n_neg == 0:
-            side = "inside (sdf < 0)" if n_pos == 0 else "outside (sdf >= 0)"
+        side = empty_side(n_pos, len(sdf) - n_pos)
+        if side is not None:
             raise ObservationError(
                 f"{src}: all {len(sdf)} SDF samples lie {side}; a fit needs samples on both sides of the surface. "
                 "Check the sign convention (negative inside), that normals point outward, or that the mesh is closed."
             )
         return self
+
+    def sample_set(self) -> SampleSet:
+        """The samples in DeepSDF's layout (split by sign, in their order), with the surface points,
+        normals and colours; the inverse of :func:`from_sample_set` up to the order of the samples."""
+        return SampleSet.from_flat(self.points, self.sdf, self.colours, surface_points=self.surface_points,
+                                   surface_normals=self.surface_normals, surface_rgb=self.surface_colours)
 
     def subset(self, index: np.ndarray) -> "Observation":
         """The same observation restricted to the samples ``index`` (surface arrays kept)."""
@@ -243,29 +254,47 @@ def from_npz(path: str | Path) -> Observation:
         ) from exc
     except DataSetError as exc:
         raise ObservationError(str(exc)) from exc
-    return _from_samples(samples, source=str(path), kind="npz")
+    return _from_shape_samples(samples, source=str(path), kind="npz")
 
 
-def _from_samples(samples: ShapeSamples, source: str, kind: str) -> Observation:
-    """The observation of a shape's samples (see :mod:`core.data.samples`)."""
-    rows = np.concatenate([samples.pos, samples.neg], axis=0)
-    colours = None
-    if samples.has_colour:
-        colours = np.concatenate([samples.pos_rgb, samples.neg_rgb], axis=0).astype(np.float32)
+def from_sample_set(
+    samples: SampleSet,
+    source: str = "<samples>",
+    kind: str = "samples",
+    normalization: Normalization | None = None,
+    surface_offset: float = 0.0,
+    extra: dict[str, Any] | None = None,
+) -> Observation:
+    """The observation of a shape's samples: a sample file's :class:`~core.data.samples.ShapeSamples`,
+    training's :class:`~core.data.training_set.TrainingShape` (uint8 colours come back in [0, 1]) or any
+    :class:`~core.data.samples.SampleSet`; ``pos`` rows first, empty surface arrays dropped.
+
+    Raises
+    ------
+    ObservationError
+        As :meth:`Observation.validate`.
+    """
+    points, sdf, colours = samples.flat()
     obs = Observation(
-        points=rows[:, :3].astype(np.float32),
-        sdf=rows[:, 3].astype(np.float32),
+        points=points,
+        sdf=sdf,
         colours=colours,
         surface_points=_opt(samples.surface_points),
         surface_normals=_opt(samples.surface_normals),
         surface_colours=_opt(samples.surface_rgb),
-        normalization=samples.normalization,
+        normalization=normalization,
         source=source,
         kind=kind,
-        extra={"colour_path": samples.colour_path},
-        surface_offset=samples.surface_offset,
+        extra=dict(extra or {}),
+        surface_offset=surface_offset,
     )
     return obs.validate()
+
+
+def _from_shape_samples(samples: ShapeSamples, source: str, kind: str) -> Observation:
+    """A sample file's content as an observation, with its normalisation, surface offset and colour path."""
+    return from_sample_set(samples, source=source, kind=kind, normalization=samples.normalization,
+                           surface_offset=samples.surface_offset, extra={"colour_path": samples.colour_path})
 
 
 def _opt(value: np.ndarray | None) -> np.ndarray | None:
@@ -314,7 +343,7 @@ def from_mesh(
         raise ObservationError(f"{path}: cannot be used as an observation: {exc}") from exc
     except ValueError as exc:
         raise ObservationError(f"{path}: cannot be sampled ({exc}). Check that it is a closed surface mesh.") from exc
-    return _from_samples(samples, source=str(path), kind="mesh")
+    return _from_shape_samples(samples, source=str(path), kind="mesh")
 
 
 # --------------------------------------------------------------------------- point clouds
@@ -410,69 +439,12 @@ def from_point_cloud(
     ObservationError
         No points, NaNs, bad shapes, non-positive etas.
     """
-    pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[-1] != 3 or len(pts) == 0:
-        raise ObservationError(
-            f"{source}: no points (array of shape {pts.shape}). "
-            "Give an (N, 3) cloud with N >= 3, with normals if possible."
-        )
-    if not np.all(np.isfinite(pts)):
-        bad = int(np.sum(~np.isfinite(pts).all(axis=1)))
-        raise ObservationError(f"{source}: {bad} points are NaN or infinite. Remove them and try again.")
-    if len(pts) < 3:
-        raise ObservationError(
-            f"{source}: only {len(pts)} points; at least 3 are needed (and far more for a useful fit)."
-        )
-    if not etas or any(float(e) <= 0 for e in etas):
-        raise ObservationError(f"{source}: etas must be positive step lengths, got {etas}.")
-
-    if isinstance(normalization, str):
-        if normalization != "fit":
-            raise ValueError(f"normalization must be 'fit', a Normalization or None, got {normalization!r}")
-        try:
-            normalization = compute_normalization(pts)
-        except ValueError as exc:
-            raise ObservationError(f"{source}: all points coincide; there is no shape to fit.") from exc
-    if normalization is not None:
-        pts = normalization.apply(pts)
-
-    if normals is None:
-        warnings.warn(
-            f"{source}: the point cloud has no normals; estimating them from {k_normals} nearest neighbours "
-            "(PCA, consistently oriented, outward from the centroid). Give normals for a reliable sign.",
-            stacklevel=2,
-        )
-        nrm = estimate_normals(pts, k=k_normals).astype(np.float64)
-    else:
-        nrm = np.asarray(normals, dtype=np.float64)
-        if nrm.shape != pts.shape:
-            raise ObservationError(f"{source}: {len(pts)} points but normals of shape {nrm.shape}; give one per point.")
-        if not np.all(np.isfinite(nrm)):
-            raise ObservationError(
-                f"{source}: some normals are NaN or infinite. Fix them or drop the normals to have them estimated."
-            )
-        length = np.linalg.norm(nrm, axis=1, keepdims=True)
-        if np.any(length < 1e-12):
-            raise ObservationError(
-                f"{source}: {int(np.sum(length < 1e-12))} normals have zero length. "
-                "Fix them or drop the normals to have them estimated."
-            )
-        nrm = nrm / length
-
-    rgb = None
-    if colours is not None:
-        rgb = np.asarray(colours, dtype=np.float32)[:, :3]
-        if rgb.shape != pts.shape:
-            raise ObservationError(f"{source}: {len(pts)} points but colours of shape {rgb.shape}.")
-        if rgb.size and rgb.max() > 1.0:
-            rgb = rgb / 255.0
-        rgb = np.clip(rgb, 0.0, 1.0)
-
-    etas_arr = np.asarray(etas, dtype=np.float64)
-    offsets = np.concatenate([etas_arr, -etas_arr])  # (2E,)
-    sample_points = (pts[None, :, :] + offsets[:, None, None] * nrm[None, :, :]).reshape(-1, 3)
-    sample_sdf = np.repeat(offsets, len(pts))
-    sample_rgb = None if rgb is None else np.tile(rgb, (len(offsets), 1))
+    pts = _cloud_points(points, etas, source)
+    pts, normalization = _normalised_cloud(pts, normalization, source)
+    nrm = _cloud_normals(pts, normals, source, k_normals)
+    rgb = _cloud_colours(colours, pts, source)
+    sample_points, sample_sdf = _stepped_samples(pts, nrm, etas)
+    sample_rgb = None if rgb is None else np.tile(rgb, (len(etas) * 2, 1))
     n_free = 0
     if free_points is not None and len(free_points):
         free_points = np.asarray(free_points, dtype=np.float64).reshape(-1, 3)
@@ -480,7 +452,7 @@ def from_point_cloud(
         n_free = len(free_points)
         sample_points = np.concatenate([sample_points, free_points])
         sample_sdf = np.concatenate([sample_sdf, free_sdf])
-        if sample_rgb is not None:
+        if sample_rgb is not None and rgb is not None:
             # Free-space samples have no colour of their own: give them their nearest point's.
             _, near = cKDTree(pts).query(free_points)
             sample_rgb = np.concatenate([sample_rgb, rgb[near]])
@@ -497,6 +469,89 @@ def from_point_cloud(
         extra={"etas": [float(e) for e in etas], "estimated_normals": normals is None, "n_free_space": n_free},
     )
     return obs.validate()
+
+
+def _cloud_points(points: np.ndarray, etas: tuple[float, ...], source: str) -> np.ndarray:
+    """``points`` as (N, 3) float64 after checking them and ``etas`` (:func:`from_point_cloud`'s errors)."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[-1] != 3 or len(pts) == 0:
+        raise ObservationError(
+            f"{source}: no points (array of shape {pts.shape}). "
+            "Give an (N, 3) cloud with N >= 3, with normals if possible."
+        )
+    if not np.all(np.isfinite(pts)):
+        bad = int(np.sum(~np.isfinite(pts).all(axis=1)))
+        raise ObservationError(f"{source}: {bad} points are NaN or infinite. Remove them and try again.")
+    if len(pts) < 3:
+        raise ObservationError(
+            f"{source}: only {len(pts)} points; at least 3 are needed (and far more for a useful fit)."
+        )
+    if not etas or any(float(e) <= 0 for e in etas):
+        raise ObservationError(f"{source}: etas must be positive step lengths, got {etas}.")
+    return pts
+
+
+def _normalised_cloud(pts: np.ndarray, normalization: Normalization | None | str,
+                      source: str) -> tuple[np.ndarray, Normalization | None]:
+    """The cloud in the unit-sphere frame and the transform used (``"fit"``: DeepSDF's, fitted to the cloud)."""
+    if isinstance(normalization, str):
+        if normalization != "fit":
+            raise ValueError(f"normalization must be 'fit', a Normalization or None, got {normalization!r}")
+        try:
+            normalization = compute_normalization(pts)
+        except ValueError as exc:
+            raise ObservationError(f"{source}: all points coincide; there is no shape to fit.") from exc
+    if normalization is not None:
+        pts = normalization.apply(pts)
+    return pts, normalization
+
+
+def _cloud_normals(pts: np.ndarray, normals: np.ndarray | None, source: str, k_normals: int) -> np.ndarray:
+    """(N, 3) float64 unit normals: ``normals`` checked and normalised, or estimated (with a warning)."""
+    if normals is None:
+        warnings.warn(
+            f"{source}: the point cloud has no normals; estimating them from {k_normals} nearest neighbours "
+            "(PCA, consistently oriented, outward from the centroid). Give normals for a reliable sign.",
+            stacklevel=3,  # the caller of from_point_cloud
+        )
+        return estimate_normals(pts, k=k_normals).astype(np.float64)
+    nrm = np.asarray(normals, dtype=np.float64)
+    if nrm.shape != pts.shape:
+        raise ObservationError(f"{source}: {len(pts)} points but normals of shape {nrm.shape}; give one per point.")
+    if not np.all(np.isfinite(nrm)):
+        raise ObservationError(
+            f"{source}: some normals are NaN or infinite. Fix them or drop the normals to have them estimated."
+        )
+    length = np.linalg.norm(nrm, axis=1, keepdims=True)
+    if np.any(length < 1e-12):
+        raise ObservationError(
+            f"{source}: {int(np.sum(length < 1e-12))} normals have zero length. "
+            "Fix them or drop the normals to have them estimated."
+        )
+    return nrm / length
+
+
+def _cloud_colours(colours: np.ndarray | None, pts: np.ndarray, source: str) -> np.ndarray | None:
+    """(N, 3) float32 colours in [0, 1] (0..255 rescaled), or None."""
+    if colours is None:
+        return None
+    rgb = np.asarray(colours, dtype=np.float32)[:, :3]
+    if rgb.shape != pts.shape:
+        raise ObservationError(f"{source}: {len(pts)} points but colours of shape {rgb.shape}.")
+    if rgb.size and rgb.max() > 1.0:
+        rgb = rgb / 255.0
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def _stepped_samples(pts: np.ndarray, nrm: np.ndarray, etas: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """DeepSDF's shape-completion samples: every point stepped by ``+eta`` then ``-eta`` along its normal.
+
+    Returns points (2 E N, 3) and sdf (2 E N,) float64, grouped by step (all points at ``etas[0]`` first).
+    """
+    etas_arr = np.asarray(etas, dtype=np.float64)
+    offsets = np.concatenate([etas_arr, -etas_arr])  # (2E,)
+    sample_points = (pts[None, :, :] + offsets[:, None, None] * nrm[None, :, :]).reshape(-1, 3)
+    return sample_points, np.repeat(offsets, len(pts))
 
 
 def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -550,7 +605,7 @@ def _read_ply_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarr
     loaded = trimesh.load(str(path), process=False)
     raw = (getattr(loaded, "metadata", {}) or {}).get("_ply_raw", {})
     vertex = raw.get("vertex", {}).get("data") if isinstance(raw, dict) else None
-    points = np.asarray(loaded.vertices, dtype=np.float64)
+    points = np.asarray(getattr(loaded, "vertices", np.empty((0, 3))), dtype=np.float64)  # a scene has none
     normals = colours = None
     columns: dict[str, np.ndarray] = {}
     if isinstance(vertex, dict):  # ASCII PLY: one (N, 1) array per property

@@ -12,14 +12,17 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from core.utils.errors import ConfigError
 
 __all__ = ["to_dict", "from_dict", "load_config_file", "apply_overrides", "parse_override", "field_default",
            "arg_default"]
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -41,74 +44,96 @@ def to_dict(config: Any) -> dict[str, Any]:
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     """Convert ``value`` to the annotated type ``tp`` (dataclass, tuple, Optional, Path, scalars)."""
     origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: cannot read {value!r}")
+        return _coerce_union(typing.get_args(tp), value, where)
     if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(tp))}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):  # an annotation is a class, never an instance
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table of settings, got {value!r}")
         return from_dict(tp, value, where)
     if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        item = args[0] if args else Any
-        items = [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
+        return _coerce_sequence(origin, typing.get_args(tp), value, where)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
         return dict(value)
-    if tp is Path:
-        return Path(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):  # --set model.colour=0 parses as the number 0
-            return bool(value)
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value  # exact, also beyond float precision
+    scalar = _SCALARS.get(tp)
+    return scalar(value, where) if scalar is not None else value
+
+
+def _coerce_union(args: tuple[Any, ...], value: Any, where: str) -> Any:
+    """The first member of ``Optional[...]`` / ``A | B`` that reads ``value``; None where None is allowed."""
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
         try:
-            as_float = float(value)
-            whole = int(as_float)  # NaN -> ValueError, infinity -> OverflowError
-        except (ValueError, OverflowError) as exc:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from exc
-        if as_float != whole:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return whole
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from exc
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected text, got {value!r}")
+            return _coerce(arg, value, where)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError(errors[0] if errors else f"{where}: cannot read {value!r}")
+
+
+def _coerce_sequence(origin: Any, args: tuple[Any, ...], value: Any, where: str) -> list[Any] | tuple[Any, ...]:
+    """A list or tuple setting, each item converted to the annotated item type."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    item = args[0] if args else Any
+    items = [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return tuple(items) if origin is tuple else items
+
+
+def _coerce_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
         return value
+    if isinstance(value, int) and value in (0, 1):  # --set model.colour=0 parses as the number 0
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ConfigError(f"{where}: expected true or false, got {value!r}")
+
+
+def _coerce_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value  # exact, also beyond float precision
+    try:
+        as_float = float(value)
+        whole = int(as_float)  # NaN -> ValueError, infinity -> OverflowError
+    except (ValueError, OverflowError) as exc:
+        raise ConfigError(f"{where}: expected an integer, got {value!r}") from exc
+    if as_float != whole:
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    return whole
+
+
+def _coerce_float(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from exc
+
+
+def _coerce_str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
     return value
+
+
+_SCALARS: dict[Any, Callable[[Any, str], Any]] = {
+    Path: lambda value, where: Path(value), bool: _coerce_bool, int: _coerce_int, float: _coerce_float,
+    str: _coerce_str,
+}
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:

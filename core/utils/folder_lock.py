@@ -141,7 +141,7 @@ class FolderLock:
         if holder.get("host") != socket.gethostname():
             return False
         try:
-            pid = int(holder.get("pid"))
+            pid = int(holder.get("pid", ""))  # missing: ValueError; null: TypeError
         except (TypeError, ValueError):
             return False
         return pid != os.getpid() and not _process_alive(pid)

@@ -2,6 +2,7 @@
 
 Each writer puts the bytes into a temporary file in the destination folder (same file
 system, so the final ``os.replace`` is atomic), flushes and fsyncs it, then renames it.
+JSON goes through :func:`core.utils.json_safe.json_safe`, so every file written is strict JSON.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 import numpy as np
+
+from core.utils.json_safe import json_safe
 
 __all__ = [
     "atomic_write",
@@ -30,7 +33,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(fileobj)`` on a temporary file, then atomically move it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,14 +59,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
-    text = json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n"
+    """``obj`` as strict JSON (:func:`~core.utils.json_safe.json_safe`: NaN / inf → null, numpy, tensors,
+    paths) to ``path``; a value JSON cannot hold raises TypeError before anything is written."""
+    text = json.dumps(json_safe(obj), indent=indent, sort_keys=False, allow_nan=False) + "\n"
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_save_npz(path: str | os.PathLike, compressed: bool = False, **arrays: np.ndarray) -> Path:
     """``np.savez`` to ``path`` atomically (the name is kept exactly, no ``.npz`` appended)."""
     buffer = io.BytesIO()
-    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    if compressed:
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
+    else:
+        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # likewise
     return atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -106,12 +114,3 @@ def sha256_file(path: str | os.PathLike) -> str:
             digest.update(block)
     return digest.hexdigest()
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")

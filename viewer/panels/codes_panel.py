@@ -80,7 +80,7 @@ class CodesPanel(QWidget):
         self.prompt.returnPressed.connect(self._apply_prompt)
 
     def _on_model(self) -> None:
-        m = self.state.model
+        m = self.state.require_model()
         self.setEnabled(True)
         self.class_box.blockSignals(True)
         self.class_box.clear()
@@ -100,7 +100,7 @@ class CodesPanel(QWidget):
                                        else f"text prompts need a text-conditioned model (this one: {m.conditioning})")
         self._fill_shapes(self.class_box.currentText())
         for k in range(self.shapes.count()):  # highlighted only: itemClicked / itemActivated pick
-            if self.shapes.item(k).data(Qt.UserRole) == opened_on:
+            if self.shapes.item(k).data(Qt.ItemDataRole.UserRole) == opened_on:
                 self.shapes.setCurrentRow(k)
 
     def _on_selection(self, _interactive: bool) -> None:
@@ -114,9 +114,10 @@ class CodesPanel(QWidget):
             return
         for i in m.codes_of_class(class_name):
             item = QListWidgetItem(m.shape_ids[i])
-            item.setData(Qt.UserRole, i)
-            if m.shape_texts[i]:
-                item.setToolTip(m.shape_texts[i])
+            item.setData(Qt.ItemDataRole.UserRole, i)
+            text = m.shape_texts[i]
+            if text:
+                item.setToolTip(text)
             self.shapes.addItem(item)
         self._filter(self.search.text())
 
@@ -128,14 +129,15 @@ class CodesPanel(QWidget):
             item.setHidden(bool(needle) and needle not in haystack)
 
     def _pick(self, item: QListWidgetItem) -> None:
-        self.select_index(int(item.data(Qt.UserRole)))
+        self.select_index(int(item.data(Qt.ItemDataRole.UserRole)))
 
     def select_index(self, index: int) -> None:
         """Show training shape ``index``, in the colours picked in "Colour from" (its own by default)."""
         selection = self.state.training_code(index)
         colour_index = self.colour_box.currentData()
-        if colour_index is not None and colour_index != SAME_SHAPE and self.state.model.colour_codes is not None:
-            selection = CodeSelection(selection.shape_code, self.state.model.colour_codes[colour_index].detach().cpu(),
+        colour_codes = self.state.require_model().colour_codes  # training_code above needs the model too
+        if colour_index is not None and colour_index != SAME_SHAPE and colour_codes is not None:
+            selection = CodeSelection(selection.shape_code, colour_codes[colour_index].detach().cpu(),
                                       selection.condition,
                                       f"{selection.label} in colours of {self.colour_box.currentText()}",
                                       selection.class_name)
@@ -158,7 +160,7 @@ class CodesPanel(QWidget):
 
     def _class_codes(self) -> tuple[str, list[int]]:
         cls = self.class_box.currentText()
-        return cls, self.state.model.codes_of_class(cls)
+        return cls, self.state.require_model().codes_of_class(cls)
 
     def pick_mean(self) -> None:
         m = self.state.model

@@ -70,7 +70,7 @@ class DisplayPanel(QWidget):
         self.axis.addItems(["x", "y", "z"])
         self.axis.setCurrentIndex(d.slice_axis)
         self.axis.setToolTip("Axis the slice plane is perpendicular to")
-        self.position = QSlider(Qt.Horizontal)
+        self.position = QSlider(Qt.Orientation.Horizontal)
         self.position.setRange(-100, 100)
         self.position.setValue(round(d.slice_position * 100))
         self.position.setToolTip("Position of the slice plane along its axis (-1 … 1)")

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, cast
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QMouseEvent
 from PySide6.QtWidgets import (
     QColorDialog,
     QComboBox,
@@ -170,7 +170,7 @@ class EditPanel(QWidget):
             self.donor.addItems([f"{c}/{s}" for c, s in zip(model.shape_classes, model.shape_ids, strict=True)])
 
     def set_brush_colour(self, rgb: tuple[float, float, float]) -> None:
-        self.brush_colour = tuple(float(c) for c in rgb)
+        self.brush_colour = (float(rgb[0]), float(rgb[1]), float(rgb[2]))
         self.colour_button.setStyleSheet("background-color: " + QColor.fromRgbF(*self.brush_colour).name())
 
     def _choose_colour(self) -> None:
@@ -209,7 +209,8 @@ class EditPanel(QWidget):
             self.cancel()
         self._generation += 1
         self._cancel = threading.Event()
-        self._before = self.state.selection
+        # Callers check for a selection, and cancelling an edit above shows its codes from before again.
+        self._before = self.state.require_selection()
         self._final_pending = False
         self._step_opened = False
         self._edit_open = True
@@ -239,7 +240,7 @@ class EditPanel(QWidget):
             return
         self._start_edit()
         self._source = np.asarray(source, np.float64)
-        model, before, generation = self.state.model, self._before, self._generation
+        model, before, generation = self.state.require_model(), self._before, self._generation
         self._first_request = self.worker.submit(  # the snapshot is ready before the first move
             lambda: ("snapshot", generation, self._snapshot(model, before)))
         self._mark(self._source)
@@ -248,23 +249,24 @@ class EditPanel(QWidget):
         """Mouse move: re-optimise from the shape at press time towards ``target`` (preview)."""
         if self._source is None:
             return
-        self._submit_drag(np.asarray(target, np.float64), PREVIEW_DRAG, final=False)
+        self._submit_drag(self._source, np.asarray(target, np.float64), PREVIEW_DRAG, final=False)
 
     def end_drag(self, target) -> None:
         """Mouse release at ``target``: the full drag; its codes close the edit (one undo step)."""
         if self._source is None:
             return
         self._final_pending = True
-        self._final_id = self._submit_drag(np.asarray(target, np.float64), DragConfig(), final=True)
+        self._final_id = self._submit_drag(self._source, np.asarray(target, np.float64), DragConfig(), final=True)
         self._source = None
 
-    def _submit_drag(self, target: np.ndarray, config: DragConfig, final: bool) -> int:
-        model, before, cancel, generation = self.state.model, self._before, self._cancel, self._generation
+    def _submit_drag(self, source: np.ndarray, target: np.ndarray, config: DragConfig, final: bool) -> int:
+        # A drag's edit was opened on a model (begin_drag); a new model abandons it (no source any more).
+        model, before, cancel, generation = self.state.require_model(), self._before, self._cancel, self._generation
         report = self._reporter() if final else None
-        handles = [Handle(tuple(self._source), tuple(target))]
+        handles = [Handle(tuple(source), tuple(target))]
         pins = [Pin(tuple(p)) for p in self.pins]
         config = replace(config, radius=self.radius.value())
-        self._mark(self._source, target)
+        self._mark(source, target)
 
         def job():
             shown, snap = self._snapshot(model, before)
@@ -295,7 +297,7 @@ class EditPanel(QWidget):
         if self.state.model is None or self.state.selection is None:
             return 0
         self._start_edit()
-        model, before, generation = self.state.model, self._before, self._generation
+        model, before, generation = self.state.require_model(), self._before, self._generation
         cancel, report = self._cancel, self._reporter()  # this edit's own, not whatever is current later
         self._final_id = self._first_request = self.worker.submit(
             lambda: (kind, generation, True, fn(*self._snapshot(model, before), cancel, report)))
@@ -408,8 +410,9 @@ class EditPanel(QWidget):
         if not self.isEnabled() or self._pick is None or self.mode.currentText() == "off":
             return False
         kind = event.type()
-        if kind == QEvent.MouseButtonPress and event.button() == Qt.LeftButton:
-            hit = self._pick(event.position().x(), event.position().y())
+        mouse = cast(QMouseEvent, event)  # read only for the mouse event types below
+        if kind == QEvent.Type.MouseButtonPress and mouse.button() == Qt.MouseButton.LeftButton:
+            hit = self._pick(mouse.position().x(), mouse.position().y())
             if hit is None:
                 return False
             point, normal = hit
@@ -425,9 +428,9 @@ class EditPanel(QWidget):
             else:
                 self.graft_at(point)
             return True
-        if self._pressed and kind in (QEvent.MouseMove, QEvent.MouseButtonRelease):
+        if self._pressed and kind in (QEvent.Type.MouseMove, QEvent.Type.MouseButtonRelease):
             target = self._target(event)
-            if kind == QEvent.MouseMove:
+            if kind == QEvent.Type.MouseMove:
                 self.move_drag(target)
             else:
                 self._pressed = False
@@ -437,8 +440,9 @@ class EditPanel(QWidget):
 
     def _target(self, event) -> np.ndarray:
         source = self._source if self._source is not None else np.zeros(3)
+        assert self._on_plane is not None  # set with _pick (attach_view), which eventFilter checked
         target = self._on_plane(event.position().x(), event.position().y(), source)
-        if event.modifiers() & Qt.ShiftModifier and self._normal is not None:
+        if event.modifiers() & Qt.KeyboardModifier.ShiftModifier and self._normal is not None:
             n = self._normal / max(np.linalg.norm(self._normal), 1e-12)
             target = source + n * float((target - source) @ n)  # along the normal
         return np.clip(target, -1.2, 1.2)

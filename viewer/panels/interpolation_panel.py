@@ -45,8 +45,8 @@ class InterpolationPanel(QWidget):
         self.a_current, self.b_current = QPushButton("← current"), QPushButton("← current")
         self.a_current.setToolTip("Use the codes on screen (a random code, the map, a TTO result…) as A")
         self.b_current.setToolTip("Use the codes on screen as B")
-        self.shape_slider = QSlider(Qt.Horizontal)
-        self.colour_slider = QSlider(Qt.Horizontal)
+        self.shape_slider = QSlider(Qt.Orientation.Horizontal)
+        self.colour_slider = QSlider(Qt.Orientation.Horizontal)
         for s, tip in ((self.shape_slider, "Blend of the shape codes (and classes) from A (left) to B (right)"),
                        (self.colour_slider, "Blend of the colour codes from A (left) to B (right)")):
             s.setRange(0, 100)
@@ -121,7 +121,7 @@ class InterpolationPanel(QWidget):
 
     # -- endpoints -----------------------------------------------------------------------------
     def _on_model(self) -> None:
-        m = self.state.model
+        m = self.state.require_model()
         self.setEnabled(True)
         self.play.setChecked(False)
         for box in (self.a_box, self.b_box):

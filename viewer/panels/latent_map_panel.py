@@ -32,7 +32,7 @@ class LatentMap(QWidget):
         self.setMinimumSize(220, 180)
         self.setToolTip("PCA of the training shape codes, coloured by class. "
                         "Click to decode the point under the cursor; drag to explore continuously")
-        self.setCursor(Qt.CrossCursor)
+        self.setCursor(Qt.CursorShape.CrossCursor)
         self.points = np.zeros((0, 2))
         self.classes: list[int] = []
         self.marks: dict[str, np.ndarray] = {}
@@ -82,15 +82,16 @@ class LatentMap(QWidget):
         pixmap.setDevicePixelRatio(ratio)
         p = QPainter(pixmap)
         p.setFont(self.font())
-        p.setRenderHint(QPainter.Antialiasing)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.fillRect(self.rect(), QColor("#fbfbfb"))
         p.setPen(QPen(QColor("#dddddd"), 1))
         origin = self.to_screen((0.0, 0.0))
         p.drawLine(QPointF(0, origin.y()), QPointF(self.width(), origin.y()))
         p.drawLine(QPointF(origin.x(), 0), QPointF(origin.x(), self.height()))
         p.setPen(QColor("#999999"))
-        p.drawText(QRectF(0, 0, self.width() - 4, self.height() - 2), Qt.AlignRight | Qt.AlignBottom, "PC1 →")
-        p.drawText(QRectF(4, 2, self.width(), self.height()), Qt.AlignLeft | Qt.AlignTop, "↑ PC2")
+        align = Qt.AlignmentFlag
+        p.drawText(QRectF(0, 0, self.width() - 4, self.height() - 2), align.AlignRight | align.AlignBottom, "PC1 →")
+        p.drawText(QRectF(4, 2, self.width(), self.height()), align.AlignLeft | align.AlignTop, "↑ PC2")
         for xy, c in zip(self.points, self.classes, strict=True):
             colour = QColor(CLASS_COLOURS[c % len(CLASS_COLOURS)])
             p.setPen(QPen(colour.darker(140), 1))
@@ -104,12 +105,12 @@ class LatentMap(QWidget):
             self._backdrop = self._paint_backdrop()  # first paint, new points or size, other screen
         p = QPainter(self)
         p.drawPixmap(0, 0, self._backdrop)
-        p.setRenderHint(QPainter.Antialiasing)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
         for name, xy in self.marks.items():
             pt = self.to_screen(xy)
             colour = QColor(MARK_COLOURS.get(name, "#333333"))
             p.setPen(QPen(colour, 2))
-            p.setBrush(Qt.NoBrush)
+            p.setBrush(Qt.BrushStyle.NoBrush)
             p.drawRect(QRectF(pt.x() - 6, pt.y() - 6, 12, 12))
             p.drawText(pt + QPointF(8, -7), name)
         if self.current is not None:
@@ -122,7 +123,7 @@ class LatentMap(QWidget):
             p.drawEllipse(pt, 4, 4)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
-        if event.button() != Qt.LeftButton:
+        if event.button() != Qt.MouseButton.LeftButton:
             return
         self._dragging = True
         self.picked.emit(self.to_map(event.position()), True)
@@ -157,7 +158,7 @@ class LatentMapPanel(QWidget):
         self.map.picked.connect(self._picked)
 
     def _on_model(self) -> None:
-        m = self.state.model
+        m = self.state.require_model()
         self.pca = CodePCA.fit(m.shape_codes.detach().cpu())
         classes = [m.class_names.index(c) for c in m.shape_classes]
         self.map.set_points(self.pca.project(m.shape_codes.detach().cpu()), classes)
@@ -167,15 +168,17 @@ class LatentMapPanel(QWidget):
                               f"PC2 {self.pca.explained[1]:.0%} of the variance</span>")
         self._refresh_marks()
 
-    def _project(self, code: torch.Tensor) -> np.ndarray:
-        return self.pca.project(code.detach().cpu().reshape(1, -1).numpy())[0]
+    @staticmethod
+    def _project(pca: CodePCA, code: torch.Tensor) -> np.ndarray:
+        return pca.project(code.detach().cpu().reshape(1, -1).numpy())[0]
 
     def _refresh_marks(self) -> None:
-        if self.pca is None:
+        pca = self.pca
+        if pca is None:
             return
         sel = self.state.selection
-        marks = {name: self._project(code) for name, code in self.state.marks.items()}
-        self.map.set_marks(marks, None if sel is None else self._project(sel.shape_code))
+        marks = {name: self._project(pca, code) for name, code in self.state.marks.items()}
+        self.map.set_marks(marks, None if sel is None else self._project(pca, sel.shape_code))
 
     def _picked(self, xy: np.ndarray, interactive: bool) -> None:
         m = self.state.model

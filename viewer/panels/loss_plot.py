@@ -40,14 +40,14 @@ class LossPlot(QWidget):
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt name
         p = QPainter(self)
-        p.setRenderHint(QPainter.Antialiasing)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.fillRect(self.rect(), QColor("#ffffff"))
         p.setPen(QColor("#cccccc"))
         p.drawRect(self.rect().adjusted(0, 0, -1, -1))
         pts = [pt for s in self.series.values() for pt in s]
         if not pts:
             p.setPen(QColor("#888888"))
-            p.drawText(self.rect(), Qt.AlignCenter, "loss curves appear here during a fit")
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "loss curves appear here during a fit")
             return
         x_max = max(1, max(x for x, _ in pts))
         hi = math.ceil(math.log10(max(v for _, v in pts)))
@@ -66,8 +66,8 @@ class LossPlot(QWidget):
             p.setPen(QPen(QColor("#eeeeee"), 1))
             p.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
             p.setPen(QColor("#888888"))
-            p.drawText(QRectF(0, y - 7, 31, 14), Qt.AlignRight | Qt.AlignVCenter, f"1e{e}")
-        p.drawText(QRectF(area.left(), area.bottom() + 2, area.width(), 14), Qt.AlignRight, f"{x_max} it")
+            p.drawText(QRectF(0, y - 7, 31, 14), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"1e{e}")
+        p.drawText(QRectF(area.left(), area.bottom() + 2, area.width(), 14), Qt.AlignmentFlag.AlignRight, f"{x_max} it")
         for name, series in self.series.items():
             p.setPen(QPen(QColor(COLOURS.get(name, "#ff7f0e")), 1.6))
             visible = [(x, v) for x, v in series if math.log10(v) >= lo]  # terms below the range: legend only
@@ -78,7 +78,7 @@ class LossPlot(QWidget):
                 p.drawEllipse(poly[0], 2, 2)
         # Legend with the latest values, on a light box in the top-right corner.
         legend = QRectF(area.right() - 112, area.top() + 2, 110, 4 + 13 * len(self.series))
-        p.setPen(Qt.NoPen)
+        p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(QColor(255, 255, 255, 215))
         p.drawRect(legend)
         for n, (name, series) in enumerate(self.series.items()):

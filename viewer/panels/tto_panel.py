@@ -2,12 +2,12 @@
 
 The fit runs in :class:`viewer.workers.TTOWorker` (``core.tto.iterate_fit``); every N steps its
 codes go through the state like any other edit, so the mesher shows the shape as it forms.
-The whole fit is one undo step. Metrics (``core.evaluation.measure_fit``) are measured on a worker at the end.
+The whole fit is one undo step. Metrics (``core.tto.measure.measure_fit``) are measured on a worker at the end.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Signal
@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.data.mesh_io import MESH_SUFFIXES
 from core.tto import TTOConfig
 from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_LOSSES, INTERACTIVE_SAMPLES, LOSS_SWITCHES
-from core.tto.observations import MESH_SUFFIXES
 from viewer.panels.loss_plot import LossPlot
 from viewer.state import CodeSelection, ViewerState
 from viewer.workers import TTOWorker, mesh_job, run_task
@@ -170,7 +170,7 @@ class TTOPanel(QWidget):
     def _on_model(self) -> None:
         self.stop_fit()
         self._unmeasured = None
-        m = self.state.model
+        m = self.state.require_model()
         self.class_box.clear()
         self.class_box.addItem("(infer)", None)
         for c in m.class_names:
@@ -227,7 +227,7 @@ class TTOPanel(QWidget):
 
     # -- fitting -------------------------------------------------------------------------------
     def config(self, baseline: bool = False) -> TTOConfig:
-        flags = {} if baseline else {k: box.isChecked() for k, box in self.switches.items()}
+        flags: dict[str, Any] = {} if baseline else {k: box.isChecked() for k, box in self.switches.items()}
         if flags.get("surface_term"):
             flags["normal_term"] = True
         losses = "baseline" if baseline else (",".join(k for k, on in flags.items() if on) or "baseline")
@@ -285,7 +285,7 @@ class TTOPanel(QWidget):
         if report.stage.startswith("class:"):
             self.busy.emit(f"trying class {report.stage[6:]}…")
             return
-        m = self.state.model
+        m = self.state.require_model()  # a fit runs on the model shown; a new model stops it
         cond = m.condition(class_name=report.class_name) if report.class_name else m.condition()
         sel = CodeSelection(report.shape_code, report.colour_code, None if cond is None else cond.detach().cpu(),
                             f"TTO {report.stage} it {report.iteration}", report.class_name)
@@ -297,7 +297,7 @@ class TTOPanel(QWidget):
         self.busy.emit(f"test-time optimisation: step {report.iteration}, loss {loss:.4g}")
 
     def _selection_of(self, result) -> CodeSelection:
-        m = self.state.model
+        m = self.state.require_model()
         if result.class_name or result.text:
             cond = m.condition(class_name=result.class_name, text=result.text)
         else:
@@ -345,7 +345,7 @@ class TTOPanel(QWidget):
             return
         sel, obs = self._unmeasured
         self._unmeasured = None
-        model, res = self.state.model, self.metric_resolution
+        model, res = self.state.require_model(), self.metric_resolution
         if shown is not None and (shown.is_empty or shown.stats.get("resolution") != res):
             shown = None
         run_task(lambda: measure(model, sel, obs, res, mesh=shown), self._show_metrics, self._failed)
@@ -421,12 +421,12 @@ def _format_metrics(metrics: dict) -> str:
 
 def measure(model: TrainedModel, selection: CodeSelection, observation: Observation,
             resolution: int = METRIC_RESOLUTION, mesh: MeshArrays | None = None) -> dict:
-    """Metrics of ``selection``'s mesh against the scan (:func:`core.evaluation.measure_fit`), on a worker thread.
+    """Metrics of ``selection``'s mesh against the scan (:func:`core.tto.measure.measure_fit`), on a worker thread.
 
     ``mesh``: the selection's mesh at ``resolution`` when it is already there; else extracted as
     :func:`viewer.workers.mesh_job` does (torch marching cubes), so it is the mesh the view shows.
     """
-    from core.evaluation.split_evaluation import measure_fit
+    from core.tto.measure import measure_fit
 
     return measure_fit(model.with_decoder(selection.decoder_override), observation, selection.shape_code,
                        selection.colour_code, selection.condition, resolution=resolution, mesh=mesh,

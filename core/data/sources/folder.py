@@ -20,12 +20,11 @@ import os
 import re
 from pathlib import Path
 
+from core.data.mesh_io import MESH_SUFFIXES, has_mesh_suffix
 from core.data.sources.jobs import MeshJob
 from core.utils.errors import SourceError
 
-MESH_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
-
-__all__ = ["MESH_SUFFIXES", "folder_jobs", "stable_split", "safe_id", "unique_ids"]
+__all__ = ["folder_jobs", "stable_split", "safe_id", "unique_ids"]
 
 
 def safe_id(text: str) -> str:
@@ -61,7 +60,7 @@ def _mesh_files(class_dir: Path) -> list[Path]:
         dirs.sort()
         for name in files:
             path = Path(folder) / name
-            if path.suffix.lower() in MESH_SUFFIXES and path.is_file():  # is_file: a link to a file, not broken
+            if has_mesh_suffix(path) and path.is_file():  # is_file: a link to a file, not broken
                 found.append(path)
     return sorted(found, key=lambda p: p.relative_to(class_dir).as_posix())
 

@@ -77,7 +77,7 @@ def object_text(meta: dict[str, Any] | None) -> str | None:
 
 def _download_annotations(config: ObjaverseConfig) -> None:
     try:
-        import objaverse  # type: ignore[import-not-found]
+        import objaverse
     except ImportError as exc:
         raise SourceError(
             f"{config.root}: no local Objaverse annotations, and the 'objaverse' package is not "
@@ -144,7 +144,7 @@ def objaverse_jobs(config: ObjaverseConfig) -> list[MeshJob]:
         missing = [u for us in chosen.values() for u in us if not (root / object_paths[u]).is_file()]
         if missing:
             try:
-                import objaverse  # type: ignore[import-not-found]
+                import objaverse
 
                 objaverse.load_objects(uids=missing)
             except Exception as exc:

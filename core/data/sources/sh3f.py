@@ -31,7 +31,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from core.utils.errors import SourceError
 from core.utils.io_utils import open_regular_file
@@ -163,7 +163,7 @@ def _root_files(archive: zipfile.ZipFile, model: str, library: Path) -> list[str
     return wanted
 
 
-def fingerprint(members: list[tuple[zipfile.ZipInfo, str]], *inputs: object) -> str:
+def fingerprint(members: list[tuple[zipfile.ZipInfo, str]], *inputs: Iterable[object]) -> str:
     """SHA-256 of what an item folder is made from: each member's path, CRC-32 and size (from the
     archive's directory, no read needed) and the ``inputs`` that change its files (rotation, size)."""
     record = [EXTRACTION_VERSION, [list(i) for i in inputs],

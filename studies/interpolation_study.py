@@ -35,7 +35,7 @@ lose them once it is nearer that end.
 Writes OUT/interpolation.json and OUT/interpolation.md, prints the table, and renders a coloured
 strip (rows = pairs, columns = t; collapsed cells framed red) to docs/img/interpolation_structure_<tag>.png.
 
-    nice -n 19 bash scripts/with_display.sh .venv/bin/python scripts/interpolation_study.py \\
+    nice -n 19 bash scripts/with_display.sh .venv/bin/python -m studies.interpolation_study \\
         --ckpt resources/demo/demo.pt --data data/study_base --out runs/interp_demo --tag before
 """
 from __future__ import annotations
@@ -49,11 +49,11 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from core.model.latent_ops import CONDITION_BLENDS
+from core.utils.errors import ConfigError, DataSetError, ExplorerError
+from core.utils.markdown import markdown_table
 
-from core.model.latent_ops import CONDITION_BLENDS  # noqa: E402
-from core.utils.errors import ConfigError, DataSetError, ExplorerError  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CONDITION_WORDS = {"nearest": "of the nearer end (A's for t < 0.5, B's after)", "linear": "blended linearly"}
 
@@ -231,7 +231,7 @@ def training_endpoints(model, data_dir: Path) -> tuple[dict[str, Endpoint], dict
     The training shapes are the data set's train split; each must be a code of the checkpoint with
     the same class, which checks that ``data_dir`` is the set the model was trained on.
     """
-    from core.data.training_set import load_manifest
+    from core.data.manifest import load_manifest
 
     manifest = load_manifest(data_dir)
     train = sorted((r for r in manifest["shapes"] if r.get("split", "train") == "train"),
@@ -357,15 +357,16 @@ def rescore(rows: list[dict], rule: CollapseRule = CollapseRule()) -> list[dict]
     return [m for pair in by_pair.values() for m in judge_pair(sorted(pair, key=lambda r: r["t"]), rule)]
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| pair | t | volume | method | vol. ratio | OBB min/max | thin share | components | floaters "
-             "| collapsed |", "|---|---|---|---|---|---|---|---|---|---|"]
+def table_markdown(rows: list[dict]) -> str:
+    """One row per pair and t: the measures and the verdict (— at the end points, which are not judged)."""
+    headers = ["pair", "t", "volume", "method", "vol. ratio", "OBB min/max", "thin share", "components", "floaters",
+               "collapsed"]
+    cells = []
     for r in rows:
-        verdict = "–" if r["collapsed"] is None else ("**yes**: " + "; ".join(r["reasons"]) if r["collapsed"] else "no")
-        lines.append(f"| {r['pair']} | {r['t']:.2f} | {r['volume']:.4f} | {r['volume_method']} | "
-                     f"{r['volume_ratio']:.2f} | {r['obb_ratio']:.2f} | {100 * r['thin_share']:.0f} % | "
-                     f"{r['components']} | {r['floaters']} | {verdict} |")
-    return "\n".join(lines)
+        verdict = None if r["collapsed"] is None else "**yes**: " + "; ".join(r["reasons"]) if r["collapsed"] else "no"
+        cells.append([r["pair"], r["t"], f"{r['volume']:.4f}", r["volume_method"], r["volume_ratio"], r["obb_ratio"],
+                      f"{100 * r['thin_share']:.0f} %", r["components"], r["floaters"], verdict])
+    return markdown_table(headers, cells, align="lrrlrrrrrl")
 
 
 def summary(rows: list[dict]) -> dict[str, Any]:
@@ -377,18 +378,18 @@ def summary(rows: list[dict]) -> dict[str, Any]:
 
 def render_strip(cells: list[list], rows: list[dict], pairs: list[tuple[Endpoint, Endpoint]],
                  ts: tuple[float, ...], path: Path, size: int = 220) -> Path:
-    """The coloured strip (rows = pairs, columns = t) by results_figures' grid renderer, then pair labels on
-    the left and a red frame around collapsed cells (PIL), written atomically to ``path``."""
+    """The coloured strip (rows = pairs, columns = t) by :func:`core.evaluation.figures.render_grid`, then pair
+    labels on the left and a red frame around collapsed cells (PIL), written atomically to ``path``."""
     import io
     import tempfile
 
     from PIL import Image, ImageDraw, ImageFont
 
+    from core.evaluation.figures import render_grid
     from core.utils.io_utils import atomic_write_bytes
-    from scripts.results_figures import _render_grid
 
     with tempfile.TemporaryDirectory() as tmp:
-        _render_grid(cells, [], Path(tmp) / "grid.png", size=size)  # column titles go above, clear of the frames
+        render_grid(cells, [], Path(tmp) / "grid.png", size=size)  # column titles go above, clear of the frames
         grid = Image.open(Path(tmp) / "grid.png").convert("RGB")
         grid.load()
     cw, ch = grid.width / len(ts), grid.height / len(pairs)
@@ -442,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --rescore {args.rescore}: not a readable interpolation.json ({exc})", file=sys.stderr)
             return 2
         s = summary(rows)
-        print(markdown_table(rows))
+        print(table_markdown(rows))
         print(f"\n{s['collapsed']} of {s['mid_shapes']} mid-shapes collapsed by today's rule "
               f"({saved.get('summary', {}).get('collapsed', '?')} by the rule it was saved with)")
         return 0
@@ -482,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
               "condition": args.condition, "blend": "spherical" if args.spherical else "linear",
               "training_check": check, "collapse_rule": asdict(rule), "summary": summary(rows),
               "picture": None if picture is None else str(picture), "rows": rows}
-    table = markdown_table(rows)
+    table = table_markdown(rows)
     s = result["summary"]
     verdict = f"{s['collapsed']} of {s['mid_shapes']} mid-shapes collapsed"
     atomic_write_json(args.out / "interpolation.json", result)

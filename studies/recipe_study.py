@@ -26,7 +26,7 @@ A variant that fails is reported and the others go on. Writes ``OUT/study.md`` a
     # smoke run (about 5 minutes on 2 cores)
     .venv/bin/python main.py preprocess --source synthetic --classes chair lamp --shapes-per-class 3 \\
         --samples 20000 --surface-samples 2000 --out /tmp/study_data
-    .venv/bin/python scripts/recipe_study.py --data /tmp/study_data --out /tmp/study --minutes 0.2 \\
+    .venv/bin/python -m studies.recipe_study --data /tmp/study_data --out /tmp/study --minutes 0.2 \\
         --variants baseline,curriculum --resolution 64 --tto-iterations 50
 """
 from __future__ import annotations
@@ -44,8 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.utils.markdown import markdown_table
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 @dataclass(frozen=True)
@@ -281,22 +282,21 @@ class Study:
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    """``known / held-out`` of one metric, each by ``fmt``, "—" where it is missing."""
     parts = []
     for part in ("known", "heldout"):
         value = row.get(f"{part}:{key}")
-        parts.append("–" if not isinstance(value, (int, float)) else fmt.format(value))
+        parts.append("—" if not isinstance(value, (int, float)) else fmt.format(value))
     return " / ".join(parts)
 
 
 def table_markdown(rows: list[dict[str, Any]]) -> str:
     """One row per variant; each metric cell is ``known / held-out``."""
     headers = ["variant", "epochs", "CPU-min"] + [h for _, h, _ in _METRICS] + ["gt components"]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    for row in rows:
-        cells = [row["variant"], str(row["epochs"]), f"{row['cpu_minutes']:.1f}"]
-        cells += [_cell(row, key, fmt) for key, _, fmt in _METRICS] + [_cell(row, "gt components", "{:.1f}")]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    cells = [[row["variant"], str(row["epochs"]), row["cpu_minutes"]]
+             + [_cell(row, key, fmt) for key, _, fmt in _METRICS] + [_cell(row, "gt components", "{:.1f}")]
+             for row in rows]
+    return markdown_table(headers, cells, digits=1) + "\n"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -320,7 +320,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tto-iterations", type=int, default=None, help="TTO steps for held-out shapes")
     parser.add_argument("--train-classes", nargs="+", default=None,
                         help="train and evaluate on these classes of --data only (e.g. to keep a class out for "
-                             "scripts/zero_shot_study.py --run)")
+                             "python -m studies.zero_shot_study --run)")
     parser.add_argument("--set", dest="extra_sets", action="append", default=[], metavar="KEY=VALUE",
                         help="a 'main.py train --set' applied to every variant after its own (repeatable), e.g. "
                              "model.colour_detach_trunk=true to compare conditioning modes on that recipe")
@@ -345,7 +345,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.minutes <= 0 or args.threads < 1:
         parser.error("--minutes must be > 0 and --threads >= 1")
     if args.train_classes:
-        from core.data.training_set import load_manifest, manifest_classes
+        from core.data.manifest import load_manifest, manifest_classes
         from core.utils.errors import DataSetError
 
         try:

@@ -2,13 +2,13 @@
 
 One text-conditioned model (``conditioning = text``, ``text_source = description``: each training
 shape is conditioned on its own description) is trained by ``main.py train`` on every class of
-``--data`` but ``--holdout``, as :mod:`recipe_study`'s ``cond_text`` variant (today's recipe), with its
+``--data`` but ``--holdout``, as :mod:`studies.recipe_study`'s ``cond_text`` variant (today's recipe), with its
 budget (``--minutes`` CPU-minutes of the training process) and its pilot that sizes the schedule; or
 ``--run`` names such a run already trained. Then every shape of
 the held-out class, *train and test split alike* (the model never saw the class, so none of its
 shapes is a training shape), is fitted by test-time optimisation (``baseline`` losses) and measured, under
 
-(a) ``none``: the class-agnostic condition, :data:`core.evaluation.MEAN_CONDITION` (the mean of the
+(a) ``none``: the class-agnostic condition, :data:`core.evaluation.class_choice.MEAN_CONDITION` (the mean of the
     trained classes' conditions, what ``TrainedModel.condition()`` gives with no class: a decoder
     trained with conditions never saw a zero vector, so the mean is the fair "no information" input);
 (b) ``nearest class``: the trained class whose prompt ("a 3D model of a sofa") embeds closest to the
@@ -25,7 +25,7 @@ Same shapes, seed, TTO settings and metrics for the three. Resumable: a finished
 a condition with its ``OUT/<condition>/results.json`` is not evaluated again. Writes
 ``OUT/zero_shot.md`` and ``OUT/zero_shot.json``.
 
-    .venv/bin/python scripts/zero_shot_study.py --data data/sweethome3d --out runs/zero_shot_sofa \\
+    .venv/bin/python -m studies.zero_shot_study --data data/sweethome3d --out runs/zero_shot_sofa \\
         --holdout sofa --minutes 30 --threads 2 --resolution 128
 """
 from __future__ import annotations
@@ -37,15 +37,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SCRIPTS = Path(__file__).resolve().parent
-ROOT = SCRIPTS.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(SCRIPTS))
-
-from recipe_study import VARIANTS, Study, Variant  # noqa: E402  (scripts/ is not a package)
-
-from core.data.training_set import load_manifest, manifest_classes  # noqa: E402
-from core.utils.errors import DataSetError  # noqa: E402
+from core.data.manifest import load_manifest, manifest_classes
+from core.utils.errors import DataSetError
+from core.utils.markdown import markdown_table
+from studies.recipe_study import VARIANTS, Study, Variant
 
 CONDITIONS: tuple[tuple[str, str], ...] = (
     ("none", "class-agnostic mean condition"),
@@ -88,7 +83,7 @@ def nearest_class(model, holdout: str) -> tuple[str, dict[str, float]]:
 
 def heldout_shapes(data: Path, holdout: str, limit: int | None):
     """Every shape of ``holdout``, the train split then the test split; at most ``limit`` in all."""
-    from core.evaluation.split_evaluation import list_split
+    from core.evaluation.held_out_split import list_split
 
     shapes = []
     for split in ("train", "test"):
@@ -101,7 +96,9 @@ def heldout_shapes(data: Path, holdout: str, limit: int | None):
 
 def evaluate_condition(args: argparse.Namespace, model, shapes, name: str, choice_of) -> dict[str, Any]:
     """Fit and measure ``shapes`` under one condition; ``OUT/<name>/results.json`` (skipped when there)."""
-    from core.evaluation.split_evaluation import EvalSettings, evaluate_split, write_results
+    from core.evaluation.loop import evaluate_split
+    from core.evaluation.report import write_results
+    from core.evaluation.settings import EvalSettings
     from core.tto.config import TTOConfig
 
     out = args.out / name
@@ -127,15 +124,13 @@ def evaluate_condition(args: argparse.Namespace, model, shapes, name: str, choic
 
 
 def table_markdown(rows: list[dict[str, Any]]) -> str:
+    """One row per condition: its label, the number of shapes and :data:`METRICS` (each by its format)."""
+    def cell(value: Any, fmt: str) -> str | None:
+        return fmt.format(value) if isinstance(value, (int, float)) and value == value else None
+
     headers = ["condition", "n"] + [h for _, h, _ in METRICS]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    for row in rows:
-        cells = [row["label"], str(row["n"])]
-        for key, _, fmt in METRICS:
-            value = row.get(key)
-            cells.append(fmt.format(value) if isinstance(value, (int, float)) and value == value else "–")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    cells = [[row["label"], row["n"]] + [cell(row.get(key), fmt) for key, _, fmt in METRICS] for row in rows]
+    return markdown_table(headers, cells) + "\n"
 
 
 def train(study: Study, args: argparse.Namespace, classes: list[str]) -> Path | None:
@@ -235,6 +230,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"{args.data}: {len(untexted)} shapes have no text ({', '.join(untexted[:5])}); this study needs "
                      "per-shape descriptions (preprocess with --source synthetic or sweethome3d)")
     args.source_args = None  # recipe_study's Study reads it; the study trains on --data as it is
+    args.extra_sets = []  # ... and its --set overrides: none beyond the cond_text variant's own
     args.train_classes = classes  # Study trains on these only (train.classes): never on the held-out class
     return args
 
@@ -252,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         import torch
 
-        from core.evaluation.split_evaluation import MEAN_CONDITION, ClassChoice
+        from core.evaluation.class_choice import MEAN_CONDITION, ClassChoice
         from core.model import load_trained_model
 
         torch.set_num_threads(args.threads)

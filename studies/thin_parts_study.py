@@ -1,6 +1,6 @@
 """Does the thin-part mask select what a person calls thin? (docs/results.md, "Thin parts")
 
-    bash scripts/with_display.sh .venv/bin/python scripts/thin_parts_study.py [--per-class 4]
+    bash scripts/with_display.sh .venv/bin/python -m studies.thin_parts_study [--per-class 4]
 
 For built-in shapes the generator labels its parts (legs, posts, slats, arms, handles, rods are
 rods; wings, stabilisers and fins are thin plates), so the script scores the old mask (thinner
@@ -14,16 +14,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import trimesh
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from core.data.mesh_io import load_mesh
+from core.data.sources.synthetic import CLASSES, build_shape
+from core.evaluation.thickness import thin_mask, thin_part_mask
+from core.utils.markdown import markdown_table
 
-from core.data.mesh_io import load_mesh  # noqa: E402
-from core.data.sources.synthetic import CLASSES, build_shape  # noqa: E402
-from core.evaluation.thickness import thin_mask, thin_part_mask  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 REAL = [("chair2 (real chair)", ROOT / "tests/data/meshes/obj_mtl_tex_chair_cc0/chair2.obj"),
         ("desklamp (real lamp)", ROOT / "tests/data/meshes/obj_mtl_kd_lamp_cc0/desklamp.obj"),
@@ -63,14 +64,20 @@ def score(mask: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return precision, recall
 
 
-def builtin_table(per_class: int) -> list[str]:
-    rows = ["| class | rod share % | old mask: share / precision / recall % | new mask (mesh): share / precision / "
-            "recall % | new mask (points only): share / precision / recall % | plates taken, old / new % |",
-            "|---|---|---|---|---|---|"]
-    for class_name in CLASSES:
+BUILTIN_HEADERS = ("class", "rod share %", "old mask: share / precision / recall %",
+                   "new mask (mesh): share / precision / recall %",
+                   "new mask (points only): share / precision / recall %", "plates taken, old / new %")
+REAL_HEADERS = ("mesh", "old mask share %", "new mask share %")
+
+
+def builtin_table(per_class: int, classes: Sequence[str] = tuple(CLASSES), points: int = 12000) -> str:
+    """The markdown table of the masks against the generator's labels: one row per class of ``classes``
+    (``per_class`` shapes of ``points`` labelled surface points each)."""
+    rows = []
+    for class_name in classes:
         acc: dict[str, list[np.ndarray]] = {"rod": [], "plate": [], "old": [], "new": [], "pts": []}
         for index in range(per_class):
-            p, n, rod, plate, v, f = labelled_points(class_name, index)
+            p, n, rod, plate, v, f = labelled_points(class_name, index, points)
             acc["rod"].append(rod)
             acc["plate"].append(plate)
             acc["old"].append(thin_mask(v, f, p, n))
@@ -82,24 +89,25 @@ def builtin_table(per_class: int) -> list[str]:
             precision, recall = score(cat[key], cat["rod"])
             cells.append(f"{100 * cat[key].mean():.0f} / {precision:.0f} / {recall:.0f}")
         plates = (f"{100 * cat['old'][cat['plate']].mean():.0f} / {100 * cat['new'][cat['plate']].mean():.0f}"
-                  if cat["plate"].any() else "–")
-        rows.append(f"| {class_name} | {100 * cat['rod'].mean():.0f} | {' | '.join(cells)} | {plates} |")
-        print(rows[-1], flush=True)
-    return rows
+                  if cat["plate"].any() else None)
+        rows.append([class_name, 100 * cat["rod"].mean(), *cells, plates])
+        print(f"# {class_name}: done", file=sys.stderr, flush=True)
+    return markdown_table(BUILTIN_HEADERS, rows, digits=0)
 
 
-def real_meshes(image: Path | None) -> list[str]:
-    rows = ["| mesh | old mask share % | new mask share % |", "|---|---|---|"]
+def real_meshes(image: Path | None, points: int = 20000) -> str:
+    """The markdown table of each mask's share of the real meshes' surfaces (``points`` samples each); renders
+    both masks to ``image`` (if given)."""
+    rows = []
     shown = []
     for label, path in REAL:
         mesh = load_mesh(path)
         whole = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
-        p, face = trimesh.sample.sample_surface(whole, 20000, seed=0)
+        p, face = trimesh.sample.sample_surface(whole, points, seed=0)
         n = whole.face_normals[face]
         old = thin_mask(mesh.vertices, mesh.faces, p, n)
         new = thin_part_mask(p, n, mesh.vertices, mesh.faces)
-        rows.append(f"| {label} | {100 * old.mean():.0f} | {100 * new.mean():.0f} |")
-        print(rows[-1], flush=True)
+        rows.append([label, 100 * old.mean(), 100 * new.mean()])
         shown.append((label, p, old, new))
     if image is not None:
         import matplotlib
@@ -120,16 +128,20 @@ def real_meshes(image: Path | None) -> list[str]:
         fig.tight_layout()
         fig.savefig(image, dpi=80)
         print(f"wrote {image}")
-    return rows
+    return markdown_table(REAL_HEADERS, rows, digits=0)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-class", type=int, default=4, help="built-in shapes per class")
+    parser.add_argument("--classes", nargs="+", choices=list(CLASSES), default=list(CLASSES), metavar="CLASS",
+                        help="built-in classes to score (default: all)")
+    parser.add_argument("--points", type=int, default=None,
+                        help="surface points per shape (default: 12,000 per built-in shape, 20,000 per real mesh)")
     parser.add_argument("--image", type=Path, default=ROOT / "docs" / "img" / "thin_parts.png")
-    args = parser.parse_args()
-    print("\n".join(real_meshes(args.image)[:2]))
-    print("\n".join(builtin_table(args.per_class)[:2]))
+    args = parser.parse_args(argv)
+    print(real_meshes(args.image, args.points or 20000) + "\n")
+    print(builtin_table(args.per_class, args.classes, args.points or 12000))
     return 0
 
 

@@ -35,7 +35,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["MISSING_PART_AREA", "GroundTruthQuality", "source_parts", "ground_truth_quality", "field_mesh"]
+from core.evaluation.grid_reference import field_mesh
+
+__all__ = ["MISSING_PART_AREA", "GroundTruthQuality", "source_parts", "ground_truth_quality"]
 
 MISSING_PART_AREA = 0.01
 """Source parts with at least this share of the surface area count when missing."""
@@ -81,24 +83,6 @@ def source_parts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, n
     return labels
 
 
-def field_mesh(field, resolution: int, method: str = "coarse_to_fine", surface_offset: float = 0.0):
-    """A prepared field (:func:`core.data.sdf_backends.sdf_field`) meshed like a reconstruction (CPU).
-
-    Same grid (``resolution`` over [-1, 1]³) and evaluation ``method`` as the decoder's meshes
-    (:func:`core.meshing.extract_mesh`), so the two differ only in the field; ``surface_offset``:
-    the inward step a model's meshes take (its training ``ε``), 0 for the dilated surface itself.
-    """
-    import torch
-
-    from core.meshing import extract_mesh
-
-    def sdf_fn(points: torch.Tensor) -> torch.Tensor:
-        query = points.detach().cpu().numpy().astype(np.float64)
-        return torch.from_numpy(np.asarray(field(query).sdf, np.float32)).to(points.device)
-
-    return extract_mesh(sdf_fn, resolution, method=method, device="cpu", surface_offset=surface_offset)
-
-
 def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolution: int,
                          method: str = "coarse_to_fine", seed: int = 0) -> GroundTruthQuality:
     """Measure ``field`` (prepared for this mesh) meshed at ``resolution`` against the mesh itself.
@@ -129,6 +113,7 @@ def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolut
                                   int((part_share >= MISSING_PART_AREA).sum()), inf, inf, 0.0, inf, 0.0,
                                   time.perf_counter() - start)
     labels = face_components(mesh.vertices, mesh.faces)
+    assert labels is not None  # the mesh is not empty (above)
     piece_of_face, piece_share = labels
     # each piece goes to the source part most of its vertices are nearest to
     piece_of_vertex = np.full(len(mesh.vertices), -1)
@@ -174,14 +159,15 @@ def _exposed(field, points: np.ndarray, normals: np.ndarray, step: float) -> np.
     """(N,) bool: surface points with the field positive a ``step`` off the surface on either side."""
     offsets = np.concatenate([points + step * normals, points - step * normals])
     sdf = np.asarray(field(offsets).sdf).reshape(2, -1)
-    return (sdf > 0).any(axis=0)
+    return np.asarray((sdf > 0).any(axis=0))
 
 
 def _shape_quality(task: tuple[str, str, str, str | None, tuple[int, ...]]) -> dict:
     """One manifest shape's :class:`GroundTruthQuality` at each resolution (a worker's job)."""
     from pathlib import Path
 
-    from core.evaluation.split_evaluation import EvalShape, load_ground_truth, shape_source_mesh
+    from core.evaluation.ground_truth import load_ground_truth, shape_source_mesh
+    from core.evaluation.held_out_split import EvalShape
 
     shape_id, class_name, file, source, resolutions = task
     shape = EvalShape(shape_id, class_name, Path(file), Path(source) if source else None, None)
@@ -211,7 +197,7 @@ def ground_truth_report(data_dir, resolutions: tuple[int, ...] = (96, 128), work
 
     from tqdm import tqdm
 
-    from core.data.training_set import load_manifest
+    from core.data.manifest import load_manifest
     from core.utils.io_utils import atomic_write_json
 
     data_dir = Path(data_dir)

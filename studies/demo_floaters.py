@@ -6,18 +6,17 @@ floaters (:func:`core.evaluation.metrics.mesh_components`: a component other tha
 the surface area), and the ground truth's pieces (:func:`core.evaluation.metrics.point_components` on points
 sampled on the rebuilt built-in shape, same seed as the demo's data). Prints a markdown table.
 
-    .venv/bin/python scripts/demo_floaters.py            # about a minute on 2 cores
+    .venv/bin/python -m studies.demo_floaters            # about a minute on 2 cores
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from core.utils.markdown import markdown_table
 
 
 def _gt_pieces(shape_id: str) -> int | None:
@@ -33,6 +32,18 @@ def _gt_pieces(shape_id: str) -> int | None:
     mesh = scene.to_geometry()
     points, _, _, _ = sample_mesh_surface(mesh.vertices, mesh.faces, 30_000, 0)
     return point_components(points)
+
+
+HEADERS = ("class", "n", "with floaters %", "components", "floaters", "largest share", "gt components")
+
+
+def table_row(name: str, group: list[dict]) -> list[object]:
+    """One table row: the means over ``group`` (:func:`core.evaluation.metrics.mesh_components`' dicts with
+    ``gt_components``), each to the digits it is read at; "—" for gt components when no shape has them."""
+    gt = [r["gt_components"] for r in group if r["gt_components"] is not None]
+    return [name, len(group), f"{100 * np.mean([r['has_floaters'] for r in group]):.0f}",
+            f"{np.mean([r['components'] for r in group]):.1f}", f"{np.mean([r['floaters'] for r in group]):.1f}",
+            f"{np.mean([r['largest_share'] for r in group]):.2f}", f"{np.mean(gt):.1f}" if gt else None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,19 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             stats["gt_components"] = _gt_pieces(model.shape_ids[k])
             rows.setdefault(class_name, []).append(stats)
 
-    def line(name: str, group: list[dict]) -> str:
-        gt = [r["gt_components"] for r in group if r["gt_components"] is not None]
-        gt_text = f"{np.mean(gt):.1f}" if gt else "–"
-        return (f"| {name} | {len(group)} | {100 * np.mean([r['has_floaters'] for r in group]):.0f} | "
-                f"{np.mean([r['components'] for r in group]):.1f} | {np.mean([r['floaters'] for r in group]):.1f} | "
-                f"{np.mean([r['largest_share'] for r in group]):.2f} | {gt_text} |")
-
+    groups = [*rows.items(), ("**all**", [r for group in rows.values() for r in group])]
     print(f"Demo model {args.ckpt}, first {args.per_class} training codes per class, {args.resolution}³\n")
-    print("| class | n | with floaters % | components | floaters | largest share | gt components |")
-    print("|---|---|---|---|---|---|---|")
-    for name, group in rows.items():
-        print(line(name, group))
-    print(line("**all**", [r for group in rows.values() for r in group]))
+    print(markdown_table(HEADERS, [table_row(name, group) for name, group in groups]))
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     return 0
 

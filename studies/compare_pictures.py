@@ -4,7 +4,7 @@ Rows are shapes of a data set made by ``main.py preprocess`` (the built-in synth
 Sweet Home 3D set, a folder of meshes), columns are the ground-truth mesh in its own colours and
 then one column per checkpoint, each shape meshed with the model's colour head. Every cell
 carries its F@1 % and thin-part F@1 % against the ground truth, measured exactly as
-``main.py evaluate`` measures (the sample file's surface points, :func:`core.evaluation.shape_thin_mask`,
+``main.py evaluate`` measures (the sample file's surface points, :func:`core.evaluation.thin_masks.shape_thin_mask`,
 :func:`core.evaluation.metrics.evaluate_reconstruction`), and the same numbers go into a JSON file beside
 the PNG. So a before/after picture of a training recipe, or real reconstructions next to their
 ground truth, shows what the tables say.
@@ -20,45 +20,34 @@ ground truth, shows what the tables say.
   lr 5e-3, DeepSDF's baseline losses, or a column's own loss set by ``--losses NAME=SET``), under
   the shape's labelled class.
 
-Run under a display (VTK renders off screen but needs one)::
+Run from the repository root under a display (VTK renders off screen but needs one)::
 
-    bash scripts/with_display.sh .venv/bin/python scripts/compare_pictures.py --data data/study_base \\
+    bash scripts/with_display.sh .venv/bin/python -m studies.compare_pictures --data data/study_base \\
         --ckpt demo=resources/demo/demo.pt --split train --out docs/img/compare_demo_train.png
 """
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import sys
 import tempfile
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from core.evaluation.figures import floater_painted, label_grid, render_grid
+from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_SAMPLES
+from core.utils.errors import DataSetError, ExplorerError
+from core.utils.io_utils import atomic_write_bytes, atomic_write_json
+from core.utils.json_safe import json_safe
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from results_figures import _render_grid  # noqa: E402
-
-from core.evaluation.split_evaluation import json_safe  # noqa: E402
-from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_SAMPLES  # noqa: E402
-from core.utils.errors import DataSetError, ExplorerError  # noqa: E402
-from core.utils.io_utils import atomic_write_bytes, atomic_write_json  # noqa: E402
-
 CELL = 260
-"""Pixels per rendered cell (square)."""
-HEADER, CAPTION, LEFT, FOOTER = 48, 22, 170, 26
-"""Pixel bands around the rendered grid: column titles, one caption line under each cell,
-row labels on the left, the per-column means at the bottom."""
+"""Pixels per rendered cell (square); :func:`core.evaluation.figures.label_grid` adds the labels around them."""
 MAX_SURFELS = 8000
 """Ground-truth points drawn when the source mesh is gone (a picture needs no more)."""
-MAIN_RGB, FLOATER_RGB = (0.78, 0.78, 0.78), (0.86, 0.08, 0.08)
-"""``--floaters``: faces of the main components and of the floating fragments."""
 GRID_TITLE = "exact SDF on the grid"
 """Title of the ``--floaters`` column."""
 
@@ -139,9 +128,9 @@ def select_shapes(data_dir: Path, split: str, shape_ids: Sequence[str] | None, p
     CompareError
         An id not in the split (naming the split it is in, when it is in the other one).
     DataSetError
-        No manifest, or an empty split (from :func:`core.evaluation.list_split`).
+        No manifest, or an empty split (from :func:`core.evaluation.held_out_split.list_split`).
     """
-    from core.evaluation.split_evaluation import list_split
+    from core.evaluation.held_out_split import list_split
 
     if per_class < 1:
         raise CompareError(f"--per-class {per_class}: must be at least 1.")
@@ -233,8 +222,10 @@ def surfels(points: np.ndarray, normals: np.ndarray, rgb: np.ndarray | None,
 def reconstruct(model: Any, shape: Any, gt: dict[str, np.ndarray], thin_mask: np.ndarray, split: str,
                 tto_config: Any, resolution: int, seed: int = 0) -> Cell:
     """One cell: the shape's codes (trained or fitted), meshed with colours and measured."""
+    from core.evaluation.class_choice import choose_class
+    from core.evaluation.loop import trained_codes
     from core.evaluation.metrics import evaluate_reconstruction
-    from core.evaluation.split_evaluation import EvalSettings, choose_class, trained_codes
+    from core.evaluation.settings import EvalSettings
     from core.meshing import extract_mesh
     from core.tto import fit, from_npz
 
@@ -285,17 +276,6 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-def floater_painted(mesh: tuple | None) -> tuple | None:
-    """(vertices, faces, per-face colours): main components grey, floaters red (``--floaters``)."""
-    if mesh is None:
-        return None
-    from core.evaluation.metrics import main_component_faces
-
-    vertices, faces = mesh[0], mesh[1]
-    main = main_component_faces(vertices, faces)
-    return vertices, faces, np.where(main[:, None], MAIN_RGB, FLOATER_RGB).astype(np.float32)
-
-
 def grid_reference_cell(source: Any, resolution: int) -> Cell:
     """The ``--floaters`` column: the source's exact SDF (``source``: a
     :class:`core.evaluation.grid_reference.SourceMesh`
@@ -328,41 +308,6 @@ def caption(cell: Cell, floaters: bool = False) -> str:
         "  (empty)" if cell.status == "empty" else parts)
 
 
-def compose(grid_png: Path, titles: list[str], row_labels: list[str], captions: list[list[str]],
-            footers: list[str], note: str) -> bytes:
-    """Add column titles, row labels, a caption under each cell and a footer to the rendered grid (PNG bytes)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    grid = Image.open(grid_png).convert("RGB")
-    rows, cols = len(row_labels), len(titles)
-    size = grid.width // cols
-    width, height = LEFT + grid.width, HEADER + rows * (size + CAPTION) + FOOTER
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    font, small = ImageFont.load_default(size=15), ImageFont.load_default(size=12)
-    for c, title in enumerate(titles):
-        draw.text((LEFT + c * size + size // 2, HEADER // 2), title, fill="black", font=font, anchor="mm")
-    draw.multiline_text((6, 4), "\n".join(textwrap.wrap(note, 26)[:3]), fill="#555555", font=small)
-    for r, label in enumerate(row_labels):
-        top = HEADER + r * (size + CAPTION)
-        canvas.paste(grid.crop((0, r * size, grid.width, (r + 1) * size)), (LEFT, top))
-        wrapped = "\n".join(textwrap.wrap(label, 22, break_on_hyphens=False)[:4])
-        draw.multiline_text((8, top + size // 2), wrapped, fill="black", font=font, anchor="lm")
-        for c, text in enumerate(captions[r]):
-            x = LEFT + c * size + size // 2
-            draw.text((x, top + size + CAPTION // 2), text, fill="black", font=small, anchor="mm")
-            if text == "not trained":
-                draw.text((x, top + size // 2), "not trained", fill="#999999", font=font, anchor="mm")
-        draw.line([(0, top + size + CAPTION - 1), (width, top + size + CAPTION - 1)], fill="#dddddd")
-    bottom = HEADER + rows * (size + CAPTION)
-    draw.text((8, bottom + FOOTER // 2), "mean", fill="black", font=font, anchor="lm")
-    for c, text in enumerate(footers):
-        draw.text((LEFT + c * size + size // 2, bottom + FOOTER // 2), text, fill="black", font=small, anchor="mm")
-    out = io.BytesIO()
-    canvas.save(out, format="PNG")
-    return out.getvalue()
-
-
 def _mean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return None if not vals else round(float(np.mean(vals)), 2)
@@ -381,7 +326,9 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
     """
     from tqdm import tqdm
 
-    from core.evaluation.split_evaluation import SHAPE_ERRORS, load_ground_truth, shape_source_mesh, shape_thin_mask
+    from core.evaluation.ground_truth import load_ground_truth, shape_source_mesh
+    from core.evaluation.loop import SHAPE_ERRORS
+    from core.evaluation.thin_masks import shape_thin_mask
     from core.model import load_trained_model
     from core.tto import TTOConfig
 
@@ -456,8 +403,8 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
         f"F@1 {_fmt(means[c.name]['fscore_1pct'])}  thin {_fmt(means[c.name]['thin_fscore_1pct'])}" for c in columns]
     with tempfile.TemporaryDirectory(prefix="compare_") as tmp:
         grid_png = Path(tmp) / "grid.png"
-        _render_grid(picture_rows, [], grid_png, size=CELL)
-        png = compose(grid_png, titles, [f"{s.class_name}/{s.id}" for s in shapes], captions, footers,
+        render_grid(picture_rows, [], grid_png, size=CELL)
+        png = label_grid(grid_png, titles, [f"{s.class_name}/{s.id}" for s in shapes], captions, footers,
                       f"{split} split: {how}; F@1 % / thin F@1 % / "
                       + ("floaters (red)" if floaters else "connected parts"))
     atomic_write_bytes(out, png)

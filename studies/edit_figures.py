@@ -1,6 +1,6 @@
 """Before/after pictures of each edit kind (docs/img/edit_*.png) for README.md and docs/editing.md.
 
-    bash scripts/with_display.sh .venv/bin/python scripts/edit_figures.py
+    bash scripts/with_display.sh .venv/bin/python -m studies.edit_figures [--img-dir docs/img] [--resolution 128]
 
 The same edits as ``main.py edit`` (core.edit), rendered off screen with one camera per row so
 sizes compare across panels (the viewer's ``--screenshot`` of mesh files frames each panel on its
@@ -9,21 +9,20 @@ the box: the graft region.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
+import pyvista as pv
+
+from core.edit import Brush, Handle, Region, codes_of, drag, graft, paint, take_snapshot
+from core.edit.snapshot import ShapeCodes
+from core.meshing import extract_mesh
+from core.model import load_trained_model
+from viewer.scene import CAMERA_PRESETS, LIGHT_BG, polydata_faces
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import pyvista as pv  # noqa: E402
-
-from core.edit import Brush, Handle, Region, codes_of, drag, graft, paint, take_snapshot  # noqa: E402
-from core.edit.snapshot import ShapeCodes  # noqa: E402
-from core.meshing import extract_mesh  # noqa: E402
-from core.model import load_trained_model  # noqa: E402
-from viewer.scene import CAMERA_PRESETS, LIGHT_BG, polydata_faces  # noqa: E402
 
 IMG = ROOT / "docs" / "img"
 RES = 128
@@ -31,8 +30,8 @@ PAINT = "#2040c0"
 """The seat's blue, painted on the red back: a colour of the class's palette."""
 
 
-def mesh_of(model, codes: ShapeCodes):
-    return extract_mesh(model.sdf_fn(codes.shape_code, codes.condition), RES,
+def mesh_of(model, codes: ShapeCodes, resolution: int = RES):
+    return extract_mesh(model.sdf_fn(codes.shape_code, codes.condition), resolution,
                         model.colour_fn(codes.shape_code, codes.colour_code, codes.condition))
 
 
@@ -68,35 +67,40 @@ def render_row(panels, path: Path, camera: str, size=(360, 440)) -> None:
     print("wrote", path)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--img-dir", type=Path, default=IMG, help="where edit_drag/paint/graft.png go (docs/img)")
+    parser.add_argument("--resolution", type=int, default=RES, help=f"meshing grid per side (default {RES})")
+    args = parser.parse_args(argv)
+    img, res = args.img_dir, args.resolution
     model = load_trained_model(ROOT / "resources" / "demo" / "demo.pt", device="cpu")
     a = codes_of(model, "chair/chair_003")
     snap = take_snapshot(model, a)
     v = snap.mesh.vertices.astype(np.float64)
     top = v[np.argmax(v[:, 1])]
-    before = mesh_of(model, a)
+    before = mesh_of(model, a, res)
 
     panels = [("before", before, top[None], None)]
     for dy in (0.05, 0.10, 0.15):
         target = top + [0.0, dy, 0.0]
         r = drag(model, snap, [Handle(tuple(top), tuple(target))])
         panels.append((f"drag up {dy:.2f} ({r.plausibility.distance:.1f} Mah.)",
-                       mesh_of(model, ShapeCodes(r.shape_code, a.colour_code, a.condition)), target[None], None))
-    render_row(panels, IMG / "edit_drag.png", "side")
+                       mesh_of(model, ShapeCodes(r.shape_code, a.colour_code, a.condition), res), target[None], None))
+    render_row(panels, img / "edit_drag.png", "side")
 
     r = paint(model, snap, [Brush(tuple(top), 0.3, PAINT)])
-    painted = mesh_of(model.with_decoder(r.decoder_override), ShapeCodes(a.shape_code, r.colour_code, a.condition))
+    painted = mesh_of(model.with_decoder(r.decoder_override), ShapeCodes(a.shape_code, r.colour_code, a.condition), res)
     render_row([("before", before, top[None], None),
                 (f"painted {PAINT}: brush dE {r.metrics['delta_e_brush']:.1f}, "
                  f"rest dE {r.metrics['delta_e_rest']:.1f}", painted, top[None], None)],
-               IMG / "edit_paint.png", "iso")
+               img / "edit_paint.png", "iso")
 
     b = codes_of(model, "chair/chair_000")
     region = Region("box", (0.0, 0.5, 0.0), (0.6, 0.4, 0.6))
     r = graft(model, snap, take_snapshot(model, b), region)
-    grafted = mesh_of(model, ShapeCodes(r.shape_code, r.colour_code, r.condition))
-    render_row([("A chair_003", before, None, None), ("B chair_000", mesh_of(model, b), None, region),
-                ("A + upper back of B", grafted, None, region)], IMG / "edit_graft.png", "iso")
+    grafted = mesh_of(model, ShapeCodes(r.shape_code, r.colour_code, r.condition), res)
+    render_row([("A chair_003", before, None, None), ("B chair_000", mesh_of(model, b, res), None, region),
+                ("A + upper back of B", grafted, None, region)], img / "edit_graft.png", "iso")
     return 0
 
 

@@ -5,10 +5,11 @@ furniture is that field meshed on the grid a reconstruction is meshed on. Rows a
 preprocessed data set (by id), columns the undilated winding-number field and the field the sample
 file recorded (``auto``: the open-mesh field for open meshes). Floating pieces are red
 (:func:`core.evaluation.metrics.main_component_faces`); under each cell the numbers of
-:func:`core.data.ground_truth_quality.ground_truth_quality` against the source mesh (pieces beyond the
-source's own parts, F@1 % of the surface stepped back as a model's meshes are). Run under a display::
+:func:`core.evaluation.ground_truth_quality.ground_truth_quality` against the source mesh (pieces beyond the
+source's own parts, F@1 % of the surface stepped back as a model's meshes are). Run from the repository
+root under a display::
 
-    bash scripts/with_display.sh .venv/bin/python scripts/ground_truth_figure.py --data data/sweethome3d \\
+    bash scripts/with_display.sh .venv/bin/python -m studies.ground_truth_figure --data data/sweethome3d \\
         --resolution 96 --out docs/img/ground_truth_open_mesh.png bookcase desk wallLight designChair
 """
 from __future__ import annotations
@@ -21,21 +22,15 @@ from typing import Sequence
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from compare_pictures import compose, floater_painted  # noqa: E402
-from results_figures import _render_grid  # noqa: E402
-
-from core.commands.cli_types import resolution  # noqa: E402
-from core.utils.errors import ExplorerError  # noqa: E402
-from core.utils.io_utils import atomic_write_bytes, atomic_write_json  # noqa: E402
+from core.commands.cli_types import resolution
+from core.evaluation.figures import floater_painted, label_grid, render_grid
+from core.utils.errors import ExplorerError
+from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 
 
 def find_shapes(data_dir: Path, patterns: Sequence[str]) -> list[dict]:
     """The manifest record of the first shape whose id contains each pattern (in order)."""
-    from core.data.training_set import load_manifest
+    from core.data.manifest import load_manifest
 
     records = load_manifest(data_dir)["shapes"]
     found = []
@@ -50,10 +45,12 @@ def find_shapes(data_dir: Path, patterns: Sequence[str]) -> list[dict]:
 
 def field_cells(data_dir: Path, record: dict, resolution: int) -> tuple[list, list[str], list[dict]]:
     """(cells, captions, numbers) of one shape: the winding field, then the recorded field."""
-    from core.data.ground_truth_quality import field_mesh, ground_truth_quality
     from core.data.open_mesh_sdf import mesh_step
     from core.data.sdf_backends import sdf_field
-    from core.evaluation.split_evaluation import EvalShape, load_ground_truth, shape_source_mesh
+    from core.evaluation.grid_reference import field_mesh
+    from core.evaluation.ground_truth import load_ground_truth, shape_source_mesh
+    from core.evaluation.ground_truth_quality import ground_truth_quality
+    from core.evaluation.held_out_split import EvalShape
 
     shape = EvalShape(str(record["id"]), str(record["class_name"]), data_dir / record["file"],
                       Path(record["source"]) if record.get("source") else None, None)
@@ -98,12 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     titles = ["winding-number sign", "recorded field (open-mesh)"]
     with tempfile.TemporaryDirectory() as tmp:
         grid = Path(tmp) / "grid.png"
-        _render_grid(rows, [], grid)
+        render_grid(rows, [], grid)
         torn = [np.mean([n[c]["torn_pieces"] > 0 for n in numbers.values()]) for c in range(2)]
         footers = [f"shapes torn {100 * t:.0f}%" for t in torn]
         note = f"the training field meshed on a {args.resolution}-per-side grid; floaters red"
-        atomic_write_bytes(args.out, compose(grid, titles, [r.split("_", 1)[-1] for r in numbers], captions,
-                                             footers, note))
+        atomic_write_bytes(args.out, label_grid(grid, titles, [r.split("_", 1)[-1] for r in numbers], captions,
+                                                footers, note))
     atomic_write_json(args.out.with_suffix(".json"), {"resolution": args.resolution, "shapes": numbers})
     print(f"wrote {args.out}")
     return 0
