@@ -10,6 +10,7 @@
 
 This module only dispatches; each subcommand lives in ``core.commands`` (or ``viewer``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deepsdf-explorer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="deepsdf-explorer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     subparsers = parser.add_subparsers(dest="command")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         try:

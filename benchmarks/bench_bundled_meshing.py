@@ -16,6 +16,7 @@ without bfloat16.
 
     python -m benchmarks.bench_bundled_meshing [--resolutions 64 128] [--repeats 5] [--models demo real]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,18 +71,32 @@ def model_rows(card, args, device: torch.device):
     t_pass, _ = median_time(lambda: evaluate_points(sdf_fn, points), args.repeats)
     for res in args.resolutions:
         t_plain, plain = median_time(
-            lambda res=res: extract_mesh(sdf_fn, res, colour_fn, device=device, mc_backend="torch",
-                                         certify_signs=False), args.repeats)
+            lambda res=res: extract_mesh(
+                sdf_fn, res, colour_fn, device=device, mc_backend="torch", certify_signs=False
+            ),
+            args.repeats,
+        )
         t_fast, fast = median_time(
-            lambda res=res: extract_mesh(model.mesh_field(code, colour, cond), res, device=device,
-                                         mc_backend="torch"), args.repeats)
+            lambda res=res: extract_mesh(model.mesh_field(code, colour, cond), res, device=device, mc_backend="torch"),
+            args.repeats,
+        )
         st = fast.stats
-        stages = " / ".join(f"{1e3 * st.get(f'seconds_{k}', 0.0):.0f}"
-                            for k in ("grid", "marching_cubes", "normals", "colours"))
-        yield [f"{card.key} ({model.shape_ids[index]})", str(res), f"{1e3 * t_pass:.0f}", f"{1e3 * t_plain:.0f}",
-               f"{1e3 * t_fast:.0f}", f"{t_fast / t_pass:.2f}x", f"{t_fast / t_plain:.2f}x",
-               f"{chamfer_voxels(plain.vertices, fast.vertices, res):.3f}",
-               f"{plain.stats['n_evaluations']:,} / {st['n_evaluations']:,}", stages, f"{len(fast.vertices):,}"]
+        stages = " / ".join(
+            f"{1e3 * st.get(f'seconds_{k}', 0.0):.0f}" for k in ("grid", "marching_cubes", "normals", "colours")
+        )
+        yield [
+            f"{card.key} ({model.shape_ids[index]})",
+            str(res),
+            f"{1e3 * t_pass:.0f}",
+            f"{1e3 * t_plain:.0f}",
+            f"{1e3 * t_fast:.0f}",
+            f"{t_fast / t_pass:.2f}x",
+            f"{t_fast / t_plain:.2f}x",
+            f"{chamfer_voxels(plain.vertices, fast.vertices, res):.3f}",
+            f"{plain.stats['n_evaluations']:,} / {st['n_evaluations']:,}",
+            stages,
+            f"{len(fast.vertices):,}",
+        ]
 
 
 def main() -> None:
@@ -97,11 +112,33 @@ def main() -> None:
     print(device_line(device))
     print(f"fast path compute dtype: {compute_dtype(device)}; median of {args.repeats} after a warm-up")
     print()
-    rows = [row for card in bundled_models() if not args.models or card.key in args.models
-            for row in model_rows(card, args, device)]
-    print(markdown_table(["model", "res", "plain pass 262k ms", "plain mesh ms", "fast mesh ms", "fast / pass",
-                          "fast / plain", "Chamfer vox", "evaluations plain / fast",
-                          "grid / MC / normals / colours ms", "vertices"], rows, align="lrrrrrrrrlr"), flush=True)
+    rows = [
+        row
+        for card in bundled_models()
+        if not args.models or card.key in args.models
+        for row in model_rows(card, args, device)
+    ]
+    print(
+        markdown_table(
+            [
+                "model",
+                "res",
+                "plain pass 262k ms",
+                "plain mesh ms",
+                "fast mesh ms",
+                "fast / pass",
+                "fast / plain",
+                "Chamfer vox",
+                "evaluations plain / fast",
+                "grid / MC / normals / colours ms",
+                "vertices",
+            ],
+            rows,
+            align="lrrrrrrrrlr",
+        ),
+        flush=True,
+    )
+
 
 if __name__ == "__main__":
     main()

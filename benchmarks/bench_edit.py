@@ -16,6 +16,7 @@ Measures the targets of issue 14 on this CPU:
 * UI stall during a drag-edit in the viewer (the Edit panel's live drag on a worker thread): the
   longest gap of a 5 ms UI-thread timer, with ``--ui`` (needs a display or scripts/with_display.sh).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,12 @@ def drag_cases(snapshot):
     top, side = v[np.argmax(v[:, 1])], v[np.argmax(v[:, 0])]
     low = v[v[:, 1] < v[:, 1].min() + 0.05]
     leg = low[np.argmax(low[:, 2])]
-    return [("back up 0.12", top, [0, 0.12, 0]), ("back backwards 0.12", top, [0, 0, -0.12]),
-            ("side out 0.1", side, [0.1, 0, 0]), ("leg forward 0.08", leg, [0, 0, 0.08])]
+    return [
+        ("back up 0.12", top, [0, 0.12, 0]),
+        ("back backwards 0.12", top, [0, 0, -0.12]),
+        ("side out 0.1", side, [0.1, 0, 0]),
+        ("leg forward 0.08", leg, [0, 0, 0.08]),
+    ]
 
 
 def bench_drag(model, snapshot, quick: bool) -> None:
@@ -74,21 +79,61 @@ def bench_drag(model, snapshot, quick: bool) -> None:
             first = next((h for h in result.history if h["handle_max"] < voxel), None)
             reach = (first["seconds"], first["iteration"]) if first else (float("nan"), 0)
             shift = far_surface_shift(snapshot.mesh, mesh, source[None], cfg.radius)
-            rows[label] = (result, reach, cpu, distance_to_surface(mesh, target[None])[0] / voxel,
-                           shift["chamfer"] / voxel, shift["p95"] / voxel)
+            rows[label] = (
+                result,
+                reach,
+                cpu,
+                distance_to_surface(mesh, target[None])[0] / voxel,
+                shift["chamfer"] / voxel,
+                shift["p95"] / voxel,
+            )
         r, (reach, steps), cpu, dist, far, p95 = rows["edit"]
         base_far = rows["baseline"][4]
         p = r.plausibility
-        table.append([name, steps, f"{reach:.3f}", f"{cpu * steps / max(r.iterations, 1):.3f}", r.iterations,
-                      f"{r.seconds:.3f}", f"{cpu:.3f}", f"{dist:.2f}", f"{far:.2f}", f"{p95:.2f}", f"{base_far:.2f}",
-                      f"{far / max(base_far, 1e-9):.2f}", f"{p.distance:.1f} ({p.train_max:.1f})"])
-    print(markdown_table(["drag", "steps to 1 voxel", "to 1 voxel (s)", "CPU s to 1 voxel", "steps", "whole drag (s)",
-                          "CPU s", "target→surface (voxels)", "far Chamfer (voxels)", "far p95 (voxels)",
-                          "no-locality far Chamfer", "ratio", "Mahalanobis (train max)"], table))
+        table.append(
+            [
+                name,
+                steps,
+                f"{reach:.3f}",
+                f"{cpu * steps / max(r.iterations, 1):.3f}",
+                r.iterations,
+                f"{r.seconds:.3f}",
+                f"{cpu:.3f}",
+                f"{dist:.2f}",
+                f"{far:.2f}",
+                f"{p95:.2f}",
+                f"{base_far:.2f}",
+                f"{far / max(base_far, 1e-9):.2f}",
+                f"{p.distance:.1f} ({p.train_max:.1f})",
+            ]
+        )
+    print(
+        markdown_table(
+            [
+                "drag",
+                "steps to 1 voxel",
+                "to 1 voxel (s)",
+                "CPU s to 1 voxel",
+                "steps",
+                "whole drag (s)",
+                "CPU s",
+                "target→surface (voxels)",
+                "far Chamfer (voxels)",
+                "far p95 (voxels)",
+                "no-locality far Chamfer",
+                "ratio",
+                "Mahalanobis (train max)",
+            ],
+            table,
+        )
+    )
 
 
-PAINT_VARIANTS = (("code only", PaintConfig(detail=False)), ("code + head 200", PaintConfig(detail_iterations=200)),
-                  ("code + head (default, 400)", PaintConfig()))
+PAINT_VARIANTS = (
+    ("code only", PaintConfig(detail=False)),
+    ("code + head 200", PaintConfig(detail_iterations=200)),
+    ("code + head (default, 400)", PaintConfig()),
+)
 """The colour code alone (before issue 14's fix), the default (colour code, then 200 steps on the colour
 head), and twice the colour-head steps."""
 
@@ -110,13 +155,40 @@ def bench_paint(model, snapshot) -> None:
             de = delta_e(rgb, snapshot.colours)
             d = np.linalg.norm(surface - top, axis=1)
             m, p = r.metrics, r.plausibility
-            table.append([f"r={radius} {colour}", name, f"{r.seconds:.2f}", f"{m['delta_e_brush_before']:.1f}",
-                          f"{m['delta_e_brush']:.1f}", f"{m['brush_within_10']:.0%}", f"{m['delta_e_rest']:.1f}",
-                          f"{m['rest_within_3']:.0%}", f"{np.median(de[d > radius]):.1f}",
-                          f"{np.median(de[d > 0.6]):.1f}", f"{p.distance:.1f} ({p.train_max:.1f})"])
-    print(markdown_table(["brush", "paint", "seconds", "ΔE brush before", "ΔE brush", "within ΔE 10", "ΔE rest",
-                          "rest within ΔE 3", "rest median ΔE", "far (>0.6) median ΔE", "Mahalanobis (train max)"],
-                         table, align="llrrrrrrrrr"))
+            table.append(
+                [
+                    f"r={radius} {colour}",
+                    name,
+                    f"{r.seconds:.2f}",
+                    f"{m['delta_e_brush_before']:.1f}",
+                    f"{m['delta_e_brush']:.1f}",
+                    f"{m['brush_within_10']:.0%}",
+                    f"{m['delta_e_rest']:.1f}",
+                    f"{m['rest_within_3']:.0%}",
+                    f"{np.median(de[d > radius]):.1f}",
+                    f"{np.median(de[d > 0.6]):.1f}",
+                    f"{p.distance:.1f} ({p.train_max:.1f})",
+                ]
+            )
+    print(
+        markdown_table(
+            [
+                "brush",
+                "paint",
+                "seconds",
+                "ΔE brush before",
+                "ΔE brush",
+                "within ΔE 10",
+                "ΔE rest",
+                "rest within ΔE 3",
+                "rest median ΔE",
+                "far (>0.6) median ΔE",
+                "Mahalanobis (train max)",
+            ],
+            table,
+            align="llrrrrrrrrr",
+        )
+    )
 
 
 def bench_graft(model, snap_a, code_b: str) -> None:
@@ -124,24 +196,64 @@ def bench_graft(model, snap_a, code_b: str) -> None:
     region = Region("box", (0.0, 0.5, 0.0), (0.6, 0.4, 0.6))
     r = graft(model, snap_a, snap_b, region)
     m = r.metrics
-    print(f"\n## graft ({code_b} upper back onto {snap_a.codes.label}; box centre (0, 0.5, 0), "
-          "half extents 0.6, 0.4, 0.6)")
-    print(markdown_table(["seconds", "error vs B inside", "A's code there", "ratio", "error vs A outside",
-                          "B's code there", "ratio", "Mahalanobis (train max)"],
-                         [[f"{r.seconds:.2f}", f"{m['inside_error']:.4f}", f"{m['inside_error_code_a']:.4f}",
-                           f"{m['inside_error'] / m['inside_error_code_a']:.2f}", f"{m['outside_error']:.4f}",
-                           f"{m['outside_error_code_b']:.4f}", f"{m['outside_error'] / m['outside_error_code_b']:.2f}",
-                           f"{r.plausibility.distance:.1f} ({r.plausibility.train_max:.1f})"]], align="r" * 8))
+    print(
+        f"\n## graft ({code_b} upper back onto {snap_a.codes.label}; box centre (0, 0.5, 0), "
+        "half extents 0.6, 0.4, 0.6)"
+    )
+    print(
+        markdown_table(
+            [
+                "seconds",
+                "error vs B inside",
+                "A's code there",
+                "ratio",
+                "error vs A outside",
+                "B's code there",
+                "ratio",
+                "Mahalanobis (train max)",
+            ],
+            [
+                [
+                    f"{r.seconds:.2f}",
+                    f"{m['inside_error']:.4f}",
+                    f"{m['inside_error_code_a']:.4f}",
+                    f"{m['inside_error'] / m['inside_error_code_a']:.2f}",
+                    f"{m['outside_error']:.4f}",
+                    f"{m['outside_error_code_b']:.4f}",
+                    f"{m['outside_error'] / m['outside_error_code_b']:.2f}",
+                    f"{r.plausibility.distance:.1f} ({r.plausibility.train_max:.1f})",
+                ]
+            ],
+            align="r" * 8,
+        )
+    )
 
 
 def bench_ui_stall(ckpt: Path, code: str) -> None:
     """Longest UI-thread gap while the Edit panel drags a handle live (preview meshes streaming)."""
     stats = measure_drag_stall(ckpt, code)
     print("\n## UI stall during a live drag (viewer, Edit panel)")
-    print(markdown_table(["moves", "previews shown", "longest UI gap (ms)", "99th percentile gap (ms)",
-                          "idle window's longest gap (ms)"],
-                         [[stats["moves"], stats["previews"], f"{stats['max_gap_ms']:.1f}",
-                           f"{stats['p99_gap_ms']:.1f}", f"{stats['idle_max_gap_ms']:.1f}"]], align="r" * 5))
+    print(
+        markdown_table(
+            [
+                "moves",
+                "previews shown",
+                "longest UI gap (ms)",
+                "99th percentile gap (ms)",
+                "idle window's longest gap (ms)",
+            ],
+            [
+                [
+                    stats["moves"],
+                    stats["previews"],
+                    f"{stats['max_gap_ms']:.1f}",
+                    f"{stats['p99_gap_ms']:.1f}",
+                    f"{stats['idle_max_gap_ms']:.1f}",
+                ]
+            ],
+            align="r" * 5,
+        )
+    )
 
 
 def measure_drag_stall(ckpt: Path, code: str, moves: int = 20, move_ms: int = 40) -> dict:
@@ -197,14 +309,18 @@ def measure_drag_stall(ckpt: Path, code: str, moves: int = 20, move_ms: int = 40
         app.processEvents()
         time.sleep(0.001)
     win.wait_idle(300)
-    release = list(gaps[len(during):])
+    release = list(gaps[len(during) :])
     timer.stop()
     win.shutdown()
     win.close()
     all_gaps = np.array(during + release, np.float64)
-    return {"moves": moves, "previews": sum(1 for r in previews if r != win.state.display.full_resolution),
-            "max_gap_ms": float(all_gaps.max()), "p99_gap_ms": float(np.percentile(all_gaps, 99)),
-            "idle_max_gap_ms": float(max(idle))}
+    return {
+        "moves": moves,
+        "previews": sum(1 for r in previews if r != win.state.display.full_resolution),
+        "max_gap_ms": float(all_gaps.max()),
+        "p99_gap_ms": float(np.percentile(all_gaps, 99)),
+        "idle_max_gap_ms": float(max(idle)),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,9 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     codes = codes_of(model, args.code)
     t0 = time.perf_counter()
     snapshot = take_snapshot(model, codes)
-    print(f"load average {' / '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores; "
-          f"model {args.ckpt.name}, CPU, torch {torch.__version__} ({torch.get_num_threads()} threads); "
-          f"snapshot of {codes.label} (64³ mesh + {len(snapshot.probes)} probes): {time.perf_counter() - t0:.2f} s")
+    print(
+        f"load average {' / '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores; "
+        f"model {args.ckpt.name}, CPU, torch {torch.__version__} ({torch.get_num_threads()} threads); "
+        f"snapshot of {codes.label} (64³ mesh + {len(snapshot.probes)} probes): {time.perf_counter() - t0:.2f} s"
+    )
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # the first optimiser imports torch._dynamo: not timed
     parts = {p.strip() for p in args.parts.split(",")}
     if "drag" in parts:

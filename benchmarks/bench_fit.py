@@ -18,6 +18,7 @@ with its accuracy and its time as a share of the fast fit's.
 
     python -m benchmarks.bench_fit --ckpt resources/real/model.pt --data data/sweethome3d --limit 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,11 +37,15 @@ from core.tto.fit import fit
 from core.tto.observations import from_npz
 from core.utils.markdown import markdown_table
 
-FIT_PATHS = {"plain (float32)": {"precision": "float32"}, "fast (defaults)": {},
-             "fast, 2/3 of the steps": {"steps": 2 / 3}}
-CLASS_PATHS = {"sequential 100 steps, float32": {"class_strategy": "sequential", "class_iterations": 100,
-                                                  "precision": "float32"},
-               "batched (defaults)": {}}
+FIT_PATHS = {
+    "plain (float32)": {"precision": "float32"},
+    "fast (defaults)": {},
+    "fast, 2/3 of the steps": {"steps": 2 / 3},
+}
+CLASS_PATHS = {
+    "sequential 100 steps, float32": {"class_strategy": "sequential", "class_iterations": 100, "precision": "float32"},
+    "batched (defaults)": {},
+}
 
 
 def mean(rows: list[dict], key: str) -> float:
@@ -69,27 +74,46 @@ def main() -> None:
     print(f"{args.ckpt}: {len(shapes)} shapes of {args.data} ({args.split}, {args.limit} per class)")
     fit_seconds: dict[str, float] = {}
     if not args.skip_fits:
-        print(f"\n### Fits with decoder fine-tuning ({args.iterations} + {args.finetune_iterations} steps, "
-              f"{args.resolution}^3)\n")
+        print(
+            f"\n### Fits with decoder fine-tuning ({args.iterations} + {args.finetune_iterations} steps, "
+            f"{args.resolution}^3)\n"
+        )
         table = []
         settings = EvalSettings(resolution=args.resolution, grid_reference=False, n_eval_points=30_000)
         plain_s = None
         for name, overrides in FIT_PATHS.items():
             overrides = dict(overrides)
             share = overrides.pop("steps", 1.0)
-            config = TTOConfig.from_losses("finetune", iterations=max(1, round(share * args.iterations)),
-                                           finetune_iterations=max(1, round(share * args.finetune_iterations)),
-                                           **overrides)
+            config = TTOConfig.from_losses(
+                "finetune",
+                iterations=max(1, round(share * args.iterations)),
+                finetune_iterations=max(1, round(share * args.finetune_iterations)),
+                **overrides,
+            )
             rows = evaluate_split(model, shapes, config, settings)
             seconds = statistics.median(r["seconds_fit"] for r in rows)
             plain_s = plain_s or seconds
             fit_seconds[name] = seconds
             cd = statistics.median(r["chamfer_x1e3"] for r in rows if "chamfer_x1e3" in r)
-            table.append([name, f"{config.iterations} + {config.finetune_iterations}", f"{seconds:.1f}",
-                          f"{seconds / plain_s:.2f}x", f"{100 * mean(rows, 'fscore_1pct'):.1f}",
-                          f"{100 * mean(rows, 'thin_fscore_1pct'):.1f}", f"{cd:.3f}"])
-        print(markdown_table(["path", "steps", "s per fit (median)", "x plain", "F@1 %", "thin F@1 %",
-                              "CD x1e3 median"], table, align="llrrrrr"), flush=True)
+            table.append(
+                [
+                    name,
+                    f"{config.iterations} + {config.finetune_iterations}",
+                    f"{seconds:.1f}",
+                    f"{seconds / plain_s:.2f}x",
+                    f"{100 * mean(rows, 'fscore_1pct'):.1f}",
+                    f"{100 * mean(rows, 'thin_fscore_1pct'):.1f}",
+                    f"{cd:.3f}",
+                ]
+            )
+        print(
+            markdown_table(
+                ["path", "steps", "s per fit (median)", "x plain", "F@1 %", "thin F@1 %", "CD x1e3 median"],
+                table,
+                align="llrrrrr",
+            ),
+            flush=True,
+        )
     if not args.skip_classes:
         print(f"\n### Class inference ({len(model.class_names)} classes)\n")
         table, notes = [], []
@@ -109,11 +133,15 @@ def main() -> None:
             reference = reference or seconds
             fastest = min(fit_seconds.values()) if fit_seconds else float("nan")
             share = seconds / fastest
-            table.append([name, f"{seconds:.1f}", f"{seconds / reference:.2f}x", f"{share:.0%}",
-                          f"{correct}/{len(shapes)}"])
+            table.append(
+                [name, f"{seconds:.1f}", f"{seconds / reference:.2f}x", f"{share:.0%}", f"{correct}/{len(shapes)}"]
+            )
             notes.append(f"<!-- {name}: wrong {', '.join(wrong) or 'none'} -->")
-        print(markdown_table(["strategy", "s per shape (median)", "x sequential", "share of the fastest fit",
-                              "correct"], table))
+        print(
+            markdown_table(
+                ["strategy", "s per shape (median)", "x sequential", "share of the fastest fit", "correct"], table
+            )
+        )
         print("\n".join(notes), flush=True)
 
 

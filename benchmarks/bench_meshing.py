@@ -22,6 +22,7 @@ Dense at 256^3 is 16.7 M network evaluations (minutes on a 2-core CPU), hence ``
 On a GPU: ``--device cuda --coloured-resolutions 256 512`` measures issue 13's targets (H100:
 256^3 coloured <= 50 ms default preset, <= 150 ms paper preset; 512^3 <= 0.5 s).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -122,8 +123,9 @@ def warp_marching_cubes(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
         verts, tris = wg.IsoSurfaceMarchingCubes.extract(field, 0.0)
     except (ImportError, AttributeError):
         nx, ny, nz = values.shape
-        mc = wp.MarchingCubes(nx, ny, nz, max_verts=4 * nx * ny * nz // 8, max_tris=8 * nx * ny * nz // 8,
-                              device=str(values.device))
+        mc = wp.MarchingCubes(
+            nx, ny, nz, max_verts=4 * nx * ny * nz // 8, max_tris=8 * nx * ny * nz // 8, device=str(values.device)
+        )
         mc.surface(field, 0.0)
         verts, tris = mc.verts, mc.indices
     wp.synchronize()
@@ -135,8 +137,10 @@ def compare_marching_cubes(values: torch.Tensor, device: torch.device, repeats: 
     res = values.shape[0]
     ref_v, _ = marching_cubes_skimage(values)
     rows = []
-    paths = [("skimage (cpu)", lambda: marching_cubes_skimage(values), None),
-             (f"torch ({device.type})", lambda: marching_cubes_torch(values), device)]
+    paths = [
+        ("skimage (cpu)", lambda: marching_cubes_skimage(values), None),
+        (f"torch ({device.type})", lambda: marching_cubes_torch(values), device),
+    ]
     if warp_available(device):
         paths.append(("warp (cuda)", lambda: warp_marching_cubes(values), device))
     for name, fn, dev in paths:
@@ -145,8 +149,9 @@ def compare_marching_cubes(values: torch.Tensor, device: torch.device, repeats: 
         verts = out_v.cpu().numpy() if isinstance(out_v, torch.Tensor) else out_v
         count_diff = (len(verts) - len(ref_v)) / max(1, len(ref_v))
         chamfer = vertex_chamfer_voxels(verts, ref_v, 1.0)  # index units: 1 = one voxel
-        rows.append(f"{res:>4} {name:>14} {seconds * 1e3:>10.1f} {len(verts):>10,} {count_diff:>+9.3%} "
-                    f"{chamfer:>12.2e}")
+        rows.append(
+            f"{res:>4} {name:>14} {seconds * 1e3:>10.1f} {len(verts):>10,} {count_diff:>+9.3%} {chamfer:>12.2e}"
+        )
     return rows
 
 
@@ -162,8 +167,9 @@ def coloured_mesh_rows(preset: str, resolutions: list[int], args, device: torch.
         torch.set_float32_matmul_precision(precision)
 
         def run(res=res):
-            return extract_mesh(sdf_fn, res, colour_fn, device=device, band_factor=args.band_factor,
-                                max_batch=args.max_batch)
+            return extract_mesh(
+                sdf_fn, res, colour_fn, device=device, band_factor=args.band_factor, max_batch=args.max_batch
+            )
 
         try:
             run()  # warm-up: allocations, kernels, the triangle table on the device
@@ -176,16 +182,19 @@ def coloured_mesh_rows(preset: str, resolutions: list[int], args, device: torch.
                 times.append(time.perf_counter() - tic)
         finally:
             torch.set_float32_matmul_precision(before)
-        stage = {k: statistics.median(m.stats.get(f"seconds_{k}", float("nan")) for m in meshes)
-                 for k in ("grid", "marching_cubes", "normals", "colours")}
+        stage = {
+            k: statistics.median(m.stats.get(f"seconds_{k}", float("nan")) for m in meshes)
+            for k in ("grid", "marching_cubes", "normals", "colours")
+        }
         target = TARGETS_H100.get((preset, res))
         name = preset + ("+tf32" if precision == "high" else "")
-        yield (f"{name:>12} {res:>4} {statistics.median(times) * 1e3:>9.1f} {stage['grid'] * 1e3:>8.1f} "
-               f"{stage['marching_cubes'] * 1e3:>8.1f} {stage['normals'] * 1e3:>9.1f} "
-               f"{stage['colours'] * 1e3:>9.1f} {meshes[-1].stats.get('n_evaluations', 0):>11,} "
-               f"{len(meshes[-1].vertices):>9,} {'-' if target is None else f'{target * 1e3:.0f}':>11}"
-               + (f"  (empty: {meshes[-1].stats.get('reason')}; fit more --train-steps)" if meshes[-1].is_empty
-                  else ""))
+        yield (
+            f"{name:>12} {res:>4} {statistics.median(times) * 1e3:>9.1f} {stage['grid'] * 1e3:>8.1f} "
+            f"{stage['marching_cubes'] * 1e3:>8.1f} {stage['normals'] * 1e3:>9.1f} "
+            f"{stage['colours'] * 1e3:>9.1f} {meshes[-1].stats.get('n_evaluations', 0):>11,} "
+            f"{len(meshes[-1].vertices):>9,} {'-' if target is None else f'{target * 1e3:.0f}':>11}"
+            + (f"  (empty: {meshes[-1].stats.get('reason')}; fit more --train-steps)" if meshes[-1].is_empty else "")
+        )
 
 
 def main() -> None:
@@ -198,13 +207,25 @@ def main() -> None:
     ap.add_argument("--max-batch", type=int, default=None, help="points per network call (default: per device)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     ap.add_argument("--mc-repeats", type=int, default=3, help="timed runs per marching cubes path (median)")
-    ap.add_argument("--coloured-presets", nargs="*", default=["default", "paper"],
-                    help="model presets of the coloured-mesh timing (none: skip it)")
-    ap.add_argument("--coloured-resolutions", type=int, nargs="*", default=None,
-                    help="resolutions of the coloured-mesh timing (default: 256 512 on CUDA, 128 on the CPU)")
+    ap.add_argument(
+        "--coloured-presets",
+        nargs="*",
+        default=["default", "paper"],
+        help="model presets of the coloured-mesh timing (none: skip it)",
+    )
+    ap.add_argument(
+        "--coloured-resolutions",
+        type=int,
+        nargs="*",
+        default=None,
+        help="resolutions of the coloured-mesh timing (default: 256 512 on CUDA, 128 on the CPU)",
+    )
     ap.add_argument("--coloured-repeats", type=int, default=5, help="timed coloured meshes per size (median)")
-    ap.add_argument("--coloured-tf32", action="store_true",
-                    help="on CUDA, time each coloured mesh again with TF32 matrix products allowed")
+    ap.add_argument(
+        "--coloured-tf32",
+        action="store_true",
+        help="on CUDA, time each coloured mesh again with TF32 matrix products allowed",
+    )
     args = ap.parse_args()
 
     device = resolve_device(args.device)
@@ -212,15 +233,19 @@ def main() -> None:
     torch.manual_seed(0)
     t0 = time.perf_counter()
     model, sdf_fn, colour_fn, loss = fit_default_preset(args.train_steps, 4096, device)
-    print(f"torch threads {torch.get_num_threads()}; default preset "
-          f"({sum(p.numel() for p in model.decoder.parameters()):,} parameters) fitted "
-          f"{args.train_steps} steps in {time.perf_counter() - t0:.1f} s (loss {loss:.4f})")
+    print(
+        f"torch threads {torch.get_num_threads()}; default preset "
+        f"({sum(p.numel() for p in model.decoder.parameters()):,} parameters) fitted "
+        f"{args.train_steps} steps in {time.perf_counter() - t0:.1f} s (loss {loss:.4f})"
+    )
 
     kw = dict(device=device, max_batch=args.max_batch)
     grids = {}
-    print(f"{'res':>4} {'dense evals':>12} {'c2f evals':>10} {'ratio':>7} {'chamfer(vox)':>12} "
-          f"{'dense grid s':>12} {'c2f grid s':>10} {'speedup':>7} {'c2f mesh+col s':>14} "
-          f"{'mc skimage s':>12} {'mc torch s':>10} {'V':>7}")
+    print(
+        f"{'res':>4} {'dense evals':>12} {'c2f evals':>10} {'ratio':>7} {'chamfer(vox)':>12} "
+        f"{'dense grid s':>12} {'c2f grid s':>10} {'speedup':>7} {'c2f mesh+col s':>14} "
+        f"{'mc skimage s':>12} {'mc torch s':>10} {'V':>7}"
+    )
     for res in args.resolutions:
         h = 2.0 / (res - 1)
         c2f = evaluate_coarse_to_fine(sdf_fn, res, band_factor=args.band_factor, **kw)
@@ -237,19 +262,24 @@ def main() -> None:
             chamfer, dense_col, speed = float("nan"), f"{'-':>12}", f"{'-':>7}"
         t_mesh = median_time(
             lambda res=res: extract_mesh(sdf_fn, res, colour_fn, band_factor=args.band_factor, **kw),
-            args.repeats if res <= 128 else 1, device,
+            args.repeats if res <= 128 else 1,
+            device,
         )
         t_sk = median_time(lambda v=c2f.values: marching_cubes_skimage(v), 3)
         t_th = median_time(lambda v=c2f.values: marching_cubes_torch(v), 3, device)
         grids[res] = c2f.values
         n_dense = res**3
-        print(f"{res:>4} {n_dense:>12,} {c2f.stats['n_evaluations']:>10,} {c2f.stats['ratio']:>7.2%} "
-              f"{chamfer:>12.2e} {dense_col} {t_c2f:>10.3f} {speed} {t_mesh:>14.3f} "
-              f"{t_sk:>12.3f} {t_th:>10.3f} {len(mesh_c2f.vertices):>7,}")
+        print(
+            f"{res:>4} {n_dense:>12,} {c2f.stats['n_evaluations']:>10,} {c2f.stats['ratio']:>7.2%} "
+            f"{chamfer:>12.2e} {dense_col} {t_c2f:>10.3f} {speed} {t_mesh:>14.3f} "
+            f"{t_sk:>12.3f} {t_th:>10.3f} {len(mesh_c2f.vertices):>7,}"
+        )
 
-    print(f"\nmarching cubes on the narrow-band grids (warp-lang: "
-          f"{'yes' if warp_available(device) else 'not run: needs CUDA and an importable warp'}); "
-          "vertex count and Chamfer against scikit-image")
+    print(
+        f"\nmarching cubes on the narrow-band grids (warp-lang: "
+        f"{'yes' if warp_available(device) else 'not run: needs CUDA and an importable warp'}); "
+        "vertex count and Chamfer against scikit-image"
+    )
     print(f"{'res':>4} {'path':>14} {'median ms':>10} {'vertices':>10} {'count diff':>9} {'chamfer(vox)':>12}")
     for values in grids.values():
         for row in compare_marching_cubes(values, device, args.mc_repeats):
@@ -259,11 +289,15 @@ def main() -> None:
     if resolutions is None:
         resolutions = [256, 512] if device.type == "cuda" else [128]
     if args.coloured_presets and resolutions:
-        print("\ncoloured mesh (extract_mesh: narrow-band grid + marching cubes + normals + colour head at the "
-              f"vertices), median of {args.coloured_repeats} after a warm-up, on {device}; target = issue 13's "
-              "H100 target")
-        print(f"{'preset':>12} {'res':>4} {'total ms':>9} {'grid ms':>8} {'mc ms':>8} {'normal ms':>9} "
-              f"{'colour ms':>9} {'evaluations':>11} {'vertices':>9} {'target ms':>11}")
+        print(
+            "\ncoloured mesh (extract_mesh: narrow-band grid + marching cubes + normals + colour head at the "
+            f"vertices), median of {args.coloured_repeats} after a warm-up, on {device}; target = issue 13's "
+            "H100 target"
+        )
+        print(
+            f"{'preset':>12} {'res':>4} {'total ms':>9} {'grid ms':>8} {'mc ms':>8} {'normal ms':>9} "
+            f"{'colour ms':>9} {'evaluations':>11} {'vertices':>9} {'target ms':>11}"
+        )
         for preset in args.coloured_presets:
             for row in coloured_mesh_rows(preset, resolutions, args, device):
                 print(row, flush=True)

@@ -11,10 +11,10 @@ before) and once with ``auto``, alternating in one process, so the ratio compare
 noisy machine. Prints a row per mesh and the ratio of the summed seconds (the issue's "seconds per
 mesh") and the median of the per-mesh ratios.
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 import warnings
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.data.manifest import load_manifest
 from core.data.mesh_io import load_mesh
 from core.data.samples import sample_shape, shape_rng
 from core.data.sampling import SamplingConfig
@@ -33,8 +34,10 @@ TEST_MESHES = ROOT / "tests" / "data" / "meshes"
 def meshes(data: Path | None, every: int) -> list[Path]:
     """The meshes to time: every ``every``-th source of a data set's manifest, or the tests' meshes."""
     if data is None:
-        return sorted(p for p in TEST_MESHES.rglob("*") if p.suffix.lower() in (".obj", ".glb", ".ply", ".stl"))
-    records = json.loads((data / "manifest.json").read_text(encoding="utf-8"))["shapes"]
+        return sorted(
+            p for p in TEST_MESHES.rglob("*") if p.suffix.lower() in (".obj", ".glb", ".ply", ".stl")
+        )
+    records = load_manifest(data)["shapes"]
     return [Path(r["source"]) for r in records[::every] if r.get("source") and Path(r["source"]).is_file()]
 
 
@@ -69,15 +72,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path.parent.name[:40]:40s} {len(mesh.faces):8,d} {field}")
             continue
         rows.append((seconds["winding"], seconds["auto"]))
-        print(f"{path.parent.name[:40]:40s} {len(mesh.faces):8,d} {seconds['winding']:10.2f} {seconds['auto']:8.2f} "
-              f"{seconds['auto'] / seconds['winding']:6.2f}  {field}")
+        print(
+            f"{path.parent.name[:40]:40s} {len(mesh.faces):8,d} {seconds['winding']:10.2f} {seconds['auto']:8.2f} "
+            f"{seconds['auto'] / seconds['winding']:6.2f}  {field}"
+        )
     if not rows:
         print("no meshes")
         return 1
     times = np.array(rows)
-    print(f"\n{len(rows)} meshes, {args.samples:,} samples each: winding {times[:, 0].sum():.1f} s, auto "
-          f"{times[:, 1].sum():.1f} s; auto / winding = {times[:, 1].sum() / times[:, 0].sum():.2f} (sum), "
-          f"{np.median(times[:, 1] / times[:, 0]):.2f} (median of the per-mesh ratios)")
+    print(
+        f"\n{len(rows)} meshes, {args.samples:,} samples each: winding {times[:, 0].sum():.1f} s, auto "
+        f"{times[:, 1].sum():.1f} s; auto / winding = {times[:, 1].sum() / times[:, 0].sum():.2f} (sum), "
+        f"{np.median(times[:, 1] / times[:, 0]):.2f} (median of the per-mesh ratios)"
+    )
     return 0
 
 

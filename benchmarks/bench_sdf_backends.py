@@ -11,6 +11,7 @@ the per-shape cost (mesh_to_sdf's 100 virtual scans, libigl's trees) from the pe
 cost, and gives the time for ``--n-target`` samples (DeepSDF: 500,000) per shape. Signs and
 distances are compared on the queries both back ends saw.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,7 @@ def primitive_chair() -> trimesh.Trimesh:
 
 def _synthetic(class_name: str) -> Callable[[], trimesh.Trimesh]:
     """A shape of the built-in data set (index 0, seed 0), its parts merged into one mesh."""
+
     def build() -> trimesh.Trimesh:
         from core.data.sources.synthetic import build_shape
 
@@ -127,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{'mesh':16s} {'faces':>7s} {'backend':20s} {'fixed s':>8s} {'us/sample':>9s} "
         f"{'s/shape':>8s} {'shapes/min':>10s}"
     )
-    print(f"samples per shape: {args.n_target:,}; winding on {args.n_winding:,} queries, "
-          f"mesh_to_sdf on {args.n_mesh_to_sdf:,}")
+    print(
+        f"samples per shape: {args.n_target:,}; winding on {args.n_winding:,} queries, "
+        f"mesh_to_sdf on {args.n_mesh_to_sdf:,}"
+    )
     print(header)
     summary = []
     for name in args.meshes:
@@ -143,20 +147,29 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_mesh_to_sdf:
             subset = rng.permutation(len(points))[: args.n_mesh_to_sdf]
             timing_m, m2s = measure(
-                vertices, faces, points[subset], args.n_small, "mesh_to_sdf",
-                scan_count=args.scan_count, scan_resolution=args.scan_resolution,
+                vertices,
+                faces,
+                points[subset],
+                args.n_small,
+                "mesh_to_sdf",
+                scan_count=args.scan_count,
+                scan_resolution=args.scan_resolution,
             )
             rows.append(timing_m)
         for row in rows:
             seconds = row.seconds_for(args.n_target)
-            print(f"{name:16s} {len(faces):7d} {row.backend:20s} {row.fixed_s:8.2f} "
-                  f"{row.per_sample_s * 1e6:9.2f} {seconds:8.2f} {60 / seconds:10.2f}")
+            print(
+                f"{name:16s} {len(faces):7d} {row.backend:20s} {row.fixed_s:8.2f} "
+                f"{row.per_sample_s * 1e6:9.2f} {seconds:8.2f} {60 / seconds:10.2f}"
+            )
         if not args.skip_mesh_to_sdf:
             ratio = rows[1].seconds_for(args.n_target) / rows[0].seconds_for(args.n_target)
             agree = float(np.mean(np.sign(winding.sdf[subset]) == np.sign(m2s.sdf)))
             gap = np.abs(np.abs(winding.sdf[subset]) - np.abs(m2s.sdf))
-            print(f"{'':16s} winding/mesh_to_sdf throughput {ratio:.1f}x; sign agreement {agree:.2%}; "
-                  f"|d| gap median {np.median(gap):.1e}, p99 {np.quantile(gap, 0.99):.1e}")
+            print(
+                f"{'':16s} winding/mesh_to_sdf throughput {ratio:.1f}x; sign agreement {agree:.2%}; "
+                f"|d| gap median {np.median(gap):.1e}, p99 {np.quantile(gap, 0.99):.1e}"
+            )
             summary.append(ratio)
     if summary:
         print(f"throughput ratio winding/mesh_to_sdf: {np.min(summary):.1f}x to {np.max(summary):.1f}x")

@@ -28,6 +28,7 @@ and each preset's training throughput is given as a share of the TF32 and bf16 p
 of ``torch.set_float32_matmul_precision("high")`` and of bf16 autocast); ``--tf32`` times the steps
 with TF32 matrix products allowed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,13 @@ def synthetic_batch(shapes: int, samples: int, num_classes: int, device: torch.d
     xyz = torch.rand(n, 3, generator=g) * 2 - 1
     view = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=-1)
     batch = {
-        "xyz": xyz, "sdf": xyz.norm(dim=-1) - 0.5, "rgb": torch.rand(n, 3, generator=g), "view": view,
+        "xyz": xyz,
+        "sdf": xyz.norm(dim=-1) - 0.5,
+        "rgb": torch.rand(n, 3, generator=g),
+        "view": view,
         "has_rgb": torch.ones(n, dtype=torch.bool),
-        "shape": torch.arange(shapes), "class": torch.arange(shapes) % num_classes,
+        "shape": torch.arange(shapes),
+        "class": torch.arange(shapes) % num_classes,
         "row": torch.arange(shapes).repeat_interleave(samples),
     }
     return {k: v.to(device) for k, v in batch.items()}
@@ -86,8 +91,16 @@ class TrainingBench:
         self._run()  # warm-up (allocations, Adam state)
 
     def _run(self) -> None:
-        losses = _step(self.module, self.module, self.batch, self.config, epoch=50, global_shapes=self.shapes,
-                       world=1, device=self.device)
+        losses = _step(
+            self.module,
+            self.module,
+            self.batch,
+            self.config,
+            epoch=50,
+            global_shapes=self.shapes,
+            world=1,
+            device=self.device,
+        )
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         self.optimizer.step()
@@ -101,8 +114,14 @@ class TrainingBench:
 
     def result(self) -> dict[str, float]:
         seconds = statistics.median(self.times)
-        return {"points_per_step": self.points, "step_s": seconds, "steps_per_s": 1.0 / seconds,
-                "samples_per_s": self.points / seconds, "params": self.params, "steps": len(self.times)}
+        return {
+            "points_per_step": self.points,
+            "step_s": seconds,
+            "steps_per_s": 1.0 / seconds,
+            "samples_per_s": self.points / seconds,
+            "params": self.params,
+            "steps": len(self.times),
+        }
 
 
 def _time_call(fn, min_seconds: float, device: torch.device) -> float:
@@ -147,9 +166,11 @@ def _training_table(train_rows: dict, peak: float, gpu_peaks: dict[str, float], 
     """The training-step table: one row per preset (its gather-path run in extra columns), against the paper."""
     base_train = train_rows.get(("paper", False))
     gpu_kinds = [k for k in ("tf32", "bf16") if k in gpu_peaks]
-    headers = (["preset", "decoder params", "points/step", "ms/step", "samples/s", "samples/s x paper",
-                "% of matmul peak"] + [f"% of {k} peak" for k in gpu_kinds]
-               + (["ms/step, gather path", "speed-up over gather"] if compare_gather else []))
+    headers = (
+        ["preset", "decoder params", "points/step", "ms/step", "samples/s", "samples/s x paper", "% of matmul peak"]
+        + [f"% of {k} peak" for k in gpu_kinds]
+        + (["ms/step, gather path", "speed-up over gather"] if compare_gather else [])
+    )
     table = []
     for (label, gather), r in train_rows.items():
         if gather:
@@ -158,9 +179,15 @@ def _training_table(train_rows: dict, peak: float, gpu_peaks: dict[str, float], 
         # forward 2 and backward 4 FLOPs per weight and point (an upper bound on the useful work:
         # the folded latent columns are not multiplied per point)
         useful = 6.0 * r["params"] * r["samples_per_s"]
-        cells = ([label, f"{r['params']:,}", f"{r['points_per_step']:,}", f"{1e3 * r['step_s']:.1f}",
-                  _fmt(r["samples_per_s"]), ratio, f"{100 * useful / peak:.0f} %"]
-                 + [f"{100 * useful / gpu_peaks[k]:.1f} %" for k in gpu_kinds])
+        cells = [
+            label,
+            f"{r['params']:,}",
+            f"{r['points_per_step']:,}",
+            f"{1e3 * r['step_s']:.1f}",
+            _fmt(r["samples_per_s"]),
+            ratio,
+            f"{100 * useful / peak:.0f} %",
+        ] + [f"{100 * useful / gpu_peaks[k]:.1f} %" for k in gpu_kinds]
         if compare_gather:
             slow = train_rows[(label, True)]
             cells += [f"{1e3 * slow['step_s']:.1f}", f"{slow['step_s'] / r['step_s']:.2f}x"]
@@ -182,11 +209,14 @@ def _inference_table(infer_rows: dict, batch_sizes: list[int]) -> str:
     return markdown_table(["preset"] + [f"{n:,}" for n in batch_sizes] + ["x paper (geometric mean)"], table)
 
 
-def _time_inference(presets: list[str], batch_sizes: list[int], repeats: int, min_seconds: float,
-                    device: torch.device) -> dict[str, dict[int, float]]:
+def _time_inference(
+    presets: list[str], batch_sizes: list[int], repeats: int, min_seconds: float, device: torch.device
+) -> dict[str, dict[int, float]]:
     """Points per second of each preset's SDF at each batch size (median of ``repeats`` rounds taking turns)."""
-    sdf_fns, points = {}, {n: (torch.rand(n, 3, generator=torch.Generator().manual_seed(n)) * 2 - 1).to(device)
-                              for n in batch_sizes}
+    sdf_fns, points = (
+        {},
+        {n: (torch.rand(n, 3, generator=torch.Generator().manual_seed(n)) * 2 - 1).to(device) for n in batch_sizes},
+    )
     for preset in presets:
         model = untrained_model(preset, device=device)
         sdf_fns[preset] = model.sdf_fn(model.shape_codes[0], model.condition())
@@ -215,16 +245,25 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per inference batch (median)")
     parser.add_argument("--min-seconds", type=float, default=0.3, help="least time of one inference measurement")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    parser.add_argument("--gpu-sizes", action="store_true",
-                        help="DeepSDF-sized steps for a GPU: 64 shapes x 8192 samples for every preset, "
-                             "10 timed steps, inference batches up to 1 M points")
+    parser.add_argument(
+        "--gpu-sizes",
+        action="store_true",
+        help="DeepSDF-sized steps for a GPU: 64 shapes x 8192 samples for every preset, "
+        "10 timed steps, inference batches up to 1 M points",
+    )
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matrix products in the timed steps")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--demo-batch", default="8x2048",
-                        help="SHAPESxSAMPLES of the extra `default` row (the demo recipe's batch); '' for none")
-    parser.add_argument("--compare-gather", action="store_true",
-                        help="also time each row with the per-point latent gather (the path before the block "
-                             "broadcast) and print the speed-up")
+    parser.add_argument(
+        "--demo-batch",
+        default="8x2048",
+        help="SHAPESxSAMPLES of the extra `default` row (the demo recipe's batch); '' for none",
+    )
+    parser.add_argument(
+        "--compare-gather",
+        action="store_true",
+        help="also time each row with the per-point latent gather (the path before the block "
+        "broadcast) and print the speed-up",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     args = parser.parse_args(argv)
     _apply_size_presets(args)
@@ -252,8 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]  # '' skips inference
     threads = torch.get_num_threads()
-    print(f"training {args.shapes} shapes x {args.samples} samples per step "
-          f"(paper: x {args.paper_samples}); inference batches {batch_sizes}; {threads} torch thread(s)", flush=True)
+    print(
+        f"training {args.shapes} shapes x {args.samples} samples per step "
+        f"(paper: x {args.paper_samples}); inference batches {batch_sizes}; {threads} torch thread(s)",
+        flush=True,
+    )
 
     # Rows: (label, preset, shapes, samples); each also with the gather path under --compare-gather.
     rows = [(p, p, args.shapes, args.paper_samples if p == "paper" else args.samples) for p in presets]
@@ -264,8 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     tic = time.perf_counter()
     peaks: list[float] = []
     with _deterministic_on_cpu(device):  # as the trainer runs a CPU step
-        benches = {(label, gather): TrainingBench(preset, shapes, samples, device, gather=gather)
-                   for label, preset, shapes, samples in rows for gather in variants}
+        benches = {
+            (label, gather): TrainingBench(preset, shapes, samples, device, gather=gather)
+            for label, preset, shapes, samples in rows
+            for gather in variants
+        }
         # Rows take turns in every round, and the peak is timed in every round too, so load from
         # other processes hits them alike.
         for round_ in range(max(args.steps, args.paper_steps)):
@@ -283,8 +328,10 @@ def main(argv: list[str] | None = None) -> int:
 
     peak = statistics.median(peaks)
     precision = torch.get_float32_matmul_precision()
-    print(f"\nmatmul peak of this device at {threads} torch thread(s) (2048 x 2048 float32 GEMM, matmul precision "
-          f"{precision!r}, median of {len(peaks)} timed between the training rounds): {peak / 1e9:.1f} GFLOP/s")
+    print(
+        f"\nmatmul peak of this device at {threads} torch thread(s) (2048 x 2048 float32 GEMM, matmul precision "
+        f"{precision!r}, median of {len(peaks)} timed between the training rounds): {peak / 1e9:.1f} GFLOP/s"
+    )
     gpu_peaks: dict[str, float] = {}
     if device.type == "cuda":
         torch.set_float32_matmul_precision("highest")
@@ -293,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         gpu_peaks["tf32"] = matmul_peak(device, 8192)
         torch.set_float32_matmul_precision(precision)
         gpu_peaks["bf16"] = matmul_peak(device, 8192, dtype=torch.bfloat16)
-        print("GPU matmul peaks (8192^3 GEMM): "
-              + ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s" for k, v in gpu_peaks.items()))
+        print(
+            "GPU matmul peaks (8192^3 GEMM): " + ", ".join(f"{k} {v / 1e12:.1f} TFLOP/s" for k, v in gpu_peaks.items())
+        )
     print("\n### Training step (forward + backward + Adam)\n")
     print(_training_table(train_rows, peak, gpu_peaks, args.compare_gather))
     if not batch_sizes:

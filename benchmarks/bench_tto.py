@@ -6,6 +6,7 @@
 Untrained decoders of each model preset are enough for speed (the work per step does not depend
 on the weights). All loss sets are timed in the same process, one after the other, after a warm-up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,14 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     for name, model in models:
         class_name = (list(getattr(model, "class_names", []) or []) or [None])[0]
         time_loss_set(model, observation, "baseline", 5, args.samples, class_name)  # warm-up
-        rows = {losses: time_loss_set(model, observation, losses, args.iterations, args.samples, class_name)
-                for losses in args.losses.split(",")}
+        rows = {
+            losses: time_loss_set(model, observation, losses, args.iterations, args.samples, class_name)
+            for losses in args.losses.split(",")
+        }
         base = rows["baseline"]["it_per_s"] if "baseline" in rows else next(iter(rows.values()))["it_per_s"]
         params = sum(p.numel() for p in model.decoder.parameters())
         print(f"\n### preset {name} ({params:,} decoder parameters)\n")
-        print(markdown_table(["losses", "steps", "it/s", "× baseline"],
-                             [[losses, row["steps"], f"{row['it_per_s']:.1f}", f"{row['it_per_s'] / base:.2f}"]
-                              for losses, row in rows.items()]))
+        print(
+            markdown_table(
+                ["losses", "steps", "it/s", "× baseline"],
+                [
+                    [losses, row["steps"], f"{row['it_per_s']:.1f}", f"{row['it_per_s'] / base:.2f}"]
+                    for losses, row in rows.items()
+                ],
+            )
+        )
     return 0
 
 

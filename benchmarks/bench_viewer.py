@@ -18,6 +18,7 @@ on a checkpoint (default: the demo model; else an untrained default-preset model
   100 and after 1,000 drag steps (a leak of actors or meshes grows both), and the longest
   tick gap over the whole run (long enough for the garbage collector's rounds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,7 @@ class ViewerBench:
         self.cond = None if cond is None else cond.cpu()
         self.colour = None if model.colour_codes is None else model.colour_codes[0].cpu()
         self.shown: list[tuple[float, int | None]] = []
-        self.win.mesh_shown.connect(lambda mesh: self.shown.append((time.perf_counter(),
-                                                                    mesh.stats.get("resolution"))))
+        self.win.mesh_shown.connect(lambda mesh: self.shown.append((time.perf_counter(), mesh.stats.get("resolution"))))
 
     def pump(self, seconds: float) -> None:
         end = time.perf_counter() + seconds
@@ -76,9 +76,16 @@ class ViewerBench:
 
     def settle(self) -> None:
         win, full = self.win, self.args.full
-        self.wait_until(lambda: (win.mesher._pending is None and not win.progress.isVisible()
-                                 and not win.idle_timer.isActive() and win.current_mesh is not None
-                                 and win.current_mesh.stats.get("resolution") == full), 60)
+        self.wait_until(
+            lambda: (
+                win.mesher._pending is None
+                and not win.progress.isVisible()
+                and not win.idle_timer.isActive()
+                and win.current_mesh is not None
+                and win.current_mesh.stats.get("resolution") == full
+            ),
+            60,
+        )
 
     def tick_times(self, run) -> np.ndarray:
         """perf_counter() of each tick of a 10 ms timer on the UI thread while ``run()`` runs."""
@@ -128,10 +135,14 @@ class ViewerBench:
         meshes = [s for s in self.shown if s[1] == args.preview and s[0] <= steps[0] + duration]
         win.docks["Codes"].raise_()
         self.settle()
-        return [["preview meshes shown per second while dragging", f"{len(meshes) / duration:.1f}"],
-                ["drag requests superseded (not queued)", f"{win.mesher.superseded - superseded0} of {len(steps)}"],
-                ["UI-thread stall during the drag and the refinement after it: tick gap median / p95 / max",
-                 f"{np.median(gaps):.0f} / {np.percentile(gaps, 95):.0f} / {gaps.max():.0f} ms"]]
+        return [
+            ["preview meshes shown per second while dragging", f"{len(meshes) / duration:.1f}"],
+            ["drag requests superseded (not queued)", f"{win.mesher.superseded - superseded0} of {len(steps)}"],
+            [
+                "UI-thread stall during the drag and the refinement after it: tick gap median / p95 / max",
+                f"{np.median(gaps):.0f} / {np.percentile(gaps, 95):.0f} / {gaps.max():.0f} ms",
+            ],
+        ]
 
     def stalls(self) -> list[list[object]]:
         """UI stall while a full mesh is extracted by the worker, against extracting it on the UI thread."""
@@ -144,8 +155,9 @@ class ViewerBench:
         requested: list[float] = []
         handed_over: list[float] = []
         # Direct: stamped on the worker thread the moment the result is handed over, before it queues.
-        win.mesher.finished_job.connect(lambda *_: handed_over.append(time.perf_counter()),
-                                        Qt.ConnectionType.DirectConnection)
+        win.mesher.finished_job.connect(
+            lambda *_: handed_over.append(time.perf_counter()), Qt.ConnectionType.DirectConnection
+        )
         for i in range(2 if args.quick else 4):
             sel = self.selection(0.3 + 0.1 * i, f"stall {i}")
 
@@ -167,12 +179,16 @@ class ViewerBench:
             gaps = self.tick_gaps(on_ui_thread)
             ui_gaps.append(float(gaps.max()) if len(gaps) else float("nan"))
         worker, ui = statistics.median(worker_gaps), statistics.median(ui_gaps)
-        return [["UI-thread stall, extraction in the worker (median max gap)", f"{worker * 1000:.0f} ms"],
-                [f"of which from the request to the worker's hand-over ({statistics.median(extraction_s) * 1000:.0f}"
-                 " ms extraction, without drawing; median max gap)",
-                 f"{statistics.median(extraction_gaps) * 1000:.0f} ms"],
-                ["UI-thread stall, extraction on the UI thread (baseline)", f"{ui * 1000:.0f} ms"],
-                ["ratio baseline / worker", f"{ui / worker:.1f}x"]]
+        return [
+            ["UI-thread stall, extraction in the worker (median max gap)", f"{worker * 1000:.0f} ms"],
+            [
+                f"of which from the request to the worker's hand-over ({statistics.median(extraction_s) * 1000:.0f}"
+                " ms extraction, without drawing; median max gap)",
+                f"{statistics.median(extraction_gaps) * 1000:.0f} ms",
+            ],
+            ["UI-thread stall, extraction on the UI thread (baseline)", f"{ui * 1000:.0f} ms"],
+            ["ratio baseline / worker", f"{ui / worker:.1f}x"],
+        ]
 
     def live_tto(self) -> list[object]:
         """UI stall while a live fit runs on the shipped partial chair scan (a chair model only)."""
@@ -202,10 +218,12 @@ class ViewerBench:
 
         gaps = self.tick_gaps(fit) * 1000
         self.settle()
-        return [f"UI-thread stall during live TTO ({panel.iterations.value()} it in {fit_seconds[0]:.1f} s, "
-                f"{len(self.shown) - refreshes0} live meshes, then the refined mesh and the metrics): "
-                "tick gap median / p95 / max",
-                f"{np.median(gaps):.0f} / {np.percentile(gaps, 95):.0f} / {gaps.max():.0f} ms"]
+        return [
+            f"UI-thread stall during live TTO ({panel.iterations.value()} it in {fit_seconds[0]:.1f} s, "
+            f"{len(self.shown) - refreshes0} live meshes, then the refined mesh and the metrics): "
+            "tick gap median / p95 / max",
+            f"{np.median(gaps):.0f} / {np.percentile(gaps, 95):.0f} / {gaps.max():.0f} ms",
+        ]
 
     def memory(self) -> list[list[object]]:
         """Resident memory and renderer actors over many slider steps (a leak grows both)."""
@@ -226,12 +244,18 @@ class ViewerBench:
         win.state.finish_interaction()
         self.settle()
         (m100, a100), (m_end, a_end) = marks[100], marks[steps]
-        return [[f"resident memory after 100 / {steps} slider steps",
-                 f"{m100:.0f} / {m_end:.0f} MB ({m_end - m100:+.0f} MB)"],
-                [f"renderer actors after 100 / {steps} slider steps", f"{a100} / {a_end}"],
-                ["full garbage collections (UI thread) during the whole run", win.gui_gc.full_collections],
-                [f"UI-thread stall over the {steps} slider steps ({len(gaps) / 100:.0f} s): tick gap p99 / max",
-                 f"{np.percentile(gaps, 99):.0f} / {gaps.max():.0f} ms"]]
+        return [
+            [
+                f"resident memory after 100 / {steps} slider steps",
+                f"{m100:.0f} / {m_end:.0f} MB ({m_end - m100:+.0f} MB)",
+            ],
+            [f"renderer actors after 100 / {steps} slider steps", f"{a100} / {a_end}"],
+            ["full garbage collections (UI thread) during the whole run", win.gui_gc.full_collections],
+            [
+                f"UI-thread stall over the {steps} slider steps ({len(gaps) / 100:.0f} s): tick gap p99 / max",
+                f"{np.percentile(gaps, 99):.0f} / {gaps.max():.0f} ms",
+            ],
+        ]
 
     def close(self) -> None:
         self.win.shutdown()

@@ -11,6 +11,7 @@ On the demo model (else an untrained default-preset model):
 * a full garbage collection with the window and model alive, the start-up objects frozen as
   :func:`viewer.app.application` does, against the same with nothing frozen (``gc.unfreeze``).
 """
+
 from __future__ import annotations
 
 import gc
@@ -65,10 +66,20 @@ def main() -> int:
     th = longest_gil_hold(lambda: marching_cubes_torch(values, 0.0))
     sk_t = median_time(lambda: marching_cubes_skimage(values, 0.0), 3)
     th_t = median_time(lambda: marching_cubes_torch(values, 0.0), 3)
-    rows.append(("marching cubes 128³: longest GIL hold, skimage / torch", f"{sk * 1000:.0f} / {th * 1000:.0f} ms",
-                 f"{sk / th:.1f}x"))
-    rows.append(("marching cubes 128³: time, skimage / torch", f"{sk_t * 1000:.0f} / {th_t * 1000:.0f} ms",
-                 f"{sk_t / th_t:.2f}x"))
+    rows.append(
+        (
+            "marching cubes 128³: longest GIL hold, skimage / torch",
+            f"{sk * 1000:.0f} / {th * 1000:.0f} ms",
+            f"{sk / th:.1f}x",
+        )
+    )
+    rows.append(
+        (
+            "marching cubes 128³: time, skimage / torch",
+            f"{sk_t * 1000:.0f} / {th_t * 1000:.0f} ms",
+            f"{sk_t / th_t:.2f}x",
+        )
+    )
 
     # -- rendering -------------------------------------------------------------------------------
     win = MainWindow(settings=QSettings("/tmp/bench_viewer_parts.ini", QSettings.IniFormat))
@@ -84,6 +95,7 @@ def main() -> int:
         def once():
             update()
             app.processEvents()
+
         for _ in range(2):
             once()
         return median_time(once, 9)
@@ -94,25 +106,42 @@ def main() -> int:
     # each (baseline) against asking for a repaint at each, which Qt merges into one paint.
     twice = shown(lambda: (plotter.render(), plotter.render()))
     merged = shown(lambda: (scene.request_render(), scene.request_render()))
-    rows.append(("two scene changes in one event: plotter.render() each / request_render() each",
-                 f"{twice * 1000:.0f} / {merged * 1000:.0f} ms", f"{twice / merged:.1f}x"))
+    rows.append(
+        (
+            "two scene changes in one event: plotter.render() each / request_render() each",
+            f"{twice * 1000:.0f} / {merged * 1000:.0f} ms",
+            f"{twice / merged:.1f}x",
+        )
+    )
     single = shown(scene.request_render)
     scene._set_fxaa(True)
     with_fxaa = shown(scene.request_render)
     scene._set_fxaa(False)
-    rows.append(("refined-mesh frame with / without FXAA", f"{with_fxaa * 1000:.0f} / {single * 1000:.0f} ms",
-                 f"{with_fxaa / single:.1f}x"))
+    rows.append(
+        (
+            "refined-mesh frame with / without FXAA",
+            f"{with_fxaa * 1000:.0f} / {single * 1000:.0f} ms",
+            f"{with_fxaa / single:.1f}x",
+        )
+    )
 
     # -- garbage collection ----------------------------------------------------------------------
     full_frozen = median_time(lambda: gc.collect(2), 3)  # window and model alive, start-up frozen
     gc.unfreeze()
     full = median_time(lambda: gc.collect(2), 3)
-    rows.append((f"full garbage collection: nothing frozen / {frozen:,} start-up objects frozen",
-                 f"{full * 1000:.0f} / {full_frozen * 1000:.0f} ms", f"{full / full_frozen:.1f}x"))
+    rows.append(
+        (
+            f"full garbage collection: nothing frozen / {frozen:,} start-up objects frozen",
+            f"{full * 1000:.0f} / {full_frozen * 1000:.0f} ms",
+            f"{full / full_frozen:.1f}x",
+        )
+    )
 
-    print(f"model: {DEMO_CHECKPOINT if DEMO_CHECKPOINT.exists() else 'untrained default preset'}; "
-          f"view {plotter.window_size[0]} x {plotter.window_size[1]} px, "
-          f"{'software' if is_software_gl(plotter) else 'hardware'} OpenGL")
+    print(
+        f"model: {DEMO_CHECKPOINT if DEMO_CHECKPOINT.exists() else 'untrained default preset'}; "
+        f"view {plotter.window_size[0]} x {plotter.window_size[1]} px, "
+        f"{'software' if is_software_gl(plotter) else 'hardware'} OpenGL"
+    )
     print("| part | baseline / ours | ratio |\n|---|---|---|")
     for name, value, ratio in rows:
         print(f"| {name} | {value} | {ratio} |")

@@ -3,6 +3,7 @@
 A figure means little without the machine beside it: on CUDA the line names the GPU, its memory,
 the driver, torch and the CUDA version torch was built with; on the CPU the processor and threads.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,13 @@ def _cpu_name() -> str:
 def nvidia_driver() -> str:
     """The NVIDIA driver version from ``nvidia-smi`` (torch does not expose it), or ``"?"``."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=False).stdout.strip()
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
     return out.splitlines()[0].strip() if out else "?"
@@ -39,9 +45,11 @@ def device_line(device: torch.device) -> str:
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
-        return (f"device cuda:{index} ({props.name}, {props.total_memory / 2**30:.1f} GiB, "
-                f"{props.multi_processor_count} SMs, driver {nvidia_driver()}, CUDA {torch.version.cuda}), "
-                f"{common}, CPU {_cpu_name()} ({os.cpu_count()} cores)")
+        return (
+            f"device cuda:{index} ({props.name}, {props.total_memory / 2**30:.1f} GiB, "
+            f"{props.multi_processor_count} SMs, driver {nvidia_driver()}, CUDA {torch.version.cuda}), "
+            f"{common}, CPU {_cpu_name()} ({os.cpu_count()} cores)"
+        )
     return f"device cpu ({_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads), {common}"
 
 

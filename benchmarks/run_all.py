@@ -6,6 +6,7 @@
 Each benchmark prints ratios against a baseline measured in the same process (dense grid,
 plain DeepSDF TTO, the paper preset, mesh-to-sdf, ...), so results compare across machines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,10 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # name -> (full arguments, quick arguments)
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
-    "bench_meshing.py": (["--resolutions", "64", "128", "256", "--dense-max", "256"],
-                         ["--resolutions", "64", "128", "--repeats", "3", "--train-steps", "100"]),
-    "bench_bundled_meshing.py": (["--resolutions", "64", "128", "--repeats", "5"],
-                                 ["--resolutions", "64", "128", "--repeats", "3", "--models", "demo", "real"]),
+    "bench_meshing.py": (
+        ["--resolutions", "64", "128", "256", "--dense-max", "256"],
+        ["--resolutions", "64", "128", "--repeats", "3", "--train-steps", "100"],
+    ),
+    "bench_bundled_meshing.py": (
+        ["--resolutions", "64", "128", "--repeats", "5"],
+        ["--resolutions", "64", "128", "--repeats", "3", "--models", "demo", "real"],
+    ),
     "bench_tto.py": ([], ["--iterations", "20", "--presets", "default"]),
     "bench_training.py": ([], ["--quick"]),
     "bench_sdf_backends.py": ([], ["--n-winding", "50000", "--n-mesh-to-sdf", "5000", "--scan-count", "20"]),
@@ -47,12 +52,16 @@ def machine() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"GPU: {gpu}, Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        f"GPU: {gpu}, Python {platform.python_version()}"
+    )
 
 
-INTRO = ("Every benchmark prints ratios against a baseline measured in the same process, so the ratios "
-         "(not the absolute times) compare across machines.")
+INTRO = (
+    "Every benchmark prints ratios against a baseline measured in the same process, so the ratios "
+    "(not the absolute times) compare across machines."
+)
 _RUN_BLOCK = re.compile(r"`[^`\n]*` \([^)\n]*\)\n\n```\n.*?\n```\n", re.S)
 
 
@@ -72,7 +81,7 @@ def update_document(old: str, last_run: str, sections: dict[str, str]) -> str:
         if heading is None:
             new = f"## {name}\n\n{block}\n"
             gpu = re.search(r"^## GPU\n", text, re.M)
-            text = text[:gpu.start()] + new + text[gpu.start():] if gpu else text.rstrip("\n") + "\n\n" + new
+            text = text[: gpu.start()] + new + text[gpu.start() :] if gpu else text.rstrip("\n") + "\n\n" + new
             continue
         start = heading.end()
         following = re.search(r"^## ", text[start:], re.M)
@@ -80,7 +89,7 @@ def update_document(old: str, last_run: str, sections: dict[str, str]) -> str:
         body = text[start:end]
         match = _RUN_BLOCK.search(body)
         if match:
-            body = body[:match.start()] + block + body[match.end():]
+            body = body[: match.start()] + block + body[match.end() :]
         else:
             body = "\n" + block + body
         text = text[:start] + body + text[end:]
@@ -117,8 +126,10 @@ def main() -> int:
             print(proc.stderr[-3000:], file=sys.stderr)
         sections[name] = f"`{command}` ({seconds:.0f} s)\n\n```\n{output}\n```\n"
 
-    last_run = (f"Last run {dt.date.today().isoformat()} with `python -m benchmarks.run_all"
-                f"{' --quick' if args.quick else ''}` on: {machine()}.")
+    last_run = (
+        f"Last run {dt.date.today().isoformat()} with `python -m benchmarks.run_all"
+        f"{' --quick' if args.quick else ''}` on: {machine()}."
+    )
     old = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
     from core.utils.io_utils import atomic_write_bytes
 

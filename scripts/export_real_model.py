@@ -14,6 +14,7 @@ accepts (CC0 / CC-BY, ``ALL_LICENCES``): a model we ship must be one we may ship
         --data data/sweethome3d --out resources/real --title "Real furniture (5 classes)" \\
         --description "..."   # both default to the card already in --out (a rebuild keeps them)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,17 +37,22 @@ def trained_items(data: Path, classes: list[str]) -> list[dict[str, Any]]:
 def licence_line(items: list[dict[str, Any]]) -> str:
     counts = Counter(r["extra"]["licence"] for r in items)
     parts = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
-    return (f"Weights: MIT, as the project. Trained on {len(items)} Sweet Home 3D furniture models ({parts}); "
-            "their creators are credited in ATTRIBUTION.md beside the checkpoint.")
+    return (
+        f"Weights: MIT, as the project. Trained on {len(items)} Sweet Home 3D furniture models ({parts}); "
+        "their creators are credited in ATTRIBUTION.md beside the checkpoint."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help="finished 'main.py train' run folder")
-    source.add_argument("--checkpoint", type=Path,
-                        help="an exported checkpoint of a run trained elsewhere (scripts/gpu_train_real.sh brings "
-                             "one back from a GPU machine); its config and stats come from inside it")
+    source.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="an exported checkpoint of a run trained elsewhere (scripts/gpu_train_real.sh brings "
+        "one back from a GPU machine); its config and stats come from inside it",
+    )
     parser.add_argument("--log", type=Path, help="with --checkpoint: the run's log.csv")
     parser.add_argument("--data", type=Path, required=True, help="the Sweet Home 3D data folder it trained on")
     parser.add_argument("--out", type=Path, required=True, help="bundled-model folder to write, e.g. resources/real")
@@ -94,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--data {args.data}: no manifest.json; give the folder 'main.py preprocess' wrote")
     items = trained_items(args.data, list(stats["classes"]))
     if len(items) != int(stats["shapes"]):
-        parser.error(f"{args.data}: {len(items)} train-split shapes in {', '.join(stats['classes'])}, but the run "
-                     f"trained {stats['shapes']}: is --data the folder the run trained on?")
+        parser.error(
+            f"{args.data}: {len(items)} train-split shapes in {', '.join(stats['classes'])}, but the run "
+            f"trained {stats['shapes']}: is --data the folder the run trained on?"
+        )
     bad = sorted({r["extra"].get("licence", "?") for r in items} - set(ALL_LICENCES))
     if bad:
         print(f"refused: trained items under {', '.join(bad)}; ship only CC0 / CC-BY models", file=sys.stderr)
@@ -105,25 +113,41 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_bytes(args.out / "config.json", config_bytes)
     atomic_write_bytes(args.out / "training_log.csv", log_file.read_bytes())
 
-    attribution = ("# Models this checkpoint was trained on, and their creators\n\nFrom Debian's "
-                   "sweethome3d-furniture 1.8-1 libraries (train split of " + ", ".join(stats["classes"]) +
-                   "); CC-BY items require this attribution.\n\n" +
-                   attribution_markdown([r["extra"] for r in items]))
+    attribution = (
+        "# Models this checkpoint was trained on, and their creators\n\nFrom Debian's "
+        "sweethome3d-furniture 1.8-1 libraries (train split of "
+        + ", ".join(stats["classes"])
+        + "); CC-BY items require this attribution.\n\n"
+        + attribution_markdown([r["extra"] for r in items])
+    )
     atomic_write_bytes(args.out / "ATTRIBUTION.md", attribution.encode("utf-8"))
     # machine-readable: which item each training code is, so a test can check none is reserved
-    atomic_write_json(args.out / TRAINED_ITEMS, {"items": [
-        {"class": r["class_name"], "id": r["id"], "item_id": r["extra"].get("item_id"),
-         "creator": r["extra"].get("creator"), "licence": r["extra"].get("licence"),
-         "obj_sha256": r["extra"].get("obj_sha256")} for r in items]})
+    atomic_write_json(
+        args.out / TRAINED_ITEMS,
+        {
+            "items": [
+                {
+                    "class": r["class_name"],
+                    "id": r["id"],
+                    "item_id": r["extra"].get("item_id"),
+                    "creator": r["extra"].get("creator"),
+                    "licence": r["extra"].get("licence"),
+                    "obj_sha256": r["extra"].get("obj_sha256"),
+                }
+                for r in items
+            ]
+        },
+    )
     # The measured figures belong to the old weights: dropped here, written again by
     # `python scripts/results.py --stages models` (scripts/results_report.py).
     card = {key: value for key, value in old_card.items() if key != "figures"}
-    card.update(title=args.title, description=args.description, checkpoint=CHECKPOINT_NAME,
-                licence=licence_line(items))
+    card.update(title=args.title, description=args.description, checkpoint=CHECKPOINT_NAME, licence=licence_line(items))
     atomic_write_json(card_path, card)
     if "figures" in old_card:
-        print(f"{card_path}: its figures were measured on the old weights and are dropped; measure the new ones "
-              "with `python scripts/results.py --stages models`")
+        print(
+            f"{card_path}: its figures were measured on the old weights and are dropped; measure the new ones "
+            "with `python scripts/results.py --stages models`"
+        )
     size = (args.out / CHECKPOINT_NAME).stat().st_size / 2**20
     print(f"wrote {args.out} ({len(items)} trained items, checkpoint {size:.1f} MiB)")
     return 0

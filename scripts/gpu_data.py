@@ -11,6 +11,7 @@ can train on the first part alone). ``merge`` joins the parts into one data set 
 
 Only the manifest's own relative file paths are used, and only when they stay inside the folders.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,11 @@ def _slices(n: int, parts: int, total: int, rng: np.random.Generator) -> list[np
 
 def pack(data: Path, out: Path, samples: int, parts: int, split: str, classes: list[str] | None, seed: int) -> int:
     manifest = load_manifest(data)
-    records = [r for r in manifest["shapes"]
-               if r.get("split", "train") == split and (not classes or r["class_name"] in classes)]
+    records = [
+        r
+        for r in manifest["shapes"]
+        if r.get("split", "train") == split and (not classes or r["class_name"] in classes)
+    ]
     if not records:
         raise DataSetError(f"{data}: no {split} shapes" + (f" of {classes}" if classes else ""))
     rng = np.random.default_rng(seed)
@@ -54,19 +58,26 @@ def pack(data: Path, out: Path, samples: int, parts: int, split: str, classes: l
         for k in range(parts):
             ip, ineg = np.sort(pos_parts[k]), np.sort(neg_parts[k])
             piece = ShapeSamples(
-                pos=source.pos[ip], neg=source.neg[ineg],
+                pos=source.pos[ip],
+                neg=source.neg[ineg],
                 pos_rgb=None if source.pos_rgb is None else source.pos_rgb[ip],
                 neg_rgb=None if source.neg_rgb is None else source.neg_rgb[ineg],
-                normalization=source.normalization, colour_path=source.colour_path,
-                sdf_backend=source.sdf_backend, stats=source.stats)
+                normalization=source.normalization,
+                colour_path=source.colour_path,
+                sdf_backend=source.sdf_backend,
+                stats=source.stats,
+            )
             folder = out / f"part-{k + 1}"
             write_samples(_inside(folder, record["file"]), piece, compressed=True, compact=True)
             packed[k].append(record)
     for k, shapes in enumerate(packed):
         atomic_write_json(out / f"part-{k + 1}" / "manifest.json", {**manifest, "shapes": shapes})
     sizes = [sum(f.stat().st_size for f in (out / f"part-{k + 1}").rglob("*") if f.is_file()) for k in range(parts)]
-    print(f"{len(records)} shapes, {samples} samples each, in {parts} part(s) of "
-          + ", ".join(f"{s / 2**20:.1f} MiB" for s in sizes) + f" → {out}")
+    print(
+        f"{len(records)} shapes, {samples} samples each, in {parts} part(s) of "
+        + ", ".join(f"{s / 2**20:.1f} MiB" for s in sizes)
+        + f" → {out}"
+    )
     return 0
 
 
@@ -82,9 +93,13 @@ def merge(part_dirs: list[Path], out: Path) -> int:
     for record in records.values():
         pieces = [read_samples(_inside(p, record["file"])) for p in part_dirs if _inside(p, record["file"]).is_file()]
         first = pieces[0]
-        merged = ShapeSamples(**{key: _joined(pieces, key) for key in ("pos", "neg", "pos_rgb", "neg_rgb")},
-                              normalization=first.normalization, colour_path=first.colour_path,
-                              sdf_backend=first.sdf_backend, stats=first.stats)
+        merged = ShapeSamples(
+            **{key: _joined(pieces, key) for key in ("pos", "neg", "pos_rgb", "neg_rgb")},
+            normalization=first.normalization,
+            colour_path=first.colour_path,
+            sdf_backend=first.sdf_backend,
+            stats=first.stats,
+        )
         write_samples(_inside(out, record["file"]), merged, compact=True)
     atomic_write_json(out / "manifest.json", {**manifests[0], "shapes": list(records.values())})
     print(f"{len(records)} shapes from {len(part_dirs)} part(s) → {out}")

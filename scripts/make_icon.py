@@ -5,6 +5,7 @@
 A shelf of the demo model (or the first training shape of CLASS), coloured by its colour head, on a
 transparent background: the icon shows what the application does. Re-run after the demo model changes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ SIZE = 256
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("class_name", nargs="?", default="shelf", metavar="CLASS",
-                        help="a class of the demo model (default: shelf)")
+    parser.add_argument(
+        "class_name", nargs="?", default="shelf", metavar="CLASS", help="a class of the demo model (default: shelf)"
+    )
     parser.add_argument("--out", type=Path, default=ICON, help="PNG to write (default: the application's icon)")
     parser.add_argument("--resolution", type=int, default=128, help="meshing grid per side (default 128)")
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ built-in data set (indices 0-19) never contains.
 
     python scripts/make_scans.py [NAME ...] [--out resources/scans]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,13 @@ def scan_samples(obs: Observation) -> ShapeSamples:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=sorted(SCANS), metavar="NAME",
-                        help=f"which scans: {', '.join(SCANS)} (default: all)")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        choices=sorted(SCANS),
+        metavar="NAME",
+        help=f"which scans: {', '.join(SCANS)} (default: all)",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="folder to write (default: resources/scans)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ shipped models" reports it: training shapes with their trained codes and held-ou
 ``held_out`` (with the command in ``command.txt``); ``scripts/results_report.py --models`` then
 writes the figures into the model's ``model.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,19 @@ THIN_CLASSES = ("chair", "lamp", "table", "shelf", "airplane", "mug")
 HELD_OUT_CLASS = "shelf"
 BUDGET = ["--iterations", "150", "--samples-per-step", "3000", "--resolution", "96", "--eval-points", "5000"]
 MODEL_RUNS = RUNS / "models"
-REAL_CLASSES = ("appliance", "bathroom_fixture", "bed", "cabinet", "chair", "electronics", "lamp", "plant", "sofa",
-                "table", "vehicle")
+REAL_CLASSES = (
+    "appliance",
+    "bathroom_fixture",
+    "bed",
+    "cabinet",
+    "chair",
+    "electronics",
+    "lamp",
+    "plant",
+    "sofa",
+    "table",
+    "vehicle",
+)
 # What each bundled model is measured on: its data folder (the built-in set preprocessed with
 # `--samples 200000`, as the recipe study did; the Sweet Home 3D set of `make data-real`), its classes, and
 # how many training shapes per class with their codes.
@@ -67,8 +79,20 @@ def evaluate(run: str, out: str, *extra: str, marker: str = "results.json", ckpt
     if not _trained(run, ckpt_name):
         print(f"[results] {run}: not trained (to its last epoch) yet, skipped")
         return
-    cmd = [sys.executable, str(ROOT / "main.py"), "evaluate", "--ckpt", str(ckpt), "--data", str(DATA),
-           "--out", str(out_dir), "--quiet", *BUDGET, *extra]
+    cmd = [
+        sys.executable,
+        str(ROOT / "main.py"),
+        "evaluate",
+        "--ckpt",
+        str(ckpt),
+        "--data",
+        str(DATA),
+        "--out",
+        str(out_dir),
+        "--quiet",
+        *BUDGET,
+        *extra,
+    ]
     print("[results]", " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
 
@@ -78,10 +102,22 @@ def model_command(key: str, checkpoint: Path, group: str) -> list[str]:
     spec = MODEL_EVALUATIONS[key]
     limit = spec["known_limit"] if group == "known" else spec["held_out_limit"]
     classes = ["--classes", *spec["classes"]] if spec["classes"] else []
-    return ["main.py", "evaluate", "--ckpt", str(checkpoint.relative_to(ROOT) if checkpoint.is_relative_to(ROOT)
-                                                 else checkpoint),
-            "--data", spec["data"], *MODEL_GROUPS[group], "--limit", str(limit), "--resolution", "128", *classes,
-            "--out", str((MODEL_RUNS / key / group).relative_to(ROOT))]
+    return [
+        "main.py",
+        "evaluate",
+        "--ckpt",
+        str(checkpoint.relative_to(ROOT) if checkpoint.is_relative_to(ROOT) else checkpoint),
+        "--data",
+        spec["data"],
+        *MODEL_GROUPS[group],
+        "--limit",
+        str(limit),
+        "--resolution",
+        "128",
+        *classes,
+        "--out",
+        str((MODEL_RUNS / key / group).relative_to(ROOT)),
+    ]
 
 
 def evaluate_models(keys: list[str] | None) -> None:
@@ -111,10 +147,19 @@ def evaluate_models(keys: list[str] | None) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--stages", nargs="*", default=["conditioning", "zeroshot", "thin", "colour"],
-                    help="conditioning, zeroshot, thin, colour (the study), models (the bundled models)")
-    ap.add_argument("--models", nargs="*", default=None, metavar="KEY",
-                    help="with --stages models: only these bundled models (default: every one)")
+    ap.add_argument(
+        "--stages",
+        nargs="*",
+        default=["conditioning", "zeroshot", "thin", "colour"],
+        help="conditioning, zeroshot, thin, colour (the study), models (the bundled models)",
+    )
+    ap.add_argument(
+        "--models",
+        nargs="*",
+        default=None,
+        metavar="KEY",
+        help="with --stages models: only these bundled models (default: every one)",
+    )
     args = ap.parse_args()
     for stage in args.stages:
         if stage == "models":
@@ -123,21 +168,48 @@ def main() -> int:
             # Every mode at the same budget: the checkpoint after 150 epochs.
             for mode in MODES:
                 evaluate(f"cond_{mode}", "eval_test", "--split", "test", "--limit", "2", ckpt_name="epoch_0150.pt")
-                evaluate(f"cond_{mode}", "eval_train", "--split", "train", "--use-trained-codes", "--limit", "4",
-                         ckpt_name="epoch_0150.pt")
+                evaluate(
+                    f"cond_{mode}",
+                    "eval_train",
+                    "--split",
+                    "train",
+                    "--use-trained-codes",
+                    "--limit",
+                    "4",
+                    ckpt_name="epoch_0150.pt",
+                )
         elif stage == "zeroshot":
             for run, flag in (("zs_text", "--class-as-text"), ("zs_none", "--class-as-text")):
                 evaluate(run, f"eval_{HELD_OUT_CLASS}_test", "--split", "test", "--classes", HELD_OUT_CLASS, flag)
         elif stage == "thin":
-            evaluate("demo", "ablation_thin", "--split", "test", "--classes", *THIN_CLASSES, "--limit", "3",
-                     "--ablation", "baseline,surface,curriculum,coarse_to_fine,finetune,all", "--save-meshes",
-                     marker="ablation.json")
+            evaluate(
+                "demo",
+                "ablation_thin",
+                "--split",
+                "test",
+                "--classes",
+                *THIN_CLASSES,
+                "--limit",
+                "3",
+                "--ablation",
+                "baseline,surface,curriculum,coarse_to_fine,finetune,all",
+                "--save-meshes",
+                marker="ablation.json",
+            )
         elif stage == "colour":
             # The colour runs train 100 epochs; their reference is the embedding run's own
             # checkpoint at epoch 100 (same data, seed and schedule up to there).
             evaluate("cond_embedding", "eval_test_e100", "--split", "test", "--limit", "1", ckpt_name="epoch_0100.pt")
-            evaluate("cond_embedding", "eval_train_e100", "--split", "train", "--use-trained-codes", "--limit", "4",
-                     ckpt_name="epoch_0100.pt")
+            evaluate(
+                "cond_embedding",
+                "eval_train_e100",
+                "--split",
+                "train",
+                "--use-trained-codes",
+                "--limit",
+                "4",
+                ckpt_name="epoch_0100.pt",
+            )
             for run in ("colour_viewdep", "nocolour"):
                 evaluate(run, "eval_test", "--split", "test", "--limit", "1")
                 evaluate(run, "eval_train", "--split", "train", "--use-trained-codes", "--limit", "4")

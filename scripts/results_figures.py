@@ -8,6 +8,7 @@
 ``python scripts/results_figures.py interpolation --img-dir /tmp/img --resolution 48`` draws one of them
 elsewhere and coarser (a quick look; the smoke test's run).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,8 +94,11 @@ def tto_sequence(model, img: Path = IMG, resolution: int = 96) -> None:
             # Intermediate reports carry codes only; the final result may carry a fine-tuned decoder.
             used = model.with_decoder(report.result.decoder_override if report.result else None)
             cond = used.condition(class_name=report.class_name)
-            mesh = extract_mesh(used.sdf_fn(report.shape_code, cond), resolution,
-                                used.colour_fn(report.shape_code, report.colour_code, cond))
+            mesh = extract_mesh(
+                used.sdf_fn(report.shape_code, cond),
+                resolution,
+                used.colour_fn(report.shape_code, report.colour_code, cond),
+            )
             row.append(None if mesh.is_empty else (mesh.vertices, mesh.faces, mesh.colours))
         rows.append(row[:5])
     n = min(len(r) for r in rows)
@@ -114,11 +118,20 @@ def tto_sequence(model, img: Path = IMG, resolution: int = 96) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("figures", nargs="*", choices=FIGURES, metavar="FIGURE",
-                        help=f"which pictures: {', '.join(FIGURES)} (default: all)")
+    parser.add_argument(
+        "figures",
+        nargs="*",
+        choices=FIGURES,
+        metavar="FIGURE",
+        help=f"which pictures: {', '.join(FIGURES)} (default: all)",
+    )
     parser.add_argument("--img-dir", type=Path, default=IMG, help="where the PNGs go (default: docs/img)")
-    parser.add_argument("--resolution", type=int, default=None,
-                        help="meshing grid per side (default: 128 for the interpolation strip, 96 for the TTO fits)")
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="meshing grid per side (default: 128 for the interpolation strip, 96 for the TTO fits)",
+    )
     args = parser.parse_args(argv)
     which = args.figures or FIGURES
     torch.set_grad_enabled(True)

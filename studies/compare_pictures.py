@@ -25,6 +25,7 @@ Run from the repository root under a display (VTK renders off screen but needs o
     bash scripts/with_display.sh .venv/bin/python -m studies.compare_pictures --data data/study_base \\
         --ckpt demo=resources/demo/demo.pt --split train --out docs/img/compare_demo_train.png
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,6 +81,7 @@ class Cell:
 
 # --- arguments ------------------------------------------------------------------------------
 
+
 def parse_checkpoints(specs: Sequence[str]) -> list[Column]:
     """``NAME=PATH`` specs → columns, checked before any work (names unique, files present)."""
     columns: list[Column] = []
@@ -91,8 +93,9 @@ def parse_checkpoints(specs: Sequence[str]) -> list[Column]:
         if any(c.name == name for c in columns):
             raise CompareError(f"--ckpt {spec!r}: the name {name!r} is used twice; give each checkpoint its own name.")
         if not Path(path).is_file():
-            raise CompareError(f"--ckpt {spec!r}: {path} does not exist; point it at a checkpoint (.pt) "
-                               "written by 'main.py train'.")
+            raise CompareError(
+                f"--ckpt {spec!r}: {path} does not exist; point it at a checkpoint (.pt) written by 'main.py train'."
+            )
         columns.append(Column(name, Path(path)))
     if not columns:
         raise CompareError("no --ckpt given; add at least one --ckpt NAME=PATH.")
@@ -104,15 +107,19 @@ def apply_column_losses(columns: list[Column], specs: Sequence[str], split: str)
     from core.tto.config import parse_losses
 
     if specs and split != "test":
-        raise CompareError("--losses sets the TTO losses of test-split fits; the train split uses trained codes. "
-                           "Add --split test or drop --losses.")
+        raise CompareError(
+            "--losses sets the TTO losses of test-split fits; the train split uses trained codes. "
+            "Add --split test or drop --losses."
+        )
     names = [c.name for c in columns]
     for spec in specs:
         name, sep, losses = spec.partition("=")
         name, losses = name.strip(), losses.strip()
         if not sep or name not in names:
-            raise CompareError(f"--losses {spec!r}: expected NAME=LOSSES with NAME one of the --ckpt names "
-                               f"({', '.join(names)}), e.g. --losses '{names[0]}=finetune'.")
+            raise CompareError(
+                f"--losses {spec!r}: expected NAME=LOSSES with NAME one of the --ckpt names "
+                f"({', '.join(names)}), e.g. --losses '{names[0]}=finetune'."
+            )
         try:
             parse_losses(losses)
         except ExplorerError as exc:
@@ -146,15 +153,19 @@ def select_shapes(data_dir: Path, split: str, shape_ids: Sequence[str] | None, p
         except DataSetError:
             other_shapes = []
         elsewhere = {s.id for s in other_shapes} | {f"{s.class_name}/{s.id}" for s in other_shapes}
-        hints = [f"{i!r}" + (f" (it is in split '{other}': use --split {other})" if i in elsewhere else "")
-                 for i in missing]
+        hints = [
+            f"{i!r}" + (f" (it is in split '{other}': use --split {other})" if i in elsewhere else "") for i in missing
+        ]
         examples = ", ".join(s.id for s in shapes[:5])
-        raise CompareError(f"--shapes: unknown shape id {', '.join(hints)} in split '{split}' of {data_dir}; "
-                           f"ids there look like: {examples} (see {data_dir / 'manifest.json'}).")
+        raise CompareError(
+            f"--shapes: unknown shape id {', '.join(hints)} in split '{split}' of {data_dir}; "
+            f"ids there look like: {examples} (see {data_dir / 'manifest.json'})."
+        )
     return [by_key[i] for i in shape_ids]
 
 
 # --- ground truth ---------------------------------------------------------------------------
+
 
 def _source_path(shape: Any, data_dir: Path) -> Path | None:
     """The shape's source mesh: as recorded (relative to the working folder), else relative to the repository."""
@@ -193,8 +204,9 @@ def ground_truth_picture(shape: Any, gt: dict[str, np.ndarray], data_dir: Path) 
     return surfels(gt["surface_points"], gt["surface_normals"], gt.get("surface_rgb")), "surface points"
 
 
-def surfels(points: np.ndarray, normals: np.ndarray, rgb: np.ndarray | None,
-            radius: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def surfels(
+    points: np.ndarray, normals: np.ndarray, rgb: np.ndarray | None, radius: float = 0.02
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """A point cloud as one small triangle per point, facing along its normal.
 
     ``points``, ``normals`` (N, 3); ``rgb`` (N, 3) in [0, 1] or None. Returns vertices (3M, 3),
@@ -219,8 +231,17 @@ def surfels(points: np.ndarray, normals: np.ndarray, rgb: np.ndarray | None,
 
 # --- reconstructions ------------------------------------------------------------------------
 
-def reconstruct(model: Any, shape: Any, gt: dict[str, np.ndarray], thin_mask: np.ndarray, split: str,
-                tto_config: Any, resolution: int, seed: int = 0) -> Cell:
+
+def reconstruct(
+    model: Any,
+    shape: Any,
+    gt: dict[str, np.ndarray],
+    thin_mask: np.ndarray,
+    split: str,
+    tto_config: Any,
+    resolution: int,
+    seed: int = 0,
+) -> Cell:
     """One cell: the shape's codes (trained or fitted), meshed with colours and measured."""
     from core.evaluation.class_choice import choose_class
     from core.evaluation.loop import trained_codes
@@ -238,8 +259,15 @@ def reconstruct(model: Any, shape: Any, gt: dict[str, np.ndarray], thin_mask: np
     else:
         obs = from_npz(shape.file)
         choice = choose_class(model, shape, obs, tto_config, EvalSettings(seed=seed))
-        result = fit(model, obs, tto_config, class_name=choice.class_name, text=choice.text, seed=seed,
-                     every=tto_config.iterations)
+        result = fit(
+            model,
+            obs,
+            tto_config,
+            class_name=choice.class_name,
+            text=choice.text,
+            seed=seed,
+            every=tto_config.iterations,
+        )
         shape_code, colour_code = result.shape_code, result.colour_code
         used = model.with_decoder(result.decoder_override)
         condition = used.condition(class_name=result.class_name, text=result.text)
@@ -253,6 +281,7 @@ def reconstruct(model: Any, shape: Any, gt: dict[str, np.ndarray], thin_mask: np
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """The numbers kept per cell (percentages for the scores, Chamfer × 10³ as the tables report it)."""
+
     def pct(key: str) -> float | None:
         value = metrics.get(key)
         return None if value is None or not math.isfinite(value) else round(100.0 * float(value), 2)
@@ -272,6 +301,7 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
 
 # --- picture --------------------------------------------------------------------------------
 
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
@@ -289,8 +319,9 @@ def grid_reference_cell(source: Any, resolution: int) -> Cell:
     if mesh.is_empty:
         return Cell("empty", None, {"floaters": 0})
     stats = mesh_components(mesh.vertices, mesh.faces)
-    return Cell("ok", (mesh.vertices, mesh.faces, None), {"floaters": stats["floaters"],
-                                                          "components": stats["components"]})
+    return Cell(
+        "ok", (mesh.vertices, mesh.faces, None), {"floaters": stats["floaters"], "components": stats["components"]}
+    )
 
 
 def caption(cell: Cell, floaters: bool = False) -> str:
@@ -305,7 +336,8 @@ def caption(cell: Cell, floaters: bool = False) -> str:
         return f"F@1 {_fmt(m.get('fscore_1pct'))}  thin {_fmt(m.get('thin_fscore_1pct'))}  floaters {m.get('floaters')}"
     parts = "" if m.get("components") is None else f"  parts {m['components']}"
     return f"F@1 {_fmt(m.get('fscore_1pct'))}  thin {_fmt(m.get('thin_fscore_1pct'))}" + (
-        "  (empty)" if cell.status == "empty" else parts)
+        "  (empty)" if cell.status == "empty" else parts
+    )
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -315,10 +347,20 @@ def _mean(values: list[float | None]) -> float | None:
 
 # --- the whole run --------------------------------------------------------------------------
 
-def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "train",
-            shape_ids: Sequence[str] | None = None, per_class: int = 1, resolution: int = 128,
-            tto_iterations: int = INTERACTIVE_ITERATIONS, device: str | None = None, seed: int = 0,
-            floaters: bool = False) -> dict[str, Any]:
+
+def compare(
+    data_dir: Path,
+    columns: list[Column],
+    out: Path,
+    split: str = "train",
+    shape_ids: Sequence[str] | None = None,
+    per_class: int = 1,
+    resolution: int = 128,
+    tto_iterations: int = INTERACTIVE_ITERATIONS,
+    device: str | None = None,
+    seed: int = 0,
+    floaters: bool = False,
+) -> dict[str, Any]:
     """Render ``out`` (PNG) and write ``out.with_suffix('.json')``; return the JSON's content.
 
     Arguments are checked (checkpoints, shapes, numbers) before any model is run. A shape whose
@@ -367,8 +409,9 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
                     bar.update(1)
                     continue
                 try:
-                    cells[column.name] = reconstruct(column.model, shape, gt, thin_mask, split,
-                                                     column_tto[column.name], resolution, seed)
+                    cells[column.name] = reconstruct(
+                        column.model, shape, gt, thin_mask, split, column_tto[column.name], resolution, seed
+                    )
                 except SHAPE_ERRORS as exc:
                     cells[column.name] = Cell("failed", error=str(exc) or type(exc).__name__)
                     tqdm.write(f"{shape.class_name}/{shape.id} with {column.name}: {cells[column.name].error}")
@@ -376,40 +419,74 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
             shown = [cells[c.name].mesh for c in columns]
             extra_cells: list[Cell] = []
             if floaters:
-                grid = Cell("failed", error="ground truth unreadable") if gt is None else \
-                    grid_reference_cell(source, resolution)
+                grid = (
+                    Cell("failed", error="ground truth unreadable")
+                    if gt is None
+                    else grid_reference_cell(source, resolution)
+                )
                 extra_cells = [grid]
                 shown = [grid.mesh] + shown
                 shown = [floater_painted(m) for m in shown]
             picture_rows.append([gt_mesh] + shown)
-            gt_parts = next((cell.metrics["gt_components"] for cell in cells.values()
-                             if cell.metrics.get("gt_components") is not None), None)
-            captions.append([gt_kind + ("" if gt_parts is None else f"  parts {gt_parts}")]
-                            + [caption(c, floaters) for c in extra_cells]
-                            + [caption(cells[c.name], floaters) for c in columns])
-            json_rows.append({
-                **({"gt_grid_floaters": extra_cells[0].metrics.get("floaters")} if floaters else {}),
-                "class": shape.class_name, "id": shape.id, "ground_truth": gt_kind, "thin_mask_from": mask_from,
-                "n_thin": int(np.count_nonzero(thin_mask)),
-                "cells": {name: {"status": cell.status, **cell.metrics, **({"error": cell.error} if cell.error else {})}
-                          for name, cell in cells.items()},
-            })
+            gt_parts = next(
+                (
+                    cell.metrics["gt_components"]
+                    for cell in cells.values()
+                    if cell.metrics.get("gt_components") is not None
+                ),
+                None,
+            )
+            captions.append(
+                [gt_kind + ("" if gt_parts is None else f"  parts {gt_parts}")]
+                + [caption(c, floaters) for c in extra_cells]
+                + [caption(cells[c.name], floaters) for c in columns]
+            )
+            json_rows.append(
+                {
+                    **({"gt_grid_floaters": extra_cells[0].metrics.get("floaters")} if floaters else {}),
+                    "class": shape.class_name,
+                    "id": shape.id,
+                    "ground_truth": gt_kind,
+                    "thin_mask_from": mask_from,
+                    "n_thin": int(np.count_nonzero(thin_mask)),
+                    "cells": {
+                        name: {"status": cell.status, **cell.metrics, **({"error": cell.error} if cell.error else {})}
+                        for name, cell in cells.items()
+                    },
+                }
+            )
 
-    means = {c.name: {key: _mean([r["cells"][c.name].get(key) for r in json_rows])
-                      for key in ("fscore_1pct", "thin_fscore_1pct")} for c in columns}
+    means = {
+        c.name: {
+            key: _mean([r["cells"][c.name].get(key) for r in json_rows]) for key in ("fscore_1pct", "thin_fscore_1pct")
+        }
+        for c in columns
+    }
     how = "trained codes" if split == "train" else f"TTO, {tto_iterations} iterations"
     titles = ["ground truth"] + ([GRID_TITLE] if floaters else []) + [c.name for c in columns]
-    footers = [""] + ([""] if floaters else []) + [
-        f"F@1 {_fmt(means[c.name]['fscore_1pct'])}  thin {_fmt(means[c.name]['thin_fscore_1pct'])}" for c in columns]
+    footers = (
+        [""]
+        + ([""] if floaters else [])
+        + [f"F@1 {_fmt(means[c.name]['fscore_1pct'])}  thin {_fmt(means[c.name]['thin_fscore_1pct'])}" for c in columns]
+    )
     with tempfile.TemporaryDirectory(prefix="compare_") as tmp:
         grid_png = Path(tmp) / "grid.png"
         render_grid(picture_rows, [], grid_png, size=CELL)
-        png = label_grid(grid_png, titles, [f"{s.class_name}/{s.id}" for s in shapes], captions, footers,
-                      f"{split} split: {how}; F@1 % / thin F@1 % / "
-                      + ("floaters (red)" if floaters else "connected parts"))
+        png = label_grid(
+            grid_png,
+            titles,
+            [f"{s.class_name}/{s.id}" for s in shapes],
+            captions,
+            footers,
+            f"{split} split: {how}; F@1 % / thin F@1 % / " + ("floaters (red)" if floaters else "connected parts"),
+        )
     atomic_write_bytes(out, png)
     report = {
-        "data": str(data_dir), "split": split, "how": how, "resolution": resolution, "seed": seed,
+        "data": str(data_dir),
+        "split": split,
+        "how": how,
+        "resolution": resolution,
+        "seed": seed,
         "checkpoints": {c.name: str(c.path) for c in columns},
         "tto": None if tto_config is None else tto_config.to_dict(),
         "tto_losses": None if tto_config is None else {c.name: c.losses for c in columns},
@@ -425,21 +502,42 @@ def compare(data_dir: Path, columns: list[Column], out: Path, split: str = "trai
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", required=True, type=Path, help="data set folder written by 'main.py preprocess'")
-    p.add_argument("--ckpt", required=True, action="append", metavar="NAME=CKPT",
-                   help="a checkpoint column (repeat for more): its title and .pt file")
+    p.add_argument(
+        "--ckpt",
+        required=True,
+        action="append",
+        metavar="NAME=CKPT",
+        help="a checkpoint column (repeat for more): its title and .pt file",
+    )
     p.add_argument("--out", required=True, type=Path, help="PNG to write (its metrics go to the same name .json)")
-    p.add_argument("--split", default="train", choices=("train", "test"),
-                   help="train: trained codes; test: fitted by TTO (default: train)")
+    p.add_argument(
+        "--split",
+        default="train",
+        choices=("train", "test"),
+        help="train: trained codes; test: fitted by TTO (default: train)",
+    )
     p.add_argument("--shapes", nargs="+", metavar="ID", help="shape ids (or class/id) in this order")
     p.add_argument("--per-class", type=int, default=1, help="without --shapes: the first K shapes per class")
     p.add_argument("--resolution", type=int, default=128, help="marching-cubes grid (default 128, as evaluate)")
-    p.add_argument("--tto-iterations", type=int, default=INTERACTIVE_ITERATIONS,
-                   help=f"test split: TTO steps (default {INTERACTIVE_ITERATIONS}, the viewer's)")
-    p.add_argument("--losses", action="append", default=[], metavar="NAME=LOSSES",
-                   help="test split: the TTO loss set of column NAME (default baseline), e.g. 'mine=finetune'; "
-                        "the same checkpoint may fill two columns with different losses")
-    p.add_argument("--floaters", action="store_true",
-                   help="paint floating fragments red and add the source's exact SDF meshed on the same grid")
+    p.add_argument(
+        "--tto-iterations",
+        type=int,
+        default=INTERACTIVE_ITERATIONS,
+        help=f"test split: TTO steps (default {INTERACTIVE_ITERATIONS}, the viewer's)",
+    )
+    p.add_argument(
+        "--losses",
+        action="append",
+        default=[],
+        metavar="NAME=LOSSES",
+        help="test split: the TTO loss set of column NAME (default baseline), e.g. 'mine=finetune'; "
+        "the same checkpoint may fill two columns with different losses",
+    )
+    p.add_argument(
+        "--floaters",
+        action="store_true",
+        help="paint floating fragments red and add the source's exact SDF meshed on the same grid",
+    )
     p.add_argument("--device", default=None, help="cpu / cuda (default: CUDA when present)")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -450,14 +548,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         columns = parse_checkpoints(args.ckpt)
         apply_column_losses(columns, args.losses, args.split)
-        report = compare(args.data, columns, args.out, args.split, args.shapes, args.per_class, args.resolution,
-                         args.tto_iterations, args.device, args.seed, args.floaters)
+        report = compare(
+            args.data,
+            columns,
+            args.out,
+            args.split,
+            args.shapes,
+            args.per_class,
+            args.resolution,
+            args.tto_iterations,
+            args.device,
+            args.seed,
+            args.floaters,
+        )
     except ExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for name, mean in report["mean"].items():
-        print(f"{name}: F@1 {_fmt(mean['fscore_1pct'])} %, thin F@1 {_fmt(mean['thin_fscore_1pct'])} % "
-              f"over {len(report['rows'])} shapes")
+        print(
+            f"{name}: F@1 {_fmt(mean['fscore_1pct'])} %, thin F@1 {_fmt(mean['thin_fscore_1pct'])} % "
+            f"over {len(report['rows'])} shapes"
+        )
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return 0
 

@@ -8,6 +8,7 @@ sampled on the rebuilt built-in shape, same seed as the demo's data). Prints a m
 
     .venv/bin/python -m studies.demo_floaters            # about a minute on 2 cores
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,15 @@ def table_row(name: str, group: list[dict]) -> list[object]:
     """One table row: the means over ``group`` (:func:`core.evaluation.metrics.mesh_components`' dicts with
     ``gt_components``), each to the digits it is read at; "—" for gt components when no shape has them."""
     gt = [r["gt_components"] for r in group if r["gt_components"] is not None]
-    return [name, len(group), f"{100 * np.mean([r['has_floaters'] for r in group]):.0f}",
-            f"{np.mean([r['components'] for r in group]):.1f}", f"{np.mean([r['floaters'] for r in group]):.1f}",
-            f"{np.mean([r['largest_share'] for r in group]):.2f}", f"{np.mean(gt):.1f}" if gt else None]
+    return [
+        name,
+        len(group),
+        f"{100 * np.mean([r['has_floaters'] for r in group]):.0f}",
+        f"{np.mean([r['components'] for r in group]):.1f}",
+        f"{np.mean([r['floaters'] for r in group]):.1f}",
+        f"{np.mean([r['largest_share'] for r in group]):.2f}",
+        f"{np.mean(gt):.1f}" if gt else None,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

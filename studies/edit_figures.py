@@ -7,6 +7,7 @@ sizes compare across panels (the viewer's ``--screenshot`` of mesh files frames 
 own mesh, which would hide a drag). Blue spheres: drag handles at their targets, the paint brush centre;
 the box: the graft region.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,11 @@ PAINT = "#2040c0"
 
 
 def mesh_of(model, codes: ShapeCodes, resolution: int = RES):
-    return extract_mesh(model.sdf_fn(codes.shape_code, codes.condition), resolution,
-                        model.colour_fn(codes.shape_code, codes.colour_code, codes.condition))
+    return extract_mesh(
+        model.sdf_fn(codes.shape_code, codes.condition),
+        resolution,
+        model.colour_fn(codes.shape_code, codes.colour_code, codes.condition),
+    )
 
 
 def render_row(panels, path: Path, camera: str, size=(360, 440)) -> None:
@@ -42,8 +46,7 @@ def render_row(panels, path: Path, camera: str, size=(360, 440)) -> None:
     pts = np.concatenate([p[1].vertices for p in panels])
     centre = 0.5 * (pts.max(0) + pts.min(0))
     radius = float(np.linalg.norm(pts - centre, axis=1).max())
-    pl = pv.Plotter(off_screen=True, shape=(1, len(panels)), window_size=(size[0] * len(panels), size[1]),
-                    border=False)
+    pl = pv.Plotter(off_screen=True, shape=(1, len(panels)), window_size=(size[0] * len(panels), size[1]), border=False)
     for i, (title, mesh, markers, region) in enumerate(panels):
         pl.subplot(0, i)
         pl.set_background(LIGHT_BG)
@@ -54,8 +57,12 @@ def render_row(panels, path: Path, camera: str, size=(360, 440)) -> None:
             pl.add_mesh(pv.Sphere(radius=0.025, center=point), color="#1f6fff")
         if region is not None:
             c, h = np.asarray(region.centre), np.asarray(region.size)
-            pl.add_mesh(pv.Box(bounds=(c[0] - h[0], c[0] + h[0], c[1] - h[1], c[1] + h[1], c[2] - h[2], c[2] + h[2])),
-                        style="wireframe", color="#1f6fff", line_width=2)
+            pl.add_mesh(
+                pv.Box(bounds=(c[0] - h[0], c[0] + h[0], c[1] - h[1], c[1] + h[1], c[2] - h[2], c[2] + h[2])),
+                style="wireframe",
+                color="#1f6fff",
+                line_width=2,
+            )
         pl.add_text(title, font_size=10, color="black")
         angle = np.radians(pl.camera.view_angle)
         distance = 1.05 * radius / np.sin(min(angle, 2 * np.arctan(np.tan(angle / 2) * size[0] / size[1])) / 2)
@@ -84,23 +91,45 @@ def main(argv: list[str] | None = None) -> int:
     for dy in (0.05, 0.10, 0.15):
         target = top + [0.0, dy, 0.0]
         r = drag(model, snap, [Handle(tuple(top), tuple(target))])
-        panels.append((f"drag up {dy:.2f} ({r.plausibility.distance:.1f} Mah.)",
-                       mesh_of(model, ShapeCodes(r.shape_code, a.colour_code, a.condition), res), target[None], None))
+        panels.append(
+            (
+                f"drag up {dy:.2f} ({r.plausibility.distance:.1f} Mah.)",
+                mesh_of(model, ShapeCodes(r.shape_code, a.colour_code, a.condition), res),
+                target[None],
+                None,
+            )
+        )
     render_row(panels, img / "edit_drag.png", "side")
 
     r = paint(model, snap, [Brush(tuple(top), 0.3, PAINT)])
     painted = mesh_of(model.with_decoder(r.decoder_override), ShapeCodes(a.shape_code, r.colour_code, a.condition), res)
-    render_row([("before", before, top[None], None),
-                (f"painted {PAINT}: brush dE {r.metrics['delta_e_brush']:.1f}, "
-                 f"rest dE {r.metrics['delta_e_rest']:.1f}", painted, top[None], None)],
-               img / "edit_paint.png", "iso")
+    render_row(
+        [
+            ("before", before, top[None], None),
+            (
+                f"painted {PAINT}: brush dE {r.metrics['delta_e_brush']:.1f}, rest dE {r.metrics['delta_e_rest']:.1f}",
+                painted,
+                top[None],
+                None,
+            ),
+        ],
+        img / "edit_paint.png",
+        "iso",
+    )
 
     b = codes_of(model, "chair/chair_000")
     region = Region("box", (0.0, 0.5, 0.0), (0.6, 0.4, 0.6))
     r = graft(model, snap, take_snapshot(model, b), region)
     grafted = mesh_of(model, ShapeCodes(r.shape_code, r.colour_code, r.condition), res)
-    render_row([("A chair_003", before, None, None), ("B chair_000", mesh_of(model, b, res), None, region),
-                ("A + upper back of B", grafted, None, region)], img / "edit_graft.png", "iso")
+    render_row(
+        [
+            ("A chair_003", before, None, None),
+            ("B chair_000", mesh_of(model, b, res), None, region),
+            ("A + upper back of B", grafted, None, region),
+        ],
+        img / "edit_graft.png",
+        "iso",
+    )
     return 0
 
 

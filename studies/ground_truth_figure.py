@@ -12,6 +12,7 @@ root under a display::
     bash scripts/with_display.sh .venv/bin/python -m studies.ground_truth_figure --data data/sweethome3d \\
         --resolution 96 --out docs/img/ground_truth_open_mesh.png bookcase desk wallLight designChair
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,10 @@ def find_shapes(data_dir: Path, patterns: Sequence[str]) -> list[dict]:
     for pattern in patterns:
         match = next((r for r in records if pattern in str(r["id"])), None)
         if match is None:
-            raise ExplorerError(f"{data_dir / 'manifest.json'}: no shape id contains {pattern!r}; "
-                                "give part of an id the manifest lists.")
+            raise ExplorerError(
+                f"{data_dir / 'manifest.json'}: no shape id contains {pattern!r}; "
+                "give part of an id the manifest lists."
+            )
         found.append(match)
     return found
 
@@ -52,12 +55,19 @@ def field_cells(data_dir: Path, record: dict, resolution: int) -> tuple[list, li
     from core.evaluation.ground_truth_quality import ground_truth_quality
     from core.evaluation.held_out_split import EvalShape
 
-    shape = EvalShape(str(record["id"]), str(record["class_name"]), data_dir / record["file"],
-                      Path(record["source"]) if record.get("source") else None, None)
+    shape = EvalShape(
+        str(record["id"]),
+        str(record["class_name"]),
+        data_dir / record["file"],
+        Path(record["source"]) if record.get("source") else None,
+        None,
+    )
     source = shape_source_mesh(shape, load_ground_truth(shape.file))
     if source is None:
-        raise ExplorerError(f"{record.get('source')}: the source mesh of {shape.id} is missing or unreadable; "
-                            "run from the checkout that preprocessed the data set.")
+        raise ExplorerError(
+            f"{record.get('source')}: the source mesh of {shape.id} is missing or unreadable; "
+            "run from the checkout that preprocessed the data set."
+        )
     cells, captions, numbers = [], [], []
     for field in (sdf_field(source.vertices, source.faces, "winding"), source.field()):
         epsilon = float(field.details.get("epsilon", 0.0))
@@ -73,8 +83,7 @@ def field_cells(data_dir: Path, record: dict, resolution: int) -> tuple[list, li
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a data set made by main.py preprocess")
-    parser.add_argument("--resolution", type=resolution, default=96,
-                        help="grid samples per side (the evaluation grid)")
+    parser.add_argument("--resolution", type=resolution, default=96, help="grid samples per side (the evaluation grid)")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write (numbers go beside it as JSON)")
     parser.add_argument("shapes", nargs="+", help="part of each shape's id, one row each")
     args = parser.parse_args(argv)
@@ -99,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         torn = [np.mean([n[c]["torn_pieces"] > 0 for n in numbers.values()]) for c in range(2)]
         footers = [f"shapes torn {100 * t:.0f}%" for t in torn]
         note = f"the training field meshed on a {args.resolution}-per-side grid; floaters red"
-        atomic_write_bytes(args.out, label_grid(grid, titles, [r.split("_", 1)[-1] for r in numbers], captions,
-                                                footers, note))
+        atomic_write_bytes(
+            args.out, label_grid(grid, titles, [r.split("_", 1)[-1] for r in numbers], captions, footers, note)
+        )
     atomic_write_json(args.out.with_suffix(".json"), {"resolution": args.resolution, "shapes": numbers})
     print(f"wrote {args.out}")
     return 0

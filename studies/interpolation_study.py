@@ -13,7 +13,7 @@ nearer end's by default as in the viewer, or ``--condition linear``) and each bl
   ``[min(V(0), V(1)), max(V(0), V(1))]``, else ``V(t) / min`` below it or ``V(t) / max`` above it;
 * ``obb_ratio``: smallest / largest extent of the oriented bounding box of the main body (floaters
   dropped, :func:`main_body`; a slab has a small one);
-* ``thin_share``: share of the surface on thin parts (:func:`core.evaluation.thickness.thin_part_mask` on
+* ``thin_share``: share of the surface on thin parts (:func:`core.data.thickness.thin_part_mask` on
   points sampled on the mesh, with the mesh for the thickness);
 * ``components`` / ``floaters``: :func:`core.evaluation.metrics.mesh_components`.
 
@@ -38,6 +38,7 @@ strip (rows = pairs, columns = t; collapsed cells framed red) to docs/img/interp
     nice -n 19 bash scripts/with_display.sh .venv/bin/python -m studies.interpolation_study \\
         --ckpt resources/demo/demo.pt --data data/study_base --out runs/interp_demo --tag before
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,7 +59,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CONDITION_WORDS = {"nearest": "of the nearer end (A's for t < 0.5, B's after)", "linear": "blended linearly"}
 
 DEFAULT_PAIRS: tuple[tuple[str, str], ...] = (
-    ("airplane", "chair"), ("chair", "table"), ("lamp", "mug"), ("table", "lamp"), ("shelf", "vase"))
+    ("airplane", "chair"),
+    ("chair", "table"),
+    ("lamp", "mug"),
+    ("table", "lamp"),
+    ("shelf", "vase"),
+)
 """Class pairs of the built-in set, in order; the first training shape of each class stands for it."""
 TS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -116,7 +122,7 @@ def enclosed_volume(vertices: np.ndarray, faces: np.ndarray, pitch: float) -> tu
     layers = max(1, 1_000_000 // max(len(plane), 1))  # about a million points a call: memory stays flat
     inside = 0
     for k in range(0, len(axes[2]), layers):
-        z = axes[2][k:k + layers]
+        z = axes[2][k : k + layers]
         block = np.c_[np.tile(plane, (len(z), 1)), np.repeat(z, len(plane))]
         inside += int((igl.fast_winding_number(v, f, np.ascontiguousarray(block)) > 0.5).sum())
     return float(inside * pitch**3), "voxels"
@@ -158,9 +164,9 @@ def obb_ratio(vertices: np.ndarray, faces: np.ndarray) -> float:
 
 def thin_share(vertices: np.ndarray, faces: np.ndarray, n_points: int = 4000, seed: int = 0) -> float:
     """Share of the surface of the mesh (V, 3) / (F, 3) on thin parts
-    (:func:`core.evaluation.thickness.thin_part_mask`)."""
+    (:func:`core.data.thickness.thin_part_mask`)."""
+    from core.data.thickness import thin_part_mask
     from core.evaluation.metrics import sample_mesh_surface
-    from core.evaluation.thickness import thin_part_mask
 
     if len(faces) == 0:
         return 0.0
@@ -176,10 +182,15 @@ def shape_measures(vertices: np.ndarray, faces: np.ndarray, pitch: float) -> dic
     volume, method = enclosed_volume(vertices, faces, pitch)
     comps = mesh_components(vertices, faces)
     empty = len(faces) == 0
-    return {"empty": empty, "volume": volume, "volume_method": method,
-            "obb_ratio": obb_ratio(vertices, faces),
-            "thin_share": thin_share(vertices, faces),
-            "components": comps["components"], "floaters": comps["floaters"]}
+    return {
+        "empty": empty,
+        "volume": volume,
+        "volume_method": method,
+        "obb_ratio": obb_ratio(vertices, faces),
+        "thin_share": thin_share(vertices, faces),
+        "components": comps["components"],
+        "floaters": comps["floaters"],
+    }
 
 
 def volume_ratio(volume: float, v0: float, v1: float) -> float:
@@ -202,8 +213,9 @@ def nearer_end_thin_share(t: float, s0: float, s1: float) -> float:
     return float(min(s0, s1))
 
 
-def collapse_reasons(mid: dict[str, Any], end0: dict[str, Any], end1: dict[str, Any],
-                     rule: CollapseRule = CollapseRule()) -> list[str]:
+def collapse_reasons(
+    mid: dict[str, Any], end0: dict[str, Any], end1: dict[str, Any], rule: CollapseRule = CollapseRule()
+) -> list[str]:
     """Why the mid-shape ``mid`` counts as collapsed against its end points (empty list: it is not).
 
     Each dict holds :func:`shape_measures`' keys; ``mid`` also ``volume_ratio``.
@@ -216,8 +228,11 @@ def collapse_reasons(mid: dict[str, Any], end0: dict[str, Any], end1: dict[str, 
     expected_thin = nearer_end_thin_share(mid["t"], end0["thin_share"], end1["thin_share"])
     if expected_thin >= rule.thin_present and mid["thin_share"] < rule.thin_kept * expected_thin:
         reasons.append(f"thin parts lost ({mid['thin_share']:.0%} of the surface, nearer end {expected_thin:.0%})")
-    if (mid["obb_ratio"] < rule.slab_ratio and end0["obb_ratio"] > rule.ends_not_slab
-            and end1["obb_ratio"] > rule.ends_not_slab):
+    if (
+        mid["obb_ratio"] < rule.slab_ratio
+        and end0["obb_ratio"] > rule.ends_not_slab
+        and end1["obb_ratio"] > rule.ends_not_slab
+    ):
         reasons.append(f"slab (OBB {mid['obb_ratio']:.2f})")
     if mid["floaters"] > max(end0["floaters"], end1["floaters"]):
         reasons.append(f"broke apart ({mid['floaters']} floaters; ends {end0['floaters']} / {end1['floaters']})")
@@ -234,11 +249,14 @@ def training_endpoints(model, data_dir: Path) -> tuple[dict[str, Endpoint], dict
     from core.data.manifest import load_manifest
 
     manifest = load_manifest(data_dir)
-    train = sorted((r for r in manifest["shapes"] if r.get("split", "train") == "train"),
-                   key=lambda r: (str(r["class_name"]), str(r["id"])))
+    train = sorted(
+        (r for r in manifest["shapes"] if r.get("split", "train") == "train"),
+        key=lambda r: (str(r["class_name"]), str(r["id"])),
+    )
     if not train:
-        raise DataSetError(f"{data_dir}/manifest.json: no shape in the train split; pass the data set the model "
-                           "was trained on.")
+        raise DataSetError(
+            f"{data_dir}/manifest.json: no shape in the train split; pass the data set the model was trained on."
+        )
     known = {sid: i for i, sid in enumerate(model.shape_ids)}
     by_id: dict[str, Endpoint] = {}
     wrong_class = []
@@ -254,17 +272,23 @@ def training_endpoints(model, data_dir: Path) -> tuple[dict[str, Endpoint], dict
             f"{data_dir}: its train split does not match the checkpoint {model.path} "
             f"({len(by_id)} of {len(train)} training ids are codes of the model"
             f"{', classes differ for ' + ', '.join(wrong_class[:3]) if wrong_class else ''}). "
-            "Pass the data set the model was trained on.")
+            "Pass the data set the model was trained on."
+        )
     first: dict[str, Endpoint] = {}
     for ep in by_id.values():
         first.setdefault(ep.class_name, ep)
-    report = {"data_train_ids": len(train), "matched_codes": len(by_id), "model_codes": len(model.shape_ids),
-              "missing_from_model": sorted(set(r["id"] for r in train) - set(by_id))[:10]}
+    report = {
+        "data_train_ids": len(train),
+        "matched_codes": len(by_id),
+        "model_codes": len(model.shape_ids),
+        "missing_from_model": sorted(set(r["id"] for r in train) - set(by_id))[:10],
+    }
     return first, by_id, report
 
 
-def choose_pairs(first: dict[str, Endpoint], by_id: dict[str, Endpoint], n_pairs: int,
-                 extra: list[str] | tuple[str, ...] = ()) -> list[tuple[Endpoint, Endpoint]]:
+def choose_pairs(
+    first: dict[str, Endpoint], by_id: dict[str, Endpoint], n_pairs: int, extra: list[str] | tuple[str, ...] = ()
+) -> list[tuple[Endpoint, Endpoint]]:
     """The pairs to study: :data:`DEFAULT_PAIRS` whose classes exist (else consecutive classes), first
     ``n_pairs`` of them, then each ``extra`` "A:B" (a class name or a training shape id on each side)."""
     defaults = [(a, b) for a, b in DEFAULT_PAIRS if a in first and b in first]
@@ -278,8 +302,10 @@ def choose_pairs(first: dict[str, Endpoint], by_id: dict[str, Endpoint], n_pairs
             return by_id[name]
         if name in first:
             return first[name]
-        raise ConfigError(f"--pair {spec}: {name!r} is neither a class nor a training shape id of the data set; "
-                          f"classes: {', '.join(sorted(first))}")
+        raise ConfigError(
+            f"--pair {spec}: {name!r} is neither a class nor a training shape id of the data set; "
+            f"classes: {', '.join(sorted(first))}"
+        )
 
     for spec in extra:
         a, sep, b = spec.partition(":")
@@ -295,9 +321,16 @@ def choose_pairs(first: dict[str, Endpoint], by_id: dict[str, Endpoint], n_pairs
 
 
 # -- the study --------------------------------------------------------------------------------------
-def run_study(model, pairs: list[tuple[Endpoint, Endpoint]], resolution: int, ts: tuple[float, ...] = TS,
-              rule: CollapseRule = CollapseRule(), progress: bool = True,
-              condition: str = "nearest", spherical: bool = False) -> tuple[list[dict], list[list]]:
+def run_study(
+    model,
+    pairs: list[tuple[Endpoint, Endpoint]],
+    resolution: int,
+    ts: tuple[float, ...] = TS,
+    rule: CollapseRule = CollapseRule(),
+    progress: bool = True,
+    condition: str = "nearest",
+    spherical: bool = False,
+) -> tuple[list[dict], list[list]]:
     """Mesh and measure every pair at every t; return (one row per pair and t, mesh cells per pair for the strip).
 
     ``condition``: how the class condition moves (:data:`core.model.latent_ops.CONDITION_BLENDS`).
@@ -325,8 +358,16 @@ def run_study(model, pairs: list[tuple[Endpoint, Endpoint]], resolution: int, ts
             colour = blend(col_a, col_b, t, spherical)
             mesh = extract_mesh(model.sdf_fn(code, cond), resolution, model.colour_fn(code, colour, cond))
             m = shape_measures(mesh.vertices, mesh.faces, pitch)
-            m.update({"pair": f"{a.shape_id} → {b.shape_id}", "from": a.shape_id, "to": b.shape_id,
-                      "from_class": a.class_name, "to_class": b.class_name, "t": float(t)})
+            m.update(
+                {
+                    "pair": f"{a.shape_id} → {b.shape_id}",
+                    "from": a.shape_id,
+                    "to": b.shape_id,
+                    "from_class": a.class_name,
+                    "to_class": b.class_name,
+                    "t": float(t),
+                }
+            )
             measured.append(m)
             row_cells.append(None if mesh.is_empty else (mesh.vertices, mesh.faces, mesh.colours))
             bar.update(1)
@@ -359,25 +400,56 @@ def rescore(rows: list[dict], rule: CollapseRule = CollapseRule()) -> list[dict]
 
 def table_markdown(rows: list[dict]) -> str:
     """One row per pair and t: the measures and the verdict (— at the end points, which are not judged)."""
-    headers = ["pair", "t", "volume", "method", "vol. ratio", "OBB min/max", "thin share", "components", "floaters",
-               "collapsed"]
+    headers = [
+        "pair",
+        "t",
+        "volume",
+        "method",
+        "vol. ratio",
+        "OBB min/max",
+        "thin share",
+        "components",
+        "floaters",
+        "collapsed",
+    ]
     cells = []
     for r in rows:
         verdict = None if r["collapsed"] is None else "**yes**: " + "; ".join(r["reasons"]) if r["collapsed"] else "no"
-        cells.append([r["pair"], r["t"], f"{r['volume']:.4f}", r["volume_method"], r["volume_ratio"], r["obb_ratio"],
-                      f"{100 * r['thin_share']:.0f} %", r["components"], r["floaters"], verdict])
+        cells.append(
+            [
+                r["pair"],
+                r["t"],
+                f"{r['volume']:.4f}",
+                r["volume_method"],
+                r["volume_ratio"],
+                r["obb_ratio"],
+                f"{100 * r['thin_share']:.0f} %",
+                r["components"],
+                r["floaters"],
+                verdict,
+            ]
+        )
     return markdown_table(headers, cells, align="lrrlrrrrrl")
 
 
 def summary(rows: list[dict]) -> dict[str, Any]:
     mids = [r for r in rows if r["collapsed"] is not None]
-    return {"mid_shapes": len(mids), "collapsed": sum(r["collapsed"] for r in mids),
-            "mid_with_floaters": sum(r["floaters"] > 0 for r in mids),
-            "pairs_with_collapse": sorted({r["pair"] for r in mids if r["collapsed"]})}
+    return {
+        "mid_shapes": len(mids),
+        "collapsed": sum(r["collapsed"] for r in mids),
+        "mid_with_floaters": sum(r["floaters"] > 0 for r in mids),
+        "pairs_with_collapse": sorted({r["pair"] for r in mids if r["collapsed"]}),
+    }
 
 
-def render_strip(cells: list[list], rows: list[dict], pairs: list[tuple[Endpoint, Endpoint]],
-                 ts: tuple[float, ...], path: Path, size: int = 220) -> Path:
+def render_strip(
+    cells: list[list],
+    rows: list[dict],
+    pairs: list[tuple[Endpoint, Endpoint]],
+    ts: tuple[float, ...],
+    path: Path,
+    size: int = 220,
+) -> Path:
     """The coloured strip (rows = pairs, columns = t) by :func:`core.evaluation.figures.render_grid`, then pair
     labels on the left and a red frame around collapsed cells (PIL), written atomically to ``path``."""
     import io
@@ -420,20 +492,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckpt", type=Path, help="trained checkpoint (e.g. resources/demo/demo.pt)")
     parser.add_argument("--data", type=Path, help="the preprocessed data set it was trained on")
     parser.add_argument("--out", type=Path, help="folder for interpolation.json / interpolation.md")
-    parser.add_argument("--rescore", type=Path, metavar="JSON",
-                        help="judge a saved interpolation.json again by today's collapse rule and print it "
-                             "(no meshing; nothing written)")
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        metavar="JSON",
+        help="judge a saved interpolation.json again by today's collapse rule and print it "
+        "(no meshing; nothing written)",
+    )
     parser.add_argument("--pairs", type=int, default=len(DEFAULT_PAIRS), help="how many of the default class pairs")
-    parser.add_argument("--pair", action="append", default=[], metavar="A:B",
-                        help="an extra pair: two classes or training shape ids (repeatable)")
+    parser.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="A:B",
+        help="an extra pair: two classes or training shape ids (repeatable)",
+    )
     parser.add_argument("--resolution", type=int, default=128, help="meshing grid samples per side")
     parser.add_argument("--tag", default="run", help="picture name: docs/img/interpolation_structure_<tag>.png")
     parser.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img", help="where the picture goes")
     parser.add_argument("--no-picture", action="store_true", help="skip rendering (no display needed)")
-    parser.add_argument("--condition", choices=CONDITION_BLENDS, default="nearest",
-                        help="class condition along the blend: the nearer end's (the viewer's default) or linear")
-    parser.add_argument("--spherical", action="store_true",
-                        help="blend the codes spherically (slerp, the viewer's 'spherical') instead of linearly")
+    parser.add_argument(
+        "--condition",
+        choices=CONDITION_BLENDS,
+        default="nearest",
+        help="class condition along the blend: the nearer end's (the viewer's default) or linear",
+    )
+    parser.add_argument(
+        "--spherical",
+        action="store_true",
+        help="blend the codes spherically (slerp, the viewer's 'spherical') instead of linearly",
+    )
     args = parser.parse_args(argv)
     if args.rescore:
         try:
@@ -444,8 +532,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         s = summary(rows)
         print(table_markdown(rows))
-        print(f"\n{s['collapsed']} of {s['mid_shapes']} mid-shapes collapsed by today's rule "
-              f"({saved.get('summary', {}).get('collapsed', '?')} by the rule it was saved with)")
+        print(
+            f"\n{s['collapsed']} of {s['mid_shapes']} mid-shapes collapsed by today's rule "
+            f"({saved.get('summary', {}).get('collapsed', '?')} by the rule it was saved with)"
+        )
         return 0
     missing = [flag for flag in ("ckpt", "data", "out") if getattr(args, flag) is None]
     if missing:
@@ -456,8 +546,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.resolution < 16:
-            raise ConfigError(f"--resolution {args.resolution}: too coarse to mesh thin parts; use 16 or more "
-                              "(128 for the study)")
+            raise ConfigError(
+                f"--resolution {args.resolution}: too coarse to mesh thin parts; use 16 or more (128 for the study)"
+            )
         if args.pairs < 0:
             raise ConfigError(f"--pairs {args.pairs}: must be 0 or more")
         if not args.tag.replace("_", "").replace("-", "").isalnum():
@@ -468,10 +559,11 @@ def main(argv: list[str] | None = None) -> int:
         first, by_id, check = training_endpoints(model, args.data)
         pairs = choose_pairs(first, by_id, args.pairs, args.pair)
         args.out.mkdir(parents=True, exist_ok=True)
-        print(f"{check['matched_codes']} of {check['data_train_ids']} training ids of {args.data} are codes of "
-              f"{args.ckpt} ({check['model_codes']} codes); {len(pairs)} pairs at {args.resolution}³")
-        rows, cells = run_study(model, pairs, args.resolution, condition=args.condition,
-                               spherical=args.spherical)
+        print(
+            f"{check['matched_codes']} of {check['data_train_ids']} training ids of {args.data} are codes of "
+            f"{args.ckpt} ({check['model_codes']} codes); {len(pairs)} pairs at {args.resolution}³"
+        )
+        rows, cells = run_study(model, pairs, args.resolution, condition=args.condition, spherical=args.spherical)
     except ExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -479,18 +571,29 @@ def main(argv: list[str] | None = None) -> int:
     picture = None
     if not args.no_picture:
         picture = render_strip(cells, rows, pairs, TS, args.img_dir / f"interpolation_structure_{args.tag}.png")
-    result = {"ckpt": str(args.ckpt), "data": str(args.data), "resolution": args.resolution, "ts": list(TS),
-              "condition": args.condition, "blend": "spherical" if args.spherical else "linear",
-              "training_check": check, "collapse_rule": asdict(rule), "summary": summary(rows),
-              "picture": None if picture is None else str(picture), "rows": rows}
+    result = {
+        "ckpt": str(args.ckpt),
+        "data": str(args.data),
+        "resolution": args.resolution,
+        "ts": list(TS),
+        "condition": args.condition,
+        "blend": "spherical" if args.spherical else "linear",
+        "training_check": check,
+        "collapse_rule": asdict(rule),
+        "summary": summary(rows),
+        "picture": None if picture is None else str(picture),
+        "rows": rows,
+    }
     table = table_markdown(rows)
     s = result["summary"]
     verdict = f"{s['collapsed']} of {s['mid_shapes']} mid-shapes collapsed"
     atomic_write_json(args.out / "interpolation.json", result)
-    md = (f"# Interpolation between training shapes of different classes\n\n`{args.ckpt}`, {args.resolution}³, "
-          f"{'spherical' if args.spherical else 'linear'} blend of shape and colour codes, "
-          f"class condition {CONDITION_WORDS[args.condition]}. "
-          f"{verdict}.\n\n{table}\n")
+    md = (
+        f"# Interpolation between training shapes of different classes\n\n`{args.ckpt}`, {args.resolution}³, "
+        f"{'spherical' if args.spherical else 'linear'} blend of shape and colour codes, "
+        f"class condition {CONDITION_WORDS[args.condition]}. "
+        f"{verdict}.\n\n{table}\n"
+    )
     atomic_write_bytes(args.out / "interpolation.md", md.encode("utf-8"))
     print(table)
     print(f"\n{verdict}; wrote {args.out / 'interpolation.json'}" + (f" and {picture}" if picture else ""))

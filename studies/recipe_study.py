@@ -29,6 +29,7 @@ A variant that fails is reported and the others go on. Writes ``OUT/study.md`` a
     .venv/bin/python -m studies.recipe_study --data /tmp/study_data --out /tmp/study --minutes 0.2 \\
         --variants baseline,curriculum --resolution 64 --tto-iterations 50
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,12 +69,20 @@ class Variant:
 
 
 DEMO_TRAIN_ARGS = ("--conditioning", "embedding")
-DEMO_SETS = ("train.shapes_per_batch=8", "train.samples_per_shape=2048", "train.lr_interval=100",
-             "train.checkpoint_every=50", "train.max_samples_per_shape=200000",
-             # pinned: the default preset now carries the study's winner; the baseline stays the old recipe
-             "train.lr_schedule=step", "train.curriculum=false", "model.fourier_frequencies=4",
-             # and the colour head as it was before the demo of 2026-11-28 adopted a wider, stopped one
-             "model.colour_detach_trunk=false", "model.colour_hidden=64")
+DEMO_SETS = (
+    "train.shapes_per_batch=8",
+    "train.samples_per_shape=2048",
+    "train.lr_interval=100",
+    "train.checkpoint_every=50",
+    "train.max_samples_per_shape=200000",
+    # pinned: the default preset now carries the study's winner; the baseline stays the old recipe
+    "train.lr_schedule=step",
+    "train.curriculum=false",
+    "model.fourier_frequencies=4",
+    # and the colour head as it was before the demo of 2026-11-28 adopted a wider, stopped one
+    "model.colour_detach_trunk=false",
+    "model.colour_hidden=64",
+)
 """The previous demo recipe, copied from scripts/make_demo.sh before the study (default preset, 600 epochs,
 step schedule, four Fourier frequencies): the baseline every variant changes."""
 ADOPTED_SETS = ("train.lr_schedule=cosine", "train.curriculum=true", "model.fourier_frequencies=2")
@@ -86,11 +95,14 @@ THIN_SAMPLING = ("--near-allocation", "thickness", "--thin-band-variance", "0.00
 
 VARIANTS: dict[str, Variant] = {
     "baseline": Variant("the previous demo recipe (step schedule, 4 Fourier frequencies)"),
-    "thin_sampling": Variant("near samples by local thickness, a tight band at thin parts, balanced signs",
-                             preprocess=THIN_SAMPLING),
+    "thin_sampling": Variant(
+        "near samples by local thickness, a tight band at thin parts, balanced signs", preprocess=THIN_SAMPLING
+    ),
     "curriculum": Variant("Curriculum DeepSDF tolerance / hard-sample schedule", sets=("train.curriculum=true",)),
-    "surface": Variant("surface supervision: SDF = 0 and gradient = normal on surface points",
-                       sets=("train.surface_weight=1.0", "train.normal_weight=0.1")),
+    "surface": Variant(
+        "surface supervision: SDF = 0 and gradient = normal on surface points",
+        sets=("train.surface_weight=1.0", "train.normal_weight=0.1"),
+    ),
     "cosine": Variant("cosine learning-rate schedule instead of six halvings", sets=("train.lr_schedule=cosine",)),
     "onecycle": Variant("one-cycle schedule (warm-up, then cosine)", sets=("train.lr_schedule=onecycle",)),
     "batch16": Variant("16 shapes per batch instead of 8", sets=("train.shapes_per_batch=16",)),
@@ -107,33 +119,46 @@ VARIANTS: dict[str, Variant] = {
     # combinations of the switches the 5-minute pilot found promising (docs/results.md)
     "cos_curr": Variant("cosine schedule + curriculum", sets=("train.lr_schedule=cosine", "train.curriculum=true")),
     "cos_curr_f2": Variant("cosine schedule + curriculum + 2 Fourier frequencies", sets=ADOPTED_SETS),
-    "cos_curr_f2_thin": Variant("cosine + curriculum + 2 Fourier frequencies + thin-aware sampling",
-                                preprocess=THIN_SAMPLING, sets=ADOPTED_SETS),
+    "cos_curr_f2_thin": Variant(
+        "cosine + curriculum + 2 Fourier frequencies + thin-aware sampling", preprocess=THIN_SAMPLING, sets=ADOPTED_SETS
+    ),
     # conditioning on today's recipe (issue 12's table; the same switches as `main.py train --conditioning`)
-    "cond_none": Variant("no class condition, today's recipe", sets=ADOPTED_SETS,
-                         train_args=("--conditioning", "none")),
-    "cond_onehot": Variant("one-hot class, today's recipe", sets=ADOPTED_SETS,
-                           train_args=("--conditioning", "onehot")),
-    "cond_embedding": Variant("learned class embedding, today's recipe", sets=ADOPTED_SETS,
-                              train_args=("--conditioning", "embedding")),
-    "cond_text": Variant("text features of each shape's own description, today's recipe",
-                         sets=(*ADOPTED_SETS, "model.text_source=description"),
-                         train_args=("--conditioning", "text"), heldout_args=("--text-prompt", "description")),
+    "cond_none": Variant(
+        "no class condition, today's recipe", sets=ADOPTED_SETS, train_args=("--conditioning", "none")
+    ),
+    "cond_onehot": Variant("one-hot class, today's recipe", sets=ADOPTED_SETS, train_args=("--conditioning", "onehot")),
+    "cond_embedding": Variant(
+        "learned class embedding, today's recipe", sets=ADOPTED_SETS, train_args=("--conditioning", "embedding")
+    ),
+    "cond_text": Variant(
+        "text features of each shape's own description, today's recipe",
+        sets=(*ADOPTED_SETS, "model.text_source=description"),
+        train_args=("--conditioning", "text"),
+        heldout_args=("--text-prompt", "description"),
+    ),
     # colour on today's recipe (results.md section 3; cond_embedding is the view-independent head)
-    "colour_none": Variant("geometry only (no colour head), today's recipe", sets=ADOPTED_SETS,
-                           train_args=("--no-colour",)),
-    "colour_viewdep": Variant("the seed's view-dependent colour head, today's recipe", sets=ADOPTED_SETS,
-                              train_args=("--view-dependent",)),
-    "colour_stop_trunk": Variant("colour gradients stopped at the trunk, today's recipe",
-                                 sets=STOP_TRUNK_SETS),
-    "thin_stop_trunk": Variant("thin-aware sampling + colour gradients stopped at the trunk, today's recipe",
-                               preprocess=THIN_SAMPLING, sets=STOP_TRUNK_SETS),
+    "colour_none": Variant(
+        "geometry only (no colour head), today's recipe", sets=ADOPTED_SETS, train_args=("--no-colour",)
+    ),
+    "colour_viewdep": Variant(
+        "the seed's view-dependent colour head, today's recipe", sets=ADOPTED_SETS, train_args=("--view-dependent",)
+    ),
+    "colour_stop_trunk": Variant("colour gradients stopped at the trunk, today's recipe", sets=STOP_TRUNK_SETS),
+    "thin_stop_trunk": Variant(
+        "thin-aware sampling + colour gradients stopped at the trunk, today's recipe",
+        preprocess=THIN_SAMPLING,
+        sets=STOP_TRUNK_SETS,
+    ),
 }
 
 # (summary header in results.json, table header, format)
-_METRICS = (("thin F@1 %", "thin F@1 %", "{:.1f}"), ("F@1 %", "F@1 %", "{:.1f}"),
-            ("CD×10³ mean", "CD×10³", "{:.3f}"), ("floaters %", "floaters %", "{:.0f}"),
-            ("components", "components", "{:.1f}"))
+_METRICS = (
+    ("thin F@1 %", "thin F@1 %", "{:.1f}"),
+    ("F@1 %", "F@1 %", "{:.1f}"),
+    ("CD×10³ mean", "CD×10³", "{:.3f}"),
+    ("floaters %", "floaters %", "{:.0f}"),
+    ("components", "components", "{:.1f}"),
+)
 
 
 @dataclass
@@ -168,26 +193,49 @@ class Study:
         if (folder / "manifest.json").is_file():
             return folder
         if not self.args.source_args:
-            self.log.append(f"{name}: needs preprocessing flags {' '.join(variant.preprocess)} but no --source-args "
-                            "says how --data was made; skipped")
+            self.log.append(
+                f"{name}: needs preprocessing flags {' '.join(variant.preprocess)} but no --source-args "
+                "says how --data was made; skipped"
+            )
             print("FAILED " + self.log[-1], file=sys.stderr)
             return None
-        cmd = self.main_py("preprocess", *shlex.split(self.args.source_args), *variant.preprocess,
-                           "--out", str(folder), "--no-progress")
+        cmd = self.main_py(
+            "preprocess",
+            *shlex.split(self.args.source_args),
+            *variant.preprocess,
+            "--out",
+            str(folder),
+            "--no-progress",
+        )
         return folder if self.run(cmd, f"{name}: preprocess") else None
 
-    def train_cmd(self, variant: Variant, data: Path, run_dir: Path, epochs: int, minutes: float,
-                  resume: bool) -> list[str]:
-        sets = [*DEMO_SETS, f"train.threads={self.args.threads}", f"train.max_cpu_minutes={minutes:g}",
-                "train.checkpoint_every=10"]
+    def train_cmd(
+        self, variant: Variant, data: Path, run_dir: Path, epochs: int, minutes: float, resume: bool
+    ) -> list[str]:
+        sets = [
+            *DEMO_SETS,
+            f"train.threads={self.args.threads}",
+            f"train.max_cpu_minutes={minutes:g}",
+            "train.checkpoint_every=10",
+        ]
         if self.args.fit_schedule and not any(s.startswith("train.lr_schedule=") for s in variant.sets):
             sets.append(f"train.lr_interval={max(1, epochs // 6)}")  # the demo's six halvings within the run
         sets += list(variant.sets) + list(self.args.extra_sets)
         if self.args.train_classes:
             sets.append(f"train.classes={json.dumps(self.args.train_classes)}")
-        cmd = self.main_py("train", "--data", str(data), "--out", str(run_dir), *DEMO_TRAIN_ARGS,
-                           *variant.train_args, "--epochs", str(epochs), "--no-progress",
-                           "--resume" if resume else "--overwrite")
+        cmd = self.main_py(
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(run_dir),
+            *DEMO_TRAIN_ARGS,
+            *variant.train_args,
+            "--epochs",
+            str(epochs),
+            "--no-progress",
+            "--resume" if resume else "--overwrite",
+        )
         for s in sets:
             cmd += ["--set", s]
         return cmd
@@ -213,17 +261,29 @@ class Study:
         with (pilot / "log.csv").open(newline="") as handle:
             seconds = [0.0] + [float(r["cpu_seconds"]) for r in csv.DictReader(handle)]
         steps = [b - a for a, b in zip(seconds[:-1], seconds[1:], strict=True)]
-        per_epoch = statistics.median(steps[len(steps) // 2:])
+        per_epoch = statistics.median(steps[len(steps) // 2 :])
         epochs = max(1, int(60.0 * self.args.minutes / max(per_epoch, 1e-6)))
-        print(f"# {name}: {per_epoch:.2f} CPU-s per epoch in the pilot -> {epochs} epochs in {self.args.minutes:g} "
-              "CPU-min",
-              flush=True)
+        print(
+            f"# {name}: {per_epoch:.2f} CPU-s per epoch in the pilot -> {epochs} epochs in {self.args.minutes:g} "
+            "CPU-min",
+            flush=True,
+        )
         return epochs
 
     def evaluate_cmd(self, ckpt: Path, out: Path, known: bool, variant: Variant | None = None) -> list[str]:
-        cmd = self.main_py("evaluate", "--ckpt", str(ckpt), "--data", str(self.args.data),
-                           "--resolution", str(self.args.resolution), "--out", str(out), "--quiet",
-                           *(variant.heldout_args if variant and not known else ()))
+        cmd = self.main_py(
+            "evaluate",
+            "--ckpt",
+            str(ckpt),
+            "--data",
+            str(self.args.data),
+            "--resolution",
+            str(self.args.resolution),
+            "--out",
+            str(out),
+            "--quiet",
+            *(variant.heldout_args if variant and not known else ()),
+        )
         if self.args.train_classes:
             cmd += ["--classes", *self.args.train_classes]
         cmd += ["--split", "train", "--use-trained-codes"] if known else ["--split", "test"]
@@ -252,8 +312,16 @@ class Study:
             if not self.args.dry_run:
                 from core.utils.io_utils import atomic_write_json
 
-                atomic_write_json(done, {"epochs": epochs, "minutes": self.args.minutes,
-                                         "threads": self.args.threads, "data": str(data), "command": cmd})
+                atomic_write_json(
+                    done,
+                    {
+                        "epochs": epochs,
+                        "minutes": self.args.minutes,
+                        "threads": self.args.threads,
+                        "data": str(data),
+                        "command": cmd,
+                    },
+                )
         ckpt = run_dir / "checkpoints" / "latest.pt"
         for known in (True, False):
             out = self.args.out / name / ("eval_known" if known else "eval_heldout")
@@ -272,8 +340,11 @@ class Study:
         cpu_seconds = stats.get("train_cpu_seconds")
         if cpu_seconds is None:  # a run of an older study: wall-clock seconds x threads
             cpu_seconds = float(stats.get("train_seconds", 0.0)) * (int(meta["threads"]) or os.cpu_count() or 1)
-        row: dict[str, Any] = {"variant": name, "epochs": f"{stats.get('epochs')}{' (cut)' if cut else ''}",
-                               "cpu_minutes": float(cpu_seconds) / 60.0}
+        row: dict[str, Any] = {
+            "variant": name,
+            "epochs": f"{stats.get('epochs')}{' (cut)' if cut else ''}",
+            "cpu_minutes": float(cpu_seconds) / 60.0,
+        }
         for part in ("known", "heldout"):
             summary = json.loads((folder / f"eval_{part}" / "results.json").read_text())["summary"]["all"]
             for key, _, _ in _METRICS + (("gt components", "", ""),):
@@ -293,37 +364,62 @@ def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
 def table_markdown(rows: list[dict[str, Any]]) -> str:
     """One row per variant; each metric cell is ``known / held-out``."""
     headers = ["variant", "epochs", "CPU-min"] + [h for _, h, _ in _METRICS] + ["gt components"]
-    cells = [[row["variant"], str(row["epochs"]), row["cpu_minutes"]]
-             + [_cell(row, key, fmt) for key, _, fmt in _METRICS] + [_cell(row, "gt components", "{:.1f}")]
-             for row in rows]
+    cells = [
+        [row["variant"], str(row["epochs"]), row["cpu_minutes"]]
+        + [_cell(row, key, fmt) for key, _, fmt in _METRICS]
+        + [_cell(row, "gt components", "{:.1f}")]
+        for row in rows
+    ]
     return markdown_table(headers, cells, digits=1) + "\n"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     epilog = "variants:\n" + "\n".join(f"  {k:14s} {v.doc}" for k, v in VARIANTS.items())
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="preprocessed data folder (train and test splits)")
     parser.add_argument("--out", type=Path, required=True, help="study folder (one sub-folder per variant)")
-    parser.add_argument("--variants", default="baseline,curriculum,surface,cosine,wide,thin_sampling",
-                        help=f"comma list of {', '.join(VARIANTS)} (or 'all')")
-    parser.add_argument("--minutes", type=float, default=10.0,
-                        help="training budget per variant in CPU-minutes of the training process")
+    parser.add_argument(
+        "--variants",
+        default="baseline,curriculum,surface,cosine,wide,thin_sampling",
+        help=f"comma list of {', '.join(VARIANTS)} (or 'all')",
+    )
+    parser.add_argument(
+        "--minutes", type=float, default=10.0, help="training budget per variant in CPU-minutes of the training process"
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads per run")
-    parser.add_argument("--no-fit-schedule", dest="fit_schedule", action="store_false",
-                        help="no pilot: each variant's own epochs (600), cut by the budget")
-    parser.add_argument("--source-args", default=None,
-                        help="the 'main.py preprocess' arguments --data was made with, without --out (needed by "
-                             "variants with preprocessing flags), e.g. \"--source synthetic --samples 200000\"")
+    parser.add_argument(
+        "--no-fit-schedule",
+        dest="fit_schedule",
+        action="store_false",
+        help="no pilot: each variant's own epochs (600), cut by the budget",
+    )
+    parser.add_argument(
+        "--source-args",
+        default=None,
+        help="the 'main.py preprocess' arguments --data was made with, without --out (needed by "
+        'variants with preprocessing flags), e.g. "--source synthetic --samples 200000"',
+    )
     parser.add_argument("--resolution", type=int, default=128, help="marching-cubes resolution of the evaluation")
     parser.add_argument("--limit", type=int, default=None, help="at most N shapes per class in each evaluation")
     parser.add_argument("--tto-iterations", type=int, default=None, help="TTO steps for held-out shapes")
-    parser.add_argument("--train-classes", nargs="+", default=None,
-                        help="train and evaluate on these classes of --data only (e.g. to keep a class out for "
-                             "python -m studies.zero_shot_study --run)")
-    parser.add_argument("--set", dest="extra_sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="a 'main.py train --set' applied to every variant after its own (repeatable), e.g. "
-                             "model.colour_detach_trunk=true to compare conditioning modes on that recipe")
+    parser.add_argument(
+        "--train-classes",
+        nargs="+",
+        default=None,
+        help="train and evaluate on these classes of --data only (e.g. to keep a class out for "
+        "python -m studies.zero_shot_study --run)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="extra_sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a 'main.py train --set' applied to every variant after its own (repeatable), e.g. "
+        "model.colour_detach_trunk=true to compare conditioning modes on that recipe",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     names = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -375,10 +471,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     table = table_markdown(rows)
-    title = (f"# Recipe study: {args.minutes:g} CPU-min per variant, {args.threads} threads, data {args.data}\n\n"
-             "Each cell: known shapes (trained codes) / held-out shapes (TTO). floaters % = shapes with a "
-             "component holding < 5 % of the area besides the main ones (core.evaluation.metrics.mesh_components); "
-             "epochs (cut): the budget ended the run before its schedule did.\n\n")
+    title = (
+        f"# Recipe study: {args.minutes:g} CPU-min per variant, {args.threads} threads, data {args.data}\n\n"
+        "Each cell: known shapes (trained codes) / held-out shapes (TTO). floaters % = shapes with a "
+        "component holding < 5 % of the area besides the main ones (core.evaluation.metrics.mesh_components); "
+        "epochs (cut): the budget ended the run before its schedule did.\n\n"
+    )
     from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 
     args.out.mkdir(parents=True, exist_ok=True)

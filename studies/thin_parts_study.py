@@ -4,11 +4,12 @@
 
 For built-in shapes the generator labels its parts (legs, posts, slats, arms, handles, rods are
 rods; wings, stabilisers and fins are thin plates), so the script scores the old mask (thinner
-than 3 % of the diagonal) and the new one (:func:`core.evaluation.thickness.thin_part_mask`: slender parts)
+than 3 % of the diagonal) and the new one (:func:`core.data.thickness.thin_part_mask`: slender parts)
 against those labels, point by point. For the real Sweet Home 3D meshes in tests/data (chair2,
 desklamp) and the duck it reports the share of the surface each mask takes and renders both to
 docs/img/thin_parts.png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,14 +22,16 @@ import trimesh
 
 from core.data.mesh_io import load_mesh
 from core.data.sources.synthetic import CLASSES, build_shape
-from core.evaluation.thickness import thin_mask, thin_part_mask
+from core.data.thickness import thin_mask, thin_part_mask
 from core.utils.markdown import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
-REAL = [("chair2 (real chair)", ROOT / "tests/data/meshes/obj_mtl_tex_chair_cc0/chair2.obj"),
-        ("desklamp (real lamp)", ROOT / "tests/data/meshes/obj_mtl_kd_lamp_cc0/desklamp.obj"),
-        ("duck (no thin part)", ROOT / "tests/data/meshes/obj_mtl_tex_duck/duck.obj")]
+REAL = [
+    ("chair2 (real chair)", ROOT / "tests/data/meshes/obj_mtl_tex_chair_cc0/chair2.obj"),
+    ("desklamp (real lamp)", ROOT / "tests/data/meshes/obj_mtl_kd_lamp_cc0/desklamp.obj"),
+    ("duck (no thin part)", ROOT / "tests/data/meshes/obj_mtl_tex_duck/duck.obj"),
+]
 PLATES = ("wing", "stabiliser", "fin")
 
 
@@ -52,8 +55,14 @@ def labelled_points(class_name: str, index: int, n: int = 12000, seed: int = 0):
         plate.append(np.full(len(p), is_thin and name.startswith(PLATES)))
         rod.append(np.full(len(p), is_thin and not name.startswith(PLATES)))
     whole = trimesh.util.concatenate(meshes)
-    return (np.vstack(points), np.vstack(normals), np.concatenate(rod), np.concatenate(plate),
-            np.asarray(whole.vertices), np.asarray(whole.faces))
+    return (
+        np.vstack(points),
+        np.vstack(normals),
+        np.concatenate(rod),
+        np.concatenate(plate),
+        np.asarray(whole.vertices),
+        np.asarray(whole.faces),
+    )
 
 
 def score(mask: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -64,9 +73,14 @@ def score(mask: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return precision, recall
 
 
-BUILTIN_HEADERS = ("class", "rod share %", "old mask: share / precision / recall %",
-                   "new mask (mesh): share / precision / recall %",
-                   "new mask (points only): share / precision / recall %", "plates taken, old / new %")
+BUILTIN_HEADERS = (
+    "class",
+    "rod share %",
+    "old mask: share / precision / recall %",
+    "new mask (mesh): share / precision / recall %",
+    "new mask (points only): share / precision / recall %",
+    "plates taken, old / new %",
+)
 REAL_HEADERS = ("mesh", "old mask share %", "new mask share %")
 
 
@@ -88,8 +102,11 @@ def builtin_table(per_class: int, classes: Sequence[str] = tuple(CLASSES), point
         for key in ("old", "new", "pts"):
             precision, recall = score(cat[key], cat["rod"])
             cells.append(f"{100 * cat[key].mean():.0f} / {precision:.0f} / {recall:.0f}")
-        plates = (f"{100 * cat['old'][cat['plate']].mean():.0f} / {100 * cat['new'][cat['plate']].mean():.0f}"
-                  if cat["plate"].any() else None)
+        plates = (
+            f"{100 * cat['old'][cat['plate']].mean():.0f} / {100 * cat['new'][cat['plate']].mean():.0f}"
+            if cat["plate"].any()
+            else None
+        )
         rows.append([class_name, 100 * cat["rod"].mean(), *cells, plates])
         print(f"# {class_name}: done", file=sys.stderr, flush=True)
     return markdown_table(BUILTIN_HEADERS, rows, digits=0)
@@ -134,10 +151,20 @@ def real_meshes(image: Path | None, points: int = 20000) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-class", type=int, default=4, help="built-in shapes per class")
-    parser.add_argument("--classes", nargs="+", choices=list(CLASSES), default=list(CLASSES), metavar="CLASS",
-                        help="built-in classes to score (default: all)")
-    parser.add_argument("--points", type=int, default=None,
-                        help="surface points per shape (default: 12,000 per built-in shape, 20,000 per real mesh)")
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        choices=list(CLASSES),
+        default=list(CLASSES),
+        metavar="CLASS",
+        help="built-in classes to score (default: all)",
+    )
+    parser.add_argument(
+        "--points",
+        type=int,
+        default=None,
+        help="surface points per shape (default: 12,000 per built-in shape, 20,000 per real mesh)",
+    )
     parser.add_argument("--image", type=Path, default=ROOT / "docs" / "img" / "thin_parts.png")
     args = parser.parse_args(argv)
     print(real_meshes(args.image, args.points or 20000) + "\n")

@@ -28,6 +28,7 @@ a condition with its ``OUT/<condition>/results.json`` is not evaluated again. Wr
     .venv/bin/python -m studies.zero_shot_study --data data/sweethome3d --out runs/zero_shot_sofa \\
         --holdout sofa --minutes 30 --threads 2 --resolution 128
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,12 @@ CONDITIONS: tuple[tuple[str, str], ...] = (
 """(folder under OUT, table label), in table order."""
 
 # (summary header in results.json, table header, format)
-METRICS = (("F@1 %", "F@1 %", "{:.1f}"), ("thin F@1 %", "thin F@1 %", "{:.1f}"),
-           ("CD×10³ mean", "CD×10³ mean", "{:.3f}"), ("CD×10³ median", "CD×10³ median", "{:.3f}"))
+METRICS = (
+    ("F@1 %", "F@1 %", "{:.1f}"),
+    ("thin F@1 %", "thin F@1 %", "{:.1f}"),
+    ("CD×10³ mean", "CD×10³ mean", "{:.3f}"),
+    ("CD×10³ median", "CD×10³ median", "{:.3f}"),
+)
 
 
 def trained_classes(manifest: dict[str, Any], holdout: str) -> list[str]:
@@ -108,23 +113,34 @@ def evaluate_condition(args: argparse.Namespace, model, shapes, name: str, choic
     from tqdm import tqdm
 
     config = TTOConfig.from_losses("baseline", **({"iterations": args.tto_iterations} if args.tto_iterations else {}))
-    settings = EvalSettings(resolution=args.resolution, text_prompt="description" if name == "description" else None,
-                            device=str(model.device))
+    settings = EvalSettings(
+        resolution=args.resolution,
+        text_prompt="description" if name == "description" else None,
+        device=str(model.device),
+    )
     choices = {} if name == "description" else {(s.class_name, s.id): choice_of(s) for s in shapes}
     with tqdm(total=len(shapes), unit="shape", desc=name, dynamic_ncols=True) as bar:
+
         def report(_i: int, _n: int, row: dict[str, Any]) -> None:
             bar.update(1)
             if "error" in row:
                 tqdm.write(f"{row['class']}/{row['id']}: failed: {row['error']}", file=sys.stderr)
 
         rows = evaluate_split(model, shapes, config, settings, out, report, classes=choices)
-    meta = {"checkpoint": str(model.path), "data": str(args.data), "holdout": args.holdout, "condition": name,
-            "splits": "train+test", "n_shapes": len(shapes)}
+    meta = {
+        "checkpoint": str(model.path),
+        "data": str(args.data),
+        "holdout": args.holdout,
+        "condition": name,
+        "splits": "train+test",
+        "n_shapes": len(shapes),
+    }
     return write_results(out, rows, config, settings, meta)
 
 
 def table_markdown(rows: list[dict[str, Any]]) -> str:
     """One row per condition: its label, the number of shapes and :data:`METRICS` (each by its format)."""
+
     def cell(value: Any, fmt: str) -> str | None:
         return fmt.format(value) if isinstance(value, (int, float)) and value == value else None
 
@@ -154,8 +170,17 @@ def train(study: Study, args: argparse.Namespace, classes: list[str]) -> Path | 
     if not args.dry_run:
         from core.utils.io_utils import atomic_write_json
 
-        atomic_write_json(done, {"epochs": epochs, "minutes": args.minutes, "threads": args.threads,
-                                 "classes": classes, "holdout": args.holdout, "command": cmd})
+        atomic_write_json(
+            done,
+            {
+                "epochs": epochs,
+                "minutes": args.minutes,
+                "threads": args.threads,
+                "classes": classes,
+                "holdout": args.holdout,
+                "command": cmd,
+            },
+        )
     return ckpt
 
 
@@ -167,33 +192,51 @@ def _check_run(parser: argparse.ArgumentParser, run: Path, holdout: str) -> list
     config = json.loads(config_path.read_text(encoding="utf-8"))
     model, train_cfg = config.get("model", {}), config.get("train", {})
     if model.get("conditioning") != "text":
-        parser.error(f"--run {run}: conditioning {model.get('conditioning')!r}; the study needs a text model "
-                     "(main.py train --conditioning text --set model.text_source=description)")
+        parser.error(
+            f"--run {run}: conditioning {model.get('conditioning')!r}; the study needs a text model "
+            "(main.py train --conditioning text --set model.text_source=description)"
+        )
     stats_path = run / "stats.json"  # the classes the run trained on; train.classes is None for "all of --data"
     stats = json.loads(stats_path.read_text(encoding="utf-8")) if stats_path.is_file() else {}
     classes = list(stats.get("classes") or train_cfg.get("classes") or [])
     if not classes or holdout in classes:
-        parser.error(f"--run {run} trained on {', '.join(classes) or 'every class'}, which includes --holdout "
-                     f"{holdout!r}: train with --set 'train.classes=[...]' without it")
+        parser.error(
+            f"--run {run} trained on {', '.join(classes) or 'every class'}, which includes --holdout "
+            f"{holdout!r}: train with --set 'train.classes=[...]' without it"
+        )
     return classes
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="preprocessed data folder with per-shape text")
     parser.add_argument("--out", type=Path, required=True, help="study folder (run/, one folder per condition)")
     parser.add_argument("--holdout", required=True, help="the class left out of training and fitted zero-shot")
-    parser.add_argument("--train-classes", nargs="+", default=None,
-                        help="train on these classes only (default: every class of --data but --holdout)")
-    parser.add_argument("--run", type=Path, default=None,
-                        help="fit with this finished text run (e.g. recipe_study's cond_text/run trained with "
-                             "--train-classes) instead of training one; it must not have seen --holdout")
-    parser.add_argument("--minutes", type=float, default=10.0,
-                        help="training budget in CPU-minutes of the training process (recipe_study's)")
+    parser.add_argument(
+        "--train-classes",
+        nargs="+",
+        default=None,
+        help="train on these classes only (default: every class of --data but --holdout)",
+    )
+    parser.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="fit with this finished text run (e.g. recipe_study's cond_text/run trained with "
+        "--train-classes) instead of training one; it must not have seen --holdout",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=10.0,
+        help="training budget in CPU-minutes of the training process (recipe_study's)",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (training and TTO)")
-    parser.add_argument("--no-fit-schedule", dest="fit_schedule", action="store_false",
-                        help="no pilot: 600 epochs, cut by the budget")
+    parser.add_argument(
+        "--no-fit-schedule", dest="fit_schedule", action="store_false", help="no pilot: 600 epochs, cut by the budget"
+    )
     parser.add_argument("--resolution", type=int, default=128, help="marching-cubes resolution of the evaluation")
     parser.add_argument("--limit", type=int, default=None, help="at most N held-out shapes")
     parser.add_argument("--tto-iterations", type=int, default=None, help="TTO steps per shape (default: TTO's)")
@@ -212,8 +255,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.train_classes:
         wrong = [c for c in args.train_classes if c not in classes]
         if wrong:
-            parser.error(f"--train-classes {' '.join(wrong)}: not a class of {args.data} other than --holdout "
-                         f"(choose from {', '.join(classes)})")
+            parser.error(
+                f"--train-classes {' '.join(wrong)}: not a class of {args.data} other than --holdout "
+                f"(choose from {', '.join(classes)})"
+            )
         classes = [c for c in classes if c in args.train_classes]
     if args.run is not None:
         classes = _check_run(parser, args.run, args.holdout)
@@ -224,11 +269,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not classes:
         parser.error(f"--holdout {args.holdout!r} is the only class of {args.data}: nothing is left to train on")
     used = {args.holdout, *classes}
-    untexted = [f"{r['class_name']}/{r['id']}" for r in manifest["shapes"]
-                if r.get("class_name") in used and not (r.get("text") or "").strip()]
+    untexted = [
+        f"{r['class_name']}/{r['id']}"
+        for r in manifest["shapes"]
+        if r.get("class_name") in used and not (r.get("text") or "").strip()
+    ]
     if untexted:
-        parser.error(f"{args.data}: {len(untexted)} shapes have no text ({', '.join(untexted[:5])}); this study needs "
-                     "per-shape descriptions (preprocess with --source synthetic or sweethome3d)")
+        parser.error(
+            f"{args.data}: {len(untexted)} shapes have no text ({', '.join(untexted[:5])}); this study needs "
+            "per-shape descriptions (preprocess with --source synthetic or sweethome3d)"
+        )
     args.source_args = None  # recipe_study's Study reads it; the study trains on --data as it is
     args.extra_sets = []  # ... and its --set overrides: none beyond the cond_text variant's own
     args.train_classes = classes  # Study trains on these only (train.classes): never on the held-out class
@@ -256,35 +306,58 @@ def main(argv: list[str] | None = None) -> int:
         nearest, cosines = nearest_class(model, args.holdout)
         print(f"# nearest trained class to {args.holdout!r}: {nearest} (cosine {cosines[nearest]:.3f})", flush=True)
         shapes = heldout_shapes(args.data, args.holdout, args.limit)
-        pick = {"none": lambda s: MEAN_CONDITION, "nearest_class": lambda s: ClassChoice(nearest, "given"),
-                "description": None}
+        pick = {
+            "none": lambda s: MEAN_CONDITION,
+            "nearest_class": lambda s: ClassChoice(nearest, "given"),
+            "description": None,
+        }
         rows = []
         for name, label in CONDITIONS:
             summary = evaluate_condition(args, model, shapes, name, pick[name])["all"]
             if name == "nearest_class":
                 label = f"{label} ({nearest})"
-            rows.append({"condition": name, "label": label, "n": summary.get("n"),
-                         "n_failed": summary.get("n_failed"), **{k: summary.get(k) for k, _, _ in METRICS}})
+            rows.append(
+                {
+                    "condition": name,
+                    "label": label,
+                    "n": summary.get("n"),
+                    "n_failed": summary.get("n_failed"),
+                    **{k: summary.get(k) for k, _, _ in METRICS},
+                }
+            )
     except KeyboardInterrupt:
         print("interrupted: finished parts are kept; run the same command again to go on", file=sys.stderr)
         return 130
     table = table_markdown(rows)
     trained_how = f"the run {args.run}" if args.run is not None else f"trained {args.minutes:g} CPU-min"
-    title = (f"# Zero-shot: {args.holdout} held out\n\n"
-             f"One text model (per-shape descriptions), {trained_how}, on {', '.join(classes)}; all "
-             f"{len(shapes)} {args.holdout} shapes (train and test split: the model never saw the class) fitted by "
-             f"TTO (baseline losses) at resolution {args.resolution}. none = the mean of the trained classes' "
-             f"conditions; nearest class = {nearest} (prompt-embedding cosine {cosines[nearest]:.3f}); "
-             "description = each shape's own text.\n\n")
+    title = (
+        f"# Zero-shot: {args.holdout} held out\n\n"
+        f"One text model (per-shape descriptions), {trained_how}, on {', '.join(classes)}; all "
+        f"{len(shapes)} {args.holdout} shapes (train and test split: the model never saw the class) fitted by "
+        f"TTO (baseline losses) at resolution {args.resolution}. none = the mean of the trained classes' "
+        f"conditions; nearest class = {nearest} (prompt-embedding cosine {cosines[nearest]:.3f}); "
+        "description = each shape's own text.\n\n"
+    )
     from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 
     atomic_write_bytes(args.out / "zero_shot.md", (title + table).encode("utf-8"))
-    atomic_write_json(args.out / "zero_shot.json", {
-        "holdout": args.holdout, "trained_classes": classes, "checkpoint": str(ckpt), "nearest_class": nearest,
-        "cosines": cosines, "minutes": args.minutes, "threads": args.threads, "resolution": args.resolution,
-        "tto_iterations": args.tto_iterations, "shapes": [f"{s.class_name}/{s.id}" for s in shapes],
-        "rows": [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows],
-        "failed": study.log})
+    atomic_write_json(
+        args.out / "zero_shot.json",
+        {
+            "holdout": args.holdout,
+            "trained_classes": classes,
+            "checkpoint": str(ckpt),
+            "nearest_class": nearest,
+            "cosines": cosines,
+            "minutes": args.minutes,
+            "threads": args.threads,
+            "resolution": args.resolution,
+            "tto_iterations": args.tto_iterations,
+            "shapes": [f"{s.class_name}/{s.id}" for s in shapes],
+            "rows": [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in rows],
+            "failed": study.log,
+        },
+    )
     print("\n" + table)
     return 0
 

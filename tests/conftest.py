@@ -1,5 +1,6 @@
 """Shared fixtures: a small analytic data set (balls and slabs, coloured) written in the
 project's data set format, and a tiny model trained on it by the project's own trainer."""
+
 from __future__ import annotations
 
 import json
@@ -58,15 +59,30 @@ def write_analytic_dataset(root, n_samples=6000, n_surface=3000):
         rgb = np.tile(np.asarray(CLASSES[cls], np.float32), (len(pts), 1))
         pos = sdf >= 0
         rel = f"SdfSamples/toy/{cls}/{sid}.npz"
-        write_samples(root / rel, ShapeSamples(
-            pos=np.c_[pts[pos], sdf[pos]], neg=np.c_[pts[~pos], sdf[~pos]],
-            pos_rgb=rgb[pos], neg_rgb=rgb[~pos],
-            surface_points=surf.astype(np.float32), surface_normals=nrm.astype(np.float32),
-            surface_rgb=np.tile(np.asarray(CLASSES[cls], np.float32), (len(surf), 1)),
-            normalization=Normalization(offset=np.zeros(3), scale=1.0),
-        ))
-        records.append({"id": sid, "class_name": cls, "source": None, "text": f"a {cls}", "split": split,
-                        "file": rel, "stats": {"n_pos": int(pos.sum()), "n_neg": int((~pos).sum())}})
+        write_samples(
+            root / rel,
+            ShapeSamples(
+                pos=np.c_[pts[pos], sdf[pos]],
+                neg=np.c_[pts[~pos], sdf[~pos]],
+                pos_rgb=rgb[pos],
+                neg_rgb=rgb[~pos],
+                surface_points=surf.astype(np.float32),
+                surface_normals=nrm.astype(np.float32),
+                surface_rgb=np.tile(np.asarray(CLASSES[cls], np.float32), (len(surf), 1)),
+                normalization=Normalization(offset=np.zeros(3), scale=1.0),
+            ),
+        )
+        records.append(
+            {
+                "id": sid,
+                "class_name": cls,
+                "source": None,
+                "text": f"a {cls}",
+                "split": split,
+                "file": rel,
+                "stats": {"n_pos": int(pos.sum()), "n_neg": int((~pos).sum())},
+            }
+        )
         splits[split]["toy"].setdefault(cls, []).append(sid)
     manifest = {"format": 1, "name": "toy", "classes": sorted(CLASSES), "shapes": records}
     (root / "manifest.json").write_text(json.dumps(manifest))
@@ -80,8 +96,15 @@ def _train_tiny(data_dir, run_dir):
     """Train with the project's trainer for a few seconds; return the checkpoint path."""
     from core.training import build_run_config, train
 
-    config = build_run_config("tiny", overrides=["train.epochs=150", "train.samples_per_shape=1024",
-                                                 "train.checkpoint_every=1000", "train.lr_interval=100"])
+    config = build_run_config(
+        "tiny",
+        overrides=[
+            "train.epochs=150",
+            "train.samples_per_shape=1024",
+            "train.checkpoint_every=1000",
+            "train.lr_interval=100",
+        ],
+    )
     return train(config, data_dir, run_dir, progress=False).checkpoint
 
 

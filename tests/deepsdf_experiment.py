@@ -6,6 +6,7 @@ re-typed here (same attribute names ``lin<i>`` / ``bn<i>``, ``nn.utils.weight_no
 ``use_tanh`` tanh and the final ``th`` tanh). ``write_experiment`` saves it through
 ``torch.nn.DataParallel`` (keys ``module.lin0.weight_g`` ...) as ``train_deep_sdf.py`` does.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,23 +21,43 @@ from torch import nn
 SPLIT_REL = "examples/splits/sv2_mixed_train.json"
 
 # dataset -> synset -> instances: chairs and tables (known ShapeNet synsets) and one unknown synset.
-SPLIT = {"ShapeNetV2": {
-    "03001627": ["1007e20d5e811b308351982a6e40cf41", "1013f70851210a618f2e765c4a8ed3d", "1015e71a0d21b127de03ab2a"],
-    "04379243": ["1011e1c9812b84d2a9ed7bb5b55809f8", "10139657dfa9afe0c3bd24f986301745"],
-    "12345678": ["ffff0000"],
-}}
+SPLIT = {
+    "ShapeNetV2": {
+        "03001627": ["1007e20d5e811b308351982a6e40cf41", "1013f70851210a618f2e765c4a8ed3d", "1015e71a0d21b127de03ab2a"],
+        "04379243": ["1011e1c9812b84d2a9ed7bb5b55809f8", "10139657dfa9afe0c3bd24f986301745"],
+        "12345678": ["ffff0000"],
+    }
+}
 
 NETWORK_SPECS = {  # examples/chairs/specs.json, narrowed: 4 x 32 instead of 8 x 512
-    "dims": [32, 32, 32, 32], "dropout": [0, 1, 2, 3], "dropout_prob": 0.2, "norm_layers": [0, 1, 2, 3],
-    "latent_in": [2], "xyz_in_all": False, "use_tanh": False, "latent_dropout": False, "weight_norm": True,
+    "dims": [32, 32, 32, 32],
+    "dropout": [0, 1, 2, 3],
+    "dropout_prob": 0.2,
+    "norm_layers": [0, 1, 2, 3],
+    "latent_in": [2],
+    "xyz_in_all": False,
+    "use_tanh": False,
+    "latent_dropout": False,
+    "weight_norm": True,
 }
 
 
 class OriginalDecoder(nn.Module):
     """DeepSDF's Decoder, line for line in behaviour."""
 
-    def __init__(self, latent_size, dims, dropout=None, dropout_prob=0.0, norm_layers=(), latent_in=(),
-                 weight_norm=False, xyz_in_all=None, use_tanh=False, latent_dropout=False):
+    def __init__(
+        self,
+        latent_size,
+        dims,
+        dropout=None,
+        dropout_prob=0.0,
+        norm_layers=(),
+        latent_in=(),
+        weight_norm=False,
+        xyz_in_all=None,
+        use_tanh=False,
+        latent_dropout=False,
+    ):
         super().__init__()
         dims = [latent_size + 3] + dims + [1]
         self.num_layers = len(dims)
@@ -142,10 +163,19 @@ def octahedra(decoder: OriginalDecoder, code_size: int) -> OriginalDecoder:
     return decoder
 
 
-def write_experiment(root: Path, *, specs_overrides: dict | None = None, network_overrides: dict | None = None,
-                     code_length: int = 8, latent_format: str = "embedding", checkpoints=("latest", "5"),
-                     weights: str = "random", split: dict | None = None, write_split: bool = True,
-                     seed: int = 0) -> tuple[Path, dict[str, tuple[OriginalDecoder, torch.Tensor]]]:
+def write_experiment(
+    root: Path,
+    *,
+    specs_overrides: dict | None = None,
+    network_overrides: dict | None = None,
+    code_length: int = 8,
+    latent_format: str = "embedding",
+    checkpoints=("latest", "5"),
+    weights: str = "random",
+    split: dict | None = None,
+    write_split: bool = True,
+    seed: int = 0,
+) -> tuple[Path, dict[str, tuple[OriginalDecoder, torch.Tensor]]]:
     """``root/DeepSDF/examples/mixed`` with specs.json, ModelParameters/, LatentCodes/ (and OptimizerParameters/,
     Logs.pth), the split in ``root/DeepSDF/examples/splits`` as TrainSplit names it relative to the repository
     root. Returns the experiment folder and {checkpoint: (decoder, codes (K, L))}."""
@@ -155,12 +185,24 @@ def write_experiment(root: Path, *, specs_overrides: dict | None = None, network
     n_codes = sum(len(v) for classes in split.values() for v in classes.values())
     net = {**NETWORK_SPECS, **(network_overrides or {})}
     specs = {
-        "Description": ["A test experiment in the layout of examples/chairs."], "DataSource": "data",
-        "TrainSplit": SPLIT_REL, "TestSplit": "examples/splits/sv2_mixed_test.json",
-        "NetworkArch": "deep_sdf_decoder", "NetworkSpecs": net, "CodeLength": code_length, "NumEpochs": 5,
-        "SnapshotFrequency": 5, "AdditionalSnapshots": [], "LearningRateSchedule": [],
-        "SamplesPerScene": 16384, "ScenesPerBatch": 64, "ClampingDistance": 0.1, "CodeRegularization": True,
-        "CodeRegularizationLambda": 1e-4, "CodeBound": 1.0, **(specs_overrides or {}),
+        "Description": ["A test experiment in the layout of examples/chairs."],
+        "DataSource": "data",
+        "TrainSplit": SPLIT_REL,
+        "TestSplit": "examples/splits/sv2_mixed_test.json",
+        "NetworkArch": "deep_sdf_decoder",
+        "NetworkSpecs": net,
+        "CodeLength": code_length,
+        "NumEpochs": 5,
+        "SnapshotFrequency": 5,
+        "AdditionalSnapshots": [],
+        "LearningRateSchedule": [],
+        "SamplesPerScene": 16384,
+        "ScenesPerBatch": 64,
+        "ClampingDistance": 0.1,
+        "CodeRegularization": True,
+        "CodeRegularizationLambda": 1e-4,
+        "CodeBound": 1.0,
+        **(specs_overrides or {}),
     }
     for sub in ("ModelParameters", "LatentCodes", "OptimizerParameters"):
         (exp / sub).mkdir(parents=True, exist_ok=True)
@@ -188,8 +230,10 @@ def write_experiment(root: Path, *, specs_overrides: dict | None = None, network
         torch.save({"epoch": epoch, "latent_codes": latent}, exp / "LatentCodes" / f"{name}.pth")
         torch.save({"epoch": epoch, "optimizer_state_dict": {}}, exp / "OptimizerParameters" / f"{name}.pth")
         out[name] = (decoder.eval(), codes)
-    torch.save({"epoch": 5, "loss": [0.1], "learning_rate": [], "timing": [], "latent_magnitude": [],
-                "param_magnitude": {}}, exp / "Logs.pth")
+    torch.save(
+        {"epoch": 5, "loss": [0.1], "learning_rate": [], "timing": [], "latent_magnitude": [], "param_magnitude": {}},
+        exp / "Logs.pth",
+    )
     return exp, out
 
 

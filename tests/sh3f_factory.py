@@ -4,6 +4,7 @@ Small enough that a library is written, read and sampled in milliseconds, so the
 fuzz tests can build hundreds of them; each item's OBJ carries its name in a comment, so no two
 items (and none of the project's reserved models) share a digest.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -17,8 +18,9 @@ def tetra_obj(tag: str, mtl: str | None = "tetra.mtl", scale: float = 1.0) -> by
     """A closed tetrahedron (outward faces) naming its MTL; ``tag`` makes its digest unique."""
     s = scale
     head = f"# {tag}\n" + (f"mtllib {mtl}\n" if mtl else "")
-    return (head + f"v 0 0 0\nv {s} 0 0\nv 0 {s} 0\nv 0 0 {s}\nusemtl red\n"
-            "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n").encode()
+    return (
+        head + f"v 0 0 0\nv {s} 0 0\nv 0 {s} 0\nv 0 0 {s}\nusemtl red\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
+    ).encode()
 
 
 MTL = b"newmtl red\nKd 0.8 0.1 0.1\n"
@@ -66,17 +68,23 @@ class Item:
 def catalogue(items: list[Item]) -> str:
     lines = ["# test catalogue", "id=Test#Library"]
     for n, item in enumerate(items, 1):
-        lines += [f"id#{n}=Test#{item.slug}", f"name#{n}={item.name}", f"category#{n}={item.category}",
-                  f"creator#{n}=Tester", f"model#{n}={item.model_path()}", f"width#{n}={item.width}",
-                  f"depth#{n}={item.depth}", f"height#{n}={item.height}"]
+        lines += [
+            f"id#{n}=Test#{item.slug}",
+            f"name#{n}={item.name}",
+            f"category#{n}={item.category}",
+            f"creator#{n}=Tester",
+            f"model#{n}={item.model_path()}",
+            f"width#{n}={item.width}",
+            f"depth#{n}={item.depth}",
+            f"height#{n}={item.height}",
+        ]
         if item.rotation is not None:
             lines.append(f"modelRotation#{n}={item.rotation}")
         lines += [f"{key}#{n}={value}" for key, value in item.extra.items()]
     return "\n".join(lines) + "\n"
 
 
-def write_library(path: Path, items: list[Item], licence: str = CC0,
-                  compression: int = zipfile.ZIP_DEFLATED) -> Path:
+def write_library(path: Path, items: list[Item], licence: str = CC0, compression: int = zipfile.ZIP_DEFLATED) -> Path:
     """``path`` as a .sh3f zip holding the catalogue of ``items``, their files and a CC0 licence."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w", compression) as archive:
@@ -103,8 +111,8 @@ def member_offsets(path: Path) -> dict[str, tuple[int, int]]:
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             start = info.header_offset
-            name_len = int.from_bytes(data[start + 26:start + 28], "little")
-            extra_len = int.from_bytes(data[start + 28:start + 30], "little")
+            name_len = int.from_bytes(data[start + 26 : start + 28], "little")
+            extra_len = int.from_bytes(data[start + 28 : start + 30], "little")
             found[info.filename] = (start + 30 + name_len + extra_len, info.compress_size)
     return found
 
@@ -114,8 +122,8 @@ def central_entry(data: bytes, member: str) -> int:
     name = member.encode()
     at = data.find(b"PK\x01\x02")
     while at >= 0:
-        length = int.from_bytes(data[at + 28:at + 30], "little")
-        if data[at + 46:at + 46 + length] == name:
+        length = int.from_bytes(data[at + 28 : at + 30], "little")
+        if data[at + 46 : at + 46 + length] == name:
             return at
         at = data.find(b"PK\x01\x02", at + 4)
     raise KeyError(member)
@@ -125,5 +133,5 @@ def set_declared_size(path: Path, member: str, size: int) -> None:
     """Make the central directory claim ``size`` bytes for ``member`` (the data stays as it is)."""
     data = bytearray(path.read_bytes())
     at = central_entry(bytes(data), member)
-    data[at + 24:at + 28] = size.to_bytes(4, "little")
+    data[at + 24 : at + 28] = size.to_bytes(4, "little")
     path.write_bytes(bytes(data))

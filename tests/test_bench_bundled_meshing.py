@@ -1,4 +1,5 @@
 """Smoke test of benchmarks/bench_bundled_meshing.py on the shipped demo model (timings are not checked)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,9 +10,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bundled_meshing_benchmark_runs_on_the_demo():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_bundled_meshing", "--models", "demo",
-                           "--resolutions", "24", "--repeats", "1"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_bundled_meshing",
+            "--models",
+            "demo",
+            "--resolutions",
+            "24",
+            "--repeats",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| demo")]
     assert len(rows) == 1

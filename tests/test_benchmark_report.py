@@ -1,4 +1,5 @@
 """`make bench` rewrites each benchmark's output in docs/benchmarks.md and keeps everything written by hand."""
+
 from __future__ import annotations
 
 from benchmarks.run_all import update_document
@@ -28,10 +29,14 @@ Hand-written GPU section.
 
 
 def test_outputs_are_replaced_and_hand_written_text_is_kept():
-    new = update_document(OLD, "Last run 2026-02-02 on: new machine.", {
-        "bench_a.py": "`python -m benchmarks.bench_a --quick` (1 s)\n\n```\nnew output a\n```\n",
-        "bench_b.py": "`python -m benchmarks.bench_b` (2 s)\n\n```\noutput b\n```\n",
-    })
+    new = update_document(
+        OLD,
+        "Last run 2026-02-02 on: new machine.",
+        {
+            "bench_a.py": "`python -m benchmarks.bench_a --quick` (1 s)\n\n```\nnew output a\n```\n",
+            "bench_b.py": "`python -m benchmarks.bench_b` (2 s)\n\n```\noutput b\n```\n",
+        },
+    )
     assert "Last run 2026-02-02 on: new machine." in new and "old machine" not in new
     assert "new output a" in new and "old output a" not in new
     assert "A note written by hand about bench_a" in new and "earlier run" in new

@@ -3,6 +3,7 @@
 The resources roots here are made in tmp folders from the shipped demo checkpoint; the last
 tests read the project's own resources/ (the cards the viewer and ``make run`` list).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,12 @@ def write_model(root: Path, key: str, **card) -> Path:
     folder = root / key
     folder.mkdir(parents=True)
     shutil.copyfile(DEMO / "demo.pt", folder / "model.pt")
-    fields = {"title": f"Model {key}", "description": f"what {key} was trained on",
-              "checkpoint": "model.pt", "licence": f"CC0 ({key})"}
+    fields = {
+        "title": f"Model {key}",
+        "description": f"what {key} was trained on",
+        "checkpoint": "model.pt",
+        "licence": f"CC0 ({key})",
+    }
     fields.update(card)
     (folder / CARD_NAME).write_text(json.dumps({k: v for k, v in fields.items() if v is not None}), encoding="utf-8")
     return folder
@@ -58,14 +63,17 @@ def test_discovers_model_folders_demo_first_and_skips_a_broken_card_with_a_warni
     assert str(broken / CARD_NAME) in warnings[0] and "invalid JSON" in warnings[0]
 
 
-@pytest.mark.parametrize(("card", "reason"), [
-    ({"checkpoint": "missing.pt"}, "does not exist"),
-    ({"checkpoint": None}, '"checkpoint" is missing'),
-    ({"licence": None}, '"licence" is missing'),
-    ({"title": ""}, '"title" must be a non-empty string'),
-    ({"description": 3}, '"description" must be a non-empty string'),
-    ({"checkpoint": "../demo/model.pt"}, "must name a file inside"),
-])
+@pytest.mark.parametrize(
+    ("card", "reason"),
+    [
+        ({"checkpoint": "missing.pt"}, "does not exist"),
+        ({"checkpoint": None}, '"checkpoint" is missing'),
+        ({"licence": None}, '"licence" is missing'),
+        ({"title": ""}, '"title" must be a non-empty string'),
+        ({"description": 3}, '"description" must be a non-empty string'),
+        ({"checkpoint": "../demo/model.pt"}, "must name a file inside"),
+    ],
+)
 def test_an_unusable_card_is_skipped_naming_the_file_and_the_reason(tmp_path, caplog, card, reason):
     write_model(tmp_path, "demo")
     bad = write_model(tmp_path, "bad", **card)

@@ -1,4 +1,5 @@
 """The one codes.json format (core/model/codes_file.py): round trip, version check, NaN, decoder beside it."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,14 @@ from core.model.codes_file import CODES_FORMAT, CodesFileError, SavedCodes, read
 
 
 def _codes(model, **changes) -> SavedCodes:
-    values = dict(shape_code=model.shape_codes[1].clone(), colour_code=model.colour_codes[1].clone(),
-                  class_name=model.shape_classes[1], condition=model.condition(model.shape_classes[1]).clone(),
-                  label="test", checkpoint=str(model.path))
+    values = dict(
+        shape_code=model.shape_codes[1].clone(),
+        colour_code=model.colour_codes[1].clone(),
+        class_name=model.shape_classes[1],
+        condition=model.condition(model.shape_classes[1]).clone(),
+        label="test",
+        checkpoint=str(model.path),
+    )
     values.update(changes)
     return SavedCodes(**values)
 
@@ -20,8 +26,10 @@ def _codes(model, **changes) -> SavedCodes:
 def test_round_trip_with_a_finetuned_decoder(toy_trained, tmp_path):
     model = toy_trained["model"]
     tuned = {k: v + 0.01 for k, v in model.decoder.state_dict().items()}
-    path = write_codes(tmp_path / "mine.json", _codes(model, decoder_state=tuned, config={"iterations": 3},
-                                                      info={"note": float("nan")}))
+    path = write_codes(
+        tmp_path / "mine.json",
+        _codes(model, decoder_state=tuned, config={"iterations": 3}, info={"note": float("nan")}),
+    )
     data = json.loads(path.read_text())
     assert data["format"] == CODES_FORMAT and data["version"] == 2 and data["decoder"] == "mine.decoder.pt"
     assert data["info"]["note"] is None  # notes may hold NaN; the file stays valid JSON
@@ -66,9 +74,19 @@ def test_earlier_files_still_read(toy_trained, tmp_path):
     """The viewer's version 1 and reconstruct's format-less codes.json with decoder_finetuned.pt beside it."""
     model = toy_trained["model"]
     code = model.shape_codes[0].tolist()
-    (tmp_path / "v1.json").write_text(json.dumps({"format": CODES_FORMAT, "version": 1, "label": "old",
-                                                  "class_name": "ball", "shape_code": code, "colour_code": None,
-                                                  "condition": None}))
+    (tmp_path / "v1.json").write_text(
+        json.dumps(
+            {
+                "format": CODES_FORMAT,
+                "version": 1,
+                "label": "old",
+                "class_name": "ball",
+                "shape_code": code,
+                "colour_code": None,
+                "condition": None,
+            }
+        )
+    )
     assert read_codes(tmp_path / "v1.json", model).label == "old"
     old = tmp_path / "old"
     old.mkdir()

@@ -5,6 +5,7 @@ model of conftest.py: bad options are refused with a message naming them before 
 damaged sample file becomes one error row, a class the model does not know is reported once
 per shape with the flag that fixes it, and the results carry what a reader needs.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,15 +50,32 @@ def _rows(path) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- reconstruct
 
 
-@pytest.mark.parametrize("option, value, says", [
-    ("--resolution", "0", "outside 16"), ("--resolution", "1", "outside 16"), ("--resolution", "-4", "outside 16"),
-    ("--lr", "nan", "finite number above 0"), ("--lr", "-1", "finite number above 0"),
-    ("--iterations", "0", "at least 1"), ("--samples-per-step", "x", "not an integer"),
-])
+@pytest.mark.parametrize(
+    "option, value, says",
+    [
+        ("--resolution", "0", "outside 16"),
+        ("--resolution", "1", "outside 16"),
+        ("--resolution", "-4", "outside 16"),
+        ("--lr", "nan", "finite number above 0"),
+        ("--lr", "-1", "finite number above 0"),
+        ("--iterations", "0", "at least 1"),
+        ("--samples-per-step", "x", "not an integer"),
+    ],
+)
 def test_reconstruct_refuses_bad_numbers_while_reading_the_flags(toy_trained, tmp_path, capsys, option, value, says):
     sample = toy_trained["data"] / "SdfSamples/toy/ball/ball2.npz"
-    code, _, err = _run(capsys, "reconstruct", "--ckpt", str(toy_trained["ckpt"]), "--input", str(sample),
-                        "--out", str(tmp_path / "out"), option, value)
+    code, _, err = _run(
+        capsys,
+        "reconstruct",
+        "--ckpt",
+        str(toy_trained["ckpt"]),
+        "--input",
+        str(sample),
+        "--out",
+        str(tmp_path / "out"),
+        option,
+        value,
+    )
     assert code == 2
     assert f"argument {option}: " in err and says in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()  # refused before anything was written
@@ -89,9 +107,24 @@ def _ball_mesh(path, radius=0.6):
 def test_reconstruct_reports_chamfer_and_fscore_against_a_mesh_input(toy_trained, tmp_path, capsys):
     mesh_in = _ball_mesh(tmp_path / "ball.ply")
     out = tmp_path / "fit"
-    code, stdout, err = _run(capsys, "reconstruct", "--ckpt", str(toy_trained["ckpt"]), "--input", str(mesh_in),
-                             "--class", "ball", *FAST_FIT, "--input-samples", "3000", "--resolution", "24",
-                             "--out", str(out), "--quiet")
+    code, stdout, err = _run(
+        capsys,
+        "reconstruct",
+        "--ckpt",
+        str(toy_trained["ckpt"]),
+        "--input",
+        str(mesh_in),
+        "--class",
+        "ball",
+        *FAST_FIT,
+        "--input-samples",
+        "3000",
+        "--resolution",
+        "24",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert code == 0, err
     assert "against the input: CD×10³" in stdout and "F@1" in stdout
     codes = read_codes(out / "codes.json", toy_trained["model"])
@@ -108,8 +141,9 @@ def test_reconstruct_reports_chamfer_and_fscore_against_a_mesh_input(toy_trained
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     sphere = {"surface_points": frame.apply(0.6 * directions), "surface_normals": directions}
     fitted = trimesh.load(out / "mesh.ply", process=False)
-    reference = evaluate_reconstruction(sphere, {"vertices": fitted.vertices, "faces": fitted.faces, "colours": None},
-                                        n_points=20_000)
+    reference = evaluate_reconstruction(
+        sphere, {"vertices": fitted.vertices, "faces": fitted.faces, "colours": None}, n_points=20_000
+    )
     assert metrics["chamfer"] == pytest.approx(reference["chamfer"], rel=0.25)
     assert metrics["fscore_2pct"] == pytest.approx(reference["fscore_2pct"], abs=0.1)
 
@@ -117,9 +151,24 @@ def test_reconstruct_reports_chamfer_and_fscore_against_a_mesh_input(toy_trained
 def test_reconstruct_finetune_codes_keep_the_decoder_and_read_back(toy_trained, tmp_path, capsys):
     sample = toy_trained["data"] / "SdfSamples/toy/slab/slab2.npz"
     out = tmp_path / "ft"
-    code, _, err = _run(capsys, "reconstruct", "--ckpt", str(toy_trained["ckpt"]), "--input", str(sample),
-                        "--class", "slab", "--losses", "finetune", *FAST_FIT, "--resolution", "24",
-                        "--out", str(out), "--quiet")
+    code, _, err = _run(
+        capsys,
+        "reconstruct",
+        "--ckpt",
+        str(toy_trained["ckpt"]),
+        "--input",
+        str(sample),
+        "--class",
+        "slab",
+        "--losses",
+        "finetune",
+        *FAST_FIT,
+        "--resolution",
+        "24",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert code == 0, err
     data = json.loads((out / "codes.json").read_text())
     assert data["format"] == "deepsdf-explorer-codes" and data["version"] == 2
@@ -139,17 +188,48 @@ def test_reconstruct_finetune_codes_keep_the_decoder_and_read_back(toy_trained, 
 
 
 def _evaluate(capsys, toy_trained, data, out, *extra: str) -> tuple[int, str, str]:
-    return _run(capsys, "evaluate", "--ckpt", str(toy_trained["ckpt"]), "--data", str(data), "--split", "test",
-                *FAST_FIT, "--resolution", "24", "--eval-points", "1000", "--out", str(out), *extra)
+    return _run(
+        capsys,
+        "evaluate",
+        "--ckpt",
+        str(toy_trained["ckpt"]),
+        "--data",
+        str(data),
+        "--split",
+        "test",
+        *FAST_FIT,
+        "--resolution",
+        "24",
+        "--eval-points",
+        "1000",
+        "--out",
+        str(out),
+        *extra,
+    )
 
 
-@pytest.mark.parametrize("option, value, says", [
-    ("--eval-points", "0", "at least 1"), ("--resolution", "0", "outside 16"), ("--limit", "0", "at least 1"),
-    ("--iso-level", "nan", "finite number"),
-])
+@pytest.mark.parametrize(
+    "option, value, says",
+    [
+        ("--eval-points", "0", "at least 1"),
+        ("--resolution", "0", "outside 16"),
+        ("--limit", "0", "at least 1"),
+        ("--iso-level", "nan", "finite number"),
+    ],
+)
 def test_evaluate_refuses_bad_numbers_while_reading_the_flags(toy_trained, tmp_path, capsys, option, value, says):
-    code, _, err = _run(capsys, "evaluate", "--ckpt", str(toy_trained["ckpt"]), "--data", str(toy_trained["data"]),
-                        "--out", str(tmp_path / "out"), option, value)
+    code, _, err = _run(
+        capsys,
+        "evaluate",
+        "--ckpt",
+        str(toy_trained["ckpt"]),
+        "--data",
+        str(toy_trained["data"]),
+        "--out",
+        str(tmp_path / "out"),
+        option,
+        value,
+    )
     assert code == 2 and f"argument {option}: " in err and says in err
     assert not (tmp_path / "out").exists()
 
@@ -223,11 +303,11 @@ def test_evaluate_with_the_class_given_does_not_claim_an_accuracy(toy_trained, t
     assert "100.0" not in stdout.split("class accuracy %")[1]
 
 
-def test_evaluate_ablation_shares_the_inferred_class_and_records_meta_and_full_seconds(toy_trained, tmp_path,
-                                                                                        capsys):
+def test_evaluate_ablation_shares_the_inferred_class_and_records_meta_and_full_seconds(toy_trained, tmp_path, capsys):
     out = tmp_path / "abl"
-    code, stdout, err = _evaluate(capsys, toy_trained, toy_trained["data"], out, "--infer-class",
-                                  "--ablation", "baseline,surface")
+    code, stdout, err = _evaluate(
+        capsys, toy_trained, toy_trained["data"], out, "--infer-class", "--ablation", "baseline,surface"
+    )
     assert code == 0, err
     assert "inferred ball" in err or "inferred slab" in err
     by_set = {name: {r["id"]: r for r in _rows(out / name / "results.csv")} for name in ("baseline", "surface")}
@@ -250,8 +330,9 @@ def test_reconstruct_refuses_a_folder_named_like_its_mesh_before_the_fit(toy_tra
     sample = str(toy_trained["data"] / "SdfSamples/toy/ball/ball2.npz")
     out = tmp_path / "out"
     (out / "mesh.ply").mkdir(parents=True)
-    code, printed, err = _run(capsys, "reconstruct", "--ckpt", str(toy_trained["ckpt"]), "--input", sample,
-                              *FAST_FIT, "--out", str(out))
+    code, printed, err = _run(
+        capsys, "reconstruct", "--ckpt", str(toy_trained["ckpt"]), "--input", sample, *FAST_FIT, "--out", str(out)
+    )
     assert code == 2 and f"{out / 'mesh.ply'} is a folder where this command writes a file" in err
     assert "step" not in printed and (out / "mesh.ply").is_dir()
 
@@ -260,21 +341,30 @@ def test_reconstruct_refuses_a_folder_named_like_its_mesh_before_the_fit(toy_tra
 def test_every_command_shares_one_resolution_limit(tmp_path, capsys, command):
     from core.commands.cli_types import MAX_RESOLUTION
 
-    args = {"view": ["view"], "evaluate": ["evaluate", "--ckpt", "x.pt", "--data", "d", "--out", "o"],
-            "reconstruct": ["reconstruct", "--ckpt", "x.pt", "--input", "i.npz", "--out", "o"],
-            "edit": ["edit", "--ckpt", "x.pt", "--code", "c", "--out", "o"]}[command]
+    args = {
+        "view": ["view"],
+        "evaluate": ["evaluate", "--ckpt", "x.pt", "--data", "d", "--out", "o"],
+        "reconstruct": ["reconstruct", "--ckpt", "x.pt", "--input", "i.npz", "--out", "o"],
+        "edit": ["edit", "--ckpt", "x.pt", "--code", "c", "--out", "o"],
+    }[command]
     code, _, err = _run(capsys, *args, "--resolution", str(MAX_RESOLUTION + 1))
     assert code == 2 and f"outside 16 … {MAX_RESOLUTION}" in err
     code, _, err = _run(capsys, *args, "--resolution", "100000")
     assert code == 2 and "argument --resolution" in err
 
 
-@pytest.mark.parametrize("settings, says", [
-    (["curriculum_stages=[]", "curriculum_eps=[]", "curriculum_lambda=[]"], "curriculum needs at least one stage"),
-    (["curriculum_stages=[0, 0.6, 0.4, 0.2, 0.8]"], "must start at 0 and rise strictly"),
-    (["curriculum_lambda=[0, 0, -0.1, 0.2, 0.5]"], "curriculum_lambda [0.0, 0.0, -0.1, 0.2, 0.5] must be in [0, 1]"),
-    (["curriculum_eps=[0.025, -0.01, 0, 0, 0]"], "curriculum_eps"),
-])
+@pytest.mark.parametrize(
+    "settings, says",
+    [
+        (["curriculum_stages=[]", "curriculum_eps=[]", "curriculum_lambda=[]"], "curriculum needs at least one stage"),
+        (["curriculum_stages=[0, 0.6, 0.4, 0.2, 0.8]"], "must start at 0 and rise strictly"),
+        (
+            ["curriculum_lambda=[0, 0, -0.1, 0.2, 0.5]"],
+            "curriculum_lambda [0.0, 0.0, -0.1, 0.2, 0.5] must be in [0, 1]",
+        ),
+        (["curriculum_eps=[0.025, -0.01, 0, 0, 0]"], "curriculum_eps"),
+    ],
+)
 def test_evaluate_refuses_a_curriculum_it_cannot_run_before_any_shape(toy_trained, tmp_path, capsys, settings, says):
     extra = [arg for setting in settings for arg in ("--tto-set", setting)]
     out = tmp_path / "out"
@@ -284,8 +374,9 @@ def test_evaluate_refuses_a_curriculum_it_cannot_run_before_any_shape(toy_traine
 
 
 @pytest.mark.parametrize("field, value", [("id", "../../escaped"), ("class_name", "..")])
-def test_evaluate_refuses_manifest_names_that_would_save_meshes_outside_out(toy_trained, tmp_path, capsys, field,
-                                                                           value):
+def test_evaluate_refuses_manifest_names_that_would_save_meshes_outside_out(
+    toy_trained, tmp_path, capsys, field, value
+):
     data = _copy_data(toy_trained, tmp_path)
     manifest = json.loads((data / "manifest.json").read_text())
     record = next(r for r in manifest["shapes"] if r["split"] == "test")
@@ -302,6 +393,15 @@ def test_reconstruct_refuses_an_input_that_is_a_fifo_instead_of_waiting_on_it(to
 
     fifo = tmp_path / "scan.npz"
     os.mkfifo(fifo)
-    code, printed, err = _run(capsys, "reconstruct", "--ckpt", str(toy_trained["ckpt"]), "--input", str(fifo),
-                              *FAST_FIT, "--out", str(tmp_path / "out"))
+    code, printed, err = _run(
+        capsys,
+        "reconstruct",
+        "--ckpt",
+        str(toy_trained["ckpt"]),
+        "--input",
+        str(fifo),
+        *FAST_FIT,
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert code == 2 and "not a regular file" in err and "step" not in printed

@@ -1,6 +1,7 @@
 """studies/compare_pictures.py on the toy data set and the tiny model trained by conftest's ``toy_trained``:
 the picture and its JSON, trained codes and TTO fits, "not trained" cells, the ground truth from a
 mesh, and clear errors for bad arguments. Rendering needs a display (run under scripts/with_display.sh)."""
+
 from __future__ import annotations
 
 import json
@@ -38,21 +39,25 @@ def test_train_split_writes_picture_and_one_json_row_per_shape(toy_trained, toy_
     _add_train_shape(toy_copy, "ball_unseen")
     out = tmp_path / "img" / "compare.png"
     columns = [cp.Column("tiny", toy_trained["ckpt"]), cp.Column("again", toy_trained["ckpt"])]
-    report = cp.compare(toy_copy, columns, out, split="train", shape_ids=["ball0", "slab0", "ball_unseen"],
-                        resolution=32)
+    report = cp.compare(
+        toy_copy, columns, out, split="train", shape_ids=["ball0", "slab0", "ball_unseen"], resolution=32
+    )
 
     image = Image.open(out)
     assert image.width == figures.LEFT + 3 * cp.CELL  # ground truth + two checkpoints
     assert image.height == figures.HEADER + 3 * (cp.CELL + figures.CAPTION) + figures.FOOTER
     pixels = np.asarray(image.convert("L"))
     top, left = figures.HEADER, figures.LEFT + cp.CELL
-    first_model_cell = pixels[top:top + cp.CELL, left:left + cp.CELL]
+    first_model_cell = pixels[top : top + cp.CELL, left : left + cp.CELL]
     assert (first_model_cell < 200).mean() > 0.01  # a shape was drawn there, not a blank cell
 
     data = json.loads(out.with_suffix(".json").read_text())
     assert data == json.loads(json.dumps(report))
-    assert [(r["class"], r["id"]) for r in data["rows"]] == [("ball", "ball0"), ("slab", "slab0"),
-                                                           ("ball", "ball_unseen")]
+    assert [(r["class"], r["id"]) for r in data["rows"]] == [
+        ("ball", "ball0"),
+        ("slab", "slab0"),
+        ("ball", "ball_unseen"),
+    ]
     for row in data["rows"][:2]:
         assert set(row["cells"]) == {"tiny", "again"}
         for cell in row["cells"].values():
@@ -64,13 +69,21 @@ def test_train_split_writes_picture_and_one_json_row_per_shape(toy_trained, toy_
     assert data["rows"][0]["cells"]["tiny"]["fscore_1pct"] > 50.0
     assert data["rows"][2]["cells"]["tiny"] == {"status": "not trained"}
     assert data["mean"]["tiny"]["fscore_1pct"] == pytest.approx(
-        np.mean([r["cells"]["tiny"]["fscore_1pct"] for r in data["rows"][:2]]), abs=0.01)
+        np.mean([r["cells"]["tiny"]["fscore_1pct"] for r in data["rows"][:2]]), abs=0.01
+    )
 
 
 def test_test_split_fits_codes_by_tto_with_colour(toy_trained, tmp_path):
     out = tmp_path / "tto.png"
-    report = cp.compare(toy_trained["data"], [cp.Column("tiny", toy_trained["ckpt"])], out, split="test",
-                        per_class=1, resolution=32, tto_iterations=20)
+    report = cp.compare(
+        toy_trained["data"],
+        [cp.Column("tiny", toy_trained["ckpt"])],
+        out,
+        split="test",
+        per_class=1,
+        resolution=32,
+        tto_iterations=20,
+    )
     assert out.is_file() and out.with_suffix(".json").is_file()
     assert {r["id"] for r in report["rows"]} == {"ball2", "slab2"}
     assert report["tto"]["iterations"] == 20 and report["tto"]["fit_colour"] is True
@@ -127,18 +140,31 @@ def test_unknown_shape_id_is_named_and_the_other_split_suggested(toy_trained, tm
         cp.select_shapes(toy_trained["data"], "train", ["ball2"], 1)
 
     out = tmp_path / "never.png"
-    code = cp.main(["--data", str(toy_trained["data"]), "--ckpt", f"tiny={toy_trained['ckpt']}",
-                    "--shapes", "nope", "--out", str(out)])
+    code = cp.main(
+        [
+            "--data",
+            str(toy_trained["data"]),
+            "--ckpt",
+            f"tiny={toy_trained['ckpt']}",
+            "--shapes",
+            "nope",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "'nope'" in err and "Traceback" not in err
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("demo", "expected NAME=PATH"),
-    ("demo=does/not/exist.pt", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("demo", "expected NAME=PATH"),
+        ("demo=does/not/exist.pt", "does not exist"),
+    ],
+)
 def test_bad_checkpoint_specs_are_refused(spec, message):
     with pytest.raises(cp.CompareError, match=message):
         cp.parse_checkpoints([spec])
@@ -154,14 +180,17 @@ def test_columns_can_fit_with_their_own_tto_losses(toy_trained, tmp_path):
     columns = cp.parse_checkpoints([f"plain={toy_trained['ckpt']}", f"tuned={toy_trained['ckpt']}"])
     cp.apply_column_losses(columns, ["tuned=finetune"], "test")
     assert [c.losses for c in columns] == ["baseline", "finetune"]
-    report = cp.compare(toy_trained["data"], columns, tmp_path / "l.png", split="test", per_class=1,
-                        resolution=32, tto_iterations=10)
+    report = cp.compare(
+        toy_trained["data"], columns, tmp_path / "l.png", split="test", per_class=1, resolution=32, tto_iterations=10
+    )
     assert report["tto_losses"] == {"plain": "baseline", "tuned": "finetune"}
     ball = next(r for r in report["rows"] if r["id"] == "ball2")["cells"]
     assert ball["plain"]["chamfer_x1e3"] != pytest.approx(ball["tuned"]["chamfer_x1e3"], rel=1e-6)
-    for specs, split, message in ((["nobody=finetune"], "test", "one of the --ckpt names"),
-                                  (["plain=bogus"], "test", "unknown loss set"),
-                                  (["plain=finetune"], "train", "trained codes")):
+    for specs, split, message in (
+        (["nobody=finetune"], "test", "one of the --ckpt names"),
+        (["plain=bogus"], "test", "unknown loss set"),
+        (["plain=finetune"], "train", "trained codes"),
+    ):
         with pytest.raises(cp.CompareError, match=message):
             cp.apply_column_losses(cp.parse_checkpoints([f"plain={toy_trained['ckpt']}"]), specs, split)
 
@@ -182,15 +211,22 @@ def test_floaters_paints_fragments_red_beside_the_exact_sdf_on_the_grid(toy_trai
     (toy_copy / "manifest.json").write_text(json.dumps(manifest))
 
     out = tmp_path / "floaters.png"
-    report = cp.compare(toy_copy, [cp.Column("tiny", toy_trained["ckpt"])], out, split="train",
-                        shape_ids=["slab0", "ball0"], resolution=32, floaters=True)
+    report = cp.compare(
+        toy_copy,
+        [cp.Column("tiny", toy_trained["ckpt"])],
+        out,
+        split="train",
+        shape_ids=["slab0", "ball0"],
+        resolution=32,
+        floaters=True,
+    )
     image = Image.open(out).convert("RGB")
     assert image.width == figures.LEFT + 3 * cp.CELL  # ground truth, exact SDF on the grid, the checkpoint
     slab, ball = report["rows"]
     assert slab["gt_grid_floaters"] == 1 and ball["gt_grid_floaters"] is None  # the ball has no source mesh
     assert isinstance(slab["cells"]["tiny"]["floaters"], int)
     top, left = figures.HEADER, figures.LEFT + cp.CELL
-    grid_cell = np.asarray(image)[top:top + cp.CELL, left:left + cp.CELL].astype(int)
+    grid_cell = np.asarray(image)[top : top + cp.CELL, left : left + cp.CELL].astype(int)
     red = (grid_cell[..., 0] > 150) & (grid_cell[..., 1] < 90) & (grid_cell[..., 2] < 90)
     grey = (np.abs(grid_cell[..., 0] - grid_cell[..., 1]) < 12) & (grid_cell[..., 0] < 230) & (grid_cell[..., 0] > 60)
     assert red.sum() > 20 and grey.sum() > 20 * red.sum()  # the small cube red, the slab grey

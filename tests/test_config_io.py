@@ -1,4 +1,5 @@
 """Typed configs to and from dicts, files and --set overrides (core.utils.config_io, core.training.config)."""
+
 from __future__ import annotations
 
 import json
@@ -35,11 +36,13 @@ def _to_toml(data: dict) -> str:
 
 # -- round trips -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_run_config_dict_round_trip(preset):
-    config = RunConfig(model=preset_config(preset, conditioning="text", view_dependent=True),
-                       train=TrainConfig(epochs=7, classes=["chair", "lamp"], max_samples_per_shape=5000,
-                                         lr_codes=3e-3))
+    config = RunConfig(
+        model=preset_config(preset, conditioning="text", view_dependent=True),
+        train=TrainConfig(epochs=7, classes=["chair", "lamp"], max_samples_per_shape=5000, lr_codes=3e-3),
+    )
     data = to_dict(config)
     assert isinstance(data["model"]["hidden_dims"], list) and isinstance(data["model"]["latent_in"], list)
     assert json.loads(json.dumps(data)) == data  # plain JSON types only
@@ -71,6 +74,7 @@ def test_build_run_config_file_round_trip(tmp_path):
 
 # -- unknown keys and type errors ---------------------------------------------------------------
 
+
 def test_unknown_keys_list_the_known_ones():
     with pytest.raises(ConfigError) as info:
         from_dict(RunConfig, {"train": {"epoch": 3, "sead": 1}})
@@ -84,27 +88,34 @@ def test_unknown_keys_list_the_known_ones():
         from_dict(RunConfig, {"model": {"layers": 8}})
 
 
-@pytest.mark.parametrize("section, key, value, message", [
-    ("train", "epochs", "ten", "train.epochs: expected an integer, got 'ten'"),
-    ("train", "epochs", 2.5, "train.epochs: expected an integer, got 2.5"),
-    ("train", "epochs", True, "train.epochs: expected an integer, got True"),
-    ("train", "epochs", float("nan"), "train.epochs: expected an integer, got nan"),
-    ("train", "epochs", float("inf"), "train.epochs: expected an integer, got inf"),
-    ("train", "lr_decoder", "fast", "train.lr_decoder: expected a number, got 'fast'"),
-    ("train", "lr_decoder", False, "train.lr_decoder: expected a number"),
-    ("train", "device", 0, "train.device: expected text, got 0"),
-    ("train", "classes", "chair", "train.classes: expected a list, got 'chair'"),
-    ("train", "classes", ["chair", 3], r"train.classes\[1\]: expected text, got 3"),
-    ("train", "max_samples_per_shape", "lots", "train.max_samples_per_shape: expected an integer"),
-    ("model", "hidden_dims", 64, "model.hidden_dims: expected a list, got 64"),
-    ("model", "hidden_dims", [64, "wide"], r"model.hidden_dims\[1\]: expected an integer, got 'wide'"),
-    ("model", "colour", "maybe", "model.colour: expected true or false, got 'maybe'"),
-    ("model", "colour", 2, "model.colour: expected true or false, got 2"),
-    ("model", "conditioning", "clip",
-     r"model.conditioning: 'clip' is not one of \['none', 'onehot', 'embedding', 'text'\]"),
-    ("model", "text_source", "caption", "model.text_source: 'caption' is not one of"),
-    ("model", "weight_norm", None, "model.weight_norm: expected true or false, got None"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("train", "epochs", "ten", "train.epochs: expected an integer, got 'ten'"),
+        ("train", "epochs", 2.5, "train.epochs: expected an integer, got 2.5"),
+        ("train", "epochs", True, "train.epochs: expected an integer, got True"),
+        ("train", "epochs", float("nan"), "train.epochs: expected an integer, got nan"),
+        ("train", "epochs", float("inf"), "train.epochs: expected an integer, got inf"),
+        ("train", "lr_decoder", "fast", "train.lr_decoder: expected a number, got 'fast'"),
+        ("train", "lr_decoder", False, "train.lr_decoder: expected a number"),
+        ("train", "device", 0, "train.device: expected text, got 0"),
+        ("train", "classes", "chair", "train.classes: expected a list, got 'chair'"),
+        ("train", "classes", ["chair", 3], r"train.classes\[1\]: expected text, got 3"),
+        ("train", "max_samples_per_shape", "lots", "train.max_samples_per_shape: expected an integer"),
+        ("model", "hidden_dims", 64, "model.hidden_dims: expected a list, got 64"),
+        ("model", "hidden_dims", [64, "wide"], r"model.hidden_dims\[1\]: expected an integer, got 'wide'"),
+        ("model", "colour", "maybe", "model.colour: expected true or false, got 'maybe'"),
+        ("model", "colour", 2, "model.colour: expected true or false, got 2"),
+        (
+            "model",
+            "conditioning",
+            "clip",
+            r"model.conditioning: 'clip' is not one of \['none', 'onehot', 'embedding', 'text'\]",
+        ),
+        ("model", "text_source", "caption", "model.text_source: 'caption' is not one of"),
+        ("model", "weight_norm", None, "model.weight_norm: expected true or false, got None"),
+    ],
+)
 def test_type_errors(section, key, value, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(RunConfig, {section: {key: value}})
@@ -118,31 +129,38 @@ def test_section_must_be_a_table():
 
 
 def test_lenient_conversions():
-    cfg = from_dict(RunConfig, {"train": {"epochs": "12", "lr_decoder": "5e-4", "max_samples_per_shape": 4.0,
-                                          "classes": None},
-                                "model": {"colour": "no", "weight_norm": 0, "view_dependent": "yes", "dropout": 0}})
+    cfg = from_dict(
+        RunConfig,
+        {
+            "train": {"epochs": "12", "lr_decoder": "5e-4", "max_samples_per_shape": 4.0, "classes": None},
+            "model": {"colour": "no", "weight_norm": 0, "view_dependent": "yes", "dropout": 0},
+        },
+    )
     assert cfg.train.epochs == 12 and cfg.train.lr_decoder == 5e-4 and cfg.train.max_samples_per_shape == 4
     assert cfg.train.classes is None
     assert cfg.model.colour is False and cfg.model.weight_norm is False and cfg.model.view_dependent is True
     assert isinstance(cfg.model.dropout, float)
-    big = 2 ** 62 + 1  # integers stay exact (no trip through float)
+    big = 2**62 + 1  # integers stay exact (no trip through float)
     assert from_dict(TrainConfig, {"seed": big}).seed == big
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["model.dropout=1.0"], "model.dropout"),
-    (["model.latent_in=[9]"], "model.latent_in"),
-    (["model.hidden_dims=[]"], "model.hidden_dims"),
-    (["train.epochs=0"], "train.epochs"),
-    (["train.shapes_per_batch=0"], "train.shapes_per_batch"),
-    (["train.samples_per_shape=-1"], "train.samples_per_shape"),
-    (["train.lr_decoder=NaN"], "train.lr_decoder"),
-    (["train.lr_codes=-1e-3"], "train.lr_codes"),
-    (["train.clamp=0"], "train.clamp"),
-    (["train.checkpoint_every=0"], "train.checkpoint_every"),
-    (["train.lr_interval=0"], "train.lr_interval"),
-    (["train.max_samples_per_shape=1"], "train.max_samples_per_shape"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model.dropout=1.0"], "model.dropout"),
+        (["model.latent_in=[9]"], "model.latent_in"),
+        (["model.hidden_dims=[]"], "model.hidden_dims"),
+        (["train.epochs=0"], "train.epochs"),
+        (["train.shapes_per_batch=0"], "train.shapes_per_batch"),
+        (["train.samples_per_shape=-1"], "train.samples_per_shape"),
+        (["train.lr_decoder=NaN"], "train.lr_decoder"),
+        (["train.lr_codes=-1e-3"], "train.lr_codes"),
+        (["train.clamp=0"], "train.clamp"),
+        (["train.checkpoint_every=0"], "train.checkpoint_every"),
+        (["train.lr_interval=0"], "train.lr_interval"),
+        (["train.max_samples_per_shape=1"], "train.max_samples_per_shape"),
+    ],
+)
 def test_impossible_values(overrides, message):
     with pytest.raises(ConfigError, match=message):
         build_run_config("tiny", overrides=overrides)
@@ -150,10 +168,13 @@ def test_impossible_values(overrides, message):
 
 # -- files ---------------------------------------------------------------------------------------
 
+
 def test_load_toml_json_yaml(tmp_path):
     (tmp_path / "a.toml").write_text('[model]\npreset = "tiny"\nhidden_dims = [16, 16]\n\n[train]\nepochs = 3\n')
-    assert load_config_file(tmp_path / "a.toml") == {"model": {"preset": "tiny", "hidden_dims": [16, 16]},
-                                                     "train": {"epochs": 3}}
+    assert load_config_file(tmp_path / "a.toml") == {
+        "model": {"preset": "tiny", "hidden_dims": [16, 16]},
+        "train": {"epochs": 3},
+    }
     (tmp_path / "a.json").write_text('{"train": {"epochs": 4, "classes": null}}')
     assert load_config_file(tmp_path / "a.json") == {"train": {"epochs": 4, "classes": None}}
     (tmp_path / "empty.toml").write_text("")
@@ -165,12 +186,15 @@ def test_load_toml_json_yaml(tmp_path):
     assert load_config_file(tmp_path / "empty.yml") == {}
 
 
-@pytest.mark.parametrize("name, text, fmt", [
-    ("bad.toml", "[train]\nepochs = = 3\n", "TOML"),
-    ("bad2.toml", "[train\nepochs = 3\n", "TOML"),
-    ("bad.json", '{"train": {"epochs": 3,}}', "JSON"),
-    ("bad.yaml", "train: [1, 2\n", "YAML"),
-])
+@pytest.mark.parametrize(
+    "name, text, fmt",
+    [
+        ("bad.toml", "[train]\nepochs = = 3\n", "TOML"),
+        ("bad2.toml", "[train\nepochs = 3\n", "TOML"),
+        ("bad.json", '{"train": {"epochs": 3,}}', "JSON"),
+        ("bad.yaml", "train: [1, 2\n", "YAML"),
+    ],
+)
 def test_bad_file_names_the_file(tmp_path, name, text, fmt):
     if fmt == "YAML":
         pytest.importorskip("yaml")
@@ -210,9 +234,10 @@ def test_file_errors(tmp_path):
 
 def test_build_run_config_precedence(tmp_path):
     """Preset < file < --set overrides < explicit model switches."""
-    (tmp_path / "run.toml").write_text('[model]\ndropout = 0.1\ncode_size = 12\n\n[train]\nepochs = 9\nseed = 4\n')
-    cfg = build_run_config("tiny", tmp_path / "run.toml", ["train.epochs=2", "model.code_size=10"],
-                           conditioning="onehot", colour=None)
+    (tmp_path / "run.toml").write_text("[model]\ndropout = 0.1\ncode_size = 12\n\n[train]\nepochs = 9\nseed = 4\n")
+    cfg = build_run_config(
+        "tiny", tmp_path / "run.toml", ["train.epochs=2", "model.code_size=10"], conditioning="onehot", colour=None
+    )
     assert cfg.model.preset == "tiny" and cfg.model.hidden_dims == PRESETS["tiny"]["hidden_dims"]
     assert cfg.model.dropout == 0.1 and cfg.train.seed == 4  # the file over the preset
     assert cfg.train.epochs == 2 and cfg.model.code_size == 10  # --set over the file
@@ -223,6 +248,7 @@ def test_build_run_config_precedence(tmp_path):
 
 # -- overrides ---------------------------------------------------------------------------------
 
+
 def test_parse_override():
     assert parse_override("train.epochs=10") == (["train", "epochs"], 10)
     assert parse_override("model.hidden_dims=[256, 256]") == (["model", "hidden_dims"], [256, 256])
@@ -230,7 +256,7 @@ def test_parse_override():
     assert parse_override("train.classes=null") == (["train", "classes"], None)
     assert parse_override("model.colour=false") == (["model", "colour"], False)
     assert parse_override("model.text_model=a=b") == (["model", "text_model"], "a=b")  # split at the first '='
-    assert parse_override(' train.lr_decoder = 5e-4') == (["train", "lr_decoder"], 5e-4)
+    assert parse_override(" train.lr_decoder = 5e-4") == (["train", "lr_decoder"], 5e-4)
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_override("train.epochs")
 
@@ -238,8 +264,16 @@ def test_parse_override():
 def test_apply_overrides():
     base = to_dict(RunConfig())
     frozen = json.dumps(base)
-    out = apply_overrides(base, ["train.epochs=3", "model.hidden_dims=[32,32]", 'train.classes=["mug"]',
-                                 "train.device=cpu", "extra.deep.key=1"])
+    out = apply_overrides(
+        base,
+        [
+            "train.epochs=3",
+            "model.hidden_dims=[32,32]",
+            'train.classes=["mug"]',
+            "train.device=cpu",
+            "extra.deep.key=1",
+        ],
+    )
     assert json.dumps(base) == frozen  # the input is not modified
     assert out["train"]["epochs"] == 3 and out["model"]["hidden_dims"] == [32, 32]
     assert out["train"]["classes"] == ["mug"] and out["train"]["device"] == "cpu"
@@ -261,6 +295,7 @@ def test_apply_overrides():
 
 # -- one config path: every settings dataclass, CLI defaults from the dataclasses (issue 15, C.3) --
 
+
 def test_field_default_and_arg_default():
     from core.tto.config import TTOConfig
     from core.utils.config_io import arg_default, field_default
@@ -268,10 +303,14 @@ def test_field_default_and_arg_default():
     assert field_default(TTOConfig, "iterations") == TTOConfig().iterations
     assert field_default(TTOConfig, "extra") == {}  # default_factory is called
     assert arg_default(TTOConfig, "lr", "code learning rate") == {
-        "default": TTOConfig().lr, "help": f"code learning rate (default: {TTOConfig().lr})"}
+        "default": TTOConfig().lr,
+        "help": f"code learning rate (default: {TTOConfig().lr})",
+    }
     assert arg_default(TTOConfig, "curriculum_eps")["help"] == "default: 0.025,0.01,0.0025,0.0,0.0"
-    assert arg_default(TrainConfig, "epochs", "passes", unset=True) == {"default": None,
-                                                                        "help": "passes (default: 500)"}
+    assert arg_default(TrainConfig, "epochs", "passes", unset=True) == {
+        "default": None,
+        "help": "passes (default: 500)",
+    }
     with pytest.raises(ConfigError, match=r"TTOConfig has no setting 'iteration'.*'iterations'"):
         field_default(TTOConfig, "iteration")
 
@@ -309,10 +348,12 @@ def test_tto_config_goes_through_config_io():
         TTOConfig.from_dict({"lr": float("nan")})
     with pytest.raises(ConfigError, match="clamp must be a finite number, got inf"):
         TTOConfig(clamp=float("inf"))
-    for bad, message in [({"class_iterations": 0}, "class_iterations must be >= 1, got 0"),
-                         ({"surface_weight": -1.0}, "surface_weight must be >= 0"),
-                         ({"lr_decay_every": 0}, "lr_decay_every must be >= 1"),
-                         ({"c2f_until": 0.0}, r"c2f_until must be in \(0, 1\]")]:
+    for bad, message in [
+        ({"class_iterations": 0}, "class_iterations must be >= 1, got 0"),
+        ({"surface_weight": -1.0}, "surface_weight must be >= 0"),
+        ({"lr_decay_every": 0}, "lr_decay_every must be >= 1"),
+        ({"c2f_until": 0.0}, r"c2f_until must be in \(0, 1\]"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             TTOConfig.from_dict(bad)
 
@@ -323,8 +364,12 @@ def test_sampling_config_goes_through_config_io():
     config = from_dict(SamplingConfig, {"n_samples": 1000, "variance": 0.01})
     assert config == SamplingConfig(n_samples=1000, variance=0.01)
     assert from_dict(SamplingConfig, to_dict(config)) == config
-    for bad, message in [({"near_fraction": 2}, "near_fraction"), ({"variance": float("nan")}, "variances"),
-                         ({"n_samples": "lots"}, "n_samples: expected an integer"), ({"samples": 3}, "unknown")]:
+    for bad, message in [
+        ({"near_fraction": 2}, "near_fraction"),
+        ({"variance": float("nan")}, "variances"),
+        ({"n_samples": "lots"}, "n_samples: expected an integer"),
+        ({"samples": 3}, "unknown"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             from_dict(SamplingConfig, bad)
 
@@ -339,10 +384,16 @@ def test_build_run_config_from_a_stored_config_and_resume_changes():
     longer = build_run_config(None, overrides=["train.epochs=9", "train.threads=2"], base=stored)
     assert resume_changes(stored, longer, "RUN") == ["train.epochs: 3 -> 9", "train.threads: 0 -> 2"]
     assert build_run_config("default", base=stored).model == preset_config("default")  # an explicit preset wins
-    with pytest.raises(ConfigError, match=r"RUN: cannot resume with other settings \(model.dropout: 0.0 in the run, "
-                                          r"0.5 now; train.lr_codes: 0.004 in the run, 0.002 now\)"):
-        resume_changes(stored, build_run_config(None, overrides=["model.dropout=0.5", "train.lr_codes=0.002"],
-                                                base=stored), "RUN")
-    older = {"model": {k: v for k, v in stored["model"].items() if k != "colour_detach_trunk"},
-             "train": stored["train"]}
+    with pytest.raises(
+        ConfigError,
+        match=r"RUN: cannot resume with other settings \(model.dropout: 0.0 in the run, "
+        r"0.5 now; train.lr_codes: 0.004 in the run, 0.002 now\)",
+    ):
+        resume_changes(
+            stored, build_run_config(None, overrides=["model.dropout=0.5", "train.lr_codes=0.002"], base=stored), "RUN"
+        )
+    older = {
+        "model": {k: v for k, v in stored["model"].items() if k != "colour_detach_trunk"},
+        "train": stored["train"],
+    }
     assert resume_changes(older, same, "RUN") == []  # a key an older program did not write takes its default

@@ -1,4 +1,5 @@
 """The decoder, conditioning, latent operations and the checkpoint format's error handling."""
+
 from __future__ import annotations
 
 import pickle
@@ -170,6 +171,7 @@ def test_unknown_preset_and_bad_config():
 
 # --------------------------------------------------------------------------- impossible checkpoints (issue 15, A.7)
 
+
 def _altered(toy_trained, tmp_path, name, **changes):
     """The toy checkpoint with top-level keys replaced, written with torch.save as a user's tool would."""
     data = torch.load(toy_trained["ckpt"], weights_only=True)
@@ -178,11 +180,14 @@ def _altered(toy_trained, tmp_path, name, **changes):
     return path
 
 
-@pytest.mark.parametrize("key, value", [
-    ("decoder.layers.0.bias", float("nan")),
-    ("shape_codes.weight", float("inf")),
-    ("colour_codes.weight", float("-inf")),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("decoder.layers.0.bias", float("nan")),
+        ("shape_codes.weight", float("inf")),
+        ("colour_codes.weight", float("-inf")),
+    ],
+)
 def test_checkpoint_with_non_finite_weights_or_codes_is_refused(toy_trained, tmp_path, key, value):
     data = torch.load(toy_trained["ckpt"], weights_only=True)
     state = dict(data["model_state"])
@@ -215,8 +220,24 @@ def test_reconstruct_with_a_nan_checkpoint_is_a_clear_error(toy_trained, tmp_pat
     path = _altered(toy_trained, tmp_path, "nan.pt", model_state=state)
     sample = toy_trained["data"] / "SdfSamples" / "toy" / "ball" / "ball2.npz"
     out = tmp_path / "out"
-    code = main.main(["reconstruct", "--ckpt", str(path), "--input", str(sample), "--class", "ball",
-                      "--iterations", "2", "--resolution", "16", "--out", str(out), "--quiet"])
+    code = main.main(
+        [
+            "reconstruct",
+            "--ckpt",
+            str(path),
+            "--input",
+            str(sample),
+            "--class",
+            "ball",
+            "--iterations",
+            "2",
+            "--resolution",
+            "16",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and "NaN or infinite" in err and str(path) in err
     assert not (out / "codes.json").exists()

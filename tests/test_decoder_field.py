@@ -4,6 +4,7 @@ The field must give the decoder's own numbers in float32 for every decoder layou
 loads (its presets, DeepSDF's norm layers / xyz_in_all / double tanh), stay close in bfloat16, and
 the meshes made from it must be the plain path's meshes (Chamfer well under 0.1 voxel).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,9 @@ REAL = Path(__file__).resolve().parents[1] / "resources" / "real" / "model.pt"
 LAYOUTS = {
     "default": dict(preset="tiny"),
     "colour-fourier": dict(preset="tiny", fourier_frequencies=2, colour=True),
-    "deepsdf-norm-layers": dict(preset="tiny", weight_norm=False, norm_layers=(0, 1, 2), xyz_in_all=True,
-                                output_tanh_twice=True, colour=False),
+    "deepsdf-norm-layers": dict(
+        preset="tiny", weight_norm=False, norm_layers=(0, 1, 2), xyz_in_all=True, output_tanh_twice=True, colour=False
+    ),
     "paper-like": dict(preset="tiny", latent_in=(2,), weight_norm=True, colour=True, colour_from_layer=1),
 }
 

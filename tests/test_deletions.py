@@ -8,6 +8,7 @@ overwrite). The test parses ``core/``, ``viewer/``, ``main.py`` and ``scripts/``
 the ``rm`` lines of the shell scripts) and compares every call site with this list, both ways:
 a new site must be added with its reason, a removed one must leave the list.
 """
+
 from __future__ import annotations
 
 import ast
@@ -20,23 +21,47 @@ DELETERS = {"rmtree", "unlink", "rmdir", "removedirs"}
 ``os.remove`` is matched as such (``list.remove`` is not a deletion)."""
 
 REVIEWED: dict[tuple[str, str, str], str] = {
-    ("core/utils/io_utils.py", "atomic_write", "os.unlink"):
-        "the temporary file mkstemp made in this call, when the write fails",
-    ("core/data/sources/sh3f.py", "extract_item", "shutil.rmtree"):
-        "the .partial folder this call created (created is True only then), when the item fails",
-    ("core/commands/cli_types.py", "remove_if_empty", "out.rmdir"):
-        "the --out folder check_out_dir created in this run, only while empty (rmdir cannot remove content)",
-    ("core/data/preprocess.py", "_remove_stale_temporaries", "tmp.unlink"):
-        "a killed run's .NAME.XXXXXXXX.tmp (atomic_write's naming) of a file this run owns, under the folder lock",
-    ("core/utils/folder_lock.py", "FolderLock._take_over", "aside.unlink"):
-        "the lock file of a run proven dead, renamed aside atomically and checked to be the one judged stale",
-    ("core/utils/folder_lock.py", "FolderLock.release", "self.path.unlink"):
-        "this run's own lock file, only while it still holds this run's token",
-    ("core/training/trainer.py", "_clear_run", "path.unlink"):
-        "--overwrite: only the files a run writes (RUN_FILES: latest.pt, epoch_*.pt, event files, logs), no folder",
-    ("core/commands/reconstruct_command.py", "run", "(out / 'mesh.ply').unlink"):
-        "the command's own output name in --out (every fit rewrites it) when this fit has no surface, so an "
-        "earlier fit's mesh does not pass for it; check_out_dir refused a folder there before the fit",
+    (
+        "core/utils/io_utils.py",
+        "atomic_write",
+        "os.unlink",
+    ): "the temporary file mkstemp made in this call, when the write fails",
+    (
+        "core/data/sources/sh3f.py",
+        "extract_item",
+        "shutil.rmtree",
+    ): "the .partial folder this call created (created is True only then), when the item fails",
+    (
+        "core/commands/cli_types.py",
+        "remove_if_empty",
+        "out.rmdir",
+    ): "the --out folder check_out_dir created in this run, only while empty (rmdir cannot remove content)",
+    (
+        "core/data/preprocess.py",
+        "_remove_stale_temporaries",
+        "tmp.unlink",
+    ): "a killed run's .NAME.XXXXXXXX.tmp (atomic_write's naming) of a file this run owns, under the folder lock",
+    (
+        "core/utils/folder_lock.py",
+        "FolderLock._take_over",
+        "aside.unlink",
+    ): "the lock file of a run proven dead, renamed aside atomically and checked to be the one judged stale",
+    (
+        "core/utils/folder_lock.py",
+        "FolderLock.release",
+        "self.path.unlink",
+    ): "this run's own lock file, only while it still holds this run's token",
+    (
+        "core/training/trainer.py",
+        "_clear_run",
+        "path.unlink",
+    ): "--overwrite: only the files a run writes (RUN_FILES: latest.pt, epoch_*.pt, event files, logs), no folder",
+    (
+        "core/commands/reconstruct_command.py",
+        "run",
+        "(out / 'mesh.ply').unlink",
+    ): "the command's own output name in --out (every fit rewrites it) when this fit has no surface, so an "
+    "earlier fit's mesh does not pass for it; check_out_dir refused a folder there before the fit",
 }
 
 REVIEWED_SHELL: dict[tuple[str, str], str] = {
@@ -119,9 +144,11 @@ def test_every_shell_deletion_is_reviewed():
 
 
 def test_the_scanner_sees_every_kind_of_deletion():
-    source = ("import os, shutil\nfrom pathlib import Path\n"
-              "def f(p):\n    shutil.rmtree(p)\n    Path(p).unlink()\n    os.remove(p)\n    os.rmdir(p)\n"
-              "    [1].remove(1)\n")
+    source = (
+        "import os, shutil\nfrom pathlib import Path\n"
+        "def f(p):\n    shutil.rmtree(p)\n    Path(p).unlink()\n    os.remove(p)\n    os.rmdir(p)\n"
+        "    [1].remove(1)\n"
+    )
     visitor = _Sites()
     visitor.visit(ast.parse(source))
     assert [callee for _, callee in visitor.found] == ["shutil.rmtree", "Path(p).unlink", "os.remove", "os.rmdir"]

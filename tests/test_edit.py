@@ -3,6 +3,7 @@
 Real model, CPU, a few seconds per edit. The assertions are geometric (SDF at the handle,
 surface far from it, colours under and away from the brush, the grafted field), never timings.
 """
+
 from __future__ import annotations
 
 import threading
@@ -109,8 +110,9 @@ def test_drag_cancel_stops_early_and_reports_progress(model, chair):
         reports.append(progress)
         cancel.set()
 
-    result = drag(model, chair, [Handle(tuple(source), tuple(source + [0, 0.1, 0]))], cancel=cancel,
-                  callback=on_progress, every=5)
+    result = drag(
+        model, chair, [Handle(tuple(source), tuple(source + [0, 0.1, 0]))], cancel=cancel, callback=on_progress, every=5
+    )
     assert result.cancelled
     assert result.iterations == 5
     assert len(reports) == 1 and reports[0].iteration == 5 and reports[0].kind == "drag"
@@ -146,7 +148,7 @@ def test_paint_reaches_the_brush_colour_and_keeps_the_rest(model, chair, radius,
     painted = model.with_decoder(result.decoder_override)
     rgb = _colours(painted, chair.codes, result.colour_code, chair.surface)  # the metrics, recomputed
     inside = np.linalg.norm(chair.surface.numpy() - source, axis=1) <= radius
-    target = np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    target = np.array([int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
     assert delta_e(rgb[inside], np.tile(target, (int(inside.sum()), 1))).mean() < 10
     assert delta_e(rgb[~inside], chair.colours[~inside]).mean() < 3
     with torch.no_grad():  # the SDF does not read the colour head: the geometry is the same
@@ -192,8 +194,15 @@ def test_paint_cancel_and_progress_cover_the_detail_stage(model, chair):
             cancel.set()
 
     config = PaintConfig(iterations=10, min_iterations=10)
-    result = paint(model, chair, [Brush(tuple(_top_of_back(chair)), 0.2, "#10c020")], config, cancel=cancel,
-                   callback=on_progress, every=5)
+    result = paint(
+        model,
+        chair,
+        [Brush(tuple(_top_of_back(chair)), 0.2, "#10c020")],
+        config,
+        cancel=cancel,
+        callback=on_progress,
+        every=5,
+    )
     assert result.cancelled
     assert kinds == ["paint", "paint", "paint-detail"]
     assert result.metrics["code_iterations"] == 10 and result.metrics["detail_iterations"] == 5
@@ -225,15 +234,18 @@ def test_plausibility_range_of_the_training_codes(model):
     assert not gaussian.assess(far).within_training_range
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda: Brush((0, 0, 0), 0.0, "#ff0000"), "radius"),
-    (lambda: Brush((0, 0, 0), 0.2, "red"), "#rrggbb"),
-    (lambda: Handle((float("nan"), 0, 0), (0, 0, 0)), "NaN"),
-    (lambda: Pin((0, 0)), "three numbers"),
-    (lambda: Region("sphere", (0, 0, 0), (-1,)), "radius"),
-    (lambda: Region("cone", (0, 0, 0), (1,)), "sphere"),
-    (lambda: Handle((5, 0, 0), (0, 0, 0)), "outside"),
-])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda: Brush((0, 0, 0), 0.0, "#ff0000"), "radius"),
+        (lambda: Brush((0, 0, 0), 0.2, "red"), "#rrggbb"),
+        (lambda: Handle((float("nan"), 0, 0), (0, 0, 0)), "NaN"),
+        (lambda: Pin((0, 0)), "three numbers"),
+        (lambda: Region("sphere", (0, 0, 0), (-1,)), "radius"),
+        (lambda: Region("cone", (0, 0, 0), (1,)), "sphere"),
+        (lambda: Handle((5, 0, 0), (0, 0, 0)), "outside"),
+    ],
+)
 def test_bad_constraints_are_refused_with_the_reason(make, words):
     with pytest.raises(EditError, match=words):
         make()
@@ -263,8 +275,24 @@ def test_cli_edit_writes_the_meshes_and_the_codes(tmp_path, model, chair):
 
     top = ",".join(f"{c:.4f}" for c in _top_of_back(chair))
     out = tmp_path / "edit"
-    rc = main(["edit", "--ckpt", str(DEMO), "--code", "chair/chair_003", "--paint", f"{top}:0.2:#10c020",
-               "--iterations", "5", "--resolution", "32", "--quiet", "--out", str(out)])
+    rc = main(
+        [
+            "edit",
+            "--ckpt",
+            str(DEMO),
+            "--code",
+            "chair/chair_003",
+            "--paint",
+            f"{top}:0.2:#10c020",
+            "--iterations",
+            "5",
+            "--resolution",
+            "32",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     assert (out / "mesh.ply").stat().st_size > 0 and (out / "before.ply").stat().st_size > 0
     saved = read_codes(out / "codes.json", model)
@@ -287,16 +315,19 @@ def test_cli_edit_writes_the_meshes_and_the_codes(tmp_path, model, chair):
     assert np.median(delta_e(_colours(painted, saved, saved.colour_code, vertices), written)) < 1.5
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--code", "chair/nope", "--paint", "0,0,0:0.2:#ff0000"], "unknown code id"),
-    (["--code", "chair/chair_003", "--drag", "0,0.8:0,0.9,0"], "three numbers"),
-    (["--code", "chair/chair_003", "--drag", "0,0.8,nan:0,0.9,0"], "NaN"),
-    (["--code", "chair/chair_003", "--paint", "0,0.8,0:-1:#ff0000"], "radius"),
-    (["--code", "chair/chair_003", "--graft", "chair/chair_000", "--region", "sphere:0,0.5,0,0"], "radius"),
-    (["--code", "chair/chair_003", "--graft", "chair/chair_000"], "--region"),
-    (["--code", "chair/chair_003", "--pin", "0,0,0"], "add a --drag"),
-    (["--code", "chair/chair_003"], "nothing to edit"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--code", "chair/nope", "--paint", "0,0,0:0.2:#ff0000"], "unknown code id"),
+        (["--code", "chair/chair_003", "--drag", "0,0.8:0,0.9,0"], "three numbers"),
+        (["--code", "chair/chair_003", "--drag", "0,0.8,nan:0,0.9,0"], "NaN"),
+        (["--code", "chair/chair_003", "--paint", "0,0.8,0:-1:#ff0000"], "radius"),
+        (["--code", "chair/chair_003", "--graft", "chair/chair_000", "--region", "sphere:0,0.5,0,0"], "radius"),
+        (["--code", "chair/chair_003", "--graft", "chair/chair_000"], "--region"),
+        (["--code", "chair/chair_003", "--pin", "0,0,0"], "add a --drag"),
+        (["--code", "chair/chair_003"], "nothing to edit"),
+    ],
+)
 def test_cli_edit_refuses_bad_input_before_any_work(tmp_path, capsys, args, words):
     from main import main
 
@@ -336,8 +367,19 @@ def _edit(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize("value", ["100000", "2049", "15"])
 def test_cli_edit_shares_the_resolution_limit_of_every_command(tmp_path, capsys, value):
     out = tmp_path / "never"
-    code, _, err = _edit(capsys, "--ckpt", str(DEMO), "--code", "chair/chair_003", "--paint", "0,0.8,0:0.2:#ff0000",
-                         "--resolution", value, "--out", str(out))
+    code, _, err = _edit(
+        capsys,
+        "--ckpt",
+        str(DEMO),
+        "--code",
+        "chair/chair_003",
+        "--paint",
+        "0,0.8,0:0.2:#ff0000",
+        "--resolution",
+        value,
+        "--out",
+        str(out),
+    )
     assert code == 2 and "argument --resolution:" in err and "outside 16 … 2048" in err
     assert not out.exists()
 
@@ -348,8 +390,19 @@ def test_cli_edit_refuses_paint_on_a_model_without_colour_before_the_drag(tmp_pa
     exp, _ = write_experiment(tmp_path, weights="octahedra")  # a DeepSDF experiment: geometry only
     shape = SPLIT["ShapeNetV2"]["03001627"][0]
     out = tmp_path / "out"
-    code, printed, err = _edit(capsys, "--ckpt", str(exp), "--code", shape, "--drag", "0,0.5,0:0,0.6,0",
-                               "--paint", "0,0.5,0:0.2:#ff0000", "--out", str(out))
+    code, printed, err = _edit(
+        capsys,
+        "--ckpt",
+        str(exp),
+        "--code",
+        shape,
+        "--drag",
+        "0,0.5,0:0,0.6,0",
+        "--paint",
+        "0,0.5,0:0.2:#ff0000",
+        "--out",
+        str(out),
+    )
     assert code == 2 and "paint needs a model trained with colour" in err and "Traceback" not in err
     assert "step" not in printed and not out.exists()
 
@@ -358,15 +411,27 @@ def test_cli_edit_refuses_a_folder_in_the_way_of_an_output_file_before_editing(t
     out = tmp_path / "out"
     (out / "mesh.ply").mkdir(parents=True)
     (out / "mesh.ply" / "mine.txt").write_text("keep")
-    code, printed, err = _edit(capsys, "--ckpt", str(DEMO), "--code", "chair/chair_003", "--drag",
-                               "0,0.8,0:0,0.9,0", "--out", str(out))
+    code, printed, err = _edit(
+        capsys, "--ckpt", str(DEMO), "--code", "chair/chair_003", "--drag", "0,0.8,0:0,0.9,0", "--out", str(out)
+    )
     assert code == 2 and f"{out / 'mesh.ply'} is a folder where this command writes a file" in err
     assert "step" not in printed and (out / "mesh.ply" / "mine.txt").read_text() == "keep"
 
 
 def test_cli_edit_refused_during_the_edit_leaves_no_empty_out_folder(tmp_path, capsys):
     out = tmp_path / "out"
-    code, _, err = _edit(capsys, "--ckpt", str(DEMO), "--code", "chair/chair_003", "--paint",
-                         "0.9,0.9,0.9:0.01:#ff0000", "--iterations", "2", "--out", str(out))
+    code, _, err = _edit(
+        capsys,
+        "--ckpt",
+        str(DEMO),
+        "--code",
+        "chair/chair_003",
+        "--paint",
+        "0.9,0.9,0.9:0.01:#ff0000",
+        "--iterations",
+        "2",
+        "--out",
+        str(out),
+    )
     assert code == 2 and "no brush touches the surface" in err
     assert not out.exists()

@@ -1,4 +1,5 @@
 """Data set split listing, thin masks, summary tables (no model), and evaluate end to end."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,7 @@ def test_approximate_thin_mask_finds_the_rod():
 
 
 def test_approximate_mask_agrees_with_thickness_module():
-    from core.evaluation.thickness import thin_part_mask
+    from core.data.thickness import thin_part_mask
 
     mesh = _rod_and_plate()
     points, face = trimesh.sample.sample_surface_even(mesh, 3000, seed=2)
@@ -52,8 +53,18 @@ def _manifest(tmp_path, records, split_file=None):
 
 
 def test_list_split_uses_split_file_and_limit(tmp_path):
-    recs = [{"id": f"s{i}", "class_name": c, "source": None, "text": None, "split": "train",
-             "file": f"SdfSamples/d/{c}/s{i}.npz", "stats": {}} for i, c in enumerate(["a", "a", "a", "b"])]
+    recs = [
+        {
+            "id": f"s{i}",
+            "class_name": c,
+            "source": None,
+            "text": None,
+            "split": "train",
+            "file": f"SdfSamples/d/{c}/s{i}.npz",
+            "stats": {},
+        }
+        for i, c in enumerate(["a", "a", "a", "b"])
+    ]
     _manifest(tmp_path, recs, {"d": {"a": ["s0", "s1", "s2"], "b": ["s3"]}})
     shapes = list_split(tmp_path, "test", limit=2)
     assert [(s.class_name, s.id) for s in shapes] == [("a", "s0"), ("a", "s1"), ("b", "s3")]
@@ -76,10 +87,29 @@ def test_list_split_without_manifest(tmp_path):
 
 def test_summary_tables(tmp_path):
     rows = [
-        {"id": "1", "class": "a", "losses": "baseline", "chamfer_x1e3": 1.0, "fscore_1pct": 0.5, "fscore_2pct": 0.8,
-         "thin_fscore_1pct": 0.2, "normal_consistency": 0.9, "seconds": 2.0, "class_correct": True},
-        {"id": "2", "class": "a", "losses": "baseline", "chamfer_x1e3": 3.0, "fscore_1pct": 0.7, "fscore_2pct": 0.9,
-         "normal_consistency": 0.8, "seconds": 4.0, "class_correct": False},
+        {
+            "id": "1",
+            "class": "a",
+            "losses": "baseline",
+            "chamfer_x1e3": 1.0,
+            "fscore_1pct": 0.5,
+            "fscore_2pct": 0.8,
+            "thin_fscore_1pct": 0.2,
+            "normal_consistency": 0.9,
+            "seconds": 2.0,
+            "class_correct": True,
+        },
+        {
+            "id": "2",
+            "class": "a",
+            "losses": "baseline",
+            "chamfer_x1e3": 3.0,
+            "fscore_1pct": 0.7,
+            "fscore_2pct": 0.9,
+            "normal_consistency": 0.8,
+            "seconds": 4.0,
+            "class_correct": False,
+        },
         {"id": "3", "class": "b", "losses": "baseline", "error": "broken", "chamfer_x1e3": math.nan},
     ]
     summary = summarise(rows)
@@ -129,14 +159,42 @@ def test_measure_fit_scores_the_right_code_above_a_wrong_one(toy_trained):
 
 def test_class_accuracy_is_given_inferred_or_unknown_never_a_false_100():
     """Issue 15 A.13: a given class is not an accuracy of 100; an unknown true class is not 0."""
-    given = [{"id": "1", "class": "a", "chamfer_x1e3": 1.0, "class_source": "given", "class_pred": "a",
-              "class_correct": None}]
-    inferred = [{"id": "2", "class": "b", "chamfer_x1e3": 1.0, "class_source": "inferred", "class_pred": "b",
-                 "class_correct": True},
-                {"id": "3", "class": "b", "chamfer_x1e3": 1.0, "class_source": "inferred", "class_pred": "a",
-                 "class_correct": False},
-                {"id": "4", "class": "new", "chamfer_x1e3": 1.0, "class_source": "inferred", "class_pred": "a",
-                 "class_correct": None}]
+    given = [
+        {
+            "id": "1",
+            "class": "a",
+            "chamfer_x1e3": 1.0,
+            "class_source": "given",
+            "class_pred": "a",
+            "class_correct": None,
+        }
+    ]
+    inferred = [
+        {
+            "id": "2",
+            "class": "b",
+            "chamfer_x1e3": 1.0,
+            "class_source": "inferred",
+            "class_pred": "b",
+            "class_correct": True,
+        },
+        {
+            "id": "3",
+            "class": "b",
+            "chamfer_x1e3": 1.0,
+            "class_source": "inferred",
+            "class_pred": "a",
+            "class_correct": False,
+        },
+        {
+            "id": "4",
+            "class": "new",
+            "chamfer_x1e3": 1.0,
+            "class_source": "inferred",
+            "class_pred": "a",
+            "class_correct": None,
+        },
+    ]
     summary = summarise(given + inferred)
     assert summary["a"]["class accuracy %"] == "given"
     assert summary["b"]["class accuracy %"] == pytest.approx(50.0)

@@ -1,4 +1,5 @@
 """A cancelled evaluation returns the rows it finished, marked partial, and every file it writes says so."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,14 @@ SETTINGS = EvalSettings(resolution=24, use_trained_codes=True, n_eval_points=500
 def test_cancel_between_shapes_marks_the_rows_partial(toy_trained, tmp_path):
     shapes = list_split(toy_trained["data"], "train")
     done: list[str] = []
-    rows = evaluate_split(toy_trained["model"], shapes, TTOConfig(), SETTINGS,
-                          progress=lambda i, n, row: done.append(row["id"]), cancel=lambda: len(done) >= 2)
+    rows = evaluate_split(
+        toy_trained["model"],
+        shapes,
+        TTOConfig(),
+        SETTINGS,
+        progress=lambda i, n, row: done.append(row["id"]),
+        cancel=lambda: len(done) >= 2,
+    )
     assert isinstance(rows, SplitRows) and rows.cancelled and rows.n_shapes == len(shapes) > 2
     assert [r["id"] for r in rows] == done == [s.id for s in shapes[:2]]
 
@@ -49,8 +56,9 @@ def test_a_fit_cancelled_mid_way_gives_no_row_and_stops_the_ablation(toy_trained
         calls["n"] += 1
         return calls["n"] > 1
 
-    summaries, table = run_ablation(toy_trained["model"], shapes, ["baseline", "surface"], config, settings,
-                                    tmp_path, cancel=cancel)
+    summaries, table = run_ablation(
+        toy_trained["model"], shapes, ["baseline", "surface"], config, settings, tmp_path, cancel=cancel
+    )
     assert list(summaries) == ["baseline"] and summaries["baseline"]["all"]["n"] == 0
     assert "Cancelled after 0 of" in table and "not run" in table
     assert json.loads((tmp_path / "baseline" / "results.json").read_text())["cancelled"] is True

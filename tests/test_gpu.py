@@ -10,6 +10,7 @@ matrix products), so the two devices differ only in the order of float sums.
 
 The tests without the mark check the device choices themselves and run everywhere.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -26,12 +27,14 @@ from core.training.trainer import process_group_backend
 from core.utils.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="needs a CUDA device (torch.cuda.is_available() is False); "
-                                       "run scripts/gpu_check.sh on a GPU machine")
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="needs a CUDA device (torch.cuda.is_available() is False); run scripts/gpu_check.sh on a GPU machine",
+)
 
 
 # -- device choice: runs everywhere ------------------------------------------------------------
+
 
 def test_process_group_backend_follows_the_run_device_not_the_machine():
     # A CPU run uses gloo even where CUDA exists (NCCL carries only CUDA tensors).
@@ -53,14 +56,20 @@ def test_load_trained_model_takes_the_chosen_device(toy_trained):
 def test_view_command_refuses_a_bad_device_before_starting():
     if importlib.util.find_spec("PySide6") is None or importlib.util.find_spec("pyvista") is None:
         pytest.skip("the viewer's packages (PySide6, pyvista) are not installed here")
-    proc = subprocess.run([sys.executable, "main.py", "view", "--device", "tpu", "--screenshot", "x.png"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "main.py", "view", "--device", "tpu", "--screenshot", "x.png"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "error: --device='tpu' is not a device; use auto, cpu or cuda[:N]" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def exact_float32():
@@ -99,6 +108,7 @@ def _codes(model, index: int = 0):
 
 
 # -- CUDA against the CPU ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("preset", ["trained_tiny", "paper"])
 @pytest.mark.usefixtures("exact_float32")
@@ -159,8 +169,9 @@ def test_coloured_extraction_matches(toy_trained):
     meshes = {}
     for model in _models(toy_trained["ckpt"]):
         code, colour, cond = _codes(model)
-        meshes[model.device.type] = extract_mesh(model.sdf_fn(code, cond), resolution,
-                                                 model.colour_fn(code, colour, cond), device=model.device)
+        meshes[model.device.type] = extract_mesh(
+            model.sdf_fn(code, cond), resolution, model.colour_fn(code, colour, cond), device=model.device
+        )
     cpu, gpu_mesh = meshes["cpu"], meshes["cuda"]
     assert cpu.stats["marching_cubes"] == "skimage" and gpu_mesh.stats["marching_cubes"] == "torch"
     assert not cpu.is_empty and gpu_mesh.colours is not None and cpu.colours is not None
@@ -203,9 +214,16 @@ def test_tto_matches(toy_trained):
 def _train(data_dir, run_dir, device: str, epochs: int, resume: bool = False):
     from core.training import build_run_config, train
 
-    overrides = [f"train.epochs={epochs}", "train.samples_per_shape=512", "train.shapes_per_batch=2",
-                 f"train.device={device}", "train.checkpoint_every=50", "train.seed=3", "model.dropout=0",
-                 "train.tf32=false"]  # float32 against float32: TF32 (the CUDA default) drifts further
+    overrides = [
+        f"train.epochs={epochs}",
+        "train.samples_per_shape=512",
+        "train.shapes_per_batch=2",
+        f"train.device={device}",
+        "train.checkpoint_every=50",
+        "train.seed=3",
+        "model.dropout=0",
+        "train.tf32=false",
+    ]  # float32 against float32: TF32 (the CUDA default) drifts further
     return train(build_run_config("tiny", overrides=overrides), data_dir, run_dir, resume=resume, progress=False)
 
 

@@ -1,4 +1,5 @@
 """scripts/gpu_data.py: a training set packed into parts small enough for a device call, and merged back."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,12 @@ from tests.conftest import write_analytic_dataset
 
 def test_pack_splits_each_training_shape_into_disjoint_parts_that_merge_back(tmp_path):
     data = write_analytic_dataset(tmp_path / "data", n_samples=2000, n_surface=200)
-    assert gpu_data.main(["pack", "--data", str(data), "--samples", "1200", "--parts", "2",
-                          "--out", str(tmp_path / "pack")]) == 0
+    assert (
+        gpu_data.main(
+            ["pack", "--data", str(data), "--samples", "1200", "--parts", "2", "--out", str(tmp_path / "pack")]
+        )
+        == 0
+    )
     parts = sorted((tmp_path / "pack").glob("part-*"))
     assert [p.name for p in parts] == ["part-1", "part-2"]
     train_ids = {r["id"] for r in json.loads((data / "manifest.json").read_text())["shapes"] if r["split"] == "train"}

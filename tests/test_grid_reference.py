@@ -1,5 +1,6 @@
 """The ground truth meshed on the evaluation's grid (core.evaluation.grid_reference) and the floaters counted
 against it (issue 12: real furniture carries parts no grid keeps whole)."""
+
 from __future__ import annotations
 
 import math
@@ -134,8 +135,14 @@ def test_a_positive_iso_level_dilates_the_reconstruction(toy_trained, tmp_path):
     config = TTOConfig.from_losses("baseline")
     extents = []
     for level in (0.0, 0.06):
-        settings = EvalSettings(resolution=40, use_trained_codes=True, n_eval_points=2000, save_meshes=True,
-                                iso_level=level, grid_reference=False)
+        settings = EvalSettings(
+            resolution=40,
+            use_trained_codes=True,
+            n_eval_points=2000,
+            save_meshes=True,
+            iso_level=level,
+            grid_reference=False,
+        )
         (row,) = evaluate_split(toy_trained["model"], [shape], config, settings, out_dir=tmp_path / str(level))
         assert "error" not in row
         mesh = trimesh.load(tmp_path / str(level) / "meshes" / shape.class_name / "slab0.ply", process=False)

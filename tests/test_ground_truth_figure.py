@@ -1,6 +1,7 @@
 """studies/ground_truth_figure.py on a data set preprocessed here from meshes the test builds: an open
 box (its top missing: the open-mesh field's case) and a closed ball (the exact winding field's case).
 Rendering needs a display (run under scripts/with_display.sh)."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,27 @@ def test_figure_shows_both_fields_of_each_shape_with_their_numbers(tmp_path, cap
     (meshes / "ball").mkdir()
     trimesh.creation.icosphere(subdivisions=3, radius=0.6).export(meshes / "ball" / "ball.stl")
     data = tmp_path / "data"
-    assert main.main(["preprocess", "--source", "folder", "--input", str(meshes), "--out", str(data),
-                      "--samples", "2000", "--surface-samples", "200", "--no-progress", "--test-fraction", "0"]) == 0
+    assert (
+        main.main(
+            [
+                "preprocess",
+                "--source",
+                "folder",
+                "--input",
+                str(meshes),
+                "--out",
+                str(data),
+                "--samples",
+                "2000",
+                "--surface-samples",
+                "200",
+                "--no-progress",
+                "--test-fraction",
+                "0",
+            ]
+        )
+        == 0
+    )
 
     out = tmp_path / "img" / "gt.png"
     assert gtf.main(["--data", str(data), "--resolution", "32", "--out", str(out), "open_box", "ball"]) == 0
@@ -51,19 +71,40 @@ def test_a_pattern_no_shape_matches_is_a_clear_error(tmp_path, capsys):
     (meshes / "ball").mkdir(parents=True)
     trimesh.creation.icosphere(subdivisions=2, radius=0.6).export(meshes / "ball" / "ball.stl")
     data = tmp_path / "data"
-    assert main.main(["preprocess", "--source", "folder", "--input", str(meshes), "--out", str(data),
-                      "--samples", "1000", "--surface-samples", "100", "--no-progress", "--test-fraction", "0"]) == 0
+    assert (
+        main.main(
+            [
+                "preprocess",
+                "--source",
+                "folder",
+                "--input",
+                str(meshes),
+                "--out",
+                str(data),
+                "--samples",
+                "1000",
+                "--surface-samples",
+                "100",
+                "--no-progress",
+                "--test-fraction",
+                "0",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "gt.png"
     assert gtf.main(["--data", str(data), "--out", str(out), "chair"]) == 2
     assert "no shape id contains 'chair'" in capsys.readouterr().err and not out.exists()
 
 
-
-@pytest.mark.parametrize("flag, value, message", [
-    ("--out", "{tmp}", "is a folder"),
-    ("--out", "{tmp}/figure.jpg", "end the name with .png"),
-    ("--data", "{tmp}/not_a_folder.txt", "manifest.json: missing"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--out", "{tmp}", "is a folder"),
+        ("--out", "{tmp}/figure.jpg", "end the name with .png"),
+        ("--data", "{tmp}/not_a_folder.txt", "manifest.json: missing"),
+    ],
+)
 def test_bad_paths_are_refused_in_one_line(tmp_path, capsys, flag, value, message):
     (tmp_path / "not_a_folder.txt").write_text("a file, not a data set")
     argv = {"--data": str(tmp_path), "--out": str(tmp_path / "gt.png"), flag: value.format(tmp=tmp_path)}

@@ -4,6 +4,7 @@ The experiments are written by ``tests/deepsdf_experiment.py`` in the original l
 names (a re-typed original ``Decoder`` saved through ``DataParallel``); the imported model must
 compute what that decoder computes on the same weights.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,7 @@ ATOL = 4e-6
 
 VARIANTS = {
     "paper": {},  # examples/chairs/specs.json narrowed: weight norm everywhere, latent_in [2], dropout
-    "layernorm_xyz_in_all_tanh": {"weight_norm": False, "norm_layers": [0, 2, 4], "xyz_in_all": True,
-                                  "use_tanh": True},
+    "layernorm_xyz_in_all_tanh": {"weight_norm": False, "norm_layers": [0, 2, 4], "xyz_in_all": True, "use_tanh": True},
     "partial_weight_norm": {"norm_layers": [1, 3, 4], "latent_in": [], "dropout": None},
     "two_skips_xyz_in_all": {"latent_in": [1, 3], "xyz_in_all": True, "norm_layers": [0, 1, 2]},
 }
@@ -185,8 +185,10 @@ class _RunsCode:
 def test_a_pickle_carrying_code_is_refused_and_never_run(tmp_path):
     exp, _ = write_experiment(tmp_path)
     marker = tmp_path / "code_ran"
-    torch.save({"epoch": 5, "model_state_dict": {"module.lin0.bias": _RunsCode(marker)}},
-               exp / "ModelParameters" / "latest.pth")
+    torch.save(
+        {"epoch": 5, "model_state_dict": {"module.lin0.bias": _RunsCode(marker)}},
+        exp / "ModelParameters" / "latest.pth",
+    )
     with pytest.raises(DeepSDFExperimentError, match="refused: the file holds pickled Python objects") as info:
         load_deepsdf_experiment(exp)
     assert "makedirs" in str(info.value)
@@ -232,8 +234,24 @@ def test_reconstruct_takes_the_experiment_and_the_imported_checkpoint(tmp_path, 
     samples = sdf_samples_npz(tmp_path / "ball.npz")
     for name, source in (("from_dir", exp), ("from_pt", ckpt)):
         out = tmp_path / name
-        rc = main.main(["reconstruct", "--ckpt", str(source), "--input", str(samples), "--iterations", "20",
-                        "--samples-per-step", "1000", "--resolution", "32", "--out", str(out), "--quiet"])
+        rc = main.main(
+            [
+                "reconstruct",
+                "--ckpt",
+                str(source),
+                "--input",
+                str(samples),
+                "--iterations",
+                "20",
+                "--samples-per-step",
+                "1000",
+                "--resolution",
+                "32",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
         assert rc == 0, capsys.readouterr().err
         codes = json.loads((out / "codes.json").read_text())
         assert len(codes["shape_code"]) == 8
@@ -249,12 +267,15 @@ def _respec(exp, **network):
     (exp / "specs.json").write_text(json.dumps(specs))
 
 
-@pytest.mark.parametrize("network, says", [
-    ({"dropout_prob": "high"}, "dropout_prob is 'high', not a probability in [0, 1)"),
-    ({"dropout_prob": 1.5}, "not a probability"),
-    ({"weight_norm": "false"}, "weight_norm is 'false', not true or false"),
-    ({"dims": [200000] * 4}, "has shape"),
-])
+@pytest.mark.parametrize(
+    "network, says",
+    [
+        ({"dropout_prob": "high"}, "dropout_prob is 'high', not a probability in [0, 1)"),
+        ({"dropout_prob": 1.5}, "not a probability"),
+        ({"weight_norm": "false"}, "weight_norm is 'false', not true or false"),
+        ({"dims": [200000] * 4}, "has shape"),
+    ],
+)
 def test_bad_specs_are_one_line_in_import_and_in_every_loader(tmp_path, capsys, network, says):
     import time
 

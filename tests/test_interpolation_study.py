@@ -1,5 +1,6 @@
 """studies/interpolation_study.py: its measures say what they claim on meshes made here, and the
 study runs end to end on a tiny model trained here on the analytic toy set (conftest's ``toy_data_dir``)."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,10 @@ def test_open_mesh_volume_falls_back_to_voxels():
 
 
 def test_flat_slab_is_collapsed_and_cube_is_not():
-    ends = _measures(trimesh.creation.box(extents=(1.0, 1.0, 1.0)), 0.0), \
-        _measures(trimesh.creation.icosphere(subdivisions=3, radius=0.5), 1.0)
+    ends = (
+        _measures(trimesh.creation.box(extents=(1.0, 1.0, 1.0)), 0.0),
+        _measures(trimesh.creation.icosphere(subdivisions=3, radius=0.5), 1.0),
+    )
     slab = _measures(trimesh.creation.box(extents=(2.0, 0.15, 2.0)), 0.5)  # same bulk, flattened
     cube = _measures(trimesh.creation.box(extents=(0.9, 0.9, 0.9)), 0.5)
     for mid in (slab, cube):
@@ -116,8 +119,10 @@ def test_rescore_judges_saved_rows_by_todays_rule():
     table = _measures(_table(), 0.0)
     block = _measures(trimesh.creation.box(extents=(1.5, 1.5, 1.5)), 1.0)
     slab = _measures(trimesh.creation.box(extents=(2.0, 0.05, 2.0)), 0.5)
-    saved = [dict(m, pair="a → b", collapsed=None, reasons=[], volume_ratio=0.0)
-             for m in (block, dict(table, t=0.25), slab, table)]  # unordered, stale verdicts
+    saved = [
+        dict(m, pair="a → b", collapsed=None, reasons=[], volume_ratio=0.0)
+        for m in (block, dict(table, t=0.25), slab, table)
+    ]  # unordered, stale verdicts
     rows = rescore(saved)
     assert [r["t"] for r in rows] == [0.0, 0.25, 0.5, 1.0]
     assert [r["collapsed"] for r in rows] == [None, False, True, None]
@@ -139,8 +144,15 @@ def toy_model(toy_data_dir, tmp_path_factory):
 
     from core.training import build_run_config, train
 
-    config = build_run_config("tiny", overrides=["train.epochs=60", "train.samples_per_shape=512",
-                                                 "train.checkpoint_every=1000", "train.lr_interval=1000"])
+    config = build_run_config(
+        "tiny",
+        overrides=[
+            "train.epochs=60",
+            "train.samples_per_shape=512",
+            "train.checkpoint_every=1000",
+            "train.lr_interval=1000",
+        ],
+    )
     threads = torch.get_num_threads()  # training sets its own thread count; put it back for the other tests
     try:
         run = train(config, toy_data_dir, tmp_path_factory.mktemp("interp_run"), progress=False)
@@ -151,8 +163,22 @@ def toy_model(toy_data_dir, tmp_path_factory):
 
 def test_main_writes_the_study_on_the_toy_model(toy_model, tmp_path, capsys):
     out, img = tmp_path / "out", tmp_path / "img"
-    rc = main(["--ckpt", str(toy_model["ckpt"]), "--data", str(toy_model["data"]), "--out", str(out),
-               "--resolution", "32", "--tag", "toy", "--img-dir", str(img)])
+    rc = main(
+        [
+            "--ckpt",
+            str(toy_model["ckpt"]),
+            "--data",
+            str(toy_model["data"]),
+            "--out",
+            str(out),
+            "--resolution",
+            "32",
+            "--tag",
+            "toy",
+            "--img-dir",
+            str(img),
+        ]
+    )
     assert rc == 0
     result = json.loads((out / "interpolation.json").read_text())
     assert result["training_check"]["matched_codes"] == 4  # ball0, ball1, slab0, slab1
@@ -170,15 +196,46 @@ def test_main_writes_the_study_on_the_toy_model(toy_model, tmp_path, capsys):
     # the viewer's default keeps the nearer end's class; --condition linear blends it, a different shape
     assert result["condition"] == "nearest"
     assert "class condition of the nearer end" in (out / "interpolation.md").read_text()
-    assert main(["--ckpt", str(toy_model["ckpt"]), "--data", str(toy_model["data"]), "--out", str(tmp_path / "lin"),
-                 "--resolution", "32", "--no-picture", "--condition", "linear"]) == 0
+    assert (
+        main(
+            [
+                "--ckpt",
+                str(toy_model["ckpt"]),
+                "--data",
+                str(toy_model["data"]),
+                "--out",
+                str(tmp_path / "lin"),
+                "--resolution",
+                "32",
+                "--no-picture",
+                "--condition",
+                "linear",
+            ]
+        )
+        == 0
+    )
     linear = json.loads((tmp_path / "lin" / "interpolation.json").read_text())
     assert linear["condition"] == "linear"
     assert [r["volume"] for r in linear["rows"]][::4] == pytest.approx([r["volume"] for r in rows][::4])  # same ends
     assert linear["rows"][1]["volume"] != pytest.approx(rows[1]["volume"], rel=1e-3)
     # --spherical blends the codes by slerp: the same ends, other mid-shapes, recorded as such
-    assert main(["--ckpt", str(toy_model["ckpt"]), "--data", str(toy_model["data"]), "--out", str(tmp_path / "sph"),
-                 "--resolution", "32", "--no-picture", "--spherical"]) == 0
+    assert (
+        main(
+            [
+                "--ckpt",
+                str(toy_model["ckpt"]),
+                "--data",
+                str(toy_model["data"]),
+                "--out",
+                str(tmp_path / "sph"),
+                "--resolution",
+                "32",
+                "--no-picture",
+                "--spherical",
+            ]
+        )
+        == 0
+    )
     spherical = json.loads((tmp_path / "sph" / "interpolation.json").read_text())
     assert spherical["blend"] == "spherical" and result["blend"] == "linear"
     assert [r["volume"] for r in spherical["rows"]][::4] == pytest.approx([r["volume"] for r in rows][::4])
@@ -187,8 +244,19 @@ def test_main_writes_the_study_on_the_toy_model(toy_model, tmp_path, capsys):
 
 
 def test_main_refuses_a_pair_of_one_class(toy_model, tmp_path, capsys):
-    rc = main(["--ckpt", str(toy_model["ckpt"]), "--data", str(toy_model["data"]), "--out", str(tmp_path),
-               "--pair", "ball0:ball1", "--no-picture"])
+    rc = main(
+        [
+            "--ckpt",
+            str(toy_model["ckpt"]),
+            "--data",
+            str(toy_model["data"]),
+            "--out",
+            str(tmp_path),
+            "--pair",
+            "ball0:ball1",
+            "--no-picture",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --pair ball0:ball1") and "two classes" in err

@@ -1,4 +1,5 @@
 """Atomic writes: an interrupted write leaves the old file whole and no temporary file behind."""
+
 from __future__ import annotations
 
 import json

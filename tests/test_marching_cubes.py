@@ -1,4 +1,5 @@
 """Torch marching cubes (fast path) against scikit-image (reference)."""
+
 import igl
 import numpy as np
 import pytest

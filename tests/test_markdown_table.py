@@ -1,4 +1,5 @@
 """The one markdown-table builder: layout, cells, and refusing a row that would shift its columns."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """Tests of core/data/mesh_io.py on the real files in tests/data/meshes (see tests/data/LICENSES.md)."""
+
 from __future__ import annotations
 
 import shutil
@@ -365,23 +366,28 @@ def test_bad_input_raises_mesh_load_error(tmp_path: Path, case: str, reason: str
 
 def test_see_through_parts_are_read_from_mtl_dissolve_and_gltf_blend(tmp_path: Path) -> None:
     """MTL ``d`` (or ``Tr``, its complement) and glTF BLEND alpha give a part's opacity; glass is see-through."""
-    (tmp_path / "cab.mtl").write_text("newmtl wood\nKd 0.6 0.4 0.2\nd 1.0\n"
-                                      "newmtl glass\nKd 0.8 0.9 1.0\nd 0.25\n"
-                                      "newmtl tinted\nKd 0.5 0.5 0.5\nTr 0.6\n")
+    (tmp_path / "cab.mtl").write_text(
+        "newmtl wood\nKd 0.6 0.4 0.2\nd 1.0\n"
+        "newmtl glass\nKd 0.8 0.9 1.0\nd 0.25\n"
+        "newmtl tinted\nKd 0.5 0.5 0.5\nTr 0.6\n"
+    )
     (tmp_path / "cab.obj").write_text(
         "mtllib cab.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nv 0 0 1\nv 1 0 1\nv 1 1 1\n"
-        "usemtl wood\nf 1 2 3\nusemtl glass\nf 1 3 4\nusemtl tinted\nf 5 6 7\n")
+        "usemtl wood\nf 1 2 3\nusemtl glass\nf 1 3 4\nusemtl tinted\nf 5 6 7\n"
+    )
     mesh = load_mesh(tmp_path / "cab.obj")
     opacity = {p.name: p.opacity for p in mesh.parts}
     by_colour = sorted(round(o, 2) for o in opacity.values())
     assert by_colour == [0.25, 0.4, 1.0]
     assert ((mesh.face_opacity < SEE_THROUGH_BELOW).sum()) == 2
     box = trimesh.creation.box()
-    box.visual = trimesh.visual.TextureVisuals(material=trimesh.visual.material.PBRMaterial(
-        baseColorFactor=[200, 200, 255, 60], alphaMode="BLEND"))
+    box.visual = trimesh.visual.TextureVisuals(
+        material=trimesh.visual.material.PBRMaterial(baseColorFactor=[200, 200, 255, 60], alphaMode="BLEND")
+    )
     box.export(tmp_path / "glass.glb")
     assert load_mesh(tmp_path / "glass.glb").face_opacity.max() == pytest.approx(60 / 255, abs=1e-3)
-    box.visual = trimesh.visual.TextureVisuals(material=trimesh.visual.material.PBRMaterial(
-        baseColorFactor=[200, 200, 255, 60], alphaMode="OPAQUE"))
+    box.visual = trimesh.visual.TextureVisuals(
+        material=trimesh.visual.material.PBRMaterial(baseColorFactor=[200, 200, 255, 60], alphaMode="OPAQUE")
+    )
     box.export(tmp_path / "opaque.glb")
     assert load_mesh(tmp_path / "opaque.glb").face_opacity.min() == 1.0

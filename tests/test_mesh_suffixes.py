@@ -1,5 +1,6 @@
 """Mesh-file suffixes have one owner, :data:`core.data.mesh_io.MESH_SUFFIXES`: the loader, the folder source,
 TTO's input dispatch and the viewer's command line accept the same files."""
+
 from __future__ import annotations
 
 import argparse

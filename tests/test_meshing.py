@@ -1,4 +1,5 @@
 """Grid evaluation (dense vs coarse-to-fine), extract_mesh and export."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,8 +1,10 @@
 """Metrics and thin-part detection on small analytic shapes."""
+
 import numpy as np
 import pytest
 import trimesh
 
+from core.data.thickness import local_thickness, thin_mask
 from core.evaluation.metrics import (
     chamfer_deepsdf,
     chamfer_l1,
@@ -15,7 +17,6 @@ from core.evaluation.metrics import (
     point_components,
     sample_mesh_surface,
 )
-from core.evaluation.thickness import local_thickness, thin_mask
 from core.meshing import MeshArrays
 
 
@@ -83,8 +84,19 @@ def test_evaluate_reconstruction_keys_and_thin_subset():
     pred.colours = np.full((len(pred.vertices), 3), 0.5, np.float32)
     mask = pts[:, 2] > 0.3
     out = evaluate_reconstruction(gt, pred, thin_mask=mask, n_points=3000)
-    for key in ("chamfer", "chamfer_l1", "emd", "fscore_1pct", "fscore_2pct", "normal_consistency", "colour_l1",
-                "thin_chamfer", "thin_fscore_1pct", "thin_normal_consistency", "thin_colour_l1"):
+    for key in (
+        "chamfer",
+        "chamfer_l1",
+        "emd",
+        "fscore_1pct",
+        "fscore_2pct",
+        "normal_consistency",
+        "colour_l1",
+        "thin_chamfer",
+        "thin_fscore_1pct",
+        "thin_normal_consistency",
+        "thin_colour_l1",
+    ):
         assert key in out, key
     assert out["chamfer"] * 1e3 < 1.0 and out["fscore_2pct"] > 0.95 and out["normal_consistency"] > 0.98
     worse = evaluate_reconstruction(gt, _sphere_mesh(0.45), n_points=3000)
@@ -120,7 +132,11 @@ def _box_plus(other: trimesh.Trimesh, offset) -> trimesh.Trimesh:
 def test_mesh_components_counts_pieces_and_floaters_by_area_share():
     box = trimesh.creation.box(extents=[1.0, 1.0, 1.0])
     assert mesh_components(box.vertices, box.faces) == {
-        "components": 1, "floaters": 0, "has_floaters": False, "largest_share": 1.0}
+        "components": 1,
+        "floaters": 0,
+        "has_floaters": False,
+        "largest_share": 1.0,
+    }
     # a tiny far sphere: < 5 % of the area besides the main box -> one floater
     speck = _box_plus(trimesh.creation.icosphere(subdivisions=2, radius=0.05), [3.0, 0.0, 0.0])
     out = mesh_components(speck.vertices, speck.faces)
@@ -160,8 +176,11 @@ def test_floater_kinds_tell_torn_pieces_blobs_and_cavities_apart():
     # evaluation's fields: 2 voxels of a 32³ grid over [-1, 1]³ (0.13)
     from core.evaluation.loop import free_space_distance
 
-    arrays = MeshArrays(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces, np.int64),
-                        np.zeros((len(mesh.vertices), 3), np.float32))
+    arrays = MeshArrays(
+        np.asarray(mesh.vertices, np.float32),
+        np.asarray(mesh.faces, np.int64),
+        np.zeros((len(mesh.vertices), 3), np.float32),
+    )
     gt = {"surface_points": surface, "surface_normals": np.zeros_like(surface)}
     metrics = evaluate_reconstruction(gt, arrays, n_points=2000, free_distance=free_space_distance(32))
     assert (metrics["torn_floaters"], metrics["free_floaters"], metrics["cavity_floaters"]) == (1, 1, 1)
@@ -198,8 +217,9 @@ def test_evaluate_reconstruction_reports_components_against_ground_truth():
     speck = trimesh.creation.icosphere(subdivisions=1, radius=0.03)
     speck.apply_translation([0.8, 0.0, 0.0])
     both = trimesh.util.concatenate([sphere, speck])
-    pred = MeshArrays(both.vertices.astype(np.float32), both.faces.astype(np.int64),
-                      both.vertex_normals.astype(np.float32), None, {})
+    pred = MeshArrays(
+        both.vertices.astype(np.float32), both.faces.astype(np.int64), both.vertex_normals.astype(np.float32), None, {}
+    )
     out = evaluate_reconstruction(gt, pred, n_points=3000)
     assert (out["components"], out["floaters"], out["has_floaters"], out["gt_components"]) == (2, 1, True, 1)
     assert out["largest_share"] > 0.95

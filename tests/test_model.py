@@ -1,4 +1,5 @@
 """The decoder, the auto-decoder, class conditioning and the checkpoint format (core.model)."""
+
 from __future__ import annotations
 
 import os
@@ -38,6 +39,7 @@ def _points(n: int, seed: int = 0) -> torch.Tensor:
 
 # -- architecture ------------------------------------------------------------------------------
 
+
 def test_paper_preset_is_deepsdf():
     cfg = preset_config("paper", conditioning="none")
     assert cfg.hidden_dims == (512,) * 8 and cfg.latent_in == (4,) and cfg.code_size == 256
@@ -47,7 +49,14 @@ def test_paper_preset_is_deepsdf():
     # to 512 - 259 = 253 so that [x, latent, xyz] is 512 wide again.
     assert dec.input_dim == 259
     assert _widths(dec) == [
-        (259, 512), (512, 512), (512, 512), (512, 253), (512, 512), (512, 512), (512, 512), (512, 512)
+        (259, 512),
+        (512, 512),
+        (512, 512),
+        (512, 253),
+        (512, 512),
+        (512, 512),
+        (512, 512),
+        (512, 512),
     ]
     assert dec.sdf_out.in_features == 512 and dec.sdf_out.out_features == 1
     assert isinstance(dec.dropout, nn.Dropout) and dec.dropout.p == 0.2
@@ -85,7 +94,7 @@ def test_preset_layer_widths_with_class_condition(preset):
     assert dec.colour_head[-1].out_features == 3
     # DeepSDF's code init: N(0, 1/code_size)
     std = module.shape_codes.weight.std().item()
-    assert 0.3 / cfg.code_size ** 0.5 < std < 3.0 / cfg.code_size ** 0.5
+    assert 0.3 / cfg.code_size**0.5 < std < 3.0 / cfg.code_size**0.5
 
 
 @pytest.mark.parametrize("preset", ["tiny", "default", "paper"])
@@ -118,6 +127,7 @@ def test_untrained_presets_differ_in_size():
 
 
 # -- the folded-latent fast path ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("preset", ["tiny", "default", "paper"])
 def test_folded_latent_equals_per_point_latent(preset):
@@ -167,6 +177,7 @@ def test_folded_latent_gradients_match():
 
 
 # -- colour head -------------------------------------------------------------------------------
+
 
 def _trunk_grads(dec: SdfColourDecoder) -> list[torch.Tensor | None]:
     return [p.grad for layer in dec.layers for p in layer.parameters()]
@@ -247,6 +258,7 @@ def test_no_colour_model():
 
 # -- conditioning ------------------------------------------------------------------------------
 
+
 def test_condition_none():
     model = untrained_model("tiny", conditioning="none", class_names=("chair", "lamp"))
     assert model.condition("chair") is None and model.condition() is None
@@ -320,6 +332,7 @@ def test_bad_model_config():
 
 # -- checkpoints -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def real_checkpoint(tmp_path_factory):
     """A checkpoint written by the project's trainer (2 epochs of the tiny preset)."""
@@ -327,8 +340,9 @@ def real_checkpoint(tmp_path_factory):
     from tests.conftest import write_analytic_dataset
 
     data = write_analytic_dataset(tmp_path_factory.mktemp("ckpt_data"), n_samples=800, n_surface=400)
-    config = build_run_config("tiny", overrides=["train.epochs=2", "train.samples_per_shape=64", "train.threads=1",
-                                                 "train.device=cpu"])
+    config = build_run_config(
+        "tiny", overrides=["train.epochs=2", "train.samples_per_shape=64", "train.threads=1", "train.device=cpu"]
+    )
     threads = torch.get_num_threads()
     result = train(config, data, tmp_path_factory.mktemp("ckpt_run"), progress=False)
     torch.set_num_threads(threads)
@@ -455,8 +469,13 @@ def test_checkpoint_with_pickled_object_is_refused(real_checkpoint, tmp_path):
 
 def test_save_checkpoint_is_weights_only_readable(tmp_path):
     model = untrained_model("tiny")
-    payload = {"config": {"model": to_dict(model.config)}, "model_state": model.module.state_dict(),
-               "shape_ids": model.shape_ids, "shape_classes": model.shape_classes, "class_names": model.class_names}
+    payload = {
+        "config": {"model": to_dict(model.config)},
+        "model_state": model.module.state_dict(),
+        "shape_ids": model.shape_ids,
+        "shape_classes": model.shape_classes,
+        "class_names": model.class_names,
+    }
     path = save_checkpoint(tmp_path / "sub" / "m.pt", payload)
     assert torch.load(path, weights_only=True)["format"] == "deepsdf-explorer-checkpoint"
     loaded = load_trained_model(path, device="cpu")
@@ -469,6 +488,7 @@ def test_save_checkpoint_is_weights_only_readable(tmp_path):
 
 
 # -- decoding API (sizes, closures, another decoder) --------------------------------------------
+
 
 def test_code_sizes_come_from_the_codes():
     model = untrained_model("tiny")
@@ -507,8 +527,9 @@ def test_with_decoder_decodes_with_other_weights_and_leaves_the_model_alone():
         reference = SdfColourDecoder(model.config, model.decoder.latent_dim - model.code_size)
         reference.load_state_dict(state)
         reference.eval()
-        torch.testing.assert_close(other.sdf_fn(code, cond)(points),
-                                   reference(points, torch.cat([code, cond]), None, with_colour=False)[0])
+        torch.testing.assert_close(
+            other.sdf_fn(code, cond)(points), reference(points, torch.cat([code, cond]), None, with_colour=False)[0]
+        )
     for k, v in model.decoder.state_dict().items():
         assert torch.equal(v, before[k]), f"{k} of the shared decoder changed"
     with pytest.raises(RuntimeError):

@@ -1,4 +1,5 @@
 """``export_inference_checkpoint``: how resources/demo/demo.pt is made from a training checkpoint."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,8 +30,17 @@ def test_export_drops_the_training_only_state_and_keeps_the_rest(exported):
     assert TRAINING_ONLY <= set(src)  # a real training checkpoint, so dropping is tested
     assert not TRAINING_ONLY & set(out)
     assert set(out) == set(src) - TRAINING_ONLY
-    for key in ("format", "version", "config", "shape_ids", "shape_classes", "shape_texts", "class_names",
-                "normalization", "epoch"):
+    for key in (
+        "format",
+        "version",
+        "config",
+        "shape_ids",
+        "shape_classes",
+        "shape_texts",
+        "class_names",
+        "normalization",
+        "epoch",
+    ):
         assert out[key] == src[key], key
     assert out["model_state"].keys() == src["model_state"].keys()
     assert all(torch.equal(out["model_state"][k], v) for k, v in src["model_state"].items())
@@ -44,8 +54,12 @@ def test_export_loads_and_decodes_exactly_like_its_source(exported):
 
     source, target, _ = exported
     a, b = load_trained_model(source, device="cpu"), load_trained_model(target, device="cpu")
-    assert (b.class_names, b.shape_ids, b.shape_classes, b.config) == (a.class_names, a.shape_ids, a.shape_classes,
-                                                                      a.config)
+    assert (b.class_names, b.shape_ids, b.shape_classes, b.config) == (
+        a.class_names,
+        a.shape_ids,
+        a.shape_classes,
+        a.config,
+    )
     assert torch.equal(a.shape_codes, b.shape_codes) and torch.equal(a.colour_codes, b.colour_codes)
     points = torch.rand(2000, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():

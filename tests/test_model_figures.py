@@ -5,6 +5,7 @@ The input is real: ``tests/data/model_figures/real_known_results.json`` is the `
 real-object model on 2026-12-04 (its summary whole, its per-shape rows cut to two). The cards are copies
 of the shipped demo's card and checkpoint, read back by ``core.model.bundled_models`` as the viewer does.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,18 @@ def demo_copy(root: Path) -> Path:
 
 def test_evaluation_figures_reads_the_summary_of_all_shapes():
     group = results_report.evaluation_figures(REAL_KNOWN, "python main.py evaluate ...", date="2026-12-04")
-    assert group == {"shapes": 55, "f1_pct": 81.4, "thin_f1_pct": 59.1, "chamfer_x1e3_mean": 2.181,
-                     "chamfer_x1e3_median": 0.987, "psnr_db": 20.1, "resolution": 128, "losses": None,
-                     "command": "python main.py evaluate ...", "date": "2026-12-04"}
+    assert group == {
+        "shapes": 55,
+        "f1_pct": 81.4,
+        "thin_f1_pct": 59.1,
+        "chamfer_x1e3_mean": 2.181,
+        "chamfer_x1e3_median": 0.987,
+        "psnr_db": 20.1,
+        "resolution": 128,
+        "losses": None,
+        "command": "python main.py evaluate ...",
+        "date": "2026-12-04",
+    }
 
 
 def test_evaluation_figures_dates_the_measurement_by_the_results_file(tmp_path):
@@ -62,8 +72,9 @@ def test_figures_go_into_the_card_which_the_viewer_still_reads(tmp_path):
     after = json.loads(card.read_text(encoding="utf-8"))
     assert after["figures"]["known"] == known
     # the other groups (the benchmarks' speed figures) and every other field are kept, in their order
-    assert {k: v for k, v in after["figures"].items() if k != "known"} == \
-        {k: v for k, v in before["figures"].items() if k != "known"}
+    assert {k: v for k, v in after["figures"].items() if k != "known"} == {
+        k: v for k, v in before["figures"].items() if k != "known"
+    }
     assert list(after) == list(before)
     assert {k: v for k, v in after.items() if k != "figures"} == {k: v for k, v in before.items() if k != "figures"}
     models = bundled_models(tmp_path)
@@ -104,8 +115,14 @@ def test_every_shipped_card_has_figures_and_the_readme_table_shows_them():
         card = json.loads((model.folder / CARD_NAME).read_text(encoding="utf-8"))
         figures = card["figures"]
         assert set(figures) >= {"known", "held_out", "fit", "mesh_128"}, model.key
-        row = next((line for line in readme.splitlines()
-                    if line.startswith("|") and f"resources/{model.key}/README.md" in line), None)
+        row = next(
+            (
+                line
+                for line in readme.splitlines()
+                if line.startswith("|") and f"resources/{model.key}/README.md" in line
+            ),
+            None,
+        )
         assert row is not None, f"README.md has no Shipped models row linking resources/{model.key}/README.md"
         assert card["version"] in row
         for group in ("known", "held_out"):

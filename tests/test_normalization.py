@@ -1,4 +1,5 @@
 """Tests of core/data/normalization.py (DeepSDF unit-sphere normalisation)."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Observation builders on real meshes and clouds made with trimesh (no model needed)."""
+
 from __future__ import annotations
 
 import numpy as np

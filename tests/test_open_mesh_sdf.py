@@ -1,5 +1,6 @@
 """The open-mesh signed distance (core.data.open_mesh_sdf) on meshes the tests build: every open sheet a slab,
 sealed cavities filled, see-through parts letting the fill through, closed meshes unchanged but for ε."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,9 @@ def join(*meshes) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(vertices), np.concatenate(faces)
 
 
-def box_sheets(half: float = 0.5, skip: tuple[str, ...] = (), overlap: float = 0.02
-               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def box_sheets(
+    half: float = 0.5, skip: tuple[str, ...] = (), overlap: float = 0.02
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The six sides of a cube as separate single-sided boards, by name: each reaches ``overlap`` past
     the edges (boards that cross, as real furniture's do, rather than share vertices)."""
     h = half
@@ -77,7 +79,7 @@ def test_closure_tells_closed_from_open_parts():
     # a closed part beside an open sheet: only the sheet is open
     both = join((v, f), quad([(2, 0, 0), (3, 0, 0), (3, 1, 0), (2, 1, 0)]))
     mixed = mesh_closure(*both)
-    assert not mixed.closed and mixed.closed_faces[: len(f)].all() and not mixed.closed_faces[len(f):].any()
+    assert not mixed.closed and mixed.closed_faces[: len(f)].all() and not mixed.closed_faces[len(f) :].any()
 
 
 def test_closure_welds_vertices_split_along_texture_seams():

@@ -1,4 +1,5 @@
 """Preprocessing end to end on meshes the tests make: samples, manifest, resume, failures, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -88,8 +89,10 @@ def test_bad_meshes_are_logged_and_skipped(mesh_folder, tmp_path):
     (bad / "truncated.glb").write_bytes(good_glb[: len(good_glb) // 2])
     (bad / "nan.obj").write_text("v nan 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
     (bad / "flat.obj").write_text("v 0 0 0\nv 1 0 0\nv 2 0 0\nf 1 2 3\n")
-    (bad / "points.ply").write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
-                                    "property float z\nend_header\n0 0 0\n1 0 0\n0 1 0\n")
+    (bad / "points.ply").write_text(
+        "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+        "property float z\nend_header\n0 0 0\n1 0 0\n0 1 0\n"
+    )
     out = tmp_path / "data"
     jobs = folder_jobs(mesh_folder, test_fraction=0.0)
     report = preprocess_dataset(jobs, out, SMALL, progress=False)
@@ -135,20 +138,47 @@ def test_parallel_workers_match_serial(mesh_folder, tmp_path):
     preprocess_dataset(jobs, serial, SMALL, progress=False)
     preprocess_dataset(jobs, parallel, SMALL, workers=2, progress=False)
     for job in jobs:
-        np.testing.assert_array_equal(np.load(sample_path(serial, SMALL, job))["neg"],
-                                      np.load(sample_path(parallel, SMALL, job))["neg"])
+        np.testing.assert_array_equal(
+            np.load(sample_path(serial, SMALL, job))["neg"], np.load(sample_path(parallel, SMALL, job))["neg"]
+        )
 
 
 def test_cli_exit_codes(mesh_folder, tmp_path, capsys):
     out = tmp_path / "data"
-    code = main.main(["preprocess", "--source", "folder", "--input", str(mesh_folder), "--out", str(out),
-                      "--samples", "2000", "--surface-samples", "200", "--no-progress"])
+    code = main.main(
+        [
+            "preprocess",
+            "--source",
+            "folder",
+            "--input",
+            str(mesh_folder),
+            "--out",
+            str(out),
+            "--samples",
+            "2000",
+            "--surface-samples",
+            "200",
+            "--no-progress",
+        ]
+    )
     assert code == 0 and (out / "manifest.json").is_file()
     only_bad = tmp_path / "bad" / "junk"
     only_bad.mkdir(parents=True)
     (only_bad / "empty.obj").write_bytes(b"")
-    code = main.main(["preprocess", "--source", "folder", "--input", str(tmp_path / "bad"),
-                      "--out", str(tmp_path / "bad_out"), "--samples", "2000", "--no-progress"])
+    code = main.main(
+        [
+            "preprocess",
+            "--source",
+            "folder",
+            "--input",
+            str(tmp_path / "bad"),
+            "--out",
+            str(tmp_path / "bad_out"),
+            "--samples",
+            "2000",
+            "--no-progress",
+        ]
+    )
     assert code == 1
     assert "empty.obj" in capsys.readouterr().err
     code = main.main(["preprocess", "--source", "folder", "--out", str(out), "--no-progress"])
@@ -160,9 +190,28 @@ def test_ground_truth_report_measures_every_shape_against_its_source(mesh_folder
     # torch-using process (a forked pool hung the CI run); one worker runs in-process
     torch.ones(64, 64) @ torch.ones(64, 64)  # the parent's thread pool is up, as in a full test run
     out = tmp_path / "data"
-    code = main.main(["preprocess", "--source", "folder", "--input", str(mesh_folder), "--out", str(out),
-                      "--samples", "2000", "--surface-samples", "200", "--no-progress", "--test-fraction", "0",
-                      "--workers", "2", "--ground-truth-report", "48"])
+    code = main.main(
+        [
+            "preprocess",
+            "--source",
+            "folder",
+            "--input",
+            str(mesh_folder),
+            "--out",
+            str(out),
+            "--samples",
+            "2000",
+            "--surface-samples",
+            "200",
+            "--no-progress",
+            "--test-fraction",
+            "0",
+            "--workers",
+            "2",
+            "--ground-truth-report",
+            "48",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "signed distances:" in printed and "ground truth at 48³" in printed
@@ -173,6 +222,18 @@ def test_ground_truth_report_measures_every_shape_against_its_source(mesh_folder
         assert row["method"] == record["stats"]["sdf_field"]["method"]
         assert row["48"]["pieces"] >= 1 and row["48"]["chamfer_l1"] < 0.1
     assert report["summary"]["48"]["shapes"] == len(manifest["shapes"])
-    code = main.main(["preprocess", "--source", "folder", "--input", str(mesh_folder), "--out", str(out),
-                      "--no-progress", "--ground-truth-report", "4"])
+    code = main.main(
+        [
+            "preprocess",
+            "--source",
+            "folder",
+            "--input",
+            str(mesh_folder),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--ground-truth-report",
+            "4",
+        ]
+    )
     assert code == 2 and "--ground-truth-report 4" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 Every test goes through ``main.main([...])`` on meshes it writes, as the user's command did.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,11 +72,15 @@ def test_a_duplicate_id_fails_that_shape_only(tmp_path):
 
     a, b = _box(tmp_path / "a.ply"), _box(tmp_path / "b.ply", extents=(0.3, 0.3, 1.0))
     jobs = [MeshJob("same", "box", a), MeshJob("same", "box", b), MeshJob("other", "box", b)]
-    report = preprocess_dataset(jobs, tmp_path / "data", PreprocessConfig(n_samples=1500, n_surface=100),
-                                progress=False)
+    report = preprocess_dataset(
+        jobs, tmp_path / "data", PreprocessConfig(n_samples=1500, n_surface=100), progress=False
+    )
     assert sorted(report.processed) == ["other", "same"]
-    assert len(report.failed) == 1 and "b.ply" in report.failed[0]["reason"] and "also used by" in \
-        report.failed[0]["reason"]
+    assert (
+        len(report.failed) == 1
+        and "b.ply" in report.failed[0]["reason"]
+        and "also used by" in report.failed[0]["reason"]
+    )
 
 
 # ------------------------------------------------------------------ item 2: a second run adds, never hides
@@ -99,8 +104,10 @@ def test_second_run_with_other_classes_keeps_the_first_ones(two_classes, tmp_pat
 def test_resume_with_other_settings_is_refused_or_resampled(two_classes, tmp_path, capsys):
     out = tmp_path / "data"
     common = ["--source", "folder", "--input", two_classes, "--out", out, "--test-fraction", "0"]
-    assert main.main(["preprocess", *map(str, common), "--samples", "1200", "--surface-samples", "100",
-                      "--no-progress"]) == 0
+    assert (
+        main.main(["preprocess", *map(str, common), "--samples", "1200", "--surface-samples", "100", "--no-progress"])
+        == 0
+    )
     before = (out / "manifest.json").read_bytes()
     assert _run(*common) == 2  # FAST asks for 1500 samples
     err = capsys.readouterr().err
@@ -146,8 +153,10 @@ def test_stale_temporary_files_of_a_killed_run_are_removed(two_classes, tmp_path
     folder = out / "SdfSamples" / "folder" / "box"
     (folder / "a.npz").unlink()
     # what io_utils.atomic_write leaves when the process is killed between write and rename
-    stale = [tempfile.mkstemp(prefix=".a.npz.", suffix=".tmp", dir=folder),
-             tempfile.mkstemp(prefix=".manifest.json.", suffix=".tmp", dir=out)]
+    stale = [
+        tempfile.mkstemp(prefix=".a.npz.", suffix=".tmp", dir=folder),
+        tempfile.mkstemp(prefix=".manifest.json.", suffix=".tmp", dir=out),
+    ]
     for fd, _ in stale:
         os.close(fd)
     unrelated = out / ".my-notes.tmp"
@@ -184,7 +193,8 @@ def test_overflowing_coordinates_are_named_without_numpy_warnings(tmp_path, caps
     root = tmp_path / "meshes"
     _box(root / "box" / "fine.ply")
     (root / "box" / "huge.obj").write_text(
-        "v 1e160 0 0\nv 0 1e160 0\nv 0 0 1e160\nv 0 0 0\nf 1 2 3\nf 1 2 4\nf 1 3 4\nf 2 3 4\n")
+        "v 1e160 0 0\nv 0 1e160 0\nv 0 0 1e160\nv 0 0 0\nf 1 2 3\nf 1 2 4\nf 1 3 4\nf 2 3 4\n"
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code = _run("--source", "folder", "--input", root, "--out", tmp_path / "d", "--test-fraction", "0")
@@ -338,8 +348,22 @@ def test_synthetic_seed_change_regenerates_the_mesh_it_describes(tmp_path):
     from core.data.sources.synthetic import build_shape
 
     out = tmp_path / "out"
-    common = ["preprocess", "--source", "synthetic", "--classes", "mug", "--shapes-per-class", "1", "--out", str(out),
-              "--samples", "100", "--surface-samples", "50", "--no-progress"]
+    common = [
+        "preprocess",
+        "--source",
+        "synthetic",
+        "--classes",
+        "mug",
+        "--shapes-per-class",
+        "1",
+        "--out",
+        str(out),
+        "--samples",
+        "100",
+        "--surface-samples",
+        "50",
+        "--no-progress",
+    ]
     assert main.main(common) == 0
     glb = out / "meshes" / "mug" / "mug_000.glb"
     seed0 = glb.read_bytes()
@@ -370,8 +394,24 @@ def test_a_mesh_replaced_after_sampling_is_refused_or_sampled_again(two_classes,
 @pytest.mark.parametrize("field, value", [("class_name", "../../escape"), ("id", "../x"), ("id", ".hidden")])
 def test_an_index_naming_paths_outside_the_folder_fails_those_shapes_only(tmp_path, capsys, field, value):
     out = tmp_path / "out"
-    common = ["preprocess", "--source", "synthetic", "--classes", "mug", "--shapes-per-class", "2", "--out", str(out),
-              "--samples", "100", "--surface-samples", "50", "--no-progress", "--test-fraction", "0"]
+    common = [
+        "preprocess",
+        "--source",
+        "synthetic",
+        "--classes",
+        "mug",
+        "--shapes-per-class",
+        "2",
+        "--out",
+        str(out),
+        "--samples",
+        "100",
+        "--surface-samples",
+        "50",
+        "--no-progress",
+        "--test-fraction",
+        "0",
+    ]
     assert main.main(common) == 0
     index_path = out / "meshes" / "index.json"
     index = json.loads(index_path.read_text())
@@ -380,8 +420,12 @@ def test_an_index_naming_paths_outside_the_folder_fails_those_shapes_only(tmp_pa
     from core.data.preprocess import PreprocessConfig, preprocess_dataset
     from core.data.sources.synthetic_jobs import jobs_from_index
 
-    report = preprocess_dataset(jobs_from_index(out / "meshes"), out, PreprocessConfig(n_samples=100, n_surface=50,
-                                dataset_name="synthetic"), progress=False)
+    report = preprocess_dataset(
+        jobs_from_index(out / "meshes"),
+        out,
+        PreprocessConfig(n_samples=100, n_surface=50, dataset_name="synthetic"),
+        progress=False,
+    )
     assert len(report.failed) == 1 and "cannot name a file under --out" in report.failed[0]["reason"]
     assert not (tmp_path / "escape").exists() and not list(out.rglob(".hidden*"))
 
@@ -390,8 +434,13 @@ def test_a_texture_that_is_a_fifo_or_a_device_link_is_a_warning_not_a_hang(tmp_p
     root = tmp_path / "meshes" / "box"
     root.mkdir(parents=True)
     box = trimesh.creation.box()
-    lines = ["mtllib box.mtl", *(f"v {x} {y} {z}" for x, y, z in box.vertices), "vt 0 0", "usemtl m",
-             *(f"f {a + 1}/1 {b + 1}/1 {c + 1}/1" for a, b, c in box.faces)]
+    lines = [
+        "mtllib box.mtl",
+        *(f"v {x} {y} {z}" for x, y, z in box.vertices),
+        "vt 0 0",
+        "usemtl m",
+        *(f"f {a + 1}/1 {b + 1}/1 {c + 1}/1" for a, b, c in box.faces),
+    ]
     for name, texture in (("a", "pipe.png"), ("b", "zero.png")):
         (root / f"{name}.obj").write_text("\n".join(lines).replace("box.mtl", f"{name}.mtl") + "\n")
         (root / f"{name}.mtl").write_text(f"newmtl m\nKd 0.5 0.5 0.5\nmap_Kd {texture}\n")

@@ -4,6 +4,7 @@ The conditioning variants (issue 12's real-object table) train on today's recipe
 baseline's; ``--train-classes`` restricts training *and* both evaluations, so a class can be kept out
 for the zero-shot study; a text variant fits held-out shapes under each shape's own description.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,7 @@ def test_text_variant_on_todays_recipe_with_classes_kept_out(tmp_path, capsys):
         assert 'train.classes=["chair"]' in sets
     for cmd, split in ((known, "train"), (heldout, "test")):
         assert cmd[2] == "evaluate" and _last(cmd, "--split") == split
-        assert cmd[cmd.index("--classes") + 1:][:1] == ["chair"] and "sofa" not in cmd
+        assert cmd[cmd.index("--classes") + 1 :][:1] == ["chair"] and "sofa" not in cmd
     # known shapes keep their trained condition (evaluate refuses a prompt beside trained codes)
     assert "--use-trained-codes" in known and "--text-prompt" not in known
     assert "--use-trained-codes" not in heldout and _last(heldout, "--text-prompt") == "description"
@@ -92,8 +93,16 @@ def test_thin_stop_trunk_preprocesses_thin_aware_and_stops_colour_gradients(tmp_
 
 
 def test_extra_sets_reach_every_variant_after_its_own(tmp_path, capsys):
-    commands = _commands(tmp_path, capsys, "--variants", "cond_none,cond_onehot",
-                         "--set", "model.colour_detach_trunk=true", "--set", "model.colour_hidden=128")
+    commands = _commands(
+        tmp_path,
+        capsys,
+        "--variants",
+        "cond_none,cond_onehot",
+        "--set",
+        "model.colour_detach_trunk=true",
+        "--set",
+        "model.colour_hidden=128",
+    )
     trains = [cmd for cmd in commands if cmd[2] == "train"]
     assert len(trains) == 4  # pilot + run of each variant
     for cmd in trains:

@@ -4,6 +4,7 @@
 A damaged, re-exported or re-generated file that no longer matches what the README and the viewer
 promise fails here, not in front of a user.
 """
+
 from __future__ import annotations
 
 import csv

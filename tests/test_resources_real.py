@@ -5,6 +5,7 @@ It was trained on Sweet Home 3D furniture (CC0 / CC-BY): every training code is 
 ATTRIBUTION.md with its creator, no item is one of the reserved models, and armchairs, the zero-shot
 class of docs/results.md, were never trained.
 """
+
 from __future__ import annotations
 
 import csv
@@ -17,8 +18,19 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / "resources" / "real"
-REAL_CLASSES = ["appliance", "bathroom_fixture", "bed", "cabinet", "chair", "electronics", "lamp", "plant", "sofa",
-                "table", "vehicle"]
+REAL_CLASSES = [
+    "appliance",
+    "bathroom_fixture",
+    "bed",
+    "cabinet",
+    "chair",
+    "electronics",
+    "lamp",
+    "plant",
+    "sofa",
+    "table",
+    "vehicle",
+]
 """resources/real/README.md: eleven classes; armchair is held out for the zero-shot table."""
 
 
@@ -82,8 +94,9 @@ def test_real_model_decodes_a_training_chair_to_a_coloured_surface(real):
     resolution = 40
     i = real.codes_of_class("chair")[0]
     code, colour_code, condition = real.shape_codes[i], real.colour_codes[i], real.training_condition(i)
-    mesh = extract_mesh(real.sdf_fn(code, condition), resolution, real.colour_fn(code, colour_code, condition),
-                        device="cpu")
+    mesh = extract_mesh(
+        real.sdf_fn(code, condition), resolution, real.colour_fn(code, colour_code, condition), device="cpu"
+    )
     assert not mesh.is_empty and len(mesh.faces) > 300
     radius = np.linalg.norm(mesh.vertices, axis=1).max()
     assert 0.5 < radius <= 1.0  # fills DeepSDF's unit sphere as the training shapes did

@@ -1,5 +1,6 @@
 """One sample core, :class:`core.data.samples.SampleSet`: the sample file's :class:`ShapeSamples`, training's
 :class:`TrainingShape` and TTO's :class:`Observation` hold and convert the same samples."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,9 +36,17 @@ def _coloured(n_pos=5, n_neg=4, n_surface=3, seed=0) -> ShapeSamples:
 
     pos = np.c_[rows(n_pos, -1), rng.uniform(0, 1, n_pos)].astype(np.float32)
     neg = np.c_[rows(n_neg, -1), -rng.uniform(0.01, 1, n_neg)].astype(np.float32)
-    return ShapeSamples(pos=pos, neg=neg, pos_rgb=rows(n_pos), neg_rgb=rows(n_neg),
-                        pos_view=rows(n_pos, -1), neg_view=rows(n_neg, -1), surface_points=rows(n_surface, -1),
-                        surface_normals=rows(n_surface, -1), surface_rgb=rows(n_surface))
+    return ShapeSamples(
+        pos=pos,
+        neg=neg,
+        pos_rgb=rows(n_pos),
+        neg_rgb=rows(n_neg),
+        pos_view=rows(n_pos, -1),
+        neg_view=rows(n_neg, -1),
+        surface_points=rows(n_surface, -1),
+        surface_normals=rows(n_surface, -1),
+        surface_rgb=rows(n_surface),
+    )
 
 
 def test_the_sample_file_and_the_training_shape_are_sample_sets():

@@ -1,4 +1,5 @@
 """The sample file's one owner (core/data/samples.py): make, write, read, validate, on real meshes."""
+
 from __future__ import annotations
 
 import subprocess
@@ -182,8 +183,10 @@ def test_tto_mesh_observation_is_the_preprocessed_sample_file(tmp_path, box_path
 
 
 def test_tto_does_not_import_preprocessing(box_path):
-    code = ("import sys; from core.tto.observations import from_mesh; "
-            f"from_mesh({str(box_path)!r}, n_samples=500, n_surface=50); "
-            "assert 'core.data.preprocess' not in sys.modules, 'core.data.preprocess was imported'")
+    code = (
+        "import sys; from core.tto.observations import from_mesh; "
+        f"from_mesh({str(box_path)!r}, n_samples=500, n_surface=50); "
+        "assert 'core.data.preprocess' not in sys.modules, 'core.data.preprocess was imported'"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr

@@ -1,4 +1,5 @@
 """DeepSDF sampling: surface points and SDF query points (core/data/sampling.py)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ here. Scripts with their own tests (test_compare_pictures, test_recipe_study_scr
 the others make their real output on the built-in procedural shapes or the bundled demo model, small enough for
 seconds. Rendering runs under scripts/with_display.sh (a virtual screen when there is no display).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -29,8 +30,12 @@ HELP_ONLY: dict[str, str | None] = {  # script -> the test of its real run
     "scripts/results_report.py": "test_model_figures.py",
 }
 REAL_RUN = {  # tested below with a small real run
-    "studies/demo_floaters.py", "studies/thin_parts_study.py", "studies/edit_figures.py",
-    "scripts/make_scans.py", "scripts/make_icon.py", "scripts/results_figures.py",
+    "studies/demo_floaters.py",
+    "studies/thin_parts_study.py",
+    "studies/edit_figures.py",
+    "scripts/make_scans.py",
+    "scripts/make_icon.py",
+    "scripts/results_figures.py",
 }
 
 
@@ -51,14 +56,19 @@ def _run(script: str, *args: str | Path, display: bool = False, timeout: int = 2
 
 def _table_rows(text: str) -> dict[str, list[str]]:
     """The markdown table rows of ``text`` by their first cell (header and separator rows included)."""
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
-            if line.startswith("|")]
+    rows = [
+        [c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("|")
+    ]
     return {row[0]: row for row in rows}
 
 
 def test_every_script_has_a_smoke_test():
-    python = {str(p.relative_to(ROOT)) for folder in ("scripts", "studies") for p in (ROOT / folder).glob("*.py")
-              if p.name != "__init__.py"}
+    python = {
+        str(p.relative_to(ROOT))
+        for folder in ("scripts", "studies")
+        for p in (ROOT / folder).glob("*.py")
+        if p.name != "__init__.py"
+    }
     assert python == set(HELP_ONLY) | REAL_RUN, "a script without a smoke test (add it here) or a stale entry"
     assert not set(HELP_ONLY) & REAL_RUN
     for test in filter(None, HELP_ONLY.values()):
@@ -80,8 +90,15 @@ def test_shell_script_parses(script):
 def test_demo_floaters_counts_fragments_of_every_class_of_the_demo():
     out = _run("studies/demo_floaters.py", "--per-class", "1", "--resolution", "32", "--threads", "1")
     rows = _table_rows(out)
-    assert list(rows["class"]) == ["class", "n", "with floaters %", "components", "floaters", "largest share",
-                                   "gt components"]
+    assert list(rows["class"]) == [
+        "class",
+        "n",
+        "with floaters %",
+        "components",
+        "floaters",
+        "largest share",
+        "gt components",
+    ]
     classes = [name for name in rows if name not in ("class", "---", "**all**")]
     assert len(classes) == 7 and all(rows[c][1] == "1" for c in classes)  # one training code per class
     assert rows["**all**"][1] == "7"
@@ -93,8 +110,9 @@ def test_thin_parts_study_scores_both_masks_and_draws_them(tmp_path):
     from PIL import Image
 
     image = tmp_path / "thin_parts.png"
-    out = _run("studies/thin_parts_study.py", "--per-class", "1", "--classes", "chair", "--points", "2000",
-               "--image", image)
+    out = _run(
+        "studies/thin_parts_study.py", "--per-class", "1", "--classes", "chair", "--points", "2000", "--image", image
+    )
     rows = _table_rows(out)
     assert {"chair2 (real chair)", "desklamp (real lamp)", "duck (no thin part)", "chair"} <= set(rows)
     duck_old, duck_new = (float(v) for v in rows["duck (no thin part)"][1:3])
@@ -123,8 +141,11 @@ def test_make_scans_writes_a_scan_that_loads_as_an_observation(tmp_path):
 
     out = _run("scripts/make_scans.py", "lamp_arm", "--out", tmp_path)
     assert "lamp_arm: lamp #903" in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lamp_arm.glb", "lamp_arm_partial.npz",
-                                                          "lamp_arm_partial_points.ply"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "lamp_arm.glb",
+        "lamp_arm_partial.npz",
+        "lamp_arm_partial_points.ply",
+    ]
     obs = load_observation(tmp_path / "lamp_arm_partial.npz")
     assert len(obs.surface_points) > 500 and np.abs(obs.surface_points).max() <= 1.0 + 1e-5  # unit-sphere frame
     assert (tmp_path / "lamp_arm_partial_points.ply").read_bytes().startswith(b"ply\nformat binary_little_endian")

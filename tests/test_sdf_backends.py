@@ -11,6 +11,7 @@ Tolerances, and why:
   surface at 400 x 400 (measured on a sphere), so its bound is ``SCAN_TOLERANCE`` and its
   signs are checked outside a 5e-3 band.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -210,8 +211,12 @@ def test_mesh_to_sdf_sample_method_matches_analytic_away_from_surface() -> None:
     mesh = _sphere()
     points = _queries(mesh, 3000, seed=6)
     result = compute_sdf(
-        mesh.vertices, mesh.faces, points, backend="mesh_to_sdf",
-        surface_point_method="sample", sample_point_count=300_000,
+        mesh.vertices,
+        mesh.faces,
+        points,
+        backend="mesh_to_sdf",
+        surface_point_method="sample",
+        sample_point_count=300_000,
     )
     assert result.backend == "mesh_to_sdf_sample"
     _check_result_layout(result, len(points))
@@ -228,8 +233,15 @@ def test_mesh_to_sdf_sample_method_is_a_function_of_its_seed() -> None:
     points = _queries(mesh, 500, seed=7)
 
     def run(seed: int) -> np.ndarray:
-        return compute_sdf(mesh.vertices, mesh.faces, points, backend="mesh_to_sdf", surface_point_method="sample",
-                           sample_point_count=20_000, seed=seed).sdf
+        return compute_sdf(
+            mesh.vertices,
+            mesh.faces,
+            points,
+            backend="mesh_to_sdf",
+            surface_point_method="sample",
+            sample_point_count=20_000,
+            seed=seed,
+        ).sdf
 
     first = run(0)
     assert np.array_equal(first, run(0)) and not np.array_equal(first, run(1))

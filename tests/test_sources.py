@@ -1,4 +1,5 @@
 """Data sources: a folder of meshes by class, and a local Objaverse 1.0 layout the tests build."""
+
 from __future__ import annotations
 
 import gzip
@@ -122,7 +123,21 @@ def test_objaverse_paths_that_leave_the_folder_and_malformed_tables(objaverse_ro
     jobs = objaverse_jobs(ObjaverseConfig(root=objaverse_root, categories=("chair",), per_class=10))
     assert len(jobs) == 3 and all(objaverse_root in job.source.parents for job in jobs)
     _gz_json(objaverse_root / "lvis-annotations.json.gz", {"chair": "c0"})
-    code = main.main(["preprocess", "--source", "objaverse", "--objaverse-root", str(objaverse_root), "--classes",
-                      "chair", "--out", str(tmp_path / "out"), "--samples", "100", "--no-progress"])
+    code = main.main(
+        [
+            "preprocess",
+            "--source",
+            "objaverse",
+            "--objaverse-root",
+            str(objaverse_root),
+            "--classes",
+            "chair",
+            "--out",
+            str(tmp_path / "out"),
+            "--samples",
+            "100",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "lvis-annotations.json.gz: not the Objaverse layout" in err and "Traceback" not in err

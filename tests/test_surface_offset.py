@@ -1,5 +1,6 @@
 """The surface offset of dilated fields (core.data.open_mesh_sdf) carried from the samples to the model, its
 meshes, its training surface term and the observations test-time optimisation fits."""
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,20 @@ def dilate(root, epsilon=EPS, only=None):
         rows[:, 3] -= epsilon
         pos = rows[:, 3] >= 0
         stats = {**s.stats, "sdf_field": {"method": "dilated_fill", "reason": "test", "epsilon": epsilon}}
-        write_samples(root / record["file"], ShapeSamples(
-            pos=rows[pos], neg=rows[~pos], pos_rgb=rgb[pos], neg_rgb=rgb[~pos], surface_points=s.surface_points,
-            surface_normals=s.surface_normals, surface_rgb=s.surface_rgb, normalization=s.normalization, stats=stats))
+        write_samples(
+            root / record["file"],
+            ShapeSamples(
+                pos=rows[pos],
+                neg=rows[~pos],
+                pos_rgb=rgb[pos],
+                neg_rgb=rgb[~pos],
+                surface_points=s.surface_points,
+                surface_normals=s.surface_normals,
+                surface_rgb=s.surface_rgb,
+                normalization=s.normalization,
+                stats=stats,
+            ),
+        )
     return root
 
 
@@ -65,8 +77,15 @@ def test_training_records_the_offset_and_aims_the_surface_term_at_it(tmp_path):
     from core.training.trainer import _batch_tensors
 
     root = dilate(write_analytic_dataset(tmp_path / "data", n_samples=400, n_surface=100))
-    config = build_run_config("tiny", overrides=["train.epochs=2", "train.samples_per_shape=64",
-                                                 "train.surface_weight=1.0", "train.checkpoint_every=1000"])
+    config = build_run_config(
+        "tiny",
+        overrides=[
+            "train.epochs=2",
+            "train.samples_per_shape=64",
+            "train.surface_weight=1.0",
+            "train.checkpoint_every=1000",
+        ],
+    )
     data = SdfDataSet(root, with_surface=True)
     batch = _batch_tensors(data, [0, 1], config, 0, torch.device("cpu"))
     assert float(batch["surface_level"]) == pytest.approx(-EPS)

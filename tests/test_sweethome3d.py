@@ -3,6 +3,7 @@
 The library is made from the real Sweet Home 3D models in tests/data/meshes (chair2 with its
 texture, desklamp with colour-only materials; both CC0 from Debian's sweethome3d-furniture).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -148,13 +149,16 @@ def test_library_catalogue_licence_and_translations(library_dir: Path):
 
 
 def test_source_skips_reserved_maps_classes_and_reports(library_dir: Path, reserved_list: Path, tmp_path: Path):
-    config = SweetHome3DConfig(cache_dir=tmp_path / "cache", library_dir=library_dir,
-                               exclude_hashes=(reserved_list,), test_fraction=0.0)
+    config = SweetHome3DConfig(
+        cache_dir=tmp_path / "cache", library_dir=library_dir, exclude_hashes=(reserved_list,), test_fraction=0.0
+    )
     jobs, report = sweethome3d_jobs(config)
     assert report.items_seen == 4
     assert report.reserved_skipped == 1
-    assert sorted((j.class_name, j.extra["item_id"]) for j in jobs) == [("chair", "Test#chair2"),
-                                                                       ("lamp", "Test#desklamp")]
+    assert sorted((j.class_name, j.extra["item_id"]) for j in jobs) == [
+        ("chair", "Test#chair2"),
+        ("lamp", "Test#desklamp"),
+    ]
     # the reserved item is counted, never named anywhere
     assert all("chair2copy" not in str(row) for row in report.unmapped + report.failures)
     assert [row["name"] for row in report.unmapped] == ["Butter café"]
@@ -165,10 +169,14 @@ def test_source_skips_reserved_maps_classes_and_reports(library_dir: Path, reser
     assert "3 reserved" not in report.summary_line() and "1 reserved models skipped" in report.summary_line()
 
 
-def test_rotation_and_catalogue_size_are_applied_and_texture_resolves(library_dir: Path, reserved_list: Path,
-                                                                     tmp_path: Path):
-    jobs, _ = sweethome3d_jobs(SweetHome3DConfig(cache_dir=tmp_path / "cache", library_dir=library_dir,
-                                                 classes=("chair",), exclude_hashes=(reserved_list,)))
+def test_rotation_and_catalogue_size_are_applied_and_texture_resolves(
+    library_dir: Path, reserved_list: Path, tmp_path: Path
+):
+    jobs, _ = sweethome3d_jobs(
+        SweetHome3DConfig(
+            cache_dir=tmp_path / "cache", library_dir=library_dir, classes=("chair",), exclude_hashes=(reserved_list,)
+        )
+    )
     (chair,) = jobs
     assert (chair.source.parent / "NY_Chaise_Red.jpg").is_file()
     assert not (chair.source.parent / "LICENSE.html").exists()
@@ -176,6 +184,7 @@ def test_rotation_and_catalogue_size_are_applied_and_texture_resolves(library_di
     extent = mesh.vertices.max(axis=0) - mesh.vertices.min(axis=0)
     np.testing.assert_allclose(extent, [50.0, 90.0, 40.0], rtol=1e-4)
     assert "texture" in mesh.part_colour_paths
+
     # the rotation really happened: vertex by vertex, rotate, centre the box, scale it to the catalogue size
     def vertices(text: str) -> np.ndarray:
         return np.array([[float(v) for v in line.split()[1:4]] for line in text.splitlines() if line.startswith("v ")])
@@ -208,8 +217,19 @@ def test_class_map_rules_are_ordered_and_respect_exclusions():
     class_map = ClassMap.load()
 
     def item(name: str, category: str = "Living room") -> CatalogItem:
-        return CatalogItem(library="L", index=1, item_id=name, name=name, tags=(), category=category, creator="",
-                           model="x/x.obj", size_cm=(1, 1, 1), rotation=None, licence="CC0-1.0")
+        return CatalogItem(
+            library="L",
+            index=1,
+            item_id=name,
+            name=name,
+            tags=(),
+            category=category,
+            creator="",
+            model="x/x.obj",
+            size_cm=(1, 1, 1),
+            rotation=None,
+            licence="CC0-1.0",
+        )
 
     assert class_map.classify(item("Desk lamp")) == "lamp"
     assert class_map.classify(item("Armchair")) == "armchair"
@@ -247,11 +267,14 @@ def test_project_copy_of_the_reserved_list_matches_shared():
     assert len(read_digests([RESERVED_DIGESTS])) == 41
 
 
-@pytest.mark.skipif(not DEFAULT_LIBRARY_DIR.is_dir(),
-                    reason="Debian's sweethome3d-furniture is not installed (make data-real installs it)")
+@pytest.mark.skipif(
+    not DEFAULT_LIBRARY_DIR.is_dir(),
+    reason="Debian's sweethome3d-furniture is not installed (make data-real installs it)",
+)
 def test_real_libraries_skip_every_reserved_model(tmp_path: Path):
-    jobs, report = sweethome3d_jobs(SweetHome3DConfig(cache_dir=tmp_path / "cache", classes=("lamp",),
-                                                      per_class=1, seed=3))
+    jobs, report = sweethome3d_jobs(
+        SweetHome3DConfig(cache_dir=tmp_path / "cache", classes=("lamp",), per_class=1, seed=3)
+    )
     assert report.items_seen == 820 and report.reserved_skipped == 41
     reserved = read_digests([RESERVED_DIGESTS])
     assert all(job.extra["obj_sha256"] not in reserved for job in jobs)
@@ -267,9 +290,26 @@ def test_preprocess_command_end_to_end(library_dir: Path, reserved_list: Path, t
     import main
 
     out = tmp_path / "data"
-    rc = main.main(["preprocess", "--source", "sweethome3d", "--library-dir", str(library_dir), "--out", str(out),
-                    "--exclude-hashes", str(reserved_list), "--test-fraction", "0", "--samples", "1500",
-                    "--surface-samples", "200", "--no-progress"])
+    rc = main.main(
+        [
+            "preprocess",
+            "--source",
+            "sweethome3d",
+            "--library-dir",
+            str(library_dir),
+            "--out",
+            str(out),
+            "--exclude-hashes",
+            str(reserved_list),
+            "--test-fraction",
+            "0",
+            "--samples",
+            "1500",
+            "--surface-samples",
+            "200",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "1 reserved models skipped" in printed
@@ -289,14 +329,32 @@ def test_exclude_hashes_applies_to_the_folder_source(tmp_path: Path, capsys):
     root = tmp_path / "meshes" / "box"
     root.mkdir(parents=True)
     for i, size in enumerate((1.0, 2.0)):
-        (root / f"b{i}.obj").write_text(f"v 0 0 0\nv {size} 0 0\nv 0 {size} 0\nv 0 0 {size}\n"
-                                        "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
+        (root / f"b{i}.obj").write_text(
+            f"v 0 0 0\nv {size} 0 0\nv 0 {size} 0\nv 0 0 {size}\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
+        )
     holdout = tmp_path / "holdout.sha256"
     holdout.write_text(hashlib.sha256((root / "b1.obj").read_bytes()).hexdigest() + "\n")
     out = tmp_path / "data"
-    rc = main.main(["preprocess", "--source", "folder", "--input", str(tmp_path / "meshes"), "--out", str(out),
-                    "--exclude-hashes", str(holdout), "--test-fraction", "0", "--samples", "1500",
-                    "--surface-samples", "200", "--no-progress"])
+    rc = main.main(
+        [
+            "preprocess",
+            "--source",
+            "folder",
+            "--input",
+            str(tmp_path / "meshes"),
+            "--out",
+            str(out),
+            "--exclude-hashes",
+            str(holdout),
+            "--test-fraction",
+            "0",
+            "--samples",
+            "1500",
+            "--surface-samples",
+            "200",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     assert "1 meshes skipped by --exclude-hashes" in capsys.readouterr().out
     assert [p.name for p in (out).rglob("*.npz") if "SdfSamples" in str(p)] == ["b0.npz"]
@@ -306,17 +364,33 @@ def test_attribution_keeps_the_creators_of_earlier_runs(library_dir: Path, reser
     import main
 
     out = tmp_path / "data"
-    common = ["preprocess", "--source", "sweethome3d", "--library-dir", str(library_dir), "--out", str(out),
-              "--exclude-hashes", str(reserved_list), "--test-fraction", "0", "--samples", "1500",
-              "--surface-samples", "200", "--no-progress"]
+    common = [
+        "preprocess",
+        "--source",
+        "sweethome3d",
+        "--library-dir",
+        str(library_dir),
+        "--out",
+        str(out),
+        "--exclude-hashes",
+        str(reserved_list),
+        "--test-fraction",
+        "0",
+        "--samples",
+        "1500",
+        "--surface-samples",
+        "200",
+        "--no-progress",
+    ]
     assert main.main([*common, "--classes", "chair"]) == 0
     assert main.main([*common, "--classes", "lamp"]) == 0
     attribution = (out / "ATTRIBUTION.md").read_text(encoding="utf-8")
     assert "| Chair | Ingoenius |" in attribution and "| Desk lamp | Blend Swap |" in attribution
 
 
-def test_export_real_model_ships_the_trained_items_credits_and_a_card(library_dir: Path, reserved_list: Path,
-                                                                      tmp_path: Path, monkeypatch):
+def test_export_real_model_ships_the_trained_items_credits_and_a_card(
+    library_dir: Path, reserved_list: Path, tmp_path: Path, monkeypatch
+):
     """scripts/export_real_model.py: a run on chairs only is packaged with the chair's creator credited (not
     the lamp's: it was not trained on), a card the Models menu lists, and a checkpoint that loads; a run whose
     items are under another licence is refused and nothing is written."""
@@ -329,16 +403,47 @@ def test_export_real_model_ships_the_trained_items_credits_and_a_card(library_di
     from scripts import export_real_model
 
     data = tmp_path / "data"
-    assert main.main(["preprocess", "--source", "sweethome3d", "--library-dir", str(library_dir), "--out", str(data),
-                      "--exclude-hashes", str(reserved_list), "--test-fraction", "0", "--samples", "1500",
-                      "--surface-samples", "200", "--no-progress"]) == 0
+    assert (
+        main.main(
+            [
+                "preprocess",
+                "--source",
+                "sweethome3d",
+                "--library-dir",
+                str(library_dir),
+                "--out",
+                str(data),
+                "--exclude-hashes",
+                str(reserved_list),
+                "--test-fraction",
+                "0",
+                "--samples",
+                "1500",
+                "--surface-samples",
+                "200",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     run = tmp_path / "run"
-    config = build_run_config("tiny", overrides=["train.epochs=2", "train.samples_per_shape=256",
-                                                 'train.classes=["chair"]'])
+    config = build_run_config(
+        "tiny", overrides=["train.epochs=2", "train.samples_per_shape=256", 'train.classes=["chair"]']
+    )
     train(config, data, run, progress=False)
     out = tmp_path / "resources" / "real"
-    argv = ["--run", str(run), "--data", str(data), "--out", str(out), "--title", "Real (test)",
-            "--description", "a chair model"]
+    argv = [
+        "--run",
+        str(run),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--title",
+        "Real (test)",
+        "--description",
+        "a chair model",
+    ]
     assert export_real_model.main(argv) == 0
     attribution = (out / "ATTRIBUTION.md").read_text(encoding="utf-8")
     assert "| Chair | Ingoenius |" in attribution and "Desk lamp" not in attribution
@@ -348,9 +453,25 @@ def test_export_real_model_ships_the_trained_items_credits_and_a_card(library_di
     assert load_trained_model(model.checkpoint, device="cpu").class_names == ["chair"]
     # a run trained elsewhere (a GPU machine) comes back as an exported checkpoint and its log
     again = tmp_path / "again" / "real"
-    assert export_real_model.main(["--checkpoint", str(out / "model.pt"), "--log", str(run / "log.csv"),
-                                   "--data", str(data), "--out", str(again), "--title", "Real (GPU)",
-                                   "--description", "from a checkpoint"]) == 0
+    assert (
+        export_real_model.main(
+            [
+                "--checkpoint",
+                str(out / "model.pt"),
+                "--log",
+                str(run / "log.csv"),
+                "--data",
+                str(data),
+                "--out",
+                str(again),
+                "--title",
+                "Real (GPU)",
+                "--description",
+                "from a checkpoint",
+            ]
+        )
+        == 0
+    )
     assert (again / "ATTRIBUTION.md").read_text(encoding="utf-8") == attribution
     config_of = [json.loads((folder / "config.json").read_text()) for folder in (out, again)]
     assert config_of[0]["model"] == config_of[1]["model"]

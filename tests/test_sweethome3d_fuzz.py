@@ -14,6 +14,7 @@ through ``main.main(["preprocess", ...])`` with 100 samples a shape. For every i
 - nothing is written outside ``--out``, and nothing is deleted: the inputs, a canary folder beside
   ``--out`` and files a user keeps inside ``--out`` are unchanged.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,13 +32,42 @@ from tests.sh3f_factory import Item, central_entry, chairs, member_offsets, set_
 
 N_INPUTS = 240
 SEED = 28
-HOSTILE_NAMES = ["../../../victim", ".", "..", "", "a/b", "/tmp/abs", ".hidden", "x" * 300, "椅子", "chair\n",
-                 "-dash", "con", "chair"]
+HOSTILE_NAMES = [
+    "../../../victim",
+    ".",
+    "..",
+    "",
+    "a/b",
+    "/tmp/abs",
+    ".hidden",
+    "x" * 300,
+    "椅子",
+    "chair\n",
+    "-dash",
+    "con",
+    "chair",
+]
 HOSTILE_VALUES = ["", "abc", "nan", "inf", "-inf", "-1", "0", "1e309", "1e-320", "1e6", "5", " 7 ", "0x10"]
-HOSTILE_ROTATIONS = ["", "1 0 0", "0 0 0 0 0 0 0 0 0", "nan 0 0 0 1 0 0 0 1", "1 0 0 0 0 1 0 -1 0",
-                     "1e308 0 0 0 1e308 0 0 0 1e308", "a b c d e f g h i"]
-HOSTILE_MODELS = ["/../../escape/x.obj", "lib/../../x.obj", "/abs/../../x.obj", "../x.obj", "/lib/missing/m.obj",
-                  "/x.OBJ", "/lib/dir/", "\\lib\\x.obj", "/" + "d/" * 60 + "m.obj"]
+HOSTILE_ROTATIONS = [
+    "",
+    "1 0 0",
+    "0 0 0 0 0 0 0 0 0",
+    "nan 0 0 0 1 0 0 0 1",
+    "1 0 0 0 0 1 0 -1 0",
+    "1e308 0 0 0 1e308 0 0 0 1e308",
+    "a b c d e f g h i",
+]
+HOSTILE_MODELS = [
+    "/../../escape/x.obj",
+    "lib/../../x.obj",
+    "/abs/../../x.obj",
+    "../x.obj",
+    "/lib/missing/m.obj",
+    "/x.OBJ",
+    "/lib/dir/",
+    "\\lib\\x.obj",
+    "/" + "d/" * 60 + "m.obj",
+]
 
 
 def _items(rng: random.Random) -> list[Item]:
@@ -62,14 +92,14 @@ def _flip_bits(path: Path, rng: random.Random) -> None:
 
 def _truncate(path: Path, rng: random.Random) -> None:
     data = path.read_bytes()
-    path.write_bytes(data[:rng.randrange(len(data))])
+    path.write_bytes(data[: rng.randrange(len(data))])
 
 
 def _bad_deflate(path: Path, rng: random.Random) -> None:
     offsets = member_offsets(path)
     start, size = offsets[rng.choice(sorted(offsets))]
     data = bytearray(path.read_bytes())
-    data[start:start + size] = bytes(rng.randrange(256) for _ in range(size))
+    data[start : start + size] = bytes(rng.randrange(256) for _ in range(size))
     path.write_bytes(bytes(data))
 
 
@@ -78,7 +108,7 @@ def _central_field(path: Path, rng: random.Random, offset: int, width: int, valu
         member = rng.choice(archive.namelist())
     data = bytearray(path.read_bytes())
     at = central_entry(bytes(data), member)
-    data[at + offset:at + offset + width] = value.to_bytes(width, "little")
+    data[at + offset : at + offset + width] = value.to_bytes(width, "little")
     path.write_bytes(bytes(data))
 
 
@@ -102,9 +132,18 @@ def _encrypted(path: Path, rng: random.Random) -> None:
 
 def _escaping_members(path: Path, rng: random.Random) -> None:
     with zipfile.ZipFile(path, "a") as archive:
-        for name in rng.sample(["../../evil.obj", "/abs/evil.obj", "lib/Chair_1/../../../evil.txt",
-                                "lib/Chair_1/sub/../../../../evil.mtl", "lib/Chair_1/./x.mtl",
-                                "lib/Chair_1//y.mtl", "lib/Chair_1/Chair_1.obj/inner"], 3):
+        for name in rng.sample(
+            [
+                "../../evil.obj",
+                "/abs/evil.obj",
+                "lib/Chair_1/../../../evil.txt",
+                "lib/Chair_1/sub/../../../../evil.mtl",
+                "lib/Chair_1/./x.mtl",
+                "lib/Chair_1//y.mtl",
+                "lib/Chair_1/Chair_1.obj/inner",
+            ],
+            3,
+        ):
             archive.writestr(name, b"evil")
 
 
@@ -140,12 +179,19 @@ def _class_map(path: Path, rng: random.Random) -> Path | None:
     hostile = rng.random() < 0.5  # else a valid map, so that the libraries' damage is reached
     name = rng.choice(HOSTILE_NAMES) if hostile else "chair"
     keywords = rng.choice(['"chair"', "[1, 2]", "[]", '[""]', "3"] if hostile else ['["chair"]', '["chair", "lamp"]'])
-    extra = rng.choice(['categories = "Living room"\n', 'exlcude = ["x"]\n', 'name2 = "y"\n', ""] if hostile else
-                       ["", 'categories = ["Living room"]\n', 'exclude = ["desk"]\n'])
-    top = rng.choice(['skip_categories = "Lights"\n', 'other = 1\n', ""] if hostile else
-                     ["", 'skip_categories = ["Lights"]\n'])
-    path.write_text(f'{top}[[class]]\nname = {name!r}\nkeywords = {keywords}\n{extra}'
-                    '[[class]]\nname = "lamp"\nkeywords = ["lamp"]\n', encoding="utf-8")
+    extra = rng.choice(
+        ['categories = "Living room"\n', 'exlcude = ["x"]\n', 'name2 = "y"\n', ""]
+        if hostile
+        else ["", 'categories = ["Living room"]\n', 'exclude = ["desk"]\n']
+    )
+    top = rng.choice(
+        ['skip_categories = "Lights"\n', "other = 1\n", ""] if hostile else ["", 'skip_categories = ["Lights"]\n']
+    )
+    path.write_text(
+        f"{top}[[class]]\nname = {name!r}\nkeywords = {keywords}\n{extra}"
+        '[[class]]\nname = "lamp"\nkeywords = ["lamp"]\n',
+        encoding="utf-8",
+    )
     return path
 
 
@@ -174,8 +220,9 @@ def _tree(root: Path) -> dict[str, bytes | None]:
 
 def _check_accounting(jobs, report, out: Path) -> None:
     item_failures = [f for f in report.failures if f["item"]]
-    assert report.items_seen == (len(jobs) + len(item_failures) + len(report.unmapped) + report.reserved_skipped
-                                 + report.licence_skipped), report
+    assert report.items_seen == (
+        len(jobs) + len(item_failures) + len(report.unmapped) + report.reserved_skipped + report.licence_skipped
+    ), report
     assert all(f["reason"] and "\n" not in f["reason"] for f in report.failures)
     assert len({(j.class_name, j.id) for j in jobs}) == len(jobs)
     for job in jobs:
@@ -183,8 +230,12 @@ def _check_accounting(jobs, report, out: Path) -> None:
 
 
 def _run_source(libs: Path, class_map: Path | None, out: Path) -> None:
-    config = SweetHome3DConfig(cache_dir=out / "meshes" / "sweethome3d", library_dir=libs, test_fraction=0.0,
-                               **({"class_map": class_map} if class_map else {}))
+    config = SweetHome3DConfig(
+        cache_dir=out / "meshes" / "sweethome3d",
+        library_dir=libs,
+        test_fraction=0.0,
+        **({"class_map": class_map} if class_map else {}),
+    )
     try:
         jobs, report = sweethome3d_jobs(config)
     except SourceError as exc:
@@ -196,9 +247,25 @@ def _run_source(libs: Path, class_map: Path | None, out: Path) -> None:
 def _run_command(libs: Path, class_map: Path | None, out: Path) -> None:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main.main(["preprocess", "--source", "sweethome3d", "--library-dir", str(libs), "--out", str(out),
-                          "--samples", "100", "--surface-samples", "50", "--no-progress", "--test-fraction", "0",
-                          *(["--class-map", str(class_map)] if class_map else [])])
+        code = main.main(
+            [
+                "preprocess",
+                "--source",
+                "sweethome3d",
+                "--library-dir",
+                str(libs),
+                "--out",
+                str(out),
+                "--samples",
+                "100",
+                "--surface-samples",
+                "50",
+                "--no-progress",
+                "--test-fraction",
+                "0",
+                *(["--class-map", str(class_map)] if class_map else []),
+            ]
+        )
     text = err.getvalue()
     assert code in (0, 1, 2) and "Traceback" not in text, text
     assert len([line for line in text.splitlines() if line.startswith("error:")]) == (code == 2)

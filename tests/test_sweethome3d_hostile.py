@@ -4,6 +4,7 @@ Every test runs ``python main.py preprocess --source sweethome3d`` through ``mai
 libraries it writes (tests/sh3f_factory.py: tetrahedra with an MTL colour), and checks the exit
 code, the one-line message, what was written and that nothing outside ``--out`` was touched.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,19 @@ FAST = ["--samples", "100", "--surface-samples", "50", "--no-progress", "--test-
 
 
 def _preprocess(libs: Path, out: Path, *extra: str | Path) -> int:
-    return main.main(["preprocess", "--source", "sweethome3d", "--library-dir", str(libs), "--out", str(out),
-                      *FAST, *map(str, extra)])
+    return main.main(
+        [
+            "preprocess",
+            "--source",
+            "sweethome3d",
+            "--library-dir",
+            str(libs),
+            "--out",
+            str(out),
+            *FAST,
+            *map(str, extra),
+        ]
+    )
 
 
 def _manifest(out: Path) -> list[dict]:
@@ -91,7 +103,7 @@ def test_a_damaged_member_fails_its_item_and_the_rest_go_on(tmp_path, capsys, da
     data = bytearray(path.read_bytes())
     start, size = member_offsets(path)["lib/Chair_2/Chair_2.obj"]
     if damage == "deflate":
-        data[start:start + size] = b"\xff" * size  # not a deflate stream
+        data[start : start + size] = b"\xff" * size  # not a deflate stream
     else:
         data[start + size // 2] ^= 0x55  # still inflates, to other bytes than the CRC says
     path.write_bytes(bytes(data))
@@ -144,10 +156,19 @@ def test_a_library_fixed_after_a_bad_rotation_is_used(tmp_path, capsys):
 # ------------------------------------------------------------------ 6: one bad catalogue entry
 
 
-@pytest.mark.parametrize("bad", [dict(width=""), dict(width="abc"), dict(rotation="1 0 0 0 1 0 0 0"),
-                                 dict(rotation="0 0 0 0 0 0 0 0 0"), dict(rotation="2 0 0 0 1 0 0 0 1"),
-                                 dict(height="1e309"), dict(depth="-4"),
-                                 dict(model="/../../etc/passwd.obj")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(width=""),
+        dict(width="abc"),
+        dict(rotation="1 0 0 0 1 0 0 0"),
+        dict(rotation="0 0 0 0 0 0 0 0 0"),
+        dict(rotation="2 0 0 0 1 0 0 0 1"),
+        dict(height="1e309"),
+        dict(depth="-4"),
+        dict(model="/../../etc/passwd.obj"),
+    ],
+)
 def test_one_bad_catalogue_entry_fails_alone(tmp_path, capsys, bad):
     libs = tmp_path / "libs"
     write_library(libs / "A.sh3f", [Item("Chair 1"), Item("Chair 2", **bad), Item("Chair 3")])
@@ -168,8 +189,10 @@ def test_a_member_past_the_size_limit_is_refused_without_writing_it(tmp_path, ca
 
     libs = tmp_path / "libs"
     bomb = tetra_obj("bomb", "Chair_2.mtl") + b"#" * (MAX_MEMBER_BYTES + 10)
-    write_library(libs / "Mini.sh3f", [Item("Chair 1"), Item("Chair 2", files={
-        "lib/Chair_2/Chair_2.obj": bomb, "lib/Chair_2/Chair_2.mtl": MTL})])
+    write_library(
+        libs / "Mini.sh3f",
+        [Item("Chair 1"), Item("Chair 2", files={"lib/Chair_2/Chair_2.obj": bomb, "lib/Chair_2/Chair_2.mtl": MTL})],
+    )
     assert (libs / "Mini.sh3f").stat().st_size < 1_000_000
     out = tmp_path / "out"
     assert _preprocess(libs, out) == 0
@@ -192,17 +215,23 @@ def test_a_declared_size_that_lies_is_refused(tmp_path, capsys):
 # ------------------------------------------------------------------ 8: class map types
 
 
-@pytest.mark.parametrize("body, says", [
-    ('[[class]]\nname = "chair"\nkeywords = [1, 2]\n', "keywords must be a non-empty list of texts"),
-    ('[[class]]\nname = "chair"\nkeywords = "chair"\n', "keywords must be a non-empty list of texts"),
-    ('[[class]]\nname = "chair"\nkeywords = ["chair"]\ncategories = "Living room"\n', "categories must be a list"),
-    ('[[class]]\nname = "chair"\nkeywords = ["chair"]\nexlcude = ["x"]\n', "unknown key(s) ['exlcude']"),
-    ('skip_category = ["x"]\n[[class]]\nname = "chair"\nkeywords = ["chair"]\n', "unknown key(s) ['skip_category']"),
-    ('[[class]]\nname = "chair"\nkeywords = [" "]\n', "keywords must be a non-empty list of texts"),
-    ('[[class]]\nname = 3\nkeywords = ["chair"]\n', "is a int, not a text"),
-    ('class = "chair"\n', "no [[class]] rules"),
-    ('class = [1]\n', "rule 1 is a int, not a table"),
-])
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ('[[class]]\nname = "chair"\nkeywords = [1, 2]\n', "keywords must be a non-empty list of texts"),
+        ('[[class]]\nname = "chair"\nkeywords = "chair"\n', "keywords must be a non-empty list of texts"),
+        ('[[class]]\nname = "chair"\nkeywords = ["chair"]\ncategories = "Living room"\n', "categories must be a list"),
+        ('[[class]]\nname = "chair"\nkeywords = ["chair"]\nexlcude = ["x"]\n', "unknown key(s) ['exlcude']"),
+        (
+            'skip_category = ["x"]\n[[class]]\nname = "chair"\nkeywords = ["chair"]\n',
+            "unknown key(s) ['skip_category']",
+        ),
+        ('[[class]]\nname = "chair"\nkeywords = [" "]\n', "keywords must be a non-empty list of texts"),
+        ('[[class]]\nname = 3\nkeywords = ["chair"]\n', "is a int, not a text"),
+        ('class = "chair"\n', "no [[class]] rules"),
+        ("class = [1]\n", "rule 1 is a int, not a table"),
+    ],
+)
 def test_class_map_values_of_the_wrong_type_are_refused(tmp_path, capsys, body, says):
     libs = tmp_path / "libs"
     write_library(libs / "Mini.sh3f", chairs(1))
@@ -271,8 +300,18 @@ def test_a_killed_extraction_is_completed_by_the_next_run_with_usual_permissions
 def test_libraries_whose_names_differ_only_in_punctuation_keep_every_item(tmp_path, capsys):
     libs = tmp_path / "libs"
     write_library(libs / "Mini lib.sh3f", [Item("Chair 1")])
-    write_library(libs / "Mini_lib.sh3f", [Item("Chair 1", files={
-        "lib/Chair_1/Chair_1.obj": tetra_obj("another", "Chair_1.mtl", 2.0), "lib/Chair_1/Chair_1.mtl": MTL})])
+    write_library(
+        libs / "Mini_lib.sh3f",
+        [
+            Item(
+                "Chair 1",
+                files={
+                    "lib/Chair_1/Chair_1.obj": tetra_obj("another", "Chair_1.mtl", 2.0),
+                    "lib/Chair_1/Chair_1.mtl": MTL,
+                },
+            )
+        ],
+    )
     out = tmp_path / "out"
     assert _preprocess(libs, out) == 0
     assert "Traceback" not in capsys.readouterr().err

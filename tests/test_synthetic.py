@@ -1,4 +1,5 @@
 """The built-in procedural data set: deterministic, coloured, textured, with really thin parts."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Thin parts are slender parts: legs and rods are selected, boards and plates of the same thickness are not."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 import trimesh
 
 from core.data.mesh_io import load_mesh
-from core.evaluation.thickness import elongation, thin_mask, thin_part_mask
+from core.data.thickness import elongation, thin_mask, thin_part_mask
 
 DATA = Path(__file__).parent / "data" / "meshes"
 
@@ -20,8 +21,9 @@ def _table(leg_radius: float = 0.03, top_thickness: float = 0.05):
     parts, labels = [top], [np.zeros(len(top.faces), bool)]
     for sx in (-1, 1):
         for sz in (-1, 1):
-            leg = trimesh.creation.cylinder(radius=leg_radius, segment=[[sx * 0.5, 0, sz * 0.3],
-                                                                        [sx * 0.5, 0.73, sz * 0.3]])
+            leg = trimesh.creation.cylinder(
+                radius=leg_radius, segment=[[sx * 0.5, 0, sz * 0.3], [sx * 0.5, 0.73, sz * 0.3]]
+            )
             parts.append(leg)
             labels.append(np.ones(len(leg.faces), bool))
     return trimesh.util.concatenate(parts), np.concatenate(labels)

@@ -3,6 +3,7 @@
 The meshes are made here with trimesh: a table (a board on four thin cylinder legs), in the
 unit-sphere frame the sampler works in. Distances to the legs are exact point-to-mesh distances.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ TABLE, LEGS = _table()
 
 
 def _distance(points: np.ndarray, mesh: trimesh.Trimesh) -> np.ndarray:
-    squared = igl.point_mesh_squared_distance(np.asarray(points, np.float64), np.asarray(mesh.vertices, np.float64),
-                                              np.asarray(mesh.faces, np.int64))[0]
+    squared = igl.point_mesh_squared_distance(
+        np.asarray(points, np.float64), np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
+    )[0]
     return np.sqrt(squared)
 
 
@@ -82,8 +84,8 @@ def test_thin_band_puts_a_tight_band_of_queries_on_the_thin_parts(area_queries):
     assert n_first + n_second + n_thin + n_uniform == N
     assert n_thin == int(0.2 * int(config.near_fraction * N)) and n_first == n_second
     queries = _queries(config)
-    band = queries[n_first + n_second: n_first + n_second + n_thin]
-    second = queries[n_first: n_first + n_second]
+    band = queries[n_first + n_second : n_first + n_second + n_thin]
+    second = queries[n_first : n_first + n_second]
     # the band sits on the legs (std 0.007 per axis), the usual tight band mostly on the board
     assert np.median(_distance(band, LEGS)) < 0.015
     assert np.median(_distance(band, LEGS)) < 0.25 * np.median(_distance(second, LEGS))
@@ -108,11 +110,15 @@ def test_balance_sign_gives_equal_inside_and_outside_counts_at_the_same_total(ta
     mesh = load_mesh(table_path)
     # the undilated field: its thin legs hold few inside samples (the dilated default balances them
     # half-way by itself: 1527 inside, 1473 outside)
-    plain = sample_shape(mesh, SamplingConfig(n_samples=3000, n_surface=100, backend="winding"),
-                         np.random.default_rng(2))
+    plain = sample_shape(
+        mesh, SamplingConfig(n_samples=3000, n_surface=100, backend="winding"), np.random.default_rng(2)
+    )
     assert len(plain.neg) < 0.6 * len(plain.pos)  # measured 958 inside, 2042 outside: the switch has work to do
-    balanced = sample_shape(mesh, SamplingConfig(n_samples=3000, n_surface=100, balance_sign=True, backend="winding"),
-                            np.random.default_rng(2))
+    balanced = sample_shape(
+        mesh,
+        SamplingConfig(n_samples=3000, n_surface=100, balance_sign=True, backend="winding"),
+        np.random.default_rng(2),
+    )
     assert len(balanced.pos) == len(balanced.neg) == 1500
     assert (balanced.pos[:, 3] >= 0).all() and (balanced.neg[:, 3] < 0).all()
     assert len(balanced.pos_rgb) == len(balanced.pos_view) == 1500
@@ -129,24 +135,40 @@ def test_defaults_are_deepsdf_scheme_unchanged(table_path):
     assert config.bands(N) == (n_first, n_second, 0, n_uniform)
     rng = np.random.default_rng(11)
     surface = sample_surface(TABLE.vertices, TABLE.faces, n_first, rng).points.astype(np.float64)
-    expected = np.concatenate([surface + rng.normal(0.0, np.sqrt(0.005), size=(n_first, 3)),
-                               surface + rng.normal(0.0, np.sqrt(0.0005), size=(n_second, 3)),
-                               rng.uniform(-1.0, 1.0, size=(n_uniform, 3))]).astype(np.float32)
+    expected = np.concatenate(
+        [
+            surface + rng.normal(0.0, np.sqrt(0.005), size=(n_first, 3)),
+            surface + rng.normal(0.0, np.sqrt(0.0005), size=(n_second, 3)),
+            rng.uniform(-1.0, 1.0, size=(n_uniform, 3)),
+        ]
+    ).astype(np.float32)
     np.testing.assert_array_equal(_queries(config, seed=11), expected)
     # the stored record and settings carry no new keys, so default files stay as they were
     mesh = load_mesh(table_path)
     small = SamplingConfig(n_samples=2000, n_surface=100)
     samples = sample_shape(mesh, small, np.random.default_rng(5))
-    explicit = sample_shape(mesh, SamplingConfig(n_samples=2000, n_surface=100, near_allocation="area",
-                                                 thin_band_variance=0.0, balance_sign=False), np.random.default_rng(5))
+    explicit = sample_shape(
+        mesh,
+        SamplingConfig(
+            n_samples=2000, n_surface=100, near_allocation="area", thin_band_variance=0.0, balance_sign=False
+        ),
+        np.random.default_rng(5),
+    )
     assert "sampling" not in samples.stats
     for key, value in samples.arrays().items():
         np.testing.assert_array_equal(value, explicit.arrays()[key], err_msg=key)
     assert sorted(PreprocessConfig().settings()) == ["backend", "n_samples", "n_surface", "seed"]
 
 
-@pytest.mark.parametrize("kwargs", [{"near_allocation": "volume"}, {"thin_band_variance": -1e-5},
-                                    {"thin_band_variance": float("nan")}, {"balance_sign": "yes"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"near_allocation": "volume"},
+        {"thin_band_variance": -1e-5},
+        {"thin_band_variance": float("nan")},
+        {"balance_sign": "yes"},
+    ],
+)
 def test_bad_settings_are_refused_with_config_error(kwargs):
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
         SamplingConfig(**kwargs)
@@ -157,10 +179,23 @@ def test_cli_flags_reach_the_files_and_a_resume_with_other_settings_is_refused(t
     root.mkdir(parents=True)
     (root / "t.ply").write_bytes(table_path.read_bytes())
     out = tmp_path / "data"
-    common = ["preprocess", "--source", "folder", "--input", str(tmp_path / "meshes"), "--out", str(out),
-              "--test-fraction", "0", "--samples", "1500", "--surface-samples", "100", "--no-progress"]
-    assert main.main([*common, "--near-allocation", "thickness", "--thin-band-variance", "5e-5",
-                      "--balance-sign"]) == 0
+    common = [
+        "preprocess",
+        "--source",
+        "folder",
+        "--input",
+        str(tmp_path / "meshes"),
+        "--out",
+        str(out),
+        "--test-fraction",
+        "0",
+        "--samples",
+        "1500",
+        "--surface-samples",
+        "100",
+        "--no-progress",
+    ]
+    assert main.main([*common, "--near-allocation", "thickness", "--thin-band-variance", "5e-5", "--balance-sign"]) == 0
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     (record,) = manifest["shapes"]
     assert record["stats"]["settings"]["near_allocation"] == "thickness"
@@ -170,8 +205,7 @@ def test_cli_flags_reach_the_files_and_a_resume_with_other_settings_is_refused(t
     assert main.main(common) == 2  # resumed with DeepSDF's allocation: refused, nothing mixed
     err = capsys.readouterr().err
     assert "--near-allocation thickness (now area)" in err and "--balance-sign True (now False)" in err
-    assert main.main([*common, "--near-allocation", "thickness", "--thin-band-variance", "5e-5",
-                      "--balance-sign"]) == 0
+    assert main.main([*common, "--near-allocation", "thickness", "--thin-band-variance", "5e-5", "--balance-sign"]) == 0
     assert "1 already done" in capsys.readouterr().out
     assert main.main([*common, "--thin-band-variance", "-1"]) == 2
     assert "--thin-band-variance" in capsys.readouterr().err

@@ -3,6 +3,7 @@ that hold a run, a data path that is a file, a diverging run, and 2 + 2 epochs =
 
 Each test is the regression test of a defect of issue 15 (section A, items 3, 4, 8 and 11).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,21 @@ from core.model.checkpoint import read_checkpoint
 from core.training import build_run_config, train
 
 # 4 training shapes, 2 per batch: two steps per epoch; threads=1 keeps the CPU load of the suite low.
-FAST = ["--preset", "tiny", "--device", "cpu", "--no-progress", "--set", "train.samples_per_shape=128",
-        "--set", "train.shapes_per_batch=2", "--set", "train.threads=1", "--set", "model.dropout=0.1"]
+FAST = [
+    "--preset",
+    "tiny",
+    "--device",
+    "cpu",
+    "--no-progress",
+    "--set",
+    "train.samples_per_shape=128",
+    "--set",
+    "train.shapes_per_batch=2",
+    "--set",
+    "train.threads=1",
+    "--set",
+    "model.dropout=0.1",
+]
 
 
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
@@ -37,12 +51,16 @@ def _latest(run: Path) -> dict:
 
 def _same_weights(a: dict, b: dict) -> bool:
     return a["model_state"].keys() == b["model_state"].keys() and all(
-        torch.equal(v, b["model_state"][k]) for k, v in a["model_state"].items())
+        torch.equal(v, b["model_state"][k]) for k, v in a["model_state"].items()
+    )
 
 
 def _files(run: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()
-            and "tb" not in p.relative_to(run).parts}
+    return {
+        str(p.relative_to(run)): p.read_bytes()
+        for p in sorted(run.rglob("*"))
+        if p.is_file() and "tb" not in p.relative_to(run).parts
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +72,7 @@ def straight(data_dir, tmp_path_factory):
 
 
 # -- item 3: resume from RUN/config.json -------------------------------------------------------
+
 
 def test_resume_reads_the_stored_config_and_may_extend_epochs(data_dir, straight, tmp_path, capsys, caplog):
     run = tmp_path / "run"
@@ -69,12 +88,15 @@ def test_resume_reads_the_stored_config_and_may_extend_epochs(data_dir, straight
     assert saved["train"]["samples_per_shape"] == 128 and saved["data"] == str(data_dir)
 
 
-@pytest.mark.parametrize("flags, shown", [
-    (["--set", "train.lr_decoder=0.01"], "train.lr_decoder: 0.001 in the run, 0.01 now"),
-    (["--preset", "default"], "model.code_size: 8 in the run, 64 now"),
-    (["--seed", "7"], "train.seed: 0 in the run, 7 now"),
-    (["--no-colour"], "model.colour: True in the run, False now"),
-])
+@pytest.mark.parametrize(
+    "flags, shown",
+    [
+        (["--set", "train.lr_decoder=0.01"], "train.lr_decoder: 0.001 in the run, 0.01 now"),
+        (["--preset", "default"], "model.code_size: 8 in the run, 64 now"),
+        (["--seed", "7"], "train.seed: 0 in the run, 7 now"),
+        (["--no-colour"], "model.colour: True in the run, False now"),
+    ],
+)
 def test_resume_refuses_changed_settings_and_shows_them(data_dir, tmp_path, capsys, flags, shown):
     run = tmp_path / "run"
     assert main.main(["train", "--data", str(data_dir), "--out", str(run), "--epochs", "1", *FAST]) == 0
@@ -101,8 +123,10 @@ def test_resume_without_config_json_uses_the_checkpoint_config(data_dir, tmp_pat
     (run / "config.json").unlink()  # e.g. a run copied without it
     assert main.main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]) == 2
     assert "stored config names no data set folder" in capsys.readouterr().err
-    assert main.main(["train", "--data", str(data_dir), "--out", str(run), "--resume", "--epochs", "2",
-                      "--no-progress"]) == 0
+    assert (
+        main.main(["train", "--data", str(data_dir), "--out", str(run), "--resume", "--epochs", "2", "--no-progress"])
+        == 0
+    )
     assert _latest(run)["epoch"] == 2 and _latest(run)["config"]["model"]["preset"] == "tiny"
 
 
@@ -145,6 +169,7 @@ def test_cancel_hint_is_a_command_that_works(data_dir, straight, tmp_path, capsy
 
 # -- item 4: a folder that holds a run ---------------------------------------------------------
 
+
 def test_existing_run_is_not_overwritten_without_overwrite(data_dir, tmp_path, capsys):
     run = tmp_path / "run"
     cmd = ["train", "--data", str(data_dir), "--out", str(run), *FAST, "--set", "train.checkpoint_every=1"]
@@ -177,6 +202,7 @@ def test_folder_with_only_a_config_is_not_a_run(data_dir, tmp_path):
 
 # -- item 8: clear errors instead of tracebacks ------------------------------------------------
 
+
 def test_data_or_out_that_is_a_file(data_dir, tmp_path, capsys):
     manifest = data_dir / "manifest.json"
     assert main.main(["train", "--data", str(manifest), "--out", str(tmp_path / "run"), *FAST]) == 2
@@ -193,8 +219,7 @@ def test_data_or_out_that_is_a_file(data_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("device", ["banana", "cuda:x"])
 def test_impossible_device_is_refused_before_any_work(data_dir, tmp_path, capsys, device):
-    assert main.main(["train", "--data", str(data_dir), "--out", str(tmp_path / "run"), *FAST,
-                      "--device", device]) == 2
+    assert main.main(["train", "--data", str(data_dir), "--out", str(tmp_path / "run"), *FAST, "--device", device]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "train.device" in err and device in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
@@ -202,8 +227,23 @@ def test_impossible_device_is_refused_before_any_work(data_dir, tmp_path, capsys
 
 def test_divergence_is_a_clear_message(data_dir, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main.main(["train", "--data", str(data_dir), "--out", str(run), "--epochs", "3", *FAST,
-                      "--set", "train.lr_decoder=1e25"]) == 2
+    assert (
+        main.main(
+            [
+                "train",
+                "--data",
+                str(data_dir),
+                "--out",
+                str(run),
+                "--epochs",
+                "3",
+                *FAST,
+                "--set",
+                "train.lr_decoder=1e25",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: training diverged in epoch 1: the loss is not finite")
     assert "now train.lr_decoder=1e+25, train.lr_codes=0.002" in err and "e.g. --set train.lr_decoder=0.001," in err
@@ -214,8 +254,25 @@ def test_divergence_is_a_clear_message(data_dir, tmp_path, capsys):
 def test_divergence_keeps_the_last_good_epoch(data_dir, tmp_path, capsys):
     """The learning rate jumps by 1e22 after epoch 2: epoch 3 diverges, epoch 2 is saved and readable."""
     run = tmp_path / "run"
-    assert main.main(["train", "--data", str(data_dir), "--out", str(run), "--epochs", "6", *FAST,
-                      "--set", "train.lr_interval=2", "--set", "train.lr_factor=1e22"]) == 2
+    assert (
+        main.main(
+            [
+                "train",
+                "--data",
+                str(data_dir),
+                "--out",
+                str(run),
+                "--epochs",
+                "6",
+                *FAST,
+                "--set",
+                "train.lr_interval=2",
+                "--set",
+                "train.lr_factor=1e22",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: training diverged in epoch 3")
     assert "train.lr_factor=1e+22 raises the rates every 2 epochs" in err
@@ -227,13 +284,21 @@ def test_divergence_keeps_the_last_good_epoch(data_dir, tmp_path, capsys):
 
 # -- item 11: 2 + 2 epochs give the weights of 4 -----------------------------------------------
 
+
 @pytest.mark.parametrize("threads", [2, 4])
 def test_resume_is_bit_exact_with_several_threads(data_dir, tmp_path, threads):
     """Several threads (more than this machine may have cores, as on a busy or small host)."""
     # the step schedule without the curriculum: its rates do not depend on train.epochs, so 2 epochs
     # extended to 4 plan the same epochs as a 4-epoch run (the default preset's cosine schedule does not)
-    common = ["train.samples_per_shape=512", "train.shapes_per_batch=2", f"train.threads={threads}",
-              "train.device=cpu", "model.dropout=0.1", "train.lr_schedule=step", "train.curriculum=false"]
+    common = [
+        "train.samples_per_shape=512",
+        "train.shapes_per_batch=2",
+        f"train.threads={threads}",
+        "train.device=cpu",
+        "model.dropout=0.1",
+        "train.lr_schedule=step",
+        "train.curriculum=false",
+    ]
 
     def config(epochs: int):
         return build_run_config("default", overrides=[f"train.epochs={epochs}", *common])
@@ -257,6 +322,7 @@ def test_cancel_before_the_first_epoch_says_nothing_was_saved(data_dir, tmp_path
 
 # -- issue 28: item 12 and the checkpoint hint ------------------------------------------------
 
+
 def test_a_full_disk_while_saving_is_one_line_that_names_the_kept_checkpoint(data_dir, tmp_path, capsys, monkeypatch):
     import io
 
@@ -274,8 +340,20 @@ def test_a_full_disk_while_saving_is_one_line_that_names_the_kept_checkpoint(dat
 
     monkeypatch.setattr(torch, "save", disk_full_on_the_third_save)
     run = tmp_path / "run"
-    code = main.main(["train", "--data", str(data_dir), "--out", str(run), "--epochs", "3", *FAST,
-                      "--set", "train.checkpoint_every=1"])
+    code = main.main(
+        [
+            "train",
+            "--data",
+            str(data_dir),
+            "--out",
+            str(run),
+            "--epochs",
+            "3",
+            *FAST,
+            "--set",
+            "train.checkpoint_every=1",
+        ]
+    )
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
@@ -289,8 +367,23 @@ def test_a_truncated_checkpoint_suggests_only_checkpoints_that_exist(data_dir, t
     from core.utils.errors import CheckpointError
 
     run = tmp_path / "run"
-    assert main.main(["train", "--data", str(data_dir), "--out", str(run), "--epochs", "2", *FAST,
-                      "--set", "train.checkpoint_every=1"]) == 0
+    assert (
+        main.main(
+            [
+                "train",
+                "--data",
+                str(data_dir),
+                "--out",
+                str(run),
+                "--epochs",
+                "2",
+                *FAST,
+                "--set",
+                "train.checkpoint_every=1",
+            ]
+        )
+        == 0
+    )
     latest = run / "checkpoints" / "latest.pt"
     latest.write_bytes(latest.read_bytes()[:1000])
     with pytest.raises(CheckpointError) as caught:

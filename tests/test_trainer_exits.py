@@ -6,6 +6,7 @@ Each exit must leave a run folder that ``--resume`` continues: latest.pt of the 
 and the flag (or the error) that tells the caller why the run ended. Resuming the interrupted runs must
 give bit for bit the state of the straight run. Two optimiser steps an epoch on a 1-thread CPU: seconds.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,13 @@ from core.training.config import RunConfig
 from core.training.trainer import Trainer, TrainingDivergedError
 from tests.test_training import _assert_same_state  # what an exact resume promises
 
-BASE = ["train.samples_per_shape=128", "train.shapes_per_batch=2", "train.threads=1", "train.device=cpu",
-        "model.dropout=0.1"]  # 4 training shapes: 2 steps an epoch; dropout makes the torch RNG matter
+BASE = [
+    "train.samples_per_shape=128",
+    "train.shapes_per_batch=2",
+    "train.threads=1",
+    "train.device=cpu",
+    "model.dropout=0.1",
+]  # 4 training shapes: 2 steps an epoch; dropout makes the torch RNG matter
 EPOCHS = 3
 
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
@@ -140,6 +146,11 @@ def test_diverged_keeps_the_last_good_epoch_and_raises(data_dir, tmp_path):
     assert _log_epochs(run) == [1, 2] and _stats(run)["epochs"] == 2
     assert not (run / "checkpoints" / "epoch_0003.pt").exists()
     _no_temp_files(run)
-    again = train(_config(2, "train.lr_schedule=step", "train.lr_interval=2", "train.lr_factor=1e22"), data_dir,
-                  run, resume=True, progress=False)  # resumable: continued to its 2 epochs, nothing left to do
+    again = train(
+        _config(2, "train.lr_schedule=step", "train.lr_interval=2", "train.lr_factor=1e22"),
+        data_dir,
+        run,
+        resume=True,
+        progress=False,
+    )  # resumable: continued to its 2 epochs, nothing left to do
     assert again.epochs_done == 2 and not again.cancelled

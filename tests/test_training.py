@@ -1,5 +1,6 @@
 """The auto-decoder trainer on the analytic toy data set: learning, exact resume, determinism,
 checkpoint files, atomic writes, cancelling, damaged data, the CLI and a 2-process gloo run."""
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,14 @@ from core.utils.errors import CheckpointError, ConfigError, DataSetError
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_IDS = ["ball0", "ball1", "slab0", "slab1"]  # sorted by (class, id)
 # 4 training shapes, 2 per batch: two optimiser steps per epoch (so a cancel can land mid-epoch).
-BASE = ["train.samples_per_shape=128", "train.shapes_per_batch=2", "train.threads=1", "train.device=cpu",
-        "train.checkpoint_every=50", "train.seed=3"]
+BASE = [
+    "train.samples_per_shape=128",
+    "train.shapes_per_batch=2",
+    "train.threads=1",
+    "train.device=cpu",
+    "train.checkpoint_every=50",
+    "train.seed=3",
+]
 
 
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
@@ -91,6 +98,7 @@ def reference(data_dir, tmp_path_factory):
 
 # -- (a) learning ------------------------------------------------------------------------------
 
+
 def test_loss_decreases(data_dir, tmp_path):
     config = _config(60, "train.samples_per_shape=256", "train.shapes_per_batch=4", "train.lr_interval=30")
     result = train(config, data_dir, tmp_path / "run", progress=False)
@@ -109,12 +117,17 @@ def test_loss_decreases(data_dir, tmp_path):
     model = load_trained_model(result.checkpoint, device="cpu")
     ball = model.index_of("ball1")  # radius 0.7
     with torch.no_grad():
-        sdf, rgb = model.decode(torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.98]]), model.shape_codes[ball],
-                                model.colour_codes[ball], model.condition("ball"))
+        sdf, rgb = model.decode(
+            torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.98]]),
+            model.shape_codes[ball],
+            model.colour_codes[ball],
+            model.condition("ball"),
+        )
     assert sdf[0] < 0 < sdf[1]
 
 
 # -- (b) exact resume, (c) determinism ---------------------------------------------------------
+
 
 def test_exact_resume_equals_straight_run(data_dir, reference, tmp_path):
     run = tmp_path / "run"
@@ -140,6 +153,7 @@ def test_same_seed_same_run(data_dir, reference, tmp_path):
 
 # -- (d) files ---------------------------------------------------------------------------------
 
+
 def test_run_folder_files(data_dir, tmp_path):
     run = tmp_path / "run"
     config = _config(5, "train.checkpoint_every=2")
@@ -160,8 +174,17 @@ def test_run_folder_files(data_dir, tmp_path):
     assert set(latest["normalization"]) == set(TRAIN_IDS)
     rows = _log_rows(run)
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4", "5"]
-    assert set(rows[0]) == {"epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "seconds",
-                            "samples_per_s"}
+    assert set(rows[0]) == {
+        "epoch",
+        "loss",
+        "sdf",
+        "colour",
+        "reg",
+        "lr_decoder",
+        "lr_codes",
+        "seconds",
+        "samples_per_s",
+    }
     stats = json.loads((run / "stats.json").read_text())
     assert stats["epochs"] == 5 and stats["shapes"] == 4 and stats["world_size"] == 1 and stats["device"] == "cpu"
     assert stats == latest["stats"]
@@ -174,6 +197,7 @@ def test_run_folder_files(data_dir, tmp_path):
 
 
 # -- (e) atomic checkpoint writes --------------------------------------------------------------
+
 
 def test_interrupted_checkpoint_write_keeps_previous(data_dir, tmp_path, monkeypatch):
     real_save = torch.save
@@ -193,8 +217,11 @@ def test_interrupted_checkpoint_write_keeps_previous(data_dir, tmp_path, monkeyp
 
     monkeypatch.setattr(torch, "save", failing_save)  # what core.utils.io_utils.atomic_torch_save calls
     run = tmp_path / "run"
-    with pytest.raises(CheckpointError, match=r"could not save epoch 2 \(No space left on device\)\. The last good "
-                       r"checkpoint, .*latest.pt \(epoch 1\), is kept"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"could not save epoch 2 \(No space left on device\)\. The last good "
+        r"checkpoint, .*latest.pt \(epoch 1\), is kept",
+    ):
         train(_config(3, "train.checkpoint_every=1"), data_dir, run, progress=False)
     monkeypatch.undo()
     assert calls["n"] == 3
@@ -211,6 +238,7 @@ def test_interrupted_checkpoint_write_keeps_previous(data_dir, tmp_path, monkeyp
 
 
 # -- (f) cancel --------------------------------------------------------------------------------
+
 
 def test_cancel_event_then_resume(data_dir, reference, tmp_path):
     run = tmp_path / "run"
@@ -260,13 +288,17 @@ def test_cancel_before_first_epoch_writes_nothing(data_dir, tmp_path):
 
 # -- (g) resume errors -------------------------------------------------------------------------
 
+
 def test_resume_errors(data_dir, tmp_path):
     run = tmp_path / "run"
     with pytest.raises(CheckpointError, match="nothing to resume"):
         train(_config(2), data_dir, run, resume=True, progress=False)
     train(_config(1), data_dir, run, progress=False)
-    with pytest.raises(ConfigError, match=r"other settings \(model.hidden_dims: \[32, 32, 32, 32\] in the run, "
-                                          r"\[16, 16, 16, 16\] now\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"other settings \(model.hidden_dims: \[32, 32, 32, 32\] in the run, "
+        r"\[16, 16, 16, 16\] now\)",
+    ):
         train(_config(2, "model.hidden_dims=[16,16,16,16]"), data_dir, run, resume=True, progress=False)
     with pytest.raises(ConfigError, match=r"other settings \(model.conditioning: 'embedding' in the run, 'onehot'"):
         train(_config(2, "model.conditioning=onehot"), data_dir, run, resume=True, progress=False)
@@ -292,6 +324,7 @@ def _strip_one_shape(src: Path, dst: Path) -> Path:
 
 
 # -- (h) damaged data --------------------------------------------------------------------------
+
 
 def _damage(path: Path, how: str) -> None:
     raw = path.read_bytes()
@@ -368,6 +401,7 @@ def _strip_colours(src: Path, dst: Path) -> Path:
 
 # -- (i) the CLI -------------------------------------------------------------------------------
 
+
 def _cli(*argv: str) -> int:
     from core.commands import train_command
 
@@ -378,7 +412,8 @@ def _cli(*argv: str) -> int:
 
 def test_train_command_with_config_file_and_overrides(data_dir, tmp_path, capsys):
     toml = tmp_path / "run.toml"
-    toml.write_text(textwrap.dedent("""
+    toml.write_text(
+        textwrap.dedent("""
         [model]
         preset = "tiny"
         dropout = 0.1
@@ -390,10 +425,24 @@ def test_train_command_with_config_file_and_overrides(data_dir, tmp_path, capsys
         shapes_per_batch = 2
         threads = 1
         checkpoint_every = 50
-    """))
+    """)
+    )
     run = tmp_path / "run"
-    common = ["--data", str(data_dir), "--out", str(run), "--config", str(toml), "--device", "cpu", "--no-progress",
-              "--conditioning", "onehot", "--set", "model.hidden_dims=[24,24,24,24]"]
+    common = [
+        "--data",
+        str(data_dir),
+        "--out",
+        str(run),
+        "--config",
+        str(toml),
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--conditioning",
+        "onehot",
+        "--set",
+        "model.hidden_dims=[24,24,24,24]",
+    ]
     assert _cli(*common, "--set", "train.epochs=2") == 0
     assert "trained 2 epochs" in capsys.readouterr().out
     saved = json.loads((run / "config.json").read_text())
@@ -421,15 +470,27 @@ def test_train_command_errors(data_dir, tmp_path, capsys):
     assert _cli(*out, "--preset", "tiny", "--set", "train.epoch=3") == 2
     err = capsys.readouterr().err
     assert "unknown setting(s) ['epoch']" in err and "'epochs'" in err
-    assert _cli("--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--preset", "tiny",
-                "--no-progress", "--epochs", "1") == 2
+    assert (
+        _cli(
+            "--data",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "run"),
+            "--preset",
+            "tiny",
+            "--no-progress",
+            "--epochs",
+            "1",
+        )
+        == 2
+    )
     assert "manifest.json" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
 # -- (j) distributed ---------------------------------------------------------------------------
 
-_DIST_SCRIPT = '''
+_DIST_SCRIPT = """
 import json, os, sys
 import torch
 import torch.distributed as dist
@@ -457,7 +518,7 @@ for i, (data, run) in enumerate(spec["runs"]):
     print(f"rank {rank} world {dist.get_world_size()} run {i} epochs {result.epochs_done}", flush=True)
 dist.barrier()
 dist.destroy_process_group()
-'''
+"""
 
 
 def _free_port() -> int:
@@ -467,8 +528,16 @@ def _free_port() -> int:
 
 
 def test_distributed_two_cpu_processes_match_single_process(data_dir, tmp_path):
-    overrides = ["train.epochs=3", "train.samples_per_shape=128", "train.shapes_per_batch=4", "train.threads=1",
-                 "train.device=cpu", "train.checkpoint_every=50", "model.dropout=0", "train.seed=5"]
+    overrides = [
+        "train.epochs=3",
+        "train.samples_per_shape=128",
+        "train.shapes_per_batch=4",
+        "train.threads=1",
+        "train.device=cpu",
+        "train.checkpoint_every=50",
+        "model.dropout=0",
+        "train.seed=5",
+    ]
     nocol = _strip_colours(data_dir, tmp_path / "nocol")  # no colour term: every parameter must still sync
     datasets = [data_dir, nocol]
     script = tmp_path / "dist_train.py"
@@ -478,9 +547,24 @@ def test_distributed_two_cpu_processes_match_single_process(data_dir, tmp_path):
     spec = {"overrides": overrides, "runs": [[str(d), str(tmp_path / f"ddp{i}")] for i, d in enumerate(datasets)]}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RANK_STATE_DIR": str(states), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(_free_port()), str(script), json.dumps(spec)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            str(script),
+            json.dumps(spec),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     for i in range(2):

@@ -1,6 +1,7 @@
 """The training-recipe switches of ``train`` (issue 11): the curriculum, surface supervision,
 the cosine / onecycle schedules and the time budget, each checked for what it claims on the
 analytic toy data set, and the defaults checked to be today's recipe."""
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,13 @@ from core.training.trainer import _batch_tensors, _step, curriculum_stage, learn
 from core.utils.errors import CheckpointError, ConfigError, DataSetError
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = ["train.samples_per_shape=128", "train.shapes_per_batch=2", "train.threads=1", "train.device=cpu",
-        "train.seed=3"]
+BASE = [
+    "train.samples_per_shape=128",
+    "train.shapes_per_batch=2",
+    "train.threads=1",
+    "train.device=cpu",
+    "train.seed=3",
+]
 
 
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
@@ -54,6 +60,7 @@ def _same_state(a: dict, b: dict) -> bool:
 
 # -- curriculum --------------------------------------------------------------------------------
 
+
 def test_curriculum_stages_split_the_epochs_in_four():
     assert CURRICULUM_EPS == (0.025, 0.01, 0.0025, 0.0) and CURRICULUM_LAMBDA == (0.0, 0.1, 0.2, 0.5)
     eight = [curriculum_stage(_config(8, "train.curriculum=true"), e) for e in range(8)]
@@ -67,7 +74,7 @@ def test_curriculum_weighting_on_a_constructed_example():
     eps, lam = curriculum_stage(_config(8, "train.curriculum=true"), 5)  # stage 3 of 4: (0.0025, 0.2)
     gt = torch.tensor([0.02, 0.02, -0.02, 0.02])
     pred = torch.tensor([-0.01, 0.05, 0.01, 0.021])  # wrong side, far side, wrong side, within eps
-    per_sample = [curriculum_l1(pred[i:i + 1], gt[i:i + 1], 0.1, eps, lam).item() for i in range(4)]
+    per_sample = [curriculum_l1(pred[i : i + 1], gt[i : i + 1], 0.1, eps, lam).item() for i in range(4)]
     assert per_sample == pytest.approx([(0.03 - eps) * 1.2, (0.03 - eps) * 0.8, (0.03 - eps) * 1.2, 0.0])
 
 
@@ -85,21 +92,22 @@ def test_the_trainer_step_uses_curriculum_l1_at_the_epoch_stage(data_dir):
         eps, lam = curriculum_stage(config, epoch)
         expected = curriculum_l1(pred, batch["sdf"], config.train.clamp, eps, lam)
         assert losses["sdf"].item() == pytest.approx(expected.item(), rel=1e-5)
-    plain = _step(module, module, batch, _config(8, "train.shapes_per_batch=4"), 7, len(shapes), 1,
-                  torch.device("cpu"))
+    plain = _step(module, module, batch, _config(8, "train.shapes_per_batch=4"), 7, len(shapes), 1, torch.device("cpu"))
     assert plain["sdf"].item() != pytest.approx(losses["sdf"].item(), rel=1e-3)  # lambda 0.5 does weigh
 
 
 def test_curriculum_run_logs_its_stages(data_dir, tmp_path):
     result = train(_config(4, "train.curriculum=true"), data_dir, tmp_path / "run", progress=False)
-    assert [(r["eps"], r["lambda"]) for r in result.history] == list(zip(CURRICULUM_EPS, CURRICULUM_LAMBDA,
-                                                                          strict=True))
+    assert [(r["eps"], r["lambda"]) for r in result.history] == list(
+        zip(CURRICULUM_EPS, CURRICULUM_LAMBDA, strict=True)
+    )
     header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0].split(",")
     assert "eps" in header and "lambda" in header and "surface" not in header
     assert json.loads((tmp_path / "run" / "stats.json").read_text())["recipe"] == {"curriculum": True}
 
 
 # -- surface supervision -----------------------------------------------------------------------
+
 
 def _normal_error(checkpoint: Path, data_dir: Path) -> float:
     """mean(1 - cos(grad f, n)) over the training shapes' own surface points, with their trained codes."""
@@ -123,8 +131,12 @@ def test_normal_term_turns_the_trained_gradient_toward_the_normals(data_dir, tmp
     ratios = []
     for seed in range(4):
         without = train(_config(6, f"train.seed={seed}"), data_dir, tmp_path / f"without{seed}", progress=False)
-        with_normals = train(_config(6, f"train.seed={seed}", "train.normal_weight=1"), data_dir,
-                             tmp_path / f"with{seed}", progress=False)
+        with_normals = train(
+            _config(6, f"train.seed={seed}", "train.normal_weight=1"),
+            data_dir,
+            tmp_path / f"with{seed}",
+            progress=False,
+        )
         assert "normal" in with_normals.history[-1] and "normal" not in without.history[-1]
         plain = _normal_error(without.checkpoint, data_dir)
         supervised = _normal_error(with_normals.checkpoint, data_dir)
@@ -143,20 +155,34 @@ def _plane_batch(n: int, m: int, normal: torch.Tensor, seed: int) -> dict[str, t
         return p - (p @ normal)[:, None] * normal
 
     zeros = torch.zeros(n, 3)
-    return {"xyz": on_plane(n), "sdf": torch.zeros(n), "rgb": zeros, "view": zeros,
-            "has_rgb": torch.zeros(n, dtype=torch.bool),
-            "shape": torch.tensor([0]), "class": torch.tensor([0]), "row": torch.zeros(n, dtype=torch.long),
-            "surface_xyz": on_plane(m), "surface_normal": normal.expand(m, 3).clone(),
-            "surface_row": torch.zeros(m, dtype=torch.long),
-            "surface_level": torch.tensor(0.0)}  # an undilated field: the surface is its zero level
+    return {
+        "xyz": on_plane(n),
+        "sdf": torch.zeros(n),
+        "rgb": zeros,
+        "view": zeros,
+        "has_rgb": torch.zeros(n, dtype=torch.bool),
+        "shape": torch.tensor([0]),
+        "class": torch.tensor([0]),
+        "row": torch.zeros(n, dtype=torch.long),
+        "surface_xyz": on_plane(m),
+        "surface_normal": normal.expand(m, 3).clone(),
+        "surface_row": torch.zeros(m, dtype=torch.long),
+        "surface_level": torch.tensor(0.0),
+    }  # an undilated field: the surface is its zero level
 
 
 @pytest.mark.parametrize("weight", [0.0, 1.0])
 def test_normal_term_on_a_plane(weight):
     """A toy decoder trained on a tilted plane's points: only the normal term aligns its gradient."""
     normal = torch.nn.functional.normalize(torch.tensor([1.0, 0.0, 1.0]), dim=0)
-    config = _config(1, "train.surface_weight=1", f"train.normal_weight={weight}", "train.code_reg=0",
-                     "train.samples_per_shape=256", "model.colour=false")
+    config = _config(
+        1,
+        "train.surface_weight=1",
+        f"train.normal_weight={weight}",
+        "train.code_reg=0",
+        "train.samples_per_shape=256",
+        "model.colour=false",
+    )
     torch.manual_seed(0)
     module = AutoDecoder(config.model, num_shapes=1, num_classes=1)
     optimizer = torch.optim.Adam(module.parameters(), lr=3e-3)
@@ -208,6 +234,7 @@ def test_surface_supervision_needs_surface_points(data_dir, tmp_path):
 
 
 # -- learning-rate schedules -------------------------------------------------------------------
+
 
 def test_every_model_preset_has_its_training_recipe(tmp_path):
     from core.model.config import PRESETS
@@ -272,24 +299,29 @@ def test_extending_a_cosine_run_says_the_schedule_stretches(data_dir, tmp_path, 
     with caplog.at_level(logging.WARNING, logger="core.training.trainer"):
         result = train(_config(3, "train.lr_schedule=cosine"), data_dir, run, resume=True, progress=False)
     assert "train.epochs 2 -> 3 stretches the cosine learning rates" in caplog.text
-    assert result.history[-1]["lr_decoder"] == pytest.approx(learning_rates(_config(3, "train.lr_schedule=cosine"),
-                                                                            2)[0])
+    assert result.history[-1]["lr_decoder"] == pytest.approx(
+        learning_rates(_config(3, "train.lr_schedule=cosine"), 2)[0]
+    )
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.lr_schedule=linear", "train.lr_schedule: 'linear'"),
-    ("train.lr_min_factor=1.5", "train.lr_min_factor"),
-    ("train.surface_weight=-1", "train.surface_weight"),
-    ("train.normal_weight=inf", "train.normal_weight"),
-    ("train.max_minutes=nan", "train.max_minutes"),
-    ("train.max_minutes=-5", "train.max_minutes"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr_schedule=linear", "train.lr_schedule: 'linear'"),
+        ("train.lr_min_factor=1.5", "train.lr_min_factor"),
+        ("train.surface_weight=-1", "train.surface_weight"),
+        ("train.normal_weight=inf", "train.normal_weight"),
+        ("train.max_minutes=nan", "train.max_minutes"),
+        ("train.max_minutes=-5", "train.max_minutes"),
+    ],
+)
 def test_impossible_recipe_values(override, message):
     with pytest.raises(ConfigError, match=message):
         build_run_config("tiny", overrides=[override])
 
 
 # -- time budget -------------------------------------------------------------------------------
+
 
 def test_time_budget_stops_after_an_epoch_and_resumes_exactly(data_dir, tmp_path, caplog, capsys):
     straight = tmp_path / "straight"
@@ -346,7 +378,7 @@ def test_a_budget_that_is_not_spent_changes_nothing(data_dir, tmp_path):
 
 # -- distributed -------------------------------------------------------------------------------
 
-_DIST_SCRIPT = '''
+_DIST_SCRIPT = """
 import json, sys
 import torch.distributed as dist
 from core.training import build_run_config, train
@@ -355,14 +387,22 @@ result = train(build_run_config("tiny", overrides=spec["overrides"]), spec["data
 print(f"rank {dist.get_rank()} epochs {result.epochs_done}", flush=True)
 dist.barrier()
 dist.destroy_process_group()
-'''
+"""
 
 
 def test_recipe_switches_under_two_processes_match_one(data_dir, tmp_path):
     """Curriculum and surface terms are normalised by the global counts: a 2-process gloo run equals one process."""
-    overrides = [*BASE, "train.epochs=3", "train.shapes_per_batch=4", "model.dropout=0", "train.curriculum=true",
-                 "train.surface_weight=1", "train.normal_weight=0.5", "train.lr_schedule=onecycle",
-                 "train.max_minutes=600"]
+    overrides = [
+        *BASE,
+        "train.epochs=3",
+        "train.shapes_per_batch=4",
+        "model.dropout=0",
+        "train.curriculum=true",
+        "train.surface_weight=1",
+        "train.normal_weight=0.5",
+        "train.lr_schedule=onecycle",
+        "train.max_minutes=600",
+    ]
     script = tmp_path / "dist_train.py"
     script.write_text(_DIST_SCRIPT)
     with socket.socket() as s:
@@ -371,9 +411,24 @@ def test_recipe_switches_under_two_processes_match_one(data_dir, tmp_path):
     spec = {"overrides": overrides, "data": str(data_dir), "run": str(tmp_path / "ddp")}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(port), str(script), json.dumps(spec)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            str(script),
+            json.dumps(spec),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     assert "rank 0 epochs 3" in proc.stdout and "rank 1 epochs 3" in proc.stdout
@@ -392,6 +447,7 @@ def _csv_rows(run_dir: Path) -> list[dict[str, str]]:
 
 
 # -- warm start and a curriculum that starts late ------------------------------------------------
+
 
 def test_curriculum_first_stage_spreads_the_remaining_stages_over_the_run():
     late = _config(5, "train.curriculum=true", "train.curriculum_first_stage=3")
@@ -421,12 +477,15 @@ def test_init_from_starts_from_the_checkpoint_weights_and_codes(data_dir, tmp_pa
 def test_init_from_refuses_other_shapes_or_another_architecture(data_dir, tmp_path):
     source = train(_config(1), data_dir, tmp_path / "source", progress=False).checkpoint
     with pytest.raises(ConfigError, match=r"other model settings \(model.code_size"):
-        train(_config(1, f"train.init_from={source}", "model.code_size=7"), data_dir, tmp_path / "a",
-              progress=False)
+        train(_config(1, f"train.init_from={source}", "model.code_size=7"), data_dir, tmp_path / "a", progress=False)
     classes = sorted({r["class_name"] for r in json.loads((data_dir / "manifest.json").read_text())["shapes"]})
     with pytest.raises(CheckpointError, match="trained on other shapes"):
-        train(_config(1, f"train.init_from={source}", f'train.classes=["{classes[0]}"]'), data_dir, tmp_path / "b",
-              progress=False)
+        train(
+            _config(1, f"train.init_from={source}", f'train.classes=["{classes[0]}"]'),
+            data_dir,
+            tmp_path / "b",
+            progress=False,
+        )
     with pytest.raises(CheckpointError, match="no such file"):
         train(_config(1, f"train.init_from={tmp_path / 'missing.pt'}"), data_dir, tmp_path / "c", progress=False)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

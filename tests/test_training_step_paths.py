@@ -2,6 +2,7 @@
 broadcast over equal contiguous row blocks (the trainer's ``arange(B).repeat_interleave(n)``) and the
 per-point gather (any other row layout). Both must give the trainer's step the same losses and
 gradients, and the block path must do without the gather and its ``index_put_`` backward."""
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,14 @@ VARIANTS = {
     "default": [],
     "view_dependent": ["model.view_dependent=true"],
     # DeepSDF's own switches (imported experiments): LayerNorm instead of weight norm, xyz into every layer.
-    "deepsdf_switches": ["model.weight_norm=false", "model.norm_layers=[0,1,2,3]", "model.xyz_in_all=true",
-                         "model.fourier_frequencies=0", "model.dropout=0.1", "model.colour_from_layer=1"],
+    "deepsdf_switches": [
+        "model.weight_norm=false",
+        "model.norm_layers=[0,1,2,3]",
+        "model.xyz_in_all=true",
+        "model.fourier_frequencies=0",
+        "model.dropout=0.1",
+        "model.colour_from_layer=1",
+    ],
 }
 
 
@@ -34,8 +41,9 @@ def data(toy_data_dir):
 
 def _config(preset: str, *extra: str):
     base = "tiny" if preset in ("tiny", "deepsdf_switches") else "default"
-    return build_run_config(base, overrides=["train.samples_per_shape=256", "train.device=cpu", "train.seed=5",
-                                             *VARIANTS[preset], *extra])
+    return build_run_config(
+        base, overrides=["train.samples_per_shape=256", "train.device=cpu", "train.seed=5", *VARIANTS[preset], *extra]
+    )
 
 
 def _step_and_grads(module: AutoDecoder, batch: dict, config, fold_blocks: bool, seed: int = 0):
@@ -56,8 +64,10 @@ def test_block_broadcast_step_equals_the_gather_step(data, variant):
     module = AutoDecoder(config.model, num_shapes=len(data), num_classes=len(data.class_names)).train()
     shapes = list(range(len(data)))[::-1]
     batch = _batch_tensors(data, shapes, config, 2, CPU)
-    assert module.decoder._row_block(len(batch["xyz"]), module.latent(batch["shape"], batch["class"]),
-                                     batch["row"]) == config.train.samples_per_shape
+    assert (
+        module.decoder._row_block(len(batch["xyz"]), module.latent(batch["shape"], batch["class"]), batch["row"])
+        == config.train.samples_per_shape
+    )
     fast, fast_grads = _step_and_grads(module, batch, config, fold_blocks=True)
     slow, slow_grads = _step_and_grads(module, batch, config, fold_blocks=False)
     assert fast.keys() == slow.keys() and fast_grads.keys() == slow_grads.keys()

@@ -1,4 +1,5 @@
 """Test-time optimisation: config, loss terms, and fits of a tiny model trained by the project's trainer."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ def test_defaults_are_deepsdf_reconstruct():
 def test_loss_presets():
     assert parse_losses("baseline") == ()
     assert parse_losses("surface") == ("surface_term", "normal_term")
-    assert set(parse_losses("all")) == {"surface_term", "normal_term", "curriculum", "coarse_to_fine",
-                                        "finetune_last_layers"}
+    assert set(parse_losses("all")) == {
+        "surface_term",
+        "normal_term",
+        "curriculum",
+        "coarse_to_fine",
+        "finetune_last_layers",
+    }
     assert parse_losses("curriculum,coarse-to-fine") == ("curriculum", "coarse_to_fine")
     c = TTOConfig.from_losses("surface,finetune", iterations=5)
     assert c.surface_term and c.normal_term and c.finetune_last_layers and not c.curriculum and c.iterations == 5
@@ -135,10 +141,14 @@ def test_surface_term_pulls_the_sdf_to_zero_at_the_observed_surface(toy):
     assert on_surface_pulled < 0.95 * on_surface_plain, (on_surface_pulled, on_surface_plain)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the normal term has no effect on the code fit: with the ReLU decoder grad_x f is piecewise constant "
-    "in the code, so d(normal loss)/d(code) is 0 (about 1e-12) and fits with normal_weight 0 and 10 give the "
-    "same code; it needs finite-difference normals or a smooth activation (it does act when fine-tuning)"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the normal term has no effect on the code fit: with the ReLU decoder grad_x f is piecewise constant "
+        "in the code, so d(normal loss)/d(code) is 0 (about 1e-12) and fits with normal_weight 0 and 10 give the "
+        "same code; it needs finite-difference normals or a smooth activation (it does act when fine-tuning)"
+    ),
+)
 def test_normal_term_turns_the_sdf_gradient_towards_the_observed_normals(toy):
     from core.tto.fit import fit
 
@@ -238,8 +248,14 @@ def test_coarse_to_fine_moves_the_samples_towards_the_surface(toy):
         result = fit(model, obs, config, class_name="slab", seed=3)
         assert torch.allclose(result.shape_code, start, atol=1e-6)  # held still: f0 is the prediction
         share = np.array([r["l1"] for r in result.history]) / step
-        scheduled = np.array([min(1.0, (i / config.iterations) / config.c2f_until) * config.near_fraction_end
-                              if coarse_to_fine else 0.0 for i in range(config.iterations)])
+        scheduled = np.array(
+            [
+                min(1.0, (i / config.iterations) / config.c2f_until) * config.near_fraction_end
+                if coarse_to_fine
+                else 0.0
+                for i in range(config.iterations)
+            ]
+        )
         expected = scheduled + (1 - scheduled) * 0.1
         assert np.abs(share - expected).max() < 0.06, (coarse_to_fine, np.round(share, 3), np.round(expected, 3))
     assert share[-1] > 0.7 and share[0] < 0.15
@@ -257,13 +273,14 @@ def test_finetune_trains_only_the_last_layers_after_the_code_fit(toy, layers):
     tuned = fit(model, obs, config, class_name="slab", seed=1)
     assert [r["stage"] for r in tuned.history] == ["code"] * 40 + ["finetune"] * 30
     assert torch.equal(tuned.shape_code, plain.shape_code)  # the code fit comes first, unchanged
+
     # only the last `layers` linear layers the SDF reaches changed (the colour head is not one)
     def module_of(key):  # "layers.3.bias" and "layers.3.parametrizations.weight.original0" -> "layers.3"
         return key.split(".parametrizations")[0] if ".parametrizations" in key else key.rsplit(".", 1)[0]
 
     changed = {module_of(k) for k, v in tuned.decoder_override.items() if not torch.equal(v, before[k])}
     trunk = sorted({k.split(".")[1] for k in before if k.startswith("layers.")}, key=int)
-    assert changed == {"sdf_out", *(f"layers.{i}" for i in trunk[len(trunk) - layers + 1:])}
+    assert changed == {"sdf_out", *(f"layers.{i}" for i in trunk[len(trunk) - layers + 1 :])}
     assert all(torch.equal(before[k], v) for k, v in _state(model).items())  # on a private copy
 
     def clamped_l1(m):
@@ -289,8 +306,9 @@ def test_cancellation_stops_within_one_report(toy):
 
     cancel = threading.Event()
     reports = []
-    for progress in iterate_fit(toy["model"], _obs(toy), TTOConfig(iterations=500, n_samples=500),
-                                class_name="ball", cancel=cancel, every=5):
+    for progress in iterate_fit(
+        toy["model"], _obs(toy), TTOConfig(iterations=500, n_samples=500), class_name="ball", cancel=cancel, every=5
+    ):
         reports.append(progress)
         if progress.iteration >= 10 and not progress.done:
             cancel.set()
@@ -349,8 +367,9 @@ def test_bfloat16_fit_follows_the_float32_fit(toy):
     obs = _obs(toy)
     runs = {}
     for precision in ("float32", "bfloat16"):
-        config = TTOConfig.from_losses("finetune", iterations=60, n_samples=2000, finetune_iterations=20,
-                                       precision=precision)
+        config = TTOConfig.from_losses(
+            "finetune", iterations=60, n_samples=2000, finetune_iterations=20, precision=precision
+        )
         runs[precision] = fit(toy["model"], obs, config, class_name="ball", seed=3)
     a, b = runs["float32"], runs["bfloat16"]
     assert torch.nn.functional.cosine_similarity(a.shape_code, b.shape_code, dim=0) > 0.98
@@ -364,8 +383,9 @@ def test_finetuning_from_the_cached_prefix_is_the_plain_finetuning(toy, monkeypa
     import importlib
 
     fit_module = importlib.import_module("core.tto.fit")  # the module, not the function core.tto exports
-    config = TTOConfig.from_losses("finetune", iterations=10, n_samples=1000, finetune_iterations=15,
-                                   precision="float32", fit_colour=False)  # a colour term bypasses the cache
+    config = TTOConfig.from_losses(
+        "finetune", iterations=10, n_samples=1000, finetune_iterations=15, precision="float32", fit_colour=False
+    )  # a colour term bypasses the cache
     made = []
     real_cache = fit_module._PrefixCache
 
@@ -408,9 +428,27 @@ def test_reconstruct_command_end_to_end(toy, tmp_path):
 
     parser = argparse.ArgumentParser()
     reconstruct_command.add_arguments(parser)
-    args = parser.parse_args(["--ckpt", str(toy["ckpt"]), "--input", str(toy["data"] / "SdfSamples/toy/ball/ball2.npz"),
-                              "--class", "ball", "--losses", "all", "--iterations", "20", "--samples-per-step", "1000",
-                              "--resolution", "32", "--out", str(tmp_path), "--quiet"])
+    args = parser.parse_args(
+        [
+            "--ckpt",
+            str(toy["ckpt"]),
+            "--input",
+            str(toy["data"] / "SdfSamples/toy/ball/ball2.npz"),
+            "--class",
+            "ball",
+            "--losses",
+            "all",
+            "--iterations",
+            "20",
+            "--samples-per-step",
+            "1000",
+            "--resolution",
+            "32",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert reconstruct_command.run(args) == 0
     codes = json.loads((tmp_path / "codes.json").read_text())
     assert codes["class_name"] == "ball" and len(codes["shape_code"]) == toy["model"].shape_codes.shape[-1]
@@ -430,9 +468,29 @@ def test_evaluate_command_with_ablation(toy, tmp_path):
 
     parser = argparse.ArgumentParser()
     evaluate_command.add_arguments(parser)
-    args = parser.parse_args(["--ckpt", str(toy["ckpt"]), "--data", str(toy["data"]), "--split", "test",
-                              "--ablation", "baseline,surface", "--iterations", "10", "--samples-per-step", "1000",
-                              "--resolution", "24", "--eval-points", "2000", "--out", str(tmp_path), "--quiet"])
+    args = parser.parse_args(
+        [
+            "--ckpt",
+            str(toy["ckpt"]),
+            "--data",
+            str(toy["data"]),
+            "--split",
+            "test",
+            "--ablation",
+            "baseline,surface",
+            "--iterations",
+            "10",
+            "--samples-per-step",
+            "1000",
+            "--resolution",
+            "24",
+            "--eval-points",
+            "2000",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert evaluate_command.run(args) == 0
     table = (tmp_path / "ablation.md").read_text()
     assert "| baseline | 2 |" in table and "| surface | 2 |" in table
@@ -447,9 +505,24 @@ def test_evaluate_training_shapes_with_trained_codes(toy, tmp_path):
 
     parser = argparse.ArgumentParser()
     evaluate_command.add_arguments(parser)
-    args = parser.parse_args(["--ckpt", str(toy["ckpt"]), "--data", str(toy["data"]), "--split", "train",
-                              "--use-trained-codes", "--resolution", "24", "--eval-points", "2000",
-                              "--out", str(tmp_path), "--quiet"])
+    args = parser.parse_args(
+        [
+            "--ckpt",
+            str(toy["ckpt"]),
+            "--data",
+            str(toy["data"]),
+            "--split",
+            "train",
+            "--use-trained-codes",
+            "--resolution",
+            "24",
+            "--eval-points",
+            "2000",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert evaluate_command.run(args) == 0
     data = json.loads((tmp_path / "results.json").read_text())
     assert len(data["rows"]) == 4 and all("error" not in r for r in data["rows"])
@@ -470,10 +543,36 @@ def test_tto_settings_from_the_command_line(toy, tmp_path, capsys):
 
     parser = argparse.ArgumentParser()
     evaluate_command.add_arguments(parser)
-    common = ["--ckpt", str(toy["ckpt"]), "--data", str(toy["data"]), "--split", "test", "--iterations", "5",
-              "--samples-per-step", "500", "--resolution", "24", "--eval-points", "1000", "--quiet"]
-    args = parser.parse_args([*common, "--ablation", "baseline,finetune", "--tto-set", "finetune_layers=2",
-                              "--tto-set", "finetune_iterations=3", "--out", str(tmp_path / "ok")])
+    common = [
+        "--ckpt",
+        str(toy["ckpt"]),
+        "--data",
+        str(toy["data"]),
+        "--split",
+        "test",
+        "--iterations",
+        "5",
+        "--samples-per-step",
+        "500",
+        "--resolution",
+        "24",
+        "--eval-points",
+        "1000",
+        "--quiet",
+    ]
+    args = parser.parse_args(
+        [
+            *common,
+            "--ablation",
+            "baseline,finetune",
+            "--tto-set",
+            "finetune_layers=2",
+            "--tto-set",
+            "finetune_iterations=3",
+            "--out",
+            str(tmp_path / "ok"),
+        ]
+    )
     assert evaluate_command.run(args) == 0
     saved = json.loads((tmp_path / "ok" / "finetune" / "results.json").read_text())["config"]
     assert (saved["finetune_last_layers"], saved["finetune_layers"], saved["finetune_iterations"]) == (True, 2, 3)

@@ -7,6 +7,7 @@ stays is measured, not asserted: benchmarks/bench_viewer.py. Every window is shu
 stopped, workers joined, plotter closed) by the fixture, which fails the test if a window or
 worker thread is left alive.
 """
+
 from __future__ import annotations
 
 import json
@@ -236,8 +237,9 @@ def test_live_tto_runs_updates_and_measures(loaded, qtbot, toy_trained, monkeypa
 
     measured_meshes = []
     real_measure = tto_panel_module.measure
-    monkeypatch.setattr(tto_panel_module, "measure",
-                        lambda *a, **k: measured_meshes.append(k.get("mesh")) or real_measure(*a, **k))
+    monkeypatch.setattr(
+        tto_panel_module, "measure", lambda *a, **k: measured_meshes.append(k.get("mesh")) or real_measure(*a, **k)
+    )
     panel = loaded.tto_panel
     scan = toy_trained["data"] / "SdfSamples" / "toy" / "slab" / "slab2.npz"
     with qtbot.waitSignal(panel.scan_loaded, timeout=TIMEOUT):
@@ -257,8 +259,9 @@ def test_live_tto_runs_updates_and_measures(loaded, qtbot, toy_trained, monkeypa
     undo_before = len(loaded.state._history.undo)
     with qtbot.waitSignal(panel.metrics_ready, timeout=TIMEOUT):
         panel.start_fit()
-    qtbot.waitUntil(lambda: panel.worker is None and panel.baseline_worker is None and bool(panel.baseline_metrics),
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(
+        lambda: panel.worker is None and panel.baseline_worker is None and bool(panel.baseline_metrics), timeout=TIMEOUT
+    )
     assert any(lab.startswith("TTO code it") for lab in labels)
     assert labels[-1].startswith("TTO result (surface_term, normal_term")
     assert len(loaded.state._history.undo) == undo_before + 1  # the whole fit is one undo step
@@ -398,8 +401,10 @@ def test_view_is_a_native_window_and_antialiasing_follows_refinement(loaded, qtb
     assert loaded.scene._fxaa == (not software)
     model = loaded.state.model
     with qtbot.waitSignal(loaded.mesh_shown, timeout=TIMEOUT):
-        loaded.state.select(CodeSelection(model.shape_codes[1].cpu(), None, model.condition("ball").cpu(), "drag",
-                                          "ball"), interactive=True)
+        loaded.state.select(
+            CodeSelection(model.shape_codes[1].cpu(), None, model.condition("ball").cpu(), "drag", "ball"),
+            interactive=True,
+        )
         loaded.idle_timer.stop()  # the drag goes on: the preview is the only request until the release
     assert loaded.current_mesh.stats["resolution"] == PREVIEW and not loaded.scene._fxaa
     loaded.state.finish_interaction()  # the release
@@ -415,9 +420,13 @@ def test_view_is_a_native_window_and_antialiasing_follows_refinement(loaded, qtb
         """Background pixels right next to clearly-shape pixels: the stair steps FXAA blends away."""
         far = np.abs(image[..., :3].astype(float) - np.array([0xF4, 0xF4, 0xF2])).sum(axis=2)
         background, shape = far < 3, far > 60
-        return sum(int(((background[a] & shape[b]) | (shape[a] & background[b])).sum())
-                   for a, b in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
-                                ((slice(None, -1),), (slice(1, None),))))
+        return sum(
+            int(((background[a] & shape[b]) | (shape[a] & background[b])).sum())
+            for a, b in (
+                ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+                ((slice(None, -1),), (slice(1, None),)),
+            )
+        )
 
     assert hard_silhouette_steps(smooth) < 0.8 * hard_silhouette_steps(plain)
 
@@ -503,8 +512,9 @@ def test_a_drag_while_the_mesher_is_busy_shows_only_the_newest_code(loaded, qtbo
         assert started.wait(TIMEOUT / 1000), "the mesher never started the blocking job"
         for i in range(20):
             code = model.shape_codes[i % 4].cpu() * (1 + 0.01 * i)
-            loaded.state.select(CodeSelection(code, None, model.condition("ball").cpu(), f"drag {i}", "ball"),
-                                interactive=True)
+            loaded.state.select(
+                CodeSelection(code, None, model.condition("ball").cpu(), f"drag {i}", "ball"), interactive=True
+            )
         loaded.idle_timer.stop()  # the mouse holds on: no refinement until the release below
         assert loaded.mesher.superseded - start == 19
     finally:
@@ -523,8 +533,14 @@ def test_a_drag_while_the_mesher_is_busy_shows_only_the_newest_code(loaded, qtbo
 
 def test_every_control_has_a_tool_tip(loaded):
     kinds = (QAbstractButton, QComboBox, QAbstractSlider, QAbstractSpinBox, QLineEdit, QListWidget)
-    panels = [loaded.model_panel, loaded.codes_panel, loaded.interp_panel, loaded.map_panel, loaded.tto_panel,
-              loaded.display_panel]
+    panels = [
+        loaded.model_panel,
+        loaded.codes_panel,
+        loaded.interp_panel,
+        loaded.map_panel,
+        loaded.tto_panel,
+        loaded.display_panel,
+    ]
     missing = []
     for panel in panels:
         for w in panel.findChildren(QWidget):

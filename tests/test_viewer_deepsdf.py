@@ -6,6 +6,7 @@ be checked. Everything that needs no colour head is exercised: codes, class mean
 latent map, slice, export, live TTO; and the ways in: the loader, File ▸ Open DeepSDF experiment,
 dropping the folder.
 """
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ these tests; the optimisation runs on the panel's worker thread. Tests wait on s
 conditions, never on fixed sleeps; the UI stall during a drag is measured in
 benchmarks/bench_edit.py, not here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -79,8 +80,9 @@ def test_a_drag_streams_previews_and_is_one_undo_step(qtbot, panel, model, top_o
     assert state.selection is after
 
 
-def test_paint_carries_its_decoder_later_edits_keep_it_and_undo_restores_the_one_before(qtbot, panel, model,
-                                                                                      top_of_back):
+def test_paint_carries_its_decoder_later_edits_keep_it_and_undo_restores_the_one_before(
+    qtbot, panel, model, top_of_back
+):
     state = panel.state
     before = state.selection
     shared = {k: v.clone() for k, v in model.decoder.state_dict().items()}
@@ -104,7 +106,8 @@ def test_paint_carries_its_decoder_later_edits_keep_it_and_undo_restores_the_one
     assert shown.decoder is not model.decoder
     with torch.no_grad():
         rgb = model.with_decoder(painted.decoder_override).decode(
-            snap.surface, painted.shape_code, painted.colour_code, painted.condition)[1]
+            snap.surface, painted.shape_code, painted.colour_code, painted.condition
+        )[1]
     assert torch.allclose(snap.colours, rgb, atol=1e-5)
     state.undo()
     assert state.selection is painted

@@ -1,4 +1,5 @@
 """``python main.py view CKPT --screenshot(s)``: the headless renders ``make run`` relies on."""
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,22 @@ def _pixels(path) -> np.ndarray:
 
 def test_headless_screenshot_of_a_code(qapp, toy_trained, tmp_path, capsys):
     out = tmp_path / "one.png"
-    assert view_command.run(_args(str(toy_trained["ckpt"]), "--screenshot", str(out), "--code", "slab1",
-                                  "--resolution", "40", "--size", "320x240")) == 0
+    assert (
+        view_command.run(
+            _args(
+                str(toy_trained["ckpt"]),
+                "--screenshot",
+                str(out),
+                "--code",
+                "slab1",
+                "--resolution",
+                "40",
+                "--size",
+                "320x240",
+            )
+        )
+        == 0
+    )
     image = _pixels(out)
     assert image.shape == (240, 320, 3)
     assert image.std() > 5  # not blank
@@ -46,12 +61,34 @@ def test_headless_screenshot_of_a_code(qapp, toy_trained, tmp_path, capsys):
 
 def test_headless_screenshot_of_a_blend_and_a_set(qapp, toy_trained, tmp_path):
     out = tmp_path / "mid.png"
-    assert view_command.run(_args(str(toy_trained["ckpt"]), "--screenshot", str(out), "--interp", "ball0", "slab0",
-                                  "0.5", "--resolution", "32", "--size", "256x200", "--camera", "front")) == 0
+    assert (
+        view_command.run(
+            _args(
+                str(toy_trained["ckpt"]),
+                "--screenshot",
+                str(out),
+                "--interp",
+                "ball0",
+                "slab0",
+                "0.5",
+                "--resolution",
+                "32",
+                "--size",
+                "256x200",
+                "--camera",
+                "front",
+            )
+        )
+        == 0
+    )
     assert _pixels(out).std() > 5
     shots = tmp_path / "shots"
-    assert view_command.run(_args(str(toy_trained["ckpt"]), "--screenshots", str(shots), "--resolution", "32",
-                                  "--size", "256x200")) == 0
+    assert (
+        view_command.run(
+            _args(str(toy_trained["ckpt"]), "--screenshots", str(shots), "--resolution", "32", "--size", "256x200")
+        )
+        == 0
+    )
     names = sorted(p.name for p in shots.iterdir())
     assert {"class_ball.png", "class_slab.png", "slice_z0.png", "window.png"} <= set(names)
     assert any(n.startswith("interpolation_") for n in names)
@@ -60,17 +97,21 @@ def test_headless_screenshot_of_a_blend_and_a_set(qapp, toy_trained, tmp_path):
     ui = _pixels(shots / "window.png")
     assert ui.shape[1] > 800  # the whole UI, docks included
     # the 3D view (a native OpenGL window that Qt's grab leaves black) shows the shape
-    centre = ui[ui.shape[0] // 4: 3 * ui.shape[0] // 4, ui.shape[1] // 3: 2 * ui.shape[1] // 3, :3].astype(int)
+    centre = ui[ui.shape[0] // 4 : 3 * ui.shape[0] // 4, ui.shape[1] // 3 : 2 * ui.shape[1] // 3, :3].astype(int)
     assert (centre.sum(axis=2) > 60).mean() > 0.5 and centre.std() > 5
 
 
 def test_headless_errors_are_clear(qapp, toy_trained, tmp_path, capsys):
     ckpt = str(toy_trained["ckpt"])
-    assert view_command.run(_args(ckpt, "--screenshot", str(tmp_path / "x.png"), "--class", "chair",
-                                  "--resolution", "32")) == 2
+    assert (
+        view_command.run(_args(ckpt, "--screenshot", str(tmp_path / "x.png"), "--class", "chair", "--resolution", "32"))
+        == 2
+    )
     assert "unknown class 'chair'" in capsys.readouterr().err
-    assert view_command.run(_args(ckpt, "--screenshot", str(tmp_path / "x.png"), "--code", "nope",
-                                  "--resolution", "32")) == 2
+    assert (
+        view_command.run(_args(ckpt, "--screenshot", str(tmp_path / "x.png"), "--code", "nope", "--resolution", "32"))
+        == 2
+    )
     assert "unknown shape id 'nope'" in capsys.readouterr().err
     assert view_command.run(_args(str(tmp_path / "missing.pt"), "--screenshot", str(tmp_path / "x.png"))) == 2
     assert "no such checkpoint" in capsys.readouterr().err
@@ -139,13 +180,28 @@ def test_screenshot_paths_are_refused_before_any_work(qapp, toy_trained, tmp_pat
         assert view_command.run(_args(ckpt, "--screenshot", str(locked / "x.png"))) == 2
         assert "is not writable" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "v.ini") == sorted(
-        ["shots", "file"] + (["locked"] if os.geteuid() != 0 else []))
+        ["shots", "file"] + (["locked"] if os.geteuid() != 0 else [])
+    )
 
 
 def test_jpg_screenshot_is_jpeg(qapp, toy_trained, tmp_path):
     out = tmp_path / "one.jpg"
-    assert view_command.run(_args(str(toy_trained["ckpt"]), "--screenshot", str(out), "--code", "ball0",
-                                  "--resolution", "32", "--size", "200x160")) == 0
+    assert (
+        view_command.run(
+            _args(
+                str(toy_trained["ckpt"]),
+                "--screenshot",
+                str(out),
+                "--code",
+                "ball0",
+                "--resolution",
+                "32",
+                "--size",
+                "200x160",
+            )
+        )
+        == 0
+    )
     assert out.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG, not PNG bytes under a .jpg name
     assert Image.open(out).format == "JPEG" and _pixels(out).std() > 5
 
@@ -209,8 +265,10 @@ def test_window_codes_keep_a_finetuned_decoder(qapp, qtbot, toy_trained, tmp_pat
 
     model = toy_trained["model"]
     tuned = {k: v * 1.05 for k, v in model.decoder.state_dict().items()}
-    write_codes(tmp_path / "fit.json", SavedCodes(model.shape_codes[2].clone(), model.colour_codes[2].clone(),
-                                                  "slab", decoder_state=tuned))
+    write_codes(
+        tmp_path / "fit.json",
+        SavedCodes(model.shape_codes[2].clone(), model.colour_codes[2].clone(), "slab", decoder_state=tuned),
+    )
     window = MainWindow(settings=QSettings(str(tmp_path / "w.ini"), QSettings.IniFormat))
     errors = []
     window.show_error = lambda title, message: errors.append(message)
@@ -241,8 +299,7 @@ def test_screenshots_name_files_safely_whatever_the_class_and_shape_names(qapp, 
     split = {"ShapeNetV2": {"../../evil": ["../../../a", "b"], "03001627": ["c/../d"]}}
     exp, _ = write_experiment(tmp_path / "exp", weights="octahedra", split=split)
     shots = tmp_path / "deep" / "shots"
-    assert view_command.run(_args(str(exp), "--screenshots", str(shots), "--resolution", "16",
-                                  "--size", "128x96")) == 0
+    assert view_command.run(_args(str(exp), "--screenshots", str(shots), "--resolution", "16", "--size", "128x96")) == 0
     names = sorted(p.name for p in shots.iterdir())
     assert "class_evil.png" in names and "class_chair.png" in names
     assert all(p.parent == shots for p in shots.rglob("*"))

@@ -4,6 +4,7 @@ The resources root is a tmp folder named by ``DEEPSDF_RESOURCES``, holding two c
 shipped demo checkpoint as ``demo`` and ``real`` (so adding a model to resources/ changes nothing here) and a
 folder with a broken card. Tests wait on signals and conditions, never on fixed sleeps.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """The viewer's state object without a window: undo/redo grouping, marks, code files."""
+
 from __future__ import annotations
 
 import pytest

@@ -6,6 +6,7 @@ all-MiniLM-L6-v2 embeddings): ``--text-prompt description`` fits each shape unde
 condition its description had in training, ``--text-prompt class`` under one condition per
 class, wrong uses are refused before any fit, and ``studies/zero_shot_study.py`` runs end to end.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def _with_descriptions(root: Path) -> Path:
 def _train(data: Path, run: Path, *overrides: str) -> Path:
     from core.training import build_run_config, train
 
-    config = build_run_config("tiny", overrides=["train.epochs=3", "train.samples_per_shape=256",
-                                                 "train.checkpoint_every=1000", *overrides])
+    config = build_run_config(
+        "tiny", overrides=["train.epochs=3", "train.samples_per_shape=256", "train.checkpoint_every=1000", *overrides]
+    )
     return train(config, data, run, progress=False).checkpoint
 
 
@@ -53,8 +55,7 @@ def _train(data: Path, run: Path, *overrides: str) -> Path:
 def described(tmp_path_factory):
     """{"data", "ckpt" (text model on descriptions), "plain" (an embedding model)} on the toy set."""
     data = _with_descriptions(write_analytic_dataset(tmp_path_factory.mktemp("described"), 1000, 500))
-    ckpt = _train(data, tmp_path_factory.mktemp("text_run"), "model.conditioning=text",
-                  "model.text_source=description")
+    ckpt = _train(data, tmp_path_factory.mktemp("text_run"), "model.conditioning=text", "model.text_source=description")
     plain = _train(data, tmp_path_factory.mktemp("plain_run"), "model.conditioning=embedding")
     return {"data": data, "ckpt": ckpt, "plain": plain}
 
@@ -79,8 +80,9 @@ def test_description_prompt_is_the_condition_the_shape_was_trained_with(describe
     by_description = conditions("description")
     conditioner = model.module.conditioner
     for shape, cond in zip(shapes, by_description, strict=True):
-        trained = conditioner(torch.tensor([model.class_names.index("ball")]),
-                              torch.tensor([model.index_of(shape.id)]))[0]
+        trained = conditioner(
+            torch.tensor([model.class_names.index("ball")]), torch.tensor([model.index_of(shape.id)])
+        )[0]
         torch.testing.assert_close(cond, trained, atol=1e-5, rtol=1e-4)  # the description's own embedding
     assert not torch.allclose(by_description[0], by_description[1], atol=1e-3)
     first, second = conditions("class")
@@ -142,8 +144,20 @@ def test_mean_condition_is_the_class_agnostic_mean_and_infers_no_class(described
 
 def test_evaluate_text_prompt_description_end_to_end(described, tmp_path, capsys):
     out = tmp_path / "out"
-    code, stdout, err = _run(capsys, "evaluate", "--ckpt", str(described["ckpt"]), "--data", str(described["data"]),
-                             "--text-prompt", "description", "--out", str(out), "--quiet", *FAST_FIT)
+    code, stdout, err = _run(
+        capsys,
+        "evaluate",
+        "--ckpt",
+        str(described["ckpt"]),
+        "--data",
+        str(described["data"]),
+        "--text-prompt",
+        "description",
+        "--out",
+        str(out),
+        "--quiet",
+        *FAST_FIT,
+    )
     assert code == 0, err
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["text_prompt"] == "description"
@@ -155,8 +169,19 @@ def test_evaluate_text_prompt_description_end_to_end(described, tmp_path, capsys
 
 
 def test_text_prompt_refuses_a_model_without_text_conditioning(described, tmp_path, capsys):
-    code, _, err = _run(capsys, "evaluate", "--ckpt", str(described["plain"]), "--data", str(described["data"]),
-                        "--text-prompt", "class", "--out", str(tmp_path / "out"), *FAST_FIT)
+    code, _, err = _run(
+        capsys,
+        "evaluate",
+        "--ckpt",
+        str(described["plain"]),
+        "--data",
+        str(described["data"]),
+        "--text-prompt",
+        "class",
+        "--out",
+        str(tmp_path / "out"),
+        *FAST_FIT,
+    )
     assert code == 2 and "--text-prompt needs a text-conditioned model" in err and "'embedding'" in err
     assert "--conditioning text" in err and "Traceback" not in err and not (tmp_path / "out" / "results.json").exists()
 
@@ -169,8 +194,16 @@ def test_text_prompt_description_refuses_shapes_without_text(described, tmp_path
         if record["id"] == "slab2":
             record["text"] = None
     (data / "manifest.json").write_text(json.dumps(manifest))
-    argv = ["evaluate", "--ckpt", str(described["ckpt"]), "--data", str(data), "--out", str(tmp_path / "out"),
-            *FAST_FIT]
+    argv = [
+        "evaluate",
+        "--ckpt",
+        str(described["ckpt"]),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        *FAST_FIT,
+    ]
     code, _, err = _run(capsys, *argv, "--text-prompt", "description")
     assert code == 2 and "1 of 2 shapes have no text" in err and "slab/slab2" in err and "--text-prompt class" in err
     assert not (tmp_path / "out" / "results.json").exists()  # refused before any fit
@@ -182,8 +215,21 @@ def test_text_prompt_description_refuses_shapes_without_text(described, tmp_path
 
 def test_old_class_as_text_flag_still_works(described, tmp_path, capsys):
     out = tmp_path / "out"
-    code, _, err = _run(capsys, "evaluate", "--ckpt", str(described["ckpt"]), "--data", str(described["data"]),
-                        "--class-as-text", "--classes", "ball", "--out", str(out), "--quiet", *FAST_FIT)
+    code, _, err = _run(
+        capsys,
+        "evaluate",
+        "--ckpt",
+        str(described["ckpt"]),
+        "--data",
+        str(described["data"]),
+        "--class-as-text",
+        "--classes",
+        "ball",
+        "--out",
+        str(out),
+        "--quiet",
+        *FAST_FIT,
+    )
     assert code == 0, err
     (row,) = json.loads((out / "results.json").read_text())["rows"]
     assert row["class_source"] == "text" and row["class_pred"] == "ball"
@@ -194,8 +240,22 @@ def test_zero_shot_study_writes_the_three_condition_table(described, tmp_path):
     from studies import zero_shot_study
 
     out = tmp_path / "study"
-    argv = ["--data", str(described["data"]), "--out", str(out), "--holdout", "slab", "--minutes", "0.05",
-            "--threads", "1", "--resolution", "32", "--tto-iterations", "5"]
+    argv = [
+        "--data",
+        str(described["data"]),
+        "--out",
+        str(out),
+        "--holdout",
+        "slab",
+        "--minutes",
+        "0.05",
+        "--threads",
+        "1",
+        "--resolution",
+        "32",
+        "--tto-iterations",
+        "5",
+    ]
     assert zero_shot_study.main(argv) == 0
     report = json.loads((out / "zero_shot.json").read_text())
     assert report["trained_classes"] == ["ball"] and report["nearest_class"] == "ball"
@@ -223,14 +283,36 @@ def test_zero_shot_study_fits_with_a_given_run_and_refuses_unfit_runs(described,
     from core.training import build_run_config, train
     from studies import zero_shot_study
 
-    config = build_run_config("tiny", overrides=["train.epochs=3", "train.samples_per_shape=256",
-                                                 "train.checkpoint_every=1000", "model.conditioning=text",
-                                                 "model.text_source=description", 'train.classes=["ball"]'])
+    config = build_run_config(
+        "tiny",
+        overrides=[
+            "train.epochs=3",
+            "train.samples_per_shape=256",
+            "train.checkpoint_every=1000",
+            "model.conditioning=text",
+            "model.text_source=description",
+            'train.classes=["ball"]',
+        ],
+    )
     run = tmp_path / "ball_only"
     train(config, described["data"], run, progress=False)
     out = tmp_path / "study"
-    argv = ["--data", str(described["data"]), "--out", str(out), "--holdout", "slab", "--run", str(run),
-            "--threads", "1", "--resolution", "32", "--tto-iterations", "5"]
+    argv = [
+        "--data",
+        str(described["data"]),
+        "--out",
+        str(out),
+        "--holdout",
+        "slab",
+        "--run",
+        str(run),
+        "--threads",
+        "1",
+        "--resolution",
+        "32",
+        "--tto-iterations",
+        "5",
+    ]
     assert zero_shot_study.main(argv) == 0
     report = json.loads((out / "zero_shot.json").read_text())
     assert report["trained_classes"] == ["ball"] and report["checkpoint"] == str(run / "checkpoints" / "latest.pt")

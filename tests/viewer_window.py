@@ -3,6 +3,7 @@
 Shared by the viewer test modules: :func:`require_viewer` is their display guard (called first), and
 :func:`open_main_window` is imported by the modules once the guard has passed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -21,8 +22,9 @@ def require_viewer() -> None:
     pytest.importorskip("pytestqt")
     pytest.importorskip("pyvistaqt")
     if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
-        pytest.skip("the viewer tests need a display: run them under xvfb-run (make test does)",
-                    allow_module_level=True)
+        pytest.skip(
+            "the viewer tests need a display: run them under xvfb-run (make test does)", allow_module_level=True
+        )
 
 
 FULL, PREVIEW = 40, 24
@@ -37,8 +39,9 @@ def open_main_window(qtbot, tmp_path: Path, monkeypatch) -> Iterator:
     from viewer.main_window import MainWindow
 
     errors: list[tuple[str, str]] = []
-    monkeypatch.setattr(QMessageBox, "critical",
-                        staticmethod(lambda parent, title, text, *a, **k: errors.append((title, text))))
+    monkeypatch.setattr(
+        QMessageBox, "critical", staticmethod(lambda parent, title, text, *a, **k: errors.append((title, text)))
+    )
     win = MainWindow(settings=QSettings(str(tmp_path / "viewer.ini"), QSettings.IniFormat))
     win.errors = errors
     win.state.set_display(full_resolution=FULL, preview_resolution=PREVIEW)

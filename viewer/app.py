@@ -3,6 +3,7 @@
 Kept apart from :mod:`viewer.view_command` (argument parsing) and :mod:`viewer.headless`
 (scripted screenshots) so tests can build windows the same way the command does.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -39,8 +40,11 @@ def ensure_display() -> bool:
         # The 3D view is a native X11 window that VTK draws into with GLX (pyvistaqt < 0.13):
         # on a Wayland desktop it runs through XWayland, as ParaView and Mayavi do.
         if not os.environ.get("DISPLAY"):
-            print("warning: the 3D view needs X11; this Wayland session has no XWayland (DISPLAY is "
-                  "unset), so it may stay black. Enable XWayland, or run under xvfb-run.", file=sys.stderr)
+            print(
+                "warning: the 3D view needs X11; this Wayland session has no XWayland (DISPLAY is "
+                "unset), so it may stay black. Enable XWayland, or run under xvfb-run.",
+                file=sys.stderr,
+            )
             return True
         os.environ["QT_QPA_PLATFORM"] = "xcb"
         return True
@@ -52,9 +56,12 @@ def ensure_display() -> bool:
     read_fd, write_fd = os.pipe()
     # -terminate: the server exits by itself once the last client (Qt, VTK) has disconnected,
     # which happens after Python's own clean-up; killing it earlier would make Xlib abort.
-    proc = subprocess.Popen([xvfb, "-displayfd", str(write_fd), "-screen", "0", XVFB_SCREEN, "-nolisten", "tcp",
-                             "-terminate"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [xvfb, "-displayfd", str(write_fd), "-screen", "0", XVFB_SCREEN, "-nolisten", "tcp", "-terminate"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_fd)
     with os.fdopen(read_fd) as pipe:
         number = pipe.readline().strip()

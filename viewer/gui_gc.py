@@ -16,6 +16,7 @@ with the interpreter's allocated memory blocks as the (constant-time) measure of
 500,000 objects) out of the collector's way for good (a full collection then takes a few ms;
 benchmarks/bench_viewer_parts.py).
 """
+
 from __future__ import annotations
 
 import gc
@@ -40,6 +41,7 @@ def freeze_startup_objects() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
 
 _active = 0  # collectors alive; automatic collection comes back when the last one stops
 

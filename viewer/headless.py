@@ -6,6 +6,7 @@ the requested size. :func:`render_meshes` draws mesh files (a reconstruction bes
 truth) side by side without a window or a model. Images are written in the format their
 suffix names (:mod:`viewer.image_files`).
 """
+
 from __future__ import annotations
 
 import time
@@ -143,8 +144,9 @@ def render_screenshots(window: MainWindow, ckpt: Path, request: ShotRequest) -> 
             b = model.shape_ids[model.codes_of_class(model.class_names[1])[0]]
             for t in (0.0, 0.5, 1.0):
                 _interp(window, a, b, t)
-                written.append(_shoot(window, request.camera,
-                                      out / f"interpolation_{safe_id(a)}_{safe_id(b)}_{t:.2f}.png"))
+                written.append(
+                    _shoot(window, request.camera, out / f"interpolation_{safe_id(a)}_{safe_id(b)}_{t:.2f}.png")
+                )
         _pick(window, None, None)
         _settle(window)
         loop = QEventLoop()
@@ -193,8 +195,9 @@ def _mesh_polydata(path: Path):
     return poly
 
 
-def render_meshes(paths: list[Path], out: Path, size: tuple[int, int] = (1000, 800), camera: str = "iso",
-                  dark: bool = False) -> Path:
+def render_meshes(
+    paths: list[Path], out: Path, size: tuple[int, int] = (1000, 800), camera: str = "iso", dark: bool = False
+) -> Path:
     """Draw mesh files side by side, one panel of ``size`` each, into the image ``out``.
 
     Each panel shows its file's name and is framed on its own mesh from the ``camera`` preset,
@@ -210,8 +213,7 @@ def render_meshes(paths: list[Path], out: Path, size: tuple[int, int] = (1000, 8
     direction, up = (np.asarray(v, np.float64) for v in CAMERA_PRESETS[camera])
     direction /= np.linalg.norm(direction)
     width, height = size
-    plotter = pv.Plotter(off_screen=True, shape=(1, len(polys)), window_size=[width * len(polys), height],
-                         border=False)
+    plotter = pv.Plotter(off_screen=True, shape=(1, len(polys)), window_size=[width * len(polys), height], border=False)
     try:
         for i, (path, poly) in enumerate(zip(paths, polys, strict=True)):
             plotter.subplot(0, i)

@@ -6,6 +6,7 @@ that cannot be written is refused before a model is loaded or a mesh extracted. 
 through :func:`core.utils.io_utils.atomic_write`, so a failed write leaves neither half a file nor a
 ``.part`` file beside it.
 """
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,15 @@ from core.utils.io_utils import atomic_write_bytes
 
 __all__ = ["IMAGE_FORMATS", "ImagePathError", "check_image_path", "check_output_folder", "save_image"]
 
-IMAGE_FORMATS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
-                                 ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+IMAGE_FORMATS: dict[str, str] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
 """Suffix → Pillow format name."""
 _NO_ALPHA = ("JPEG", "BMP")
 
@@ -39,8 +47,9 @@ def _writable_folder(folder: Path, option: str, target: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ImagePathError(f"{option} {target}: cannot create the folder {folder} "
-                             f"({exc.strerror or exc}). Choose a writable place.") from None
+        raise ImagePathError(
+            f"{option} {target}: cannot create the folder {folder} ({exc.strerror or exc}). Choose a writable place."
+        ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ImagePathError(f"{option} {target}: the folder {folder} is not writable. Choose a writable place.")
 
@@ -49,12 +58,16 @@ def check_image_path(path: str | os.PathLike, option: str = "--screenshot") -> P
     """``path`` if an image can be written there (its folder is created), else :class:`ImagePathError`."""
     path = Path(path)
     if path.is_dir():
-        raise ImagePathError(f"{option} {path}: is a folder. Give a file name such as {path / 'shot.png'} "
-                             "(or use --screenshots DIR for a set of images).")
+        raise ImagePathError(
+            f"{option} {path}: is a folder. Give a file name such as {path / 'shot.png'} "
+            "(or use --screenshots DIR for a set of images)."
+        )
     suffix = path.suffix.lower()
     if suffix not in IMAGE_FORMATS:
-        raise ImagePathError(f"{option} {path}: unknown image type {suffix or '(no suffix)'!r}; "
-                             f"end the name with one of {', '.join(IMAGE_FORMATS)}.")
+        raise ImagePathError(
+            f"{option} {path}: unknown image type {suffix or '(no suffix)'!r}; "
+            f"end the name with one of {', '.join(IMAGE_FORMATS)}."
+        )
     _writable_folder(path.parent if str(path.parent) else Path("."), option, path)
     return path
 

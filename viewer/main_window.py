@@ -5,6 +5,7 @@ It wires state → workers → scene: every change of the code selection submits
 short debounce); the newest request wins, older pending ones are dropped. The window owns all
 file dialogs and message boxes so panels stay testable without them.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,10 @@ RECENT_KEY = "recent_checkpoints"
 MAX_RECENT = 8
 REFINE_DELAY_MS = 300
 """Quiet time after the last interactive edit before the full-resolution mesh is requested."""
-OPEN_HINT = ("Pick a bundled model in the Models menu, open a checkpoint (Ctrl+O) or a DeepSDF experiment, "
-             "or drop a .pt file or experiment folder here.")
+OPEN_HINT = (
+    "Pick a bundled model in the Models menu, open a checkpoint (Ctrl+O) or a DeepSDF experiment, "
+    "or drop a .pt file or experiment folder here."
+)
 
 
 class MainWindow(QMainWindow):
@@ -125,13 +128,15 @@ class MainWindow(QMainWindow):
         self.edit_panel = EditPanel(self.state)
         # One tabbed group only: Qt 6.12 leaves a stray, visible tab bar over the window when
         # a second group is tabified (reproduced with bare QDockWidgets).
-        docks = [("Model", self.model_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
-                 ("Codes", self.codes_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
-                 ("Interpolation", self.interp_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
-                 ("Display", self.display_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
-                 ("Latent map", self.map_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-                 ("Test-time optimisation", self.tto_panel, Qt.DockWidgetArea.RightDockWidgetArea),
-                 ("Edit", self.edit_panel, Qt.DockWidgetArea.RightDockWidgetArea)]
+        docks = [
+            ("Model", self.model_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Codes", self.codes_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Interpolation", self.interp_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Display", self.display_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Latent map", self.map_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Test-time optimisation", self.tto_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+            ("Edit", self.edit_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+        ]
         self.docks: dict[str, QDockWidget] = {}
         for title, widget, area in docks:
             dock = QDockWidget(title, self)
@@ -153,8 +158,11 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Model"], self.docks["Latent map"]], [290, 330], Qt.Orientation.Horizontal)
         height = max(400, self.height() - 80)
         self.resizeDocks([self.docks["Model"], self.docks["Codes"]], [200, height - 200], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["Latent map"], self.docks["Test-time optimisation"]], [250, height - 250],
-                         Qt.Orientation.Vertical)
+        self.resizeDocks(
+            [self.docks["Latent map"], self.docks["Test-time optimisation"]],
+            [250, height - 250],
+            Qt.Orientation.Vertical,
+        )
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt name
         super().showEvent(event)
@@ -169,8 +177,9 @@ class MainWindow(QMainWindow):
         self.progress.setToolTip("Background work in progress (meshing, loading, fitting)")
         self.progress.hide()
         self.timing = QLabel("")
-        self.timing.setToolTip("Resolution and time of the last mesh extraction "
-                               "(grid + marching cubes + normals + colours)")
+        self.timing.setToolTip(
+            "Resolution and time of the last mesh extraction (grid + marching cubes + normals + colours)"
+        )
         self.statusBar().addPermanentWidget(self.timing)
         self.statusBar().addPermanentWidget(self.progress)
 
@@ -192,23 +201,44 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file = bar.addMenu("&File")
         file.setToolTipsVisible(True)
-        self._action(file, "&Open checkpoint…", self.open_dialog, QKeySequence.StandardKey.Open,
-                     "Load a trained checkpoint (.pt)")
-        self._action(file, "Open DeepSDF &experiment…", self.open_experiment_dialog, None,
-                     "Open an experiment directory of the original DeepSDF code (specs.json, ModelParameters/, ...)")
+        self._action(
+            file,
+            "&Open checkpoint…",
+            self.open_dialog,
+            QKeySequence.StandardKey.Open,
+            "Load a trained checkpoint (.pt)",
+        )
+        self._action(
+            file,
+            "Open DeepSDF &experiment…",
+            self.open_experiment_dialog,
+            None,
+            "Open an experiment directory of the original DeepSDF code (specs.json, ModelParameters/, ...)",
+        )
         self.recent_menu = file.addMenu("Open &recent")
         self.recent_menu.setToolTipsVisible(True)
         self._fill_recent()
         file.addSeparator()
-        self._action(file, "Export &mesh…", self.export_mesh_dialog, "Ctrl+E",
-                     "Save the mesh on screen as PLY, OBJ or GLB with vertex colours")
-        self._action(file, "Export &codes…", self.export_codes_dialog, "Ctrl+Shift+E",
-                     "Save the codes on screen as JSON")
+        self._action(
+            file,
+            "Export &mesh…",
+            self.export_mesh_dialog,
+            "Ctrl+E",
+            "Save the mesh on screen as PLY, OBJ or GLB with vertex colours",
+        )
+        self._action(
+            file, "Export &codes…", self.export_codes_dialog, "Ctrl+Shift+E", "Save the codes on screen as JSON"
+        )
         self._action(file, "&Load codes…", self.load_codes_dialog, "Ctrl+L", "Show codes saved as JSON")
         self._action(file, "Save camera…", self.save_camera_dialog, None, "Save the camera view as JSON")
         self._action(file, "Load camera…", self.load_camera_dialog, None, "Restore a camera view saved as JSON")
-        self._action(file, "&Screenshot…", self.screenshot_from_panel, QKeySequence.StandardKey.Save,
-                     "Save the 3D view as PNG (scale and transparency from the Display panel)")
+        self._action(
+            file,
+            "&Screenshot…",
+            self.screenshot_from_panel,
+            QKeySequence.StandardKey.Save,
+            "Save the 3D view as PNG (scale and transparency from the Display panel)",
+        )
         file.addSeparator()
         self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit, "Close the viewer")
         self.models_menu = bar.addMenu("&Models")
@@ -216,15 +246,20 @@ class MainWindow(QMainWindow):
         self._fill_models_menu()
         edit = bar.addMenu("&Edit")
         edit.setToolTipsVisible(True)
-        self.undo_action = self._action(edit, "&Undo", self.undo, QKeySequence.StandardKey.Undo,
-                                        "Undo the last code edit (pick, slider, map drag, fit)")
-        self.redo_action = self._action(edit, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"],
-                                        "Redo the undone edit")
+        self.undo_action = self._action(
+            edit,
+            "&Undo",
+            self.undo,
+            QKeySequence.StandardKey.Undo,
+            "Undo the last code edit (pick, slider, map drag, fit)",
+        )
+        self.redo_action = self._action(edit, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "Redo the undone edit")
         self._history_changed()
         codes = bar.addMenu("&Codes")
         codes.setToolTipsVisible(True)
-        self._action(codes, "&Random code", self.codes_panel.pick_random, "N",
-                     "Codes drawn from the class's distribution")
+        self._action(
+            codes, "&Random code", self.codes_panel.pick_random, "N", "Codes drawn from the class's distribution"
+        )
         self._action(codes, "Class &mean", self.codes_panel.pick_mean, "M", "The mean codes of the class")
         self._action(codes, "&Play interpolation", self.interp_panel.play.toggle, "P", "Loop the A → B blend")
         view = bar.addMenu("&View")
@@ -232,8 +267,13 @@ class MainWindow(QMainWindow):
         self._action(view, "&Reset camera", lambda: self.scene.set_camera("iso"), "R", "Iso view framing the shape")
         presets = view.addMenu("Camera preset")
         for i, name in enumerate(CAMERA_PRESETS):
-            self._action(presets, name, lambda _=False, n=name: self.scene.set_camera(n), f"{i + 1}",
-                         f"Look from the {name} preset")
+            self._action(
+                presets,
+                name,
+                lambda _=False, n=name: self.scene.set_camera(n),
+                f"{i + 1}",
+                f"Look from the {name} preset",
+            )
         self._action(view, "Toggle &colour", self.display_panel.colour.toggle, "C", "Per-vertex colours on/off")
         self._action(view, "Toggle &wireframe", self.display_panel.wire.toggle, "W", "Wireframe on/off")
         self._action(view, "Toggle &slice", self.display_panel.slice.toggle, "S", "SDF slice plane on/off")
@@ -245,10 +285,16 @@ class MainWindow(QMainWindow):
         fit.setToolTipsVisible(True)
         self._action(fit, "&Load scan…", self.tto_panel._choose_scan, "Ctrl+Shift+O", "Load a scan to fit")
         self._action(fit, "&Start fit", self.tto_panel.start_fit, "F5", "Start test-time optimisation")
-        self._action(fit, "S&top fit", self.tto_panel.stop_fit, "Esc",
-                     "Stop test-time optimisation, keep the codes so far")
-        self._action(fit, "Use DeepSDF's reconstruct settings", self.use_deepsdf_fit_settings, None,
-                     "800 steps, learning rate 5e-3, 8000 samples per step: the original reconstruct.py")
+        self._action(
+            fit, "S&top fit", self.tto_panel.stop_fit, "Esc", "Stop test-time optimisation, keep the codes so far"
+        )
+        self._action(
+            fit,
+            "Use DeepSDF's reconstruct settings",
+            self.use_deepsdf_fit_settings,
+            None,
+            "800 steps, learning rate 5e-3, 8000 samples per step: the original reconstruct.py",
+        )
 
     def _connect(self) -> None:
         self.state.selection_changed.connect(self._selection_changed)
@@ -357,8 +403,11 @@ class MainWindow(QMainWindow):
         path = Path(path)
         self._busy(True, f"loading {path.name}…")
         device = self.model_device
-        run_task(lambda: load_trained_model(path, device=device), lambda model: self._model_ready(path, model),
-                 lambda message: self._model_error(path, message))
+        run_task(
+            lambda: load_trained_model(path, device=device),
+            lambda model: self._model_ready(path, model),
+            lambda message: self._model_error(path, message),
+        )
 
     def _model_ready(self, path: Path, model) -> None:
         if self._closed:
@@ -452,9 +501,13 @@ class MainWindow(QMainWindow):
 
     def is_idle(self) -> bool:
         """The full-resolution mesh of the current codes is on screen and nothing is queued."""
-        return (self.current_mesh is not None and self.mesher.idle and not self.idle_timer.isActive()
-                and self._shown_request >= self.mesher.last_id
-                and self.current_mesh.stats.get("resolution") == self.state.display.full_resolution)
+        return (
+            self.current_mesh is not None
+            and self.mesher.idle
+            and not self.idle_timer.isActive()
+            and self._shown_request >= self.mesher.last_id
+            and self.current_mesh.stats.get("resolution") == self.state.display.full_resolution
+        )
 
     def wait_idle(self, timeout_s: float = 120.0) -> bool:
         """Process events until :meth:`is_idle` (headless mode); False on time-out."""
@@ -555,9 +608,15 @@ class MainWindow(QMainWindow):
         if sel is None or model is None:  # before a model is open
             self.show_status("no codes to export yet")
             return None
-        codes = SavedCodes(sel.shape_code, sel.colour_code, sel.class_name, condition=sel.condition, label=sel.label,
-                           checkpoint=str(model.path) if model.path else None,
-                           decoder_state=sel.decoder_override)
+        codes = SavedCodes(
+            sel.shape_code,
+            sel.colour_code,
+            sel.class_name,
+            condition=sel.condition,
+            label=sel.label,
+            checkpoint=str(model.path) if model.path else None,
+            decoder_state=sel.decoder_override,
+        )
         try:
             write_codes(Path(path), codes)
         except (CodesFileError, OSError) as exc:
@@ -587,8 +646,16 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot load codes", str(exc))
             return False
         colour = codes.colour_code if model.colour_codes is not None else None
-        self.state.select(CodeSelection(codes.shape_code, colour, condition, codes.label or Path(path).name,
-                                        codes.class_name, codes.decoder_state))
+        self.state.select(
+            CodeSelection(
+                codes.shape_code,
+                colour,
+                condition,
+                codes.label or Path(path).name,
+                codes.class_name,
+                codes.decoder_state,
+            )
+        )
         return True
 
     def save_camera_dialog(self) -> None:
@@ -622,8 +689,9 @@ class MainWindow(QMainWindow):
             self.show_status(f"screenshot written to {out}")
 
     def export_sequence(self, frames: int) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export interpolation", "interpolation.gif",
-                                              "GIF (*.gif);;PNG strip (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export interpolation", "interpolation.gif", "GIF (*.gif);;PNG strip (*.png)"
+        )
         if path:
             self.export_sequence_to(Path(path), frames)
 

@@ -5,6 +5,7 @@ it in place (``copy_from``), because re-adding actors on every slider step leaks
 (pyvista #7808, pyvista-support #224). The scan cloud and the SDF slice follow the same rule.
 Everything here takes plain numpy arrays (from :mod:`viewer.workers`) and never runs the network.
 """
+
 from __future__ import annotations
 
 import math
@@ -128,9 +129,17 @@ class Scene:
             return
         self.shape.copy_from(_polydata(mesh))
         if self.shape_actor is None:
-            self.shape_actor = self.plotter.add_mesh(self.shape, scalars="rgb", rgb=True, smooth_shading=True,
-                                                     name="shape", specular=0.25, specular_power=20,
-                                                     show_scalar_bar=False, render=False)
+            self.shape_actor = self.plotter.add_mesh(
+                self.shape,
+                scalars="rgb",
+                rgb=True,
+                smooth_shading=True,
+                name="shape",
+                specular=0.25,
+                specular_power=20,
+                show_scalar_bar=False,
+                render=False,
+            )
             self._apply_style()
             self._clip(self._clip_plane)
         self.shape_actor.SetVisibility(True)
@@ -143,8 +152,9 @@ class Scene:
     def _display_xy(self, x: float, y: float) -> tuple[float, float]:
         """Qt widget coordinates (logical pixels, y down) → VTK display coordinates (device pixels, y up)."""
         widget = getattr(self.plotter, "interactor", None)
-        ratio = float(widget.devicePixelRatioF()) if widget is not None and hasattr(widget, "devicePixelRatioF") \
-            else 1.0
+        ratio = (
+            float(widget.devicePixelRatioF()) if widget is not None and hasattr(widget, "devicePixelRatioF") else 1.0
+        )
         height = self.plotter.render_window.GetSize()[1]
         return x * ratio, height - 1 - y * ratio
 
@@ -198,9 +208,17 @@ class Scene:
         if actor is None:
             self._markers = pv.PolyData()
             self._markers.copy_from(cloud)
-            actor = self._markers_actor = self.plotter.add_mesh(self._markers, scalars="rgb", rgb=True, point_size=14,
-                                                        render_points_as_spheres=True, name="edit_markers",
-                                                        show_scalar_bar=False, render=False, pickable=False)
+            actor = self._markers_actor = self.plotter.add_mesh(
+                self._markers,
+                scalars="rgb",
+                rgb=True,
+                point_size=14,
+                render_points_as_spheres=True,
+                name="edit_markers",
+                show_scalar_bar=False,
+                render=False,
+                pickable=False,
+            )
         else:
             self._markers.copy_from(cloud)
             self._markers.Modified()
@@ -216,12 +234,20 @@ class Scene:
                 self.compare_actor.SetVisibility(False)
                 self.request_render()
             return
-        shifted = MeshArrays(mesh.vertices + np.array([offset, 0, 0], np.float32), mesh.faces, mesh.normals,
-                             mesh.colours, mesh.stats)
+        shifted = MeshArrays(
+            mesh.vertices + np.array([offset, 0, 0], np.float32), mesh.faces, mesh.normals, mesh.colours, mesh.stats
+        )
         self.compare.copy_from(_polydata(shifted))
         if self.compare_actor is None:
-            self.compare_actor = self.plotter.add_mesh(self.compare, scalars="rgb", rgb=True, smooth_shading=True,
-                                                       name="compare", show_scalar_bar=False, render=False)
+            self.compare_actor = self.plotter.add_mesh(
+                self.compare,
+                scalars="rgb",
+                rgb=True,
+                smooth_shading=True,
+                name="compare",
+                show_scalar_bar=False,
+                render=False,
+            )
             self._clip(self._clip_plane)
         self.compare_actor.SetVisibility(True)
         self._apply_style()
@@ -286,8 +312,9 @@ class Scene:
             return
         self.scan.copy_from(pv.PolyData(np.asarray(points, np.float32)))
         if self.scan_actor is None:
-            self.scan_actor = self.plotter.add_points(self.scan, color="#d0302a", point_size=2, name="scan",
-                                                      render_points_as_spheres=False, render=False)
+            self.scan_actor = self.plotter.add_points(
+                self.scan, color="#d0302a", point_size=2, name="scan", render_points_as_spheres=False, render=False
+            )
         self.scan_actor.SetVisibility(bool(visible))
         self.request_render()
 
@@ -320,17 +347,35 @@ class Scene:
         self.slice_grid.point_data.active_scalars_name = "sdf"
         levels = [v for v in SLICE_LEVELS if abs(v) > 1e-9 and grid.min() < v < grid.max()]
         self.slice_lines.copy_from(self.slice_grid.contour(levels, scalars="sdf") if levels else pv.PolyData())
-        self.slice_zero.copy_from(self.slice_grid.contour([0.0], scalars="sdf") if grid.min() < 0 < grid.max()
-                                  else pv.PolyData())
+        self.slice_zero.copy_from(
+            self.slice_grid.contour([0.0], scalars="sdf") if grid.min() < 0 < grid.max() else pv.PolyData()
+        )
         if not self.slice_actors:
             limit = 0.5
             self.slice_actors = [
-                self.plotter.add_mesh(self.slice_grid, scalars="sdf", cmap="RdBu", clim=(-limit, limit), opacity=0.9,
-                                      lighting=False, name="slice", show_scalar_bar=False, render=False),
-                self.plotter.add_mesh(self.slice_lines, color="#333333", opacity=0.5, line_width=1, lighting=False,
-                                      name="slice_lines", render=False),
-                self.plotter.add_mesh(self.slice_zero, color="black", line_width=3, lighting=False,
-                                      name="slice_zero", render=False),
+                self.plotter.add_mesh(
+                    self.slice_grid,
+                    scalars="sdf",
+                    cmap="RdBu",
+                    clim=(-limit, limit),
+                    opacity=0.9,
+                    lighting=False,
+                    name="slice",
+                    show_scalar_bar=False,
+                    render=False,
+                ),
+                self.plotter.add_mesh(
+                    self.slice_lines,
+                    color="#333333",
+                    opacity=0.5,
+                    line_width=1,
+                    lighting=False,
+                    name="slice_lines",
+                    render=False,
+                ),
+                self.plotter.add_mesh(
+                    self.slice_zero, color="black", line_width=3, lighting=False, name="slice_zero", render=False
+                ),
             ]
         for actor in self.slice_actors:
             actor.SetVisibility(True)
@@ -373,8 +418,9 @@ class Scene:
             colour = "#dddddd" if self.dark else "#444444"
             # A pixel position gives a fixed-size text actor (corner positions scale with the window);
             # pyvista doubles font_size, so 7 is about 14 px.
-            self._hint_actor = self.plotter.add_text(text, position=(14, 14), font_size=7, color=colour,
-                                                     name="hint", render=False)
+            self._hint_actor = self.plotter.add_text(
+                text, position=(14, 14), font_size=7, color=colour, name="hint", render=False
+            )
         if render:
             self.request_render()
 
@@ -423,8 +469,12 @@ class Scene:
 
     def camera_json(self) -> dict:
         cam = self.plotter.camera
-        return {"position": list(cam.position), "focal_point": list(cam.focal_point), "view_up": list(cam.up),
-                "view_angle": cam.view_angle}
+        return {
+            "position": list(cam.position),
+            "focal_point": list(cam.focal_point),
+            "view_up": list(cam.up),
+            "view_angle": cam.view_angle,
+        }
 
     def load_camera_json(self, data: dict) -> None:
         """Restore a view saved by :meth:`camera_json`; raise ValueError on anything else."""
@@ -466,7 +516,8 @@ class Scene:
         self._set_fxaa(True)
         try:
             self.plotter.render()  # synchronous: the pixels are read right after
-            return self.plotter.screenshot(None, transparent_background=transparent, return_img=True,
-                                           scale=max(1, int(scale)))
+            return self.plotter.screenshot(
+                None, transparent_background=transparent, return_img=True, scale=max(1, int(scale))
+            )
         finally:
             self._set_fxaa(view_fxaa)

@@ -4,6 +4,7 @@ Panels never talk to each other; they change this object and listen to its signa
 (kaolin-wisp's shared-state pattern). Nothing here runs the network except the cheap
 condition look-up of :meth:`ViewerState.training_code` (an embedding row).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -119,9 +120,13 @@ class ViewerState(QObject):
         """The learned codes of training shape ``index`` with the condition it was trained with."""
         m = self.require_model()
         cls = m.shape_classes[index]
-        return CodeSelection(m.shape_codes[index].detach().cpu(),
-                             None if m.colour_codes is None else m.colour_codes[index].detach().cpu(),
-                             _cpu(m.training_condition(index)), f"{cls}/{m.shape_ids[index]}", cls)
+        return CodeSelection(
+            m.shape_codes[index].detach().cpu(),
+            None if m.colour_codes is None else m.colour_codes[index].detach().cpu(),
+            _cpu(m.training_condition(index)),
+            f"{cls}/{m.shape_ids[index]}",
+            cls,
+        )
 
     # -- codes ---------------------------------------------------------------------------------
     def select(self, selection: CodeSelection, interactive: bool = False, record: bool = True) -> None:

@@ -14,6 +14,7 @@
 Without a display a private Xvfb is started (when installed), so the headless forms work on
 servers; ``make run`` uses them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,10 +54,15 @@ def _check_outputs(args: argparse.Namespace, meshes: list[Path]) -> None:
 
     if meshes:
         if args.screenshot is None or args.screenshots is not None:
-            raise ValueError("mesh files are rendered headless: give --screenshot OUT.png (not --screenshots); "
-                             "to explore a model in the window, open its checkpoint instead")
-        used = [flag for flag, value in (("--class", args.class_name), ("--code", args.code),
-                                         ("--interp", args.interp)) if value is not None]
+            raise ValueError(
+                "mesh files are rendered headless: give --screenshot OUT.png (not --screenshots); "
+                "to explore a model in the window, open its checkpoint instead"
+            )
+        used = [
+            flag
+            for flag, value in (("--class", args.class_name), ("--code", args.code), ("--interp", args.interp))
+            if value is not None
+        ]
         if used:
             raise ValueError(f"{', '.join(used)} picks a checkpoint's codes; mesh files have none")
         missing = [p for p in meshes if not p.is_file()]
@@ -82,28 +88,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from core.utils.config_io import arg_default
     from viewer.state import DisplayOptions
 
-    parser.add_argument("inputs", nargs="*", type=Path, default=[], metavar="CKPT | MESH",
-                        help="checkpoint or DeepSDF experiment directory to open (default: the bundled demo, "
-                             "resources/demo/, else the last one used), or "
-                             f"mesh files ({', '.join(MESH_SUFFIXES)}) to render side by side with --screenshot")
-    parser.add_argument("--screenshot", type=Path, default=None, metavar="OUT.png",
-                        help="render one image of the 3D view to this file (PNG, JPEG, ... by its suffix) and exit "
-                             "(no window needed)")
-    parser.add_argument("--screenshots", type=Path, default=None, metavar="DIR",
-                        help="render a set into DIR and exit: one per class, an interpolation, an SDF slice, the UI; "
-                             "without CKPT for every bundled model (the default one into DIR, others into DIR/KEY/)")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        type=Path,
+        default=[],
+        metavar="CKPT | MESH",
+        help="checkpoint or DeepSDF experiment directory to open (default: the bundled demo, "
+        "resources/demo/, else the last one used), or "
+        f"mesh files ({', '.join(MESH_SUFFIXES)}) to render side by side with --screenshot",
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        metavar="OUT.png",
+        help="render one image of the 3D view to this file (PNG, JPEG, ... by its suffix) and exit (no window needed)",
+    )
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="render a set into DIR and exit: one per class, an interpolation, an SDF slice, the UI; "
+        "without CKPT for every bundled model (the default one into DIR, others into DIR/KEY/)",
+    )
     parser.add_argument("--class", dest="class_name", default=None, help="class whose first code is shown")
     parser.add_argument("--code", default=None, metavar="SHAPE_ID", help="shape id of the training code to show")
-    parser.add_argument("--interp", nargs=3, metavar=("A", "B", "T"), default=None,
-                        help="show the blend of shape ids A and B at T in [0, 1]")
-    parser.add_argument("--resolution", type=resolution,
-                        **arg_default(DisplayOptions, "full_resolution", "grid resolution of the mesh, 16 … 2048"))
-    parser.add_argument("--preview-resolution", type=resolution,
-                        **arg_default(DisplayOptions, "preview_resolution", "grid resolution while dragging"))
+    parser.add_argument(
+        "--interp",
+        nargs=3,
+        metavar=("A", "B", "T"),
+        default=None,
+        help="show the blend of shape ids A and B at T in [0, 1]",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=resolution,
+        **arg_default(DisplayOptions, "full_resolution", "grid resolution of the mesh, 16 … 2048"),
+    )
+    parser.add_argument(
+        "--preview-resolution",
+        type=resolution,
+        **arg_default(DisplayOptions, "preview_resolution", "grid resolution while dragging"),
+    )
     parser.add_argument("--size", type=_size, default=(1000, 800), help="image size WxH for --screenshot(s)")
     parser.add_argument("--camera", choices=list(CAMERA_PRESETS), default="iso", help="camera preset for screenshots")
-    parser.add_argument("--device", default="auto",
-                        help="where the model runs: auto (CUDA when present, else CPU), cpu or cuda[:N]")
+    parser.add_argument(
+        "--device", default="auto", help="where the model runs: auto (CUDA when present, else CPU), cpu or cuda[:N]"
+    )
 
 
 def _interp(values: list[str] | None) -> tuple[str, str, float] | None:
@@ -134,8 +167,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not ensure_display():
-        print("error: no display and no Xvfb to start one. Install xvfb (scripts/setup.sh does), or run "
-              "`bash scripts/with_display.sh python main.py view ...`.", file=sys.stderr)
+        print(
+            "error: no display and no Xvfb to start one. Install xvfb (scripts/setup.sh does), or run "
+            "`bash scripts/with_display.sh python main.py view ...`.",
+            file=sys.stderr,
+        )
         return 2
     if meshes:
         return _render_meshes(args, meshes)
@@ -143,12 +179,17 @@ def run(args: argparse.Namespace) -> int:
     bundled = _bundled_set(args) if ckpt_arg is None else []
     ckpt = bundled[0].checkpoint if bundled else resolve_checkpoint(ckpt_arg, None if headless else settings)
     if headless and ckpt is None:
-        print("error: no checkpoint given and no bundled model (a resources/<key>/ folder with a model.json card); "
-              "pass one: python main.py view CKPT --screenshot out.png", file=sys.stderr)
+        print(
+            "error: no checkpoint given and no bundled model (a resources/<key>/ folder with a model.json card); "
+            "pass one: python main.py view CKPT --screenshot out.png",
+            file=sys.stderr,
+        )
         return 2
     if ckpt is not None and not ckpt.exists():
-        print(f"error: {ckpt}: no such checkpoint. Check the path (training writes <run>/checkpoints/latest.pt).",
-              file=sys.stderr)
+        print(
+            f"error: {ckpt}: no such checkpoint. Check the path (training writes <run>/checkpoints/latest.pt).",
+            file=sys.stderr,
+        )
         return 2
 
     app = application()
@@ -162,12 +203,20 @@ def run(args: argparse.Namespace) -> int:
     from viewer.headless import ShotRequest
 
     assert ckpt is not None  # headless without a checkpoint returned above
-    request = ShotRequest(screenshot=args.screenshot, screenshots=args.screenshots, class_name=args.class_name,
-                          code=args.code, interp=interp, size=args.size, camera=args.camera)
+    request = ShotRequest(
+        screenshot=args.screenshot,
+        screenshots=args.screenshots,
+        class_name=args.class_name,
+        code=args.code,
+        interp=interp,
+        size=args.size,
+        camera=args.camera,
+    )
     # The default model's set keeps the plain names in DIR (as before bundled models); each further
     # bundled model's set goes into DIR/<key>/. A model that fails is reported and the others go on.
-    jobs = [(ckpt, request)] + [(m.checkpoint, replace(request, screenshot=None, screenshots=args.screenshots / m.key))
-                                for m in bundled[1:]]
+    jobs = [(ckpt, request)] + [
+        (m.checkpoint, replace(request, screenshot=None, screenshots=args.screenshots / m.key)) for m in bundled[1:]
+    ]
     return max(_render_headless(args, settings, device, job_ckpt, job_request) for job_ckpt, job_request in jobs)
 
 

@@ -8,6 +8,7 @@
 
 Workers send plain numpy arrays / dataclasses through signals; only the UI thread touches VTK.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -182,6 +183,7 @@ def mesh_job(model: TrainedModel, selection: CodeSelection, resolution: int) -> 
     Returns :class:`core.meshing.MeshArrays` in the unit-sphere frame; ``stats["resolution"]``
     tells the preview from the full-resolution mesh.
     """
+
     def job() -> MeshArrays:
         used = model.with_decoder(selection.decoder_override)
         # The fused field (core.model.decoder_field): bfloat16 products on CPUs that have them, the
@@ -196,13 +198,15 @@ def mesh_job(model: TrainedModel, selection: CodeSelection, resolution: int) -> 
     return job
 
 
-def slice_job(model: TrainedModel, selection: CodeSelection, axis: int, position: float,
-              size: int = 160) -> Callable[[], dict]:
+def slice_job(
+    model: TrainedModel, selection: CodeSelection, axis: int, position: float, size: int = 160
+) -> Callable[[], dict]:
     """A callable that samples the SDF of ``selection`` on an axis-aligned plane (:func:`core.meshing.sdf_slice`).
 
     Returns ``{"grid": (size, size) float32 sdf, "coords": (size,), "axis", "position"}``;
     ``grid[i, j]`` is at coordinate ``coords[i]`` on the first other axis, ``coords[j]`` on the second.
     """
+
     def job() -> dict:
         used = model.with_decoder(selection.decoder_override)
         field = used.mesh_field(selection.shape_code, None, selection.condition)
@@ -237,8 +241,17 @@ class TTOWorker(QThread):
     """core.tto.TTOResult, also after a stop."""
     failed = Signal(str)
 
-    def __init__(self, model: TrainedModel, observation: Observation, config: TTOConfig, class_name: str | None,
-                 text: str | None = None, every: int = 10, seed: int = 0, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        model: TrainedModel,
+        observation: Observation,
+        config: TTOConfig,
+        class_name: str | None,
+        text: str | None = None,
+        every: int = 10,
+        seed: int = 0,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.model, self.observation, self.config = model, observation, config
         self.class_name, self.text, self.every, self.seed = class_name, text, every, seed
@@ -268,8 +281,16 @@ class TTOWorker(QThread):
         from core.tto import iterate_fit
 
         try:
-            for report in iterate_fit(self.model, self.observation, self.config, class_name=self.class_name,
-                                      text=self.text, seed=self.seed, cancel=self._cancelled, every=self.every):
+            for report in iterate_fit(
+                self.model,
+                self.observation,
+                self.config,
+                class_name=self.class_name,
+                text=self.text,
+                seed=self.seed,
+                cancel=self._cancelled,
+                every=self.every,
+            ):
                 self.progress.emit(report)
                 if report.done and report.result is not None:
                     self.finished_fit.emit(report.result)

@@ -5,6 +5,7 @@ argparse prints ``error: argument --resolution: ...`` and exits 2 before a model
 fit starts (``reconstruct --resolution 0`` used to fail only after the whole fit).
 :func:`check_out_dir` does the same for an output folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,16 @@ from pathlib import Path
 
 from core.utils.errors import ExplorerError
 
-__all__ = ["resolution", "positive_int", "positive_float", "finite_float", "check_out_dir", "remove_if_empty",
-           "MIN_RESOLUTION", "MAX_RESOLUTION"]
+__all__ = [
+    "resolution",
+    "positive_int",
+    "positive_float",
+    "finite_float",
+    "check_out_dir",
+    "remove_if_empty",
+    "MIN_RESOLUTION",
+    "MAX_RESOLUTION",
+]
 
 MIN_RESOLUTION = 16
 """Smaller grids cannot hold the coarse-to-fine pass's 17³ first level and show only blobs."""
@@ -31,7 +40,8 @@ def resolution(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer; use e.g. 128 (DeepSDF meshes at 256)") from None
     if not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
         raise argparse.ArgumentTypeError(
-            f"{value} is outside {MIN_RESOLUTION} … {MAX_RESOLUTION} samples per side; 128 is the usual choice")
+            f"{value} is outside {MIN_RESOLUTION} … {MAX_RESOLUTION} samples per side; 128 is the usual choice"
+        )
     return value
 
 
@@ -81,14 +91,17 @@ def check_out_dir(out: Path, option: str = "--out", files: tuple[str, ...] = ())
         raise ExplorerError(f"{option} {out}: is a file, not a folder. Give a folder path (it is created).")
     for name in files:
         if (out / name).is_dir():
-            raise ExplorerError(f"{option} {out}: {out / name} is a folder where this command writes a file; "
-                                "move it away or give another folder.")
+            raise ExplorerError(
+                f"{option} {out}: {out / name} is a folder where this command writes a file; "
+                "move it away or give another folder."
+            )
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ExplorerError(f"{option} {out}: cannot create the folder ({exc.strerror or exc}). "
-                            "Give a writable folder path.") from None
+        raise ExplorerError(
+            f"{option} {out}: cannot create the folder ({exc.strerror or exc}). Give a writable folder path."
+        ) from None
     return created
 
 

@@ -12,6 +12,7 @@ it, which ``read_codes`` loads with it) and ``edit.json`` (every edit's loss his
 model's unit-sphere frame; a value may start with a minus sign (``--drag -0.1,0.8,0:...``).
 Every argument is checked before any optimisation starts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,23 +33,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser._negative_number_matcher = re.compile(r"^-\.?\d")
     parser.add_argument("--ckpt", type=Path, required=True, help="trained checkpoint (.pt)")
     parser.add_argument("--code", required=True, help="training shape to edit, class/id (e.g. chair/chair_003) or id")
-    parser.add_argument("--drag", action="append", default=[], metavar="X,Y,Z:X',Y',Z'",
-                        help="move the surface at x,y,z to x',y',z' (repeat for several handles)")
-    parser.add_argument("--pin", action="append", default=[], metavar="X,Y,Z",
-                        help="a surface point that must stay on the surface during the drag (repeatable)")
-    parser.add_argument("--paint", action="append", default=[], metavar="X,Y,Z:R:#RRGGBB",
-                        help="paint the surface within radius R of x,y,z in this colour (repeatable)")
-    parser.add_argument("--graft", default=None, metavar="B_ID",
-                        help="graft the part of shape B_ID inside --region onto the edited shape")
-    parser.add_argument("--region", default=None, metavar="sphere:X,Y,Z,R | box:X,Y,Z,HX,HY,HZ",
-                        help="the graft region (sphere radius or box half extents)")
+    parser.add_argument(
+        "--drag",
+        action="append",
+        default=[],
+        metavar="X,Y,Z:X',Y',Z'",
+        help="move the surface at x,y,z to x',y',z' (repeat for several handles)",
+    )
+    parser.add_argument(
+        "--pin",
+        action="append",
+        default=[],
+        metavar="X,Y,Z",
+        help="a surface point that must stay on the surface during the drag (repeatable)",
+    )
+    parser.add_argument(
+        "--paint",
+        action="append",
+        default=[],
+        metavar="X,Y,Z:R:#RRGGBB",
+        help="paint the surface within radius R of x,y,z in this colour (repeatable)",
+    )
+    parser.add_argument(
+        "--graft",
+        default=None,
+        metavar="B_ID",
+        help="graft the part of shape B_ID inside --region onto the edited shape",
+    )
+    parser.add_argument(
+        "--region",
+        default=None,
+        metavar="sphere:X,Y,Z,R | box:X,Y,Z,HX,HY,HZ",
+        help="the graft region (sphere radius or box half extents)",
+    )
     parser.add_argument("--radius", type=float, default=None, help="drag radius of influence (default 0.3)")
     parser.add_argument("--band", type=float, default=None, help="graft blending half-width (default 0.05)")
     parser.add_argument("--iterations", type=int, default=None, help="optimisation steps per edit (default per edit)")
-    parser.add_argument("--no-detail", action="store_true",
-                        help="paint with the colour code only (whole parts change colour; no decoder file)")
-    parser.add_argument("--resolution", type=resolution, default=128,
-                        help="marching-cubes grid resolution of the written meshes, 16 … 2048 (default: 128)")
+    parser.add_argument(
+        "--no-detail",
+        action="store_true",
+        help="paint with the colour code only (whole parts change colour; no decoder file)",
+    )
+    parser.add_argument(
+        "--resolution",
+        type=resolution,
+        default=128,
+        help="marching-cubes grid resolution of the written meshes, 16 … 2048 (default: 128)",
+    )
     parser.add_argument("--device", default=None, help="cpu / cuda (default: where the checkpoint loads)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -73,8 +104,9 @@ def parse_drag(text: str) -> Handle:
 
 def parse_paint(text: str) -> Brush:
     if text.count(":") != 2:
-        raise EditError(f"--paint {text!r}: write centre:radius:colour as x,y,z:r:#rrggbb "
-                        "(e.g. 0,0.8,-0.3:0.2:#ff0000)")
+        raise EditError(
+            f"--paint {text!r}: write centre:radius:colour as x,y,z:r:#rrggbb (e.g. 0,0.8,-0.3:0.2:#ff0000)"
+        )
     centre, radius, colour = text.split(":")
     try:
         r = float(radius)
@@ -128,10 +160,13 @@ def _configs(args: argparse.Namespace, edits: dict) -> dict:
     def given(**kw):
         return {k: v for k, v in kw.items() if v is not None}
 
-    return {"graft": GraftConfig(**given(band=args.band, iterations=args.iterations)) if edits["region"] else None,
-            "drag": DragConfig(**given(radius=args.radius, iterations=args.iterations)) if edits["handles"] else None,
-            "paint": PaintConfig(**given(iterations=args.iterations), detail=not args.no_detail)
-            if edits["brushes"] else None}
+    return {
+        "graft": GraftConfig(**given(band=args.band, iterations=args.iterations)) if edits["region"] else None,
+        "drag": DragConfig(**given(radius=args.radius, iterations=args.iterations)) if edits["handles"] else None,
+        "paint": PaintConfig(**given(iterations=args.iterations), detail=not args.no_detail)
+        if edits["brushes"]
+        else None,
+    }
 
 
 def _prepare(args: argparse.Namespace) -> tuple:
@@ -165,14 +200,16 @@ def _run_edits(model, codes, donor, edits: dict, configs: dict, report) -> tuple
     decoder_state = None  # a paint's fine-tuned decoder (the checkpoint's own otherwise)
     snapshot = take_snapshot(model, codes)
     if configs["graft"] is not None:
-        result = graft(model, snapshot, take_snapshot(model, donor), edits["region"], configs["graft"], cancel,
-                       report, 50)
+        result = graft(
+            model, snapshot, take_snapshot(model, donor), edits["region"], configs["graft"], cancel, report, 50
+        )
         results.append(result)
         codes = ShapeCodes(result.shape_code, result.colour_code, result.condition, codes.class_name, codes.label)
         snapshot = take_snapshot(model, codes)
     if configs["drag"] is not None:
-        result = drag(model, snapshot, edits["handles"], edits["pins"], configs["drag"], cancel=cancel,
-                      callback=report, every=25)
+        result = drag(
+            model, snapshot, edits["handles"], edits["pins"], configs["drag"], cancel=cancel, callback=report, every=25
+        )
         results.append(result)
         codes = ShapeCodes(result.shape_code, codes.colour_code, codes.condition, codes.class_name, codes.label)
         if configs["paint"] is not None:
@@ -192,26 +229,51 @@ def _write(args: argparse.Namespace, model, original, codes, results: list, deco
     from core.utils.io_utils import atomic_write_json
 
     edited = model.with_decoder(decoder_state)
-    mesh = extract_mesh(edited.sdf_fn(codes.shape_code, codes.condition), args.resolution,
-                        edited.colour_fn(codes.shape_code, codes.colour_code, codes.condition))
+    mesh = extract_mesh(
+        edited.sdf_fn(codes.shape_code, codes.condition),
+        args.resolution,
+        edited.colour_fn(codes.shape_code, codes.colour_code, codes.condition),
+    )
     out: Path = args.out
-    export_mesh(extract_mesh(model.sdf_fn(original.shape_code, original.condition), args.resolution,
-                             model.colour_fn(original.shape_code, original.colour_code, original.condition)),
-                out / "before.ply")
+    export_mesh(
+        extract_mesh(
+            model.sdf_fn(original.shape_code, original.condition),
+            args.resolution,
+            model.colour_fn(original.shape_code, original.colour_code, original.condition),
+        ),
+        out / "before.ply",
+    )
     if mesh.is_empty:
-        print("warning: the edited shape has no surface inside [-1, 1]^3; mesh.ply not written. Try a smaller drag.",
-              file=sys.stderr)
+        print(
+            "warning: the edited shape has no surface inside [-1, 1]^3; mesh.ply not written. Try a smaller drag.",
+            file=sys.stderr,
+        )
     else:
         export_mesh(mesh, out / "mesh.ply")
-    summaries = [{k: v for k, v in r.to_dict().items() if k not in ("shape_code", "colour_code", "condition")}
-                 for r in results]
-    info = {"edited": args.code, "edits": summaries,
-            "mesh": {"n_vertices": int(len(mesh.vertices)), "n_faces": int(len(mesh.faces)),
-                     "resolution": args.resolution}, "frame": "unit_sphere"}
-    write_codes(out / "codes.json", SavedCodes(codes.shape_code, codes.colour_code, codes.class_name, None,
-                                               codes.condition, f"{codes.label} (edited)", str(args.ckpt),
-                                               decoder_state=decoder_state, info=info),
-                decoder_name="decoder.pt")
+    summaries = [
+        {k: v for k, v in r.to_dict().items() if k not in ("shape_code", "colour_code", "condition")} for r in results
+    ]
+    info = {
+        "edited": args.code,
+        "edits": summaries,
+        "mesh": {"n_vertices": int(len(mesh.vertices)), "n_faces": int(len(mesh.faces)), "resolution": args.resolution},
+        "frame": "unit_sphere",
+    }
+    write_codes(
+        out / "codes.json",
+        SavedCodes(
+            codes.shape_code,
+            codes.colour_code,
+            codes.class_name,
+            None,
+            codes.condition,
+            f"{codes.label} (edited)",
+            str(args.ckpt),
+            decoder_state=decoder_state,
+            info=info,
+        ),
+        decoder_name="decoder.pt",
+    )
     atomic_write_json(out / "edit.json", {"edits": [{"kind": r.kind, "history": r.history} for r in results]})
     return len(mesh.faces)
 
@@ -247,8 +309,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: writing the results into {args.out} failed: {exc}", file=sys.stderr)
         return 2
     for r in results:
-        print(f"{r.kind}: {r.iterations} steps, {r.seconds:.2f} s, "
-              + ", ".join(f"{k}={v:.4g}" for k, v in r.metrics.items() if isinstance(v, (int, float)))
-              + f"; {r.plausibility.text() if r.plausibility else ''}")
+        print(
+            f"{r.kind}: {r.iterations} steps, {r.seconds:.2f} s, "
+            + ", ".join(f"{k}={v:.4g}" for k, v in r.metrics.items() if isinstance(v, (int, float)))
+            + f"; {r.plausibility.text() if r.plausibility else ''}"
+        )
     print(f"{faces} faces → {args.out}")
     return 0

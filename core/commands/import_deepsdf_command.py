@@ -9,6 +9,7 @@ the train split that specs.json names) without running its pickles and writes on
 and ``evaluate`` read like any other. Those commands also take the experiment directory itself;
 the checkpoint is one file to keep or share.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,18 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("experiment", type=Path,
-                        help="DeepSDF experiment directory (holds specs.json, ModelParameters/, LatentCodes/)")
-    parser.add_argument("--epoch", default=None,
-                        help="an epoch number or 'latest' (default: latest.pth, else the highest epoch saved)")
-    parser.add_argument("--split", type=Path, default=None,
-                        help="train split JSON (default: specs.json's TrainSplit, searched from the experiment up)")
+    parser.add_argument(
+        "experiment", type=Path, help="DeepSDF experiment directory (holds specs.json, ModelParameters/, LatentCodes/)"
+    )
+    parser.add_argument(
+        "--epoch", default=None, help="an epoch number or 'latest' (default: latest.pth, else the highest epoch saved)"
+    )
+    parser.add_argument(
+        "--split",
+        type=Path,
+        default=None,
+        help="train split JSON (default: specs.json's TrainSplit, searched from the experiment up)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
 
 
@@ -35,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
 
     out: Path = args.out
     if out.is_dir():
-        print(f"error: --out {out}: is a folder; name the checkpoint file to write, e.g. {out / 'model.pt'}",
-              file=sys.stderr)
+        print(
+            f"error: --out {out}: is a folder; name the checkpoint file to write, e.g. {out / 'model.pt'}",
+            file=sys.stderr,
+        )
         return 2
     try:
         model = load_deepsdf_experiment(args.experiment, epoch=args.epoch, split=args.split, device="cpu")
@@ -48,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     classes = ", ".join(f"{c} ({len(model.codes_of_class(c))})" for c in model.class_names)
     dims = model.config.hidden_dims
-    print(f"{len(model.shape_ids)} codes of length {model.code_size} in {len(model.class_names)} classes: {classes}; "
-          f"decoder {len(dims)} x {max(dims)}, epoch {model.stats.get('deepsdf_epoch')} "
-          f"({model.stats.get('checkpoint')}.pth) → {written}")
+    print(
+        f"{len(model.shape_ids)} codes of length {model.code_size} in {len(model.class_names)} classes: {classes}; "
+        f"decoder {len(dims)} x {max(dims)}, epoch {model.stats.get('deepsdf_epoch')} "
+        f"({model.stats.get('checkpoint')}.pth) → {written}"
+    )
     return 0

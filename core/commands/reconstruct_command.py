@@ -8,6 +8,7 @@ it by the viewer). When the input is a mesh (also a scan of one) or a sample fil
 points, the result is measured against it: Chamfer distance, F-score, normal consistency.
 Every option is checked before the model is loaded and the fit starts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,28 +35,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from core.utils.config_io import arg_default
 
     parser.add_argument("--ckpt", type=Path, required=True, help="trained checkpoint (.pt)")
-    parser.add_argument("--input", type=Path, required=True,
-                        help="mesh (obj/glb/ply/stl/off), sample file (.npz) or point cloud (ply/xyz/npy/npz)")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help="mesh (obj/glb/ply/stl/off), sample file (.npz) or point cloud (ply/xyz/npy/npz)",
+    )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--class", dest="class_name", default=None,
-                       help="condition on this class (default: inferred by a short fit under every class)")
+    group.add_argument(
+        "--class",
+        dest="class_name",
+        default=None,
+        help="condition on this class (default: inferred by a short fit under every class)",
+    )
     group.add_argument("--text", default=None, help="free text prompt (text-conditioned models)")
-    parser.add_argument("--losses", default="baseline",
-                        help=f"loss set: {', '.join(LOSS_PRESETS)} or a comma list (default: baseline = DeepSDF)")
-    parser.add_argument("--iterations", type=positive_int,
-                        **arg_default(TTOConfig, "iterations", "optimisation steps (DeepSDF: 800)"))
-    parser.add_argument("--samples-per-step", type=positive_int,
-                        **arg_default(TTOConfig, "n_samples", "SDF samples per step"))
+    parser.add_argument(
+        "--losses",
+        default="baseline",
+        help=f"loss set: {', '.join(LOSS_PRESETS)} or a comma list (default: baseline = DeepSDF)",
+    )
+    parser.add_argument(
+        "--iterations", type=positive_int, **arg_default(TTOConfig, "iterations", "optimisation steps (DeepSDF: 800)")
+    )
+    parser.add_argument(
+        "--samples-per-step", type=positive_int, **arg_default(TTOConfig, "n_samples", "SDF samples per step")
+    )
     parser.add_argument("--lr", type=positive_float, **arg_default(TTOConfig, "lr", "code learning rate"))
-    parser.add_argument("--resolution", type=resolution, default=128,
-                        help="marching-cubes grid resolution, 16 … 2048 (default: 128)")
+    parser.add_argument(
+        "--resolution", type=resolution, default=128, help="marching-cubes grid resolution, 16 … 2048 (default: 128)"
+    )
     parser.add_argument("--mesh-method", choices=["coarse_to_fine", "dense"], default="coarse_to_fine")
-    parser.add_argument("--scan-direction", default=None,
-                        help="x,y,z: treat a mesh input as a single-view depth scan from this direction")
-    parser.add_argument("--input-samples", type=positive_int, default=100_000,
-                        help="SDF samples drawn from a mesh input")
-    parser.add_argument("--original-frame", action="store_true",
-                        help="write the mesh in the input's original frame (default: unit-sphere frame)")
+    parser.add_argument(
+        "--scan-direction",
+        default=None,
+        help="x,y,z: treat a mesh input as a single-view depth scan from this direction",
+    )
+    parser.add_argument(
+        "--input-samples", type=positive_int, default=100_000, help="SDF samples drawn from a mesh input"
+    )
+    parser.add_argument(
+        "--original-frame",
+        action="store_true",
+        help="write the mesh in the input's original frame (default: unit-sphere frame)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="auto / cpu / cuda[:N] (default: CUDA when present)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
@@ -123,8 +145,9 @@ def run(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
         check_out_dir(args.out, files=OUTPUT_FILES)
         model = load_trained_model(args.ckpt, device=device)
-        observation = load_observation(args.input, n_samples=args.input_samples, scan_direction=direction,
-                                       seed=args.seed)
+        observation = load_observation(
+            args.input, n_samples=args.input_samples, scan_direction=direction, seed=args.seed
+        )
     except (ExplorerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -137,13 +160,26 @@ def run(args: argparse.Namespace) -> int:
 
     cancel = threading.Event()
     try:
-        result = fit(model, observation, config, callback=report, every=max(1, config.iterations // 10),
-                     cancel=cancel, class_name=args.class_name, text=args.text, seed=args.seed)
+        result = fit(
+            model,
+            observation,
+            config,
+            callback=report,
+            every=max(1, config.iterations // 10),
+            cancel=cancel,
+            class_name=args.class_name,
+            text=args.text,
+            seed=args.seed,
+        )
         used = model.with_decoder(result.decoder_override)
         condition = used.condition(class_name=result.class_name, text=result.text)
-        mesh = extract_mesh(used.sdf_fn(result.shape_code, condition), args.resolution,
-                            used.colour_fn(result.shape_code, result.colour_code, condition),
-                            method=args.mesh_method, device=device)
+        mesh = extract_mesh(
+            used.sdf_fn(result.shape_code, condition),
+            args.resolution,
+            used.colour_fn(result.shape_code, result.colour_code, condition),
+            method=args.mesh_method,
+            device=device,
+        )
         metrics = None if mesh.is_empty else measure_against_input(args, observation, mesh)
     except (ExplorerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -156,36 +192,53 @@ def run(args: argparse.Namespace) -> int:
     if args.original_frame and observation.normalization is not None and not mesh.is_empty:
         mesh.vertices = observation.normalization.invert(mesh.vertices).astype(np.float32)
     info = {
-        "fit": {k: v for k, v in result.to_dict().items()
-                if k not in ("shape_code", "colour_code", "class_name", "text", "config")},
+        "fit": {
+            k: v
+            for k, v in result.to_dict().items()
+            if k not in ("shape_code", "colour_code", "class_name", "text", "config")
+        },
         "input": str(args.input),
         "observation": observation.summary(),
         "frame": "original" if args.original_frame else "unit_sphere",
-        "mesh": {"n_vertices": int(len(mesh.vertices)), "n_faces": int(len(mesh.faces)),
-                 "resolution": args.resolution},
+        "mesh": {"n_vertices": int(len(mesh.vertices)), "n_faces": int(len(mesh.faces)), "resolution": args.resolution},
         "metrics": metrics,
     }
-    codes = SavedCodes(result.shape_code, result.colour_code, result.class_name, result.text,
-                       condition=None if condition is None else condition.detach().cpu(),
-                       label=f"fit of {args.input.name}", checkpoint=str(args.ckpt),
-                       decoder_state=result.decoder_override, config=config.to_dict(), info=info)
+    codes = SavedCodes(
+        result.shape_code,
+        result.colour_code,
+        result.class_name,
+        result.text,
+        condition=None if condition is None else condition.detach().cpu(),
+        label=f"fit of {args.input.name}",
+        checkpoint=str(args.ckpt),
+        decoder_state=result.decoder_override,
+        config=config.to_dict(),
+        info=info,
+    )
     try:
         write_codes(out / "codes.json", codes, decoder_name=DECODER_FILE)
     except ExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if mesh.is_empty:
-        print(f"warning: the fitted shape has no surface inside [-1, 1]^3 ({mesh.stats.get('reason')}); "
-              "mesh.ply not written. Try more --iterations or another --class.", file=sys.stderr)
+        print(
+            f"warning: the fitted shape has no surface inside [-1, 1]^3 ({mesh.stats.get('reason')}); "
+            "mesh.ply not written. Try more --iterations or another --class.",
+            file=sys.stderr,
+        )
         (out / "mesh.ply").unlink(missing_ok=True)  # an earlier fit's mesh must not pass for this one
     else:
         export_mesh(mesh, out / "mesh.ply")
     atomic_write_json(out / "losses.json", {"losses": config.losses, "history": result.history})
     final = result.final_losses
-    print(f"class {result.class_name!r}, sdf loss {final.get('sdf', float('nan')):.5f}, {result.seconds:.1f} s, "
-          f"{len(mesh.faces)} faces → {out}")
+    print(
+        f"class {result.class_name!r}, sdf loss {final.get('sdf', float('nan')):.5f}, {result.seconds:.1f} s, "
+        f"{len(mesh.faces)} faces → {out}"
+    )
     if metrics:
-        print(f"against the input: CD×10³ {1e3 * metrics['chamfer']:.3f}, F@1 {100 * metrics['fscore_1pct']:.1f} %, "
-              f"F@2 {100 * metrics['fscore_2pct']:.1f} %, NC {metrics['normal_consistency']:.3f}"
-              + (f", thin F@1 {100 * metrics['thin_fscore_1pct']:.1f} %" if "thin_fscore_1pct" in metrics else ""))
+        print(
+            f"against the input: CD×10³ {1e3 * metrics['chamfer']:.3f}, F@1 {100 * metrics['fscore_1pct']:.1f} %, "
+            f"F@2 {100 * metrics['fscore_2pct']:.1f} %, NC {metrics['normal_consistency']:.3f}"
+            + (f", thin F@1 {100 * metrics['thin_fscore_1pct']:.1f} %" if "thin_fscore_1pct" in metrics else "")
+        )
     return 0

@@ -12,6 +12,7 @@ and ``splits/<split>.json`` is DeepSDF's split file, ``{"<data set name>": {"<cl
 are atomic (:func:`core.utils.io_utils.atomic_write_json`): a killed run leaves the old index or the new.
 Reading raises :class:`~core.utils.errors.DataSetError` naming the file, what is wrong and what to do.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,12 +64,16 @@ def load_manifest(data_dir: str | Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:  # DATA a file, or the manifest a folder
-        raise DataSetError(f"{path}: missing; {data_dir} has no {MANIFEST_NAME}, so it is not a preprocessed data "
-                           "set. Point --data at a folder written by `python main.py preprocess --source ... "
-                           "--out DIR`, or run that first.") from exc
+        raise DataSetError(
+            f"{path}: missing; {data_dir} has no {MANIFEST_NAME}, so it is not a preprocessed data "
+            "set. Point --data at a folder written by `python main.py preprocess --source ... "
+            "--out DIR`, or run that first."
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataSetError(f"{path}: unreadable ({exc}). Check the file's permissions; if it is damaged, "
-                           "re-run preprocessing to rewrite it.") from exc
+        raise DataSetError(
+            f"{path}: unreadable ({exc}). Check the file's permissions; if it is damaged, "
+            "re-run preprocessing to rewrite it."
+        ) from exc
     except json.JSONDecodeError as exc:
         raise DataSetError(f"{path}: not valid JSON ({exc}). {_FIX}.") from exc
     if not isinstance(manifest, dict) or not isinstance(manifest.get("shapes"), list):
@@ -87,8 +92,9 @@ def check_record(path: str | Path, number: int, record: Any) -> None:
     for what in ("class_name", "id"):
         problem = path_component_problem(record[what])
         if problem:
-            raise DataSetError(f"{path}: shape {number}: {what} {record[what][:60]!r} {problem}, so it "
-                               f"cannot name a file. {_FIX}.")
+            raise DataSetError(
+                f"{path}: shape {number}: {what} {record[what][:60]!r} {problem}, so it cannot name a file. {_FIX}."
+            )
 
 
 def split_keys(data_dir: str | Path, split: str) -> set[tuple[str, str]] | None:
@@ -104,8 +110,9 @@ def split_keys(data_dir: str | Path, split: str) -> set[tuple[str, str]] | None:
         return None
 
 
-def write_index(out_dir: str | Path, name: str, preprocess: dict[str, Any],
-                records: list[dict[str, Any]]) -> dict[str, Any]:
+def write_index(
+    out_dir: str | Path, name: str, preprocess: dict[str, Any], records: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Write ``manifest.json`` for ``records`` and ``splits/{train,test}.json`` from their ``split`` fields;
     returns the manifest.
 

@@ -15,6 +15,7 @@ Each part keeps the colour source it was loaded with, chosen in this order:
 UVs follow trimesh's convention (OpenGL: ``v = 0`` is the bottom image row; trimesh
 already flips glTF's top-left UVs on load), so row ``(1 - v) * H`` is sampled.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -171,9 +172,7 @@ class LoadedMesh:
         """
         vertices = np.asarray(vertices, dtype=np.float64)
         if vertices.shape != self.vertices.shape:
-            raise ValueError(
-                f"transformed() needs vertices of shape {self.vertices.shape}, got {vertices.shape}"
-            )
+            raise ValueError(f"transformed() needs vertices of shape {self.vertices.shape}, got {vertices.shape}")
         return dataclasses.replace(self, vertices=vertices, warnings=list(self.warnings))
 
     def colours_at(self, face_index: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
@@ -550,9 +549,7 @@ def _assemble(path: Path, raw: list[_RawPart], warnings: list[str]) -> LoadedMes
 
     if not np.isfinite(vertices).all():
         bad = int((~np.isfinite(vertices).all(axis=1)).sum())
-        raise _error(
-            path, f"{bad} of {len(vertices)} vertices are NaN or infinite", "repair or re-export the mesh"
-        )
+        raise _error(path, f"{bad} of {len(vertices)} vertices are NaN or infinite", "repair or re-export the mesh")
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise _error(path, "faces refer to vertices that do not exist", "repair or re-export the mesh")
 
@@ -649,9 +646,7 @@ def _merge_vertices(
     )
 
 
-def _stack_optional(
-    arrays: list[np.ndarray | None], counts: list[int], width: int, dtype: type
-) -> np.ndarray | None:
+def _stack_optional(arrays: list[np.ndarray | None], counts: list[int], width: int, dtype: type) -> np.ndarray | None:
     """Stack per-part arrays, zero-filling parts that lack them; None if no part has one."""
     if all(a is None for a in arrays):
         return None

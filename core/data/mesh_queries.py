@@ -5,6 +5,7 @@ Why a module of its own: both signed-distance fields build on these queries — 
 :mod:`core.data.sdf_backends` and the dilated open-mesh field of :mod:`core.data.open_mesh_sdf` — and neither
 should import the other to reach them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,9 +13,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ClosestPoints", "aabb_tree", "as_mesh_arrays", "as_points", "closest_points", "face_normals",
-           "into_surface_dirs", "unit_or", "winding_numbers", "EXACT_WINDING_MAX_FACES", "EXACT_WINDING_MAX_PAIRS",
-           "DEFAULT_CHUNK_SIZE"]
+__all__ = [
+    "ClosestPoints",
+    "aabb_tree",
+    "as_mesh_arrays",
+    "as_points",
+    "closest_points",
+    "face_normals",
+    "into_surface_dirs",
+    "unit_or",
+    "winding_numbers",
+    "EXACT_WINDING_MAX_FACES",
+    "EXACT_WINDING_MAX_PAIRS",
+    "DEFAULT_CHUNK_SIZE",
+]
 
 # Query points per libigl call: bounds the (chunk, 3) float64 temporaries; large enough
 # that the fast-winding-number tree, rebuilt per call, costs little (~1 ms per 1k faces).
@@ -150,7 +162,10 @@ def aabb_tree(vertices: np.ndarray, faces: np.ndarray) -> Any:
 
 
 def closest_points(
-    vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    points: np.ndarray,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
     tree: Any = None,
 ) -> ClosestPoints:
     """Exact closest points on a triangle mesh, in chunks of ``chunk_size`` queries.
@@ -185,8 +200,9 @@ def closest_points(
     return ClosestPoints(distance=np.sqrt(np.maximum(sq_dist, 0.0)), face=face, point=point, barycentric=bary)
 
 
-def winding_numbers(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray,
-                    chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
+def winding_numbers(
+    vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> np.ndarray:
     """(N,) generalised winding numbers of ``points`` (libigl; exact up to
     :data:`EXACT_WINDING_MAX_FACES` faces, fast Barnes-Hut beyond)."""
     import igl

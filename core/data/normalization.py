@@ -8,6 +8,7 @@ near the surface never fall outside the decoder's training domain.
 ``normalised = (original + offset) * scale``, ``offset = -bbox_centre``,
 ``scale = 1 / (1.03 * max_i |v_i - bbox_centre|)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -34,6 +34,7 @@ draws every surface ``ε`` outside the true one and an inward step along the nor
 (:func:`core.meshing.extract_mesh`'s ``surface_offset``; :func:`mesh_step`: 0.9 ε, so that a sheet's
 two faces stay apart).
 """
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,15 @@ import numpy as np
 
 from core.data.mesh_queries import aabb_tree, as_mesh_arrays, as_points, closest_points, face_normals, winding_numbers
 
-__all__ = ["DEFAULT_EPSILON", "MESH_STEP_FRACTION", "mesh_step", "FillSdfSettings", "MeshClosure", "mesh_closure",
-           "FillSdfField"]
+__all__ = [
+    "DEFAULT_EPSILON",
+    "MESH_STEP_FRACTION",
+    "mesh_step",
+    "FillSdfSettings",
+    "MeshClosure",
+    "mesh_closure",
+    "FillSdfField",
+]
 
 DEFAULT_EPSILON = 1.0 / 64.0
 """Half thickness ``ε`` of a sheet's slab (unit-sphere units): one voxel of the 128³ grid the viewer
@@ -77,8 +85,9 @@ class FillSdfSettings:
         if not (math.isfinite(self.epsilon) and 1e-4 <= self.epsilon <= 0.2):
             raise ValueError(f"FillSdfSettings.epsilon must be in [1e-4, 0.2], got {self.epsilon}.")
         if not (math.isfinite(self.spacing_per_epsilon) and 0.25 <= self.spacing_per_epsilon <= 1.9):
-            raise ValueError("FillSdfSettings.spacing_per_epsilon must be in [0.25, 1.9], "
-                             f"got {self.spacing_per_epsilon}.")
+            raise ValueError(
+                f"FillSdfSettings.spacing_per_epsilon must be in [0.25, 1.9], got {self.spacing_per_epsilon}."
+            )
 
     @property
     def spacing(self) -> float:
@@ -132,8 +141,7 @@ def mesh_closure(vertices: np.ndarray, faces: np.ndarray) -> MeshClosure:
     _, weld = np.unique(np.round(vertices / (1e-7 * diag)).astype(np.int64), axis=0, return_inverse=True)
     f = weld.reshape(-1)[faces]
     n = int(f.max()) + 1
-    graph = coo_matrix((np.ones(3 * len(f), np.int8), (f.reshape(-1), np.roll(f, 1, axis=1).reshape(-1))),
-                       shape=(n, n))
+    graph = coo_matrix((np.ones(3 * len(f), np.int8), (f.reshape(-1), np.roll(f, 1, axis=1).reshape(-1))), shape=(n, n))
     _, vertex_part = connected_components(graph, directed=False)
     part = vertex_part[f[:, 0]]
     n_parts = int(part.max()) + 1
@@ -157,9 +165,15 @@ def mesh_closure(vertices: np.ndarray, faces: np.ndarray) -> MeshClosure:
     counts = dict(closed_faces=closed_faces, face_part=part, boundary_edges=boundary, unbalanced_edges=unbalanced)
     if closed_faces.all():
         return MeshClosure(True, f"closed: {n_parts} part(s), every edge run both ways, outward oriented", **counts)
-    details = [f"{n} {what}" for n, what in ((boundary, "boundary edge(s)"),
-                                           (unbalanced, "inconsistently oriented or non-manifold edge(s)"),
-                                           (int(inverted.sum()), "inside-out part(s)")) if n]
+    details = [
+        f"{n} {what}"
+        for n, what in (
+            (boundary, "boundary edge(s)"),
+            (unbalanced, "inconsistently oriented or non-manifold edge(s)"),
+            (int(inverted.sum()), "inside-out part(s)"),
+        )
+        if n
+    ]
     n_open = int((open_part | inverted).sum())
     return MeshClosure(False, f"open: {n_open} of {n_parts} part(s) not closed ({', '.join(details)})", **counts)
 
@@ -180,7 +194,7 @@ def _lattice_points(vertices: np.ndarray, faces: np.ndarray, spacing: float):
         group = tri[steps == k]
         per_chunk = max(1, _LATTICE_CHUNK // len(bary))
         for start in range(0, len(group), per_chunk):
-            yield np.einsum("pk,tkd->tpd", bary, group[start:start + per_chunk]).reshape(-1, 3)
+            yield np.einsum("pk,tkd->tpd", bary, group[start : start + per_chunk]).reshape(-1, 3)
 
 
 class FillSdfField:
@@ -204,8 +218,14 @@ class FillSdfField:
         Share of the fill grid's free nodes the fill did not reach (sealed cavities), 0 without a fill.
     """
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, see_through: np.ndarray | None = None,
-                 settings: FillSdfSettings | None = None, closure: MeshClosure | None = None) -> None:
+    def __init__(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        see_through: np.ndarray | None = None,
+        settings: FillSdfSettings | None = None,
+        closure: MeshClosure | None = None,
+    ) -> None:
         self.settings = settings or FillSdfSettings()
         self.vertices, self.faces = as_mesh_arrays(vertices, faces)
         self.closure = closure or mesh_closure(self.vertices, self.faces)
@@ -246,7 +266,6 @@ class FillSdfField:
         """
         from scipy import ndimage
 
-
         n = self.settings.resolution
         eps = self.settings.epsilon
         pad = int(math.ceil(eps / self.h)) + 3
@@ -273,8 +292,11 @@ class FillSdfField:
         free = ~barrier
         self._free_count = int(free.sum())
         labels, _ = ndimage.label(free)  # 6-connected: the tightest fill, it squeezes through no corner
-        border = np.unique(np.concatenate([
-            labels[[0, -1], :, :].ravel(), labels[:, [0, -1], :].ravel(), labels[:, :, [0, -1]].ravel()]))
+        border = np.unique(
+            np.concatenate(
+                [labels[[0, -1], :, :].ravel(), labels[:, [0, -1], :].ravel(), labels[:, :, [0, -1]].ravel()]
+            )
+        )
         enclosed = free & ~np.isin(labels, border)
         self._labels = np.where(enclosed, _ENCLOSED, np.where(free, _OUTSIDE, _BARRIER)).astype(np.int8)
         return enclosed
@@ -312,13 +334,17 @@ class FillSdfField:
         near = near[label[near] != _ENCLOSED]
         direction = points[near] - closest.point[near]
         length = np.linalg.norm(direction, axis=1, keepdims=True)
-        direction = np.where(length > 1e-12, direction / np.maximum(length, 1e-300),
-                             self._normals[closest.face[near]])
+        direction = np.where(length > 1e-12, direction / np.maximum(length, 1e-300), self._normals[closest.face[near]])
         label[near] = self._label_at(closest.point[near] + direction * clear)
         return label
 
-    def _mark_inside(self, label: np.ndarray, points: np.ndarray, which: np.ndarray,
-                     faces: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+    def _mark_inside(
+        self,
+        label: np.ndarray,
+        points: np.ndarray,
+        which: np.ndarray,
+        faces: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    ) -> None:
         """Set ``label[which]`` to enclosed where the closed ``faces`` (faces, box low, box high) wind around."""
         if faces is None or len(which) == 0:
             return

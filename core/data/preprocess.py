@@ -9,6 +9,7 @@ The data set job is resumable (finished shapes are skipped), splittable over mac
 (``shard``), parallel (``workers`` processes), and never stops on one bad mesh: failures are
 logged to ``failures.json`` with the reason while the rest go on.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -83,15 +84,22 @@ class PreprocessConfig:
             raise ValueError(f"--max-faces (max_faces) must be positive, got {self.max_faces}")
         problem = plain_name_problem(self.dataset_name)
         if problem:  # a name with '/' or '..' would write outside the data set folder
-            raise ValueError(f"data set name {self.dataset_name!r} {problem}; use letters, digits, "
-                             "'_', '-' and '.' only (no '/', no leading '.'), e.g. --name chairs")
+            raise ValueError(
+                f"data set name {self.dataset_name!r} {problem}; use letters, digits, "
+                "'_', '-' and '.' only (no '/', no leading '.'), e.g. --name chairs"
+            )
         self.sampling()  # validates the back end and the thin-aware settings
 
     def sampling(self) -> SamplingConfig:
         """The sampling settings of :func:`core.data.samples.sample_shape` (DeepSDF's spread)."""
-        return SamplingConfig(n_samples=self.n_samples, n_surface=self.n_surface, backend=self.backend,
-                              near_allocation=self.near_allocation, thin_band_variance=self.thin_band_variance,
-                              balance_sign=self.balance_sign)
+        return SamplingConfig(
+            n_samples=self.n_samples,
+            n_surface=self.n_surface,
+            backend=self.backend,
+            near_allocation=self.near_allocation,
+            thin_band_variance=self.thin_band_variance,
+            balance_sign=self.balance_sign,
+        )
 
     def settings(self) -> dict[str, Any]:
         """What a finished shape records of how it was made (compared on resume).
@@ -99,8 +107,9 @@ class PreprocessConfig:
         The thin-aware settings only when they differ from their defaults (:data:`THIN_SETTINGS`).
         """
         record = {key: getattr(self, key) for key in SETTINGS}
-        record.update({key: getattr(self, key) for key, default in THIN_SETTINGS.items()
-                       if getattr(self, key) != default})
+        record.update(
+            {key: getattr(self, key) for key, default in THIN_SETTINGS.items() if getattr(self, key) != default}
+        )
         return record
 
 
@@ -219,10 +228,17 @@ def settings_difference(stats: dict[str, Any], config: PreprocessConfig) -> str 
         made["n_surface"] = int(stats["n_surface"])
     if "backend" not in made and stats.get("sdf_backend"):
         made["backend"] = {"winding": "winding", "dilated_winding": "auto", "dilated_fill": "auto"}.get(
-            stats["sdf_backend"], "mesh_to_sdf")
-    flags = {"n_samples": "--samples", "n_surface": "--surface-samples", "backend": "--backend", "seed": "--seed",
-             "near_allocation": "--near-allocation", "thin_band_variance": "--thin-band-variance",
-             "balance_sign": "--balance-sign"}
+            stats["sdf_backend"], "mesh_to_sdf"
+        )
+    flags = {
+        "n_samples": "--samples",
+        "n_surface": "--surface-samples",
+        "backend": "--backend",
+        "seed": "--seed",
+        "near_allocation": "--near-allocation",
+        "thin_band_variance": "--thin-band-variance",
+        "balance_sign": "--balance-sign",
+    }
     wanted = config.settings()
     diffs = [f"{flags[k]} {made[k]} (now {wanted[k]})" for k in SETTINGS if k in made and made[k] != wanted[k]]
     for key, default in THIN_SETTINGS.items():  # absent: made (or wanted) with the default
@@ -321,8 +337,9 @@ def preprocess_dataset(
         _remove_stale_temporaries(out_dir, config, my_jobs, shard)
         pending = _pending_jobs(my_jobs, unique_jobs, out_dir, config, report, resample_changed)
         start = time.perf_counter()
-        bar = tqdm(total=len(my_jobs), initial=len(report.skipped), desc="preprocess", unit="shape",
-                   disable=not progress)
+        bar = tqdm(
+            total=len(my_jobs), initial=len(report.skipped), desc="preprocess", unit="shape", disable=not progress
+        )
 
         def record_done(job: MeshJob, stats: dict[str, Any]) -> None:
             report.processed.append(job.id)
@@ -346,8 +363,16 @@ def preprocess_dataset(
     return report
 
 
-def _run_jobs(pending: list[MeshJob], out_dir: Path, config: PreprocessConfig, workers: int,
-              cancel: Callable[[], bool] | None, record_done: Callable, record_failure: Callable, bar: Any) -> None:
+def _run_jobs(
+    pending: list[MeshJob],
+    out_dir: Path,
+    config: PreprocessConfig,
+    workers: int,
+    cancel: Callable[[], bool] | None,
+    record_done: Callable,
+    record_failure: Callable,
+    bar: Any,
+) -> None:
     if workers <= 1:
         for job in pending:
             if cancel and cancel():
@@ -366,9 +391,16 @@ def _run_jobs(pending: list[MeshJob], out_dir: Path, config: PreprocessConfig, w
             _run_alone(job, out_dir, config, record_done, record_failure, bar)
 
 
-def _run_pool(queue: list[MeshJob], out_dir: Path, config: PreprocessConfig, workers: int,
-              cancel: Callable[[], bool] | None, record_done: Callable, record_failure: Callable,
-              bar: Any) -> list[MeshJob]:
+def _run_pool(
+    queue: list[MeshJob],
+    out_dir: Path,
+    config: PreprocessConfig,
+    workers: int,
+    cancel: Callable[[], bool] | None,
+    record_done: Callable,
+    record_failure: Callable,
+    bar: Any,
+) -> list[MeshJob]:
     """Run ``queue`` (consumed) in a pool; return the jobs in flight if a worker process died.
 
     A worker killed outright (out of memory on a huge mesh, a crash in a native library) breaks
@@ -403,17 +435,22 @@ def _run_pool(queue: list[MeshJob], out_dir: Path, config: PreprocessConfig, wor
     return []
 
 
-def _run_alone(job: MeshJob, out_dir: Path, config: PreprocessConfig, record_done: Callable,
-               record_failure: Callable, bar: Any) -> None:
+def _run_alone(
+    job: MeshJob, out_dir: Path, config: PreprocessConfig, record_done: Callable, record_failure: Callable, bar: Any
+) -> None:
     """One job in a pool of its own: if its worker dies again, this job is the one that kills it."""
     with ProcessPoolExecutor(max_workers=1, initializer=_worker_init) as pool:
         future = pool.submit(_run_job, job, config, sample_path(out_dir, config, job))
         try:
             stats = future.result()
         except BrokenProcessPool:
-            record_failure(job, DataSetError(
-                f"{job.source}: the worker process died while sampling it (out of memory or a crash in a "
-                "native library). Simplify the mesh (fewer faces) or lower --max-faces to skip such meshes."))
+            record_failure(
+                job,
+                DataSetError(
+                    f"{job.source}: the worker process died while sampling it (out of memory or a crash in a "
+                    "native library). Simplify the mesh (fewer faces) or lower --max-faces to skip such meshes."
+                ),
+            )
         except Exception as exc:
             record_failure(job, exc)
         else:
@@ -421,8 +458,14 @@ def _run_alone(job: MeshJob, out_dir: Path, config: PreprocessConfig, record_don
     bar.update(1)
 
 
-def _pending_jobs(my_jobs: list[MeshJob], all_jobs: list[MeshJob], out_dir: Path, config: PreprocessConfig,
-                  report: PreprocessReport, resample_changed: bool) -> list[MeshJob]:
+def _pending_jobs(
+    my_jobs: list[MeshJob],
+    all_jobs: list[MeshJob],
+    out_dir: Path,
+    config: PreprocessConfig,
+    report: PreprocessReport,
+    resample_changed: bool,
+) -> list[MeshJob]:
     """Jobs still to do; finished ones go to ``report.skipped``.
 
     Refuses (before any work) to mix settings in one data set: a finished shape of this run, or
@@ -450,8 +493,9 @@ def _pending_jobs(my_jobs: list[MeshJob], all_jobs: list[MeshJob], out_dir: Path
             f"changed since, e.g. {changed[0]}. One data set needs one setting and current meshes: resume with "
             "the same settings, write to a new --out, or pass --resample-changed to sample those shapes again."
         )
-    others = [r for r in _previous_records(out_dir, all_jobs)
-              if settings_difference(r.get("stats") or {}, config) is not None]
+    others = [
+        r for r in _previous_records(out_dir, all_jobs) if settings_difference(r.get("stats") or {}, config) is not None
+    ]
     if others:
         record = others[0]
         raise DataSetError(
@@ -467,8 +511,11 @@ def _refuse_overlapping_runs(lock: FolderLock, out_dir: Path, shard: tuple[int, 
     if shard[1] == 1:
         others = sorted(out_dir.glob(".preprocess.shard-*.lock"))
     else:
-        others = [p for p in sorted(out_dir.glob(".preprocess*.lock"))
-                  if p != lock.path and (p == lock_path(out_dir) or not p.name.endswith(f"-of-{shard[1]}.lock"))]
+        others = [
+            p
+            for p in sorted(out_dir.glob(".preprocess*.lock"))
+            if p != lock.path and (p == lock_path(out_dir) or not p.name.endswith(f"-of-{shard[1]}.lock"))
+        ]
     for path in others:
         holder = lock.other_holder(path)
         if holder is not None:
@@ -494,11 +541,18 @@ def _drop_unsafe_names(jobs: list[MeshJob], report: PreprocessReport | None) -> 
     """
     kept = []
     for job in jobs:
-        problems = [f"{what} {value!r} {problem}" for what, value in (("class", job.class_name), ("id", job.id))
-                    if (problem := path_component_problem(value))]
+        problems = [
+            f"{what} {value!r} {problem}"
+            for what, value in (("class", job.class_name), ("id", job.id))
+            if (problem := path_component_problem(value))
+        ]
         if problems:
-            _drop_job(job, f"{job.source}: {'; '.join(problems)}, so it cannot name a file under --out. "
-                           "Rename the class or the file in the source.", report)
+            _drop_job(
+                job,
+                f"{job.source}: {'; '.join(problems)}, so it cannot name a file under --out. "
+                "Rename the class or the file in the source.",
+                report,
+            )
         else:
             kept.append(job)
     return kept
@@ -516,13 +570,18 @@ def _drop_duplicates(jobs: list[MeshJob], report: PreprocessReport | None) -> li
         elif seen[key] == job.source:  # the same mesh twice: sampled once, nothing lost
             log.warning("%s: listed twice by the source as %s/%s; sampled once", job.source, job.class_name, job.id)
         else:
-            _drop_job(job, f"{job.source}: shape id '{job.id}' in class '{job.class_name}' is also used by "
-                           f"{seen[key]}. Rename one of the files.", report)
+            _drop_job(
+                job,
+                f"{job.source}: shape id '{job.id}' in class '{job.class_name}' is also used by "
+                f"{seen[key]}. Rename one of the files.",
+                report,
+            )
     return unique
 
 
-def _remove_stale_temporaries(out_dir: Path, config: PreprocessConfig, my_jobs: list[MeshJob],
-                              shard: tuple[int, int]) -> None:
+def _remove_stale_temporaries(
+    out_dir: Path, config: PreprocessConfig, my_jobs: list[MeshJob], shard: tuple[int, int]
+) -> None:
     """Delete the half-written files (``.NAME.XXXX.tmp``) a killed run left behind.
 
     Only files this run owns: the sample files of its own shapes, and the index files when no
@@ -614,8 +673,9 @@ def _index_lock(out_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_index_files(jobs: list[MeshJob], out_dir: Path, config: PreprocessConfig, report: PreprocessReport,
-                       shard: tuple[int, int]) -> dict[str, Any]:
+def _write_index_files(
+    jobs: list[MeshJob], out_dir: Path, config: PreprocessConfig, report: PreprocessReport, shard: tuple[int, int]
+) -> dict[str, Any]:
     records = []
     for job in jobs:
         path = sample_path(out_dir, config, job)

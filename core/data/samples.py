@@ -20,6 +20,7 @@ through this module:
 Both readers share one validation, so a damaged, truncated or incomplete file gets the same
 :class:`~core.utils.errors.DataSetError` naming the file, the problem and the fix wherever it is read.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -145,8 +146,9 @@ class SampleSet:
         return rows[:, :3].astype(np.float32), rows[:, 3].astype(np.float32), colours
 
     @classmethod
-    def from_flat(cls: type[_S], points: np.ndarray, sdf: np.ndarray, colours: np.ndarray | None = None,
-                  **fields: Any) -> _S:
+    def from_flat(
+        cls: type[_S], points: np.ndarray, sdf: np.ndarray, colours: np.ndarray | None = None, **fields: Any
+    ) -> _S:
         """The set of samples given as one list: ``points`` (N, 3), ``sdf`` (N,), ``colours`` (N, 3) or None,
         split by sign (sdf >= 0 is ``pos``) in their order; ``fields`` fills the rest (surface points, ...)."""
         points = np.asarray(points, np.float32)
@@ -243,8 +245,9 @@ def shape_rng(seed: int, class_name: str, shape_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, int.from_bytes(digest[:8], "big")])
 
 
-def sample_shape(mesh: LoadedMesh, config: SamplingConfig, rng: np.random.Generator,
-                 max_faces: int | None = None) -> ShapeSamples:
+def sample_shape(
+    mesh: LoadedMesh, config: SamplingConfig, rng: np.random.Generator, max_faces: int | None = None
+) -> ShapeSamples:
     """Samples of one mesh, DeepSDF's way: normalise, draw queries, signed distances, colours.
 
     Parameters
@@ -344,13 +347,24 @@ _BALANCE_ROUNDS = 8
 
 def sampling_record(config: SamplingConfig) -> dict[str, Any]:
     """The thin-aware settings a shape was made with (absent from a file: DeepSDF's defaults)."""
-    return {"near_allocation": config.near_allocation, "thin_band_variance": float(config.thin_band_variance),
-            "balance_sign": bool(config.balance_sign)}
+    return {
+        "near_allocation": config.near_allocation,
+        "thin_band_variance": float(config.thin_band_variance),
+        "balance_sign": bool(config.balance_sign),
+    }
 
 
-def _balance_sign(mesh: LoadedMesh, field: SdfField, config: SamplingConfig, rng: np.random.Generator,
-                  queries: np.ndarray, sdf: np.ndarray, rgb: np.ndarray, view: np.ndarray,
-                  cache: dict[str, Any] | None = None) -> tuple[np.ndarray, ...]:
+def _balance_sign(
+    mesh: LoadedMesh,
+    field: SdfField,
+    config: SamplingConfig,
+    rng: np.random.Generator,
+    queries: np.ndarray,
+    sdf: np.ndarray,
+    rgb: np.ndarray,
+    view: np.ndarray,
+    cache: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, ...]:
     """Equal inside / outside counts at the same total (``SamplingConfig.balance_sign``).
 
     Draws further rounds of the same query scheme (sized by the rarer side's rate so far) until
@@ -372,8 +386,9 @@ def _balance_sign(mesh: LoadedMesh, field: SdfField, config: SamplingConfig, rng
             break
         rate = max(min(n_neg, n_pos), 1) / len(all_sdf)
         short = max(want_neg - n_neg, want_pos - n_pos)
-        extra = sample_sdf_queries(mesh.vertices, mesh.faces, int(min(short / rate * 1.2 + 64, 4 * n_total)), rng,
-                                   config, cache)
+        extra = sample_sdf_queries(
+            mesh.vertices, mesh.faces, int(min(short / rate * 1.2 + 64, 4 * n_total)), rng, config, cache
+        )
         result = field(extra)
         extra_sdf = np.asarray(result.sdf, dtype=np.float32)
         if not np.all(np.isfinite(extra_sdf)):
@@ -385,8 +400,9 @@ def _balance_sign(mesh: LoadedMesh, field: SdfField, config: SamplingConfig, rng
     outside = np.flatnonzero(sdf >= 0)
     if len(inside) < want_neg or len(outside) < want_pos:
         want_neg = want_pos = min(len(inside), len(outside))
-    keep = np.sort(np.concatenate([rng.choice(inside, want_neg, replace=False),
-                                   rng.choice(outside, want_pos, replace=False)]))
+    keep = np.sort(
+        np.concatenate([rng.choice(inside, want_neg, replace=False), rng.choice(outside, want_pos, replace=False)])
+    )
     return queries[keep], sdf[keep], rgb[keep], view[keep]
 
 
@@ -549,8 +565,10 @@ def _check_layout(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
     if ("offset" in shapes) != ("scale" in shapes):
         raise DataSetError(f"{path}: has only one of 'offset' and 'scale'. {_FIX}.")
     if "offset" in shapes and (int(np.prod(shapes["offset"])) != 3 or int(np.prod(shapes["scale"])) != 1):
-        raise DataSetError(f"{path}: 'offset' / 'scale' have shapes {shapes['offset']} / {shapes['scale']}, "
-                           f"expected (3,) / (). {_FIX}.")
+        raise DataSetError(
+            f"{path}: 'offset' / 'scale' have shapes {shapes['offset']} / {shapes['scale']}, "
+            f"expected (3,) / (). {_FIX}."
+        )
 
 
 def _check_values(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -566,8 +584,10 @@ def _normalization(path: Path, arrays: dict[str, np.ndarray]) -> Normalization |
     if "offset" not in arrays:
         return None
     try:
-        return Normalization(offset=np.asarray(arrays["offset"], np.float64).reshape(3),
-                             scale=float(np.asarray(arrays["scale"]).reshape(-1)[0]))
+        return Normalization(
+            offset=np.asarray(arrays["offset"], np.float64).reshape(3),
+            scale=float(np.asarray(arrays["scale"]).reshape(-1)[0]),
+        )
     except (TypeError, ValueError) as exc:
         raise DataSetError(f"{path}: bad normalisation ({exc}). {_FIX}.") from exc
 
@@ -615,4 +635,3 @@ def _float(value: np.ndarray | None) -> np.ndarray | None:
 
 def _text(value: np.ndarray | None) -> str | None:
     return None if value is None else str(value)
-

@@ -18,6 +18,7 @@ raised where the part is thin, ``thin_band_variance > 0`` adds a third, tighter 
 thin-part points, and ``balance_sign`` (applied in :func:`core.data.samples.sample_shape`, which
 knows the signs) keeps as many samples inside as outside.
 """
+
 from __future__ import annotations
 
 import math
@@ -78,13 +79,13 @@ class SamplingConfig:
     so a chair leg with 2 % of the area gets 2 % of the samples and the decoder barely learns it.
     ``thickness``: surface points drawn with density ∝ area × w(x), where
     ``w = (1 - THICKNESS_MIX) + THICKNESS_MIX · u / mean(u)``, ``u = 1 / max(t(x), THICKNESS_FLOOR)²``
-    and ``t`` the local thickness (:func:`core.evaluation.thickness.local_thickness`, capped at 10 % of the
+    and ``t`` the local thickness (:func:`core.data.thickness.local_thickness`, capped at 10 % of the
     bounding-box diagonal; the mean is over the area). Half the points follow the area; the other
     half give every t × t patch of surface the same count, so a rod gets samples per unit length
     ∝ 1 / its diameter instead of ∝ its diameter."""
     thin_band_variance: float = 0.0
     """Variance of a third, tighter band of near-surface points around thin-part surface points
-    (:func:`core.evaluation.thickness.thin_part_mask`: legs, rods, handles); 0 turns it off. It takes
+    (:func:`core.data.thickness.thin_part_mask`: legs, rods, handles); 0 turns it off. It takes
     :data:`THIN_BAND_SHARE` of the near-surface points (the other two bands share the rest), so
     the decoder sees the zero level set of parts thinner than the usual bands' spread (e.g. 5e-5:
     std 0.007). A shape without thin parts gets the band around its thinnest surface instead."""
@@ -98,8 +99,12 @@ class SamplingConfig:
         # ConfigError like every settings dataclass (read through core.utils.config_io.from_dict).
         if not 0.0 <= self.near_fraction <= 1.0:
             raise ConfigError(f"SamplingConfig.near_fraction must be in [0, 1], got {self.near_fraction}.")
-        if not (self.variance >= 0 and self.second_variance >= 0
-                and math.isfinite(self.variance) and math.isfinite(self.second_variance)):
+        if not (
+            self.variance >= 0
+            and self.second_variance >= 0
+            and math.isfinite(self.variance)
+            and math.isfinite(self.second_variance)
+        ):
             raise ConfigError(
                 f"SamplingConfig variances must be finite and >= 0, got {self.variance} and {self.second_variance}."
             )
@@ -110,14 +115,17 @@ class SamplingConfig:
         from core.data.sdf_backends import BACKEND_NAMES
 
         if self.backend not in BACKEND_NAMES:
-            raise ValueError(f"SamplingConfig.backend must be one of {', '.join(BACKEND_NAMES)}, "
-                             f"got {self.backend!r}.")
+            raise ValueError(f"SamplingConfig.backend must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}.")
         if self.near_allocation not in NEAR_ALLOCATIONS:
-            raise ConfigError(f"SamplingConfig.near_allocation must be 'area' or 'thickness' "
-                              f"(--near-allocation), got {self.near_allocation!r}.")
+            raise ConfigError(
+                f"SamplingConfig.near_allocation must be 'area' or 'thickness' "
+                f"(--near-allocation), got {self.near_allocation!r}."
+            )
         if not (self.thin_band_variance >= 0 and math.isfinite(self.thin_band_variance)):
-            raise ConfigError(f"SamplingConfig.thin_band_variance must be finite and >= 0 (0: no thin band; "
-                              f"--thin-band-variance), got {self.thin_band_variance}.")
+            raise ConfigError(
+                f"SamplingConfig.thin_band_variance must be finite and >= 0 (0: no thin band; "
+                f"--thin-band-variance), got {self.thin_band_variance}."
+            )
         if not isinstance(self.balance_sign, bool):
             raise ConfigError(f"SamplingConfig.balance_sign must be true or false, got {self.balance_sign!r}.")
 
@@ -219,8 +227,9 @@ def face_areas_and_normals(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.
     return 0.5 * double_area, normals
 
 
-def _draw_in_triangles(tris: np.ndarray, weights: np.ndarray, n: int,
-                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _draw_in_triangles(
+    tris: np.ndarray, weights: np.ndarray, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` points in triangles ``tris`` (T, 3, 3), a triangle with probability ∝ ``weights`` (T,) >= 0.
 
     Returns (index (n,) int64, barycentric (n, 3), points (n, 3) float64). Inverse-CDF draws (the same
@@ -346,7 +355,7 @@ class _ThicknessField:
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator, need_thin: bool) -> None:
         from scipy.spatial import cKDTree
 
-        from core.evaluation.thickness import local_thickness, thin_part_mask
+        from core.data.thickness import local_thickness, thin_part_mask
 
         reference = sample_surface(vertices, faces, _REFERENCE_POINTS, rng)
         points = reference.points.astype(np.float64)
@@ -379,8 +388,9 @@ _MAX_PROPOSAL_TRIANGLES = 400_000
 """Cap on the sub-triangles of :func:`_proposal_triangles` (memory and set-up time stay bounded)."""
 
 
-def _acceptance_bounds(field: _ThicknessField, values: np.ndarray,
-                       tris: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _acceptance_bounds(
+    field: _ThicknessField, values: np.ndarray, tris: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lower, upper, radius), each (T,), of ``values[nearest reference]`` over triangles ``tris`` (T, 3, 3).
 
     A point x of a triangle with centroid c and circumradius-like r (largest vertex distance)
@@ -396,8 +406,9 @@ def _acceptance_bounds(field: _ThicknessField, values: np.ndarray,
     return lower, upper, radius
 
 
-def _proposal_triangles(vertices: np.ndarray, faces: np.ndarray, field: _ThicknessField,
-                        values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _proposal_triangles(
+    vertices: np.ndarray, faces: np.ndarray, field: _ThicknessField, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(tris (T, 3, 3), upper (T,)): a partition of the surface where ``values`` may be > 0, with bounds.
 
     Triangles whose acceptance is 0 throughout are dropped; the others are split in four
@@ -428,10 +439,16 @@ def _proposal_triangles(vertices: np.ndarray, faces: np.ndarray, field: _Thickne
     return np.concatenate(done_tris), np.concatenate(done_upper)
 
 
-def _weighted_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.random.Generator,
-                             field: _ThicknessField, values: np.ndarray,
-                             stats: dict[str, int] | None = None,
-                             proposal: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def _weighted_surface_points(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    field: _ThicknessField,
+    values: np.ndarray,
+    stats: dict[str, int] | None = None,
+    proposal: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """(n, 3) float64 surface points with density ∝ area × ``values[nearest reference point]``.
 
     Exact rejection sampling against a proposal that already follows the acceptance
@@ -468,8 +485,9 @@ def _weighted_surface_points(vertices: np.ndarray, faces: np.ndarray, n: int, rn
     return np.concatenate(kept)[:n]
 
 
-def _proposal_of(field: _ThicknessField, kind: str, vertices: np.ndarray, faces: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _proposal_of(
+    field: _ThicknessField, kind: str, vertices: np.ndarray, faces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_proposal_triangles` of the ``kind`` acceptance, made once per field."""
     if kind not in field.proposals:
         values = field.allocation_values() if kind == "allocation" else field.thin_values()
@@ -477,8 +495,9 @@ def _proposal_of(field: _ThicknessField, kind: str, vertices: np.ndarray, faces:
     return field.proposals[kind]
 
 
-def _thin_aware_queries(vertices: np.ndarray, faces: np.ndarray, n_total: int, rng: np.random.Generator,
-                        config: SamplingConfig, cache: dict) -> np.ndarray:
+def _thin_aware_queries(
+    vertices: np.ndarray, faces: np.ndarray, n_total: int, rng: np.random.Generator, config: SamplingConfig, cache: dict
+) -> np.ndarray:
     """Queries of :func:`sample_sdf_queries` with ``near_allocation`` / the thin band applied."""
     vertices, faces = _check_mesh(vertices, faces)
     n_first, n_second, n_thin, n_uniform = config.bands(n_total)
@@ -486,14 +505,28 @@ def _thin_aware_queries(vertices: np.ndarray, faces: np.ndarray, n_total: int, r
     if field is None:
         field = cache["thickness"] = _ThicknessField(vertices, faces, rng, need_thin=config.thin_band_variance > 0)
     if config.near_allocation == "thickness":
-        surface = _weighted_surface_points(vertices, faces, n_first, rng, field, field.allocation_values(),
-                                           proposal=_proposal_of(field, "allocation", vertices, faces))
+        surface = _weighted_surface_points(
+            vertices,
+            faces,
+            n_first,
+            rng,
+            field,
+            field.allocation_values(),
+            proposal=_proposal_of(field, "allocation", vertices, faces),
+        )
     else:
         surface = sample_surface(vertices, faces, n_first, rng).points.astype(np.float64)
     first = surface + rng.normal(0.0, np.sqrt(config.variance), size=(n_first, 3))
     second = surface + rng.normal(0.0, np.sqrt(config.second_variance), size=(n_second, 3))
-    thin_surface = _weighted_surface_points(vertices, faces, n_thin, rng, field, field.thin_values(),
-                                            proposal=_proposal_of(field, "thin", vertices, faces) if n_thin else None)
+    thin_surface = _weighted_surface_points(
+        vertices,
+        faces,
+        n_thin,
+        rng,
+        field,
+        field.thin_values(),
+        proposal=_proposal_of(field, "thin", vertices, faces) if n_thin else None,
+    )
     thin = thin_surface + rng.normal(0.0, np.sqrt(config.thin_band_variance), size=(n_thin, 3))
     half = config.bounding_cube_dim / 2
     uniform = rng.uniform(-half, half, size=(n_uniform, 3))

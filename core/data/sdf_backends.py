@@ -22,6 +22,7 @@ prepares a mesh once for many queries and says which method it chose and why.
   point spacing (a few 1e-3 in the unit sphere), further out they converge to the exact
   ones. Closest face and barycentric coordinates (for colour look-up) still come from libigl.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,7 +57,6 @@ __all__ = [
 
 BACKEND_NAMES: tuple[str, ...] = ("auto", "winding", "mesh_to_sdf")
 """Names accepted by :func:`compute_sdf` and :func:`sdf_field`."""
-
 
 
 @dataclass
@@ -261,9 +261,9 @@ def mesh_to_sdf_sdf(
         from mesh_to_sdf.surface_point_cloud import SurfacePointCloud
 
         surface, face_index = trimesh.sample.sample_surface(mesh, sample_point_count, seed=seed)
-        cloud = SurfacePointCloud(mesh, points=surface,
-                                  normals=mesh.face_normals[face_index] if sign_method == "normal" else None,
-                                  scans=None)
+        cloud = SurfacePointCloud(
+            mesh, points=surface, normals=mesh.face_normals[face_index] if sign_method == "normal" else None, scans=None
+        )
     else:
         cloud = m2s.get_surface_point_cloud(
             mesh,
@@ -284,9 +284,7 @@ def mesh_to_sdf_sdf(
     view_dirs = into_surface_dirs(vertices, faces, points, closest)
     if method == "scan" and scan_view_dirs and cloud.scans:
         nearest = cloud.kd_tree.query(points, k=1, return_distance=False)[:, 0]
-        cameras = np.concatenate(
-            [np.broadcast_to(scan.camera_position, (len(scan.points), 3)) for scan in cloud.scans]
-        )
+        cameras = np.concatenate([np.broadcast_to(scan.camera_position, (len(scan.points), 3)) for scan in cloud.scans])
         view_dirs = unit_or(cloud.points[nearest] - cameras[nearest], view_dirs)
 
     return SdfResult(
@@ -333,8 +331,9 @@ class SdfField:
         return {"method": self.backend, "reason": self.reason, **self.details}
 
 
-def _dilated_field(vertices: np.ndarray, faces: np.ndarray, see_through: np.ndarray | None,
-                   settings: Any = None) -> SdfField:
+def _dilated_field(
+    vertices: np.ndarray, faces: np.ndarray, see_through: np.ndarray | None, settings: Any = None
+) -> SdfField:
     field = FillSdfField(vertices, faces, see_through=see_through, settings=settings)
     method = "dilated_winding" if field.closure.closed else "dilated_fill"
 
@@ -349,11 +348,16 @@ def _dilated_field(vertices: np.ndarray, faces: np.ndarray, see_through: np.ndar
             backend=method,
         )
 
-    details: dict[str, Any] = {"epsilon": field.settings.epsilon,
-                               "closed_faces_share": round(float(field.closure.closed_faces.mean()), 5)}
+    details: dict[str, Any] = {
+        "epsilon": field.settings.epsilon,
+        "closed_faces_share": round(float(field.closure.closed_faces.mean()), 5),
+    }
     if not field.closure.closed:
-        details.update(fill_resolution=field.settings.resolution, see_through_faces=field.n_see_through,
-                       enclosed_share=round(field.enclosed_share, 5))
+        details.update(
+            fill_resolution=field.settings.resolution,
+            see_through_faces=field.n_see_through,
+            enclosed_share=round(field.enclosed_share, 5),
+        )
     return SdfField(query, method, field.closure.reason, details)
 
 

@@ -10,6 +10,7 @@ Draws follow DeepSDF's ``unpack_sdf_samples``: half of a shape's samples from ``
 from ``neg``, uniformly at random. Every draw takes an explicit ``numpy.random.Generator`` so a
 training run is a pure function of its seed (exact resume, equal single- and multi-process runs).
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,8 +59,9 @@ def _view16(view: np.ndarray | None) -> np.ndarray | None:
     return None if view is None else np.asarray(view, np.float16)
 
 
-def _read_shape(path: Path, record: dict, max_samples: int | None, seed: int,
-                with_surface: bool = False) -> TrainingShape:
+def _read_shape(
+    path: Path, record: dict, max_samples: int | None, seed: int, with_surface: bool = False
+) -> TrainingShape:
     """The shape's file as a :class:`TrainingShape`: at most ``max_samples // 2`` rows of each side, drawn by
     ``seed``; surface points and normals (float32) only ``with_surface``."""
     samples = read_samples(path)
@@ -68,14 +70,21 @@ def _read_shape(path: Path, record: dict, max_samples: int | None, seed: int,
     keep_pos = _keep(len(samples.pos), limit, rng)  # pos first, then neg: the draws a seed has always given
     keep_neg = _keep(len(samples.neg), limit, rng)
     kept = samples.take(keep_pos, keep_neg)
-    return TrainingShape(pos=kept.pos, neg=kept.neg,
-                         pos_rgb=colour_to_uint8(kept.pos_rgb), neg_rgb=colour_to_uint8(kept.neg_rgb),
-                         pos_view=_view16(kept.pos_view), neg_view=_view16(kept.neg_view),
-                         surface_points=samples.surface_points if with_surface else None,
-                         surface_normals=samples.surface_normals if with_surface else None,
-                         id=str(record["id"]), class_name=str(record["class_name"]), text=record.get("text"),
-                         normalization={} if samples.normalization is None else samples.normalization.to_dict(),
-                         surface_offset=samples.surface_offset)
+    return TrainingShape(
+        pos=kept.pos,
+        neg=kept.neg,
+        pos_rgb=colour_to_uint8(kept.pos_rgb),
+        neg_rgb=colour_to_uint8(kept.neg_rgb),
+        pos_view=_view16(kept.pos_view),
+        neg_view=_view16(kept.neg_view),
+        surface_points=samples.surface_points if with_surface else None,
+        surface_normals=samples.surface_normals if with_surface else None,
+        id=str(record["id"]),
+        class_name=str(record["class_name"]),
+        text=record.get("text"),
+        normalization={} if samples.normalization is None else samples.normalization.to_dict(),
+        surface_offset=samples.surface_offset,
+    )
 
 
 class SdfDataSet:
@@ -91,14 +100,24 @@ class SdfDataSet:
         a shape whose file has none is then an error, since surface supervision needs them.
     """
 
-    def __init__(self, data_dir: Path, split: str = "train", max_samples_per_shape: int | None = None,
-                 classes: list[str] | None = None, seed: int = 0, with_surface: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        split: str = "train",
+        max_samples_per_shape: int | None = None,
+        classes: list[str] | None = None,
+        seed: int = 0,
+        with_surface: bool = False,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.manifest = load_manifest(self.data_dir)
         all_classes = manifest_classes(self.manifest)
         self.class_names: list[str] = [c for c in all_classes if classes is None or c in classes]
-        records = [r for r in self.manifest["shapes"]
-                   if (split == "all" or r.get("split", "train") == split) and r["class_name"] in self.class_names]
+        records = [
+            r
+            for r in self.manifest["shapes"]
+            if (split == "all" or r.get("split", "train") == split) and r["class_name"] in self.class_names
+        ]
         records.sort(key=lambda r: (r["class_name"], str(r["id"])))
         self.shapes: list[TrainingShape] = []
         self.skipped: list[tuple[str, str]] = []
@@ -114,19 +133,27 @@ class SdfDataSet:
             raise DataSetError(
                 f"{self.data_dir}: its shapes' signed distances are offset from their surfaces by different amounts "
                 f"({', '.join(f'{o:g}' for o in offsets)}: made by different versions or --backend settings), so one "
-                "model cannot learn where the surface is. Preprocess the data set again into a new --out.")
+                "model cannot learn where the surface is. Preprocess the data set again into a new --out."
+            )
         if not self.shapes:
-            raise DataSetError(f"{self.data_dir}: no readable shapes in split {split!r}"
-                               f"{' (' + str(len(self.skipped)) + ' unreadable)' if self.skipped else ''}. "
-                               "Check the manifest's splits or preprocess again.")
+            raise DataSetError(
+                f"{self.data_dir}: no readable shapes in split {split!r}"
+                f"{' (' + str(len(self.skipped)) + ' unreadable)' if self.skipped else ''}. "
+                "Check the manifest's splits or preprocess again."
+            )
         if with_surface:
-            bare = [s.id for s in self.shapes if s.surface_points is None or s.surface_normals is None
-                    or len(s.surface_points) == 0]
+            bare = [
+                s.id
+                for s in self.shapes
+                if s.surface_points is None or s.surface_normals is None or len(s.surface_points) == 0
+            ]
             if bare:
-                raise DataSetError(f"{self.data_dir}: {len(bare)} shape file(s) hold no surface points with normals "
-                                   f"(e.g. {bare[0]}), which surface supervision needs. Preprocess the data set "
-                                   "again with this program, or train with train.surface_weight=0 and "
-                                   "train.normal_weight=0.")
+                raise DataSetError(
+                    f"{self.data_dir}: {len(bare)} shape file(s) hold no surface points with normals "
+                    f"(e.g. {bare[0]}), which surface supervision needs. Preprocess the data set "
+                    "again with this program, or train with train.surface_weight=0 and "
+                    "train.normal_weight=0."
+                )
 
     def __len__(self) -> int:
         return len(self.shapes)
@@ -175,8 +202,12 @@ class SdfDataSet:
         """
         s = self.shapes[i]
         if s.surface_points is None or s.surface_normals is None:
-            raise DataSetError(f"{self.data_dir}: shape {s.id} was loaded without surface points "
-                               "(open the data set with with_surface=True)")
+            raise DataSetError(
+                f"{self.data_dir}: shape {s.id} was loaded without surface points "
+                "(open the data set with with_surface=True)"
+            )
         pick = rng.integers(0, len(s.surface_points), n)
-        return {"xyz": np.asarray(s.surface_points[pick], np.float32),
-                "normal": np.asarray(s.surface_normals[pick], np.float32)}
+        return {
+            "xyz": np.asarray(s.surface_points[pick], np.float32),
+            "normal": np.asarray(s.surface_normals[pick], np.float32),
+        }

@@ -6,6 +6,7 @@ Each edit takes the shape as it was (:func:`take_snapshot`) and the user's const
 plausibility of the new code (:mod:`core.edit.plausibility`). All three run on a worker
 thread, report progress and stop on ``cancel``.
 """
+
 from core.edit.constraints import Brush, EditError, Handle, Pin, Region
 from core.edit.drag import DragConfig, drag
 from core.edit.graft import GraftConfig, graft
@@ -15,8 +16,26 @@ from core.edit.plausibility import CodeGaussian, Plausibility, class_gaussian
 from core.edit.snapshot import ShapeCodes, Snapshot, codes_of, take_snapshot
 
 __all__ = [
-    "Brush", "EditError", "Handle", "Pin", "Region",
-    "DragConfig", "drag", "GraftConfig", "graft", "PaintConfig", "paint", "delta_e", "rgb_to_lab",
-    "EditProgress", "EditResult", "CodeGaussian", "Plausibility", "class_gaussian",
-    "ShapeCodes", "Snapshot", "codes_of", "take_snapshot",
+    "Brush",
+    "EditError",
+    "Handle",
+    "Pin",
+    "Region",
+    "DragConfig",
+    "drag",
+    "GraftConfig",
+    "graft",
+    "PaintConfig",
+    "paint",
+    "delta_e",
+    "rgb_to_lab",
+    "EditProgress",
+    "EditResult",
+    "CodeGaussian",
+    "Plausibility",
+    "class_gaussian",
+    "ShapeCodes",
+    "Snapshot",
+    "codes_of",
+    "take_snapshot",
 ]

@@ -4,6 +4,7 @@ Plain frozen dataclasses in the unit-sphere frame, each validated on constructio
 value (NaN, a radius <= 0, a point far outside the grid) is refused before any optimisation
 starts, with a message that names the constraint, the reason and the fix.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,10 @@ def as_point(value: Sequence[float] | np.ndarray | torch.Tensor, what: str) -> t
     if not all(math.isfinite(v) for v in values):
         raise EditError(f"{what}: {values} contains NaN or infinity; give finite coordinates")
     if max(abs(v) for v in values) > GRID_LIMIT:
-        raise EditError(f"{what}: {values} lies outside the model's space [-{GRID_LIMIT}, {GRID_LIMIT}]^3 "
-                        "(unit-sphere frame); give a point near the shape")
+        raise EditError(
+            f"{what}: {values} lies outside the model's space [-{GRID_LIMIT}, {GRID_LIMIT}]^3 "
+            "(unit-sphere frame); give a point near the shape"
+        )
     return values
 
 

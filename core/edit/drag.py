@@ -14,6 +14,7 @@ points; the code — and only the shape code; colour and decoder are fixed — i
 A code is global, so "local" is a request the optimiser balances, not a guarantee: the
 benchmark (``benchmarks/bench_edit.py``) measures how far the surface outside the radius moves.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,9 +83,17 @@ def locality_weights(points: torch.Tensor, centres: torch.Tensor, radius: float,
     return ((d - radius) / max(radius * falloff, 1e-6)).clamp(0.0, 1.0)
 
 
-def drag(model, snapshot: Snapshot, handles: Sequence[Handle], pins: Sequence[Pin] = (),
-         config: DragConfig | None = None, init: torch.Tensor | None = None, cancel: Cancel = None,
-         callback: Callable[[EditProgress], Any] | None = None, every: int = 10) -> EditResult:
+def drag(
+    model,
+    snapshot: Snapshot,
+    handles: Sequence[Handle],
+    pins: Sequence[Pin] = (),
+    config: DragConfig | None = None,
+    init: torch.Tensor | None = None,
+    cancel: Cancel = None,
+    callback: Callable[[EditProgress], Any] | None = None,
+    every: int = 10,
+) -> EditResult:
     """Optimise the shape code of ``snapshot.codes`` so the handles' targets lie on the surface.
 
     Parameters
@@ -113,8 +122,10 @@ def drag(model, snapshot: Snapshot, handles: Sequence[Handle], pins: Sequence[Pi
     for i, value in enumerate(start_sdf.tolist()):
         if value > ON_SURFACE:
             what = f"handle source {handles[i].source}" if i < len(handles) else f"pin {pins[i - len(handles)].point}"
-            raise EditError(f"drag: the {what} is {value:.3f} from the surface (more than {ON_SURFACE}); "
-                            "pick points on the shape's surface")
+            raise EditError(
+                f"drag: the {what} is {value:.3f} from the surface (more than {ON_SURFACE}); "
+                "pick points on the shape's surface"
+            )
     weights = locality_weights(snapshot.probes, sources, config.radius, config.falloff)
     keep = torch.nonzero(weights > 0).flatten()
     gaussian = class_gaussian(model, codes.class_name)
@@ -143,8 +154,17 @@ def drag(model, snapshot: Snapshot, handles: Sequence[Handle], pins: Sequence[Pi
 
     start_code = (codes.shape_code if init is None else init).to(device)
     code, history, cancelled, seconds = optimise_code(
-        "drag", start_code, loss_fn, config.iterations, config.lr, min_iterations=config.min_iterations,
-        converged=lambda v: v["handle_max"] < config.tolerance, cancel=cancel, callback=callback, every=every)
+        "drag",
+        start_code,
+        loss_fn,
+        config.iterations,
+        config.lr,
+        min_iterations=config.min_iterations,
+        converged=lambda v: v["handle_max"] < config.tolerance,
+        cancel=cancel,
+        callback=callback,
+        every=every,
+    )
     with torch.no_grad():
         after = decode_sdf(model, codes, torch.cat([targets, pin_pts]), code.to(device)).cpu()
     metrics = {
@@ -154,5 +174,16 @@ def drag(model, snapshot: Snapshot, handles: Sequence[Handle], pins: Sequence[Pi
         "radius": config.radius,
         "probes_outside_radius": int(len(keep)),
     }
-    return EditResult("drag", code, codes.colour_code, codes.condition, gaussian.class_name or codes.class_name,
-                      history, seconds, len(history), cancelled, gaussian.assess(code), metrics)
+    return EditResult(
+        "drag",
+        code,
+        codes.colour_code,
+        codes.condition,
+        gaussian.class_name or codes.class_name,
+        history,
+        seconds,
+        len(history),
+        cancelled,
+        gaussian.assess(code),
+        metrics,
+    )

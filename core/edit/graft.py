@@ -8,6 +8,7 @@ The colour code is then fitted the same way to A's colours outside and B's insid
 is the nearest shape the model can represent, which is the point: it stays a plausible member
 of the class, where a CSG cut of two meshes would not (the metrics say how near it got).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,9 +58,16 @@ def blend_weight(region: Region, points: torch.Tensor, band: float) -> torch.Ten
     return t * t * (3 - 2 * t)
 
 
-def graft(model, snap_a: Snapshot, snap_b: Snapshot, region: Region, config: GraftConfig | None = None,
-          cancel: Cancel = None, callback: Callable[[EditProgress], Any] | None = None,
-          every: int = 10) -> EditResult:
+def graft(
+    model,
+    snap_a: Snapshot,
+    snap_b: Snapshot,
+    region: Region,
+    config: GraftConfig | None = None,
+    cancel: Cancel = None,
+    callback: Callable[[EditProgress], Any] | None = None,
+    every: int = 10,
+) -> EditResult:
     """Fit a code whose SDF is B's inside ``region`` and A's outside.
 
     Returns
@@ -81,8 +89,10 @@ def graft(model, snap_a: Snapshot, snap_b: Snapshot, region: Region, config: Gra
         f_b = torch.cat([decode_sdf(model, b, c) for c in pool.split(32768)])
     w = blend_weight(region, pool, config.band)
     if not bool((w[n_a : n_a + n_b] > 0.5).any()) and not bool((w[:n_a] > 0.5).any()):
-        raise EditError(f"graft: the {region.kind} at {region.centre} touches neither shape's surface; "
-                        "move it onto the part of B to graft")
+        raise EditError(
+            f"graft: the {region.kind} at {region.centre} touches neither shape's surface; "
+            "move it onto the part of B to graft"
+        )
     target = (w * f_b + (1 - w) * f_a).clamp(-config.clamp, config.clamp)
     gaussian = class_gaussian(model, a.class_name)
 
@@ -104,16 +114,24 @@ def graft(model, snap_a: Snapshot, snap_b: Snapshot, region: Region, config: Gra
         return {"total": terms["sdf"] + config.reg_weight * terms["reg"], **terms}
 
     code, history, cancelled, seconds = optimise_code(
-        "graft", init.to(device), loss_fn, config.iterations, config.lr, cancel=cancel, callback=callback,
-        every=every)
+        "graft", init.to(device), loss_fn, config.iterations, config.lr, cancel=cancel, callback=callback, every=every
+    )
 
     colour = a.colour_code
-    if config.colour and not cancelled and a.colour_code is not None and b.colour_code is not None \
-            and snap_a.colours is not None and snap_b.colours is not None:
-        colour, c_hist, cancelled, c_seconds = _fit_colour(model, snap_a, snap_b, region, config, code, gen,
-                                                           cancel, callback, every)
-        history += [{**h, "iteration": len(history) + h["iteration"], "seconds": seconds + h["seconds"]}
-                    for h in c_hist]
+    if (
+        config.colour
+        and not cancelled
+        and a.colour_code is not None
+        and b.colour_code is not None
+        and snap_a.colours is not None
+        and snap_b.colours is not None
+    ):
+        colour, c_hist, cancelled, c_seconds = _fit_colour(
+            model, snap_a, snap_b, region, config, code, gen, cancel, callback, every
+        )
+        history += [
+            {**h, "iteration": len(history) + h["iteration"], "seconds": seconds + h["seconds"]} for h in c_hist
+        ]
         seconds += c_seconds
 
     def err(c: torch.Tensor, sel: torch.Tensor, ref: torch.Tensor) -> float:
@@ -124,18 +142,43 @@ def graft(model, snap_a: Snapshot, snap_b: Snapshot, region: Region, config: Gra
     idx = torch.arange(len(pool), device=device)
     inside = idx[n_a : n_a + n_b][w[n_a : n_a + n_b] >= 1.0]
     outside = idx[:n_a][w[:n_a] <= 0.0]
-    metrics = {"init_blend": t0, "band": config.band, "inside_points": int(len(inside)),
-               "outside_points": int(len(outside))}
+    metrics = {
+        "init_blend": t0,
+        "band": config.band,
+        "inside_points": int(len(inside)),
+        "outside_points": int(len(outside)),
+    }
     if len(inside):
         metrics.update(inside_error=err(code, inside, f_b), inside_error_code_a=err(a.shape_code, inside, f_b))
     if len(outside):
         metrics.update(outside_error=err(code, outside, f_a), outside_error_code_b=err(b.shape_code, outside, f_a))
-    return EditResult("graft", code, colour, a.condition, a.class_name, history, seconds, len(history), cancelled,
-                      gaussian.assess(code), metrics)
+    return EditResult(
+        "graft",
+        code,
+        colour,
+        a.condition,
+        a.class_name,
+        history,
+        seconds,
+        len(history),
+        cancelled,
+        gaussian.assess(code),
+        metrics,
+    )
 
 
-def _fit_colour(model, snap_a: Snapshot, snap_b: Snapshot, region: Region, config: GraftConfig,
-                shape_code: torch.Tensor, gen: torch.Generator, cancel: Cancel, callback, every: int):
+def _fit_colour(
+    model,
+    snap_a: Snapshot,
+    snap_b: Snapshot,
+    region: Region,
+    config: GraftConfig,
+    shape_code: torch.Tensor,
+    gen: torch.Generator,
+    cancel: Cancel,
+    callback,
+    every: int,
+):
     """Colour code for the grafted shape: A's colours on A's surface outside, B's on B's inside."""
     device = model.device
     a = snap_a.codes
@@ -156,5 +199,13 @@ def _fit_colour(model, snap_a: Snapshot, snap_b: Snapshot, region: Region, confi
         return {"total": terms["colour"] + config.reg_weight * terms["reg"], **terms}
 
     init = torch.lerp(a.colour_code, snap_b.codes.colour_code, float((w_b >= 0.5).float().mean() > 0.5))
-    return optimise_code("graft-colour", init.to(device), loss_fn, max(20, config.iterations // 3), config.lr * 2,
-                         cancel=cancel, callback=callback, every=every)
+    return optimise_code(
+        "graft-colour",
+        init.to(device),
+        loss_fn,
+        max(20, config.iterations // 3),
+        config.lr * 2,
+        cancel=cancel,
+        callback=callback,
+        every=every,
+    )

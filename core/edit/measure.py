@@ -1,4 +1,5 @@
 """What an edit did to the surface, measured on meshes: used by the tests, the CLI and the benchmark."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ def distance_to_surface(mesh: MeshArrays, points: np.ndarray, n: int = 60_000, s
     return cKDTree(surface).query(pts)[0]
 
 
-def far_surface_shift(before: MeshArrays, after: MeshArrays, centres: np.ndarray, radius: float,
-                      n: int = 30_000, seed: int = 0) -> dict[str, float]:
+def far_surface_shift(
+    before: MeshArrays, after: MeshArrays, centres: np.ndarray, radius: float, n: int = 30_000, seed: int = 0
+) -> dict[str, float]:
     """How far the surface moved outside ``radius`` of every point of ``centres`` (K, 3).
 
     Symmetric L1 Chamfer restricted to that region: surface samples of each mesh farther than
@@ -42,5 +44,8 @@ def far_surface_shift(before: MeshArrays, after: MeshArrays, centres: np.ndarray
     both = np.concatenate([da, db])
     if len(both) == 0:
         return {"chamfer": 0.0, "p95": 0.0, "max": 0.0}
-    return {"chamfer": float(0.5 * (da.mean() + db.mean())), "p95": float(np.percentile(both, 95)),
-            "max": float(both.max())}
+    return {
+        "chamfer": float(0.5 * (da.mean() + db.mean())),
+        "p95": float(np.percentile(both, 95)),
+        "max": float(both.max()),
+    }

@@ -4,6 +4,7 @@ Gradients are taken with ``torch.autograd.grad`` with respect to the code only, 
 :mod:`core.tto.fit`: the decoder's weights and flags are never touched, so an edit can run on
 a worker thread while the viewer meshes with the same model.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,7 +17,6 @@ from core.edit.plausibility import Plausibility
 from core.utils.cancel import Cancel, is_cancelled
 
 __all__ = ["Cancel", "EditProgress", "EditResult", "adam_loop", "is_cancelled", "optimise_code"]
-
 
 
 @dataclass
@@ -68,17 +68,21 @@ class EditResult:
 
     @property
     def final_losses(self) -> dict[str, float]:
-        return {k: v for k, v in (self.history[-1] if self.history else {}).items()
-                if k not in ("iteration", "seconds")}
+        return {
+            k: v for k, v in (self.history[-1] if self.history else {}).items() if k not in ("iteration", "seconds")
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary of the edit (codes as lists; a ``decoder_override`` only as a flag)."""
         return {
-            "kind": self.kind, "class_name": self.class_name,
+            "kind": self.kind,
+            "class_name": self.class_name,
             "shape_code": self.shape_code.tolist(),
             "colour_code": None if self.colour_code is None else self.colour_code.tolist(),
             "condition": None if self.condition is None else self.condition.tolist(),
-            "seconds": self.seconds, "iterations": self.iterations, "cancelled": self.cancelled,
+            "seconds": self.seconds,
+            "iterations": self.iterations,
+            "cancelled": self.cancelled,
             "final_losses": self.final_losses,
             "plausibility": None if self.plausibility is None else self.plausibility.to_dict(),
             "metrics": self.metrics,
@@ -90,8 +94,15 @@ LossFn = Callable[[torch.Tensor, int], dict[str, torch.Tensor]]
 """(code, iteration) -> loss terms as 0-d tensors; ``total`` is minimised."""
 
 
-def adam_loop(params: list[torch.Tensor], loss_fn: Callable[[int], dict[str, torch.Tensor]], iterations: int,
-              lr: float, *, cancel: Cancel, after_step: Callable[[int, dict[str, float]], bool]) -> bool:
+def adam_loop(
+    params: list[torch.Tensor],
+    loss_fn: Callable[[int], dict[str, torch.Tensor]],
+    iterations: int,
+    lr: float,
+    *,
+    cancel: Cancel,
+    after_step: Callable[[int, dict[str, float]], bool],
+) -> bool:
     """Adam on ``params`` for at most ``iterations`` steps; True when ``cancel`` stopped it.
 
     ``loss_fn(step)`` gives the loss terms (``total`` is minimised); ``after_step(step, terms as
@@ -117,10 +128,19 @@ def adam_loop(params: list[torch.Tensor], loss_fn: Callable[[int], dict[str, tor
     return False
 
 
-def optimise_code(kind: str, init: torch.Tensor, loss_fn: LossFn, iterations: int, lr: float, *,
-                  min_iterations: int = 0, converged: Callable[[dict[str, float]], bool] | None = None,
-                  cancel: Cancel = None, callback: Callable[[EditProgress], Any] | None = None,
-                  every: int = 10) -> tuple[torch.Tensor, list[dict[str, float]], bool, float]:
+def optimise_code(
+    kind: str,
+    init: torch.Tensor,
+    loss_fn: LossFn,
+    iterations: int,
+    lr: float,
+    *,
+    min_iterations: int = 0,
+    converged: Callable[[dict[str, float]], bool] | None = None,
+    cancel: Cancel = None,
+    callback: Callable[[EditProgress], Any] | None = None,
+    every: int = 10,
+) -> tuple[torch.Tensor, list[dict[str, float]], bool, float]:
     """Adam on a copy of ``init`` (D,) for at most ``iterations`` steps.
 
     Stops early once ``converged(losses)`` holds after ``min_iterations``, or when ``cancel``

@@ -14,6 +14,7 @@ the result carries the whole decoder state with the new colour head as ``decoder
 geometry is unchanged by stage 2 as well. The result reports the CIELAB ΔE under the brushes and
 elsewhere (``benchmarks/bench_edit.py`` measures them).
 """
+
 from __future__ import annotations
 
 import time
@@ -62,11 +63,14 @@ class PaintConfig:
         if self.iterations < 1 or not np.isfinite(self.lr) or self.lr <= 0:
             raise EditError(f"paint: iterations ({self.iterations}) must be >= 1 and lr ({self.lr}) > 0")
         if self.detail_iterations < 1 or not np.isfinite(self.detail_lr) or self.detail_lr <= 0:
-            raise EditError(f"paint: detail_iterations ({self.detail_iterations}) must be >= 1 and detail_lr "
-                            f"({self.detail_lr}) > 0 (or set detail=False to paint with the colour code only)")
+            raise EditError(
+                f"paint: detail_iterations ({self.detail_iterations}) must be >= 1 and detail_lr "
+                f"({self.detail_lr}) > 0 (or set detail=False to paint with the colour code only)"
+            )
         if self.points_per_step < 2:
-            raise EditError(f"paint: points_per_step ({self.points_per_step}) must be >= 2 (half under the "
-                            "brushes, half elsewhere)")
+            raise EditError(
+                f"paint: points_per_step ({self.points_per_step}) must be >= 2 (half under the brushes, half elsewhere)"
+            )
 
 
 def brush_mask(points: torch.Tensor, brushes: Sequence[Brush]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,9 +89,9 @@ def rgb_to_lab(rgb: np.ndarray | torch.Tensor) -> np.ndarray:
     """(N, 3) sRGB in [0, 1] -> CIELAB (D65), the space ΔE is measured in."""
     c = np.clip(np.asarray(rgb.detach().cpu() if isinstance(rgb, torch.Tensor) else rgb, np.float64), 0.0, 1.0)
     lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m = np.array([[0.4124564, 0.3575761, 0.1804375],
-                  [0.2126729, 0.7151522, 0.0721750],
-                  [0.0193339, 0.1191920, 0.9503041]])
+    m = np.array(
+        [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+    )
     xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
     f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
     return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
@@ -107,9 +111,16 @@ def check_paintable(model, codes) -> None:
         raise EditError(NO_COLOUR)
 
 
-def paint(model, snapshot: Snapshot, brushes: Sequence[Brush], config: PaintConfig | None = None,
-          cancel: Cancel = None, callback: Callable[[EditProgress], Any] | None = None,
-          every: int = 10, decoder_override: dict[str, torch.Tensor] | None = None) -> EditResult:
+def paint(
+    model,
+    snapshot: Snapshot,
+    brushes: Sequence[Brush],
+    config: PaintConfig | None = None,
+    cancel: Cancel = None,
+    callback: Callable[[EditProgress], Any] | None = None,
+    every: int = 10,
+    decoder_override: dict[str, torch.Tensor] | None = None,
+) -> EditResult:
     """Paint ``snapshot.codes`` towards the brushes' colours: colour code, then (``config.detail``) colour head.
 
     ``decoder_override``: the decoder state the shape is shown with (an earlier stroke's result, a
@@ -141,8 +152,7 @@ def paint(model, snapshot: Snapshot, brushes: Sequence[Brush], config: PaintConf
     device = base.device
     inside, brush_rgb = brush_mask(snapshot.surface, brushes)
     if not bool(inside.any()):
-        raise EditError("paint: no brush touches the surface; move a brush centre onto the shape or enlarge "
-                        "its radius")
+        raise EditError("paint: no brush touches the surface; move a brush centre onto the shape or enlarge its radius")
     target = torch.where(inside[:, None], brush_rgb, snapshot.colours)
     idx_in, idx_out = torch.nonzero(inside).flatten(), torch.nonzero(~inside).flatten()
     gaussian = class_gaussian(base, codes.class_name, kind="colour")
@@ -168,22 +178,30 @@ def paint(model, snapshot: Snapshot, brushes: Sequence[Brush], config: PaintConf
 
     def loss_fn(code: torch.Tensor, it: int) -> dict[str, torch.Tensor]:
         pick = draw()
-        terms = colour_loss(base.decode(snapshot.surface[pick], shape_code, code.to(device), codes.condition)[1],
-                            pick)
+        terms = colour_loss(base.decode(snapshot.surface[pick], shape_code, code.to(device), codes.condition)[1], pick)
         terms["reg"] = gaussian.regulariser(code)
         terms["total"] = terms["total"] + config.reg_weight * terms["reg"]
         return terms
 
     code, history, cancelled, seconds = optimise_code(
-        "paint", colour_code.to(device), loss_fn, config.iterations, config.lr,
-        min_iterations=config.min_iterations, cancel=cancel, callback=callback, every=every)
+        "paint",
+        colour_code.to(device),
+        loss_fn,
+        config.iterations,
+        config.lr,
+        min_iterations=config.min_iterations,
+        cancel=cancel,
+        callback=callback,
+        every=every,
+    )
     code_iterations = len(history)
     final = base
     override = decoder_override
     detail_steps = 0
     if config.detail and not cancelled:
         final, detail_history, cancelled, detail_seconds = _fine_tune_colour_head(
-            base, snapshot, code, draw, colour_loss, config, cancel, callback, every, code_iterations, seconds)
+            base, snapshot, code, draw, colour_loss, config, cancel, callback, every, code_iterations, seconds
+        )
         history += detail_history
         detail_steps = len(detail_history)
         seconds += detail_seconds
@@ -204,12 +222,35 @@ def paint(model, snapshot: Snapshot, brushes: Sequence[Brush], config: PaintConf
         "code_iterations": code_iterations,
         "detail_iterations": detail_steps,
     }
-    return EditResult("paint", codes.shape_code, code, codes.condition, codes.class_name, history, seconds,
-                      len(history), cancelled, gaussian.assess(code), metrics, override)
+    return EditResult(
+        "paint",
+        codes.shape_code,
+        code,
+        codes.condition,
+        codes.class_name,
+        history,
+        seconds,
+        len(history),
+        cancelled,
+        gaussian.assess(code),
+        metrics,
+        override,
+    )
 
 
-def _fine_tune_colour_head(base, snapshot: Snapshot, code: torch.Tensor, draw, colour_loss, config: PaintConfig,
-                           cancel: Cancel, callback, every: int, first_iteration: int, first_seconds: float):
+def _fine_tune_colour_head(
+    base,
+    snapshot: Snapshot,
+    code: torch.Tensor,
+    draw,
+    colour_loss,
+    config: PaintConfig,
+    cancel: Cancel,
+    callback,
+    every: int,
+    first_iteration: int,
+    first_seconds: float,
+):
     """Stage 2: Adam on the colour head of a private copy of ``base``'s decoder (its other weights fixed).
 
     The trunk is fixed, so the head's input at each surface point (trunk features ++ colour code ++
@@ -253,6 +294,7 @@ def _fine_tune_colour_head(base, snapshot: Snapshot, code: torch.Tensor, draw, c
             callback(EditProgress("paint-detail", step, values, code.detach().cpu().clone(), state))
         return False
 
-    cancelled = adam_loop(list(head.parameters()), loss, config.detail_iterations, config.detail_lr, cancel=cancel,
-                          after_step=after_step)
+    cancelled = adam_loop(
+        list(head.parameters()), loss, config.detail_iterations, config.detail_lr, cancel=cancel, after_step=after_step
+    )
     return work, history, cancelled, time.perf_counter() - start

@@ -7,6 +7,7 @@ needs: "inside the training range" means the edited shape is as typical as the s
 model was trained on. The same Gaussian gives the code regulariser of every edit (squared
 distance divided by the code size: about 1 for a typical code).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -39,8 +40,10 @@ class Plausibility:
 
     def text(self) -> str:
         where = "inside" if self.within_training_range else "OUTSIDE"
-        return (f"{self.kind} code Mahalanobis {self.distance:.2f} ({where} the {self.class_name or 'all-class'} "
-                f"training range {self.train_min:.2f}–{self.train_max:.2f}, median {self.train_median:.2f})")
+        return (
+            f"{self.kind} code Mahalanobis {self.distance:.2f} ({where} the {self.class_name or 'all-class'} "
+            f"training range {self.train_min:.2f}–{self.train_max:.2f}, median {self.train_median:.2f})"
+        )
 
 
 class CodeGaussian:

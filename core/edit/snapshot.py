@@ -5,6 +5,7 @@ drag, the colours a paint keeps, the A and B fields of a graft). Taking that sam
 mouse press in the viewer — lets a drag re-optimise many times per second from the same
 reference without re-meshing it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,17 +44,22 @@ def codes_of(model, shape_id: str) -> ShapeCodes:
     sid = text.split("/", 1)[1] if "/" in text else text
     if sid not in model.shape_ids:
         hint = ", ".join(f"{c}/{s}" for c, s in list(zip(model.shape_classes, model.shape_ids, strict=True))[:4])
-        raise EditError(f"unknown code id {shape_id!r}: the model has {len(model.shape_ids)} training codes, "
-                        f"named class/id such as {hint}")
+        raise EditError(
+            f"unknown code id {shape_id!r}: the model has {len(model.shape_ids)} training codes, "
+            f"named class/id such as {hint}"
+        )
     i = model.shape_ids.index(sid)
     cls = model.shape_classes[i]
     if "/" in text and text.split("/", 1)[0] != cls:
-        raise EditError(f"code id {shape_id!r}: shape {sid!r} belongs to class {cls!r}, not "
-                        f"{text.split('/', 1)[0]!r}; write {cls}/{sid}")
+        raise EditError(
+            f"code id {shape_id!r}: shape {sid!r} belongs to class {cls!r}, not "
+            f"{text.split('/', 1)[0]!r}; write {cls}/{sid}"
+        )
     colour = None if model.colour_codes is None else model.colour_codes[i].detach().cpu()
     cond = model.training_condition(i)
-    return ShapeCodes(model.shape_codes[i].detach().cpu(), colour, None if cond is None else cond.detach().cpu(),
-                      cls, f"{cls}/{sid}")
+    return ShapeCodes(
+        model.shape_codes[i].detach().cpu(), colour, None if cond is None else cond.detach().cpu(), cls, f"{cls}/{sid}"
+    )
 
 
 @dataclass
@@ -92,8 +98,9 @@ def decode_sdf(model, codes: ShapeCodes, points: torch.Tensor, shape_code: torch
 
 
 @torch.no_grad()
-def take_snapshot(model, codes: ShapeCodes, resolution: int = 64, n_surface: int = 6000, seed: int = 0,
-                  mesh: MeshArrays | None = None) -> Snapshot:
+def take_snapshot(
+    model, codes: ShapeCodes, resolution: int = 64, n_surface: int = 6000, seed: int = 0, mesh: MeshArrays | None = None
+) -> Snapshot:
     """Mesh ``codes`` at ``resolution`` (or use ``mesh``) and sample its surface and near field.
 
     Raises :class:`EditError` when the shape has no surface in [-1, 1]^3 (nothing to edit).

@@ -3,6 +3,7 @@
 Each loss set gets its own folder of results (:func:`core.evaluation.report.write_results`); the comparison
 (one row per loss set) goes to ``ablation.md`` / ``ablation.json``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,10 +50,20 @@ def run_ablation(
     for losses in loss_sets:
         config = base_config.with_losses(losses)
         cb = None if progress is None else (lambda i, n, row, _l=losses: progress(_l, i, n, row))
-        rows = evaluate_split(model, shapes, config, settings, out_dir / losses.replace(",", "+"), cb,
-                              cancel=cancel, classes=classes, on_step=on_step)
-        summaries[losses] = write_results(out_dir / losses.replace(",", "+"), rows, config, settings,
-                                          {**(meta or {}), "losses": losses})
+        rows = evaluate_split(
+            model,
+            shapes,
+            config,
+            settings,
+            out_dir / losses.replace(",", "+"),
+            cb,
+            cancel=cancel,
+            classes=classes,
+            on_step=on_step,
+        )
+        summaries[losses] = write_results(
+            out_dir / losses.replace(",", "+"), rows, config, settings, {**(meta or {}), "losses": losses}
+        )
         if rows.cancelled:
             stopped = f"\nLoss set {losses}: {partial_note(rows)} The loss sets after it were not run.\n"
             break

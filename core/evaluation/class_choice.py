@@ -4,6 +4,7 @@ The choice is made once per shape (:func:`choose_class`) and shared by every los
 so loss sets are compared on one class per shape. ``--text-prompt`` is checked before any fit
 (:func:`check_text_prompt`) so a wrong model or a shape without a description fails at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -71,9 +72,11 @@ def check_text_prompt(model: TrainedModel, shapes: Sequence[EvalShape], text_pro
     mode = model.conditioning
     if mode != "text":
         where = f"{model.path}: " if model.path else ""
-        raise ConfigError(f"{where}--text-prompt needs a text-conditioned model; this one uses conditioning "
-                          f"{mode!r}. Train one with 'main.py train --conditioning text' (add "
-                          "--set model.text_source=description for per-shape descriptions), or drop --text-prompt.")
+        raise ConfigError(
+            f"{where}--text-prompt needs a text-conditioned model; this one uses conditioning "
+            f"{mode!r}. Train one with 'main.py train --conditioning text' (add "
+            "--set model.text_source=description for per-shape descriptions), or drop --text-prompt."
+        )
     if text_prompt == "description":
         missing = [f"{s.class_name}/{s.id}" for s in shapes if not (s.text and s.text.strip())]
         if missing:
@@ -81,15 +84,18 @@ def check_text_prompt(model: TrainedModel, shapes: Sequence[EvalShape], text_pro
                 f"--text-prompt description: {len(missing)} of {len(shapes)} shapes have no text in the manifest "
                 f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}). Preprocess with a source that "
                 "writes descriptions (synthetic, sweethome3d), leave those shapes out with --classes, or use "
-                "--text-prompt class.")
+                "--text-prompt class."
+            )
 
 
 def text_choice(shape: EvalShape, text_prompt: str) -> ClassChoice:
     """The prompt ``shape`` is fitted under for ``--text-prompt`` (``class`` or ``description``)."""
     if text_prompt == "description":
         if not (shape.text and shape.text.strip()):
-            raise DataSetError(f"{shape.class_name}/{shape.id}: no text in the manifest, so it cannot be conditioned "
-                               "on its description; use --text-prompt class for it.")
+            raise DataSetError(
+                f"{shape.class_name}/{shape.id}: no text in the manifest, so it cannot be conditioned "
+                "on its description; use --text-prompt class for it."
+            )
         return ClassChoice(None, "text", text=shape.text.strip())
     return ClassChoice(None, "text", text=shape.class_name)
 
@@ -97,13 +103,21 @@ def text_choice(shape: EvalShape, text_prompt: str) -> ClassChoice:
 def unknown_class_message(shape: EvalShape, model: TrainedModel) -> str:
     """Why ``shape``'s given class cannot condition ``model``, and the two ways on."""
     names = ", ".join(model.class_names)
-    return (f"class {shape.class_name!r} is not one of this model's classes ({names}); evaluate with --infer-class "
-            "to reconstruct it under the class the model finds closest, or skip it with --classes")
+    return (
+        f"class {shape.class_name!r} is not one of this model's classes ({names}); evaluate with --infer-class "
+        "to reconstruct it under the class the model finds closest, or skip it with --classes"
+    )
 
 
-def choose_class(model: TrainedModel, shape: EvalShape, obs: Observation, config: TTOConfig,
-                 settings: EvalSettings, cancel: Any = None,
-                 callback: Callable[[Any], None] | None = None) -> ClassChoice:
+def choose_class(
+    model: TrainedModel,
+    shape: EvalShape,
+    obs: Observation,
+    config: TTOConfig,
+    settings: EvalSettings,
+    cancel: Any = None,
+    callback: Callable[[Any], None] | None = None,
+) -> ClassChoice:
     """The class ``shape`` is fitted under (see :class:`ClassChoice`).
 
     Inference runs the baseline losses whatever ``config`` turns on, so every loss set of an
@@ -125,8 +139,16 @@ def choose_class(model: TrainedModel, shape: EvalShape, obs: Observation, config
             raise DataSetError(unknown_class_message(shape, model))
         return ClassChoice(shape.class_name, "given")
     probe = replace(config.with_losses("baseline"), iterations=1, lr_decay_every=None)
-    result = fit(model, obs, probe, callback=callback, class_name=None, seed=settings.seed, cancel=cancel,
-                 every=max(1, config.class_iterations // 4))
+    result = fit(
+        model,
+        obs,
+        probe,
+        callback=callback,
+        class_name=None,
+        seed=settings.seed,
+        cancel=cancel,
+        every=max(1, config.class_iterations // 4),
+    )
     return ClassChoice(result.class_name, "inferred", scores=result.class_scores, seconds=result.seconds)
 
 
@@ -135,5 +157,9 @@ def class_fields(shape: EvalShape, choice: ClassChoice, model: TrainedModel) -> 
     right (None when nothing was inferred or the true class is one the model never saw)."""
     known = shape.class_name in model.class_names
     correct = (choice.class_name == shape.class_name) if choice.source == "inferred" and known else None
-    return {"class_source": choice.source, "class_pred": choice.class_name if choice.source != "text" else choice.text,
-            "class_correct": correct, "seconds_class": choice.seconds}
+    return {
+        "class_source": choice.source,
+        "class_pred": choice.class_name if choice.source != "text" else choice.text,
+        "class_correct": correct,
+        "seconds_class": choice.seconds,
+    }

@@ -8,6 +8,7 @@ pyvista (VTK) and PIL are imported inside the functions: importing this module c
 nothing here touches Qt. Rendering needs a display (VTK renders off screen but opens one): run under
 ``scripts/with_display.sh`` where there is none.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,8 +18,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["CAMERA", "MAIN_RGB", "FLOATER_RGB", "HEADER", "CAPTION", "LEFT", "FOOTER", "mesh_polydata",
-           "render_grid", "floater_painted", "label_grid"]
+__all__ = [
+    "CAMERA",
+    "MAIN_RGB",
+    "FLOATER_RGB",
+    "HEADER",
+    "CAPTION",
+    "LEFT",
+    "FOOTER",
+    "mesh_polydata",
+    "render_grid",
+    "floater_painted",
+    "label_grid",
+]
 
 CAMERA = ((2.2, 1.6, 2.6), (0, 0, 0), (0, 1, 0))
 """(position, focal point, view up) of every cell: a three-quarter view from above of the unit-sphere frame."""
@@ -27,6 +39,7 @@ MAIN_RGB, FLOATER_RGB = (0.78, 0.78, 0.78), (0.86, 0.08, 0.08)
 HEADER, CAPTION, LEFT, FOOTER = 48, 22, 170, 26
 """Pixel bands :func:`label_grid` adds around a rendered grid: column titles, one caption line under each
 cell, row labels on the left, a footer line (e.g. per-column means) at the bottom."""
+
 
 def mesh_polydata(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray | None) -> Any:
     """A ``pyvista.PolyData`` of a triangle mesh with its colours as uint8 ``rgb``.
@@ -43,8 +56,7 @@ def mesh_polydata(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray |
     return poly
 
 
-def render_grid(cells: Sequence[Sequence[tuple | None]], titles: Sequence[str], path: Path,
-                size: int = 260) -> None:
+def render_grid(cells: Sequence[Sequence[tuple | None]], titles: Sequence[str], path: Path, size: int = 260) -> None:
     """Render a grid of meshes to the PNG ``path`` (``size`` pixels a square cell).
 
     ``cells``: rows of equal length, each cell a (vertices, faces, colours) tuple for
@@ -96,8 +108,14 @@ def floater_painted(mesh: tuple | None) -> tuple | None:
     return vertices, faces, np.where(main[:, None], MAIN_RGB, FLOATER_RGB).astype(np.float32)
 
 
-def label_grid(grid_png: Path, titles: Sequence[str], row_labels: Sequence[str],
-               captions: Sequence[Sequence[str]], footers: Sequence[str], note: str) -> bytes:
+def label_grid(
+    grid_png: Path,
+    titles: Sequence[str],
+    row_labels: Sequence[str],
+    captions: Sequence[Sequence[str]],
+    footers: Sequence[str],
+    note: str,
+) -> bytes:
     """The PNG bytes of a rendered grid (:func:`render_grid`, no titles) with its labels around it.
 
     Adds column ``titles`` above (:data:`HEADER` pixels), ``row_labels`` on the left (:data:`LEFT`), one caption

@@ -14,6 +14,7 @@ The reference field is the one the shape's training samples were drawn from: the
 stepped ``ε`` inward like a model's meshes) or, for sample files made before it, the undilated
 winding-number field.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,14 @@ from core.utils.errors import ExplorerError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SourceMesh", "load_source_mesh", "exact_sdf_mesh", "grid_reference_floaters", "grid_reference_measures",
-           "field_mesh"]
+__all__ = [
+    "SourceMesh",
+    "load_source_mesh",
+    "exact_sdf_mesh",
+    "grid_reference_floaters",
+    "grid_reference_measures",
+    "field_mesh",
+]
 
 
 @dataclass
@@ -49,13 +56,19 @@ class SourceMesh:
         from core.data.sdf_backends import sdf_field
 
         if self.surface_offset > 0:
-            return sdf_field(self.vertices, self.faces, "auto", see_through=self.see_through,
-                             settings=FillSdfSettings(epsilon=self.surface_offset))
+            return sdf_field(
+                self.vertices,
+                self.faces,
+                "auto",
+                see_through=self.see_through,
+                settings=FillSdfSettings(epsilon=self.surface_offset),
+            )
         return sdf_field(self.vertices, self.faces, "winding")
 
 
-def load_source_mesh(source: Path | None, offset: np.ndarray | None, scale: float | None,
-                     surface_offset: float = 0.0) -> SourceMesh | None:
+def load_source_mesh(
+    source: Path | None, offset: np.ndarray | None, scale: float | None, surface_offset: float = 0.0
+) -> SourceMesh | None:
     """The source mesh in the frame the sample file recorded (its ``offset`` and ``scale``).
 
     ``surface_offset``: the ``ε`` the sample file's field recorded (:attr:`SourceMesh.surface_offset`).
@@ -74,8 +87,12 @@ def load_source_mesh(source: Path | None, offset: np.ndarray | None, scale: floa
         see_through = mesh.face_opacity < SEE_THROUGH_BELOW
         # the loader's dtype kept (float32 stays float32), so the thin mask made from it is the one
         # evaluation always made
-        return SourceMesh(norm.apply(mesh.vertices), np.asarray(mesh.faces, np.int64),
-                          see_through if see_through.any() else None, float(surface_offset))
+        return SourceMesh(
+            norm.apply(mesh.vertices),
+            np.asarray(mesh.faces, np.int64),
+            see_through if see_through.any() else None,
+            float(surface_offset),
+        )
     except (ExplorerError, ValueError) as exc:
         log.warning("%s: source mesh unreadable for the ground-truth references (%s)", source, exc)
         return None
@@ -101,9 +118,15 @@ def grid_reference_floaters(source: SourceMesh, resolution: int, method: str = "
     return int(mesh_components(mesh.vertices, mesh.faces)["floaters"])
 
 
-def grid_reference_measures(source: SourceMesh, gt: dict[str, np.ndarray], thin_mask: np.ndarray | None,
-                            resolution: int, method: str = "coarse_to_fine", n_points: int = 30_000,
-                            seed: int = 0) -> dict[str, float]:
+def grid_reference_measures(
+    source: SourceMesh,
+    gt: dict[str, np.ndarray],
+    thin_mask: np.ndarray | None,
+    resolution: int,
+    method: str = "coarse_to_fine",
+    n_points: int = 30_000,
+    seed: int = 0,
+) -> dict[str, float]:
     """The grid's ceiling: the exact SDF meshed on the grid, measured like a reconstruction.
 
     Returns ``floaters`` (as :func:`grid_reference_floaters`), ``fscore_1pct`` and
@@ -117,8 +140,11 @@ def grid_reference_measures(source: SourceMesh, gt: dict[str, np.ndarray], thin_
 
     mesh = exact_sdf_mesh(source, resolution, method)
     metrics = evaluate_reconstruction(gt, mesh, thin_mask=thin_mask, n_points=n_points, rng=seed)
-    return {"floaters": int(metrics["floaters"]), "fscore_1pct": float(metrics["fscore_1pct"]),
-            "thin_fscore_1pct": float(metrics.get("thin_fscore_1pct", float("nan")))}
+    return {
+        "floaters": int(metrics["floaters"]),
+        "fscore_1pct": float(metrics["fscore_1pct"]),
+        "thin_fscore_1pct": float(metrics.get("thin_fscore_1pct", float("nan"))),
+    }
 
 
 def field_mesh(field, resolution: int, method: str = "coarse_to_fine", surface_offset: float = 0.0):

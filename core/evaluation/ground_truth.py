@@ -5,6 +5,7 @@ A split's shape: ``surface_points`` / ``surface_normals`` / ``surface_rgb`` of i
 thin-part masks and the grid reference). A mesh given to ``reconstruct``: points sampled on it in its
 unit-sphere frame (:func:`mesh_ground_truth`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,15 +46,16 @@ def load_ground_truth(path: Path) -> dict[str, np.ndarray]:
 def shape_source_mesh(shape: EvalShape, gt: dict[str, np.ndarray]) -> SourceMesh | None:
     """The shape's source mesh in its sample file's frame, or None (no file, no frame, unreadable)."""
     scale = gt.get("scale")
-    return load_source_mesh(shape.source, gt.get("offset"), None if scale is None else float(scale),
-                            float(gt.get("surface_offset", 0.0)))
+    return load_source_mesh(
+        shape.source, gt.get("offset"), None if scale is None else float(scale), float(gt.get("surface_offset", 0.0))
+    )
 
 
 def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -> dict[str, np.ndarray]:
     """Ground truth of a whole mesh file in its unit-sphere frame (the frame a fit to it lives in).
 
     Returns ``surface_points`` (S, 3), ``surface_normals`` (S, 3), ``surface_rgb`` (S, 3) and
-    ``thin_mask`` (S,) bool (:func:`core.evaluation.thickness.thin_part_mask` on the mesh), for
+    ``thin_mask`` (S,) bool (:func:`core.data.thickness.thin_part_mask` on the mesh), for
     :func:`core.evaluation.metrics.evaluate_reconstruction`. Used by ``reconstruct`` to measure a fit
     against its mesh input, also when the fit saw only a single-view scan of it.
 
@@ -65,11 +67,14 @@ def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -
     from core.data.mesh_io import load_mesh
     from core.data.normalization import normalize_mesh
     from core.data.sampling import sample_surface
-    from core.evaluation.thickness import thin_part_mask
+    from core.data.thickness import thin_part_mask
 
     mesh, _ = normalize_mesh(load_mesh(path))
     sample = sample_surface(mesh.vertices, mesh.faces, int(n_points), np.random.default_rng(seed))
-    gt = {"surface_points": sample.points, "surface_normals": sample.normals,
-          "surface_rgb": np.asarray(mesh.colours_at(sample.face_index, sample.barycentric), np.float32)}
+    gt = {
+        "surface_points": sample.points,
+        "surface_normals": sample.normals,
+        "surface_rgb": np.asarray(mesh.colours_at(sample.face_index, sample.barycentric), np.float32),
+    }
     gt["thin_mask"] = thin_part_mask(sample.points, sample.normals, mesh.vertices, mesh.faces)
     return gt

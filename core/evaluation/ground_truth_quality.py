@@ -28,6 +28,7 @@ exposed points, and a part with fewer than half its points exposed is not counte
 
 A source part is a welded, vertex-connected component of the source mesh.
 """
+
 from __future__ import annotations
 
 import time
@@ -83,8 +84,9 @@ def source_parts(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, n
     return labels
 
 
-def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolution: int,
-                         method: str = "coarse_to_fine", seed: int = 0) -> GroundTruthQuality:
+def ground_truth_quality(
+    vertices: np.ndarray, faces: np.ndarray, field, resolution: int, method: str = "coarse_to_fine", seed: int = 0
+) -> GroundTruthQuality:
     """Measure ``field`` (prepared for this mesh) meshed at ``resolution`` against the mesh itself.
 
     Parameters
@@ -109,9 +111,20 @@ def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolut
     mesh = field_mesh(field, resolution, method)
     if mesh.is_empty:
         inf = float("inf")
-        return GroundTruthQuality(resolution, field.backend, 0, len(part_share), 0,
-                                  int((part_share >= MISSING_PART_AREA).sum()), inf, inf, 0.0, inf, 0.0,
-                                  time.perf_counter() - start)
+        return GroundTruthQuality(
+            resolution,
+            field.backend,
+            0,
+            len(part_share),
+            0,
+            int((part_share >= MISSING_PART_AREA).sum()),
+            inf,
+            inf,
+            0.0,
+            inf,
+            0.0,
+            time.perf_counter() - start,
+        )
     labels = face_components(mesh.vertices, mesh.faces)
     assert labels is not None  # the mesh is not empty (above)
     piece_of_face, piece_share = labels
@@ -150,9 +163,21 @@ def ground_truth_quality(vertices: np.ndarray, faces: np.ndarray, field, resolut
     pred_in = sample_surface(deflated, faces_pred, _POINTS, rng).points
     chamfer_in = 0.5 * (float(_nn(src.points, pred_in)[0].mean()) + float(_nn(pred_in, src.points)[0].mean()))
     f1_in = fscore(src.points, pred_in, threshold)["fscore"]
-    return GroundTruthQuality(resolution, field.backend, int(len(piece_share)), int(len(part_share)), torn, missing,
-                              chamfer, chamfer - epsilon, float(f1), chamfer_in, float(f1_in),
-                              time.perf_counter() - start, int(cavity.sum()))
+    return GroundTruthQuality(
+        resolution,
+        field.backend,
+        int(len(piece_share)),
+        int(len(part_share)),
+        torn,
+        missing,
+        chamfer,
+        chamfer - epsilon,
+        float(f1),
+        chamfer_in,
+        float(f1_in),
+        time.perf_counter() - start,
+        int(cavity.sum()),
+    )
 
 
 def _exposed(field, points: np.ndarray, normals: np.ndarray, step: float) -> np.ndarray:
@@ -182,8 +207,9 @@ def _shape_quality(task: tuple[str, str, str, str | None, tuple[int, ...]]) -> d
     return row
 
 
-def ground_truth_report(data_dir, resolutions: tuple[int, ...] = (96, 128), workers: int = 1,
-                        progress: bool = True) -> dict:
+def ground_truth_report(
+    data_dir, resolutions: tuple[int, ...] = (96, 128), workers: int = 1, progress: bool = True
+) -> dict:
     """:func:`ground_truth_quality` of every shape of a preprocessed data set, against its source mesh.
 
     Each shape's field is rebuilt from its source mesh as its sample file records it (the ``auto``
@@ -201,8 +227,10 @@ def ground_truth_report(data_dir, resolutions: tuple[int, ...] = (96, 128), work
     from core.utils.io_utils import atomic_write_json
 
     data_dir = Path(data_dir)
-    tasks = [(str(r["id"]), str(r["class_name"]), str(data_dir / r["file"]), r.get("source"), tuple(resolutions))
-             for r in load_manifest(data_dir)["shapes"]]
+    tasks = [
+        (str(r["id"]), str(r["class_name"]), str(data_dir / r["file"]), r.get("source"), tuple(resolutions))
+        for r in load_manifest(data_dir)["shapes"]
+    ]
     bar = dict(total=len(tasks), desc="ground truth", unit="shape", disable=not progress)
     if workers <= 1:
         rows = [_shape_quality(task) for task in tqdm(tasks, **bar)]

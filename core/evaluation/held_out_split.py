@@ -3,6 +3,7 @@
 The manifest and split files are read through :mod:`core.data.manifest` (their one owner); this module
 only picks the shapes of one split, class filter and per-class limit applied.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ class EvalShape:
     text: str | None = None
 
 
-def list_split(data_dir: str | Path, split: str = "test", limit: int | None = None,
-               classes: Sequence[str] | None = None) -> list[EvalShape]:
+def list_split(
+    data_dir: str | Path, split: str = "test", limit: int | None = None, classes: Sequence[str] | None = None
+) -> list[EvalShape]:
     """Shapes of ``split`` from ``<data>/manifest.json`` (and ``splits/<split>.json`` when present).
 
     ``limit`` keeps the first N shapes per class, in manifest order.
@@ -52,8 +54,15 @@ def list_split(data_dir: str | Path, split: str = "test", limit: int | None = No
             continue
         per_class[record["class_name"]] = per_class.get(record["class_name"], 0) + 1
         source = record.get("source")
-        shapes.append(EvalShape(record["id"], record["class_name"], data_dir / record["file"],
-                                Path(source) if source else None, record.get("text")))
+        shapes.append(
+            EvalShape(
+                record["id"],
+                record["class_name"],
+                data_dir / record["file"],
+                Path(source) if source else None,
+                record.get("text"),
+            )
+        )
     if not shapes:
         raise DataSetError(
             f"{data_dir}: no shapes in split '{split}'"

@@ -7,6 +7,7 @@ or, for training shapes with ``use_trained_codes``, from the checkpoint. A shape
 error row and the rest go on; a cancelled run returns the rows it finished, marked
 (:attr:`SplitRows.cancelled`). Tables and files: :mod:`core.evaluation.report`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,7 +50,13 @@ __all__ = [
 ]
 
 SHAPE_ERRORS: tuple[type[BaseException], ...] = (
-    ExplorerError, OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError,
+    ExplorerError,
+    OSError,
+    ValueError,
+    KeyError,
+    EOFError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
 )
 """What one bad shape can raise (a damaged .npz raises BadZipFile, EOFError, UnpicklingError ...):
 its row gets the error and the batch goes on."""
@@ -64,8 +71,13 @@ def free_space_distance(resolution: int) -> float:
     return FREE_SPACE_VOXELS * 2.0 / (resolution - 1)
 
 
-def grid_reference_fields(source: SourceMesh | None, floaters: int | None, settings: EvalSettings,
-                          gt: dict[str, np.ndarray], thin_mask: np.ndarray | None) -> dict[str, Any]:
+def grid_reference_fields(
+    source: SourceMesh | None,
+    floaters: int | None,
+    settings: EvalSettings,
+    gt: dict[str, np.ndarray],
+    thin_mask: np.ndarray | None,
+) -> dict[str, Any]:
     """The reconstruction against the exact SDF meshed on the same grid (:mod:`core.evaluation.grid_reference`).
 
     ``gt_grid_floaters`` (the exact SDF's floaters on the evaluation's grid), ``extra_floaters``
@@ -74,14 +86,24 @@ def grid_reference_fields(source: SourceMesh | None, floaters: int | None, setti
     that grid. NaN / None without a source mesh or when :attr:`EvalSettings.grid_reference` is off.
     """
     if source is None or floaters is None or not settings.grid_reference:
-        return {"gt_grid_floaters": math.nan, "extra_floaters": math.nan, "has_extra_floaters": None,
-                "gt_grid_fscore_1pct": math.nan, "gt_grid_thin_fscore_1pct": math.nan}
-    reference = grid_reference_measures(source, gt, thin_mask, settings.resolution, settings.mesh_method,
-                                        settings.n_eval_points, settings.seed)
+        return {
+            "gt_grid_floaters": math.nan,
+            "extra_floaters": math.nan,
+            "has_extra_floaters": None,
+            "gt_grid_fscore_1pct": math.nan,
+            "gt_grid_thin_fscore_1pct": math.nan,
+        }
+    reference = grid_reference_measures(
+        source, gt, thin_mask, settings.resolution, settings.mesh_method, settings.n_eval_points, settings.seed
+    )
     extra = max(0, int(floaters) - reference["floaters"])
-    return {"gt_grid_floaters": reference["floaters"], "extra_floaters": extra, "has_extra_floaters": extra > 0,
-            "gt_grid_fscore_1pct": reference["fscore_1pct"],
-            "gt_grid_thin_fscore_1pct": reference["thin_fscore_1pct"]}
+    return {
+        "gt_grid_floaters": reference["floaters"],
+        "extra_floaters": extra,
+        "has_extra_floaters": extra > 0,
+        "gt_grid_fscore_1pct": reference["fscore_1pct"],
+        "gt_grid_thin_fscore_1pct": reference["thin_fscore_1pct"],
+    }
 
 
 def trained_codes(model: TrainedModel, shape: EvalShape):
@@ -99,8 +121,11 @@ def trained_codes(model: TrainedModel, shape: EvalShape):
         if sid == shape.id and (cls is None or cls == shape.class_name):
             colour = None if model.colour_codes is None else torch.as_tensor(model.colour_codes[k]).detach().cpu()
             condition = model.training_condition(k)
-            return (torch.as_tensor(model.shape_codes[k]).detach().cpu(), colour,
-                    None if condition is None else condition.detach().cpu())
+            return (
+                torch.as_tensor(model.shape_codes[k]).detach().cpu(),
+                colour,
+                None if condition is None else condition.detach().cpu(),
+            )
     raise DataSetError(
         f"shape {shape.class_name}/{shape.id} has no trained code in this checkpoint; "
         "--use-trained-codes only works for the training split of the data set the model was trained on."
@@ -171,9 +196,17 @@ def evaluate_split(
     return rows
 
 
-def _evaluate_shape(model: TrainedModel, shape: EvalShape, config: TTOConfig, settings: EvalSettings,
-                    out_dir: Path | None, row: dict[str, Any], classes: dict[tuple[str, str], ClassChoice],
-                    cancel: Cancel, on_step: Callable[[EvalShape, Any], None] | None) -> bool:
+def _evaluate_shape(
+    model: TrainedModel,
+    shape: EvalShape,
+    config: TTOConfig,
+    settings: EvalSettings,
+    out_dir: Path | None,
+    row: dict[str, Any],
+    classes: dict[tuple[str, str], ClassChoice],
+    cancel: Cancel,
+    on_step: Callable[[EvalShape, Any], None] | None,
+) -> bool:
     """Fill ``row`` with the shape's reconstruction's measures; False when its fit was cancelled.
 
     ``row`` is filled as the work goes, so a shape that fails half way keeps its class columns.
@@ -221,9 +254,16 @@ def _evaluate_shape(model: TrainedModel, shape: EvalShape, config: TTOConfig, se
     return True
 
 
-def _fit_shape(model: TrainedModel, shape: EvalShape, config: TTOConfig, settings: EvalSettings,
-               row: dict[str, Any], classes: dict[tuple[str, str], ClassChoice], cancel: Cancel,
-               on_step: Callable[[EvalShape, Any], None] | None) -> tuple[TTOResult, float, float]:
+def _fit_shape(
+    model: TrainedModel,
+    shape: EvalShape,
+    config: TTOConfig,
+    settings: EvalSettings,
+    row: dict[str, Any],
+    classes: dict[tuple[str, str], ClassChoice],
+    cancel: Cancel,
+    on_step: Callable[[EvalShape, Any], None] | None,
+) -> tuple[TTOResult, float, float]:
     """Test-time optimisation of ``shape`` under its class choice (made here once, or taken from ``classes``).
 
     Returns the fit, the seconds of a class choice made earlier (not timed by the caller) and the fit's start
@@ -244,33 +284,55 @@ def _fit_shape(model: TrainedModel, shape: EvalShape, config: TTOConfig, setting
         seconds_class = choice.seconds
     row.update(class_fields(shape, choice, model))
     t_fit0 = time.perf_counter()
-    result = fit(model, obs, config, callback=step, class_name=choice.class_name, text=choice.text,
-                 seed=settings.seed, cancel=cancel, every=max(1, config.iterations // 10))
+    result = fit(
+        model,
+        obs,
+        config,
+        callback=step,
+        class_name=choice.class_name,
+        text=choice.text,
+        seed=settings.seed,
+        cancel=cancel,
+        every=max(1, config.iterations // 10),
+    )
     return result, seconds_class, t_fit0
 
 
-def _reconstruction_mesh(model: TrainedModel, result: TTOResult, condition: torch.Tensor | None,
-                         settings: EvalSettings) -> MeshArrays:
+def _reconstruction_mesh(
+    model: TrainedModel, result: TTOResult, condition: torch.Tensor | None, settings: EvalSettings
+) -> MeshArrays:
     """The fit's mesh at ``settings.resolution`` (level ``settings.iso_level``), extracted where the model is."""
     from core.meshing import extract_mesh
 
     sdf_fn = model.sdf_fn(result.shape_code, condition)
     if settings.iso_level:  # shifted, so the narrow band of coarse_to_fine follows the level
         sdf_fn = _shifted(sdf_fn, settings.iso_level)
-    return extract_mesh(sdf_fn, settings.resolution, model.colour_fn(result.shape_code, result.colour_code, condition),
-                        method=settings.mesh_method, device=model.device)
+    return extract_mesh(
+        sdf_fn,
+        settings.resolution,
+        model.colour_fn(result.shape_code, result.colour_code, condition),
+        method=settings.mesh_method,
+        device=model.device,
+    )
 
 
-def _measures(shape: EvalShape, gt: dict[str, np.ndarray], mesh: MeshArrays,
-              settings: EvalSettings) -> tuple[dict[str, Any], str]:
+def _measures(
+    shape: EvalShape, gt: dict[str, np.ndarray], mesh: MeshArrays, settings: EvalSettings
+) -> tuple[dict[str, Any], str]:
     """:func:`core.evaluation.metrics.evaluate_reconstruction` of ``mesh`` against ``gt`` with the grid
     reference's fields, and where the thin mask came from (``mesh`` / ``points``)."""
     from core.evaluation.metrics import evaluate_reconstruction
 
     source = shape_source_mesh(shape, gt)
     mask, mask_from = shape_thin_mask(shape, gt, source)
-    metrics = evaluate_reconstruction(gt, mesh, thin_mask=mask, n_points=settings.n_eval_points,
-                                      rng=settings.seed, free_distance=free_space_distance(settings.resolution))
+    metrics = evaluate_reconstruction(
+        gt,
+        mesh,
+        thin_mask=mask,
+        n_points=settings.n_eval_points,
+        rng=settings.seed,
+        free_distance=free_space_distance(settings.resolution),
+    )
     floaters = metrics.get("floaters")
     metrics.update(grid_reference_fields(source, None if floaters is None else int(floaters), settings, gt, mask))
     return metrics, mask_from

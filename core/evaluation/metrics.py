@@ -4,6 +4,7 @@ Conventions follow DeepSDF's evaluation: 30,000 surface points on each side; Cha
 sum of the two mean *squared* nearest-neighbour distances (callers report it x 10^3, as the
 paper's tables do); EMD is the mean matched distance on a 500-point subsample.
 """
+
 from __future__ import annotations
 
 import math
@@ -195,8 +196,12 @@ def _components_of(labels: tuple[np.ndarray, np.ndarray] | None, floater_share: 
     small = share < floater_share
     small[largest] = False
     floaters = int(small.sum())
-    return {"components": int(len(share)), "floaters": floaters, "has_floaters": floaters > 0,
-            "largest_share": float(share[largest])}
+    return {
+        "components": int(len(share)),
+        "floaters": floaters,
+        "has_floaters": floaters > 0,
+        "largest_share": float(share[largest]),
+    }
 
 
 def main_component_faces(vertices: np.ndarray, faces: np.ndarray, floater_share: float = FLOATER_SHARE) -> np.ndarray:
@@ -210,8 +215,13 @@ def main_component_faces(vertices: np.ndarray, faces: np.ndarray, floater_share:
     return main[face_label]
 
 
-def floater_kinds(vertices: np.ndarray, faces: np.ndarray, reference_points: np.ndarray, free_distance: float,
-                  floater_share: float = FLOATER_SHARE) -> dict[str, int]:
+def floater_kinds(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    reference_points: np.ndarray,
+    free_distance: float,
+    floater_share: float = FLOATER_SHARE,
+) -> dict[str, int]:
     """The floaters (:func:`mesh_components`' rule) sorted by kind: ``cavity``, ``free``, ``torn``.
 
     - ``cavity``: the piece is the wall of a bubble of positive field inside a solid body (its normals
@@ -225,12 +235,17 @@ def floater_kinds(vertices: np.ndarray, faces: np.ndarray, reference_points: np.
     free-space samples; too little capacity on thin parts), so the fix depends on which it is.
     An empty mesh or one without floaters gives zeros.
     """
-    return _kinds_of(vertices, faces, _face_components(vertices, faces), reference_points, free_distance,
-                     floater_share)
+    return _kinds_of(vertices, faces, _face_components(vertices, faces), reference_points, free_distance, floater_share)
 
 
-def _kinds_of(vertices: np.ndarray, faces: np.ndarray, labels: tuple[np.ndarray, np.ndarray] | None,
-              reference_points: np.ndarray, free_distance: float, floater_share: float) -> dict[str, int]:
+def _kinds_of(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    labels: tuple[np.ndarray, np.ndarray] | None,
+    reference_points: np.ndarray,
+    free_distance: float,
+    floater_share: float,
+) -> dict[str, int]:
     """:func:`floater_kinds` from :func:`_face_components`' labels."""
     kinds = {"torn": 0, "free": 0, "cavity": 0}
     if labels is None:
@@ -366,7 +381,7 @@ def evaluate_reconstruction(
         (the sample file's keys).
     pred : MeshArrays (or a mapping with ``vertices``, ``faces``, ``colours``); ``n_points`` points
         are sampled on its surface.
-    thin_mask : (S,) bool, True for gt points on thin parts (:func:`core.evaluation.thickness.thin_mask`).
+    thin_mask : (S,) bool, True for gt points on thin parts (:func:`core.data.thickness.thin_mask`).
         Adds ``thin_*`` metrics where only those gt points are used: recall-side terms
         (gt -> pred distances, recall, colour) on the masked points, and precision-side terms on
         the pred points whose nearest gt point is masked.
@@ -421,8 +436,13 @@ def evaluate_reconstruction(
         if mask.any():
             out.update(_thin_metrics(gt_pts, gt_nrm, gt_rgb, mask, pred_pts, pred_nrm, vertices, colours, size))
         else:  # same columns for every shape; NaN = "no thin parts", skipped by the aggregates
-            out.update({f"thin_{k}_{round(f * 100)}pct": math.nan for f in FSCORE_FRACTIONS
-                        for k in ("precision", "recall", "fscore")})
+            out.update(
+                {
+                    f"thin_{k}_{round(f * 100)}pct": math.nan
+                    for f in FSCORE_FRACTIONS
+                    for k in ("precision", "recall", "fscore")
+                }
+            )
             out.update(thin_chamfer=math.nan, thin_chamfer_l1=math.nan, thin_recall_chamfer=math.nan)
     return out
 

@@ -5,6 +5,7 @@ of :data:`TABLE_COLUMNS`), :func:`class_table_markdown` / :func:`comparison_mark
 project's one table builder (:func:`core.utils.markdown.markdown_table`), and :func:`write_results` writes
 ``results.csv``, ``summary.md`` and ``results.json``, marking a cancelled run's partial rows as such.
 """
+
 from __future__ import annotations
 
 import csv
@@ -109,8 +110,10 @@ def class_table_markdown(summary: Summary) -> str:
     headers = ["class", "n"] + [h for _, h, _ in TABLE_COLUMNS]
     if any("class accuracy %" in s for s in summary.values()):
         headers.append("class accuracy %")
-    rows = [[f"**{name}**" if name == "all" else name] + [_fmt(entry.get(h)) for h in headers[1:]]
-            for name, entry in summary.items()]
+    rows = [
+        [f"**{name}**" if name == "all" else name] + [_fmt(entry.get(h)) for h in headers[1:]]
+        for name, entry in summary.items()
+    ]
     return markdown_table(headers, rows) + "\n"
 
 
@@ -122,15 +125,22 @@ def comparison_markdown(summaries: dict[str, Summary]) -> str:
 
 
 def partial_note(rows: Sequence[dict[str, Any]]) -> str | None:
-    """"Cancelled after k of n shapes ..." for the rows of a cancelled run, None for a complete one."""
+    """ "Cancelled after k of n shapes ..." for the rows of a cancelled run, None for a complete one."""
     if not (isinstance(rows, SplitRows) and rows.cancelled):
         return None
-    return (f"Cancelled after {len(rows)} of {rows.n_shapes} shapes: partial results, the shapes not reached "
-            "are missing from every table.")
+    return (
+        f"Cancelled after {len(rows)} of {rows.n_shapes} shapes: partial results, the shapes not reached "
+        "are missing from every table."
+    )
 
 
-def write_results(out_dir: Path, rows: Sequence[dict[str, Any]], config: TTOConfig, settings: EvalSettings,
-                  meta: dict[str, Any] | None = None) -> Summary:
+def write_results(
+    out_dir: Path,
+    rows: Sequence[dict[str, Any]],
+    config: TTOConfig,
+    settings: EvalSettings,
+    meta: dict[str, Any] | None = None,
+) -> Summary:
     """``results.csv`` (per shape), ``summary.md`` (per class), ``results.json``; returns the summary.
 
     Rows of a cancelled run (:attr:`core.evaluation.loop.SplitRows.cancelled`) are written as they are, with
@@ -152,13 +162,16 @@ def write_results(out_dir: Path, rows: Sequence[dict[str, Any]], config: TTOConf
     note = partial_note(rows)
     title = f"# Reconstruction, losses = {config.losses}\n\n" + (f"**{note}**\n\n" if note else "")
     atomic_write_bytes(out_dir / "summary.md", (title + class_table_markdown(summary)).encode("utf-8"))
-    atomic_write_json(out_dir / "results.json", {
-        "meta": meta or {},
-        "cancelled": note is not None,
-        "n_shapes": rows.n_shapes if isinstance(rows, SplitRows) else len(rows),
-        "config": config.to_dict(),
-        "settings": asdict(settings),
-        "summary": summary,
-        "rows": list(rows),
-    })
+    atomic_write_json(
+        out_dir / "results.json",
+        {
+            "meta": meta or {},
+            "cancelled": note is not None,
+            "n_shapes": rows.n_shapes if isinstance(rows, SplitRows) else len(rows),
+            "config": config.to_dict(),
+            "settings": asdict(settings),
+            "summary": summary,
+            "rows": list(rows),
+        },
+    )
     return summary

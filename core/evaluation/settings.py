@@ -3,6 +3,7 @@
 Apart from the loop that reads it (:mod:`core.evaluation.loop`) because the class choice
 (:mod:`core.evaluation.class_choice`) and the written report (:mod:`core.evaluation.report`) read it too.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

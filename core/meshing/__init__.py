@@ -3,6 +3,7 @@
 ``extract_mesh(sdf_fn, resolution, colour_fn, method, device) -> MeshArrays`` is the entry point;
 ``export_mesh(mesh, path)`` writes it; ``sdf_slice(sdf_fn, axis, position)`` samples a plane.
 """
+
 from core.meshing.export import export_mesh, to_trimesh
 from core.meshing.extract import MeshArrays, extract_mesh, mesh_from_grid
 from core.meshing.grid import GridResult, evaluate_coarse_to_fine, evaluate_dense

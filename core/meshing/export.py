@@ -1,4 +1,5 @@
 """Write :class:`MeshArrays` to .ply / .obj / .glb with vertex colours, atomically."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """SDF callable -> triangle mesh with normals and vertex colours, in the unit-sphere frame."""
+
 from __future__ import annotations
 
 import time
@@ -148,8 +149,9 @@ def _sdf_gradients(sdf_fn: SdfFn, points: torch.Tensor, max_batch: int) -> torch
     return out
 
 
-def _field_surface(field: SurfaceField, points: torch.Tensor, max_batch: int, with_colour: bool
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _field_surface(
+    field: SurfaceField, points: torch.Tensor, max_batch: int, with_colour: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gradients and (``with_colour``) colours of a :class:`SurfaceField` at (N, 3) points, in batches."""
     grads: list[torch.Tensor] = []
     rgbs: list[torch.Tensor] = []
@@ -257,8 +259,9 @@ def mesh_from_grid(
         stats["normals"] = "grid"
     elif field is not None:
         # Colours from the same pass unless the vertices move afterwards (then at their new place).
-        grads, field_rgb = _field_surface(field, verts_t.float(), max_batch,
-                                          with_colour=with_colours and surface_offset <= 0)
+        grads, field_rgb = _field_surface(
+            field, verts_t.float(), max_batch, with_colour=with_colours and surface_offset <= 0
+        )
     else:
         grads = _sdf_gradients(closure, verts_t.float(), max_batch) if closure is not None else None
     if grads is None:
@@ -339,8 +342,9 @@ def extract_mesh(
     max_batch = max_batch or default_max_batch(device)
     grid_fn = sdf_fn.sdf if isinstance(sdf_fn, SurfaceField) else sdf_fn
     if method == "coarse_to_fine":
-        grid = evaluate_coarse_to_fine(grid_fn, resolution, device, max_batch, coarse_resolution, band_factor,
-                                       certify_signs)
+        grid = evaluate_coarse_to_fine(
+            grid_fn, resolution, device, max_batch, coarse_resolution, band_factor, certify_signs
+        )
     elif method == "dense":
         grid = evaluate_dense(grid_fn, resolution, device, max_batch)
     else:

@@ -29,6 +29,7 @@ Two paths, tested against each other:
   closure, repeated until none is missing). The signs and the crossing-cell values are those of the
   plain path, so the mesh is the same, at about half the evaluations of the last level.
 """
+
 from __future__ import annotations
 
 import math
@@ -169,8 +170,9 @@ def _upsample(values: torch.Tensor, cells: list[tuple[torch.Tensor, torch.Tensor
     return out
 
 
-def _strongest_corner(coarse_values: torch.Tensor, lattice: torch.Tensor, fine_idx: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def _strongest_corner(
+    coarse_values: torch.Tensor, lattice: torch.Tensor, fine_idx: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """For fine lattice points (K, 3) (indices into the fine lattice): the corner value of largest
     magnitude among the coarse nodes of the cell each lies in (on a node along an axis: that node),
     and the distance to those corners in grid steps of the fine lattice (all equal: sqrt(#axes between)).
@@ -214,9 +216,20 @@ def _missing_crossing_corners(values: torch.Tensor, evaluated: torch.Tensor, cel
     return torch.stack((flat // (Y * Z), (flat // Z) % Y, flat % Z), 1)
 
 
-def _certify_last_level(sdf_fn: SdfFn, values: torch.Tensor, coarse_values: torch.Tensor, lattice: torch.Tensor,
-                        node: torch.Tensor, refine: torch.Tensor, todo: torch.Tensor, evaluated: torch.Tensor,
-                        fine: torch.Tensor, h: float, band_factor: float, max_batch: int) -> tuple[int, int, int]:
+def _certify_last_level(
+    sdf_fn: SdfFn,
+    values: torch.Tensor,
+    coarse_values: torch.Tensor,
+    lattice: torch.Tensor,
+    node: torch.Tensor,
+    refine: torch.Tensor,
+    todo: torch.Tensor,
+    evaluated: torch.Tensor,
+    fine: torch.Tensor,
+    h: float,
+    band_factor: float,
+    max_batch: int,
+) -> tuple[int, int, int]:
     """The last level's evaluations under ``certify_signs`` (see the module docstring); in place.
 
     ``values`` holds the coarse level's interpolation, ``node`` the coarse nodes' positions in the fine
@@ -231,11 +244,13 @@ def _certify_last_level(sdf_fn: SdfFn, values: torch.Tensor, coarse_values: torc
     # A value of the certain sign; marching cubes never reads it unless the closure replaces it.
     sure = pos[certain]
     values[sure[:, 0], sure[:, 1], sure[:, 2]] = torch.sign(strongest[certain]) * (
-        strongest[certain].abs() - reach[certain]).clamp_min(1e-6)
+        strongest[certain].abs() - reach[certain]
+    ).clamp_min(1e-6)
     todo_pos = pos[~certain]
     if todo_pos.shape[0]:
         values[todo_pos[:, 0], todo_pos[:, 1], todo_pos[:, 2]] = evaluate_points(
-            sdf_fn, _index_to_points(fine[todo_pos], h), max_batch)
+            sdf_fn, _index_to_points(fine[todo_pos], h), max_batch
+        )
     evaluated[todo_pos[:, 0], todo_pos[:, 1], todo_pos[:, 2]] = True
     # Every fine cell of a refined coarse cell has its lower corner at a new point or at the coarse cell's
     # own lower node; no other cell can cross.
@@ -248,7 +263,8 @@ def _certify_last_level(sdf_fn: SdfFn, values: torch.Tensor, coarse_values: torc
         if not missing.shape[0]:
             break
         values[missing[:, 0], missing[:, 1], missing[:, 2]] = evaluate_points(
-            sdf_fn, _index_to_points(fine[missing], h), max_batch)
+            sdf_fn, _index_to_points(fine[missing], h), max_batch
+        )
         evaluated[missing[:, 0], missing[:, 1], missing[:, 2]] = True
         n_closure += int(missing.shape[0])
         rounds += 1
@@ -354,10 +370,11 @@ def evaluate_coarse_to_fine(
         level = {"stride": stride, "points": fine.shape[0] ** 3, "refined_cells": int(refine.sum())}
         if stride == 1 and certify_signs:
             n_uncertain, n_closure, rounds = _certify_last_level(
-                sdf_fn, new_values, values, lattice, node, refine, todo, new_evaluated, fine, h, band_factor,
-                max_batch)
-            level.update(evaluated=n_uncertain + n_closure, candidates=int(todo.sum()), closure=n_closure,
-                         closure_rounds=rounds)
+                sdf_fn, new_values, values, lattice, node, refine, todo, new_evaluated, fine, h, band_factor, max_batch
+            )
+            level.update(
+                evaluated=n_uncertain + n_closure, candidates=int(todo.sum()), closure=n_closure, closure_rounds=rounds
+            )
         else:
             pos = todo.nonzero()
             if pos.shape[0]:

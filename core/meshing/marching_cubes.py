@@ -13,6 +13,7 @@ resolves ambiguous faces with the asymptotic decider instead, so on ambiguous cu
 paths give the same vertices (every vertex is a linear interpolation on a sign-changing grid
 edge) but may connect them differently; tests compare vertex sets and surfaces, not faces.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -100,6 +101,7 @@ def _triangulate(loop: list[int]) -> list[tuple[int, int, int]]:
     Such a diagonal would lie in the face, and the neighbouring cube would use the same
     vertex pair too: a non-manifold edge. A plain fan can create one on loops of 6 or more.
     """
+
     def ok(a: int, b: int) -> bool:
         return not (_FACES_OF_EDGE[a] & _FACES_OF_EDGE[b])
 

@@ -3,6 +3,7 @@
 The viewer only schedules this on a worker and draws the result; the sampling lives here so
 it is tested and usable without Qt (figures, notebooks).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,8 +58,14 @@ def plane_points(axis: int, position: float, size: int) -> tuple[np.ndarray, np.
     return pts, u
 
 
-def sdf_slice(sdf_fn: SdfFn, axis: int, position: float, size: int = 160,
-              device: str | torch.device | None = None, max_batch: int = SLICE_BATCH) -> SdfSlice:
+def sdf_slice(
+    sdf_fn: SdfFn,
+    axis: int,
+    position: float,
+    size: int = 160,
+    device: str | torch.device | None = None,
+    max_batch: int = SLICE_BATCH,
+) -> SdfSlice:
     """Sample ``sdf_fn`` (Tensor (N, 3) -> Tensor (N,)) on the plane ``x[axis] = position``, no autograd.
 
     ``device``: where the points are made (the model's device; None: CUDA when present).

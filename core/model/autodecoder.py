@@ -7,6 +7,7 @@ averaged all-reduce then equals the gradient of the global mean loss, so a multi
 matches a single-process one. (Sharding pays off only beyond ~10^5 shapes x 256 dims, where
 the all-reduce of the codes starts to cost more than the decoder's.)
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,13 @@ class AutoDecoder(nn.Module):
     def __init__(self, config: ModelConfig, num_shapes: int, num_classes: int) -> None:
         super().__init__()
         self.config = config
-        self.conditioner = ClassConditioner(config.conditioning, num_classes, config.condition_size,
-                                            num_shapes=num_shapes, text_source=config.text_source)
+        self.conditioner = ClassConditioner(
+            config.conditioning,
+            num_classes,
+            config.condition_size,
+            num_shapes=num_shapes,
+            text_source=config.text_source,
+        )
         self.decoder = SdfColourDecoder(config, self.conditioner.out_dim)
         self.shape_codes = nn.Embedding(num_shapes, config.code_size)
         nn.init.normal_(self.shape_codes.weight, 0.0, 1.0 / math.sqrt(config.code_size))
@@ -46,8 +52,15 @@ class AutoDecoder(nn.Module):
         cond = self.conditioner(class_index, shape_index)
         return code if cond is None else torch.cat([code, cond], dim=-1)
 
-    def forward(self, xyz: torch.Tensor, shape_index: torch.Tensor, class_index: torch.Tensor,
-                point_row: torch.Tensor, view_dirs: torch.Tensor | None = None, with_colour: bool = True):
+    def forward(
+        self,
+        xyz: torch.Tensor,
+        shape_index: torch.Tensor,
+        class_index: torch.Tensor,
+        point_row: torch.Tensor,
+        view_dirs: torch.Tensor | None = None,
+        with_colour: bool = True,
+    ):
         """Evaluate a batch of B shapes.
 
         xyz (N, 3); shape_index, class_index (B,) long; point_row (N,) long: which of the B

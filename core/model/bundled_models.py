@@ -18,6 +18,7 @@ or stops the viewer from starting.
 The resources root is ``<project>/resources``, or the folder the environment variable
 ``DEEPSDF_RESOURCES`` names (tests and packagers point it elsewhere).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BundledModel", "CARD_NAME", "DEFAULT_KEY", "RESOURCES_ENV", "bundled_models", "default_bundled_model",
-           "resources_root"]
+__all__ = [
+    "BundledModel",
+    "CARD_NAME",
+    "DEFAULT_KEY",
+    "RESOURCES_ENV",
+    "bundled_models",
+    "default_bundled_model",
+    "resources_root",
+]
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +104,15 @@ def _read_card(folder: Path) -> BundledModel:
     checkpoint = folder / relative
     if not checkpoint.is_file():
         raise _CardError(f'"checkpoint": {checkpoint} does not exist; put the checkpoint there or correct the name')
-    return BundledModel(key=folder.name, title=data["title"].strip(),
-                        description=(data.get("description") or "").strip(), checkpoint=checkpoint, folder=folder,
-                        licence=data["licence"].strip(), first_shape=(data.get("first_shape") or "").strip() or None)
+    return BundledModel(
+        key=folder.name,
+        title=data["title"].strip(),
+        description=(data.get("description") or "").strip(),
+        checkpoint=checkpoint,
+        folder=folder,
+        licence=data["licence"].strip(),
+        first_shape=(data.get("first_shape") or "").strip() or None,
+    )
 
 
 _warned: set[str] = set()

@@ -15,6 +15,7 @@ Keys (format version 1)::
 Writes are atomic (temp file in the same folder, fsync, rename), so a killed process never
 leaves a broken file under the final name.
 """
+
 from __future__ import annotations
 
 import io
@@ -45,8 +46,9 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """Read and check a checkpoint; raise :class:`CheckpointError` saying what is wrong and what to do."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such file. Pass the .pt file a `train` run wrote "
-                              "(RUN/checkpoints/latest.pt).")
+        raise CheckpointError(
+            f"{path}: no such file. Pass the .pt file a `train` run wrote (RUN/checkpoints/latest.pt)."
+        )
     if path.is_dir():
         latest = path / "checkpoints" / "latest.pt"
         if latest.exists():
@@ -59,9 +61,21 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         data = torch.load(path, map_location=map_location, weights_only=True)
     # torch's legacy unpickler fails on random bytes with IndexError / KeyError / TypeError too,
     # not only UnpicklingError: whatever it raises, the file is not a readable checkpoint.
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError,
-            io.UnsupportedOperation, IndexError, KeyError, TypeError, AttributeError, MemoryError,
-            OverflowError) as exc:
+    except (
+        RuntimeError,
+        pickle.UnpicklingError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        io.UnsupportedOperation,
+        IndexError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        MemoryError,
+        OverflowError,
+    ) as exc:
         text = str(exc).strip()
         if "Weights only load failed" in text:
             # torch's first line invites a reload with weights_only=False; never pass that on.
@@ -88,15 +102,20 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
                 f"{path}: a plain state dict (only weights, {len(data)} tensors), not a DeepSDF Explorer checkpoint; "
                 "it lacks the config, codes and class names. Use a checkpoint written by `main.py train`."
             )
-        raise CheckpointError(f"{path}: not a DeepSDF Explorer checkpoint (no format tag). "
-                              "Use one written by `main.py train`.")
+        raise CheckpointError(
+            f"{path}: not a DeepSDF Explorer checkpoint (no format tag). Use one written by `main.py train`."
+        )
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise CheckpointError(f"{path}: checkpoint format version {version!r} does not exist (versions start at 1); "
-                              f"the file is damaged or was altered; {other_checkpoints(path)}.")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r} does not exist (versions start at 1); "
+            f"the file is damaged or was altered; {other_checkpoints(path)}."
+        )
     if version > VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version!r}; this program reads up to {VERSION}. "
-                              "Update DeepSDF Explorer.")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r}; this program reads up to {VERSION}. "
+            "Update DeepSDF Explorer."
+        )
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise CheckpointError(f"{path}: checkpoint is missing {missing}; it is damaged. Use another checkpoint.")
@@ -114,8 +133,11 @@ def _check_finite(path: Path, data: dict[str, Any]) -> None:
     state = data["model_state"]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: model_state holds a {type(state).__name__}, not weights; the file is damaged.")
-    bad = [name for name, value in state.items()
-           if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    bad = [
+        name
+        for name, value in state.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise CheckpointError(
@@ -127,8 +149,9 @@ def _check_finite(path: Path, data: dict[str, Any]) -> None:
 def _beside(path: Path) -> str:
     """The checkpoints really beside ``path`` (a run keeps ``epoch_NNNN.pt`` only every ``checkpoint_every``
     epochs, an exported model has none), newest epochs first; "" when there are none."""
-    others = sorted((p.name for p in Path(path).parent.glob("*.pt") if p.name != Path(path).name and p.is_file()),
-                    reverse=True)
+    others = sorted(
+        (p.name for p in Path(path).parent.glob("*.pt") if p.name != Path(path).name and p.is_file()), reverse=True
+    )
     return ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
 
 

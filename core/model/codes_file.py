@@ -15,6 +15,7 @@ version 1 (the viewer's first File ▸ Export codes) and files without ``format`
 ``decoder_finetuned.pt`` beside it). Values must be finite: JSON has no NaN, and a NaN code decodes to
 nothing.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,22 +68,31 @@ class SavedCodes:
         """Raise :class:`CodesFileError` when the sizes do not fit ``model`` (a TrainedModel)."""
         expected = tuple(model.shape_codes.shape[1:])
         if tuple(self.shape_code.shape) != expected:
-            raise CodesFileError(f"{source}: the shape code has {tuple(self.shape_code.shape)} values but this model "
-                                 f"needs {expected}. Load it with the checkpoint it was made with ({self.checkpoint}).")
+            raise CodesFileError(
+                f"{source}: the shape code has {tuple(self.shape_code.shape)} values but this model "
+                f"needs {expected}. Load it with the checkpoint it was made with ({self.checkpoint})."
+            )
         colours = getattr(model, "colour_codes", None)
         wanted = None if colours is None else tuple(colours.shape[1:])
         if self.colour_code is not None and wanted is not None and tuple(self.colour_code.shape) != wanted:
-            raise CodesFileError(f"{source}: the colour code has {tuple(self.colour_code.shape)} values but this model "
-                                 f"needs {wanted}. Load it with the checkpoint it was made with.")
+            raise CodesFileError(
+                f"{source}: the colour code has {tuple(self.colour_code.shape)} values but this model "
+                f"needs {wanted}. Load it with the checkpoint it was made with."
+            )
         if self.decoder_state is not None:
             own = model.decoder.state_dict()
-            wrong = sorted(k for k in own if k not in self.decoder_state
-                           or tuple(self.decoder_state[k].shape) != tuple(own[k].shape))
+            wrong = sorted(
+                k
+                for k in own
+                if k not in self.decoder_state or tuple(self.decoder_state[k].shape) != tuple(own[k].shape)
+            )
             extra = sorted(k for k in self.decoder_state if k not in own)
             if wrong or extra:
-                raise CodesFileError(f"{source}: its fine-tuned decoder does not fit this model's decoder "
-                                     f"(differs at {(wrong + extra)[:3]}). "
-                                     "Load it with the checkpoint it was made with.")
+                raise CodesFileError(
+                    f"{source}: its fine-tuned decoder does not fit this model's decoder "
+                    f"(differs at {(wrong + extra)[:3]}). "
+                    "Load it with the checkpoint it was made with."
+                )
 
     def condition_for(self, model: Any) -> torch.Tensor | None:
         """(Dcond,) CPU condition vector for ``model``: the saved one when its size fits, else the
@@ -116,8 +126,10 @@ def _finite_list(tensor: torch.Tensor | None, what: str, path: Path) -> list[flo
         return None
     values = tensor.detach().cpu().float().reshape(-1)
     if not torch.isfinite(values).all():
-        raise CodesFileError(f"{path}: cannot save the {what}: it holds NaN or infinite values (the fit diverged). "
-                             "Try a smaller --lr or fewer thin-structure losses.")
+        raise CodesFileError(
+            f"{path}: cannot save the {what}: it holds NaN or infinite values (the fit diverged). "
+            "Try a smaller --lr or fewer thin-structure losses."
+        )
     return values.tolist()
 
 
@@ -179,19 +191,25 @@ def read_codes(path: str | Path, model: Any = None) -> SavedCodes:
     except FileNotFoundError:
         raise CodesFileError(f"{path}: no such codes file. Check the path.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CodesFileError(f"{path}: not a readable JSON file ({exc}). Give a codes.json written by "
-                             "'main.py reconstruct' or File ▸ Export codes.") from None
+        raise CodesFileError(
+            f"{path}: not a readable JSON file ({exc}). Give a codes.json written by "
+            "'main.py reconstruct' or File ▸ Export codes."
+        ) from None
     legacy = isinstance(data, dict) and "format" not in data and "shape_code" in data
     if not legacy and (not isinstance(data, dict) or data.get("format") != CODES_FORMAT):
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise CodesFileError(f"{path}: not a codes file (format {found!r}, expected {CODES_FORMAT!r}). Give a "
-                             "codes.json written by 'main.py reconstruct' or File ▸ Export codes.")
+        raise CodesFileError(
+            f"{path}: not a codes file (format {found!r}, expected {CODES_FORMAT!r}). Give a "
+            "codes.json written by 'main.py reconstruct' or File ▸ Export codes."
+        )
     version = 0 if legacy else data.get("version")
     if legacy and data.get("finetuned_decoder"):
         data["decoder"] = _LEGACY_DECODER
     if not legacy and version not in _READABLE_VERSIONS:
-        raise CodesFileError(f"{path}: codes file version {version!r}; this program reads versions "
-                             f"{', '.join(map(str, _READABLE_VERSIONS))}. Update the program or re-export the codes.")
+        raise CodesFileError(
+            f"{path}: codes file version {version!r}; this program reads versions "
+            f"{', '.join(map(str, _READABLE_VERSIONS))}. Update the program or re-export the codes."
+        )
     shape = _vector(data.get("shape_code"), "shape_code", path)
     if shape is None:
         raise CodesFileError(f"{path}: no 'shape_code'. The file is damaged; re-export the codes.")
@@ -203,17 +221,22 @@ def read_codes(path: str | Path, model: Any = None) -> SavedCodes:
         try:
             decoder_state = torch.load(decoder_file, map_location="cpu", weights_only=True)
         except FileNotFoundError:
-            raise CodesFileError(f"{path}: its fine-tuned decoder {decoder_file.name} is missing; keep the two files "
-                                 "together (without it the codes show another shape).") from None
+            raise CodesFileError(
+                f"{path}: its fine-tuned decoder {decoder_file.name} is missing; keep the two files "
+                "together (without it the codes show another shape)."
+            ) from None
         except Exception as exc:  # torch raises many types for a damaged file
-            raise CodesFileError(f"{decoder_file}: the fine-tuned decoder is unreadable ({exc}); "
-                                 "re-run the fit.") from None
+            raise CodesFileError(
+                f"{decoder_file}: the fine-tuned decoder is unreadable ({exc}); re-run the fit."
+            ) from None
         if not isinstance(decoder_state, dict) or not all(isinstance(v, torch.Tensor) for v in decoder_state.values()):
             raise CodesFileError(f"{decoder_file}: not a decoder state dict; re-run the fit.")
         bad = [k for k, v in decoder_state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
         if bad:
-            raise CodesFileError(f"{decoder_file}: the fine-tuned decoder holds NaN or infinite weights "
-                                 f"({', '.join(bad[:3])}); re-run the fit.")
+            raise CodesFileError(
+                f"{decoder_file}: the fine-tuned decoder holds NaN or infinite weights "
+                f"({', '.join(bad[:3])}); re-run the fit."
+            )
     info = data.get("info")
     codes = SavedCodes(
         shape_code=shape,

@@ -6,6 +6,7 @@
   description) through a learned linear projection to ``condition_size``; any new prompt can be
   projected the same way, which is what makes zero-shot classes possible.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,9 @@ class ClassConditioner(nn.Module):
     shape_text_embeddings: torch.Tensor
     """(S, 384) buffer, text mode only (empty unless conditioned on each shape's description)."""
 
-    def __init__(self, mode: str, num_classes: int, condition_size: int, num_shapes: int = 0,
-                 text_source: str = "class") -> None:
+    def __init__(
+        self, mode: str, num_classes: int, condition_size: int, num_shapes: int = 0, text_source: str = "class"
+    ) -> None:
         super().__init__()
         self.mode = mode
         self.num_classes = int(num_classes)

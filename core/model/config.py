@@ -1,4 +1,5 @@
 """Decoder configuration and the named presets (``paper``, ``default``, ``tiny``)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -88,8 +89,16 @@ class ModelConfig:
 PRESETS: dict[str, dict] = {
     # Park et al. 2019, specs.json of the original code: 8 x 512, code 256, dropout 0.2 everywhere,
     # weight norm, latent_in at layer 4, raw xyz, tanh output.
-    "paper": dict(hidden_dims=(512,) * 8, latent_in=(4,), code_size=256, dropout=0.2, weight_norm=True,
-                  fourier_frequencies=0, colour_hidden=128, colour_code_size=64),
+    "paper": dict(
+        hidden_dims=(512,) * 8,
+        latent_in=(4,),
+        code_size=256,
+        dropout=0.2,
+        weight_norm=True,
+        fourier_frequencies=0,
+        colour_hidden=128,
+        colour_code_size=64,
+    ),
     # Sized for a 2-core CPU: ~20x cheaper per point than `paper` (benchmarks/bench_training.py,
     # docs/benchmarks.md) so the viewer stays interactive; Fourier features recover thin detail, two
     # frequencies rather than four (the recipe study: fewer broken-off fragments, docs/results.md).
@@ -97,11 +106,29 @@ PRESETS: dict[str, dict] = {
     # trunk cost the demo most of its held-out thin parts (thin F@1 72 -> 93 % without that competition,
     # docs/results.md "The demo model with colour stopped at the trunk"). 128 wide rather than 64: a
     # head on features it cannot shape gave 4 dB less colour at 64 in the study (the width is not isolated).
-    "default": dict(hidden_dims=(128,) * 6, latent_in=(3,), code_size=64, dropout=0.0, weight_norm=True,
-                    fourier_frequencies=2, colour_hidden=128, colour_code_size=32, colour_detach_trunk=True),
+    "default": dict(
+        hidden_dims=(128,) * 6,
+        latent_in=(3,),
+        code_size=64,
+        dropout=0.0,
+        weight_norm=True,
+        fourier_frequencies=2,
+        colour_hidden=128,
+        colour_code_size=32,
+        colour_detach_trunk=True,
+    ),
     # For tests and smoke runs only.
-    "tiny": dict(hidden_dims=(32,) * 4, latent_in=(2,), code_size=8, dropout=0.0, weight_norm=True,
-                 fourier_frequencies=2, colour_hidden=16, colour_code_size=4, condition_size=4),
+    "tiny": dict(
+        hidden_dims=(32,) * 4,
+        latent_in=(2,),
+        code_size=8,
+        dropout=0.0,
+        weight_norm=True,
+        fourier_frequencies=2,
+        colour_hidden=16,
+        colour_code_size=4,
+        condition_size=4,
+    ),
 }
 
 
@@ -116,4 +143,3 @@ def preset_config(name: str, **overrides) -> ModelConfig:
         raise ConfigError(f"unknown model setting(s) {unknown}")
     values.update(overrides)
     return ModelConfig(**values)
-

@@ -19,6 +19,7 @@ backward accumulates with ``index_put_`` (slower, and deterministic only with de
 algorithms on). The colour head's first layer is split the same way, so the colour code is never
 copied per point.
 """
+
 from __future__ import annotations
 
 import math
@@ -119,8 +120,10 @@ class SdfColourDecoder(nn.Module):
             feat = layers[self.colour_layer].out_features
             colour_in = feat + config.colour_code_size + self.encoding.out_dim + (3 if config.view_dependent else 0)
             self.colour_head = nn.Sequential(
-                nn.Linear(colour_in, config.colour_hidden), nn.ReLU(),
-                nn.Linear(config.colour_hidden, config.colour_hidden), nn.ReLU(),
+                nn.Linear(colour_in, config.colour_hidden),
+                nn.ReLU(),
+                nn.Linear(config.colour_hidden, config.colour_hidden),
+                nn.ReLU(),
                 nn.Linear(config.colour_hidden, 3),
             )
         else:
@@ -133,8 +136,16 @@ class SdfColourDecoder(nn.Module):
     def has_colour(self) -> bool:
         return self.colour_head is not None
 
-    def _layer(self, i: int, layer: nn.Linear, x: torch.Tensor | None, enc: torch.Tensor,
-               latent: torch.Tensor, latent_row: torch.Tensor | None, block: int) -> torch.Tensor:
+    def _layer(
+        self,
+        i: int,
+        layer: nn.Linear,
+        x: torch.Tensor | None,
+        enc: torch.Tensor,
+        latent: torch.Tensor,
+        latent_row: torch.Tensor | None,
+        block: int,
+    ) -> torch.Tensor:
         """One trunk layer; ``x`` None means the first layer (input = [latent, enc]).
 
         x (N, P) or (B, n, P), enc (N, E). ``block`` = n > 0: the points are B contiguous blocks of n,
@@ -175,10 +186,16 @@ class SdfColourDecoder(nn.Module):
         expected = torch.arange(shapes, device=latent_row.device).repeat_interleave(block)
         return block if torch.equal(latent_row, expected) else 0
 
-    def forward(self, xyz: torch.Tensor, latent: torch.Tensor, colour_code: torch.Tensor | None = None,
-                view_dirs: torch.Tensor | None = None, with_colour: bool = True,
-                latent_row: torch.Tensor | None = None, colour_rows: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        xyz: torch.Tensor,
+        latent: torch.Tensor,
+        colour_code: torch.Tensor | None = None,
+        view_dirs: torch.Tensor | None = None,
+        with_colour: bool = True,
+        latent_row: torch.Tensor | None = None,
+        colour_rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Evaluate the fields.
 
         Parameters
@@ -228,8 +245,16 @@ class SdfColourDecoder(nn.Module):
         rgb = torch.sigmoid(self.colour_head(torch.cat(parts, dim=-1)))
         return sdf, rgb
 
-    def _run_layers(self, start: int, stop: int, x: torch.Tensor | None, enc: torch.Tensor, latent: torch.Tensor,
-                    latent_row: torch.Tensor | None, block: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _run_layers(
+        self,
+        start: int,
+        stop: int,
+        x: torch.Tensor | None,
+        enc: torch.Tensor,
+        latent: torch.Tensor,
+        latent_row: torch.Tensor | None,
+        block: int,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Trunk layers ``start`` .. ``stop - 1`` from ``x`` (None before layer 0) -> (x, colour-layer features)."""
         features = None
         for i in range(start, stop):
@@ -271,8 +296,14 @@ class SdfColourDecoder(nn.Module):
         x, _ = self._run_layers(start, len(self.layers), x, enc, latent, None, 0)
         return self._sdf_head(x, enc, xyz.shape[0])
 
-    def _colour_first_layer(self, features: torch.Tensor, colour_code: torch.Tensor, enc: torch.Tensor,
-                            view_dirs: torch.Tensor | None, block: int) -> torch.Tensor:
+    def _colour_first_layer(
+        self,
+        features: torch.Tensor,
+        colour_code: torch.Tensor,
+        enc: torch.Tensor,
+        view_dirs: torch.Tensor | None,
+        block: int,
+    ) -> torch.Tensor:
         """The colour head's first linear layer on [features, code, enc(, view)] in block layout.
 
         features (N, F), colour_code (B, Dc), enc (N, E), view_dirs (N, 3) or None -> (B, n, hidden):

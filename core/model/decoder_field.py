@@ -26,6 +26,7 @@ The snapshot does not follow later changes of the decoder's weights (a live fine
 new field for every mesh it shows), and it never builds an autograd graph of the weights: gradients
 flow to the points only (:meth:`surface`).
 """
+
 from __future__ import annotations
 
 import os
@@ -122,8 +123,14 @@ class DecoderField:
     surface_offset : the inward step meshing applies (a dilated model's; see ``TrainedModel.sdf_fn``).
     """
 
-    def __init__(self, decoder: SdfColourDecoder, latent: torch.Tensor, colour_code: torch.Tensor | None = None,
-                 precision: str = "auto", surface_offset: float = 0.0) -> None:
+    def __init__(
+        self,
+        decoder: SdfColourDecoder,
+        latent: torch.Tensor,
+        colour_code: torch.Tensor | None = None,
+        precision: str = "auto",
+        surface_offset: float = 0.0,
+    ) -> None:
         device = latent.device
         self.device = device
         self.dtype = compute_dtype(device, precision)
@@ -132,8 +139,9 @@ class DecoderField:
         self._config = decoder.config
         self._encoding = decoder.encoding
         with torch.no_grad():
-            self._layers32 = [self._fold_layer(decoder, i, cast(nn.Linear, layer), latent)
-                              for i, layer in enumerate(decoder.layers)]
+            self._layers32 = [
+                self._fold_layer(decoder, i, cast(nn.Linear, layer), latent) for i, layer in enumerate(decoder.layers)
+            ]
             self._layers = [self._cast_layer(lay) for lay in self._layers32]
             out = decoder.sdf_out
             self._sdf_w = _own(out.weight.T)  # (H [+E], 1)
@@ -148,8 +156,12 @@ class DecoderField:
     def _cast_layer(self, layer: _Layer) -> _Layer:
         if self.dtype == torch.float32:
             return layer
-        return _Layer(None if layer.w_prev is None else self._cast(layer.w_prev),
-                      None if layer.w_enc is None else self._cast(layer.w_enc), self._cast(layer.bias), layer.norm)
+        return _Layer(
+            None if layer.w_prev is None else self._cast(layer.w_prev),
+            None if layer.w_enc is None else self._cast(layer.w_enc),
+            self._cast(layer.bias),
+            layer.norm,
+        )
 
     def _fold_layer(self, decoder: SdfColourDecoder, i: int, layer: nn.Linear, latent: torch.Tensor) -> _Layer:
         weight, bias = layer.weight.detach(), layer.bias.detach()
@@ -192,8 +204,7 @@ class DecoderField:
     def has_colour(self) -> bool:
         return self._colour is not None
 
-    def _trunk(self, xyz: torch.Tensor, exact: bool = False
-               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def _trunk(self, xyz: torch.Tensor, exact: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """-> (last trunk features, colour-layer features, encoded xyz), all in the layers' dtype.
 
         The colour-layer features are None only for a model without a colour head whose

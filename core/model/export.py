@@ -1,4 +1,5 @@
 """Inference-only copies of checkpoints (what ships in resources/): no optimiser or RNG state."""
+
 from __future__ import annotations
 
 from pathlib import Path

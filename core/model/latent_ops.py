@@ -2,6 +2,7 @@
 
 Plain torch/numpy, no Qt, so they are tested without a window.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,8 +60,9 @@ CONDITION_BLENDS: tuple[str, ...] = ("nearest", "linear")
 """How an interpolation carries the class condition: the nearer end's (default) or a linear blend."""
 
 
-def blend_condition(a: torch.Tensor | None, b: torch.Tensor | None, t: float,
-                    how: str = "nearest") -> torch.Tensor | None:
+def blend_condition(
+    a: torch.Tensor | None, b: torch.Tensor | None, t: float, how: str = "nearest"
+) -> torch.Tensor | None:
     """The class condition at ``t`` of an A → B interpolation.
 
     ``nearest`` keeps A's condition for t < 0.5 and B's from 0.5 on, so the decoder only ever sees
@@ -101,7 +103,7 @@ class CodePCA:
         comps[: min(2, len(vt))] = vt[:2]
         var = s**2
         explained = np.zeros(2)
-        explained[: min(2, len(var))] = (var[:2] / max(var.sum(), 1e-12))
+        explained[: min(2, len(var))] = var[:2] / max(var.sum(), 1e-12)
         return cls(mean, comps, explained)
 
     def project(self, codes: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -1,6 +1,7 @@
 """One loader for every model format the project reads: its own checkpoints and the original DeepSDF code's
 experiment folders. The formats are siblings (``checkpoint`` / ``trained_model`` and ``deepsdf_format``); only this
 module knows both, so neither imports the other."""
+
 from __future__ import annotations
 
 from pathlib import Path

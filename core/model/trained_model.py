@@ -7,6 +7,7 @@ and as closures for meshing and metrics, :meth:`sdf_fn` / :meth:`colour_fn`). It
 to decode: TTO, meshing, evaluation, editing and the viewer take a ``TrainedModel``, and a fine-tuned
 decoder (a TTO result's ``decoder_override``) is a :meth:`with_decoder` copy of it, not a second path.
 """
+
 from __future__ import annotations
 
 import copy
@@ -93,14 +94,18 @@ class TrainedModel:
             return self.shape_ids.index(shape_id)
         except ValueError:
             raise ObservationError(
-                f"unknown shape id {shape_id!r}; the model has {len(self.shape_ids)} codes") from None
+                f"unknown shape id {shape_id!r}; the model has {len(self.shape_ids)} codes"
+            ) from None
 
     def summary(self) -> dict[str, Any]:
         """What the viewer's model panel shows."""
         return {
-            "path": str(self.path) if self.path else None, "preset": self.config.preset,
-            "conditioning": self.config.conditioning, "classes": list(self.class_names),
-            "codes": len(self.shape_ids), "colour": self.has_colour,
+            "path": str(self.path) if self.path else None,
+            "preset": self.config.preset,
+            "conditioning": self.config.conditioning,
+            "classes": list(self.class_names),
+            "codes": len(self.shape_ids),
+            "colour": self.has_colour,
             "view_dependent": self.config.view_dependent,
             "parameters": sum(p.numel() for p in self.decoder.parameters()),
             "stats": dict(self.stats),
@@ -142,8 +147,10 @@ class TrainedModel:
             if text.strip() in self.class_names:
                 class_name = text.strip()
             else:
-                raise ObservationError(f"free text prompts need a text-conditioned model; this one uses "
-                                       f"{conditioner.mode!r}. Pick a class: {', '.join(self.class_names)}")
+                raise ObservationError(
+                    f"free text prompts need a text-conditioned model; this one uses "
+                    f"{conditioner.mode!r}. Pick a class: {', '.join(self.class_names)}"
+                )
         if class_name is None:
             idx = torch.arange(len(self.class_names), device=self.device)
             return conditioner(idx).mean(dim=0)
@@ -168,9 +175,15 @@ class TrainedModel:
         return code if condition is None else torch.cat([code, condition.to(self.device, torch.float32)])
 
     # -- evaluation ----------------------------------------------------------------------------
-    def decode(self, points: torch.Tensor, shape_code: torch.Tensor, colour_code: torch.Tensor | None = None,
-               condition: torch.Tensor | None = None, view_dirs: torch.Tensor | None = None,
-               colour_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def decode(
+        self,
+        points: torch.Tensor,
+        shape_code: torch.Tensor,
+        colour_code: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
+        view_dirs: torch.Tensor | None = None,
+        colour_rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """SDF (N,) and RGB (N, 3) | None at ``points`` (N, 3), unit-sphere frame.
 
         Gradients flow (TTO optimises the codes through this); wrap in ``torch.no_grad()`` for
@@ -199,8 +212,9 @@ class TrainedModel:
         fn.surface_offset = mesh_step(self.surface_offset)  # type: ignore[attr-defined]
         return fn
 
-    def colour_fn(self, shape_code: torch.Tensor, colour_code: torch.Tensor | None = None,
-                  condition: torch.Tensor | None = None) -> ColourFn | None:
+    def colour_fn(
+        self, shape_code: torch.Tensor, colour_code: torch.Tensor | None = None, condition: torch.Tensor | None = None
+    ) -> ColourFn | None:
         """A ``Tensor (N, 3) -> Tensor (N, 3)`` RGB closure; None without a colour code or colour head."""
         if colour_code is None or not self.has_colour:
             return None
@@ -212,8 +226,13 @@ class TrainedModel:
 
         return fn
 
-    def mesh_field(self, shape_code: torch.Tensor, colour_code: torch.Tensor | None = None,
-              condition: torch.Tensor | None = None, precision: str = "auto") -> DecoderField:
+    def mesh_field(
+        self,
+        shape_code: torch.Tensor,
+        colour_code: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
+        precision: str = "auto",
+    ) -> DecoderField:
         """The shape's SDF (and colour, with a colour code) as a frozen, fused field for meshing.
 
         A snapshot of the decoder's current weights (:class:`core.model.decoder_field.DecoderField`):
@@ -225,8 +244,13 @@ class TrainedModel:
         from core.data.open_mesh_sdf import mesh_step
 
         colour = None if (colour_code is None or not self.has_colour) else colour_code.to(self.device, torch.float32)
-        return DecoderField(self.decoder, self.latent(shape_code, condition), colour, precision,
-                            surface_offset=mesh_step(self.surface_offset))
+        return DecoderField(
+            self.decoder,
+            self.latent(shape_code, condition),
+            colour,
+            precision,
+            surface_offset=mesh_step(self.surface_offset),
+        )
 
     def with_decoder(self, decoder_state: dict[str, torch.Tensor] | None) -> TrainedModel:
         """This model with other decoder weights (e.g. a TTO result's fine-tuned ``decoder_override``).
@@ -292,7 +316,8 @@ def load_checkpoint_model(path: str | Path, device: str | torch.device | None = 
         raise CheckpointError(
             f"{path}: its shape list is inconsistent ({k} ids, {len(data['shape_classes'])} classes, {len(texts)} "
             f"texts{'; classes not in class_names: ' + ', '.join(map(str, unknown[:5])) if unknown else ''}). "
-            "The file is damaged or was edited; use the checkpoint the trainer wrote.")
+            "The file is damaged or was edited; use the checkpoint the trainer wrote."
+        )
     problem = state_mismatch(model_cfg, k, c, data["model_state"])  # before any memory is allocated
     if problem is None:
         module = build_module(model_cfg, k, c)
@@ -305,25 +330,42 @@ def load_checkpoint_model(path: str | Path, device: str | torch.device | None = 
         raise CheckpointError(
             f"{path}: the weights do not fit the model configuration stored with them (preset {model_cfg.preset!r}, "
             f"{len(model_cfg.hidden_dims)} x {max(model_cfg.hidden_dims)} layers, code {model_cfg.code_size}: "
-            f"{problem}). The file is damaged or was edited.")
+            f"{problem}). The file is damaged or was edited."
+        )
     module.to(device)
     return TrainedModel(
-        config=model_cfg, module=module, shape_ids=list(data["shape_ids"]),
-        shape_classes=list(data["shape_classes"]), shape_texts=list(texts),
-        class_names=list(data["class_names"]), stats=dict(data.get("stats") or {}),
-        normalization=dict(data.get("normalization") or {}), full_config=dict(data["config"]),
-        path=Path(path), device=device,
+        config=model_cfg,
+        module=module,
+        shape_ids=list(data["shape_ids"]),
+        shape_classes=list(data["shape_classes"]),
+        shape_texts=list(texts),
+        class_names=list(data["class_names"]),
+        stats=dict(data.get("stats") or {}),
+        normalization=dict(data.get("normalization") or {}),
+        full_config=dict(data["config"]),
+        path=Path(path),
+        device=device,
     )
 
 
-def untrained_model(preset: str = "default", device: str | torch.device = "cpu", num_shapes: int = 4,
-                    class_names: tuple[str, ...] = ("a", "b"), **overrides) -> TrainedModel:
+def untrained_model(
+    preset: str = "default",
+    device: str | torch.device = "cpu",
+    num_shapes: int = 4,
+    class_names: tuple[str, ...] = ("a", "b"),
+    **overrides,
+) -> TrainedModel:
     """A randomly initialised model of ``preset`` (benchmarks of speed; never for results)."""
     cfg = preset_config(preset, **overrides)
     torch.manual_seed(0)
     module = build_module(cfg, num_shapes, len(class_names)).to(device)
     classes = [class_names[i % len(class_names)] for i in range(num_shapes)]
-    return TrainedModel(config=cfg, module=module, shape_ids=[f"s{i}" for i in range(num_shapes)],
-                        shape_classes=classes, shape_texts=[None] * num_shapes, class_names=list(class_names),
-                        device=torch.device(device))
-
+    return TrainedModel(
+        config=cfg,
+        module=module,
+        shape_ids=[f"s{i}" for i in range(num_shapes)],
+        shape_classes=classes,
+        shape_texts=[None] * num_shapes,
+        class_names=list(class_names),
+        device=torch.device(device),
+    )

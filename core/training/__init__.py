@@ -1,4 +1,5 @@
 """Auto-decoder training: run config, one step's loss (``step``), the loop, checkpoints and resume."""
+
 from core.training.config import RunConfig, TrainConfig, build_run_config
 from core.training.trainer import Trainer, TrainResult, train
 

@@ -1,4 +1,5 @@
 """The run config: model + training settings, as one typed object stored with every run."""
+
 from __future__ import annotations
 
 import math
@@ -10,9 +11,18 @@ from core.model.config import PRESETS, ModelConfig, preset_config
 from core.utils.config_io import apply_overrides, from_dict, load_config_file, to_dict
 from core.utils.errors import ConfigError
 
-__all__ = ["TrainConfig", "RunConfig", "TRAIN_PRESETS", "preset_train_config", "build_run_config", "resume_changes",
-           "RESUME_MAY_CHANGE", "LR_SCHEDULES",
-           "CURRICULUM_EPS", "CURRICULUM_LAMBDA"]
+__all__ = [
+    "TrainConfig",
+    "RunConfig",
+    "TRAIN_PRESETS",
+    "preset_train_config",
+    "build_run_config",
+    "resume_changes",
+    "RESUME_MAY_CHANGE",
+    "LR_SCHEDULES",
+    "CURRICULUM_EPS",
+    "CURRICULUM_LAMBDA",
+]
 
 
 LR_SCHEDULES: tuple[str, ...] = ("step", "cosine", "onecycle")
@@ -110,8 +120,17 @@ class TrainConfig:
         need(self.epochs >= 1, f"epochs: {self.epochs} is not a positive number of epochs")
         need(self.shapes_per_batch >= 1, f"shapes_per_batch: {self.shapes_per_batch} must be at least 1")
         need(self.samples_per_shape >= 1, f"samples_per_shape: {self.samples_per_shape} must be at least 1")
-        for name in ("lr_decoder", "lr_codes", "code_reg", "colour_weight", "colour_band", "surface_weight",
-                     "normal_weight", "max_minutes", "max_cpu_minutes"):
+        for name in (
+            "lr_decoder",
+            "lr_codes",
+            "code_reg",
+            "colour_weight",
+            "colour_band",
+            "surface_weight",
+            "normal_weight",
+            "max_minutes",
+            "max_cpu_minutes",
+        ):
             value = getattr(self, name)
             need(math.isfinite(value) and value >= 0, f"{name}: {value} must be a finite number >= 0")
         need(math.isfinite(self.clamp) and self.clamp > 0, f"clamp: {self.clamp} must be a positive number")
@@ -119,26 +138,46 @@ class TrainConfig:
         for name in ("lr_interval", "checkpoint_every", "log_every"):
             need(getattr(self, name) >= 1, f"{name}: {getattr(self, name)} must be at least 1")
         need(self.code_reg_warmup >= 0 and self.threads >= 0, "code_reg_warmup and threads must be >= 0")
-        need(self.max_samples_per_shape is None or self.max_samples_per_shape >= 2,
-             f"max_samples_per_shape: {self.max_samples_per_shape} must be at least 2 (half inside, half outside)")
-        need(self.lr_schedule in LR_SCHEDULES,
-             f"lr_schedule: {self.lr_schedule!r} is not a schedule; choose one of {', '.join(LR_SCHEDULES)}")
-        need(math.isfinite(self.lr_min_factor) and 0 <= self.lr_min_factor <= 1,
-             f"lr_min_factor: {self.lr_min_factor} must be a fraction of the start rate, between 0 and 1")
+        need(
+            self.max_samples_per_shape is None or self.max_samples_per_shape >= 2,
+            f"max_samples_per_shape: {self.max_samples_per_shape} must be at least 2 (half inside, half outside)",
+        )
+        need(
+            self.lr_schedule in LR_SCHEDULES,
+            f"lr_schedule: {self.lr_schedule!r} is not a schedule; choose one of {', '.join(LR_SCHEDULES)}",
+        )
+        need(
+            math.isfinite(self.lr_min_factor) and 0 <= self.lr_min_factor <= 1,
+            f"lr_min_factor: {self.lr_min_factor} must be a fraction of the start rate, between 0 and 1",
+        )
         need(isinstance(self.curriculum, bool), f"curriculum: {self.curriculum!r} must be true or false")
         need(isinstance(self.tf32, bool), f"tf32: {self.tf32!r} must be true or false")
-        need(isinstance(self.curriculum_first_stage, int) and 0 <= self.curriculum_first_stage < len(CURRICULUM_EPS),
-             f"curriculum_first_stage: {self.curriculum_first_stage!r} must be a stage from 0 to "
-             f"{len(CURRICULUM_EPS) - 1}")
-        need(self.init_from is None or (isinstance(self.init_from, str) and self.init_from.strip() != ""),
-             f"init_from: {self.init_from!r} must be the path of a checkpoint")
+        need(
+            isinstance(self.curriculum_first_stage, int) and 0 <= self.curriculum_first_stage < len(CURRICULUM_EPS),
+            f"curriculum_first_stage: {self.curriculum_first_stage!r} must be a stage from 0 to "
+            f"{len(CURRICULUM_EPS) - 1}",
+        )
+        need(
+            self.init_from is None or (isinstance(self.init_from, str) and self.init_from.strip() != ""),
+            f"init_from: {self.init_from!r} must be the path of a checkpoint",
+        )
 
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # DeepSDF's specs.json (examples/chairs): 2,001 epochs of 64 shapes x 16,384 samples, network rate
     # 5e-4 and code rate 1e-3 halved every 500 epochs, clamp 0.1, code regulariser 1e-4.
-    "paper": dict(epochs=2001, shapes_per_batch=64, samples_per_shape=16384, lr_decoder=5e-4, lr_codes=1e-3,
-                  lr_interval=500, lr_factor=0.5, lr_schedule="step", clamp=0.1, code_reg=1e-4),
+    "paper": dict(
+        epochs=2001,
+        shapes_per_batch=64,
+        samples_per_shape=16384,
+        lr_decoder=5e-4,
+        lr_codes=1e-3,
+        lr_interval=500,
+        lr_factor=0.5,
+        lr_schedule="step",
+        clamp=0.1,
+        code_reg=1e-4,
+    ),
     # The recipe study's winner (docs/results.md "Training recipe"): small batches of 8 shapes x 2,048
     # samples (many steps on a CPU), a cosine schedule instead of step halvings, Curriculum DeepSDF.
     "default": dict(shapes_per_batch=8, samples_per_shape=2048, lr_schedule="cosine", curriculum=True),
@@ -164,8 +203,13 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def build_run_config(preset: str | None = "default", file: Path | None = None, overrides: list[str] | None = None,
-                     base: dict[str, Any] | None = None, **model_overrides: Any) -> RunConfig:
+def build_run_config(
+    preset: str | None = "default",
+    file: Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+    **model_overrides: Any,
+) -> RunConfig:
     """Preset (or ``base``), then the config file, then ``--set`` overrides, then explicit model switches.
 
     ``base`` is a stored run config (``RUN/config.json``): ``train --resume`` starts from it, so
@@ -206,8 +250,14 @@ def build_run_config(preset: str | None = "default", file: Path | None = None, o
     return from_dict(RunConfig, data, "run config")
 
 
-RESUME_MAY_CHANGE: tuple[str, ...] = ("train.epochs", "train.device", "train.threads", "train.max_minutes",
-                                      "train.max_cpu_minutes", "train.tf32")
+RESUME_MAY_CHANGE: tuple[str, ...] = (
+    "train.epochs",
+    "train.device",
+    "train.threads",
+    "train.max_minutes",
+    "train.max_cpu_minutes",
+    "train.tf32",
+)
 """Settings a resumed run may change: how long it runs and where, not what one step computes.
 
 ``train.epochs`` also sets the length of the cosine / onecycle schedules and of the curriculum's
@@ -228,8 +278,9 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_differences(saved: dict[str, Any], config: RunConfig, where: str,
-                       sections: tuple[str, ...] = ("model", "train")) -> list[tuple[str, Any, Any]]:
+def config_differences(
+    saved: dict[str, Any], config: RunConfig, where: str, sections: tuple[str, ...] = ("model", "train")
+) -> list[tuple[str, Any, Any]]:
     """``(dotted key, stored value, value in config)`` for every setting of ``sections`` that differs
     between a stored run config (missing keys of an older program take their defaults) and ``config``."""
     stored = {k: v for k, v in saved.items() if k in ("model", "train")}

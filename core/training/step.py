@@ -18,6 +18,7 @@ run repeats the uninterrupted one exactly. Distributed, each rank's losses are n
 global counts and multiplied by the world size, so DDP's gradient average equals the single-process
 gradient. The loop around the steps is :class:`core.training.trainer.Trainer`.
 """
+
 from __future__ import annotations
 
 import math
@@ -84,7 +85,10 @@ def _batch_tensors(data: SdfDataSet, shapes: list[int], config: RunConfig, epoch
         return torch.from_numpy(np.concatenate([d[key] for d in draws])).to(device=device, dtype=dtype)
 
     batch = {
-        "xyz": cat("xyz"), "sdf": cat("sdf"), "rgb": cat("rgb"), "view": cat("view"),
+        "xyz": cat("xyz"),
+        "sdf": cat("sdf"),
+        "rgb": cat("rgb"),
+        "view": cat("view"),
         "has_rgb": cat("has_rgb", torch.bool),
         "shape": torch.tensor(shapes, dtype=torch.long, device=device),
         "class": torch.tensor([data.class_index(i) for i in shapes], dtype=torch.long, device=device),
@@ -110,8 +114,9 @@ def all_sum(value: float, world: int, device: torch.device) -> float:
     return float(tensor.item())
 
 
-def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int, world: int,
-          device) -> dict[str, torch.Tensor]:
+def _step(
+    module, net, batch, config: RunConfig, epoch: int, global_shapes: int, world: int, device
+) -> dict[str, torch.Tensor]:
     """Losses of this rank's part of one global batch, scaled so DDP's mean is the global loss."""
     t = config.train
     use_colour = module.config.colour
@@ -128,9 +133,14 @@ def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int,
     if on_surface is not None:
         surface_sdf, sdf = sdf[n:], sdf[:n]
         rgb = None if rgb is None else rgb[:n]
-        surface_terms = _surface_terms(surface_sdf - batch["surface_level"], on_surface, batch["surface_normal"],
-                                       config,
-                                       global_shapes * surface_samples_per_shape(config), world)
+        surface_terms = _surface_terms(
+            surface_sdf - batch["surface_level"],
+            on_surface,
+            batch["surface_normal"],
+            config,
+            global_shapes * surface_samples_per_shape(config),
+            world,
+        )
     global_samples = global_shapes * t.samples_per_shape
     gt = batch["sdf"]
     if t.curriculum:  # curriculum_l1 is a mean over this rank's samples; rescale to the global count
@@ -162,8 +172,14 @@ def _step(module, net, batch, config: RunConfig, epoch: int, global_shapes: int,
     return {"loss": total, "sdf": sdf_loss, "colour": colour_loss, "reg": reg, **surface_terms}
 
 
-def _surface_terms(surface_sdf: torch.Tensor, points: torch.Tensor, normals: torch.Tensor, config: RunConfig,
-                   global_count: int, world: int) -> dict[str, torch.Tensor]:
+def _surface_terms(
+    surface_sdf: torch.Tensor,
+    points: torch.Tensor,
+    normals: torch.Tensor,
+    config: RunConfig,
+    global_count: int,
+    world: int,
+) -> dict[str, torch.Tensor]:
     """Surface supervision of the terms whose weight is on, normalised by the global point count.
 
     surface_sdf (M,) = f at ``points`` (M, 3), which require grad; normals (M, 3) unit. Returns

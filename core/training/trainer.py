@@ -17,6 +17,7 @@ Only rank 0 writes files; the logged losses are summed over ranks.
 Cancelling (``cancel`` or Ctrl-C) saves the state of the last *completed* epoch, kept in memory
 at each epoch's end, never the half-updated weights of an interrupted one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,8 +54,17 @@ from core.utils.config_io import field_default, to_dict
 from core.utils.errors import CheckpointError, ConfigError, DataSetError
 from core.utils.io_utils import atomic_write, atomic_write_json
 
-__all__ = ["train", "Trainer", "LoopState", "TrainResult", "TrainingDivergedError", "resolve_device",
-           "learning_rates", "curriculum_stage", "surface_samples_per_shape"]
+__all__ = [
+    "train",
+    "Trainer",
+    "LoopState",
+    "TrainResult",
+    "TrainingDivergedError",
+    "resolve_device",
+    "learning_rates",
+    "curriculum_stage",
+    "surface_samples_per_shape",
+]
 
 log = logging.getLogger(__name__)
 _LOG_FIELDS = ["epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "seconds", "samples_per_s"]
@@ -73,8 +83,11 @@ def _log_fields(config: RunConfig) -> list[str]:
 def _loss_keys(config: RunConfig) -> list[str]:
     """The per-step loss terms summed into each epoch's log row."""
     t = config.train
-    return ["loss", "sdf", "colour", "reg"] + (["surface"] if t.surface_weight > 0 else []) + (
-        ["normal"] if t.normal_weight > 0 else [])
+    return (
+        ["loss", "sdf", "colour", "reg"]
+        + (["surface"] if t.surface_weight > 0 else [])
+        + (["normal"] if t.normal_weight > 0 else [])
+    )
 
 
 @dataclass
@@ -109,8 +122,10 @@ def _dist_info(device: torch.device) -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         backend = str(dist.get_backend())
         if device.type != "cuda" and backend == "nccl":
-            raise ConfigError(f"train.device={device.type!r} but the process group runs nccl, which carries only "
-                              "CUDA tensors; start it with the gloo backend or train with train.device=cuda")
+            raise ConfigError(
+                f"train.device={device.type!r} but the process group runs nccl, which carries only "
+                "CUDA tensors; start it with the gloo backend or train with train.device=cuda"
+            )
         return dist.get_rank(), dist.get_world_size()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and dist.is_available():
@@ -146,8 +161,11 @@ def _read_log(run_dir: Path, upto_epoch: int) -> list[dict[str, float]]:
         return []
     with open(path, newline="", encoding="utf-8") as handle:
         # a column added on resume (cpu_seconds of a budget given later) is empty in the rows before it
-        rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(handle)
-                if float(row["epoch"]) <= upto_epoch]
+        rows = [
+            {k: float(v) for k, v in row.items() if v not in ("", None)}
+            for row in csv.DictReader(handle)
+            if float(row["epoch"]) <= upto_epoch
+        ]
     for row in rows:
         row["epoch"] = int(row["epoch"])  # written back as "3", not "3.0"
     return rows
@@ -169,8 +187,12 @@ def _training_state(module: AutoDecoder, optimizer, epoch: int, device: torch.de
     rng = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(device)  # dropout on the GPU draws from the CUDA generator
-    return {"epoch": epoch, "model_state": _cpu_copy(module.state_dict()),
-            "optimizer": _cpu_copy(optimizer.state_dict()), "rng": rng}
+    return {
+        "epoch": epoch,
+        "model_state": _cpu_copy(module.state_dict()),
+        "optimizer": _cpu_copy(optimizer.state_dict()),
+        "rng": rng,
+    }
 
 
 def _payload(state: dict[str, Any], data: SdfDataSet, config: RunConfig, stats: dict) -> dict[str, Any]:
@@ -204,18 +226,28 @@ class TrainingDivergedError(ConfigError):
         """Complete the message: what was kept and what to change (called where both are known)."""
         t = config.train
         latest = run_dir / "checkpoints" / "latest.pt"
-        kept = (f" The last good checkpoint, epoch {saved_epoch}, is kept in {latest}." if saved_epoch > 0
-                else " No checkpoint was written.")
+        kept = (
+            f" The last good checkpoint, epoch {saved_epoch}, is kept in {latest}."
+            if saved_epoch > 0
+            else " No checkpoint was written."
+        )
         rates = {name: (getattr(t, name), field_default(TrainConfig, name)) for name in ("lr_decoder", "lr_codes")}
         above = {name: default for name, (value, default) in rates.items() if value > default}
         suggest = above or {name: value / 10 for name, (value, _) in rates.items()}
-        fix = (" Lower the learning rates (now " + ", ".join(f"train.{n}={v:g}" for n, (v, _) in rates.items())
-               + "; defaults " + ", ".join(f"{d:g}" for _, d in rates.values()) + "), e.g. "
-               + " ".join(f"--set train.{n}={v:g}" for n, v in suggest.items())
-               + ", and train again into a new --out folder (or the same one with --overwrite).")
+        fix = (
+            " Lower the learning rates (now "
+            + ", ".join(f"train.{n}={v:g}" for n, (v, _) in rates.items())
+            + "; defaults "
+            + ", ".join(f"{d:g}" for _, d in rates.values())
+            + "), e.g. "
+            + " ".join(f"--set train.{n}={v:g}" for n, v in suggest.items())
+            + ", and train again into a new --out folder (or the same one with --overwrite)."
+        )
         if t.lr_factor > 1:
-            fix += (f" Note train.lr_factor={t.lr_factor:g} raises the rates every {t.lr_interval} epochs; "
-                    f"a factor below 1 (default {field_default(TrainConfig, 'lr_factor'):g}) lowers them.")
+            fix += (
+                f" Note train.lr_factor={t.lr_factor:g} raises the rates every {t.lr_interval} epochs; "
+                f"a factor below 1 (default {field_default(TrainConfig, 'lr_factor'):g}) lowers them."
+            )
         self.args = (self._text(kept + fix),)
 
 
@@ -230,17 +262,27 @@ def _check_folders(data_dir: Path, run_dir: Path, resume: bool, overwrite: bool)
     if resume and overwrite:
         raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; choose one.")
     if data_dir.exists() and not data_dir.is_dir():
-        raise DataSetError(f"{data_dir}: is a file, not a data set folder. Pass the folder `main.py preprocess "
-                           "--out DIR` wrote (it holds manifest.json and SdfSamples/).")
+        raise DataSetError(
+            f"{data_dir}: is a file, not a data set folder. Pass the folder `main.py preprocess "
+            "--out DIR` wrote (it holds manifest.json and SdfSamples/)."
+        )
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: is a file, not a run folder. Pass a new folder (or an earlier run's) as --out.")
     if not resume and not overwrite and _has_run(run_dir):
-        raise ConfigError(f"{run_dir}: already holds a training run (checkpoints/log.csv). Continue it with "
-                          "--resume, replace it with --overwrite, or choose a new --out folder.")
+        raise ConfigError(
+            f"{run_dir}: already holds a training run (checkpoints/log.csv). Continue it with "
+            "--resume, replace it with --overwrite, or choose a new --out folder."
+        )
 
 
-RUN_FILES = ("log.csv", "stats.json", "config.json", "checkpoints/latest.pt", "checkpoints/epoch_*.pt",
-             "tb/events.out.tfevents.*")
+RUN_FILES = (
+    "log.csv",
+    "stats.json",
+    "config.json",
+    "checkpoints/latest.pt",
+    "checkpoints/epoch_*.pt",
+    "tb/events.out.tfevents.*",
+)
 """What a training run writes into its folder: all that ``--overwrite`` removes of an earlier run."""
 
 
@@ -260,24 +302,34 @@ def _resumable_checkpoint(run_dir: Path, config: RunConfig, device: torch.device
     """RUN/checkpoints/latest.pt, checked to continue with ``config``; the allowed changes are logged."""
     latest = run_dir / "checkpoints" / "latest.pt"
     if not latest.exists():
-        raise CheckpointError(f"{latest}: nothing to resume. Start without --resume, or pass the run folder "
-                              "of an earlier run.")
+        raise CheckpointError(
+            f"{latest}: nothing to resume. Start without --resume, or pass the run folder of an earlier run."
+        )
     saved = read_checkpoint(latest, map_location=device)
     if "optimizer" not in saved or "rng" not in saved or "epoch" not in saved:
         raise CheckpointError(f"{latest}: an inference-only checkpoint (no optimiser state); it cannot be resumed.")
     changes = resume_changes(saved["config"], config, str(run_dir))
     done = int(saved["epoch"])
     if config.train.epochs < done:
-        raise ConfigError(f"{run_dir}: train.epochs={config.train.epochs} but the run has already trained {done} "
-                          f"epochs; resume with --epochs {done} or more.")
+        raise ConfigError(
+            f"{run_dir}: train.epochs={config.train.epochs} but the run has already trained {done} "
+            f"epochs; resume with --epochs {done} or more."
+        )
     for change in changes:
         log.info("resuming %s at epoch %d with %s", run_dir, done, change)
     return saved
 
 
-def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False, cancel: Cancel = None,
-          progress: bool = True, callback: Callable[[dict[str, float]], None] | None = None,
-          overwrite: bool = False) -> TrainResult:
+def train(
+    config: RunConfig,
+    data_dir: Path,
+    run_dir: Path,
+    resume: bool = False,
+    cancel: Cancel = None,
+    progress: bool = True,
+    callback: Callable[[dict[str, float]], None] | None = None,
+    overwrite: bool = False,
+) -> TrainResult:
     """Train (or resume) a run; return where its checkpoint is.
 
     Parameters
@@ -299,8 +351,16 @@ def train(config: RunConfig, data_dir: Path, run_dir: Path, resume: bool = False
     TrainingDivergedError
         The loss became NaN or infinite; the last good epoch is saved first, never the broken one.
     """
-    return Trainer(config, Path(data_dir), Path(run_dir), resume=resume, cancel=cancel, progress=progress,
-                   callback=callback, overwrite=overwrite).run()
+    return Trainer(
+        config,
+        Path(data_dir),
+        Path(run_dir),
+        resume=resume,
+        cancel=cancel,
+        progress=progress,
+        callback=callback,
+        overwrite=overwrite,
+    ).run()
 
 
 @contextlib.contextmanager
@@ -349,18 +409,24 @@ def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, source
     belongs to one shape of one data set, and weights fit one architecture.
     """
     if "model_state" not in source or "shape_ids" not in source:
-        raise CheckpointError(f"{path}: train.init_from needs a training or exported model checkpoint "
-                              "(weights, codes and shape ids); this file has none.")
+        raise CheckpointError(
+            f"{path}: train.init_from needs a training or exported model checkpoint "
+            "(weights, codes and shape ids); this file has none."
+        )
     ids = [s.id for s in data.shapes]
     if list(source["shape_ids"]) != ids:
-        raise CheckpointError(f"{path}: train.init_from was trained on other shapes ({len(source['shape_ids'])} "
-                              f"shapes) than this data set's training split ({len(ids)}); warm-start from a "
-                              "run on the same data set and train.classes.")
+        raise CheckpointError(
+            f"{path}: train.init_from was trained on other shapes ({len(source['shape_ids'])} "
+            f"shapes) than this data set's training split ({len(ids)}); warm-start from a "
+            "run on the same data set and train.classes."
+        )
     differ = config_differences(source.get("config", {}), config, f"{path}: stored config", sections=("model",))
     if differ:
         shown = "; ".join(f"{k}: {a!r} there, {b!r} here" for k, a, b in differ)
-        raise ConfigError(f"{path}: train.init_from has other model settings ({shown}). A warm start keeps the "
-                          "architecture: give the same --preset / --conditioning / model.* settings.")
+        raise ConfigError(
+            f"{path}: train.init_from has other model settings ({shown}). A warm start keeps the "
+            "architecture: give the same --preset / --conditioning / model.* settings."
+        )
     module.load_state_dict(source["model_state"])
     log.info("warm start from %s (epoch %s)", path, source.get("epoch", "?"))
 
@@ -406,9 +472,18 @@ class Trainer:
     state: LoopState
     """The loop's state: set by :meth:`run` once the model is built (and resumed), read by every exit."""
 
-    def __init__(self, config: RunConfig, data_dir: Path, run_dir: Path, *, resume: bool = False,
-                 cancel: Cancel = None, progress: bool = True,
-                 callback: Callable[[dict[str, float]], None] | None = None, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        data_dir: Path,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        cancel: Cancel = None,
+        progress: bool = True,
+        callback: Callable[[dict[str, float]], None] | None = None,
+        overwrite: bool = False,
+    ) -> None:
         self.config, self.t = config, config.train
         self.data_dir, self.run_dir = Path(data_dir), Path(run_dir)
         self.resume, self.cancel, self.progress = resume, cancel, progress
@@ -454,11 +529,18 @@ class Trainer:
 
     def _load_data(self) -> None:
         t = self.t
-        self.data = SdfDataSet(self.data_dir, "train", t.max_samples_per_shape, t.classes, seed=t.seed,
-                               with_surface=surface_samples_per_shape(self.config) > 0)
+        self.data = SdfDataSet(
+            self.data_dir,
+            "train",
+            t.max_samples_per_shape,
+            t.classes,
+            seed=t.seed,
+            with_surface=surface_samples_per_shape(self.config) > 0,
+        )
         if self.data.skipped and self.rank == 0:
-            log.warning("%d shape file(s) could not be read and are skipped (see the log above)",
-                        len(self.data.skipped))
+            log.warning(
+                "%d shape file(s) could not be read and are skipped (see the log above)", len(self.data.skipped)
+            )
         if self.config.model.colour and not self.data.has_colour:
             log.warning("%s has no colours: the colour head is trained on nothing", self.data_dir)
 
@@ -479,23 +561,29 @@ class Trainer:
         net_params = [p for p in module.parameters() if id(p) not in code_ids]
         self.module = module
         self.net: torch.nn.Module = module
-        self.optimizer = torch.optim.Adam([{"params": net_params, "lr": self.t.lr_decoder},
-                                           {"params": code_params, "lr": self.t.lr_codes}])
+        self.optimizer = torch.optim.Adam(
+            [{"params": net_params, "lr": self.t.lr_decoder}, {"params": code_params, "lr": self.t.lr_codes}]
+        )
 
     def _loop_state(self, start_epoch: int, history: list[dict[str, float]]) -> LoopState:
         """The loop's state at ``start_epoch``: the clocks go on from the log's last row."""
         last = history[-1] if history else {}
-        return LoopState(start_epoch=start_epoch, history=history, train_seconds=float(last.get("seconds", 0.0)),
-                         cpu_seconds=float(last.get("cpu_seconds") or 0.0),
-                         checkpoint=self.latest if self.latest.exists() else None)
+        return LoopState(
+            start_epoch=start_epoch,
+            history=history,
+            train_seconds=float(last.get("seconds", 0.0)),
+            cpu_seconds=float(last.get("cpu_seconds") or 0.0),
+            checkpoint=self.latest if self.latest.exists() else None,
+        )
 
     def _restore(self, saved: dict[str, Any]) -> tuple[int, list[dict[str, float]]]:
         """Load the resumed checkpoint's weights, optimiser and RNG, so the loop goes on as if never stopped;
         return (its epoch, the log rows up to it)."""
         t, rank = self.t, self.rank
         if saved["shape_ids"] != [s.id for s in self.data.shapes]:
-            raise CheckpointError(f"{self.latest}: the training shapes differ from {self.data_dir}'s; "
-                                  "resume with the same data set.")
+            raise CheckpointError(
+                f"{self.latest}: the training shapes differ from {self.data_dir}'s; resume with the same data set."
+            )
         self.module.load_state_dict(saved["model_state"])
         self.optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"]["torch"].cpu())
@@ -505,10 +593,16 @@ class Trainer:
         history = _read_log(self.run_dir, start_epoch) if rank == 0 else []
         saved_epochs = saved["config"].get("train", {}).get("epochs", t.epochs)
         stretched = (["curriculum stages"] if t.curriculum else []) + (
-            [f"{t.lr_schedule} learning rates"] if t.lr_schedule != "step" else [])
+            [f"{t.lr_schedule} learning rates"] if t.lr_schedule != "step" else []
+        )
         if saved_epochs != t.epochs and stretched and rank == 0:
-            log.warning("train.epochs %s -> %s stretches the %s over the new length: the epochs still to come "
-                        "differ from what the run had planned", saved_epochs, t.epochs, " and ".join(stretched))
+            log.warning(
+                "train.epochs %s -> %s stretches the %s over the new length: the epochs still to come "
+                "differ from what the run had planned",
+                saved_epochs,
+                t.epochs,
+                " and ".join(stretched),
+            )
         return start_epoch, history
 
     def _wrap_distributed(self) -> None:
@@ -524,16 +618,32 @@ class Trainer:
             if self.overwrite:
                 _clear_run(self.run_dir)
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.run_dir / "config.json",
-                              {**to_dict(self.config), "data": str(self.data_dir.resolve())})
+            atomic_write_json(
+                self.run_dir / "config.json", {**to_dict(self.config), "data": str(self.data_dir.resolve())}
+            )
 
     def _run_stats(self) -> tuple[dict[str, Any], dict[str, float]]:
         """(stats.json's fixed part, the time budget of the ``max_*minutes`` that are on)."""
         t, data = self.t, self.data
-        stats = {"shapes": len(data), "classes": list(data.class_names), "samples_per_shape": t.samples_per_shape,
-                 "world_size": self.world, "device": str(self.device), "surface_offset": data.surface_offset}
-        switches = ("curriculum", "curriculum_first_stage", "init_from", "surface_weight", "normal_weight",
-                    "lr_schedule", "lr_min_factor", "max_minutes", "max_cpu_minutes")
+        stats = {
+            "shapes": len(data),
+            "classes": list(data.class_names),
+            "samples_per_shape": t.samples_per_shape,
+            "world_size": self.world,
+            "device": str(self.device),
+            "surface_offset": data.surface_offset,
+        }
+        switches = (
+            "curriculum",
+            "curriculum_first_stage",
+            "init_from",
+            "surface_weight",
+            "normal_weight",
+            "lr_schedule",
+            "lr_min_factor",
+            "max_minutes",
+            "max_cpu_minutes",
+        )
         recipe = {k: getattr(t, k) for k in switches if getattr(t, k) != field_default(TrainConfig, k)}
         if recipe:
             stats["recipe"] = recipe
@@ -569,8 +679,9 @@ class Trainer:
         if self.progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.t.epochs, initial=self.state.start_epoch, desc="train", unit="epoch",
-                            dynamic_ncols=True)
+            self.bar = tqdm(
+                total=self.t.epochs, initial=self.state.start_epoch, desc="train", unit="epoch", dynamic_ncols=True
+            )
 
     def _close_outputs(self) -> None:
         if self.bar is not None:
@@ -609,7 +720,7 @@ class Trainer:
         """The epoch's global batches of shape indices (seeded shuffle; none smaller than the world)."""
         size = self.t.shapes_per_batch
         order = np.random.default_rng([self.t.seed, epoch]).permutation(len(self.data))
-        batches = [order[i:i + size] for i in range(0, len(order), size)]
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
         return [b for b in batches if len(b) >= self.world]
 
     def _steps(self, epoch: int, batches: list[np.ndarray]) -> dict[str, float]:
@@ -639,8 +750,14 @@ class Trainer:
 
     def _log_row(self, epoch: int, sums: dict[str, float], lrs: tuple[float, float], seconds: float) -> dict:
         t, s = self.t, self.state
-        row = {"epoch": epoch + 1, **sums, "lr_decoder": lrs[0], "lr_codes": lrs[1], "seconds": s.train_seconds,
-               "samples_per_s": len(self.data) * t.samples_per_shape / max(seconds, 1e-9)}
+        row = {
+            "epoch": epoch + 1,
+            **sums,
+            "lr_decoder": lrs[0],
+            "lr_codes": lrs[1],
+            "seconds": s.train_seconds,
+            "samples_per_s": len(self.data) * t.samples_per_shape / max(seconds, 1e-9),
+        }
         if t.max_cpu_minutes > 0:
             row["cpu_seconds"] = s.cpu_seconds
         if t.curriculum:
@@ -656,12 +773,18 @@ class Trainer:
         if not self.budget or done >= t.epochs:
             return False
         spent = (t.max_minutes > 0 and s.train_seconds >= 60.0 * t.max_minutes) or (
-            t.max_cpu_minutes > 0 and s.cpu_seconds >= 60.0 * t.max_cpu_minutes)
+            t.max_cpu_minutes > 0 and s.cpu_seconds >= 60.0 * t.max_cpu_minutes
+        )
         if all_sum(float(self.rank == 0 and spent), self.world, self.device) <= 0:
             return False
         s.stopped_by_time = True
-        self.stats_base["time_budget"] = {**self.budget, "stopped_early": True, "epochs_done": done,
-                                          "seconds": s.train_seconds, "cpu_seconds": s.cpu_seconds}
+        self.stats_base["time_budget"] = {
+            **self.budget,
+            "stopped_early": True,
+            "epochs_done": done,
+            "seconds": s.train_seconds,
+            "cpu_seconds": s.cpu_seconds,
+        }
         return True
 
     def _report(self, row: dict[str, float], out_of_time: bool) -> None:
@@ -669,8 +792,12 @@ class Trainer:
         t, done = self.t, int(row["epoch"])
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{row['loss']:.4f}", sdf=f"{row['sdf']:.4f}", col=f"{row['colour']:.3f}",
-                                 pts=f"{row['samples_per_s'] / 1e3:.0f}k/s")
+            self.bar.set_postfix(
+                loss=f"{row['loss']:.4f}",
+                sdf=f"{row['sdf']:.4f}",
+                col=f"{row['colour']:.3f}",
+                pts=f"{row['samples_per_s'] / 1e3:.0f}k/s",
+            )
         if self.writer is not None and done % max(1, t.log_every) == 0:
             for k in self.fields:
                 if k not in ("epoch", "seconds"):
@@ -683,17 +810,31 @@ class Trainer:
         """Save the last completed epoch (latest.pt, the log, stats.json; ``keep_epoch``: epoch_NNNN.pt too)."""
         s = self.state
         assert s.boundary is not None  # set at the end of every finished epoch, and only then is this called
-        s.checkpoint = _save(self.run_dir, s.boundary, self.data, self.config, self.stats_base, s.history,
-                             keep_epoch=keep_epoch, saved_epoch=s.saved_epoch)
+        s.checkpoint = _save(
+            self.run_dir,
+            s.boundary,
+            self.data,
+            self.config,
+            self.stats_base,
+            s.history,
+            keep_epoch=keep_epoch,
+            saved_epoch=s.saved_epoch,
+        )
         s.saved_epoch = int(s.boundary["epoch"])
 
     def _stop_for_time(self) -> None:
         s, t = self.state, self.t
         if self.rank == 0:
-            log.warning("stopped at the time budget after %d epochs (%.1f s, %.1f CPU-s of train.max_minutes=%g"
-                        " / train.max_cpu_minutes=%g, counted over the whole run); to go on, --resume with a "
-                        "larger budget (--set train.max_minutes=M / train.max_cpu_minutes=M, or 0 for none)",
-                        s.completed, s.train_seconds, s.cpu_seconds, t.max_minutes, t.max_cpu_minutes)
+            log.warning(
+                "stopped at the time budget after %d epochs (%.1f s, %.1f CPU-s of train.max_minutes=%g"
+                " / train.max_cpu_minutes=%g, counted over the whole run); to go on, --resume with a "
+                "larger budget (--set train.max_minutes=M / train.max_cpu_minutes=M, or 0 for none)",
+                s.completed,
+                s.train_seconds,
+                s.cpu_seconds,
+                t.max_minutes,
+                t.max_cpu_minutes,
+            )
 
     def _on_diverged(self, exc: TrainingDivergedError) -> None:
         """The diverged epoch's weights are NaN/inf: keep them out of every file, but save the last good
@@ -702,8 +843,16 @@ class Trainer:
         if self.rank == 0 and s.boundary is not None and s.boundary["epoch"] > s.saved_epoch:
             s.history = [row for row in s.history if int(row["epoch"]) <= s.boundary["epoch"]]
             # the checkpoint path is not kept: the error leaves train() without a result
-            _save(self.run_dir, s.boundary, self.data, self.config, self.stats_base, s.history, keep_epoch=False,
-                  saved_epoch=s.saved_epoch)
+            _save(
+                self.run_dir,
+                s.boundary,
+                self.data,
+                self.config,
+                self.stats_base,
+                s.history,
+                keep_epoch=False,
+                saved_epoch=s.saved_epoch,
+            )
             s.saved_epoch = int(s.boundary["epoch"])
         exc.explain(self.run_dir, self.config, s.saved_epoch)
 
@@ -722,8 +871,14 @@ class Trainer:
     def _result(self) -> TrainResult:
         s = self.state
         epochs_done = int(s.history[-1]["epoch"]) if s.history else s.start_epoch
-        return TrainResult(run_dir=self.run_dir, checkpoint=s.checkpoint, epochs_done=epochs_done,
-                           cancelled=s.cancelled, history=s.history, stopped_by_time=s.stopped_by_time)
+        return TrainResult(
+            run_dir=self.run_dir,
+            checkpoint=s.checkpoint,
+            epochs_done=epochs_done,
+            cancelled=s.cancelled,
+            history=s.history,
+            stopped_by_time=s.stopped_by_time,
+        )
 
 
 @contextlib.contextmanager
@@ -733,8 +888,10 @@ def _saving(path: Path, epoch: int, kept: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise CheckpointError(f"{path}: could not save epoch {epoch} ({exc.strerror or exc}). {kept} Free disk "
-                              "space (or make the folder writable), then continue with --resume.") from None
+        raise CheckpointError(
+            f"{path}: could not save epoch {epoch} ({exc.strerror or exc}). {kept} Free disk "
+            "space (or make the folder writable), then continue with --resume."
+        ) from None
 
 
 def _kept(latest: Path, epoch: int | None) -> str:
@@ -743,14 +900,25 @@ def _kept(latest: Path, epoch: int | None) -> str:
     return "No checkpoint of this run was saved yet."
 
 
-def _save(run_dir: Path, state: dict[str, Any], data, config, stats_base: dict, history: list,
-          keep_epoch: bool, saved_epoch: int | None = None) -> Path:
+def _save(
+    run_dir: Path,
+    state: dict[str, Any],
+    data,
+    config,
+    stats_base: dict,
+    history: list,
+    keep_epoch: bool,
+    saved_epoch: int | None = None,
+) -> Path:
     epoch = int(state["epoch"])
     last = history[-1] if history else {}
-    stats = {**stats_base, "epochs": epoch, "train_seconds": float(last.get("seconds", 0.0)),
-             **({"train_cpu_seconds": float(last["cpu_seconds"])} if "cpu_seconds" in last else {}),
-             "final_losses": {k: float(last[k])
-                              for k in ("loss", "sdf", "colour", "reg", "surface", "normal") if k in last}}
+    stats = {
+        **stats_base,
+        "epochs": epoch,
+        "train_seconds": float(last.get("seconds", 0.0)),
+        **({"train_cpu_seconds": float(last["cpu_seconds"])} if "cpu_seconds" in last else {}),
+        "final_losses": {k: float(last[k]) for k in ("loss", "sdf", "colour", "reg", "surface", "normal") if k in last},
+    }
     payload = _payload(state, data, config, stats)
     folder = run_dir / "checkpoints"
     latest = folder / "latest.pt"
@@ -771,6 +939,3 @@ def _tensorboard(run_dir: Path):
         log.info("tensorboard is not installed; logging to log.csv only")
         return None
     return SummaryWriter(str(run_dir / "tb"))
-
-
-

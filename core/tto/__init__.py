@@ -2,8 +2,10 @@
 
 ``observations`` builds what is fitted (sample file, mesh, point cloud, single-view scan),
 ``config`` holds the settings (DeepSDF's baseline plus thin-structure switches), ``losses``
-the terms and schedules, ``fit`` the loop, ``scan`` the depth-scan renderer.
+the terms and schedules, ``fit`` the loop, ``scan`` the depth-scan renderer, ``measure`` the viewer's live
+read-out of a fit against its observation.
 """
+
 from core.tto.config import LOSS_PRESETS, TTOConfig, parse_losses
 from core.tto.fit import TTOProgress, TTOResult, fit, iterate_fit, resolve_condition
 from core.tto.observations import (

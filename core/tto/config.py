@@ -9,6 +9,7 @@ plus ``1e-4 * mean(z^2)``, decoder in eval mode.
 Each thin-structure switch is independent and off by default; the ``losses`` preset string
 (:func:`parse_losses`) turns them on from the command line.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,15 @@ from typing import Any
 from core.utils import config_io
 from core.utils.errors import ConfigError
 
-__all__ = ["TTOConfig", "LOSS_PRESETS", "LOSS_SWITCHES", "parse_losses", "INTERACTIVE_ITERATIONS",
-           "INTERACTIVE_SAMPLES", "INTERACTIVE_LOSSES"]
+__all__ = [
+    "TTOConfig",
+    "LOSS_PRESETS",
+    "LOSS_SWITCHES",
+    "parse_losses",
+    "INTERACTIVE_ITERATIONS",
+    "INTERACTIVE_SAMPLES",
+    "INTERACTIVE_LOSSES",
+]
 
 INTERACTIVE_ITERATIONS = 300
 """The viewer's default TTO steps: a fit a person watches live (DeepSDF's 800 is :class:`TTOConfig`'s).
@@ -75,8 +83,14 @@ def parse_losses(spec: str | None) -> tuple[str, ...]:
 
 
 # The lower bounds of TTOConfig's counts, and the weights that may be 0 but not negative.
-_AT_LEAST = {"iterations": 1, "n_samples": 2, "n_surface_samples": 1, "finetune_layers": 1, "class_iterations": 1,
-             "class_samples": 1}
+_AT_LEAST = {
+    "iterations": 1,
+    "n_samples": 2,
+    "n_surface_samples": 1,
+    "finetune_layers": 1,
+    "class_iterations": 1,
+    "class_samples": 1,
+}
 _NON_NEGATIVE = ("code_std", "code_reg", "colour_weight", "surface_weight", "normal_weight", "finetune_iterations")
 
 
@@ -208,17 +222,23 @@ class TTOConfig:
 
     def _range_problems(self) -> list[str]:
         """Counts, rates, weights and bands outside the range the fit can use."""
-        problems = [f"{name} must be >= {low}, got {getattr(self, name)}" for name, low in _AT_LEAST.items()
-                    if getattr(self, name) < low]
-        problems += [f"{name} must be >= 0, got {getattr(self, name)}" for name in _NON_NEGATIVE
-                     if getattr(self, name) < 0]
+        problems = [
+            f"{name} must be >= {low}, got {getattr(self, name)}"
+            for name, low in _AT_LEAST.items()
+            if getattr(self, name) < low
+        ]
+        problems += [
+            f"{name} must be >= 0, got {getattr(self, name)}" for name in _NON_NEGATIVE if getattr(self, name) < 0
+        ]
         if self.lr <= 0 or self.finetune_lr <= 0:
             problems.append("learning rates must be positive")
         if self.clamp <= 0 or self.clamp_start <= 0 or self.clamp_end <= 0:
             problems.append("clamp distances must be positive")
-        problems += [f"{name} must be positive, got {getattr(self, name)}" for name in ("lr_decay", "colour_band",
-                                                                                      "near_band")
-                     if getattr(self, name) <= 0]
+        problems += [
+            f"{name} must be positive, got {getattr(self, name)}"
+            for name in ("lr_decay", "colour_band", "near_band")
+            if getattr(self, name) <= 0
+        ]
         if not 0.0 <= self.near_fraction_end <= 1.0:
             problems.append(f"near_fraction_end must be in [0, 1], got {self.near_fraction_end}")
         if self.lr_decay_every is not None and self.lr_decay_every < 1:
@@ -247,13 +267,16 @@ class TTOConfig:
             problems.append("curriculum needs at least one stage (curriculum_stages is empty)")
         rising = all(b > a for a, b in zip(stages[:-1], stages[1:], strict=True))
         if stages and (stages[0] != 0 or stages[-1] >= 1 or not rising):
-            problems.append(f"curriculum_stages {stages} must start at 0 and rise strictly, below 1 (the fraction of "
-                            "the run where each stage starts, e.g. [0, 0.2, 0.4, 0.6, 0.8])")
+            problems.append(
+                f"curriculum_stages {stages} must start at 0 and rise strictly, below 1 (the fraction of "
+                "the run where each stage starts, e.g. [0, 0.2, 0.4, 0.6, 0.8])"
+            )
         if any(e < 0 for e in eps):
             problems.append(f"curriculum_eps {eps} must be >= 0 (a tolerance)")
         if any(not 0 <= v <= 1 for v in lam):
-            problems.append(f"curriculum_lambda {lam} must be in [0, 1] (samples erring away from the surface weigh "
-                            "1 - lambda)")
+            problems.append(
+                f"curriculum_lambda {lam} must be in [0, 1] (samples erring away from the surface weigh 1 - lambda)"
+            )
         return problems
 
     @classmethod

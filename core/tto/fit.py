@@ -11,6 +11,7 @@ The model is a :class:`~core.model.trained_model.TrainedModel`, the one typed wa
 to mesh a result, ``model.with_decoder(result.decoder_override)`` and its ``sdf_fn`` /
 ``colour_fn`` under ``condition(result.class_name, result.text)``.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,7 +31,6 @@ from core.utils.cancel import Cancel, is_cancelled
 from core.utils.errors import ObservationError
 
 __all__ = ["TTOProgress", "TTOResult", "iterate_fit", "fit", "resolve_condition"]
-
 
 
 @dataclass
@@ -113,8 +113,9 @@ class TTOResult:
         }
 
 
-def resolve_condition(model: TrainedModel, class_name: str | None, text: str | None,
-                      source: str = "observation") -> torch.Tensor | None:
+def resolve_condition(
+    model: TrainedModel, class_name: str | None, text: str | None, source: str = "observation"
+) -> torch.Tensor | None:
     """The model's conditioning vector (Dcond,) for a class / prompt; None without conditioning.
 
     Raises
@@ -160,18 +161,21 @@ class _Batches:
         for mask in (pos, ~pos):
             idx = np.flatnonzero(mask)
             near = idx[np.abs(obs.sdf[idx]) < near_band]
-            self.sides.append(_Side(
-                points=dense(obs.points[idx]),
-                sdf=dense(obs.sdf[idx]),
-                rgb=None if obs.colours is None else dense(obs.colours[idx]),
-                near=torch.as_tensor(np.searchsorted(idx, near), dtype=torch.long),
-            ))
+            self.sides.append(
+                _Side(
+                    points=dense(obs.points[idx]),
+                    sdf=dense(obs.sdf[idx]),
+                    rgb=None if obs.colours is None else dense(obs.colours[idx]),
+                    near=torch.as_tensor(np.searchsorted(idx, near), dtype=torch.long),
+                )
+            )
         self.surface_points = t(obs.surface_points) if obs.has_surface else None
         self.surface_normals = t(obs.surface_normals) if obs.has_normals else None
         self.device = device
 
-    def draw(self, n: int, near_fraction: float, gen: torch.Generator
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def draw(
+        self, n: int, near_fraction: float, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``n`` samples, half outside and half inside, ``near_fraction`` of each from the near band.
 
         Points (n, 3), SDF (n,) and RGB (n, 3) or None, on the batches' device.
@@ -179,8 +183,9 @@ class _Batches:
         points, sdf, rgb, _ = self.draw_indexed(n, near_fraction, gen)
         return points, sdf, rgb
 
-    def draw_indexed(self, n: int, near_fraction: float, gen: torch.Generator
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
+    def draw_indexed(
+        self, n: int, near_fraction: float, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
         """:meth:`draw`, with the drawn rows of each side (outside, inside) as a fourth item."""
         half = max(1, n // 2)
         pts: list[torch.Tensor] = []
@@ -222,15 +227,25 @@ class _PrefixCache:
     recomputing it (the same numbers, in the step's precision), and runs only the trained layers.
     """
 
-    def __init__(self, decoder: SdfColourDecoder, start: int, latent: torch.Tensor, batches: _Batches,
-                 autocast: torch.autocast, chunk: int = 32768) -> None:
+    def __init__(
+        self,
+        decoder: SdfColourDecoder,
+        start: int,
+        latent: torch.Tensor,
+        batches: _Batches,
+        autocast: torch.autocast,
+        chunk: int = 32768,
+    ) -> None:
         self.decoder, self.start, self.latent = decoder, start, latent
         self.features: list[torch.Tensor] = []
         with torch.no_grad(), autocast:
             for side in batches.sides:
                 pts = side.points
-                self.features.append(torch.cat([decoder.trunk_prefix(pts[i : i + chunk], latent, start)
-                                                for i in range(0, len(pts), chunk)]))
+                self.features.append(
+                    torch.cat(
+                        [decoder.trunk_prefix(pts[i : i + chunk], latent, start) for i in range(0, len(pts), chunk)]
+                    )
+                )
 
     @staticmethod
     def fits(decoder: SdfColourDecoder, start: int, batches: _Batches, dtype: torch.dtype) -> bool:
@@ -288,12 +303,14 @@ class _FitContext:
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
-def _step_losses(ctx: _FitContext, iteration: int, shape_code: torch.Tensor,
-                 colour_code: torch.Tensor | None) -> dict[str, torch.Tensor]:
+def _step_losses(
+    ctx: _FitContext, iteration: int, shape_code: torch.Tensor, colour_code: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
     """All loss terms of one step (tensors; ``total`` is what is minimised)."""
     config, decode, fit_colour = ctx.config, ctx.model.decode, ctx.fit_colour
-    points, gt, gt_rgb, drawn = ctx.batches.draw_indexed(config.n_samples, L.near_fraction_at(config, iteration),
-                                                         ctx.gen)
+    points, gt, gt_rgb, drawn = ctx.batches.draw_indexed(
+        config.n_samples, L.near_fraction_at(config, iteration), ctx.gen
+    )
     # Colours are compared near the surface only: the colour head runs on those samples alone.
     near = (torch.abs(gt) < config.colour_band) if (fit_colour and gt_rgb is not None) else None
     rows = None if near is None else near.nonzero()[:, 0]
@@ -301,8 +318,7 @@ def _step_losses(ctx: _FitContext, iteration: int, shape_code: torch.Tensor,
         if ctx.prefix is not None and not fit_colour:
             pred, rgb = ctx.prefix.sdf(points, drawn), None
         else:
-            pred, rgb = decode(points, shape_code, colour_code if fit_colour else None, ctx.condition,
-                               colour_rows=rows)
+            pred, rgb = decode(points, shape_code, colour_code if fit_colour else None, ctx.condition, colour_rows=rows)
     pred, rgb = pred.float(), (None if rgb is None else rgb.float())
     clamp = L.clamp_at(config, iteration)
     if config.curriculum:
@@ -383,9 +399,15 @@ def _run_code_fit(ctx: _FitContext, stage: str) -> Iterator[TTOProgress]:
         if ctx.history is not None:
             ctx.history.append({"iteration": it + 1, "stage": stage, "lr": lr, **terms})
         if (it + 1) % ctx.every == 0 and it + 1 < config.iterations:
-            yield TTOProgress(it + 1, terms, shape_code.detach().cpu().clone(),
-                              None if colour_code is None else colour_code.detach().cpu().clone(), lr, stage,
-                              ctx.class_name)
+            yield TTOProgress(
+                it + 1,
+                terms,
+                shape_code.detach().cpu().clone(),
+                None if colour_code is None else colour_code.detach().cpu().clone(),
+                lr,
+                stage,
+                ctx.class_name,
+            )
     else:
         it = config.iterations
     yield TTOProgress(
@@ -423,11 +445,12 @@ def _finetune_layers(decoder: torch.nn.Module, k: int, loss_fn: Callable[[], tor
         gs = [next(grads) for _ in group]
         if any(g is not None and bool(torch.any(g != 0)) for g in gs):
             reached.append(m)
-    return reached[-max(1, k):]
+    return reached[-max(1, k) :]
 
 
-def _infer_class(ctx: _FitContext, observation: Observation
-                 ) -> Generator[TTOProgress, None, tuple[dict[str, float], bool]]:
+def _infer_class(
+    ctx: _FitContext, observation: Observation
+) -> Generator[TTOProgress, None, tuple[dict[str, float], bool]]:
     """Infer the class by the strategy of ``config.class_strategy``, yielding progress.
 
     Returns (with ``yield from``) class -> SDF loss of its short fit (the classes scored so far when
@@ -438,15 +461,24 @@ def _infer_class(ctx: _FitContext, observation: Observation
     return (yield from _infer_class_batched(ctx, observation))
 
 
-def _infer_class_sequential(ctx: _FitContext, observation: Observation
-                            ) -> Generator[TTOProgress, None, tuple[dict[str, float], bool]]:
+def _infer_class_sequential(
+    ctx: _FitContext, observation: Observation
+) -> Generator[TTOProgress, None, tuple[dict[str, float], bool]]:
     """The reference: a full short code fit under every class, one after another."""
-    short = replace(ctx.config, iterations=ctx.config.class_iterations, lr_decay_every=None,
-                    surface_term=False, normal_term=False)
+    short = replace(
+        ctx.config, iterations=ctx.config.class_iterations, lr_decay_every=None, surface_term=False, normal_term=False
+    )
     scores: dict[str, float] = {}
     for name in ctx.model.class_names:
-        trial = replace(ctx, config=short, condition=resolve_condition(ctx.model, name, None, observation.source),
-                        gen=torch.Generator().manual_seed(ctx.seed), fit_colour=False, class_name=name, history=None)
+        trial = replace(
+            ctx,
+            config=short,
+            condition=resolve_condition(ctx.model, name, None, observation.source),
+            gen=torch.Generator().manual_seed(ctx.seed),
+            fit_colour=False,
+            class_name=name,
+            history=None,
+        )
         last = None
         for progress in _run_code_fit(trial, f"class:{name}"):
             last = progress
@@ -459,8 +491,9 @@ def _infer_class_sequential(ctx: _FitContext, observation: Observation
     return scores, False
 
 
-def _infer_class_batched(ctx: _FitContext, observation: Observation
-                         ) -> Generator[TTOProgress, None, tuple[dict[str, float], bool]]:
+def _infer_class_batched(
+    ctx: _FitContext, observation: Observation
+) -> Generator[TTOProgress, None, tuple[dict[str, float], bool]]:
     """Short code fits under every class at once: one batched forward per step.
 
     Every class starts from the same code (drawn from the prior, as the sequential strategy draws it)
@@ -480,8 +513,14 @@ def _infer_class_batched(ctx: _FitContext, observation: Observation
         assert condition is not None  # classes are inferred only under conditioning (iterate_fit's probe)
         class_conditions.append(condition.to(device))
     conditions = torch.stack(class_conditions)
-    schedule = replace(config, iterations=config.class_iterations, lr_decay_every=None, surface_term=False,
-                       normal_term=False, curriculum=False)
+    schedule = replace(
+        config,
+        iterations=config.class_iterations,
+        lr_decay_every=None,
+        surface_term=False,
+        normal_term=False,
+        curriculum=False,
+    )
     gen = torch.Generator().manual_seed(ctx.seed)
     start = torch.randn(model.code_size, generator=gen) * config.code_std
     codes = start.to(device).expand(len(names), -1).clone().requires_grad_(True)
@@ -501,14 +540,22 @@ def _infer_class_batched(ctx: _FitContext, observation: Observation
         optimizer.step()
         if (it + 1) % ctx.every == 0 and it + 1 < schedule.iterations:
             best = int(per_class.detach().argmin())
-            yield TTOProgress(it + 1, {"sdf": float(per_class.detach()[best])}, codes[best].detach().cpu().clone(),
-                              None, lr, f"class:{names[best]}", names[best])
+            yield TTOProgress(
+                it + 1,
+                {"sdf": float(per_class.detach()[best])},
+                codes[best].detach().cpu().clone(),
+                None,
+                lr,
+                f"class:{names[best]}",
+                names[best],
+            )
     score = _class_scores(trial, codes, conditions)
     return dict(zip(names, score.tolist(), strict=True)), False
 
 
-def _class_losses(ctx: _FitContext, points: torch.Tensor, gt: torch.Tensor, latent: torch.Tensor,
-                  clamp: float) -> torch.Tensor:
+def _class_losses(
+    ctx: _FitContext, points: torch.Tensor, gt: torch.Tensor, latent: torch.Tensor, clamp: float
+) -> torch.Tensor:
     """(B,) clamped L1 of B latents on the same (n, 3) points: one forward over B blocks of n."""
     b, n = latent.shape[0], points.shape[0]
     row = torch.arange(b, device=points.device).repeat_interleave(n)
@@ -565,15 +612,19 @@ def iterate_fit(
     observation = observation.validate().for_surface_offset(model.surface_offset)
     notes: list[str] = []
     if observation.surface_offset > model.surface_offset:
-        notes.append(f"the observation's samples are dilated by {observation.surface_offset:g}, this model's "
-                     f"surfaces by {model.surface_offset:g}: its surface comes out that much further out")
+        notes.append(
+            f"the observation's samples are dilated by {observation.surface_offset:g}, this model's "
+            f"surfaces by {model.surface_offset:g}: its surface comes out that much further out"
+        )
     if (config.surface_term or config.normal_term) and not observation.has_surface:
         notes.append("surface / normal terms skipped: the observation has no surface points")
     if config.normal_term and observation.has_surface and not observation.has_normals:
         notes.append("normal term skipped: the observation has no surface normals")
     elif config.normal_term and not config.finetune_last_layers:
-        notes.append("normal term: acts on fine-tuned layers only (a ReLU decoder's normals do not depend "
-                     "on the code); turn on finetune_last_layers for it to matter")
+        notes.append(
+            "normal term: acts on fine-tuned layers only (a ReLU decoder's normals do not depend "
+            "on the code); turn on finetune_last_layers for it to matter"
+        )
     history: list[dict[str, Any]] = []
     ctx = _FitContext(
         model=model,
@@ -649,8 +700,9 @@ def iterate_fit(
         decoder.train(was_training)
 
 
-def _finetune(ctx: _FitContext, shape_code: torch.Tensor, colour_code: torch.Tensor | None
-              ) -> Generator[TTOProgress, None, tuple[dict[str, torch.Tensor] | None, bool]]:
+def _finetune(
+    ctx: _FitContext, shape_code: torch.Tensor, colour_code: torch.Tensor | None
+) -> Generator[TTOProgress, None, tuple[dict[str, torch.Tensor] | None, bool]]:
     """Fine-tune the last layer(s) of a private decoder copy with the codes fixed, yielding progress.
 
     Returns (with ``yield from``) the copy's state dict (None when nothing was trained) and whether it
@@ -703,19 +755,22 @@ def _finetune(ctx: _FitContext, shape_code: torch.Tensor, colour_code: torch.Ten
         optimizer.step()
         terms = _floats(out)
         if ctx.history is not None:  # always set for the fit's own context (iterate_fit)
-            ctx.history.append({"iteration": last_it + step + 1, "stage": "finetune", "lr": config.finetune_lr,
-                                **terms})
+            ctx.history.append(
+                {"iteration": last_it + step + 1, "stage": "finetune", "lr": config.finetune_lr, **terms}
+            )
         if (step + 1) % ctx.every == 0 and step + 1 < config.finetune_iterations:
-            yield TTOProgress(last_it + step + 1, terms, shape_code, colour_code, config.finetune_lr, "finetune",
-                              class_name)
+            yield TTOProgress(
+                last_it + step + 1, terms, shape_code, colour_code, config.finetune_lr, "finetune", class_name
+            )
     for p in decoder.parameters():
         p.requires_grad_(False)
     state = {k: v.detach().clone() for k, v in decoder.state_dict().items()}
     return state, cancelled
 
 
-def _prefix_cache(ctx: _FitContext, decoder: SdfColourDecoder, trained: list[torch.nn.Module],
-                  code: torch.Tensor) -> _PrefixCache | None:
+def _prefix_cache(
+    ctx: _FitContext, decoder: SdfColourDecoder, trained: list[torch.nn.Module], code: torch.Tensor
+) -> _PrefixCache | None:
     """The frozen-prefix cache of a fine-tuning, when it applies: no colour term, at least one frozen
     trunk layer before the first trained one, and the samples' features within :data:`PREFIX_CACHE_BYTES`."""
     if ctx.fit_colour:
@@ -749,12 +804,12 @@ def fit(
     TTOResult (``cancelled`` set when ``cancel`` stopped it; the codes are those reached).
     """
     result = None
-    for progress in iterate_fit(model, observation, config, class_name=class_name, text=text, seed=seed,
-                                cancel=cancel, every=every):
+    for progress in iterate_fit(
+        model, observation, config, class_name=class_name, text=text, seed=seed, cancel=cancel, every=every
+    ):
         if callback is not None:
             callback(progress)
         if progress.done and progress.result is not None:
             result = progress.result
     assert result is not None
     return result
-

@@ -4,6 +4,7 @@ Every function takes plain tensors; :mod:`core.tto.fit` assembles them per step 
 :class:`core.tto.config.TTOConfig`. The SDF terms themselves (:func:`clamped_l1`, :func:`curriculum_l1`)
 live in :mod:`core.model.losses`, shared with training, and are re-exported here for ``fit``.
 """
+
 from __future__ import annotations
 
 import torch

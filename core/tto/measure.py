@@ -4,6 +4,7 @@ What the viewer's TTO panel shows when a fit ends. Unlike ``evaluate`` (:mod:`co
 there is no ground truth beyond the observation itself: its own surface points, their normals (estimated
 when the cloud has none) and colours, thin parts from the points alone.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -56,9 +57,13 @@ def measure_fit(
     normals = observation.surface_normals
     normals = estimate_normals(points) if normals is None else np.asarray(normals, np.float64)
     if mesh is None:
-        mesh = extract_mesh(model.sdf_fn(shape_code, condition), resolution,
-                            model.colour_fn(shape_code, colour_code, condition), device=model.device,
-                            mc_backend=mc_backend)
+        mesh = extract_mesh(
+            model.sdf_fn(shape_code, condition),
+            resolution,
+            model.colour_fn(shape_code, colour_code, condition),
+            device=model.device,
+            mc_backend=mc_backend,
+        )
     gt = {"surface_points": points, "surface_normals": normals}
     if observation.surface_colours is not None:
         gt["surface_rgb"] = observation.surface_colours

@@ -17,6 +17,7 @@ An :class:`Observation` is built from one of four inputs:
 :meth:`Observation.validate`, so bad input fails here with an :class:`ObservationError`
 naming the input and the fix, never inside the optimiser.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -194,8 +195,14 @@ class Observation:
     def sample_set(self) -> SampleSet:
         """The samples in DeepSDF's layout (split by sign, in their order), with the surface points,
         normals and colours; the inverse of :func:`from_sample_set` up to the order of the samples."""
-        return SampleSet.from_flat(self.points, self.sdf, self.colours, surface_points=self.surface_points,
-                                   surface_normals=self.surface_normals, surface_rgb=self.surface_colours)
+        return SampleSet.from_flat(
+            self.points,
+            self.sdf,
+            self.colours,
+            surface_points=self.surface_points,
+            surface_normals=self.surface_normals,
+            surface_rgb=self.surface_colours,
+        )
 
     def subset(self, index: np.ndarray) -> "Observation":
         """The same observation restricted to the samples ``index`` (surface arrays kept)."""
@@ -293,8 +300,14 @@ def from_sample_set(
 
 def _from_shape_samples(samples: ShapeSamples, source: str, kind: str) -> Observation:
     """A sample file's content as an observation, with its normalisation, surface offset and colour path."""
-    return from_sample_set(samples, source=source, kind=kind, normalization=samples.normalization,
-                           surface_offset=samples.surface_offset, extra={"colour_path": samples.colour_path})
+    return from_sample_set(
+        samples,
+        source=source,
+        kind=kind,
+        normalization=samples.normalization,
+        surface_offset=samples.surface_offset,
+        extra={"colour_path": samples.colour_path},
+    )
 
 
 def _opt(value: np.ndarray | None) -> np.ndarray | None:
@@ -491,8 +504,9 @@ def _cloud_points(points: np.ndarray, etas: tuple[float, ...], source: str) -> n
     return pts
 
 
-def _normalised_cloud(pts: np.ndarray, normalization: Normalization | None | str,
-                      source: str) -> tuple[np.ndarray, Normalization | None]:
+def _normalised_cloud(
+    pts: np.ndarray, normalization: Normalization | None | str, source: str
+) -> tuple[np.ndarray, Normalization | None]:
     """The cloud in the unit-sphere frame and the transform used (``"fit"``: DeepSDF's, fitted to the cloud)."""
     if isinstance(normalization, str):
         if normalization != "fit":
@@ -708,8 +722,9 @@ def load_observation(
     if not path.exists():
         raise ObservationError(f"{path}: no such file. Check the path given to --input.")
     if not path.is_file():  # a FIFO would block np.load until a writer comes; a folder fails obscurely
-        raise ObservationError(f"{path}: not a regular file (a folder, FIFO or device). Give a mesh, sample or "
-                               "point file to --input.")
+        raise ObservationError(
+            f"{path}: not a regular file (a folder, FIFO or device). Give a mesh, sample or point file to --input."
+        )
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return from_npz(path)

@@ -11,6 +11,7 @@ Back-projection gives surface points whose normals face the camera; rays in fron
 surface (and rays that miss it) are free space: :func:`free_space_samples` draws positive
 SDF samples there.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ def depth_scan(
         raise ValueError(f"scan resolution must be at least 2, got {resolution}")
     step = 2.0 / r
     # Image coordinates (u, v in [-1, 1]) and depth (distance from the image plane).
-    uv = (v @ axes.T)  # (V, 2)
+    uv = v @ axes.T  # (V, 2)
     z = 1.0 - v @ d  # (V,)
     tri_uv = uv[f]  # (F, 3, 2)
     tri_z = z[f]

@@ -4,6 +4,7 @@ A job takes ``cancel``: ``None`` (never), a ``threading.Event`` (the viewer's St
 or any callable returning True when the job should stop (a time budget, a test). Jobs check it
 between steps and stop cleanly, keeping what they reached.
 """
+
 from __future__ import annotations
 
 import threading

@@ -5,6 +5,7 @@ as a plain dict (so ``torch.load(weights_only=True)`` can read it back). Overrid
 keys (``train.epochs=10``, ``model.hidden_dims=[256,256]``) whose values are parsed as JSON where
 they can be, else kept as strings.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,15 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from core.utils.errors import ConfigError
 
-__all__ = ["to_dict", "from_dict", "load_config_file", "apply_overrides", "parse_override", "field_default",
-           "arg_default"]
+__all__ = [
+    "to_dict",
+    "from_dict",
+    "load_config_file",
+    "apply_overrides",
+    "parse_override",
+    "field_default",
+    "arg_default",
+]
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -27,6 +35,7 @@ T = TypeVar("T", bound="DataclassInstance")
 
 def to_dict(config: Any) -> dict[str, Any]:
     """A JSON-able dict of a (nested) dataclass; tuples become lists."""
+
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
             return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -131,7 +140,10 @@ def _coerce_str(value: Any, where: str) -> str:
 
 
 _SCALARS: dict[Any, Callable[[Any, str], Any]] = {
-    Path: lambda value, where: Path(value), bool: _coerce_bool, int: _coerce_int, float: _coerce_float,
+    Path: lambda value, where: Path(value),
+    bool: _coerce_bool,
+    int: _coerce_int,
+    float: _coerce_float,
     str: _coerce_str,
 }
 
@@ -157,8 +169,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
     path = Path(path)
     data = _read_config_file(path)
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the file holds a {type(data).__name__}, not a table of settings "
-                          "(e.g. [model] and [train] sections).")
+        raise ConfigError(
+            f"{path}: the file holds a {type(data).__name__}, not a table of settings "
+            "(e.g. [model] and [train] sections)."
+        )
     return data
 
 

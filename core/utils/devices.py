@@ -5,6 +5,7 @@ Every command, the trainer, meshing and the viewer take a device as text (``auto
 message everywhere and is caught before any work starts, and "auto" means the same thing in every
 part: CUDA when torch sees a device, else the CPU. Nothing in the project requires CUDA.
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,8 +42,9 @@ def resolve_device(device: str | torch.device | None, what: str = "--device") ->
         return default_device()
     if text.startswith("cuda"):
         if not cuda_available():
-            reason = ("this torch build has no CUDA support" if torch.version.cuda is None
-                      else "no CUDA device is visible")
+            reason = (
+                "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA device is visible"
+            )
             raise ConfigError(f"{what}={device!r} but {reason}; use {what}=cpu or {what}=auto")
         try:
             parsed = torch.device(text)

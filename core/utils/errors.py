@@ -3,6 +3,7 @@
 Every message names the file (or object), the problem and what to do about it, so the
 command line and the viewer can show it to the user unchanged.
 """
+
 from __future__ import annotations
 
 

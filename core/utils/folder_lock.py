@@ -9,6 +9,7 @@ both win, and neither can remove a fresh lock. A lock from another host is only 
 its process cannot be checked from here. Release removes the file only while it still holds this
 run's token.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,12 @@ class FolderLock:
     def acquire(self) -> None:
         """Take the lock or raise :class:`DataSetError` naming the run that holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                 "token": uuid.uuid4().hex}
+        owner = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "token": uuid.uuid4().hex,
+        }
         for _ in range(3):  # further tries after taking a dead owner's lock away
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -75,8 +80,11 @@ class FolderLock:
                 if holder is not None and self._is_stale(holder) and self._take_over(holder):
                     continue
                 holder = self._holder() or holder
-                who = (f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
-                       if holder else "an unknown process")
+                who = (
+                    f"pid {holder.get('pid')} on {holder.get('host')}, started {holder.get('started')}"
+                    if holder
+                    else "an unknown process"
+                )
                 raise DataSetError(
                     f"{self.path.parent}: another {self.what} run ({who}) is writing this folder. "
                     f"{self.fix} If no such run is active, delete {self.path}."
@@ -100,8 +108,12 @@ class FolderLock:
         except (OSError, ValueError):
             taken = None
         if taken == stale:
-            log.warning("%s: removing the lock of an earlier %s run that is gone (pid %s)",
-                        self.path, self.what, stale.get("pid"))
+            log.warning(
+                "%s: removing the lock of an earlier %s run that is gone (pid %s)",
+                self.path,
+                self.what,
+                stale.get("pid"),
+            )
             aside.unlink(missing_ok=True)
             return True
         try:  # a run took the lock between our look and the rename: give it back

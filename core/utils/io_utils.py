@@ -4,6 +4,7 @@ Each writer puts the bytes into a temporary file in the destination folder (same
 system, so the final ``os.replace`` is atomic), flushes and fsyncs it, then renames it.
 JSON goes through :func:`core.utils.json_safe.json_safe`, so every file written is strict JSON.
 """
+
 from __future__ import annotations
 
 import errno
@@ -113,4 +114,3 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-

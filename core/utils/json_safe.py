@@ -5,6 +5,7 @@ strict readers such as browsers and ``jq`` refuse; two wrote infinities as the s
 turns a numeric column into a mixed one). Here every non-finite float becomes ``null``, the one value
 every JSON reader takes as "no number".
 """
+
 from __future__ import annotations
 
 import math

@@ -2,6 +2,7 @@
 
 Why one: five hand-made builders had drifted apart (alignment rows, how a missing value or a float is shown).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,9 @@ def format_cell(value: object, digits: int = 2) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]], align: str | None = None,
-                   digits: int = 2) -> str:
+def markdown_table(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], align: str | None = None, digits: int = 2
+) -> str:
     """A GitHub markdown table of ``rows`` under ``headers``.
 
     ``align``: one letter per column, ``l`` (left) or ``r`` (right, for numbers); None: the first column left and
@@ -30,8 +32,10 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]], ali
     align = align or ("l" + "r" * (len(headers) - 1))
     if len(align) != len(headers) or set(align) - {"l", "r"}:
         raise ValueError(f"align {align!r}: give one of 'l' / 'r' for each of the {len(headers)} columns")
-    lines = ["| " + " | ".join(format_cell(h) for h in headers) + " |",
-             "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"]
+    lines = [
+        "| " + " | ".join(format_cell(h) for h in headers) + " |",
+        "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|",
+    ]
     for number, row in enumerate(rows, 1):
         row = list(row)
         if len(row) != len(headers):

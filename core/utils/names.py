@@ -6,6 +6,7 @@ source hands to preprocessing: each becomes one path component of ``<out>/SdfSam
 outside that folder (or over a hidden file of the project), so every such name passes one of the
 two checks here first; nothing is written before it does.
 """
+
 from __future__ import annotations
 
 import re

@@ -2,6 +2,7 @@
 
 The colour code is picked separately, so one shape can be shown in another shape's colours.
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,8 +42,9 @@ class CodesPanel(QWidget):
         self.shapes = QListWidget()
         self.shapes.setToolTip("Training shapes of the class: click (or Enter) to show its learned codes")
         self.colour_box = QComboBox()
-        self.colour_box.setToolTip("Colour code: the shape's own, or another training shape's "
-                                   "(geometry of one, colours of another)")
+        self.colour_box.setToolTip(
+            "Colour code: the shape's own, or another training shape's (geometry of one, colours of another)"
+        )
         row = QHBoxLayout()
         self.mean_button = QPushButton("Class mean")
         self.mean_button.setToolTip("The mean shape and colour codes of the class")
@@ -52,8 +54,9 @@ class CodesPanel(QWidget):
         row.addWidget(self.random_button)
         self.prompt = QLineEdit()
         self.prompt.setPlaceholderText("text prompt, Enter to apply")
-        self.prompt.setToolTip("Condition on free text, e.g. 'a tall stool' (text-conditioned models only; "
-                               "the current shape code is kept)")
+        self.prompt.setToolTip(
+            "Condition on free text, e.g. 'a tall stool' (text-conditioned models only; the current shape code is kept)"
+        )
         self.current = QLabel("")
         self.current.setWordWrap(True)
         self.current.setToolTip("The codes on screen")
@@ -96,8 +99,11 @@ class CodesPanel(QWidget):
         self.colour_box.setEnabled(m.has_colour)
         text_mode = m.conditioning == "text"
         self.prompt.setEnabled(text_mode)
-        self.prompt.setPlaceholderText("text prompt, Enter to apply" if text_mode
-                                       else f"text prompts need a text-conditioned model (this one: {m.conditioning})")
+        self.prompt.setPlaceholderText(
+            "text prompt, Enter to apply"
+            if text_mode
+            else f"text prompts need a text-conditioned model (this one: {m.conditioning})"
+        )
         self._fill_shapes(self.class_box.currentText())
         for k in range(self.shapes.count()):  # highlighted only: itemClicked / itemActivated pick
             if self.shapes.item(k).data(Qt.ItemDataRole.UserRole) == opened_on:
@@ -137,10 +143,13 @@ class CodesPanel(QWidget):
         colour_index = self.colour_box.currentData()
         colour_codes = self.state.require_model().colour_codes  # training_code above needs the model too
         if colour_index is not None and colour_index != SAME_SHAPE and colour_codes is not None:
-            selection = CodeSelection(selection.shape_code, colour_codes[colour_index].detach().cpu(),
-                                      selection.condition,
-                                      f"{selection.label} in colours of {self.colour_box.currentText()}",
-                                      selection.class_name)
+            selection = CodeSelection(
+                selection.shape_code,
+                colour_codes[colour_index].detach().cpu(),
+                selection.condition,
+                f"{selection.label} in colours of {self.colour_box.currentText()}",
+                selection.class_name,
+            )
         self.state.select(selection)
 
     def _pick_colour(self) -> None:
@@ -154,9 +163,16 @@ class CodesPanel(QWidget):
                 self.select_index(m.index_of(own.split("/", 1)[1]))
             return
         base = sel.label.split(" in colours of ")[0]
-        self.state.select(CodeSelection(sel.shape_code, m.colour_codes[index].detach().cpu(), sel.condition,
-                                        f"{base} in colours of {self.colour_box.currentText()}", sel.class_name,
-                                        sel.decoder_override))
+        self.state.select(
+            CodeSelection(
+                sel.shape_code,
+                m.colour_codes[index].detach().cpu(),
+                sel.condition,
+                f"{base} in colours of {self.colour_box.currentText()}",
+                sel.class_name,
+                sel.decoder_override,
+            )
+        )
 
     def _class_codes(self) -> tuple[str, list[int]]:
         cls = self.class_box.currentText()
@@ -168,8 +184,11 @@ class CodesPanel(QWidget):
             return
         cls, idx = self._class_codes()
         colour = None if m.colour_codes is None else m.colour_codes[idx].mean(dim=0).detach().cpu()
-        self.state.select(CodeSelection(m.shape_codes[idx].mean(dim=0).detach().cpu(), colour, _cpu(m.condition(cls)),
-                                        f"{cls} mean", cls))
+        self.state.select(
+            CodeSelection(
+                m.shape_codes[idx].mean(dim=0).detach().cpu(), colour, _cpu(m.condition(cls)), f"{cls} mean", cls
+            )
+        )
 
     def pick_random(self) -> None:
         m = self.state.model
@@ -192,8 +211,16 @@ class CodesPanel(QWidget):
             current = self.state.selection
             if self.state.model is m and current is not None:
                 base = current.label.split(" | ")[0]
-                self.state.select(CodeSelection(current.shape_code, current.colour_code, _cpu(cond),
-                                                f"{base} | '{text}'", None, current.decoder_override))
+                self.state.select(
+                    CodeSelection(
+                        current.shape_code,
+                        current.colour_code,
+                        _cpu(cond),
+                        f"{base} | '{text}'",
+                        None,
+                        current.decoder_override,
+                    )
+                )
 
         run_task(lambda: m.condition(text=text), done, self.state.status.emit)
 

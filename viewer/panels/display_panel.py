@@ -1,4 +1,5 @@
 """Display panel: resolution, colour, wireframe, SDF slice, scan points, camera, background, screenshot."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
@@ -60,8 +61,10 @@ class DisplayPanel(QWidget):
         self.scan.setToolTip("Show the loaded scan's surface points in red")
         self.slice = QCheckBox("SDF slice")
         self.slice.setChecked(d.slice_enabled)
-        self.slice.setToolTip("A plane through the SDF field: red inside, blue outside, lines every 0.1, "
-                              "the zero level (the surface) in black")
+        self.slice.setToolTip(
+            "A plane through the SDF field: red inside, blue outside, lines every 0.1, "
+            "the zero level (the surface) in black"
+        )
         checks = QGridLayout()
         for i, w in enumerate((self.colour, self.wire, self.dark, self.scan, self.slice)):
             checks.addWidget(w, i // 2, i % 2)
@@ -119,10 +122,17 @@ class DisplayPanel(QWidget):
     def _sync(self) -> None:
         """Show options changed elsewhere (shortcuts, the command line) without echoing them back."""
         d = self.state.display
-        pairs = ((self.preview, d.preview_resolution), (self.full, d.full_resolution), (self.colour, d.colour),
-                 (self.wire, d.wireframe), (self.dark, d.dark_background), (self.scan, d.show_scan),
-                 (self.slice, d.slice_enabled), (self.axis, d.slice_axis),
-                 (self.position, round(d.slice_position * 100)))
+        pairs = (
+            (self.preview, d.preview_resolution),
+            (self.full, d.full_resolution),
+            (self.colour, d.colour),
+            (self.wire, d.wireframe),
+            (self.dark, d.dark_background),
+            (self.scan, d.show_scan),
+            (self.slice, d.slice_enabled),
+            (self.axis, d.slice_axis),
+            (self.position, round(d.slice_position * 100)),
+        )
         for widget, value in pairs:
             widget.blockSignals(True)
             if isinstance(widget, QCheckBox):

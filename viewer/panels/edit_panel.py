@@ -20,6 +20,7 @@ training range) are shown when an edit ends.
 The panel knows no VTK: :meth:`attach_view` receives the 3D widget (for mouse events) and the
 scene's ``pick`` and ``point_on_view_plane`` functions.
 """
+
 from __future__ import annotations
 
 import threading
@@ -106,8 +107,10 @@ class EditPanel(QWidget):
         form = QFormLayout()
         self.mode = QComboBox()
         self.mode.addItems(MODES)
-        self.mode.setToolTip("What a click or drag on the shape does (off: the mouse turns the camera; in the "
-                             "other modes it still does away from the shape)")
+        self.mode.setToolTip(
+            "What a click or drag on the shape does (off: the mouse turns the camera; in the "
+            "other modes it still does away from the shape)"
+        )
         self.radius = QDoubleSpinBox(decimals=2, minimum=0.05, maximum=1.5, singleStep=0.05, value=DragConfig.radius)
         self.radius.setToolTip("Drag: radius of influence; the surface farther than this keeps its place")
         self.brush = QDoubleSpinBox(decimals=2, minimum=0.02, maximum=1.0, singleStep=0.05, value=0.25)
@@ -144,8 +147,10 @@ class EditPanel(QWidget):
         self.loss_label.setToolTip("Loss terms of the running or last edit")
         self.plausibility_label = QLabel("")
         self.plausibility_label.setWordWrap(True)
-        self.plausibility_label.setToolTip("Mahalanobis distance of the edited code under its class's code Gaussian, "
-                                           "with the range of the class's training codes")
+        self.plausibility_label.setToolTip(
+            "Mahalanobis distance of the edited code under its class's code Gaussian, "
+            "with the range of the class's training codes"
+        )
         layout.addWidget(self.loss_label)
         layout.addWidget(self.plausibility_label)
         layout.addStretch(1)
@@ -184,8 +189,9 @@ class EditPanel(QWidget):
 
     # -- snapshots: taken on the worker, once per selection --------------------------------------
     def _codes(self, selection: CodeSelection) -> ShapeCodes:
-        return ShapeCodes(selection.shape_code, selection.colour_code, selection.condition, selection.class_name,
-                          selection.label)
+        return ShapeCodes(
+            selection.shape_code, selection.colour_code, selection.condition, selection.class_name, selection.label
+        )
 
     def _snapshot(self, model, selection: CodeSelection):
         """(model with the selection's decoder override, snapshot of the selection under it)."""
@@ -242,7 +248,8 @@ class EditPanel(QWidget):
         self._source = np.asarray(source, np.float64)
         model, before, generation = self.state.require_model(), self._before, self._generation
         self._first_request = self.worker.submit(  # the snapshot is ready before the first move
-            lambda: ("snapshot", generation, self._snapshot(model, before)))
+            lambda: ("snapshot", generation, self._snapshot(model, before))
+        )
         self._mark(self._source)
 
     def move_drag(self, target) -> None:
@@ -270,16 +277,22 @@ class EditPanel(QWidget):
 
         def job():
             shown, snap = self._snapshot(model, before)
-            return ("drag", generation, final, drag(shown, snap, handles, pins, config, cancel=cancel,
-                                                    callback=report, every=10))
+            return (
+                "drag",
+                generation,
+                final,
+                drag(shown, snap, handles, pins, config, cancel=cancel, callback=report, every=10),
+            )
 
         return self.worker.submit(job)
 
     def paint_at(self, centre) -> int:
         """Paint a stroke of the current brush at ``centre`` (3,)."""
         brush = Brush(tuple(np.asarray(centre, float)), self.brush.value(), self.brush_colour)
-        return self._submit_final("paint", lambda model, snap, cancel, report: paint(
-            model, snap, [brush], cancel=cancel, callback=report, every=10))
+        return self._submit_final(
+            "paint",
+            lambda model, snap, cancel, report: paint(model, snap, [brush], cancel=cancel, callback=report, every=10),
+        )
 
     def graft_at(self, centre) -> int:
         """Graft the donor's part inside a region centred at ``centre`` (3,) onto the current shape."""
@@ -300,7 +313,8 @@ class EditPanel(QWidget):
         model, before, generation = self.state.require_model(), self._before, self._generation
         cancel, report = self._cancel, self._reporter()  # this edit's own, not whatever is current later
         self._final_id = self._first_request = self.worker.submit(
-            lambda: (kind, generation, True, fn(*self._snapshot(model, before), cancel, report)))
+            lambda: (kind, generation, True, fn(*self._snapshot(model, before), cancel, report))
+        )
         return self._final_id
 
     def add_pin(self, point) -> None:
@@ -329,8 +343,14 @@ class EditPanel(QWidget):
         """A paint's fine-tuned decoder replaces the shape's override; drag and graft keep it."""
         before = self._before
         override = before.decoder_override if result.decoder_override is None else result.decoder_override
-        return CodeSelection(result.shape_code, result.colour_code, before.condition,
-                             f"{before.label.split(' (')[0]} ({result.kind})", before.class_name, override)
+        return CodeSelection(
+            result.shape_code,
+            result.colour_code,
+            before.condition,
+            f"{before.label.split(' (')[0]} ({result.kind})",
+            before.class_name,
+            override,
+        )
 
     def _job_done(self, request_id: int, payload, _seconds: float) -> None:
         if payload[0] == "snapshot" or not self._edit_open or payload[1] != self._generation:
@@ -372,19 +392,27 @@ class EditPanel(QWidget):
         generation, progress = stamped
         if not self._edit_open or generation != self._generation:
             return
-        terms = ", ".join(f"{k} {v:.4f}" for k, v in progress.losses.items()
-                          if k not in ("iteration", "seconds", "total"))
+        terms = ", ".join(
+            f"{k} {v:.4f}" for k, v in progress.losses.items() if k not in ("iteration", "seconds", "total")
+        )
         self.loss_label.setText(f"{progress.kind} step {progress.iteration}: {terms}")
         before = self._before
         if progress.kind in ("paint", "paint-detail"):  # the detail stage also brings its colour head so far
             override = before.decoder_override if progress.decoder_override is None else progress.decoder_override
-            sel = CodeSelection(before.shape_code, progress.code, before.condition, before.label, before.class_name,
-                                override)
+            sel = CodeSelection(
+                before.shape_code, progress.code, before.condition, before.label, before.class_name, override
+            )
         elif progress.kind == "graft-colour":
             return  # the graft's colour stage: its shape is on screen; the result brings the colours
         else:
-            sel = CodeSelection(progress.code, before.colour_code, before.condition, before.label, before.class_name,
-                                before.decoder_override)
+            sel = CodeSelection(
+                progress.code,
+                before.colour_code,
+                before.condition,
+                before.label,
+                before.class_name,
+                before.decoder_override,
+            )
         self._show(sel, interactive=True)
 
     def _show(self, selection: CodeSelection, interactive: bool) -> None:
@@ -446,4 +474,3 @@ class EditPanel(QWidget):
             n = self._normal / max(np.linalg.norm(self._normal), 1e-12)
             target = source + n * float((target - source) @ n)  # along the normal
         return np.clip(target, -1.2, 1.2)
-

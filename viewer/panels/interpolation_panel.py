@@ -5,6 +5,7 @@ reverse). The class condition follows the shape slider: across classes it is A's
 middle and B's after it (``core.model.latent_ops.blend_condition``), or, with "blend classes", a linear
 blend through a part of the conditioning space the decoder never trained on.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -47,8 +48,10 @@ class InterpolationPanel(QWidget):
         self.b_current.setToolTip("Use the codes on screen as B")
         self.shape_slider = QSlider(Qt.Orientation.Horizontal)
         self.colour_slider = QSlider(Qt.Orientation.Horizontal)
-        for s, tip in ((self.shape_slider, "Blend of the shape codes (and classes) from A (left) to B (right)"),
-                       (self.colour_slider, "Blend of the colour codes from A (left) to B (right)")):
+        for s, tip in (
+            (self.shape_slider, "Blend of the shape codes (and classes) from A (left) to B (right)"),
+            (self.colour_slider, "Blend of the colour codes from A (left) to B (right)"),
+        ):
             s.setRange(0, 100)
             s.setToolTip(tip)
         a_row, b_row = QHBoxLayout(), QHBoxLayout()
@@ -180,11 +183,15 @@ class InterpolationPanel(QWidget):
         a, b = self.a, self.b
         spherical = self.spherical.isChecked()
         cls = nearer_end(a.class_name, b.class_name, t_shape)
-        return CodeSelection(blend(a.shape_code, b.shape_code, t_shape, spherical),
-                             blend(a.colour_code, b.colour_code, t_colour, spherical),
-                             blend_condition(a.condition, b.condition, t_shape,
-                                             "linear" if self.blend_classes.isChecked() else "nearest"),
-                             f"{a.label} → {b.label} @ {t_shape:.2f}", cls)
+        return CodeSelection(
+            blend(a.shape_code, b.shape_code, t_shape, spherical),
+            blend(a.colour_code, b.colour_code, t_colour, spherical),
+            blend_condition(
+                a.condition, b.condition, t_shape, "linear" if self.blend_classes.isChecked() else "nearest"
+            ),
+            f"{a.label} → {b.label} @ {t_shape:.2f}",
+            cls,
+        )
 
     def _shape_moved(self, value: int) -> None:
         if self.link.isChecked():

@@ -5,6 +5,7 @@ dragging decodes continuously at preview resolution, the release refines. The cu
 A, B and the TTO result are marked. The nearest training shape lends its class condition and
 colour code, so a point between two chairs is a chair coloured like the closer one.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,18 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 from core.model.latent_ops import CodePCA
 from viewer.state import CodeSelection, ViewerState
 
-CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                 "#bcbd22", "#17becf"]
+CLASS_COLOURS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
 MARK_COLOURS = {"A": "#0a7d32", "B": "#b8860b", "TTO": "#c0161b"}
 
 
@@ -30,8 +41,10 @@ class LatentMap(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setMinimumSize(220, 180)
-        self.setToolTip("PCA of the training shape codes, coloured by class. "
-                        "Click to decode the point under the cursor; drag to explore continuously")
+        self.setToolTip(
+            "PCA of the training shape codes, coloured by class. "
+            "Click to decode the point under the cursor; drag to explore continuously"
+        )
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.points = np.zeros((0, 2))
         self.classes: list[int] = []
@@ -63,14 +76,16 @@ class LatentMap(QWidget):
     def to_screen(self, xy) -> QPointF:
         r = self._plot_rect()
         x0, x1, y0, y1 = self.bounds
-        return QPointF(r.left() + (xy[0] - x0) / (x1 - x0) * r.width(),
-                       r.top() + (1 - (xy[1] - y0) / (y1 - y0)) * r.height())
+        return QPointF(
+            r.left() + (xy[0] - x0) / (x1 - x0) * r.width(), r.top() + (1 - (xy[1] - y0) / (y1 - y0)) * r.height()
+        )
 
     def to_map(self, pos) -> np.ndarray:
         r = self._plot_rect()
         x0, x1, y0, y1 = self.bounds
-        return np.array([x0 + (pos.x() - r.left()) / r.width() * (x1 - x0),
-                         y0 + (1 - (pos.y() - r.top()) / r.height()) * (y1 - y0)])
+        return np.array(
+            [x0 + (pos.x() - r.left()) / r.width() * (x1 - x0), y0 + (1 - (pos.y() - r.top()) / r.height()) * (y1 - y0)]
+        )
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
         self._backdrop = None
@@ -162,10 +177,14 @@ class LatentMapPanel(QWidget):
         self.pca = CodePCA.fit(m.shape_codes.detach().cpu())
         classes = [m.class_names.index(c) for c in m.shape_classes]
         self.map.set_points(self.pca.project(m.shape_codes.detach().cpu()), classes)
-        self.legend.setText(" ".join(f"<span style='color:{CLASS_COLOURS[i % len(CLASS_COLOURS)]}'>●</span> {c}"
-                                     for i, c in enumerate(m.class_names))
-                            + f"<br><span style='color:#666'>PC1 {self.pca.explained[0]:.0%}, "
-                              f"PC2 {self.pca.explained[1]:.0%} of the variance</span>")
+        self.legend.setText(
+            " ".join(
+                f"<span style='color:{CLASS_COLOURS[i % len(CLASS_COLOURS)]}'>●</span> {c}"
+                for i, c in enumerate(m.class_names)
+            )
+            + f"<br><span style='color:#666'>PC1 {self.pca.explained[0]:.0%}, "
+            f"PC2 {self.pca.explained[1]:.0%} of the variance</span>"
+        )
         self._refresh_marks()
 
     @staticmethod
@@ -187,7 +206,8 @@ class LatentMapPanel(QWidget):
         code = torch.tensor(self.pca.inverse(xy), dtype=torch.float32)
         nearest = int(np.argmin(((self.map.points - xy) ** 2).sum(axis=1)))
         ref = self.state.training_code(nearest)
-        selection = CodeSelection(code, ref.colour_code, ref.condition,
-                                  f"map ({xy[0]:.2f}, {xy[1]:.2f}) near {ref.label}", ref.class_name)
+        selection = CodeSelection(
+            code, ref.colour_code, ref.condition, f"map ({xy[0]:.2f}, {xy[1]:.2f}) near {ref.label}", ref.class_name
+        )
         # The press opened one undo step for the whole drag; the release only refines.
         self.state.select(selection, interactive=interactive, record=interactive)

@@ -1,4 +1,5 @@
 """A small live plot of loss curves (log scale), drawn with QPainter: cheap to repaint every report."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,14 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
-COLOURS = {"total": "#222222", "sdf": "#1f77b4", "surface": "#2ca02c", "normal": "#9467bd", "colour": "#d62728",
-           "reg": "#8c564b"}
+COLOURS = {
+    "total": "#222222",
+    "sdf": "#1f77b4",
+    "surface": "#2ca02c",
+    "normal": "#9467bd",
+    "colour": "#d62728",
+    "reg": "#8c564b",
+}
 SHOWN = tuple(COLOURS)
 """Loss terms drawn (``l1`` duplicates ``sdf`` for the baseline and is left out)."""
 

@@ -1,4 +1,5 @@
 """Model panel: open a checkpoint and see what it holds (classes, codes, preset, conditioning, colour)."""
+
 from __future__ import annotations
 
 from html import escape
@@ -8,8 +9,10 @@ from PySide6.QtWidgets import QLabel, QPushButton, QScrollArea, QVBoxLayout, QWi
 
 from viewer.state import ViewerState
 
-NO_MODEL = ("No model loaded.<br>Pick a bundled model in the <b>Models</b> menu, open a checkpoint "
-            "(<b>Ctrl+O</b>, File ▸ Open) or drop a <tt>.pt</tt> file on the window.")
+NO_MODEL = (
+    "No model loaded.<br>Pick a bundled model in the <b>Models</b> menu, open a checkpoint "
+    "(<b>Ctrl+O</b>, File ▸ Open) or drop a <tt>.pt</tt> file on the window."
+)
 
 
 class ModelPanel(QWidget):
@@ -49,8 +52,12 @@ class ModelPanel(QWidget):
         stats = s.get("stats") or {}
         colour = ("yes, view-dependent" if s["view_dependent"] else "yes") if s["colour"] else "no"
         rows = [
-            ("preset", f"{s['preset']} ({s['parameters']:,} parameters, code {m.shape_codes.shape[1]}"
-                       + (f" + colour {m.colour_codes.shape[1]}" if m.colour_codes is not None else "") + ")"),
+            (
+                "preset",
+                f"{s['preset']} ({s['parameters']:,} parameters, code {m.shape_codes.shape[1]}"
+                + (f" + colour {m.colour_codes.shape[1]}" if m.colour_codes is not None else "")
+                + ")",
+            ),
             ("conditioning", s["conditioning"]),
             ("colour", colour),
             ("codes", f"{s['codes']} in {len(s['classes'])} classes"),
@@ -63,7 +70,9 @@ class ModelPanel(QWidget):
         if losses:
             rows.append(("final losses", ", ".join(f"{k} {float(v):.4f}" for k, v in losses.items())))
         name = m.path.name if m.path else "model"
-        body = "".join(f"<tr><td style='color:#666;padding-right:6px'>{escape(k)}</td><td>{escape(str(v))}</td></tr>"
-                       for k, v in rows)
+        body = "".join(
+            f"<tr><td style='color:#666;padding-right:6px'>{escape(k)}</td><td>{escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
         self.summary.setText(f"<b>{escape(name)}</b><table cellspacing=0 cellpadding=1>{body}</table>")
         self.summary.setToolTip(str(m.path) if m.path else "model")

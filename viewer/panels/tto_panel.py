@@ -4,6 +4,7 @@ The fit runs in :class:`viewer.workers.TTOWorker` (``core.tto.iterate_fit``); ev
 codes go through the state like any other edit, so the mesher shows the shape as it forms.
 The whole fit is one undo step. Metrics (``core.tto.measure.measure_fit``) are measured on a worker at the end.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,19 +38,37 @@ if TYPE_CHECKING:
     from core.model.trained_model import TrainedModel
     from core.tto.observations import Observation
 
-SCAN_FILTER = ("Scans (*.obj *.glb *.gltf *.ply *.stl *.off *.npz *.xyz *.txt *.pts *.npy);;"
-               "Meshes (*.obj *.glb *.gltf *.ply *.stl *.off);;Samples (*.npz);;All files (*)")
-DIRECTIONS = {"front (+z)": (0.0, 0.0, 1.0), "side (+x)": (1.0, 0.0, 0.0), "top (+y)": (0.0, 1.0, 0.0),
-              "oblique": (0.6, 0.4, 0.7)}
-SWITCHES = (("surface_term", "surface + normal terms",
-             "|f| → 0 on the observed surface points and the SDF gradient aligned with their normals"),
-            ("curriculum", "curriculum", "Curriculum DeepSDF: a shrinking error tolerance and hard-sample weighting"),
-            ("coarse_to_fine", "coarse-to-fine", "The clamp distance shrinks and samples move towards the surface"),
-            ("finetune_last_layers", "fine-tune last layers",
-             "After the code fit, the decoder's last three layers (a private copy) are fitted too: 300 steps at 5e-4. "
-             "Keeps the most thin parts (held-out thin F@1 93.6 → 99.3 % on the demo, 36 → 66 % on real furniture)"))
-METRIC_KEYS = (("chamfer", "Chamfer", 1e3, "×10⁻³"), ("fscore_1pct", "F@1%", 100, "%"),
-               ("thin_fscore_1pct", "thin F@1%", 100, "%"), ("colour_psnr", "colour PSNR", 1, " dB"))
+SCAN_FILTER = (
+    "Scans (*.obj *.glb *.gltf *.ply *.stl *.off *.npz *.xyz *.txt *.pts *.npy);;"
+    "Meshes (*.obj *.glb *.gltf *.ply *.stl *.off);;Samples (*.npz);;All files (*)"
+)
+DIRECTIONS = {
+    "front (+z)": (0.0, 0.0, 1.0),
+    "side (+x)": (1.0, 0.0, 0.0),
+    "top (+y)": (0.0, 1.0, 0.0),
+    "oblique": (0.6, 0.4, 0.7),
+}
+SWITCHES = (
+    (
+        "surface_term",
+        "surface + normal terms",
+        "|f| → 0 on the observed surface points and the SDF gradient aligned with their normals",
+    ),
+    ("curriculum", "curriculum", "Curriculum DeepSDF: a shrinking error tolerance and hard-sample weighting"),
+    ("coarse_to_fine", "coarse-to-fine", "The clamp distance shrinks and samples move towards the surface"),
+    (
+        "finetune_last_layers",
+        "fine-tune last layers",
+        "After the code fit, the decoder's last three layers (a private copy) are fitted too: 300 steps at 5e-4. "
+        "Keeps the most thin parts (held-out thin F@1 93.6 → 99.3 % on the demo, 36 → 66 % on real furniture)",
+    ),
+)
+METRIC_KEYS = (
+    ("chamfer", "Chamfer", 1e3, "×10⁻³"),
+    ("fscore_1pct", "F@1%", 100, "%"),
+    ("thin_fscore_1pct", "thin F@1%", 100, "%"),
+    ("colour_psnr", "colour PSNR", 1, " dB"),
+)
 METRIC_RESOLUTION = 128
 """Grid resolution of the mesh the metrics are measured on (the evaluation's own)."""
 
@@ -90,8 +109,9 @@ class TTOPanel(QWidget):
         self.direction.addItems(list(DIRECTIONS))
         self.direction.setToolTip("Camera direction of the single-view scan")
         self.partial = QPushButton("Partial scan")
-        self.partial.setToolTip("Replace the loaded mesh by a single-view depth scan of it from the chosen "
-                                "direction (shape completion)")
+        self.partial.setToolTip(
+            "Replace the loaded mesh by a single-view depth scan of it from the chosen direction (shape completion)"
+        )
         self.partial.setEnabled(False)
         row.addWidget(self.load)
         row.addWidget(self.direction, 1)
@@ -103,8 +123,9 @@ class TTOPanel(QWidget):
         layout.addWidget(self.scan_label)
         form = QFormLayout()
         self.class_box = QComboBox()
-        self.class_box.setToolTip("Class to condition on, or infer it "
-                                  "(a short fit under every class, lowest loss wins)")
+        self.class_box.setToolTip(
+            "Class to condition on, or infer it (a short fit under every class, lowest loss wins)"
+        )
         self.iterations = QSpinBox()
         self.iterations.setRange(1, 5000)
         self.iterations.setValue(INTERACTIVE_ITERATIONS)
@@ -155,8 +176,10 @@ class TTOPanel(QWidget):
         layout.addWidget(self.plot, 1)
         self.metrics = QLabel("")
         self.metrics.setWordWrap(True)
-        self.metrics.setToolTip("Metrics of the final mesh against the scan's surface points "
-                                "(Chamfer ×10⁻³, F-score at 1% of the object size, on thin parts too)")
+        self.metrics.setToolTip(
+            "Metrics of the final mesh against the scan's surface points "
+            "(Chamfer ×10⁻³, F-score at 1% of the object size, on thin parts too)"
+        )
         layout.addWidget(self.metrics)
         self._set_running(False)
 
@@ -182,8 +205,9 @@ class TTOPanel(QWidget):
         self.pause.setEnabled(running)
         self.stop.setEnabled(running)
         self.load.setEnabled(not running)
-        self.partial.setEnabled(not running and self.scan_path is not None
-                                and self.scan_path.suffix.lower() in MESH_SUFFIXES)
+        self.partial.setEnabled(
+            not running and self.scan_path is not None and self.scan_path.suffix.lower() in MESH_SUFFIXES
+        )
 
     # -- scan ----------------------------------------------------------------------------------
     def _choose_scan(self) -> None:
@@ -200,8 +224,11 @@ class TTOPanel(QWidget):
         what = f"scanning {path.name} from {self.direction.currentText()}" if partial else f"loading {path.name}"
         self.busy.emit(what + "…")
         self.scan_label.setText(what + "…")
-        run_task(lambda: load_observation(path, n_samples=100_000, scan_direction=direction),
-                 lambda obs: self._scan_ready(path, obs), self._scan_failed)
+        run_task(
+            lambda: load_observation(path, n_samples=100_000, scan_direction=direction),
+            lambda obs: self._scan_ready(path, obs),
+            self._scan_failed,
+        )
 
     def _scan_failed(self, message: str) -> None:
         self.busy.emit("")
@@ -218,8 +245,10 @@ class TTOPanel(QWidget):
             pts = obs.points[np.abs(obs.sdf) < 0.01]
         self.scan_points = np.asarray(pts, np.float32)
         n_surface = 0 if obs.surface_points is None else len(obs.surface_points)
-        self.scan_label.setText(f"{path.name}: {obs.kind}, {len(obs.points):,} samples, {n_surface:,} surface points"
-                                + (f" (labelled {obs.class_name})" if obs.class_name else ""))
+        self.scan_label.setText(
+            f"{path.name}: {obs.kind}, {len(obs.points):,} samples, {n_surface:,} surface points"
+            + (f" (labelled {obs.class_name})" if obs.class_name else "")
+        )
         if obs.class_name and self.class_box.findData(obs.class_name) >= 0:
             self.class_box.setCurrentIndex(self.class_box.findData(obs.class_name))
         self.scan_loaded.emit(self.scan_points)
@@ -231,8 +260,13 @@ class TTOPanel(QWidget):
         if flags.get("surface_term"):
             flags["normal_term"] = True
         losses = "baseline" if baseline else (",".join(k for k, on in flags.items() if on) or "baseline")
-        return TTOConfig(iterations=self.iterations.value(), lr=self.lr.value(), n_samples=self.samples.value(),
-                         losses=losses, **flags)
+        return TTOConfig(
+            iterations=self.iterations.value(),
+            lr=self.lr.value(),
+            n_samples=self.samples.value(),
+            losses=losses,
+            **flags,
+        )
 
     def start_fit(self) -> None:
         m = self.state.model
@@ -256,8 +290,9 @@ class TTOPanel(QWidget):
         self.busy.emit("test-time optimisation…")
         self.worker.start()
         if self.compare.isChecked():
-            self.baseline_worker = TTOWorker(m, self.observation, self.config(baseline=True), class_name,
-                                             every=self.iterations.value())
+            self.baseline_worker = TTOWorker(
+                m, self.observation, self.config(baseline=True), class_name, every=self.iterations.value()
+            )
             self.baseline_worker.finished_fit.connect(self._baseline_finished)
             self.baseline_worker.finished.connect(self._baseline_done)
             self.baseline_worker.start()
@@ -287,8 +322,13 @@ class TTOPanel(QWidget):
             return
         m = self.state.require_model()  # a fit runs on the model shown; a new model stops it
         cond = m.condition(class_name=report.class_name) if report.class_name else m.condition()
-        sel = CodeSelection(report.shape_code, report.colour_code, None if cond is None else cond.detach().cpu(),
-                            f"TTO {report.stage} it {report.iteration}", report.class_name)
+        sel = CodeSelection(
+            report.shape_code,
+            report.colour_code,
+            None if cond is None else cond.detach().cpu(),
+            f"TTO {report.stage} it {report.iteration}",
+            report.class_name,
+        )
         # The first report opens the fit's undo step; the others join it.
         self.state.select(sel, interactive=True, record=self._first_report)
         self._first_report = False
@@ -303,9 +343,14 @@ class TTOPanel(QWidget):
         else:
             cond = m.condition()
         name = ", ".join(result.config.enabled()) if result.config is not None else ""
-        return CodeSelection(result.shape_code, result.colour_code, None if cond is None else cond.detach().cpu(),
-                             f"TTO result ({name or 'baseline'}{', stopped' if result.cancelled else ''})",
-                             result.class_name, result.decoder_override)
+        return CodeSelection(
+            result.shape_code,
+            result.colour_code,
+            None if cond is None else cond.detach().cpu(),
+            f"TTO result ({name or 'baseline'}{', stopped' if result.cancelled else ''})",
+            result.class_name,
+            result.decoder_override,
+        )
 
     def _finished(self, result) -> None:
         if not self._current():
@@ -313,8 +358,11 @@ class TTOPanel(QWidget):
         sel = self._selection_of(result)
         self.last_result = result
         for report in result.history[-1:]:
-            self.plot.add(int(report["iteration"]), {k: v for k, v in report.items()
-                                                      if k not in ("iteration", "stage", "lr")}, "done")
+            self.plot.add(
+                int(report["iteration"]),
+                {k: v for k, v in report.items() if k not in ("iteration", "stage", "lr")},
+                "done",
+            )
         self.state.select(sel, interactive=False, record=self._first_report)
         self.state.set_mark("TTO", result.shape_code)
         self.busy.emit("measuring the fit…")
@@ -415,12 +463,20 @@ class TTOPanel(QWidget):
 
 
 def _format_metrics(metrics: dict) -> str:
-    return " · ".join(f"{name} {metrics[k] * f:.2f}{unit}" for k, name, f, unit in METRIC_KEYS
-                      if k in metrics and np.isfinite(metrics[k]))
+    return " · ".join(
+        f"{name} {metrics[k] * f:.2f}{unit}"
+        for k, name, f, unit in METRIC_KEYS
+        if k in metrics and np.isfinite(metrics[k])
+    )
 
 
-def measure(model: TrainedModel, selection: CodeSelection, observation: Observation,
-            resolution: int = METRIC_RESOLUTION, mesh: MeshArrays | None = None) -> dict:
+def measure(
+    model: TrainedModel,
+    selection: CodeSelection,
+    observation: Observation,
+    resolution: int = METRIC_RESOLUTION,
+    mesh: MeshArrays | None = None,
+) -> dict:
     """Metrics of ``selection``'s mesh against the scan (:func:`core.tto.measure.measure_fit`), on a worker thread.
 
     ``mesh``: the selection's mesh at ``resolution`` when it is already there; else extracted as
@@ -428,6 +484,13 @@ def measure(model: TrainedModel, selection: CodeSelection, observation: Observat
     """
     from core.tto.measure import measure_fit
 
-    return measure_fit(model.with_decoder(selection.decoder_override), observation, selection.shape_code,
-                       selection.colour_code, selection.condition, resolution=resolution, mesh=mesh,
-                       mc_backend="torch")
+    return measure_fit(
+        model.with_decoder(selection.decoder_override),
+        observation,
+        selection.shape_code,
+        selection.colour_code,
+        selection.condition,
+        resolution=resolution,
+        mesh=mesh,
+        mc_backend="torch",
+    )

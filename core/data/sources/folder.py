@@ -13,6 +13,7 @@ short hash of their path appended.
 The train/test split is drawn from a hash of each shape's id, so adding files never moves
 an existing shape from one split to the other. By default 20 % of each class is held out.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,10 @@ def unique_ids(relative_paths: list[str]) -> list[str]:
     counts: dict[str, int] = {}
     for shape_id in ids:
         counts[shape_id] = counts.get(shape_id, 0) + 1
-    return [f"{shape_id}-{_short_hash(rel)}" if counts[shape_id] > 1 else shape_id
-            for shape_id, rel in zip(ids, relative_paths, strict=True)]
+    return [
+        f"{shape_id}-{_short_hash(rel)}" if counts[shape_id] > 1 else shape_id
+        for shape_id, rel in zip(ids, relative_paths, strict=True)
+    ]
 
 
 def _mesh_files(class_dir: Path) -> list[Path]:

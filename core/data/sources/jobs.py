@@ -1,4 +1,5 @@
 """The unit of work every data source hands to preprocessing: one mesh file with its labels."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -12,6 +12,7 @@ seed project used 4 classes x 80 objects), and take each object's text from its 
 and description. With ``download=True`` missing files are fetched with the ``objaverse``
 package (network needed); offline we fail with a message that says what is missing.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -115,14 +116,12 @@ def objaverse_jobs(config: ObjaverseConfig) -> list[MeshJob]:
                 "or give the folder of a local copy with --objaverse-root."
             )
     lvis: dict[str, list[str]] = _table_of(lvis_path, _read_json_gz(lvis_path), list)
-    object_paths = {uid: rel for uid, rel in _table_of(paths_path, _read_json_gz(paths_path), str).items()
-                    if _inside(rel)}
+    object_paths = {
+        uid: rel for uid, rel in _table_of(paths_path, _read_json_gz(paths_path), str).items() if _inside(rel)
+    }
     unknown = [c for c in config.categories if c not in lvis]
     if unknown:
-        raise SourceError(
-            f"{lvis_path}: unknown LVIS categories {unknown}. "
-            f"Some that exist: {sorted(lvis)[:20]}"
-        )
+        raise SourceError(f"{lvis_path}: unknown LVIS categories {unknown}. Some that exist: {sorted(lvis)[:20]}")
 
     rng = np.random.default_rng(config.seed)
     chosen: dict[str, list[str]] = {}
@@ -171,8 +170,10 @@ def objaverse_jobs(config: ObjaverseConfig) -> list[MeshJob]:
 def _table_of(path: Path, data: Any, kind: type) -> dict:
     """``data`` as a JSON object whose values are all of ``kind``; else one error naming the file."""
     if not isinstance(data, dict) or not all(isinstance(v, kind) for v in data.values()):
-        raise SourceError(f"{path}: not the Objaverse layout (a JSON object of {kind.__name__} values). "
-                          "Delete it and download it again.")
+        raise SourceError(
+            f"{path}: not the Objaverse layout (a JSON object of {kind.__name__} values). "
+            "Delete it and download it again."
+        )
     return data
 
 

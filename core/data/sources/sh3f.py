@@ -16,6 +16,7 @@ a CRC mismatch, a truncated file), declare a size far beyond the real models (a 
   A killed run's partial folder is completed by the next run (the name is the same for the same
   inputs); a changed library gets a new folder; nothing the run did not create is ever deleted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,8 +37,17 @@ from typing import Callable, Iterable, Iterator
 from core.utils.errors import SourceError
 from core.utils.io_utils import open_regular_file
 
-__all__ = ["MAX_MEMBER_BYTES", "MAX_ITEM_BYTES", "MAX_ITEM_FILES", "ARCHIVE_ERRORS", "open_library", "read_member",
-           "item_members", "fingerprint", "extract_item"]
+__all__ = [
+    "MAX_MEMBER_BYTES",
+    "MAX_ITEM_BYTES",
+    "MAX_ITEM_FILES",
+    "ARCHIVE_ERRORS",
+    "open_library",
+    "read_member",
+    "item_members",
+    "fingerprint",
+    "extract_item",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +61,21 @@ EXTRACTION_VERSION = 1
 """Part of every fingerprint: raise it when the files written for the same inputs change."""
 
 ARCHIVE_ERRORS: tuple[type[BaseException], ...] = (
-    zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError,
-    NotImplementedError, RuntimeError, KeyError, IndexError, struct.error, OverflowError, MemoryError)
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    KeyError,
+    IndexError,
+    struct.error,
+    OverflowError,
+    MemoryError,
+)
 """What ``zipfile`` raises on a damaged archive: bad headers, deflate data, CRCs, encryption, methods."""
 _SKIPPED_SUFFIXES = (".html", ".htm", ".txt")
 """An item folder's licence pages: not part of the model."""
@@ -70,14 +93,18 @@ def open_library(path: Path) -> Iterator[zipfile.ZipFile]:
     try:
         handle = open_regular_file(path)
     except OSError as exc:
-        raise SourceError(f"{path}: cannot be read as a library ({exc.strerror or exc}); "
-                          "remove it from --library-dir or replace it with a .sh3f file") from exc
+        raise SourceError(
+            f"{path}: cannot be read as a library ({exc.strerror or exc}); "
+            "remove it from --library-dir or replace it with a .sh3f file"
+        ) from exc
     with handle:
         try:
             archive = zipfile.ZipFile(handle)
         except ARCHIVE_ERRORS as exc:
-            raise SourceError(f"{path}: not a readable .sh3f (zip) library ({_reason(exc)}); reinstall the "
-                              "package or remove the file from --library-dir") from exc
+            raise SourceError(
+                f"{path}: not a readable .sh3f (zip) library ({_reason(exc)}); reinstall the "
+                "package or remove the file from --library-dir"
+            ) from exc
         with archive:
             yield archive
 
@@ -88,26 +115,32 @@ def read_member(archive: zipfile.ZipFile, member: str | zipfile.ZipInfo, library
     try:
         info = member if isinstance(member, zipfile.ZipInfo) else archive.getinfo(member)
     except KeyError:
-        raise SourceError(f"{library}: {member} is named by the catalogue but missing from the library; "
-                          "reinstall the package") from None
+        raise SourceError(
+            f"{library}: {member} is named by the catalogue but missing from the library; reinstall the package"
+        ) from None
     _check_declared_size(info, library)
     try:
         with archive.open(info) as handle:
             data = handle.read(MAX_MEMBER_BYTES + 1)
     except ARCHIVE_ERRORS as exc:
-        raise SourceError(f"{library}: {info.filename} is damaged ({_reason(exc)}); reinstall the package "
-                          "or replace the library") from exc
+        raise SourceError(
+            f"{library}: {info.filename} is damaged ({_reason(exc)}); reinstall the package or replace the library"
+        ) from exc
     if len(data) > MAX_MEMBER_BYTES:
-        raise SourceError(f"{library}: {info.filename} inflates past {MAX_MEMBER_BYTES >> 20} MiB, the limit per "
-                          "file (a damaged library or a zip bomb); replace the library")
+        raise SourceError(
+            f"{library}: {info.filename} inflates past {MAX_MEMBER_BYTES >> 20} MiB, the limit per "
+            "file (a damaged library or a zip bomb); replace the library"
+        )
     return data
 
 
 def _check_declared_size(info: zipfile.ZipInfo, library: Path) -> None:
     if info.file_size > MAX_MEMBER_BYTES:
-        raise SourceError(f"{library}: {info.filename} declares {info.file_size} bytes, past the limit of "
-                          f"{MAX_MEMBER_BYTES >> 20} MiB per file (real models are under 10 MB: a damaged "
-                          "library or a zip bomb); replace the library")
+        raise SourceError(
+            f"{library}: {info.filename} declares {info.file_size} bytes, past the limit of "
+            f"{MAX_MEMBER_BYTES >> 20} MiB per file (real models are under 10 MB: a damaged "
+            "library or a zip bomb); replace the library"
+        )
 
 
 def _safe_relative(relative: str) -> bool:
@@ -125,24 +158,33 @@ def item_members(archive: zipfile.ZipFile, model: str, library: Path) -> list[tu
     """
     folder = posixpath.dirname(model)
     if folder:
-        members = [(info, posixpath.relpath(info.filename, folder)) for info in archive.infolist()
-                   if info.filename.startswith(folder + "/") and not info.is_dir()]
+        members = [
+            (info, posixpath.relpath(info.filename, folder))
+            for info in archive.infolist()
+            if info.filename.startswith(folder + "/") and not info.is_dir()
+        ]
     else:
         members = [(archive.getinfo(name), name) for name in _root_files(archive, model, library)]
-    members = [(info, rel) for info, rel in members
-               if _safe_relative(rel) and not rel.lower().endswith(_SKIPPED_SUFFIXES)]
+    members = [
+        (info, rel) for info, rel in members if _safe_relative(rel) and not rel.lower().endswith(_SKIPPED_SUFFIXES)
+    ]
     if not any(info.filename == model for info, _ in members):
-        raise SourceError(f"{library}: {model} is named by the catalogue but missing from the library; "
-                          "reinstall the package")
+        raise SourceError(
+            f"{library}: {model} is named by the catalogue but missing from the library; reinstall the package"
+        )
     if len(members) > MAX_ITEM_FILES:
-        raise SourceError(f"{library}: the folder of {model} holds {len(members)} files, past the limit of "
-                          f"{MAX_ITEM_FILES} per item; replace the library")
+        raise SourceError(
+            f"{library}: the folder of {model} holds {len(members)} files, past the limit of "
+            f"{MAX_ITEM_FILES} per item; replace the library"
+        )
     for info, _ in members:
         _check_declared_size(info, library)
     total = sum(info.file_size for info, _ in members)
     if total > MAX_ITEM_BYTES:
-        raise SourceError(f"{library}: the files of {model} declare {total} bytes, past the limit of "
-                          f"{MAX_ITEM_BYTES >> 20} MiB per item (a damaged library or a zip bomb); replace the library")
+        raise SourceError(
+            f"{library}: the files of {model} declare {total} bytes, past the limit of "
+            f"{MAX_ITEM_BYTES >> 20} MiB per item (a damaged library or a zip bomb); replace the library"
+        )
     return members
 
 
@@ -158,21 +200,33 @@ def _root_files(archive: zipfile.ZipFile, model: str, library: Path) -> list[str
             if mtl in names and mtl not in wanted:
                 wanted.append(mtl)
                 mtl_text = read_member(archive, mtl, library).decode("utf-8", "replace")
-                wanted += [t for t in (m.split()[-1] for m in _MTL_MAPS.findall(mtl_text) if m.split())
-                           if t in names and t not in wanted]
+                wanted += [
+                    t
+                    for t in (m.split()[-1] for m in _MTL_MAPS.findall(mtl_text) if m.split())
+                    if t in names and t not in wanted
+                ]
     return wanted
 
 
 def fingerprint(members: list[tuple[zipfile.ZipInfo, str]], *inputs: Iterable[object]) -> str:
     """SHA-256 of what an item folder is made from: each member's path, CRC-32 and size (from the
     archive's directory, no read needed) and the ``inputs`` that change its files (rotation, size)."""
-    record = [EXTRACTION_VERSION, [list(i) for i in inputs],
-              sorted((rel, info.CRC, info.file_size) for info, rel in members)]
+    record = [
+        EXTRACTION_VERSION,
+        [list(i) for i in inputs],
+        sorted((rel, info.CRC, info.file_size) for info, rel in members),
+    ]
     return hashlib.sha256(json.dumps(record, default=str).encode("utf-8")).hexdigest()
 
 
-def extract_item(archive: zipfile.ZipFile, library: Path, members: list[tuple[zipfile.ZipInfo, str]], model: str,
-                 dest: Path, convert: Callable[[bytes], bytes]) -> Path:
+def extract_item(
+    archive: zipfile.ZipFile,
+    library: Path,
+    members: list[tuple[zipfile.ZipInfo, str]],
+    model: str,
+    dest: Path,
+    convert: Callable[[bytes], bytes],
+) -> Path:
     """Write the item folder ``dest`` (``convert`` applied to the OBJ ``model``); return the OBJ's path.
 
     ``dest`` must name the inputs (:func:`fingerprint`): an existing ``dest`` is the same item already
@@ -184,8 +238,10 @@ def extract_item(archive: zipfile.ZipFile, library: Path, members: list[tuple[zi
     if obj_path.is_file() and not dest.is_symlink():
         return obj_path
     if dest.exists() or dest.is_symlink():
-        raise SourceError(f"{dest}: exists but is not a complete extraction of {model} (no {obj_path.name} in it); "
-                          "move it out of --out and run again")
+        raise SourceError(
+            f"{dest}: exists but is not a complete extraction of {model} (no {obj_path.name} in it); "
+            "move it out of --out and run again"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial")
     created = _partial_folder(partial)
@@ -210,8 +266,10 @@ def _partial_folder(partial: Path) -> bool:
     except FileExistsError:
         pass
     if partial.is_symlink() or not partial.is_dir() or any(p.is_symlink() for p in partial.rglob("*")):
-        raise SourceError(f"{partial}: left by an interrupted extraction but not a plain folder (it holds links); "
-                          "move it out of --out and run again")
+        raise SourceError(
+            f"{partial}: left by an interrupted extraction but not a plain folder (it holds links); "
+            "move it out of --out and run again"
+        )
     log.info("completing %s, left by an interrupted run", partial)
     return False
 

@@ -27,6 +27,7 @@ layer (bounded reads, the size limits, the resumable extraction that never delet
 not create) is :mod:`core.data.sources.sh3f`. The class map is checked whole before any work: its class
 names become folders, so each must be a plain folder name.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,16 +57,31 @@ RESOURCES = Path(__file__).resolve().parents[3] / "resources"
 DEFAULT_LIBRARY_DIR = Path("/usr/share/sweethome3d/furniture")
 DEFAULT_CLASS_MAP = RESOURCES / "sweethome3d" / "class_map.toml"
 RESERVED_DIGESTS = RESOURCES / "reserved" / "sweethome3d-furniture-1.8-1.sha256"
-INSTALL_HINT = ("install Debian's furniture libraries with `make data-real` "
-                "(or `sudo apt-get install sweethome3d-furniture`), or point --library-dir at a folder of .sh3f files")
+INSTALL_HINT = (
+    "install Debian's furniture libraries with `make data-real` "
+    "(or `sudo apt-get install sweethome3d-furniture`), or point --library-dir at a folder of .sh3f files"
+)
 ALL_LICENCES = ("CC0-1.0", "CC-BY-3.0", "CC-BY-3.0-US")
 MIN_SIZE_CM, MAX_SIZE_CM = 0.01, 100_000.0
 """Catalogue widths / heights / depths accepted: 0.1 mm to 1 km (real items are 1 cm to 30 m)."""
 _MAX_KEY = 120
 
-__all__ = ["SweetHome3DConfig", "CatalogItem", "Library", "ClassMap", "SourceReport", "read_properties",
-           "read_library", "read_digests", "item_text", "transform_obj", "sweethome3d_jobs",
-           "DEFAULT_LIBRARY_DIR", "DEFAULT_CLASS_MAP", "RESERVED_DIGESTS"]
+__all__ = [
+    "SweetHome3DConfig",
+    "CatalogItem",
+    "Library",
+    "ClassMap",
+    "SourceReport",
+    "read_properties",
+    "read_library",
+    "read_digests",
+    "item_text",
+    "transform_obj",
+    "sweethome3d_jobs",
+    "DEFAULT_LIBRARY_DIR",
+    "DEFAULT_CLASS_MAP",
+    "RESERVED_DIGESTS",
+]
 
 
 @dataclass
@@ -173,10 +189,12 @@ class SourceReport:
 
     def summary_line(self) -> str:
         chosen = sum(self.per_class.values())
-        return (f"Sweet Home 3D: {self.items_seen} items in {len(self.libraries)} libraries, "
-                f"{self.reserved_skipped} reserved models skipped, {self.licence_skipped} of other licences skipped, "
-                f"{len(self.unmapped)} unmapped, {len(self.failures)} unreadable, {chosen} selected "
-                f"({', '.join(f'{k} {v}' for k, v in sorted(self.per_class.items()))})")
+        return (
+            f"Sweet Home 3D: {self.items_seen} items in {len(self.libraries)} libraries, "
+            f"{self.reserved_skipped} reserved models skipped, {self.licence_skipped} of other licences skipped, "
+            f"{len(self.unmapped)} unmapped, {len(self.failures)} unreadable, {chosen} selected "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(self.per_class.items()))})"
+        )
 
 
 # -- catalogue files ---------------------------------------------------------------------------------
@@ -191,8 +209,8 @@ def _unescape(text: str) -> str:
         ch = text[i]
         if ch == "\\" and i + 1 < len(text):
             nxt = text[i + 1]
-            if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[i + 2:i + 6] or ""):
-                out.append(chr(int(text[i + 2:i + 6], 16)))
+            if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[i + 2 : i + 6] or ""):
+                out.append(chr(int(text[i + 2 : i + 6], 16)))
                 i += 6
                 continue
             out.append(_ESCAPES.get(nxt, nxt))
@@ -247,8 +265,9 @@ def _size(props: dict[str, str], key: str, where: str) -> float:
     except (KeyError, ValueError) as exc:
         raise SourceError(f"{where}: {key} is missing or not a number; fix the catalogue entry") from exc
     if not np.isfinite(value) or not MIN_SIZE_CM <= value <= MAX_SIZE_CM:
-        raise SourceError(f"{where}: {key}={value} is not a size in [{MIN_SIZE_CM:g}, {MAX_SIZE_CM:g}] cm; fix the "
-                          "catalogue entry")
+        raise SourceError(
+            f"{where}: {key}={value} is not a size in [{MIN_SIZE_CM:g}, {MAX_SIZE_CM:g}] cm; fix the catalogue entry"
+        )
     return value
 
 
@@ -262,12 +281,15 @@ def _rotation(props: dict[str, str], key: str, where: str) -> tuple[float, ...] 
     except ValueError:
         values = ()
     if len(values) != 9 or not all(np.isfinite(values)):
-        raise SourceError(f"{where}: modelRotation {props[key][:60]!r} is not 9 finite numbers; fix the catalogue "
-                          "entry")
+        raise SourceError(
+            f"{where}: modelRotation {props[key][:60]!r} is not 9 finite numbers; fix the catalogue entry"
+        )
     matrix = np.asarray(values).reshape(3, 3)
     if not np.abs(matrix).max() <= 1.01 or np.abs(matrix @ matrix.T - np.eye(3)).max() > 1e-2:
-        raise SourceError(f"{where}: modelRotation {props[key][:60]!r} is not a rotation (its rows are not "
-                          "orthonormal); fix the catalogue entry")
+        raise SourceError(
+            f"{where}: modelRotation {props[key][:60]!r} is not a rotation (its rows are not "
+            "orthonormal); fix the catalogue entry"
+        )
     return values
 
 
@@ -282,21 +304,30 @@ def _model_path(props: dict[str, str], n: int, where: str) -> str | None:
     return model
 
 
-def _catalog_item(props: dict[str, str], n: int, path: Path, licence: str,
-                  translations: dict[str, dict[str, str]]) -> CatalogItem | None:
+def _catalog_item(
+    props: dict[str, str], n: int, path: Path, licence: str, translations: dict[str, dict[str, str]]
+) -> CatalogItem | None:
     """Item ``n`` of a catalogue (None: not an OBJ item); :class:`SourceError` names the entry and what is wrong."""
     where = f"{path}: item #{n} ({props.get(f'name#{n}', '?')[:60]})"
     model = _model_path(props, n, where)
     if model is None:
         return None
     return CatalogItem(
-        library=path.stem, index=n, item_id=props.get(f"id#{n}", model), name=props[f"name#{n}"].strip(),
+        library=path.stem,
+        index=n,
+        item_id=props.get(f"id#{n}", model),
+        name=props[f"name#{n}"].strip(),
         tags=tuple(t.strip() for t in props.get(f"tags#{n}", "").split(",") if t.strip()),
-        category=props.get(f"category#{n}", "").strip(), creator=props.get(f"creator#{n}", "").strip(),
+        category=props.get(f"category#{n}", "").strip(),
+        creator=props.get(f"creator#{n}", "").strip(),
         model=model,
-        size_cm=(_size(props, f"width#{n}", where), _size(props, f"height#{n}", where),
-                 _size(props, f"depth#{n}", where)),
-        rotation=_rotation(props, f"modelRotation#{n}", where), licence=licence,
+        size_cm=(
+            _size(props, f"width#{n}", where),
+            _size(props, f"height#{n}", where),
+            _size(props, f"depth#{n}", where),
+        ),
+        rotation=_rotation(props, f"modelRotation#{n}", where),
+        licence=licence,
         names={lang: t[f"name#{n}"] for lang, t in sorted(translations.items()) if t.get(f"name#{n}")},
     )
 
@@ -332,8 +363,14 @@ def _read_catalogue(archive: zipfile.ZipFile, path: Path) -> Library:
         try:
             item = _catalog_item(props, n, path, licence, translations)
         except SourceError as exc:  # one bad entry never stops the library
-            library.failures.append({"library": path.stem, "item": props.get(f"id#{n}", f"#{n}"), "reason": str(exc),
-                                     "model": props.get(f"model#{n}", "").strip().lstrip("/")})
+            library.failures.append(
+                {
+                    "library": path.stem,
+                    "item": props.get(f"id#{n}", f"#{n}"),
+                    "reason": str(exc),
+                    "model": props.get(f"model#{n}", "").strip().lstrip("/"),
+                }
+            )
             continue
         if item is not None:
             library.items.append(item)
@@ -373,6 +410,7 @@ def _read_text(path: Path, what: str, fix: str) -> str:
 
 # -- classes and text ---------------------------------------------------------------------------------
 
+
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     words = [re.escape(w) for w in phrase.lower().split()]
     return re.compile(r"(?<![a-z])" + r"\s+".join(words) + r"(?:e?s)?(?![a-z])")
@@ -391,20 +429,28 @@ _RULE_KEYS = {"name", "keywords", "exclude", "categories"}
 
 def _check_keys(path: Path, where: str, table: object, known: set[str]) -> None:
     if not isinstance(table, dict):
-        raise SourceError(f"{path}: {where} is a {type(table).__name__}, not a table; "
-                          "see resources/sweethome3d/class_map.toml")
+        raise SourceError(
+            f"{path}: {where} is a {type(table).__name__}, not a table; see resources/sweethome3d/class_map.toml"
+        )
     unknown = sorted(set(table) - known)
     if unknown:
-        raise SourceError(f"{path}: {where} has unknown key(s) {unknown} (known: {sorted(known)}); "
-                          "fix the spelling, see resources/sweethome3d/class_map.toml")
+        raise SourceError(
+            f"{path}: {where} has unknown key(s) {unknown} (known: {sorted(known)}); "
+            "fix the spelling, see resources/sweethome3d/class_map.toml"
+        )
 
 
 def _text_list(path: Path, where: str, value: object, allow_empty: bool = False) -> list[str]:
     """A list of non-blank texts; a plain string (``"chair"`` for ``["chair"]``) is refused, not split."""
-    if (not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value)
-            or not (value or allow_empty)):
-        raise SourceError(f"{path}: {where} must be a {'' if allow_empty else 'non-empty '}list of texts, e.g. "
-                          f"[\"chair\", \"stool\"], not {str(value)[:60]!r}; fix the class map")
+    if (
+        not isinstance(value, list)
+        or not all(isinstance(v, str) and v.strip() for v in value)
+        or not (value or allow_empty)
+    ):
+        raise SourceError(
+            f"{path}: {where} must be a {'' if allow_empty else 'non-empty '}list of texts, e.g. "
+            f'["chair", "stool"], not {str(value)[:60]!r}; fix the class map'
+        )
     return list(value)
 
 
@@ -416,13 +462,19 @@ def _class_rule(path: Path, number: int, rule: object) -> ClassRule:
         raise SourceError(f"{path}: {where} needs a name and a non-empty keywords list")
     problem = plain_name_problem(rule["name"])
     if problem:  # the name becomes a folder under --out: '../x' would write outside it
-        raise SourceError(f"{path}: {where}: class name {str(rule['name'])[:60]!r} {problem}; class names become "
-                          "folders under --out, e.g. name = \"chair\"")
+        raise SourceError(
+            f"{path}: {where}: class name {str(rule['name'])[:60]!r} {problem}; class names become "
+            'folders under --out, e.g. name = "chair"'
+        )
     keywords = _text_list(path, f"{where} keywords", rule["keywords"])
     exclude = _text_list(path, f"{where} exclude", rule.get("exclude", []), allow_empty=True)
     categories = _text_list(path, f"{where} categories", rule.get("categories", []), allow_empty=True)
-    return ClassRule(name=rule["name"], keywords=[_phrase_pattern(k) for k in keywords],
-                     exclude=[_phrase_pattern(k) for k in exclude], categories=set(categories))
+    return ClassRule(
+        name=rule["name"],
+        keywords=[_phrase_pattern(k) for k in keywords],
+        exclude=[_phrase_pattern(k) for k in exclude],
+        categories=set(categories),
+    )
 
 
 @dataclass
@@ -485,6 +537,7 @@ def item_text(item: CatalogItem) -> str:
 
 
 # -- meshes ------------------------------------------------------------------------------------------
+
 
 def transform_obj(text: str, rotation: tuple[float, ...] | None, size_cm: tuple[float, float, float]) -> str:
     """Apply ``modelRotation`` then scale to the catalogue size, on an OBJ's ``v`` lines only.
@@ -566,14 +619,18 @@ def sweethome3d_jobs(config: SweetHome3DConfig) -> tuple[list[MeshJob], SourceRe
         archives = _open_libraries(paths, stack, reserved | user, report)
         libraries = _assign_unique_keys([library for library, _ in archives.values()])
         candidates = _select(libraries, archives, class_map, reserved | user, user, config, wanted, report)
-        with FolderLock(Path(config.cache_dir) / ".extract.lock", "Sweet Home 3D extraction",
-                        "Wait for it to finish, or give another --out."):
+        with FolderLock(
+            Path(config.cache_dir) / ".extract.lock",
+            "Sweet Home 3D extraction",
+            "Wait for it to finish, or give another --out.",
+        ):
             jobs = _materialise_jobs(wanted, candidates, archives, config, report)
         return jobs, report
 
 
-def _open_libraries(paths: list[Path], stack: contextlib.ExitStack, excluded: set[str], report: SourceReport
-                    ) -> dict[str, tuple[Library, zipfile.ZipFile]]:
+def _open_libraries(
+    paths: list[Path], stack: contextlib.ExitStack, excluded: set[str], report: SourceReport
+) -> dict[str, tuple[Library, zipfile.ZipFile]]:
     """Library name → (catalogue, open archive) of every readable library; the others, and the catalogue
     entries that could not be read, go to the report (a reserved model's entry is only counted)."""
     opened: dict[str, tuple[Library, zipfile.ZipFile]] = {}
@@ -613,15 +670,27 @@ def _assign_unique_keys(libraries: list[Library]) -> list[Library]:
         for item in library.items:
             counts[item.plain_key] = counts.get(item.plain_key, 0) + 1
     for library in libraries:
-        library.items = [item if counts[item.plain_key] == 1 else dataclasses.replace(
-            item, key_suffix="-" + hashlib.sha1(f"{library.path.name}#{item.index}".encode()).hexdigest()[:8])
-            for item in library.items]
+        library.items = [
+            item
+            if counts[item.plain_key] == 1
+            else dataclasses.replace(
+                item, key_suffix="-" + hashlib.sha1(f"{library.path.name}#{item.index}".encode()).hexdigest()[:8]
+            )
+            for item in library.items
+        ]
     return libraries
 
 
-def _select(libraries: list[Library], archives: dict[str, tuple[Library, zipfile.ZipFile]], class_map: ClassMap,
-            excluded: set[str], user: set[str], config: SweetHome3DConfig, wanted: list[str],
-            report: SourceReport) -> dict[str, list[_Candidate]]:
+def _select(
+    libraries: list[Library],
+    archives: dict[str, tuple[Library, zipfile.ZipFile]],
+    class_map: ClassMap,
+    excluded: set[str],
+    user: set[str],
+    config: SweetHome3DConfig,
+    wanted: list[str],
+    report: SourceReport,
+) -> dict[str, list[_Candidate]]:
     """Hash every item's OBJ, drop the reserved ones first (counted only), then licence and class.
 
     A digest of the user's lists may also be that of the extracted OBJ (the manifest's ``source``):
@@ -646,8 +715,9 @@ def _select(libraries: list[Library], archives: dict[str, tuple[Library, zipfile
                 continue
             class_name = class_map.classify(item)
             if class_name is None:
-                report.unmapped.append({"library": library.name, "item": item.item_id, "name": item.name,
-                                        "category": item.category})
+                report.unmapped.append(
+                    {"library": library.name, "item": item.item_id, "name": item.name, "category": item.category}
+                )
                 continue
             if class_name not in candidates:
                 continue
@@ -679,14 +749,19 @@ def _materialise(archive: zipfile.ZipFile, library: Path, item: CatalogItem, cla
     members = sh3f.item_members(archive, item.model, library)
     digest = sh3f.fingerprint(members, item.model, item.rotation or (), item.size_cm)
     dest = class_dir / f"{item.key}-{digest[:12]}"
-    obj_path = sh3f.extract_item(archive, library, members, item.model, dest,
-                                 lambda data: _extracted_obj(item, data, library))
+    obj_path = sh3f.extract_item(
+        archive, library, members, item.model, dest, lambda data: _extracted_obj(item, data, library)
+    )
     return obj_path, digest
 
 
-def _materialise_jobs(wanted: list[str], candidates: dict[str, list[_Candidate]],
-                      archives: dict[str, tuple[Library, zipfile.ZipFile]], config: SweetHome3DConfig,
-                      report: SourceReport) -> list[MeshJob]:
+def _materialise_jobs(
+    wanted: list[str],
+    candidates: dict[str, list[_Candidate]],
+    archives: dict[str, tuple[Library, zipfile.ZipFile]],
+    config: SweetHome3DConfig,
+    report: SourceReport,
+) -> list[MeshJob]:
     """Draw ``per_class`` items per class with the seed, write their folders, and make their jobs."""
     rng = np.random.default_rng(config.seed)
     jobs: list[MeshJob] = []
@@ -714,20 +789,38 @@ def _note_leftovers(class_dirs: list[Path]) -> None:
     library changed since, or the item was not selected): they are not used, and not deleted either."""
     left = [p for folder in class_dirs if folder.is_dir() for p in folder.glob(".*.partial")]
     if left:
-        log.warning("%d folder(s) of an interrupted extraction remain unused, e.g. %s; delete them by hand to "
-                    "free the space (a run with the same libraries and classes completes them)", len(left), left[0])
+        log.warning(
+            "%d folder(s) of an interrupted extraction remain unused, e.g. %s; delete them by hand to "
+            "free the space (a run with the same libraries and classes completes them)",
+            len(left),
+            left[0],
+        )
 
 
-def _job(item: CatalogItem, class_name: str, obj_path: Path, digest: str, fingerprint: str,
-         config: SweetHome3DConfig) -> MeshJob:
+def _job(
+    item: CatalogItem, class_name: str, obj_path: Path, digest: str, fingerprint: str, config: SweetHome3DConfig
+) -> MeshJob:
     return MeshJob(
-        id=item.key, class_name=class_name, source=obj_path, text=item_text(item),
-        split=stable_split(item.key, config.test_fraction), fingerprint=f"sweethome3d:{fingerprint}",
-        extra={"library": item.library, "item_id": item.item_id, "name": item.name, "tags": list(item.tags),
-               "category": item.category, "creator": item.creator, "licence": item.licence,
-               "size_cm": list(item.size_cm), "model_rotation": list(item.rotation or ()),
-               "obj_sha256": digest, "names": dict(item.names),
-               "prompts": list(dict.fromkeys([item.name, *item.names.values()]))},
+        id=item.key,
+        class_name=class_name,
+        source=obj_path,
+        text=item_text(item),
+        split=stable_split(item.key, config.test_fraction),
+        fingerprint=f"sweethome3d:{fingerprint}",
+        extra={
+            "library": item.library,
+            "item_id": item.item_id,
+            "name": item.name,
+            "tags": list(item.tags),
+            "category": item.category,
+            "creator": item.creator,
+            "licence": item.licence,
+            "size_cm": list(item.size_cm),
+            "model_rotation": list(item.rotation or ()),
+            "obj_sha256": digest,
+            "names": dict(item.names),
+            "prompts": list(dict.fromkeys([item.name, *item.names.values()])),
+        },
     )
 
 
@@ -736,9 +829,13 @@ def write_report(report: SourceReport, path: Path) -> None:
     from core.utils.io_utils import atomic_write_json
 
     payload: dict[str, Any] = {
-        "libraries": report.libraries, "items_seen": report.items_seen,
-        "reserved_skipped": report.reserved_skipped, "licence_skipped": report.licence_skipped,
-        "per_class": report.per_class, "unmapped": report.unmapped, "failures": report.failures,
+        "libraries": report.libraries,
+        "items_seen": report.items_seen,
+        "reserved_skipped": report.reserved_skipped,
+        "licence_skipped": report.licence_skipped,
+        "per_class": report.per_class,
+        "unmapped": report.unmapped,
+        "failures": report.failures,
     }
     atomic_write_json(Path(path), payload)
 
@@ -750,6 +847,7 @@ def attribution_markdown(extras: list[dict[str, Any]]) -> str:
     """
     rows = ["| item | creator | library | licence |", "|---|---|---|---|"]
     for e in sorted(extras, key=lambda e: (e.get("library", ""), e.get("item_id", ""))):
-        rows.append(f"| {e.get('name', '')} | {e.get('creator', '')} | {e.get('library', '')} | "
-                    f"{e.get('licence', '')} |")
+        rows.append(
+            f"| {e.get('name', '')} | {e.get('creator', '')} | {e.get('library', '')} | {e.get('licence', '')} |"
+        )
     return "\n".join(rows) + "\n"

@@ -12,6 +12,7 @@ Shapes are built Z-up and written Y-up (glTF's convention, as Objaverse). Each s
 randomness comes from ``default_rng([seed, class number, index])``, so the output is
 deterministic and does not depend on which classes are requested.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,20 @@ log = logging.getLogger(__name__)
 CLASSES: tuple[str, ...] = ("chair", "table", "lamp", "mug", "vase", "airplane", "shelf")
 
 PALETTE: dict[str, tuple[int, int, int]] = {
-    "red": (200, 40, 40), "orange": (230, 130, 30), "yellow": (225, 200, 40), "green": (50, 160, 70),
-    "teal": (30, 150, 150), "blue": (40, 80, 200), "purple": (130, 60, 170), "pink": (230, 120, 170),
-    "white": (235, 235, 230), "grey": (130, 130, 135), "black": (35, 35, 40), "brown": (120, 75, 40),
-    "beige": (215, 190, 150), "silver": (190, 195, 200),
+    "red": (200, 40, 40),
+    "orange": (230, 130, 30),
+    "yellow": (225, 200, 40),
+    "green": (50, 160, 70),
+    "teal": (30, 150, 150),
+    "blue": (40, 80, 200),
+    "purple": (130, 60, 170),
+    "pink": (230, 120, 170),
+    "white": (235, 235, 230),
+    "grey": (130, 130, 135),
+    "black": (35, 35, 40),
+    "brown": (120, 75, 40),
+    "beige": (215, 190, 150),
+    "silver": (190, 195, 200),
 }
 CLASS_COLOURS: dict[str, tuple[str, ...]] = {
     "chair": ("red", "blue", "green", "brown", "black", "white", "orange"),
@@ -123,8 +134,14 @@ def _chair(rng):
     back_h = rng.uniform(0.7, 1.1)
     seat_c, leg_c, back_c = _pick(rng, "chair", 1)[0], rng.choice(["black", "grey", "brown", "silver"]), None
     back_c = seat_c if rng.random() < 0.6 else _pick(rng, "chair", 1)[0]
-    parts = [Part("seat", _box([w, d, seat_t], [0, 0, seat_h - seat_t / 2]), seat_c,
-                  texture="checker" if rng.random() < 0.4 else None)]
+    parts = [
+        Part(
+            "seat",
+            _box([w, d, seat_t], [0, 0, seat_h - seat_t / 2]),
+            seat_c,
+            texture="checker" if rng.random() < 0.4 else None,
+        )
+    ]
     inset = leg_r * 2
     for i, (sx, sy) in enumerate([(-1, -1), (1, -1), (1, 1), (-1, 1)]):
         x, y = sx * (w / 2 - inset), sy * (d / 2 - inset)
@@ -181,10 +198,12 @@ def _lamp(rng):
     h2 = rng.uniform(0.3, 0.6)
     joint = np.array([0, 0, 0.05 + h1])
     head = joint + np.array([lean, 0, h2])
-    parts = [Part("base", _rod([0, 0, 0], [0, 0, 0.05], base_r, 32), c_base),
-             Part("arm_lower", _rod([0, 0, 0.05], joint, arm_r), c_base, thin=True),
-             Part("arm_upper", _rod(joint, head, arm_r), c_base, thin=True),
-             Part("joint", trimesh.creation.icosphere(2, arm_r * 2).apply_translation(joint), c_base)]
+    parts = [
+        Part("base", _rod([0, 0, 0], [0, 0, 0.05], base_r, 32), c_base),
+        Part("arm_lower", _rod([0, 0, 0.05], joint, arm_r), c_base, thin=True),
+        Part("arm_upper", _rod(joint, head, arm_r), c_base, thin=True),
+        Part("joint", trimesh.creation.icosphere(2, arm_r * 2).apply_translation(joint), c_base),
+    ]
     shade_h = rng.uniform(0.25, 0.4)
     r_top, r_bot = rng.uniform(0.08, 0.14), rng.uniform(0.18, 0.28)
     shade = _revolve(np.array([[r_bot, 0.0], [r_top, shade_h]]))
@@ -226,11 +245,12 @@ def _airplane(rng):
     fuselage = trimesh.creation.capsule(height=length - 2 * fr, radius=fr, count=[16, 16])
     fuselage.apply_transform(trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0]))
     wing_x = rng.uniform(-0.1, 0.15)
-    parts = [Part("fuselage", fuselage, c),
-             Part("wing", _box([chord, span, thick], [wing_x, 0, -fr * 0.3]), c2, thin=True),
-             Part("stabiliser", _box([chord * 0.5, span * 0.35, thick], [-length / 2 + 0.12, 0, 0]), c2, thin=True),
-             Part("fin", _box([chord * 0.5, thick, rng.uniform(0.2, 0.35)], [-length / 2 + 0.12, 0, 0.15]),
-                  c2, thin=True)]
+    parts = [
+        Part("fuselage", fuselage, c),
+        Part("wing", _box([chord, span, thick], [wing_x, 0, -fr * 0.3]), c2, thin=True),
+        Part("stabiliser", _box([chord * 0.5, span * 0.35, thick], [-length / 2 + 0.12, 0, 0]), c2, thin=True),
+        Part("fin", _box([chord * 0.5, thick, rng.uniform(0.2, 0.35)], [-length / 2 + 0.12, 0, 0.15]), c2, thin=True),
+    ]
     return parts, f"a {c} airplane with thin {c2} wings"
 
 
@@ -241,8 +261,14 @@ def _shelf(rng):
     c = _pick(rng, "shelf")[0]
     parts = []
     for i, z in enumerate(np.linspace(0.05, h - board_t, n)):
-        parts.append(Part(f"board_{i}", _box([w, d, board_t], [0, 0, z + board_t / 2]), c,
-                          texture="stripes" if i == 0 and rng.random() < 0.5 else None))
+        parts.append(
+            Part(
+                f"board_{i}",
+                _box([w, d, board_t], [0, 0, z + board_t / 2]),
+                c,
+                texture="stripes" if i == 0 and rng.random() < 0.5 else None,
+            )
+        )
     rod_r = rng.uniform(0.015, 0.025)
     rod_c = rng.choice(["black", "silver", "grey"])
     for i, (sx, sy) in enumerate([(-1, -1), (1, -1), (1, 1), (-1, 1)]):
@@ -252,7 +278,13 @@ def _shelf(rng):
 
 
 BUILDERS: dict[str, Callable[[np.random.Generator], tuple[list[Part], str]]] = {
-    "chair": _chair, "table": _table, "lamp": _lamp, "mug": _mug, "vase": _vase, "airplane": _airplane, "shelf": _shelf,
+    "chair": _chair,
+    "table": _table,
+    "lamp": _lamp,
+    "mug": _mug,
+    "vase": _vase,
+    "airplane": _airplane,
+    "shelf": _shelf,
 }
 
 
@@ -287,13 +319,17 @@ def _dressed(part: Part, rng: np.random.Generator) -> trimesh.Trimesh:
     rgb = PALETTE[part.colour]
     if part.texture:
         material = trimesh.visual.material.PBRMaterial(
-            name=part.name, baseColorTexture=_texture_image(part.texture, rgb, rng),
-            baseColorFactor=[255, 255, 255, 255], metallicFactor=0.0, roughnessFactor=0.8,
+            name=part.name,
+            baseColorTexture=_texture_image(part.texture, rgb, rng),
+            baseColorFactor=[255, 255, 255, 255],
+            metallicFactor=0.0,
+            roughnessFactor=0.8,
         )
         mesh.visual = trimesh.visual.TextureVisuals(uv=_uv(mesh), material=material)
     else:
-        material = trimesh.visual.material.PBRMaterial(name=part.name, baseColorFactor=[*rgb, 255], metallicFactor=0.0,
-                                                       roughnessFactor=0.8)
+        material = trimesh.visual.material.PBRMaterial(
+            name=part.name, baseColorFactor=[*rgb, 255], metallicFactor=0.0, roughnessFactor=0.8
+        )
         mesh.visual = trimesh.visual.TextureVisuals(material=material)
     return mesh
 
@@ -319,8 +355,13 @@ def build_shape(class_name: str, index: int, seed: int = 0) -> tuple[trimesh.Sce
         mesh = _dressed(part, rng)
         mesh.apply_transform(_Z_UP_TO_Y_UP)
         scene.add_geometry(mesh, geom_name=part.name, node_name=part.name)
-    info = {"text": text, "parts": [p.name for p in parts], "thin_parts": [p.name for p in parts if p.thin],
-            "colours": {p.name: p.colour for p in parts}, "textured": [p.name for p in parts if p.texture]}
+    info = {
+        "text": text,
+        "parts": [p.name for p in parts],
+        "thin_parts": [p.name for p in parts if p.thin],
+        "colours": {p.name: p.colour for p in parts},
+        "textured": [p.name for p in parts if p.texture],
+    }
     return scene, info
 
 
@@ -391,9 +432,14 @@ def write_synthetic_set(config: SyntheticConfig, mesh_dir: Path, progress: bool 
     config_dict = {**asdict(config), "classes": list(config.classes), "generator": GENERATOR}
     index_path = mesh_dir / "index.json"
     saved = _saved_index(index_path)
-    if saved is not None and saved.get("config") == config_dict and all(
+    if (
+        saved is not None
+        and saved.get("config") == config_dict
+        and all(
             isinstance(e, dict) and "fingerprint" in e and (mesh_dir / str(e.get("file"))).is_file()
-            for e in saved["shapes"]):
+            for e in saved["shapes"]
+        )
+    ):
         return saved["shapes"]
     made = _saved_fingerprints(saved)
     jobs = [(c, i) for c in config.classes for i in range(config.shapes_per_class)]
@@ -412,11 +458,18 @@ def write_synthetic_set(config: SyntheticConfig, mesh_dir: Path, progress: bool 
         fingerprint = shape_fingerprint(class_name, i, config.seed)
         if not path.is_file() or made.get(rel) != fingerprint:
             atomic_write_bytes(path, scene.export(file_type="glb"))
-        entries.append({"id": shape_id, "class_name": class_name, "file": rel, "text": info["text"],
-                        "split": splits[class_name][i], "thin_parts": info["thin_parts"], "parts": info["parts"],
-                        "textured": info["textured"], "fingerprint": fingerprint})
+        entries.append(
+            {
+                "id": shape_id,
+                "class_name": class_name,
+                "file": rel,
+                "text": info["text"],
+                "split": splits[class_name][i],
+                "thin_parts": info["thin_parts"],
+                "parts": info["parts"],
+                "textured": info["textured"],
+                "fingerprint": fingerprint,
+            }
+        )
     atomic_write_json(index_path, {"config": config_dict, "shapes": entries})
     return entries
-
-
-

@@ -1,4 +1,5 @@
 """Turn a data source named on the command line into mesh jobs for preprocessing."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ def jobs_from_index(mesh_dir: Path) -> list[MeshJob]:
 def _index_job(mesh_dir: Path, index_path: Path, number: int, entry: object) -> MeshJob:
     """The job of one ``index.json`` entry; an entry without id, class or file is one clear error."""
     if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("id", "class_name", "file")):
-        raise SourceError(f"{index_path}: shape {number} lacks an id, class_name or file. "
-                          "Delete the folder and generate it again.")
+        raise SourceError(
+            f"{index_path}: shape {number} lacks an id, class_name or file. Delete the folder and generate it again."
+        )
     fingerprint = entry.get("fingerprint")
     return MeshJob(
         id=entry["id"],
@@ -45,8 +47,14 @@ def _index_job(mesh_dir: Path, index_path: Path, number: int, entry: object) -> 
     )
 
 
-def synthetic_jobs(mesh_dir: Path, shapes_per_class: int = 20, seed: int = 0, classes: tuple[str, ...] | None = None,
-                   test_fraction: float = 0.2, progress: bool = True) -> list[MeshJob]:
+def synthetic_jobs(
+    mesh_dir: Path,
+    shapes_per_class: int = 20,
+    seed: int = 0,
+    classes: tuple[str, ...] | None = None,
+    test_fraction: float = 0.2,
+    progress: bool = True,
+) -> list[MeshJob]:
     """Write (or reuse) the built-in procedural set as GLB files and return its jobs."""
     from core.data.sources.synthetic import CLASSES, SyntheticConfig, write_synthetic_set
 

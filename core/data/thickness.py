@@ -8,12 +8,21 @@ points and steps), and the first exit is refined by bisection. Thicknesses beyon
 are reported as ``max_distance``; thinner-than-a-step walls are still found, since the march
 begins at half a step.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["local_thickness", "thin_mask", "thin_part_mask", "elongation", "approximate_thickness", "THIN_FRACTION",
-           "THIN_PART_MAX_FRACTION", "ELONGATION_MAX"]
+__all__ = [
+    "local_thickness",
+    "thin_mask",
+    "thin_part_mask",
+    "elongation",
+    "approximate_thickness",
+    "THIN_FRACTION",
+    "THIN_PART_MAX_FRACTION",
+    "ELONGATION_MAX",
+]
 
 THIN_FRACTION = 0.03
 """Thin means thinner than 3 % of the object size (its bounding-box diagonal)."""
@@ -131,8 +140,9 @@ def elongation(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, min_n
     return ratio
 
 
-def approximate_thickness(points: np.ndarray, normals: np.ndarray, centres: np.ndarray, centre_normals: np.ndarray,
-                          max_distance: float) -> np.ndarray:
+def approximate_thickness(
+    points: np.ndarray, normals: np.ndarray, centres: np.ndarray, centre_normals: np.ndarray, max_distance: float
+) -> np.ndarray:
     """(M,) thickness at ``centres`` from surface points alone (when the mesh is gone).
 
     The depth, along -normal, of the nearest sample behind the centre whose normal faces the
