@@ -34,9 +34,7 @@ TEST_MESHES = ROOT / "tests" / "data" / "meshes"
 def meshes(data: Path | None, every: int) -> list[Path]:
     """The meshes to time: every ``every``-th source of a data set's manifest, or the tests' meshes."""
     if data is None:
-        return sorted(
-            p for p in TEST_MESHES.rglob("*") if p.suffix.lower() in (".obj", ".glb", ".ply", ".stl")
-        )
+        return sorted(p for p in TEST_MESHES.rglob("*") if p.suffix.lower() in (".obj", ".glb", ".ply", ".stl"))
     records = load_manifest(data)["shapes"]
     return [Path(r["source"]) for r in records[::every] if r.get("source") and Path(r["source"]).is_file()]
 
