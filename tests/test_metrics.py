@@ -227,3 +227,30 @@ def test_evaluate_reconstruction_reports_components_against_ground_truth():
     assert (clean["components"], clean["has_floaters"]) == (1, False)
     empty = evaluate_reconstruction(gt, MeshArrays.empty())
     assert (empty["components"], empty["has_floaters"], empty["gt_components"]) == (0, False, 1)
+
+
+def test_delta_e_2000_matches_the_published_values():
+    """CIEDE2000: 0 for equal colours; sRGB red against green 86.6 and black against white 100
+    (Sharma et al. 2005's formulation, D65 white), symmetric."""
+    from core.evaluation.metrics import delta_e_2000
+
+    red, green, black, white = [1.0, 0, 0], [0, 1.0, 0], [0, 0, 0], [1.0, 1.0, 1.0]
+    values = delta_e_2000(np.array([red, red, black]), np.array([red, green, white]))
+    np.testing.assert_allclose(values, [0.0, 86.61, 100.0], atol=0.05)
+    np.testing.assert_allclose(delta_e_2000(np.array([green]), np.array([red])), values[1:2], atol=1e-9)
+
+
+def test_colour_error_reports_delta_e_where_psnr_hides_a_wrong_hue():
+    """A dark scene with one wrong-hued part: PSNR stays high, the mean ΔE00 says the part is wrong."""
+    from core.evaluation.metrics import colour_error
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(400, 3))
+    gt = np.full((400, 3), 0.1)
+    gt[:40] = [0.8, 0.1, 0.1]  # a red part on dark furniture
+    pred = gt.copy()
+    pred[:40] = [0.45, 0.3, 0.15]  # returned brown
+    out = colour_error(points, gt, points, pred)
+    assert out["colour_psnr"] > 15
+    wrong = colour_error(points[:40], gt[:40], points[:40], pred[:40])["colour_delta_e"]
+    assert wrong > 20 and out["colour_delta_e"] == pytest.approx(wrong * 40 / 400, rel=1e-6)

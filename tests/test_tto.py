@@ -102,12 +102,22 @@ def test_each_switch_runs(toy, losses):
 
     model = toy["model"]
     before = _state(model)
-    config = TTOConfig.from_losses(losses, iterations=12, n_samples=1000, finetune_iterations=5, n_surface_samples=300)
-    result = fit(model, _obs(toy, "slab2", "slab"), config, class_name="slab", seed=1)
-    assert len(result.history) == 12 + (5 if config.finetune_last_layers else 0)
-    assert all(np.isfinite(h["total"]) for h in result.history)
+    config = TTOConfig.from_losses(
+        losses,
+        iterations=12,
+        n_samples=1000,
+        finetune_iterations=5,
+        n_surface_samples=300,
+        colour_finetune_iterations=4,
+    )
+    obs = _obs(toy, "slab2", "slab")
+    result = fit(model, obs, config, class_name="slab", seed=1)
+    coloured = config.finetune_last_layers and model.has_colour and obs.has_colour
+    assert len(result.history) == 12 + (5 if config.finetune_last_layers else 0) + (4 if coloured else 0)
+    assert all(np.isfinite(h["colour" if h["stage"] == "colour" else "total"]) for h in result.history)
+    assert np.isfinite(result.final_losses["sdf"])
     if config.surface_term:
-        assert "surface" in result.history[-1] and "normal" in result.history[-1]
+        assert "surface" in result.final_losses and "normal" in result.final_losses
     assert (result.decoder_override is not None) == config.finetune_last_layers
     after = _state(model)
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -269,7 +279,9 @@ def test_finetune_trains_only_the_last_layers_after_the_code_fit(toy, layers):
     before = _state(model)
     base = TTOConfig(iterations=40, n_samples=1000)
     plain = fit(model, obs, base, class_name="slab", seed=1)
-    config = replace(base, finetune_last_layers=True, finetune_layers=layers, finetune_iterations=30)
+    config = replace(
+        base, finetune_last_layers=True, finetune_layers=layers, finetune_iterations=30, finetune_colour=False
+    )
     tuned = fit(model, obs, config, class_name="slab", seed=1)
     assert [r["stage"] for r in tuned.history] == ["code"] * 40 + ["finetune"] * 30
     assert torch.equal(tuned.shape_code, plain.shape_code)  # the code fit comes first, unchanged
@@ -289,6 +301,39 @@ def test_finetune_trains_only_the_last_layers_after_the_code_fit(toy, layers):
         return float(L.clamped_l1(pred, torch.as_tensor(obs.sdf), 0.1))
 
     assert clamped_l1(model.with_decoder(tuned.decoder_override)) < 0.95 * clamped_l1(model)
+
+
+def test_colour_head_is_fitted_after_the_finetuning_and_leaves_the_geometry(toy):
+    """The colour stage trains the colour head alone, on a private copy: the SDF stays exactly the fine-tuning's,
+    the colours come closer to the observation's, the shared model is untouched."""
+    from core.tto.fit import fit
+
+    model, obs = toy["model"], _obs(toy)
+    if not (model.has_colour and obs.has_colour):
+        pytest.skip("the tiny model or its observation has no colour")
+    before = _state(model)
+    base = TTOConfig(iterations=30, n_samples=1000, finetune_last_layers=True, finetune_iterations=20)
+    plain = fit(model, obs, replace(base, finetune_colour=False), class_name="ball", seed=0)
+    coloured = fit(model, obs, replace(base, colour_finetune_iterations=60), class_name="ball", seed=0)
+    assert [r["stage"] for r in coloured.history] == ["code"] * 30 + ["finetune"] * 20 + ["colour"] * 60
+    changed = {k for k, v in coloured.decoder_override.items() if not torch.equal(v, plain.decoder_override[k])}
+    assert changed and all(k.startswith("colour_head.") for k in changed)
+    assert all(torch.equal(before[k], v) for k, v in _state(model).items())
+
+    near = np.abs(obs.sdf) < 0.05
+    points, target = torch.as_tensor(obs.points[near]), torch.as_tensor(obs.colours[near], dtype=torch.float32)
+
+    def colour_l1(result):
+        m = model.with_decoder(result.decoder_override)
+        with torch.no_grad():
+            rgb = m.decode(points, result.shape_code, result.colour_code, m.condition("ball"))[1]
+            sdf = m.decode(points, result.shape_code, None, m.condition("ball"))[0]
+        return float((rgb - target).abs().mean()), sdf
+
+    plain_l1, plain_sdf = colour_l1(plain)
+    coloured_l1, coloured_sdf = colour_l1(coloured)
+    assert torch.equal(plain_sdf, coloured_sdf)
+    assert coloured_l1 < 0.9 * plain_l1
 
 
 def test_colour_code_is_fitted(toy):
@@ -373,7 +418,7 @@ def test_bfloat16_fit_follows_the_float32_fit(toy):
         runs[precision] = fit(toy["model"], obs, config, class_name="ball", seed=3)
     a, b = runs["float32"], runs["bfloat16"]
     assert torch.nn.functional.cosine_similarity(a.shape_code, b.shape_code, dim=0) > 0.98
-    assert b.history[-1]["l1"] == pytest.approx(a.history[-1]["l1"], rel=0.15)
+    assert b.final_losses["l1"] == pytest.approx(a.final_losses["l1"], rel=0.15)
     assert b.decoder_override is not None
 
 

@@ -27,6 +27,7 @@ OUTPUT_FILES = ("results.csv", "summary.md", "results.json", "ablation.md", "abl
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from core.evaluation.settings import EvalSettings
     from core.tto.config import LOSS_PRESETS, TTOConfig
+    from core.tto.scan import SCAN_DIRECTIONS
     from core.utils.config_io import arg_default
 
     parser.add_argument("--ckpt", type=Path, required=True, help="trained checkpoint (.pt)")
@@ -42,6 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=positive_int, default=None, help="at most N shapes per class")
     parser.add_argument("--classes", nargs="*", default=None, help="only these classes")
+    parser.add_argument(
+        "--observation",
+        choices=("samples", "scan"),
+        default="samples",
+        help="fit each shape to its sample file (a full observation, the default) or to single-view depth scans "
+        "of its source mesh (partial observations; rows also measure the unseen side: unseen F@1)",
+    )
+    parser.add_argument(
+        "--scan-directions",
+        nargs="+",
+        default=list(SCAN_DIRECTIONS),
+        choices=list(SCAN_DIRECTIONS),
+        help="with --observation scan: the cameras, one row per shape and direction (default: all)",
+    )
     parser.add_argument(
         "--iterations", type=positive_int, **arg_default(TTOConfig, "iterations", "TTO steps per shape")
     )
@@ -133,7 +148,24 @@ def _shape_line(prefix: str, row: dict[str, Any]) -> str:
     return f"{name}: " + ", ".join(parts)
 
 
+def _check_choices(args: argparse.Namespace, loss_sets: list[str]) -> None:
+    """Options that contradict each other, refused before any work (ExplorerError naming both)."""
+    if args.use_trained_codes and loss_sets:
+        raise ExplorerError("--use-trained-codes fits nothing, so --ablation has nothing to compare; drop one of them.")
+    if args.use_trained_codes and args.observation == "scan":
+        raise ExplorerError("--observation scan fits scans; --use-trained-codes fits nothing. Give one of them.")
+    if args.text_prompt and (args.infer_class or args.class_as_text or args.use_trained_codes):
+        other = (
+            "--infer-class"
+            if args.infer_class
+            else ("--class-as-text" if args.class_as_text else "--use-trained-codes")
+        )
+        raise ExplorerError(f"--text-prompt and {other} both choose what a shape is conditioned on; give one of them.")
+
+
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from tqdm import tqdm
 
     from core.evaluation.ablation import run_ablation
@@ -155,21 +187,11 @@ def run(args: argparse.Namespace) -> int:
         loss_sets = _loss_sets(args.ablation) if args.ablation else []
         for losses in loss_sets:
             parse_losses(losses)
-        if args.use_trained_codes and loss_sets:
-            raise ExplorerError(
-                "--use-trained-codes fits nothing, so --ablation has nothing to compare; drop one of them."
-            )
-        if args.text_prompt and (args.infer_class or args.class_as_text or args.use_trained_codes):
-            other = (
-                "--infer-class"
-                if args.infer_class
-                else ("--class-as-text" if args.class_as_text else "--use-trained-codes")
-            )
-            raise ExplorerError(
-                f"--text-prompt and {other} both choose what a shape is conditioned on; give one of them."
-            )
+        _check_choices(args, loss_sets)
         device = resolve_device(args.device)
         shapes = list_split(args.data, args.split, limit=args.limit, classes=args.classes)
+        if args.observation == "scan":  # one partial observation per shape and camera
+            shapes = [replace(shape, view=view) for shape in shapes for view in args.scan_directions]
         check_out_dir(args.out, files=OUTPUT_FILES)
         model = load_trained_model(args.ckpt, device=device)
         clamp = float((model.full_config.get("train") or {}).get("clamp", TrainConfig().clamp))
@@ -195,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         save_meshes=args.save_meshes,
         iso_level=args.iso_level,
+        observation=args.observation,
         device=str(device),
     )
 

@@ -28,6 +28,7 @@ from core.edit.constraints import Brush, EditError
 from core.edit.optimise import Cancel, EditProgress, EditResult, adam_loop, optimise_code
 from core.edit.plausibility import class_gaussian
 from core.edit.snapshot import Snapshot
+from core.model.colour_head import ColourHeadInputs, private_copy
 
 __all__ = ["PaintConfig", "paint", "check_paintable", "brush_mask", "rgb_to_lab", "delta_e"]
 
@@ -258,25 +259,9 @@ def _fine_tune_colour_head(
     Returns (the fine-tuned model copy, history, cancelled, seconds).
     """
     start = time.perf_counter()
-    work = base.with_decoder({k: v.detach().clone() for k, v in base.decoder.state_dict().items()})
-    head = work.decoder.colour_head
-    captured: list[torch.Tensor] = []
-    hook = head.register_forward_pre_hook(lambda _module, args: captured.append(args[0].detach()))
-    try:
-        with torch.no_grad():
-            rgb_all = work.decode(snapshot.surface, snapshot.codes.shape_code, code, snapshot.codes.condition)[1]
-    finally:
-        hook.remove()
-    inputs = captured[0] if len(captured) == 1 else None
-    if inputs is not None:
-        with torch.no_grad():  # the decoder's RGB is sigmoid(head(input)); anything else: decode each step
-            if not torch.allclose(torch.sigmoid(head(inputs)), rgb_all, atol=1e-5):
-                inputs = None
-
-    def predict(pick: torch.Tensor) -> torch.Tensor:
-        if inputs is not None:
-            return torch.sigmoid(head(inputs[pick]))
-        return work.decode(snapshot.surface[pick], snapshot.codes.shape_code, code, snapshot.codes.condition)[1]
+    work = private_copy(base)
+    inputs = ColourHeadInputs(work, snapshot.surface, snapshot.codes.shape_code, code, snapshot.codes.condition)
+    predict = inputs.predict
 
     history: list[dict[str, float]] = []
     every = max(1, int(every))
@@ -295,6 +280,11 @@ def _fine_tune_colour_head(
         return False
 
     cancelled = adam_loop(
-        list(head.parameters()), loss, config.detail_iterations, config.detail_lr, cancel=cancel, after_step=after_step
+        list(inputs.head.parameters()),
+        loss,
+        config.detail_iterations,
+        config.detail_lr,
+        cancel=cancel,
+        after_step=after_step,
     )
     return work, history, cancelled, time.perf_counter() - start

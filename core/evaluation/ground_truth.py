@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.evaluation.grid_reference import SourceMesh, load_source_mesh
-from core.utils.errors import DataSetError
+from core.utils.errors import DataSetError, ExplorerError
 
 if TYPE_CHECKING:
+    from core.data.mesh_io import LoadedMesh
     from core.evaluation.held_out_split import EvalShape
 
-__all__ = ["load_ground_truth", "shape_source_mesh", "mesh_ground_truth"]
+__all__ = ["load_ground_truth", "shape_source_mesh", "load_mesh_in_frame", "mesh_ground_truth"]
 
 
 def load_ground_truth(path: Path) -> dict[str, np.ndarray]:
@@ -49,6 +50,30 @@ def shape_source_mesh(shape: EvalShape, gt: dict[str, np.ndarray]) -> SourceMesh
     return load_source_mesh(
         shape.source, gt.get("offset"), None if scale is None else float(scale), float(gt.get("surface_offset", 0.0))
     )
+
+
+def load_mesh_in_frame(shape: EvalShape, gt: dict[str, np.ndarray]) -> LoadedMesh:
+    """The shape's source mesh, colours and all, moved into its sample file's frame (where the model works),
+    for what needs more than geometry (a partial scan carries the mesh's colours).
+
+    Raises DataSetError when the source is missing or unreadable, or the sample file recorded no frame.
+    """
+    from core.data.mesh_io import load_mesh
+    from core.data.normalization import Normalization
+
+    offset, scale = gt.get("offset"), gt.get("scale")
+    if shape.source is None or not Path(shape.source).is_file() or offset is None or scale is None:
+        raise DataSetError(
+            f"{shape.class_name}/{shape.id}: a partial scan needs the source mesh and the sample file's frame; "
+            f"source {shape.source}, frame {'recorded' if offset is not None else 'not recorded'}. Preprocess the "
+            "data set again beside its meshes."
+        )
+    try:
+        mesh = load_mesh(shape.source)
+    except ExplorerError as exc:
+        raise DataSetError(f"{shape.source}: cannot scan it: {exc}") from exc
+    norm = Normalization(offset=np.asarray(offset, np.float64), scale=float(scale))
+    return mesh.transformed(norm.apply(mesh.vertices))
 
 
 def mesh_ground_truth(path: str | Path, n_points: int = 30_000, seed: int = 0) -> dict[str, np.ndarray]:

@@ -25,6 +25,9 @@ class EvalShape:
     file: Path
     source: Path | None
     text: str | None = None
+    view: str | None = None
+    """A partial-scan evaluation's camera (a name of :data:`core.tto.scan.SCAN_DIRECTIONS`); None: the full
+    observation."""
 
 
 def list_split(

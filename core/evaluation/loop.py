@@ -22,7 +22,7 @@ import numpy as np
 
 from core.evaluation.class_choice import ClassChoice, choose_class, class_fields
 from core.evaluation.grid_reference import SourceMesh, grid_reference_measures
-from core.evaluation.ground_truth import load_ground_truth, shape_source_mesh
+from core.evaluation.ground_truth import load_ground_truth, load_mesh_in_frame, shape_source_mesh
 from core.evaluation.held_out_split import EvalShape
 from core.evaluation.settings import EvalSettings
 from core.evaluation.thin_masks import shape_thin_mask
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from core.meshing.extract import MeshArrays
     from core.model.trained_model import TrainedModel
     from core.tto.fit import TTOResult
+    from core.tto.observations import Observation
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,8 @@ def evaluate_split(
             rows.cancelled = True
             break
         row: dict[str, Any] = {"id": shape.id, "class": shape.class_name, "losses": config.losses}
+        if shape.view is not None:
+            row["view"] = shape.view
         try:
             if not _evaluate_shape(model, shape, config, settings, out_dir, row, classes, cancel, on_step):
                 rows.cancelled = True
@@ -215,6 +218,7 @@ def _evaluate_shape(
 
     t0 = time.perf_counter()
     gt = load_ground_truth(shape.file)
+    observation = _observation(shape, gt, settings)
     seconds_class = 0.0  # class inference done for an earlier loss set, not timed in t0 here
     trained_condition = None
     if settings.use_trained_codes:
@@ -225,7 +229,9 @@ def _evaluate_shape(
         row.update(class_source="trained", class_pred=shape.class_name, class_correct=None)
         t_fit0 = time.perf_counter()
     else:
-        result, seconds_class, t_fit0 = _fit_shape(model, shape, config, settings, row, classes, cancel, on_step)
+        result, seconds_class, t_fit0 = _fit_shape(
+            model, shape, observation, config, settings, row, classes, cancel, on_step
+        )
         if result.cancelled:
             return False
     t_mesh0 = time.perf_counter()
@@ -236,7 +242,8 @@ def _evaluate_shape(
         condition = used.condition(class_name=result.class_name, text=result.text)
     mesh = _reconstruction_mesh(used, result, condition, settings)
     t_metrics0 = time.perf_counter()
-    metrics, mask_from = _measures(shape, gt, mesh, settings)
+    seen = None if observation is None or shape.view is None else observation.surface_points
+    metrics, mask_from = _measures(shape, gt, mesh, settings, seen)
     if settings.save_meshes and out_dir is not None and not mesh.is_empty:
         export_mesh(mesh, Path(out_dir) / "meshes" / shape.class_name / f"{shape.id}.ply")
     t_end = time.perf_counter()
@@ -254,9 +261,32 @@ def _evaluate_shape(
     return True
 
 
+def _observation(shape: EvalShape, gt: dict[str, np.ndarray], settings: EvalSettings) -> Observation | None:
+    """What ``shape`` is fitted to: its sample file, or a partial scan of its source mesh from ``shape.view``
+    in the sample file's frame (None with trained codes: nothing is fitted)."""
+    from core.tto.observations import from_npz, scan_observation
+    from core.tto.scan import SCAN_DIRECTIONS
+
+    if settings.use_trained_codes:
+        return None
+    if shape.view is None:
+        return from_npz(shape.file)
+    if shape.view not in SCAN_DIRECTIONS:
+        raise DataSetError(f"unknown scan direction {shape.view!r}; known: {', '.join(SCAN_DIRECTIONS)}")
+    mesh = load_mesh_in_frame(shape, gt)
+    return scan_observation(
+        mesh,
+        SCAN_DIRECTIONS[shape.view],
+        resolution=settings.scan_resolution,
+        seed=settings.seed,
+        source=f"{shape.class_name}/{shape.id}",
+    )
+
+
 def _fit_shape(
     model: TrainedModel,
     shape: EvalShape,
+    obs: Observation | None,
     config: TTOConfig,
     settings: EvalSettings,
     row: dict[str, Any],
@@ -270,10 +300,9 @@ def _fit_shape(
     (``time.perf_counter``); adds the class columns to ``row``.
     """
     from core.tto.fit import fit
-    from core.tto.observations import from_npz
 
-    obs = from_npz(shape.file)
-    key = (shape.class_name, shape.id)
+    assert obs is not None  # only trained codes have none, and they are not fitted
+    key = (shape.class_name, shape.id) if shape.view is None else (shape.class_name, f"{shape.id}@{shape.view}")
     step = None if on_step is None else (lambda progress, _s=shape: on_step(_s, progress))
     seconds_class = 0.0
     choice = classes.get(key)
@@ -317,11 +346,16 @@ def _reconstruction_mesh(
 
 
 def _measures(
-    shape: EvalShape, gt: dict[str, np.ndarray], mesh: MeshArrays, settings: EvalSettings
+    shape: EvalShape,
+    gt: dict[str, np.ndarray],
+    mesh: MeshArrays,
+    settings: EvalSettings,
+    seen: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], str]:
     """:func:`core.evaluation.metrics.evaluate_reconstruction` of ``mesh`` against ``gt`` with the grid
-    reference's fields, and where the thin mask came from (``mesh`` / ``points``)."""
-    from core.evaluation.metrics import evaluate_reconstruction
+    reference's fields, and where the thin mask came from (``mesh`` / ``points``). ``seen``: the points a
+    partial observation saw (the rest of the surface is measured as ``unseen_*``)."""
+    from core.evaluation.metrics import evaluate_reconstruction, unseen_points
 
     source = shape_source_mesh(shape, gt)
     mask, mask_from = shape_thin_mask(shape, gt, source)
@@ -332,6 +366,7 @@ def _measures(
         n_points=settings.n_eval_points,
         rng=settings.seed,
         free_distance=free_space_distance(settings.resolution),
+        unseen_mask=None if seen is None else unseen_points(gt["surface_points"], seen),
     )
     floaters = metrics.get("floaters")
     metrics.update(grid_reference_fields(source, None if floaters is None else int(floaters), settings, gt, mask))

@@ -39,9 +39,11 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fscore_1pct", "F@1 %", "pct"),
     ("fscore_2pct", "F@2 %", "pct"),
     ("thin_fscore_1pct", "thin F@1 %", "pct"),
+    ("unseen_fscore_1pct", "unseen F@1 %", "pct"),  # partial scans: the side the camera did not see
     ("normal_consistency", "NC", "mean"),
     ("colour_l1", "colour L1", "mean"),
     ("colour_psnr", "PSNR dB", "mean"),
+    ("colour_delta_e", "ΔE00", "mean"),
     ("components", "components", "mean"),  # connected components of the reconstruction (core.evaluation.metrics)
     ("gt_components", "gt components", "mean"),  # of the ground truth (core.evaluation.metrics.point_components)
     ("has_floaters", "floaters %", "pct"),  # share of shapes with a floating fragment (mesh_components)

@@ -43,6 +43,12 @@ class EvalSettings:
     2 / (resolution - 1)). A small positive level dilates the surface and closes sheets the field
     tears just above zero, at the price of accuracy everywhere (docs/results.md, "The grid's
     ceiling"); the ground-truth references stay at zero."""
+    observation: str = "samples"
+    """What each shape is fitted to: ``samples`` (its sample file: a full observation) or ``scan`` (a
+    single-view depth scan of its source mesh from the shape's :attr:`EvalShape.view`, as the viewer's
+    "Partial scan" makes; rows then also measure the side the scan did not see: ``unseen_*``)."""
+    scan_resolution: int = 128
+    """Pixels per side of a partial scan's depth image."""
     save_meshes: bool = False
     """Write each reconstruction to ``<out>/meshes/<class>/<id>.ply``."""
     device: str | None = None

@@ -84,6 +84,7 @@ def parse_losses(spec: str | None) -> tuple[str, ...]:
 
 # The lower bounds of TTOConfig's counts, and the weights that may be 0 but not negative.
 _AT_LEAST = {
+    "colour_finetune_points": 1,
     "iterations": 1,
     "n_samples": 2,
     "n_surface_samples": 1,
@@ -91,7 +92,15 @@ _AT_LEAST = {
     "class_iterations": 1,
     "class_samples": 1,
 }
-_NON_NEGATIVE = ("code_std", "code_reg", "colour_weight", "surface_weight", "normal_weight", "finetune_iterations")
+_NON_NEGATIVE = (
+    "code_std",
+    "code_reg",
+    "colour_weight",
+    "surface_weight",
+    "normal_weight",
+    "finetune_iterations",
+    "colour_finetune_iterations",
+)
 
 
 @dataclass
@@ -177,6 +186,17 @@ class TTOConfig:
     """Fine-tuning steps."""
     finetune_lr: float = 5e-4
     """Adam learning rate of the fine-tuning."""
+    finetune_colour: bool = True
+    """With the fine-tuning on, then fit the colour head of the decoder copy to the observation's colours
+    (when it and the model have colour): the codes and the trunk stay fixed, so the geometry does not move;
+    as paint's detail stage does. One colour code per shape recolours whole parts in the class's palette
+    only; the head reads trunk features and encoded xyz too, so it can give each part its own colour."""
+    colour_finetune_iterations: int = 200
+    """Adam steps on the colour head (the head alone runs a step: a few milliseconds)."""
+    colour_finetune_lr: float = 2e-3
+    """Adam learning rate on the colour head's weights (paint's detail stage uses the same)."""
+    colour_finetune_points: int = 4096
+    """Near-surface samples with colour per colour step."""
 
     # --- speed ---------------------------------------------------------------------------------
     precision: str = "auto"
@@ -230,7 +250,7 @@ class TTOConfig:
         problems += [
             f"{name} must be >= 0, got {getattr(self, name)}" for name in _NON_NEGATIVE if getattr(self, name) < 0
         ]
-        if self.lr <= 0 or self.finetune_lr <= 0:
+        if self.lr <= 0 or self.finetune_lr <= 0 or self.colour_finetune_lr <= 0:
             problems.append("learning rates must be positive")
         if self.clamp <= 0 or self.clamp_start <= 0 or self.clamp_end <= 0:
             problems.append("clamp distances must be positive")

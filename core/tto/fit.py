@@ -21,6 +21,7 @@ from typing import Any, Callable, Generator, Iterator, cast
 import numpy as np
 import torch
 
+from core.model.colour_head import ColourHeadInputs, private_copy
 from core.model.decoder import SdfColourDecoder
 from core.model.decoder_field import compute_dtype
 from core.model.trained_model import TrainedModel
@@ -45,7 +46,7 @@ class TTOProgress:
     shape_code : (Ds,) float32 tensor on the CPU (a detached copy).
     colour_code : (Dc,) float32 tensor on the CPU, or None.
     lr : learning rate of that step.
-    stage : ``"class:<name>"`` while a class is inferred, ``"code"``, ``"finetune"``.
+    stage : ``"class:<name>"`` while a class is inferred, ``"code"``, ``"finetune"``, ``"colour"`` (the colour head).
     class_name : class the fit runs under (None without class conditioning).
     done : True on the last report; cancelled : True when it ended because of ``cancel``.
     result : the :class:`TTOResult`, set on the last report only.
@@ -93,8 +94,14 @@ class TTOResult:
 
     @property
     def final_losses(self) -> dict[str, float]:
-        last = self.history[-1] if self.history else {}
-        return {k: v for k, v in last.items() if k not in ("iteration", "stage", "lr")}
+        """The last step's losses of the shape (code or fine-tuning); ``colour_head``: the colour stage's last
+        colour loss when it ran (its steps change colours only)."""
+        shape_rows = [row for row in self.history if row.get("stage") != "colour"]
+        last = shape_rows[-1] if shape_rows else {}
+        losses = {k: v for k, v in last.items() if k not in ("iteration", "stage", "lr")}
+        if self.history and self.history[-1].get("stage") == "colour":
+            losses["colour_head"] = self.history[-1]["colour"]
+        return losses
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (codes as lists; the fine-tuned weights are not included)."""
@@ -172,6 +179,15 @@ class _Batches:
         self.surface_points = t(obs.surface_points) if obs.has_surface else None
         self.surface_normals = t(obs.surface_normals) if obs.has_normals else None
         self.device = device
+
+    def near_colours(self, band: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Every sample within ``band`` of the surface, both sides, with its colour: (K, 3) points and (K, 3)
+        RGB in [0, 1] (None without colours)."""
+        picks = [(side, torch.abs(side.sdf) < band) for side in self.sides]
+        points = torch.cat([side.points[mask] for side, mask in picks])
+        if any(side.rgb is None for side, _ in picks):
+            return points, None
+        return points, torch.cat([side.rgb[mask] for side, mask in picks if side.rgb is not None])
 
     def draw(
         self, n: int, near_fraction: float, gen: torch.Generator
@@ -670,6 +686,8 @@ def iterate_fit(
         override: dict[str, torch.Tensor] | None = None
         if config.finetune_last_layers and not cancelled:
             override, cancelled = yield from _finetune(ctx, shape_code, colour_code)
+        if config.finetune_last_layers and config.finetune_colour and ctx.fit_colour and not cancelled:
+            override, cancelled = yield from _finetune_colour(ctx, override, shape_code, colour_code)
         result = TTOResult(
             shape_code=shape_code,
             colour_code=colour_code,
@@ -766,6 +784,56 @@ def _finetune(
         p.requires_grad_(False)
     state = {k: v.detach().clone() for k, v in decoder.state_dict().items()}
     return state, cancelled
+
+
+def _finetune_colour(
+    ctx: _FitContext,
+    override: dict[str, torch.Tensor] | None,
+    shape_code: torch.Tensor,
+    colour_code: torch.Tensor | None,
+) -> Generator[TTOProgress, None, tuple[dict[str, torch.Tensor] | None, bool]]:
+    """Fit the colour head of the (fine-tuned) decoder copy to the observation's near-surface colours.
+
+    The codes and every other weight stay fixed, so the geometry is the one the fine-tuning left; the head's
+    inputs are captured once (:class:`~core.model.colour_head.ColourHeadInputs`) and each step runs the head
+    alone. Returns (with ``yield from``) the decoder state with the new head (``override`` unchanged when
+    there is nothing to fit) and whether it was cancelled.
+    """
+    config = ctx.config
+    points, rgb = ctx.batches.near_colours(config.colour_band)
+    if colour_code is None or rgb is None or len(points) == 0 or config.colour_finetune_iterations == 0:
+        return override, False
+    work = private_copy(ctx.model) if override is None else ctx.model.with_decoder(override)
+    inputs = ColourHeadInputs(work, points, shape_code.to(ctx.device), colour_code.to(ctx.device), ctx.condition)
+    params = list(inputs.head.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(params, lr=config.colour_finetune_lr)
+    gen = torch.Generator().manual_seed(ctx.seed + 7)
+    first = int(ctx.history[-1]["iteration"]) if ctx.history else 0
+    cancelled = False
+    for step in range(config.colour_finetune_iterations):
+        if is_cancelled(ctx.cancel):
+            cancelled = True
+            break
+        pick = torch.randint(len(points), (min(config.colour_finetune_points, len(points)),), generator=gen)
+        pick = pick.to(points.device)
+        loss = L.colour_l1(inputs.predict(pick), rgb[pick])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        terms = {"colour": float(loss.detach())}
+        if ctx.history is not None:
+            ctx.history.append(
+                {"iteration": first + step + 1, "stage": "colour", "lr": config.colour_finetune_lr, **terms}
+            )
+        if (step + 1) % ctx.every == 0 and step + 1 < config.colour_finetune_iterations:
+            yield TTOProgress(
+                first + step + 1, terms, shape_code, colour_code, config.colour_finetune_lr, "colour", ctx.class_name
+            )
+    for p in params:
+        p.requires_grad_(False)
+    return {k: v.detach().clone() for k, v in work.decoder.state_dict().items()}, cancelled
 
 
 def _prefix_cache(

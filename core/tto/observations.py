@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from core.data.mesh_io import MESH_SUFFIXES
+from core.data.mesh_io import MESH_SUFFIXES, LoadedMesh
 from core.data.normalization import Normalization, compute_normalization
 from core.data.samples import SampleSet, empty_side
 from core.utils.errors import DataSetError, ExplorerError, ObservationError
@@ -47,6 +47,7 @@ __all__ = [
     "from_point_cloud",
     "from_point_cloud_file",
     "from_scan",
+    "scan_observation",
     "load_observation",
     "estimate_normals",
 ]
@@ -668,17 +669,36 @@ def from_scan(
     """
     from core.data.mesh_io import load_mesh
     from core.data.normalization import normalize_mesh
-    from core.tto.scan import depth_scan, free_space_samples
 
     try:
         mesh = load_mesh(mesh_path)
     except ExplorerError as exc:
         raise ObservationError(f"{mesh_path}: cannot scan it: {exc}") from exc
     mesh, normalization = normalize_mesh(mesh)
+    obs = scan_observation(mesh, direction, resolution, etas, free_space_per_ray, seed, up, source=str(mesh_path))
+    obs.normalization = normalization
+    return obs
+
+
+def scan_observation(
+    mesh: LoadedMesh,
+    direction: tuple[float, float, float] | np.ndarray = (0.0, 0.0, 1.0),
+    resolution: int = 128,
+    etas: tuple[float, ...] = DEFAULT_ETAS,
+    free_space_per_ray: int = 2,
+    seed: int = 0,
+    up: tuple[float, float, float] | None = None,
+    source: str = "mesh",
+) -> Observation:
+    """A single-view depth scan of ``mesh`` as it lies (already in the frame the fit works in; the
+    evaluation's partial scans pass the source mesh in its sample file's frame). See :func:`from_scan`.
+    Its ``surface_points`` are what the camera saw (the unseen side is the rest of the surface)."""
+    from core.tto.scan import depth_scan, free_space_samples
+
     scan = depth_scan(mesh.vertices, mesh.faces, direction=direction, resolution=resolution, up=up)
     if len(scan.points) < 3:
         raise ObservationError(
-            f"{mesh_path}: the scan from direction {tuple(np.round(scan.direction, 3))} "
+            f"{source}: the scan from direction {tuple(np.round(scan.direction, 3))} "
             f"sees {len(scan.points)} surface points. "
             "Raise --scan-resolution or pick another direction."
         )
@@ -691,11 +711,10 @@ def from_scan(
         colours,
         etas=etas,
         normalization=None,
-        source=f"{mesh_path} (scan from {tuple(np.round(scan.direction, 3))})",
+        source=f"{source} (scan from {tuple(np.round(scan.direction, 3))})",
         free_points=free_points,
         free_sdf=free_sdf,
     )
-    obs.normalization = normalization
     obs.kind = "scan"
     obs.extra.update(camera=scan.camera.tolist(), direction=scan.direction.tolist(), resolution=int(resolution))
     return obs

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ["DepthScan", "camera_frame", "depth_scan", "free_space_samples"]
+__all__ = ["DepthScan", "SCAN_DIRECTIONS", "camera_frame", "depth_scan", "free_space_samples"]
+
+SCAN_DIRECTIONS: dict[str, tuple[float, float, float]] = {
+    "front": (0.0, 0.0, 1.0),
+    "side": (1.0, 0.0, 0.0),
+    "top": (0.0, 1.0, 0.0),
+    "oblique": (0.6, 0.4, 0.7),
+}
+"""The fixed camera directions of partial scans (the viewer's "Partial scan" and ``evaluate --observation
+scan``), named; +y is up in the unit-sphere frame."""
 
 _MAX_PAIRS = 4_000_000
 """(triangle, pixel) pairs processed at once: bounds the temporaries to a few hundred MB."""

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from core.data.mesh_io import MESH_SUFFIXES
 from core.tto import TTOConfig
 from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_LOSSES, INTERACTIVE_SAMPLES, LOSS_SWITCHES
+from core.tto.scan import SCAN_DIRECTIONS
 from viewer.panels.loss_plot import LossPlot
 from viewer.state import CodeSelection, ViewerState
 from viewer.workers import TTOWorker, mesh_job, run_task
@@ -43,10 +44,10 @@ SCAN_FILTER = (
     "Meshes (*.obj *.glb *.gltf *.ply *.stl *.off);;Samples (*.npz);;All files (*)"
 )
 DIRECTIONS = {
-    "front (+z)": (0.0, 0.0, 1.0),
-    "side (+x)": (1.0, 0.0, 0.0),
-    "top (+y)": (0.0, 1.0, 0.0),
-    "oblique": (0.6, 0.4, 0.7),
+    "front (+z)": SCAN_DIRECTIONS["front"],
+    "side (+x)": SCAN_DIRECTIONS["side"],
+    "top (+y)": SCAN_DIRECTIONS["top"],
+    "oblique": SCAN_DIRECTIONS["oblique"],
 }
 SWITCHES = (
     (
