@@ -307,10 +307,14 @@ def test_tto_pause_stop_bad_scan_and_partial_scan(loaded, qtbot, toy_trained, tm
     with qtbot.waitSignal(panel.scan_loaded, timeout=TIMEOUT):
         panel.load_scan(mesh_path)
     assert panel.observation.kind == "mesh" and panel.partial.isEnabled()
+    panel.switches["finetune_last_layers"].setChecked(True)
     with qtbot.waitSignal(panel.scan_loaded, timeout=TIMEOUT) as blocker:
         panel.partial.click()
     assert panel.observation.kind == "scan"
     assert blocker.args[0][:, 2].min() > -0.2  # only the front (+z) side was seen
+    # the partial-input default: the code fit alone (a fine-tuned decoder gives the unseen side up)
+    assert not panel.switches["finetune_last_layers"].isChecked()
+    assert not panel.config().finetune_last_layers
 
 
 def test_export_mesh_and_codes_round_trip(loaded, qtbot, tmp_path):

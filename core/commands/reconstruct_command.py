@@ -151,6 +151,11 @@ def run(args: argparse.Namespace) -> int:
     except (ExplorerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if observation.kind == "scan" and config.finetune_last_layers:
+        logging.getLogger(__name__).warning(
+            "fine-tuning a partial scan: the decoder fits the side the camera saw and may give up the hidden "
+            "one (docs/results.md, 'Partial scans'); the code fit alone (--losses baseline) keeps the prior's"
+        )
 
     def report(progress) -> None:
         if args.quiet:

@@ -61,7 +61,8 @@ SWITCHES = (
         "finetune_last_layers",
         "fine-tune last layers",
         "After the code fit, the decoder's last three layers (a private copy) are fitted too: 300 steps at 5e-4. "
-        "Keeps the most thin parts (held-out thin F@1 93.6 → 99.3 % on the demo, 36 → 66 % on real furniture)",
+        "Keeps the most thin parts (held-out thin F@1 93.6 → 99.3 % on the demo, 36 → 66 % on real furniture). "
+        "Off for a partial scan: the decoder then fits the side the camera saw and gives up the hidden one",
     ),
 )
 METRIC_KEYS = (
@@ -69,6 +70,7 @@ METRIC_KEYS = (
     ("fscore_1pct", "F@1%", 100, "%"),
     ("thin_fscore_1pct", "thin F@1%", 100, "%"),
     ("colour_psnr", "colour PSNR", 1, " dB"),
+    ("colour_delta_e", "colour ΔE00", 1, ""),
 )
 METRIC_RESOLUTION = 128
 """Grid resolution of the mesh the metrics are measured on (the evaluation's own)."""
@@ -252,6 +254,12 @@ class TTOPanel(QWidget):
         )
         if obs.class_name and self.class_box.findData(obs.class_name) >= 0:
             self.class_box.setCurrentIndex(self.class_box.findData(obs.class_name))
+        finetune = self.switches["finetune_last_layers"]
+        if obs.kind == "scan" and finetune.isChecked():
+            # The partial-input default (docs/results.md "Partial scans"): the code fit alone keeps the prior's
+            # hidden side; a fine-tuned decoder fits the seen side and gives the rest up. Tick it again at will.
+            finetune.setChecked(False)
+            self.state.status.emit("fine-tuning turned off for a partial scan (it gives up the unseen side)")
         self.scan_loaded.emit(self.scan_points)
         self._set_running(self.worker is not None)
 
