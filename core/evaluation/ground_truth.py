@@ -57,6 +57,8 @@ def load_mesh_in_frame(shape: EvalShape, gt: dict[str, np.ndarray]) -> LoadedMes
     for what needs more than geometry (a partial scan carries the mesh's colours).
 
     Raises DataSetError when the source is missing or unreadable, or the sample file recorded no frame.
+    Beside :func:`core.evaluation.grid_reference.load_source_mesh`, not through it: that one keeps the loader's
+    float32 vertices (the thin masks evaluation always made) and drops the colours a scan needs.
     """
     from core.data.mesh_io import load_mesh
     from core.data.normalization import Normalization
