@@ -6,6 +6,7 @@ split of ``data/sweethome3d``), with the decoder fine-tuning on (the ``finetune`
 
 * the plain fit: float32 matrix products (``--tto-set precision=float32``);
 * the fast fit: the defaults (bfloat16 autocast on a CPU with native bfloat16 units);
+* cheaper fast fits (``--fit-paths``): two thirds of the steps, fewer samples a step, fewer code steps;
 
 each meshed at ``--resolution`` and measured against the shape's ground truth by the evaluation's
 own code (F@1, thin F@1, Chamfer): the speed-up must not cost fit quality (F@1 within 0.5 points);
@@ -38,13 +39,17 @@ from core.tto.observations import from_npz
 from core.utils.markdown import markdown_table
 
 FIT_PATHS = {
-    "plain (float32)": {"precision": "float32"},
-    "fast (defaults)": {},
-    "fast, 2/3 of the steps": {"steps": 2 / 3},
+    "plain": ("plain (float32)", {"precision": "float32"}),
+    "fast": ("fast (defaults)", {}),
+    "two-thirds": ("fast, 2/3 of the steps", {"steps": 2 / 3}),
+    "samples-4000": ("fast, 4,000 samples a step", {"n_samples": 4000}),
+    "code-200": ("fast, 200 code steps", {"code_steps": 200}),
+    "code-200-samples-5000": ("fast, 200 code steps, 5,000 samples", {"code_steps": 200, "n_samples": 5000}),
 }
+DEFAULT_FIT_PATHS = ["plain", "fast", "two-thirds"]
 CLASS_PATHS = {
-    "sequential 100 steps, float32": {"class_strategy": "sequential", "class_iterations": 100, "precision": "float32"},
-    "batched (defaults)": {},
+    "sequential": ("sequential 100 steps, float32", {"class_strategy": "sequential", "precision": "float32"}),
+    "batched": ("batched (defaults)", {}),
 }
 
 
@@ -65,6 +70,26 @@ def main() -> None:
     ap.add_argument("--skip-fits", action="store_true", help="class inference only")
     ap.add_argument("--skip-classes", action="store_true", help="fits only")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--class-limit",
+        type=int,
+        default=None,
+        help="class inference on the first N shapes per class (default: --limit; 0: the whole split)",
+    )
+    ap.add_argument(
+        "--fit-paths",
+        nargs="+",
+        choices=list(FIT_PATHS),
+        default=DEFAULT_FIT_PATHS,
+        help="which fits to run; the first is the reference of the 'x' column",
+    )
+    ap.add_argument(
+        "--class-strategies",
+        nargs="+",
+        choices=list(CLASS_PATHS),
+        default=list(CLASS_PATHS),
+        help="which class inference strategies to time (sequential: about 90 s a shape)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,12 +106,14 @@ def main() -> None:
         table = []
         settings = EvalSettings(resolution=args.resolution, grid_reference=False, n_eval_points=30_000)
         plain_s = None
-        for name, overrides in FIT_PATHS.items():
-            overrides = dict(overrides)
+        for key in args.fit_paths:
+            name, path = FIT_PATHS[key]
+            overrides = dict(path)
             share = overrides.pop("steps", 1.0)
+            code_steps = overrides.pop("code_steps", round(share * args.iterations))
             config = TTOConfig.from_losses(
                 "finetune",
-                iterations=max(1, round(share * args.iterations)),
+                iterations=max(1, int(code_steps)),
                 finetune_iterations=max(1, round(share * args.finetune_iterations)),
                 **overrides,
             )
@@ -108,25 +135,40 @@ def main() -> None:
             )
         print(
             markdown_table(
-                ["path", "steps", "s per fit (median)", "x plain", "F@1 %", "thin F@1 %", "CD x1e3 median"],
+                [
+                    "path",
+                    "steps",
+                    "s per fit (median)",
+                    f"x {FIT_PATHS[args.fit_paths[0]][0].split()[0]}",
+                    "F@1 %",
+                    "thin F@1 %",
+                    "CD x1e3 median",
+                ],
                 table,
                 align="llrrrrr",
             ),
             flush=True,
         )
     if not args.skip_classes:
-        print(f"\n### Class inference ({len(model.class_names)} classes)\n")
+        class_limit = args.limit if args.class_limit is None else (args.class_limit or None)
+        probed = [s for s in list_split(args.data, args.split, limit=class_limit) if s.class_name in model.class_names]
+        print(f"\n### Class inference ({len(model.class_names)} classes, {len(probed)} shapes)\n")
         table, notes = [], []
-        observations = {s.id: from_npz(s.file) for s in shapes}
+        observations = {s.id: from_npz(s.file) for s in probed}
         reference = None
-        for name, overrides in CLASS_PATHS.items():
+        for key in args.class_strategies:
+            name, overrides = CLASS_PATHS[key]
             config = TTOConfig.from_losses("baseline", iterations=1, **overrides)
             times, correct, wrong = [], 0, []
-            for shape in shapes:
+            per_class: dict[str, list[int]] = {}
+            for shape in probed:
                 tic = time.perf_counter()
                 result = fit(model, observations[shape.id], config, seed=0)
                 times.append(time.perf_counter() - tic)
                 correct += result.class_name == shape.class_name
+                tally = per_class.setdefault(shape.class_name, [0, 0])
+                tally[0] += result.class_name == shape.class_name
+                tally[1] += 1
                 if result.class_name != shape.class_name:
                     wrong.append(f"{shape.class_name}->{result.class_name}")
             seconds = statistics.median(times)
@@ -134,9 +176,11 @@ def main() -> None:
             fastest = min(fit_seconds.values()) if fit_seconds else float("nan")
             share = seconds / fastest
             table.append(
-                [name, f"{seconds:.1f}", f"{seconds / reference:.2f}x", f"{share:.0%}", f"{correct}/{len(shapes)}"]
+                [name, f"{seconds:.1f}", f"{seconds / reference:.2f}x", f"{share:.0%}", f"{correct}/{len(probed)}"]
             )
             notes.append(f"<!-- {name}: wrong {', '.join(wrong) or 'none'} -->")
+            tallies = ", ".join(f"{c} {k}/{n}" for c, (k, n) in sorted(per_class.items()))
+            notes.append(f"<!-- {name}: per class {tallies} -->")
         print(
             markdown_table(
                 ["strategy", "s per shape (median)", "x sequential", "share of the fastest fit", "correct"], table

@@ -17,7 +17,7 @@ ground truth, shows what the tables say.
   the grid makes anyway is told from one the decoder adds.
 * ``--split test``: the codes (shape and colour) are fitted by test-time optimisation with
   :func:`core.tto.fit` under the viewer's defaults (300 iterations, 4,000 samples a step,
-  lr 5e-3, DeepSDF's baseline losses, or a column's own loss set by ``--losses NAME=SET``), under
+  lr 1e-2 (``INTERACTIVE_LR``), DeepSDF's baseline losses, or a column's own loss set by ``--losses NAME=SET``), under
   the shape's labelled class.
 
 Run from the repository root under a display (VTK renders off screen but needs one)::
@@ -39,7 +39,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from core.evaluation.figures import floater_painted, label_grid, render_grid
-from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_SAMPLES
+from core.tto.config import INTERACTIVE_ITERATIONS, INTERACTIVE_LR, INTERACTIVE_SAMPLES
 from core.utils.errors import DataSetError, ExplorerError
 from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 from core.utils.json_safe import json_safe
@@ -292,6 +292,7 @@ def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "thin_fscore_1pct": pct("thin_fscore_1pct"),
         "chamfer_x1e3": None if chamfer is None or not math.isfinite(chamfer) else round(1e3 * float(chamfer), 4),
         "colour_psnr": None if metrics.get("colour_psnr") is None else round(float(metrics["colour_psnr"]), 2),
+        "colour_delta_e": None if metrics.get("colour_delta_e") is None else round(float(metrics["colour_delta_e"]), 2),
         "components": metrics.get("components"),
         "floaters": metrics.get("floaters"),
         "gt_components": metrics.get("gt_components"),
@@ -335,9 +336,15 @@ def caption(cell: Cell, floaters: bool = False) -> str:
     if floaters:
         return f"F@1 {_fmt(m.get('fscore_1pct'))}  thin {_fmt(m.get('thin_fscore_1pct'))}  floaters {m.get('floaters')}"
     parts = "" if m.get("components") is None else f"  parts {m['components']}"
-    return f"F@1 {_fmt(m.get('fscore_1pct'))}  thin {_fmt(m.get('thin_fscore_1pct'))}" + (
+    return f"F@1 {_fmt(m.get('fscore_1pct'))}  thin {_fmt(m.get('thin_fscore_1pct'))}{_delta_e(m)}" + (
         "  (empty)" if cell.status == "empty" else parts
     )
+
+
+def _delta_e(metrics: dict[str, Any]) -> str:
+    """The caption's colour error (mean CIEDE2000, "dE00": the label font has no Greek), or nothing."""
+    value = metrics.get("colour_delta_e")
+    return "" if value is None else f"  dE00 {_fmt(value)}"
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -388,7 +395,11 @@ def compare(
             column.model = load_trained_model(column.path, device=device)
         except ExplorerError as exc:
             raise CompareError(f"--ckpt {column.name}={column.path}: {exc}") from exc
-    tto_config = None if split == "train" else TTOConfig(iterations=tto_iterations, n_samples=INTERACTIVE_SAMPLES)
+    tto_config = (
+        None
+        if split == "train"
+        else TTOConfig(iterations=tto_iterations, n_samples=INTERACTIVE_SAMPLES, lr=INTERACTIVE_LR)
+    )
     column_tto = {c.name: None if tto_config is None else tto_config.with_losses(c.losses) for c in columns}
 
     picture_rows, captions, json_rows = [], [], []
@@ -458,7 +469,8 @@ def compare(
 
     means = {
         c.name: {
-            key: _mean([r["cells"][c.name].get(key) for r in json_rows]) for key in ("fscore_1pct", "thin_fscore_1pct")
+            key: _mean([r["cells"][c.name].get(key) for r in json_rows])
+            for key in ("fscore_1pct", "thin_fscore_1pct", "colour_delta_e")
         }
         for c in columns
     }
@@ -467,7 +479,11 @@ def compare(
     footers = (
         [""]
         + ([""] if floaters else [])
-        + [f"F@1 {_fmt(means[c.name]['fscore_1pct'])}  thin {_fmt(means[c.name]['thin_fscore_1pct'])}" for c in columns]
+        + [
+            f"F@1 {_fmt(means[c.name]['fscore_1pct'])}  thin {_fmt(means[c.name]['thin_fscore_1pct'])}"
+            + _delta_e(means[c.name])
+            for c in columns
+        ]
     )
     with tempfile.TemporaryDirectory(prefix="compare_") as tmp:
         grid_png = Path(tmp) / "grid.png"

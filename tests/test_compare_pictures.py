@@ -93,6 +93,7 @@ def test_test_split_fits_codes_by_tto_with_colour(toy_trained, tmp_path):
         assert cell["fscore_1pct"] is not None
     ball = next(r for r in report["rows"] if r["id"] == "ball2")["cells"]["tiny"]
     assert ball["colour_psnr"] is not None  # the colour head coloured the fitted mesh
+    assert 0 <= ball["colour_delta_e"] < 100  # and its perceptual error is read beside PSNR
 
 
 def test_ground_truth_comes_from_the_source_mesh_in_the_sample_frame(toy_copy):

@@ -33,6 +33,7 @@ REAL_RUN = {  # tested below with a small real run
     "studies/demo_floaters.py",
     "studies/thin_parts_study.py",
     "studies/edit_figures.py",
+    "studies/class_inference_study.py",
     "scripts/make_scans.py",
     "scripts/make_icon.py",
     "scripts/results_figures.py",
@@ -170,3 +171,21 @@ def test_results_figures_draws_the_interpolation_strip(tmp_path):
     with Image.open(tmp_path / "interpolation.png") as picture:
         assert picture.size == (6 * 220, 2 * 220)  # t = 0 .. 1 in six steps, two class pairs
         assert np.asarray(picture.convert("L")).std() > 5
+
+
+def test_class_inference_study_scores_every_held_out_shape_by_fit_and_descriptor(toy_trained, tmp_path):
+    import json
+
+    out = _run(
+        "studies/class_inference_study.py",
+        *("--ckpt", toy_trained["ckpt"], "--data", toy_trained["data"], "--out", tmp_path, "--threads", "1"),
+        *("--variants", "class_iterations=20,class_samples=200"),
+    )
+    rows = _table_rows(out)
+    assert {"fit (defaults)", "fit (class_iterations=20,class_samples=200)", "descriptor (no decoder)"} <= set(rows)
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert [r["shapes"] for r in result["rows"]] == [2, 2, 2, 2]  # the toy set holds out one ball and one slab
+    by_name = {r["strategy"]: r for r in result["rows"]}
+    # a ball and a thin slab differ in every outline number: the descriptor, trained on the train split, tells them
+    assert by_name["descriptor (no decoder)"]["per_class"] == {"ball": "1/1", "slab": "1/1"}
+    assert (tmp_path / "summary.md").read_text().startswith("| strategy |")

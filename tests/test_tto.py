@@ -393,6 +393,19 @@ def test_both_class_strategies_pick_the_right_class(toy, strategy):
         assert set(result.class_scores) == set(toy["model"].class_names)
 
 
+@pytest.mark.parametrize("strategy", ["batched", "sequential"])
+def test_class_inference_runs_at_its_own_learning_rate_not_the_fits(toy, strategy):
+    from core.tto.fit import fit
+
+    base = TTOConfig(iterations=2, n_samples=1000, class_iterations=20, class_strategy=strategy)
+    scores = [
+        fit(toy["model"], _obs(toy), replace(base, **change), seed=0).class_scores
+        for change in ({}, {"lr": 2e-2}, {"class_lr": 2e-2})
+    ]
+    assert scores[0] == scores[1]  # the main fit's rate (the viewer's 1e-2) leaves the class scores alone
+    assert scores[0] != scores[2]  # their own rate moves them
+
+
 def test_batched_class_inference_reports_progress_and_can_be_cancelled(toy):
     from core.tto.fit import iterate_fit
 

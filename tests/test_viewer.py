@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.tto.config import INTERACTIVE_LR
 from tests.viewer_window import FULL, PREVIEW, open_main_window, require_viewer  # no Qt imported
 
 require_viewer()
@@ -246,6 +247,8 @@ def test_live_tto_runs_updates_and_measures(loaded, qtbot, toy_trained, monkeypa
         panel.load_scan(scan)
     assert loaded.scene.scan_actor is not None and loaded.scene.scan_actor.GetVisibility()
     assert panel.start.isEnabled()
+    # a project model's fit starts at the interactive learning rate (DeepSDF's 5e-3 is for 800 steps)
+    assert panel.lr.value() == INTERACTIVE_LR and panel.config().lr == INTERACTIVE_LR
     panel.iterations.setValue(30)
     panel.every.setValue(10)
     panel.samples.setValue(1000)
