@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from dataclasses import replace
 
@@ -320,20 +321,51 @@ def test_colour_head_is_fitted_after_the_finetuning_and_leaves_the_geometry(toy)
     assert changed and all(k.startswith("colour_head.") for k in changed)
     assert all(torch.equal(before[k], v) for k, v in _state(model).items())
 
-    near = np.abs(obs.sdf) < 0.05
-    points, target = torch.as_tensor(obs.points[near]), torch.as_tensor(obs.colours[near], dtype=torch.float32)
-
-    def colour_l1(result):
-        m = model.with_decoder(result.decoder_override)
-        with torch.no_grad():
-            rgb = m.decode(points, result.shape_code, result.colour_code, m.condition("ball"))[1]
-            sdf = m.decode(points, result.shape_code, None, m.condition("ball"))[0]
-        return float((rgb - target).abs().mean()), sdf
-
-    plain_l1, plain_sdf = colour_l1(plain)
-    coloured_l1, coloured_sdf = colour_l1(coloured)
+    plain_l1, plain_sdf = _near_colour_l1(model, obs, plain)
+    coloured_l1, coloured_sdf = _near_colour_l1(model, obs, coloured)
     assert torch.equal(plain_sdf, coloured_sdf)
     assert coloured_l1 < 0.9 * plain_l1
+
+
+def _near_colour_l1(model, obs, result, class_name="ball"):
+    """(colour L1 on every observed sample within 0.05 of the surface, the SDF there) of a fit's result."""
+    near = np.abs(obs.sdf) < 0.05
+    points, target = torch.as_tensor(obs.points[near]), torch.as_tensor(obs.colours[near], dtype=torch.float32)
+    m = model.with_decoder(result.decoder_override)
+    with torch.no_grad():
+        rgb = m.decode(points, result.shape_code, result.colour_code, m.condition(class_name))[1]
+        sdf = m.decode(points, result.shape_code, None, m.condition(class_name))[0]
+    return float((rgb - target).abs().mean()), sdf
+
+
+def test_colour_head_stage_captures_its_inputs_on_a_pool_of_the_near_samples(toy, monkeypatch):
+    """``colour_finetune_pool`` caps the points whose head inputs are captured (0: every near-surface sample), and a
+    pool still fits the colours closer to the observation's than no colour stage at all."""
+    import core.model.colour_head as colour_head
+    from core.tto.fit import fit
+
+    fit_module = sys.modules["core.tto.fit"]
+    model, obs = toy["model"], _obs(toy)
+    if not (model.has_colour and obs.has_colour):
+        pytest.skip("the tiny model or its observation has no colour")
+    captured: list[int] = []
+
+    class Recorded(colour_head.ColourHeadInputs):  # the real capture; it only counts the points
+        def __init__(self, model, points, *args):
+            captured.append(len(points))
+            super().__init__(model, points, *args)
+
+    monkeypatch.setattr(fit_module, "ColourHeadInputs", Recorded)
+    base = TTOConfig(iterations=10, n_samples=1000, finetune_last_layers=True, finetune_iterations=5)
+    n_near = int(np.sum(np.abs(obs.for_surface_offset(model.surface_offset).sdf) < base.colour_band))
+    assert n_near > 100
+    fit(model, obs, replace(base, colour_finetune_pool=0), class_name="ball", seed=0)
+    pooled_config = replace(base, colour_finetune_pool=100, colour_finetune_iterations=60)
+    pooled = fit(model, obs, pooled_config, class_name="ball", seed=0)
+    assert captured == [n_near, 100]
+    plain = fit(model, obs, replace(base, finetune_colour=False), class_name="ball", seed=0)
+    # measured on every near sample, the pool's and the others
+    assert _near_colour_l1(model, obs, pooled)[0] < 0.9 * _near_colour_l1(model, obs, plain)[0]
 
 
 def test_colour_code_is_fitted(toy):

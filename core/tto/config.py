@@ -92,6 +92,7 @@ def parse_losses(spec: str | None) -> tuple[str, ...]:
 # The lower bounds of TTOConfig's counts, and the weights that may be 0 but not negative.
 _AT_LEAST = {
     "colour_finetune_points": 1,
+    "colour_finetune_pool": 0,
     "iterations": 1,
     "n_samples": 2,
     "n_surface_samples": 1,
@@ -204,6 +205,10 @@ class TTOConfig:
     """Adam learning rate on the colour head's weights (paint's detail stage uses the same)."""
     colour_finetune_points: int = 4096
     """Near-surface samples with colour per colour step."""
+    colour_finetune_pool: int = 32768
+    """Near-surface samples the colour head's stage draws its steps from, picked once (0: every one). A sample
+    file holds about 170,000 within ``colour_band``; capturing the head's inputs for all of them took 1-2 s
+    and about 200 MB a fit, and 200 steps of 4,096 points never needed them all."""
 
     # --- speed ---------------------------------------------------------------------------------
     precision: str = "auto"

@@ -813,13 +813,16 @@ def _finetune_colour(
     points, rgb = ctx.batches.near_colours(config.colour_band)
     if colour_code is None or rgb is None or len(points) == 0 or config.colour_finetune_iterations == 0:
         return override, False
+    gen = torch.Generator().manual_seed(ctx.seed + 7)
+    if 0 < config.colour_finetune_pool < len(points):
+        pool = torch.randperm(len(points), generator=gen)[: config.colour_finetune_pool].to(points.device)
+        points, rgb = points[pool], rgb[pool]
     work = private_copy(ctx.model) if override is None else ctx.model.with_decoder(override)
     inputs = ColourHeadInputs(work, points, shape_code.to(ctx.device), colour_code.to(ctx.device), ctx.condition)
     params = list(inputs.head.parameters())
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=config.colour_finetune_lr)
-    gen = torch.Generator().manual_seed(ctx.seed + 7)
     first = int(ctx.history[-1]["iteration"]) if ctx.history else 0
     cancelled = False
     for step in range(config.colour_finetune_iterations):
