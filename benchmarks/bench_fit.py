@@ -159,18 +159,18 @@ def main() -> None:
         for key in args.class_strategies:
             name, overrides = CLASS_PATHS[key]
             config = TTOConfig.from_losses("baseline", iterations=1, **overrides)
-            times, correct, wrong = [], 0, []
-            per_class: dict[str, list[int]] = {}
+            times, wrong = [], []
+            per_class: dict[str, list[int]] = {}  # class -> [right, tried]
             for shape in probed:
                 tic = time.perf_counter()
                 result = fit(model, observations[shape.id], config, seed=0)
                 times.append(time.perf_counter() - tic)
-                correct += result.class_name == shape.class_name
                 tally = per_class.setdefault(shape.class_name, [0, 0])
                 tally[0] += result.class_name == shape.class_name
                 tally[1] += 1
                 if result.class_name != shape.class_name:
                     wrong.append(f"{shape.class_name}->{result.class_name}")
+            correct = sum(right for right, _ in per_class.values())
             seconds = statistics.median(times)
             reference = reference or seconds
             fastest = min(fit_seconds.values()) if fit_seconds else float("nan")
