@@ -91,6 +91,8 @@ def main() -> None:
         help="which class inference strategies to time (sequential: about 90 s a shape)",
     )
     args = ap.parse_args()
+    if args.class_limit is not None and args.class_limit < 0:
+        ap.error(f"--class-limit {args.class_limit}: give a number of shapes per class, or 0 for the whole split")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = load_trained_model(args.ckpt, "cpu")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from core.commands.cli_types import positive_int
 from core.data.samples import read_samples
 from core.evaluation.held_out_split import EvalShape, list_split
 from core.model.loading import load_trained_model
@@ -38,6 +40,7 @@ from core.model.trained_model import TrainedModel
 from core.tto.config import TTOConfig
 from core.tto.fit import fit
 from core.tto.observations import from_npz
+from core.utils.errors import ExplorerError
 from core.utils.io_utils import atomic_write_bytes, atomic_write_json
 from core.utils.markdown import markdown_table
 
@@ -121,44 +124,22 @@ def row(name: str, picks: np.ndarray, truth: np.ndarray, names: Sequence[str], s
     return {"strategy": name, "correct": correct, "shapes": len(truth), "seconds": seconds, "per_class": per_class}
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", default="resources/real/model.pt")
     ap.add_argument("--data", default="data/sweethome3d")
     ap.add_argument("--out", type=Path, required=True, help="folder for results.json and summary.md")
-    ap.add_argument("--limit", type=int, default=None, help="held-out shapes per class (default: all)")
+    ap.add_argument("--limit", type=positive_int, default=None, help="held-out shapes per class (default: all)")
     ap.add_argument("--variants", nargs="*", default=[], help="TTO overrides of extra fit rows, e.g. class_samples=250")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=positive_int, default=None)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = load_trained_model(args.ckpt, "cpu")
-    names = list(model.class_names)
-    test = [s for s in list_split(args.data, "test", limit=args.limit) if s.class_name in names]
-    train = [s for s in list_split(args.data, "train") if s.class_name in names]
-    truth = np.array([names.index(s.class_name) for s in test])
-    rows = []
-    base = TTOConfig.from_losses("baseline", iterations=1)
-    losses, seconds = fit_scores(model, test, base)
-    rows.append(row("fit (defaults)", losses.argmin(1), truth, names, statistics.median(seconds)))
-    for spec in args.variants:
-        config = TTOConfig.from_losses("baseline", iterations=1).with_overrides(spec.split(","))
-        other, other_s = fit_scores(model, test, config)
-        rows.append(row(f"fit ({spec})", other.argmin(1), truth, names, statistics.median(other_s)))
-    tic = time.perf_counter()
-    classifier = DescriptorClassifier(describe(train), np.array([names.index(s.class_name) for s in train]), len(names))
-    log_p = classifier.log_probs(describe(test))
-    per_shape = (time.perf_counter() - tic) / len(test)
-    rows.append(row("descriptor (no decoder)", log_p.argmax(1), truth, names, per_shape))
-    order = np.argsort(losses, 1)
-    best, second = np.take_along_axis(losses, order[:, :2], axis=1).T
-    ties = second < NEAR_TIE * best
-    rows_at = np.arange(len(test))
-    descriptor_second = log_p[rows_at, order[:, 1]] > log_p[rows_at, order[:, 0]]
-    picks = np.where(ties & descriptor_second, order[:, 1], order[:, 0])
-    rows.append(row("descriptor breaks near-ties", picks, truth, names, statistics.median(seconds) + per_shape))
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out / "results.json", {"ckpt": args.ckpt, "data": args.data, "rows": rows})
+    try:
+        rows = study(args)
+    except ExplorerError as exc:  # a missing data set or checkpoint, a bad --variants override
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     table = markdown_table(
         ["strategy", "correct", "%", "s per shape (median)", "per class"],
         [
@@ -175,7 +156,47 @@ def main() -> None:
     )
     atomic_write_bytes(args.out / "summary.md", (table + "\n").encode())
     print(table)
+    return 0
+
+
+def study(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every strategy's row on the held-out split; results.json written to ``args.out``.
+
+    The variants and the output folder are checked before any fit (a typo fails at once, not after the first row).
+    """
+    variants = {
+        spec: TTOConfig.from_losses("baseline", iterations=1).with_overrides(spec.split(",")) for spec in args.variants
+    }
+    if args.out.exists() and not args.out.is_dir():
+        raise ExplorerError(f"--out {args.out}: a file is there; give a folder for results.json and summary.md")
+    model = load_trained_model(args.ckpt, "cpu")
+    names = list(model.class_names)
+    test = [s for s in list_split(args.data, "test", limit=args.limit) if s.class_name in names]
+    train = [s for s in list_split(args.data, "train") if s.class_name in names]
+    truth = np.array([names.index(s.class_name) for s in test])
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    base = TTOConfig.from_losses("baseline", iterations=1)
+    losses, seconds = fit_scores(model, test, base)
+    rows.append(row("fit (defaults)", losses.argmin(1), truth, names, statistics.median(seconds)))
+    for spec, config in variants.items():
+        other, other_s = fit_scores(model, test, config)
+        rows.append(row(f"fit ({spec})", other.argmin(1), truth, names, statistics.median(other_s)))
+    tic = time.perf_counter()
+    classifier = DescriptorClassifier(describe(train), np.array([names.index(s.class_name) for s in train]), len(names))
+    log_p = classifier.log_probs(describe(test))
+    per_shape = (time.perf_counter() - tic) / len(test)
+    rows.append(row("descriptor (no decoder)", log_p.argmax(1), truth, names, per_shape))
+    order = np.argsort(losses, 1)
+    best, second = np.take_along_axis(losses, order[:, :2], axis=1).T
+    ties = second < NEAR_TIE * best
+    rows_at = np.arange(len(test))
+    descriptor_second = log_p[rows_at, order[:, 1]] > log_p[rows_at, order[:, 0]]
+    picks = np.where(ties & descriptor_second, order[:, 1], order[:, 0])
+    rows.append(row("descriptor breaks near-ties", picks, truth, names, statistics.median(seconds) + per_shape))
+    atomic_write_json(args.out / "results.json", {"ckpt": args.ckpt, "data": args.data, "rows": rows})
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

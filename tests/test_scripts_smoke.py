@@ -189,3 +189,18 @@ def test_class_inference_study_scores_every_held_out_shape_by_fit_and_descriptor
     # a ball and a thin slab differ in every outline number: the descriptor, trained on the train split, tells them
     assert by_name["descriptor (no decoder)"]["per_class"] == {"ball": "1/1", "slab": "1/1"}
     assert (tmp_path / "summary.md").read_text().startswith("| strategy |")
+
+
+def test_class_inference_study_refuses_bad_input_in_one_line_before_any_fit(toy_trained, tmp_path):
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("not a folder")
+    cases = {
+        ("--data", str(tmp_path / "missing"), "--out", str(tmp_path / "out")): "manifest.json",
+        ("--data", str(toy_trained["data"]), "--out", str(a_file)): "a file is there",
+        ("--data", str(toy_trained["data"]), "--out", str(tmp_path / "o2"), "--variants", "bogus=1"): "bogus",
+    }
+    for args, words in cases.items():
+        command = _command("studies/class_inference_study.py") + ["--ckpt", str(toy_trained["ckpt"]), *args]
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert a_file.read_text() == "not a folder" and not (tmp_path / "out").exists() and not (tmp_path / "o2").exists()
