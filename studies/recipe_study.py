@@ -19,6 +19,12 @@ Variants are data (:data:`VARIANTS`): preprocessing flags (a variant with flags 
 data folder, made by ``main.py preprocess <--source-args> <flags>`` under ``OUT/data/``), ``--set``
 overrides and plain ``train`` arguments on top of the baseline, today's demo recipe (scripts/make_demo.sh).
 
+``--warm-start RUN`` studies a second stage instead (issue 27's generalisation study): every variant
+starts from RUN's trained weights and codes (``train.init_from``) with RUN's stored config
+(``RUN/config.json``) at the curriculum's last stage, for ``--epochs`` epochs; the baseline is then
+``warm_control`` (RUN's recipe continued), and the question is what a fixed budget of further training
+does to held-out fits with the decoder frozen.
+
 Resumable: a variant whose run finished (``OUT/<variant>/study_run.json``) is not trained again, an
 interrupted run continues with ``--resume``, an evaluation with its ``results.json`` is not redone.
 A variant that fails is reported and the others go on. Writes ``OUT/study.md`` and ``OUT/study.json``.
@@ -149,6 +155,12 @@ VARIANTS: dict[str, Variant] = {
         preprocess=THIN_SAMPLING,
         sets=STOP_TRUNK_SETS,
     ),
+    # what makes codes generalise (issue 27), meant for --warm-start: a second stage on a trained model
+    "warm_control": Variant("the warm-start run's own recipe continued (the control of a --warm-start study)"),
+    "code_noise_05": Variant("Gaussian noise of deviation 0.05 on each batch code", sets=("train.code_noise=0.05",)),
+    "code_noise_10": Variant("Gaussian noise of deviation 0.1 on each batch code", sets=("train.code_noise=0.1",)),
+    "code_reg_1e3": Variant("code regulariser 1e-3 instead of 1e-4 (DeepSDF's sigma)", sets=("train.code_reg=0.001",)),
+    "dropout_10": Variant("dropout 0.1 after every trunk layer", sets=("model.dropout=0.1",)),
 }
 
 # (summary header in results.json, table header, format)
@@ -212,13 +224,19 @@ class Study:
     def train_cmd(
         self, variant: Variant, data: Path, run_dir: Path, epochs: int, minutes: float, resume: bool
     ) -> list[str]:
+        base = self.args.warm_start
+        recipe = DEMO_SETS if base is None else warm_start_sets(base)
         sets = [
-            *DEMO_SETS,
+            *recipe,
             f"train.threads={self.args.threads}",
             f"train.max_cpu_minutes={minutes:g}",
             "train.checkpoint_every=10",
         ]
-        if self.args.fit_schedule and not any(s.startswith("train.lr_schedule=") for s in variant.sets):
+        if (
+            base is None
+            and self.args.fit_schedule
+            and not any(s.startswith("train.lr_schedule=") for s in variant.sets)
+        ):
             sets.append(f"train.lr_interval={max(1, epochs // 6)}")  # the demo's six halvings within the run
         sets += list(variant.sets) + list(self.args.extra_sets)
         if self.args.train_classes:
@@ -229,7 +247,7 @@ class Study:
             str(data),
             "--out",
             str(run_dir),
-            *DEMO_TRAIN_ARGS,
+            *(DEMO_TRAIN_ARGS if base is None else ("--config", str(base / "config.json"))),
             *variant.train_args,
             "--epochs",
             str(epochs),
@@ -247,6 +265,8 @@ class Study:
         (lazy sample loading, thread warm-up), so the rate is the median epoch time of the pilot's
         second half.
         """
+        if self.args.epochs:
+            return self.args.epochs
         if not self.args.fit_schedule:
             return variant.epochs
         pilot = self.args.out / name / "pilot"
@@ -291,6 +311,10 @@ class Study:
             cmd += ["--limit", str(self.args.limit)]
         if not known and self.args.tto_iterations:
             cmd += ["--iterations", str(self.args.tto_iterations)]
+        if not known and self.args.tto_lr:
+            cmd += ["--lr", f"{self.args.tto_lr:g}"]
+        if self.args.no_grid_reference:
+            cmd.append("--no-grid-reference")
         return cmd
 
     # -- one variant ---------------------------------------------------------------------------
@@ -303,7 +327,7 @@ class Study:
         else:
             data = self.data_for(name, variant)
             epochs = None if data is None else self.calibrate(name, variant, data)
-            if epochs is None:
+            if data is None or epochs is None:
                 return None
             resume = (run_dir / "log.csv").is_file() and (run_dir / "checkpoints" / "latest.pt").is_file()
             cmd = self.train_cmd(variant, data, run_dir, epochs, self.args.minutes, resume)
@@ -350,6 +374,12 @@ class Study:
             for key, _, _ in _METRICS + (("gt components", "", ""),):
                 row[f"{part}:{key}"] = summary.get(key)
         return row
+
+
+def warm_start_sets(run: Path) -> tuple[str, ...]:
+    """The ``--set`` overrides of a second stage on ``run`` (with ``--config run/config.json``): its weights
+    and codes, the curriculum's last stage (eps 0, lambda 0.5), its stored learning rates on a fresh schedule."""
+    return (f"train.init_from={run / 'checkpoints' / 'latest.pt'}", "train.curriculum_first_stage=3")
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
@@ -420,6 +450,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a 'main.py train --set' applied to every variant after its own (repeatable), e.g. "
         "model.colour_detach_trunk=true to compare conditioning modes on that recipe",
     )
+    parser.add_argument(
+        "--warm-start",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="a finished training run (config.json, checkpoints/latest.pt): every variant is a second stage on "
+        "it, with its stored config (see the module docstring)",
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of every variant (no pilot; the budget caps)")
+    parser.add_argument("--tto-lr", type=float, default=None, help="TTO code learning rate for held-out shapes")
+    parser.add_argument(
+        "--no-grid-reference", action="store_true", help="evaluate without meshing each source's exact field"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     names = list(VARIANTS) if args.variants == "all" else [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -440,6 +483,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--set {item!r}: expected KEY=VALUE, e.g. model.colour_detach_trunk=true")
     if args.minutes <= 0 or args.threads < 1:
         parser.error("--minutes must be > 0 and --threads >= 1")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs {args.epochs}: need at least one epoch")
+    if args.tto_lr is not None and not args.tto_lr > 0:
+        parser.error(f"--tto-lr {args.tto_lr}: need a positive learning rate")
+    if args.warm_start is not None:
+        missing = [p for p in ("config.json", "checkpoints/latest.pt") if not (args.warm_start / p).is_file()]
+        if missing:
+            parser.error(
+                f"--warm-start {args.warm_start}: no {' or '.join(missing)}; give a training run folder "
+                "(main.py train --out RUN)"
+            )
+        if any(VARIANTS[n].preprocess or VARIANTS[n].train_args for n in names):
+            parser.error(
+                "--warm-start: variants with preprocessing flags or train arguments change the model; drop them"
+            )
     if args.train_classes:
         from core.data.manifest import load_manifest, manifest_classes
         from core.utils.errors import DataSetError
@@ -471,8 +529,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     table = table_markdown(rows)
+    what = "Recipe study" if args.warm_start is None else f"Second-stage study on {args.warm_start}"
+    budget = f"{args.epochs} epochs (at most {args.minutes:g} CPU-min)" if args.epochs else f"{args.minutes:g} CPU-min"
     title = (
-        f"# Recipe study: {args.minutes:g} CPU-min per variant, {args.threads} threads, data {args.data}\n\n"
+        f"# {what}: {budget} per variant, {args.threads} threads, data {args.data}\n\n"
         "Each cell: known shapes (trained codes) / held-out shapes (TTO). floaters % = shapes with a "
         "component holding < 5 % of the area besides the main ones (core.evaluation.metrics.mesh_components); "
         "epochs (cut): the budget ended the run before its schedule did.\n\n"

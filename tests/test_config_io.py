@@ -397,3 +397,18 @@ def test_build_run_config_from_a_stored_config_and_resume_changes():
         "train": stored["train"],
     }
     assert resume_changes(older, same, "RUN") == []  # a key an older program did not write takes its default
+
+
+def test_a_runs_own_config_json_is_a_config_file(tmp_path):
+    """``train --config RUN/config.json`` (a second stage on a run, studies/recipe_study.py --warm-start): the
+    run's record of its data folder is not a setting; a "data" table is still refused."""
+    from core.utils.config_io import to_dict
+
+    config = build_run_config("tiny", overrides=["train.epochs=7", "model.code_size=9"])
+    run_config = tmp_path / "config.json"
+    run_config.write_text(json.dumps({**to_dict(config), "data": str(tmp_path / "data")}))
+    again = build_run_config(None, run_config)
+    assert again.model.code_size == 9 and again.train.epochs == 7
+    run_config.write_text(json.dumps({**to_dict(config), "data": {"folder": "x"}}))
+    with pytest.raises(ConfigError, match=r"unknown section\(s\) \['data'\]"):
+        build_run_config(None, run_config)

@@ -121,3 +121,67 @@ def test_extra_set_without_a_value_is_refused_up_front(tmp_path, capsys):
         recipe_study.main(["--data", str(data), "--out", str(tmp_path / "s"), "--dry-run", "--set", "bogus"])
     assert exit_info.value.code == 2
     assert "--set 'bogus': expected KEY=VALUE" in capsys.readouterr().err
+
+
+def _trained_run(tmp_path: Path) -> Path:
+    """A run folder's shape (the dry run reads no file of it but checks they are there)."""
+    run = tmp_path / "base_run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    (run / "checkpoints" / "latest.pt").write_bytes(b"")
+    return run
+
+
+def test_warm_start_variants_are_second_stages_on_the_run(tmp_path, capsys):
+    """--warm-start: the run's stored config and weights, the curriculum's last stage, the fixed --epochs (no
+    pilot); the variant's own switch on top; held-out fits at the given learning rate without the grid reference."""
+    run = _trained_run(tmp_path)
+    train, known, heldout = _commands(
+        tmp_path,
+        capsys,
+        "--variants",
+        "code_noise_05",
+        "--warm-start",
+        str(run),
+        "--epochs",
+        "7",
+        "--tto-lr",
+        "0.01",
+        "--tto-iterations",
+        "300",
+        "--no-grid-reference",
+    )
+    sets = _sets(train)
+    assert _last(train, "--config") == str(run / "config.json") and _last(train, "--epochs") == "7"
+    assert f"train.init_from={run / 'checkpoints' / 'latest.pt'}" in sets and "train.curriculum_first_stage=3" in sets
+    assert sets[-1] == "train.code_noise=0.05"
+    assert not any(s.startswith(("model.fourier_frequencies", "train.lr_schedule", "train.lr_interval")) for s in sets)
+    assert "--conditioning" not in train  # the stored config's condition, not the demo's
+    assert _last(heldout, "--lr") == "0.01" and _last(heldout, "--iterations") == "300"
+    assert "--no-grid-reference" in heldout and "--no-grid-reference" in known and "--lr" not in known
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--warm-start", "RUN_WITHOUT_CHECKPOINT"], "no checkpoints/latest.pt"),
+        (["--warm-start", "RUN", "--variants", "thin_sampling"], "change the model"),
+        (["--epochs", "0"], "--epochs 0"),
+        (["--tto-lr", "-1"], "--tto-lr -1"),
+    ],
+)
+def test_bad_warm_start_arguments_are_refused_up_front(tmp_path, capsys, args, message):
+    from studies import recipe_study
+
+    run = _trained_run(tmp_path)
+    bare = tmp_path / "bare_run"
+    bare.mkdir()
+    (bare / "config.json").write_text("{}")
+    args = [{"RUN": str(run), "RUN_WITHOUT_CHECKPOINT": str(bare)}.get(a, a) for a in args]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "manifest.json").write_text(json.dumps({"classes": ["chair"], "shapes": []}))
+    with pytest.raises(SystemExit) as exit_info:
+        recipe_study.main(["--data", str(data), "--out", str(tmp_path / "study"), "--dry-run", *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()

@@ -233,6 +233,54 @@ def test_surface_supervision_needs_surface_points(data_dir, tmp_path):
         train(_config(2, "train.surface_weight=1"), bare, tmp_path / "run", progress=False)
 
 
+# -- code noise --------------------------------------------------------------------------------
+
+
+def test_code_noise_evaluates_the_loss_at_shifted_codes(data_dir):
+    """The step's SDF loss is the clamped L1 at z_i + n_i, n_i drawn per (seed, epoch, shape) from its own
+    generator with the configured deviation; the samples of the batch are those of a run without noise."""
+    data = SdfDataSet(data_dir, "train")
+    plain, noisy = (
+        _config(4, "train.shapes_per_batch=4"),
+        _config(4, "train.shapes_per_batch=4", "train.code_noise=0.3"),
+    )
+    torch.manual_seed(0)
+    module = AutoDecoder(noisy.model, num_shapes=len(data), num_classes=len(data.class_names))
+    shapes = list(range(len(data)))
+    a = _batch_tensors(data, shapes, plain, 2, torch.device("cpu"))
+    b = _batch_tensors(data, shapes, noisy, 2, torch.device("cpu"))
+    assert "code_noise" not in a and b["code_noise"].shape == (len(shapes), noisy.model.code_size)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert torch.equal(b["code_noise"], _batch_tensors(data, shapes, noisy, 2, torch.device("cpu"))["code_noise"])
+    assert not torch.equal(b["code_noise"], _batch_tensors(data, shapes, noisy, 3, torch.device("cpu"))["code_noise"])
+    assert float(b["code_noise"].std()) == pytest.approx(0.3, rel=0.35)
+    losses = _step(module, module, b, noisy, 2, len(shapes), 1, torch.device("cpu"))
+    with torch.no_grad():
+        pred, _ = module(b["xyz"], b["shape"], b["class"], b["row"], with_colour=False)
+        module.shape_codes.weight[b["shape"]] += b["code_noise"]
+        shifted, _ = module(b["xyz"], b["shape"], b["class"], b["row"], with_colour=False)
+    clamp = noisy.train.clamp
+
+    def l1(p):
+        return (p.clamp(-clamp, clamp) - b["sdf"].clamp(-clamp, clamp)).abs().mean().item()
+
+    assert losses["sdf"].item() == pytest.approx(l1(shifted), rel=1e-5)
+    assert losses["sdf"].item() != pytest.approx(l1(pred), rel=1e-3)  # the noise does move the codes
+
+
+def test_a_code_noise_run_resumes_exactly(data_dir, tmp_path):
+    straight = tmp_path / "straight"
+    train(_config(3, "train.code_noise=0.2"), data_dir, straight, progress=False)
+    run = tmp_path / "run"
+    train(_config(3, "train.code_noise=0.2", "train.max_minutes=1e-9"), data_dir, run, progress=False)
+    assert main.main(["train", "--out", str(run), "--resume", "--set", "train.max_minutes=0", "--no-progress"]) == 0
+    finished = read_checkpoint(run / "checkpoints" / "latest.pt")
+    assert _same_state(finished, read_checkpoint(straight / "checkpoints" / "latest.pt"))
+    without = read_checkpoint(train(_config(3), data_dir, tmp_path / "plain", progress=False).checkpoint)
+    assert not _same_state(finished, without)
+
+
 # -- learning-rate schedules -------------------------------------------------------------------
 
 
@@ -310,6 +358,7 @@ def test_extending_a_cosine_run_says_the_schedule_stretches(data_dir, tmp_path, 
         ("train.lr_schedule=linear", "train.lr_schedule: 'linear'"),
         ("train.lr_min_factor=1.5", "train.lr_min_factor"),
         ("train.surface_weight=-1", "train.surface_weight"),
+        ("train.code_noise=-0.1", "train.code_noise"),
         ("train.normal_weight=inf", "train.normal_weight"),
         ("train.max_minutes=nan", "train.max_minutes"),
         ("train.max_minutes=-5", "train.max_minutes"),
@@ -489,3 +538,8 @@ def test_init_from_refuses_other_shapes_or_another_architecture(data_dir, tmp_pa
     with pytest.raises(CheckpointError, match="no such file"):
         train(_config(1, f"train.init_from={tmp_path / 'missing.pt'}"), data_dir, tmp_path / "c", progress=False)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # dropout holds no weights: a second stage may add it
+    second = train(
+        _config(1, f"train.init_from={source}", "model.dropout=0.1"), data_dir, tmp_path / "d", progress=False
+    )
+    assert read_checkpoint(second.checkpoint)["config"]["model"]["dropout"] == 0.1

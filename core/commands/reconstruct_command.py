@@ -133,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from core.meshing import export_mesh, extract_mesh
     from core.model import load_trained_model
     from core.model.codes_file import SavedCodes, write_codes
+    from core.tto.config import for_partial_scan
     from core.tto.fit import fit
     from core.tto.observations import load_observation
     from core.utils.devices import resolve_device
@@ -152,9 +153,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if observation.kind == "scan" and config.finetune_last_layers:
-        logging.getLogger(__name__).warning(
-            "fine-tuning a partial scan: the decoder fits the side the camera saw and may give up the hidden "
-            "one (docs/results.md, 'Partial scans'); the code fit alone (--losses baseline) keeps the prior's"
+        config = for_partial_scan(config)
+        logging.getLogger(__name__).info(
+            "fine-tuning a partial scan with the prior anchor (weight %g): where the camera saw nothing the "
+            "decoder keeps the prior's field (docs/results.md, 'Partial scans')",
+            config.finetune_anchor_weight,
         )
 
     def report(progress) -> None:

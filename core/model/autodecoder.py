@@ -46,9 +46,13 @@ class AutoDecoder(nn.Module):
         else:
             self.colour_codes = None
 
-    def latent(self, shape_index: torch.Tensor, class_index: torch.Tensor) -> torch.Tensor:
-        """(B,) -> (B, code_size + condition_dim)."""
+    def latent(
+        self, shape_index: torch.Tensor, class_index: torch.Tensor, code_noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B,) -> (B, code_size + condition_dim); ``code_noise`` (B, code_size) is added to the codes."""
         code = self.shape_codes(shape_index)
+        if code_noise is not None:
+            code = code + code_noise
         cond = self.conditioner(class_index, shape_index)
         return code if cond is None else torch.cat([code, cond], dim=-1)
 
@@ -60,12 +64,13 @@ class AutoDecoder(nn.Module):
         point_row: torch.Tensor,
         view_dirs: torch.Tensor | None = None,
         with_colour: bool = True,
+        code_noise: torch.Tensor | None = None,
     ):
         """Evaluate a batch of B shapes.
 
         xyz (N, 3); shape_index, class_index (B,) long; point_row (N,) long: which of the B
         shapes point n belongs to. Returns (sdf (N,), rgb (N, 3) | None).
         """
-        latent = self.latent(shape_index, class_index)
+        latent = self.latent(shape_index, class_index, code_noise)
         colour = self.colour_codes(shape_index) if (self.colour_codes is not None and with_colour) else None
         return self.decoder(xyz, latent, colour, view_dirs, with_colour=with_colour, latent_row=point_row)

@@ -57,6 +57,11 @@ class TrainConfig:
     """Weight of the code-norm regulariser (DeepSDF: CodeRegularizationLambda 1e-4)."""
     code_reg_warmup: int = 100
     """Epochs over which the regulariser ramps up linearly (DeepSDF: 100)."""
+    code_noise: float = 0.0
+    """Standard deviation of Gaussian noise added to each batch shape's code in every step (0: off).
+    Why: an auto-decoder only learns the decoder at its training codes; a held-out fit with the
+    decoder frozen searches the space *between* them. Noise makes every code's neighbourhood decode
+    to its shape, so that space is smoother (the generalisation study, docs/results.md)."""
     colour_weight: float = 0.5
     """Weight of the colour L1 loss."""
     colour_band: float = 0.03
@@ -84,7 +89,8 @@ class TrainConfig:
     equally. 3 spends the whole run at eps 0, lambda 0.5: a fine-tuning stage after ``init_from``."""
     init_from: str | None = None
     """Warm start: the weights and codes of this checkpoint (a run's ``checkpoints/latest.pt`` or an
-    exported model), which must have been trained on the same shapes with the same model settings.
+    exported model), which must have been trained on the same shapes with the same model settings
+    (dropout aside: it holds no weights, so a second stage may add it).
     The optimiser, learning-rate schedule and curriculum start afresh, so a second stage (e.g. a
     low-rate fine-tune at the curriculum's last stage) continues a finished run without retraining it."""
     surface_weight: float = 0.0
@@ -124,6 +130,7 @@ class TrainConfig:
             "lr_decoder",
             "lr_codes",
             "code_reg",
+            "code_noise",
             "colour_weight",
             "colour_band",
             "surface_weight",
@@ -229,9 +236,14 @@ def build_run_config(
         data = to_dict(RunConfig(model=preset_config(preset), train=preset_train_config(preset)))
     if file is not None:
         loaded = load_config_file(file)
-        unknown = sorted(set(loaded) - {"model", "train"})
+        # a run's own RUN/config.json names its data folder too: that entry is the run's record, not a setting
+        run_record = isinstance(loaded.get("data"), str)
+        unknown = sorted(set(loaded) - {"model", "train"} - ({"data"} if run_record else set()))
         if unknown:
-            raise ConfigError(f"{file}: unknown section(s) {unknown}; a run config has [model] and [train]")
+            raise ConfigError(
+                f"{file}: unknown section(s) {unknown}; a run config has [model] and [train] "
+                "(a run's config.json also its data folder)"
+            )
         for section in ("model", "train"):
             if not isinstance(loaded.get(section, {}), dict):
                 raise ConfigError(f"{file}: [{section}] must be a table of settings, got {loaded[section]!r}")

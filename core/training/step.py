@@ -6,6 +6,9 @@ Loss per step over the global batch of B shapes x S samples (DeepSDF's ``train_d
       + colour_weight * sum_{|s| < band} |c(z_i, w_i, x) - rgb| / #near   colour, near the surface only
       + code_reg * min(1, epoch / warmup) * mean_i (|z_i| + |w_i|)          code regulariser
 
+with f evaluated at ``z_i + n_i``, ``n_i ~ N(0, code_noise^2 I)`` drawn per shape and step when
+``train.code_noise`` > 0 (the regulariser sees the code itself).
+
 Recipe switches (``train.*``, all off by default): ``curriculum`` replaces the clamped L1 by
 Curriculum DeepSDF's :func:`core.model.losses.curriculum_l1` with (eps, lambda) of the epoch's stage;
 ``surface_weight`` / ``normal_weight`` add ``mean |f(x_s)|`` and ``mean(1 - cos(grad f(x_s), n_s))``
@@ -94,6 +97,12 @@ def _batch_tensors(data: SdfDataSet, shapes: list[int], config: RunConfig, epoch
         "class": torch.tensor([data.class_index(i) for i in shapes], dtype=torch.long, device=device),
         "row": torch.arange(len(shapes), device=device).repeat_interleave(n),
     }
+    if t.code_noise > 0:  # own generators ([seed, epoch, shape, 2]): the draws above stay as without it
+        noise = [
+            np.random.default_rng([t.seed, epoch, i, 2]).normal(0.0, t.code_noise, config.model.code_size)
+            for i in shapes
+        ]
+        batch["code_noise"] = torch.from_numpy(np.stack(noise)).to(device=device, dtype=torch.float32)
     m = surface_samples_per_shape(config)
     if m:  # own generators ([seed, epoch, shape, 1]): the SDF sample draws above stay as without them
         surf = [data.draw_surface(i, m, np.random.default_rng([t.seed, epoch, i, 1])) for i in shapes]
@@ -128,7 +137,15 @@ def _step(
         n = len(xyz)
         xyz, row = torch.cat([xyz, on_surface]), torch.cat([row, batch["surface_row"]])
         view = None if view is None else torch.cat([view, torch.zeros_like(on_surface)])
-    sdf, rgb = net(xyz, batch["shape"], batch["class"], row, view_dirs=view, with_colour=use_colour)
+    sdf, rgb = net(
+        xyz,
+        batch["shape"],
+        batch["class"],
+        row,
+        view_dirs=view,
+        with_colour=use_colour,
+        code_noise=batch.get("code_noise"),
+    )
     surface_terms: dict[str, torch.Tensor] = {}
     if on_surface is not None:
         surface_sdf, sdf = sdf[n:], sdf[:n]

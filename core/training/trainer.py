@@ -401,6 +401,10 @@ def _deterministic_on_cpu(device: torch.device):
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
+WARM_START_MAY_CHANGE: tuple[str, ...] = ("model.dropout", "model.dropout_layers")
+"""Model settings a warm start may change: they hold no weights (dropout regularises a second stage)."""
+
+
 def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, source: dict[str, Any], path: Path) -> None:
     """Load ``train.init_from``'s weights and codes (``source``, read from ``path``) into ``module``
     (see :class:`TrainConfig`).
@@ -420,7 +424,11 @@ def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, source
             f"shapes) than this data set's training split ({len(ids)}); warm-start from a "
             "run on the same data set and train.classes."
         )
-    differ = config_differences(source.get("config", {}), config, f"{path}: stored config", sections=("model",))
+    differ = [
+        d
+        for d in config_differences(source.get("config", {}), config, f"{path}: stored config", sections=("model",))
+        if d[0] not in WARM_START_MAY_CHANGE
+    ]
     if differ:
         shown = "; ".join(f"{k}: {a!r} there, {b!r} here" for k, a, b in differ)
         raise ConfigError(

@@ -26,6 +26,7 @@ from core.model.decoder import SdfColourDecoder
 from core.model.decoder_field import compute_dtype
 from core.model.trained_model import TrainedModel
 from core.tto import losses as L
+from core.tto.anchor import PriorAnchor, prior_anchor
 from core.tto.config import TTOConfig
 from core.tto.observations import Observation
 from core.utils.cancel import Cancel, is_cancelled
@@ -767,6 +768,7 @@ def _finetune(
     ft_ctx = replace(ft_ctx, prefix=_prefix_cache(ft_ctx, decoder, layers, code))
     if not params:
         return None, False
+    anchor = _anchor_of(ctx, code)
     optimizer = torch.optim.Adam(params, lr=config.finetune_lr)
     cancelled = False
     terms: dict[str, float] = {}
@@ -776,6 +778,9 @@ def _finetune(
             break
         out = _step_losses(ft_ctx, last_it, code, ccode)
         total = out["total"] - out.get("reg", 0.0)  # the codes are fixed here
+        if anchor is not None:
+            out["anchor"] = _anchor_loss(ft_ctx, anchor, code)
+            total = total + config.finetune_anchor_weight * out["anchor"]
         optimizer.zero_grad(set_to_none=True)
         grads = torch.autograd.grad(total, params, allow_unused=True)
         for p, g in zip(params, grads, strict=True):
@@ -794,6 +799,36 @@ def _finetune(
         p.requires_grad_(False)
     state = {k: v.detach().clone() for k, v in decoder.state_dict().items()}
     return state, cancelled
+
+
+def _anchor_of(ctx: _FitContext, code: torch.Tensor) -> PriorAnchor | None:
+    """The fine-tuning's prior anchor (None when off or when the observation leaves no point unobserved)."""
+    config = ctx.config
+    if config.finetune_anchor_weight <= 0:
+        return None
+    observed = torch.cat([side.points for side in ctx.batches.sides]).cpu().numpy()
+
+    def frozen(points: torch.Tensor) -> torch.Tensor:
+        with ctx.autocast:
+            return ctx.model.decode(points, code, None, ctx.condition)[0]
+
+    return prior_anchor(
+        observed,
+        frozen,
+        config.finetune_anchor_gap,
+        config.clamp,
+        config.finetune_anchor_pool,
+        ctx.device,
+        seed=int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.gen)),
+    )
+
+
+def _anchor_loss(ctx: _FitContext, anchor: PriorAnchor, code: torch.Tensor) -> torch.Tensor:
+    """The anchor term of one fine-tuning step: the tuned decoder against the frozen one at drawn anchor points."""
+    points, target = anchor.draw(ctx.config.finetune_anchor_points, ctx.gen)
+    with ctx.autocast:
+        pred = ctx.model.decode(points, code, None, ctx.condition)[0]
+    return anchor.loss(pred.float(), target, ctx.config.clamp)
 
 
 def _finetune_colour(

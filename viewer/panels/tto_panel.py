@@ -34,6 +34,7 @@ from core.tto.config import (
     INTERACTIVE_LR,
     INTERACTIVE_SAMPLES,
     LOSS_SWITCHES,
+    for_partial_scan,
 )
 from core.tto.scan import SCAN_DIRECTIONS
 from viewer.panels.loss_plot import LossPlot
@@ -68,7 +69,7 @@ SWITCHES = (
         "fine-tune last layers",
         "After the code fit, the decoder's last three layers (a private copy) are fitted too: 300 steps at 5e-4. "
         "Keeps the most thin parts (held-out thin F@1 93.6 → 99.3 % on the demo, 36 → 66 % on real furniture). "
-        "Off for a partial scan: the decoder then fits the side the camera saw and gives up the hidden one",
+        "On a partial scan the prior anchor keeps the prior's field where the camera saw nothing",
     ),
 )
 METRIC_KEYS = (
@@ -263,12 +264,8 @@ class TTOPanel(QWidget):
         )
         if obs.class_name and self.class_box.findData(obs.class_name) >= 0:
             self.class_box.setCurrentIndex(self.class_box.findData(obs.class_name))
-        finetune = self.switches["finetune_last_layers"]
-        if obs.kind == "scan" and finetune.isChecked():
-            # The partial-input default (docs/results.md "Partial scans"): the code fit alone keeps the prior's
-            # hidden side; a fine-tuned decoder fits the seen side and gives the rest up. Tick it again at will.
-            finetune.setChecked(False)
-            self.state.status.emit("fine-tuning turned off for a partial scan (it gives up the unseen side)")
+        if obs.kind == "scan" and self.switches["finetune_last_layers"].isChecked():
+            self.state.status.emit("partial scan: the fine-tuning keeps the prior's unseen side (prior anchor)")
         self.scan_loaded.emit(self.scan_points)
         self._set_running(self.worker is not None)
 
@@ -278,13 +275,16 @@ class TTOPanel(QWidget):
         if flags.get("surface_term"):
             flags["normal_term"] = True
         losses = "baseline" if baseline else (",".join(k for k, on in flags.items() if on) or "baseline")
-        return TTOConfig(
+        config = TTOConfig(
             iterations=self.iterations.value(),
             lr=self.lr.value(),
             n_samples=self.samples.value(),
             losses=losses,
             **flags,
         )
+        # The partial-input default (docs/results.md "Partial scans"): a fine-tuned decoder keeps the prior's
+        # field where the camera saw nothing, else it fits the seen side and gives the hidden one up.
+        return for_partial_scan(config) if self.observation is not None and self.observation.kind == "scan" else config
 
     def start_fit(self) -> None:
         m = self.state.model
