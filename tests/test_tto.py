@@ -19,6 +19,7 @@ from core.utils.errors import ConfigError, ObservationError
 def test_defaults_are_deepsdf_reconstruct():
     c = TTOConfig()
     assert (c.iterations, c.lr, c.n_samples, c.code_std, c.code_reg, c.clamp) == (800, 5e-3, 8000, 0.01, 1e-4, 0.1)
+    assert (L.samples_at(c, 0), L.samples_at(c, 799)) == (8000, 8000)  # DeepSDF's batch at every step
     assert c.enabled() == []
     assert L.learning_rate(c, 399) == pytest.approx(5e-3)
     assert L.learning_rate(c, 400) == pytest.approx(5e-4)
@@ -61,6 +62,19 @@ def test_curriculum_loss_and_schedules():
     assert L.clamp_at(f, 0) == pytest.approx(0.1) and L.clamp_at(f, 99) == pytest.approx(0.02)
     assert L.near_fraction_at(f, 0) == 0.0 and L.near_fraction_at(f, 99) == pytest.approx(0.75)
     assert L.clamp_at(TTOConfig(), 99) == 0.1
+
+
+def test_early_samples_cover_the_steps_before_the_first_decay_only():
+    c = TTOConfig(iterations=300, n_samples=8000, early_sample_share=0.25)
+    assert [L.samples_at(c, i) for i in (0, 149, 150, 299)] == [2000, 2000, 8000, 8000]
+    assert L.samples_at(c, 300) == 8000  # fine-tuning steps pass ``iterations``: always the full batch
+    assert L.samples_at(replace(c, lr_decay_every=1000), 299) == 2000  # no decay within the fit
+    assert L.samples_at(replace(c, lr_decay_every=1000), 300) == 8000
+    assert L.samples_at(replace(c, n_samples=4), 0) == 2  # never fewer than one sample a side
+    assert all(L.samples_at(TTOConfig(early_sample_share=1.0), i) == 8000 for i in (0, 799))  # DeepSDF's batch
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ConfigError, match="early_sample_share"):
+            TTOConfig(early_sample_share=bad)
 
 
 # --------------------------------------------------------------------------- tiny trained model
@@ -465,6 +479,20 @@ def test_bfloat16_fit_follows_the_float32_fit(toy):
     assert torch.nn.functional.cosine_similarity(a.shape_code, b.shape_code, dim=0) > 0.98
     assert b.final_losses["l1"] == pytest.approx(a.final_losses["l1"], rel=0.15)
     assert b.decoder_override is not None
+
+
+def test_early_samples_reach_the_fit_of_the_full_batch(toy):
+    # The code fit draws a share of its samples before its first decay: other draws than DeepSDF's fixed batch,
+    # and a fit of the same shape.
+    from core.tto.fit import fit
+
+    obs = _obs(toy)
+    config = TTOConfig(iterations=80, n_samples=2000, lr=1e-2, precision="float32", early_sample_share=1.0)
+    plain = fit(toy["model"], obs, config, class_name="ball", seed=3)
+    early = fit(toy["model"], obs, replace(config, early_sample_share=0.25), class_name="ball", seed=3)
+    assert not torch.equal(plain.shape_code, early.shape_code)
+    assert torch.nn.functional.cosine_similarity(plain.shape_code, early.shape_code, dim=0) > 0.9
+    assert early.final_losses["l1"] == pytest.approx(plain.final_losses["l1"], rel=0.2)
 
 
 def test_finetuning_from_the_cached_prefix_is_the_plain_finetuning(toy, monkeypatch):

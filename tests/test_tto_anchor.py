@@ -13,7 +13,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from core.tto.anchor import prior_anchor
-from core.tto.config import TTOConfig
+from core.tto.config import PARTIAL_SCAN_ANCHOR_WEIGHT, TTOConfig, for_observation
 from core.utils.errors import ConfigError
 
 
@@ -44,8 +44,14 @@ def test_a_dense_observation_leaves_the_anchor_nothing():
     assert prior_anchor(dense, sphere, gap=0.05, clamp=0.1, pool=100, device=torch.device("cpu")) is None
 
 
-def test_anchor_settings_are_checked():
-    assert TTOConfig().finetune_anchor_weight == 0.0  # off unless asked for
+def test_anchor_settings_are_checked_and_the_automatic_weight_follows_the_observation():
+    assert TTOConfig().finetune_anchor_weight is None  # automatic: chosen by the observation
+    assert for_observation(TTOConfig(), "scan").finetune_anchor_weight == PARTIAL_SCAN_ANCHOR_WEIGHT
+    for kind in ("npz", "mesh", "point_cloud"):
+        assert for_observation(TTOConfig(), kind).finetune_anchor_weight == 0.0  # whole: nothing hidden to hold
+    assert for_observation(TTOConfig(finetune_anchor_weight=0.0), "scan").finetune_anchor_weight == 0.0  # as given
+    assert for_observation(TTOConfig(finetune_anchor_weight=0.3), "mesh").finetune_anchor_weight == 0.3
+    assert TTOConfig.from_dict(TTOConfig().to_dict()).finetune_anchor_weight is None  # a saved "auto" loads as one
     for bad in (dict(finetune_anchor_weight=-1.0), dict(finetune_anchor_gap=0.0), dict(finetune_anchor_points=0)):
         with pytest.raises(ConfigError):
             TTOConfig(**bad)
@@ -101,6 +107,20 @@ def test_the_anchor_keeps_the_unseen_side_of_the_frozen_field(toy_trained, half_
         return float((tuned.clamp(-0.1, 0.1) - frozen).abs().mean())
 
     assert drift(held) < 0.5 * drift(free), (drift(held), drift(free))
+
+
+def test_a_fit_anchors_a_fine_tuned_scan_by_itself(toy_trained, half_ball):
+    """Every caller gets the partial-input default (``evaluate --observation scan`` included): the fit resolves
+    the automatic weight from the observation's kind and records the weight it used."""
+    from core.tto.fit import fit
+
+    config = TTOConfig(
+        iterations=5, n_samples=500, finetune_last_layers=True, finetune_iterations=5, finetune_colour=False
+    )
+    scan = fit(toy_trained["model"], replace(half_ball, kind="scan"), config, class_name="ball", seed=2)
+    whole = fit(toy_trained["model"], half_ball, config, class_name="ball", seed=2)
+    assert scan.config.finetune_anchor_weight == PARTIAL_SCAN_ANCHOR_WEIGHT and "anchor" in scan.history[-1]
+    assert whole.config.finetune_anchor_weight == 0.0 and "anchor" not in whole.history[-1]
 
 
 def test_reconstruct_fine_tunes_a_partial_scan_with_the_prior_anchor(toy_trained, tmp_path):

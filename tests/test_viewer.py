@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.tto.config import INTERACTIVE_LR, PARTIAL_SCAN_ANCHOR_WEIGHT
+from core.tto.config import INTERACTIVE_LR, PARTIAL_SCAN_ANCHOR_WEIGHT, for_observation
 from tests.viewer_window import FULL, PREVIEW, open_main_window, require_viewer  # no Qt imported
 
 require_viewer()
@@ -317,8 +317,8 @@ def test_tto_pause_stop_bad_scan_and_partial_scan(loaded, qtbot, toy_trained, tm
     assert blocker.args[0][:, 2].min() > -0.2  # only the front (+z) side was seen
     # the partial-input default: a fine-tuning keeps the prior's unseen side (the prior anchor)
     assert panel.switches["finetune_last_layers"].isChecked()
-    assert panel.config().finetune_last_layers and panel.config().finetune_anchor_weight == PARTIAL_SCAN_ANCHOR_WEIGHT
-    assert panel.config(baseline=True).finetune_anchor_weight == 0  # the plain DeepSDF fit beside it stays plain
+    assert panel.config().finetune_last_layers and panel.config().finetune_anchor_weight is None  # the fit's choice
+    assert for_observation(panel.config(), panel.observation.kind).finetune_anchor_weight == PARTIAL_SCAN_ANCHOR_WEIGHT
 
 
 def test_export_mesh_and_codes_round_trip(loaded, qtbot, tmp_path):

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from core.meshing import export_mesh, extract_mesh
     from core.model import load_trained_model
     from core.model.codes_file import SavedCodes, write_codes
-    from core.tto.config import for_partial_scan
+    from core.tto.config import for_observation
     from core.tto.fit import fit
     from core.tto.observations import load_observation
     from core.utils.devices import resolve_device
@@ -152,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
     except (ExplorerError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if observation.kind == "scan" and config.finetune_last_layers:
-        config = for_partial_scan(config)
+    config = for_observation(config, observation.kind)  # as the fit would: the log below names the weight
+    if observation.kind == "scan" and config.finetune_last_layers and config.finetune_anchor_weight:
         logging.getLogger(__name__).info(
             "fine-tuning a partial scan with the prior anchor (weight %g): where the camera saw nothing the "
             "decoder keeps the prior's field (docs/results.md, 'Partial scans')",

@@ -4,7 +4,8 @@ The defaults reproduce the original DeepSDF ``reconstruct.py`` (``reconstruct(de
 latent_size, data_sdf, 0.01, 0.1, num_samples=8000, lr=5e-3, l2reg=True)``): 800 Adam
 iterations on the code at lr 5e-3, divided by 10 after half of them, 8,000 samples per
 iteration (half positive, half negative), code initialised from N(0, 0.01^2), clamped L1
-plus ``1e-4 * mean(z^2)``, decoder in eval mode.
+plus ``1e-4 * mean(z^2)``, decoder in eval mode — up to ``precision`` (bfloat16 matrix products where
+the CPU has the units: the same fits in less time); ``precision="float32"`` is DeepSDF's arithmetic exactly.
 
 Each thin-structure switch is independent and off by default; the ``losses`` preset string
 (:func:`parse_losses`) turns them on from the command line.
@@ -29,7 +30,7 @@ __all__ = [
     "INTERACTIVE_LR",
     "INTERACTIVE_LOSSES",
     "PARTIAL_SCAN_ANCHOR_WEIGHT",
-    "for_partial_scan",
+    "for_observation",
 ]
 
 INTERACTIVE_ITERATIONS = 300
@@ -51,11 +52,16 @@ on the shipped demo, whose decoder already holds them, they are even (93.1 again
 shipped real model +4.8 thin F for -3.5 F@1 (docs/results.md, "Training recipe", "Real objects").
 The decoder fine-tuning (``finetune``) keeps far more on both (99.3 and 65.5) but gives each fitted
 shape its own decoder copy, so it stays a switch the user turns on."""
-PARTIAL_SCAN_ANCHOR_WEIGHT = 1.0
-"""The prior anchor's weight when a partial scan is fine-tuned (:func:`for_partial_scan`). On front scans of the
-real model's held-out shapes (11, 300 steps at 1e-2, 128³) fine-tuning alone took unseen F@1 32.4 (frozen) to
-24.3, worse on 8 of 11 shapes; with the anchor at 1.0 it reached 33.8 (worse on 2, by at most 1.6), F@1 on the
-whole shape 44.3 → 47.6, thin F@1 28.8 → 40.7 (fine-tuning alone: 60.7) (docs/results.md "Partial scans")."""
+PARTIAL_SCAN_ANCHOR_WEIGHT = 0.3
+"""The prior anchor's weight when a partial scan is fine-tuned (:func:`for_observation`). On single-view scans of
+the real model's held-out shapes (11, 300 steps at 1e-2, 128³; whole F@1 / unseen F@1 / thin F@1), from the front:
+frozen 44.3 / 32.4 / 28.8, fine-tuned 44.5 / 24.3 / 60.7 (the hidden side given up on 8 of 11), anchored at 1.0
+47.6 / 33.8 / 40.7, at 0.3 48.9 / 34.2 / 48.8; from an oblique camera: frozen 48.5 / 30.5 / 21.5, fine-tuned
+63.7 / 43.8 / 60.4, at 1.0 53.4 / 31.0 / 36.6, at 0.3 55.7 / 32.5 / 48.2. 0.3 is the better of the two weights on
+every average of both views and keeps the hidden side no worse than the frozen fit's on average; it was worse
+than frozen on 5 of 22 (shape, view) pairs (at most 6.8, a desk from the front) (docs/results.md "Partial
+scans")."""
+
 
 LOSS_SWITCHES: dict[str, tuple[str, ...]] = {
     "surface": ("surface_term", "normal_term"),
@@ -117,7 +123,7 @@ _NON_NEGATIVE = (
     "normal_weight",
     "finetune_iterations",
     "colour_finetune_iterations",
-    "finetune_anchor_weight",
+    "finetune_anchor_weight",  # may also be None (automatic)
 )
 
 
@@ -136,6 +142,14 @@ class TTOConfig:
     """Steps between decays; None = ``iterations // 2`` (DeepSDF)."""
     n_samples: int = 8000
     """SDF samples per step, half positive and half negative (DeepSDF: 8,000)."""
+    early_sample_share: float = 1.0
+    """Share of ``n_samples`` each code-fit step draws before the first learning-rate decay (1: DeepSDF's fixed
+    batch at every step). The early steps at the high rate carry the code across the space, where a smaller
+    batch's gradient points nearly the same way; the steps after the decay refine it on all ``n_samples``
+    (fine-tuning always draws those). A speed setting, not the default: at a quarter the code fit takes 0.6x the
+    time and F@1 holds (real model, 11 held-out shapes, 300 + 300 steps, three seeds: 90.85 against 90.80), but
+    thin F@1 fell on every seed (74.0 → 68.3 on average; the frozen fit 28.1 → 26.1)
+    (docs/experiments/2026-12-05-fit-speed-early-samples.md). At least 2 samples a step."""
     code_std: float = 0.01
     """Standard deviation of the code's initial value (DeepSDF: 0.01)."""
     code_reg: float = 1e-4
@@ -204,10 +218,13 @@ class TTOConfig:
     """Fine-tuning steps."""
     finetune_lr: float = 5e-4
     """Adam learning rate of the fine-tuning."""
-    finetune_anchor_weight: float = 0.0
+    finetune_anchor_weight: float | None = None
     """Weight of the prior anchor (:mod:`core.tto.anchor`; 0: off): during the fine-tuning, where the
     observation has no sample within ``finetune_anchor_gap``, keep the frozen decoder's field at the fitted
-    code, so that fitting the seen side does not undo the prior's completion of the hidden one."""
+    code, so that fitting the seen side does not undo the prior's completion of the hidden one. None (the
+    default): chosen by the observation when the fit starts (:func:`for_observation`) —
+    :data:`PARTIAL_SCAN_ANCHOR_WEIGHT` for a single-view scan, 0 for a whole one — and recorded so in the
+    fit's result, whichever caller (viewer, ``reconstruct``, ``evaluate --observation scan``) runs it."""
     finetune_anchor_gap: float = 0.05
     """Anchor points lie farther than this from every observed sample (normalised units; the object spans ~2)."""
     finetune_anchor_points: int = 2048
@@ -284,7 +301,9 @@ class TTOConfig:
             if getattr(self, name) < low
         ]
         problems += [
-            f"{name} must be >= 0, got {getattr(self, name)}" for name in _NON_NEGATIVE if getattr(self, name) < 0
+            f"{name} must be >= 0, got {getattr(self, name)}"
+            for name in _NON_NEGATIVE
+            if getattr(self, name) is not None and getattr(self, name) < 0
         ]
         if min(self.lr, self.finetune_lr, self.colour_finetune_lr, self.class_lr) <= 0:
             problems.append("learning rates must be positive")
@@ -295,6 +314,8 @@ class TTOConfig:
             for name in ("lr_decay", "colour_band", "near_band", "finetune_anchor_gap")
             if getattr(self, name) <= 0
         ]
+        if not 0.0 < self.early_sample_share <= 1.0:
+            problems.append(f"early_sample_share must be in (0, 1], got {self.early_sample_share}")
         if not 0.0 <= self.near_fraction_end <= 1.0:
             problems.append(f"near_fraction_end must be in [0, 1], got {self.near_fraction_end}")
         if self.lr_decay_every is not None and self.lr_decay_every < 1:
@@ -376,9 +397,11 @@ class TTOConfig:
         return config_io.from_dict(cls, data, where)
 
 
-def for_partial_scan(config: TTOConfig) -> TTOConfig:
-    """The partial-input defaults (the viewer's scans, ``reconstruct --scan-direction``): a fine-tuning holds the
-    prior's hidden side with the anchor at :data:`PARTIAL_SCAN_ANCHOR_WEIGHT`, unless it sets its own weight."""
-    if config.finetune_last_layers and config.finetune_anchor_weight == 0:
-        return replace(config, finetune_anchor_weight=PARTIAL_SCAN_ANCHOR_WEIGHT)
+def for_observation(config: TTOConfig, kind: str) -> TTOConfig:
+    """``config`` with its automatic settings chosen for an observation of ``kind`` (``Observation.kind``):
+    the prior anchor's weight (None) becomes :data:`PARTIAL_SCAN_ANCHOR_WEIGHT` for a single-view ``scan`` —
+    a fine-tuning then holds the prior's field where the camera saw nothing — and 0 for anything else.
+    Settings given explicitly are kept; :func:`core.tto.fit.iterate_fit` calls this before every fit."""
+    if config.finetune_anchor_weight is None:
+        return replace(config, finetune_anchor_weight=PARTIAL_SCAN_ANCHOR_WEIGHT if kind == "scan" else 0.0)
     return config

@@ -27,7 +27,7 @@ from core.model.decoder_field import compute_dtype
 from core.model.trained_model import TrainedModel
 from core.tto import losses as L
 from core.tto.anchor import PriorAnchor, prior_anchor
-from core.tto.config import TTOConfig
+from core.tto.config import TTOConfig, for_observation
 from core.tto.observations import Observation
 from core.utils.cancel import Cancel, is_cancelled
 from core.utils.errors import ObservationError
@@ -326,7 +326,7 @@ def _step_losses(
     """All loss terms of one step (tensors; ``total`` is what is minimised)."""
     config, decode, fit_colour = ctx.config, ctx.model.decode, ctx.fit_colour
     points, gt, gt_rgb, drawn = ctx.batches.draw_indexed(
-        config.n_samples, L.near_fraction_at(config, iteration), ctx.gen
+        L.samples_at(config, iteration), L.near_fraction_at(config, iteration), ctx.gen
     )
     # Colours are compared near the surface only: the colour head runs on those samples alone.
     near = (torch.abs(gt) < config.colour_band) if (fit_colour and gt_rgb is not None) else None
@@ -632,8 +632,9 @@ def iterate_fit(
     ObservationError
         Unknown class name, or an observation that fails validation.
     """
-    config = config or TTOConfig()
     start = time.perf_counter()
+    # automatic settings chosen by what was observed (a partial scan's fine-tuning keeps the prior's hidden side)
+    config = for_observation(config or TTOConfig(), observation.kind)
     # the samples measured to the model's own surface: a dilated model's zero level set lies its
     # surface_offset outside the true surface (core.data.open_mesh_sdf), and so do its targets
     observation = observation.validate().for_surface_offset(model.surface_offset)
@@ -780,7 +781,7 @@ def _finetune(
         total = out["total"] - out.get("reg", 0.0)  # the codes are fixed here
         if anchor is not None:
             out["anchor"] = _anchor_loss(ft_ctx, anchor, code)
-            total = total + config.finetune_anchor_weight * out["anchor"]
+            total = total + (config.finetune_anchor_weight or 0.0) * out["anchor"]
         optimizer.zero_grad(set_to_none=True)
         grads = torch.autograd.grad(total, params, allow_unused=True)
         for p, g in zip(params, grads, strict=True):
@@ -804,7 +805,7 @@ def _finetune(
 def _anchor_of(ctx: _FitContext, code: torch.Tensor) -> PriorAnchor | None:
     """The fine-tuning's prior anchor (None when off or when the observation leaves no point unobserved)."""
     config = ctx.config
-    if config.finetune_anchor_weight <= 0:
+    if not config.finetune_anchor_weight or config.finetune_anchor_weight <= 0:  # None only before for_observation
         return None
     observed = torch.cat([side.points for side in ctx.batches.sides]).cpu().numpy()
 
@@ -866,7 +867,9 @@ def _finetune_colour(
             break
         pick = torch.randint(len(points), (min(config.colour_finetune_points, len(points)),), generator=gen)
         pick = pick.to(points.device)
-        loss = L.colour_l1(inputs.predict(pick), rgb[pick])
+        with ctx.autocast:  # the step's precision, as the code fit's and the fine-tuning's
+            predicted = inputs.predict(pick)
+        loss = L.colour_l1(predicted.float(), rgb[pick])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

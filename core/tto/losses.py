@@ -23,6 +23,7 @@ __all__ = [
     "curriculum_schedule",
     "clamp_at",
     "near_fraction_at",
+    "samples_at",
 ]
 
 
@@ -80,3 +81,11 @@ def near_fraction_at(config: TTOConfig, iteration: int) -> float:
         return 0.0
     s = min(1.0, _progress(config, iteration) / max(config.c2f_until, 1e-9))
     return s * config.near_fraction_end
+
+
+def samples_at(config: TTOConfig, iteration: int) -> int:
+    """SDF samples of a code-fit step: ``early_sample_share`` of ``n_samples`` before the first learning-rate
+    decay, all of them after it and at every step past the code fit (fine-tuning passes ``iterations``)."""
+    if iteration < min(config.decay_every, config.iterations):
+        return max(2, round(config.early_sample_share * config.n_samples))
+    return config.n_samples

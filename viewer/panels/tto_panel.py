@@ -34,7 +34,6 @@ from core.tto.config import (
     INTERACTIVE_LR,
     INTERACTIVE_SAMPLES,
     LOSS_SWITCHES,
-    for_partial_scan,
 )
 from core.tto.scan import SCAN_DIRECTIONS
 from viewer.panels.loss_plot import LossPlot
@@ -271,20 +270,20 @@ class TTOPanel(QWidget):
 
     # -- fitting -------------------------------------------------------------------------------
     def config(self, baseline: bool = False) -> TTOConfig:
+        """The fit's settings from the panel (``baseline``: the plain DeepSDF fit shown beside it). The prior
+        anchor's weight stays automatic: the fit anchors a fine-tuned partial scan by itself
+        (:func:`core.tto.config.for_observation`, docs/results.md "Partial scans")."""
         flags: dict[str, Any] = {} if baseline else {k: box.isChecked() for k, box in self.switches.items()}
         if flags.get("surface_term"):
             flags["normal_term"] = True
         losses = "baseline" if baseline else (",".join(k for k, on in flags.items() if on) or "baseline")
-        config = TTOConfig(
+        return TTOConfig(
             iterations=self.iterations.value(),
             lr=self.lr.value(),
             n_samples=self.samples.value(),
             losses=losses,
             **flags,
         )
-        # The partial-input default (docs/results.md "Partial scans"): a fine-tuned decoder keeps the prior's
-        # field where the camera saw nothing, else it fits the seen side and gives the hidden one up.
-        return for_partial_scan(config) if self.observation is not None and self.observation.kind == "scan" else config
 
     def start_fit(self) -> None:
         m = self.state.model
