@@ -149,3 +149,28 @@ def test_reconstruct_fine_tunes_a_partial_scan_with_the_prior_anchor(toy_trained
     assert whole_config["finetune_anchor_weight"] == 0.0  # a whole mesh: nothing hidden to hold
     history = json.loads((tmp_path / "scan" / "losses.json").read_text())["history"]
     assert any("anchor" in h for h in history if h["stage"] == "finetune")
+    # --tto-set turns it off for a scan the camera saw most of (docs/results.md "Partial scans", oblique rows)
+    free = parser.parse_args(
+        [*common, "finetune", "--scan-direction", "0,0,1", "--tto-set", "finetune_anchor_weight=0", *common_tail]
+        + ["--out", str(tmp_path / "free")]
+    )
+    assert reconstruct_command.run(free) == 0
+    assert json.loads((tmp_path / "free" / "codes.json").read_text())["config"]["finetune_anchor_weight"] == 0.0
+    history = json.loads((tmp_path / "free" / "losses.json").read_text())["history"]
+    assert not any("anchor" in h for h in history)
+
+
+def test_reconstruct_refuses_an_unknown_tto_setting(toy_trained, tmp_path, capsys):
+    import argparse
+
+    from core.commands import reconstruct_command
+
+    parser = argparse.ArgumentParser()
+    reconstruct_command.add_arguments(parser)
+    args = parser.parse_args(
+        ["--ckpt", str(toy_trained["ckpt"]), "--input", "nowhere.ply", "--tto-set", "anchor_wieght=1"]
+        + ["--out", str(tmp_path / "out")]
+    )
+    assert reconstruct_command.run(args) == 2
+    assert "anchor_wieght" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before any folder was made

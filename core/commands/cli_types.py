@@ -80,6 +80,20 @@ def finite_float(text: str) -> float:
     return value
 
 
+def add_tto_set_argument(parser: argparse.ArgumentParser, switches_from: str = "--losses") -> None:
+    """``--tto-set KEY=VALUE`` (repeatable, into ``args.tto_overrides``): any field of ``TTOConfig`` by name, applied
+    with :meth:`core.tto.config.TTOConfig.with_overrides`, which names an unknown setting or a wrong type."""
+    parser.add_argument(
+        "--tto-set",
+        dest="tto_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any TTO setting of core/tto/config.py's TTOConfig, e.g. finetune_layers=3 or "
+        f"finetune_anchor_weight=0 (repeatable; the switches themselves come from {switches_from})",
+    )
+
+
 def check_out_dir(out: Path, option: str = "--out", files: tuple[str, ...] = ()) -> bool:
     """Create ``out`` as a folder now, so a file in the way or a read-only place fails before any work.
 

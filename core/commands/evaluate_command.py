@@ -15,7 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.commands.cli_types import check_out_dir, finite_float, positive_float, positive_int, resolution
+from core.commands.cli_types import (
+    add_tto_set_argument,
+    check_out_dir,
+    finite_float,
+    positive_float,
+    positive_int,
+    resolution,
+)
 from core.utils.errors import ExplorerError
 
 __all__ = ["add_arguments", "run"]
@@ -64,15 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--samples-per-step", type=positive_int, **arg_default(TTOConfig, "n_samples", "SDF samples per step")
     )
     parser.add_argument("--lr", type=positive_float, **arg_default(TTOConfig, "lr", "code learning rate"))
-    parser.add_argument(
-        "--tto-set",
-        dest="tto_overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any TTO setting of core/tto/config.py's TTOConfig, e.g. finetune_layers=3 "
-        "(repeatable; the switches themselves come from --losses / --ablation)",
-    )
+    add_tto_set_argument(parser, "--losses / --ablation")
     parser.add_argument(
         "--resolution", type=resolution, **arg_default(EvalSettings, "resolution", "marching-cubes grid resolution")
     )

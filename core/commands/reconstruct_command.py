@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from core.commands.cli_types import check_out_dir, positive_float, positive_int, resolution
+from core.commands.cli_types import add_tto_set_argument, check_out_dir, positive_float, positive_int, resolution
 from core.utils.errors import ExplorerError
 
 __all__ = ["add_arguments", "run", "parse_direction", "DECODER_FILE"]
@@ -61,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--samples-per-step", type=positive_int, **arg_default(TTOConfig, "n_samples", "SDF samples per step")
     )
     parser.add_argument("--lr", type=positive_float, **arg_default(TTOConfig, "lr", "code learning rate"))
+    add_tto_set_argument(parser)
     parser.add_argument(
         "--resolution", type=resolution, default=128, help="marching-cubes grid resolution, 16 … 2048 (default: 128)"
     )
@@ -99,7 +100,8 @@ def parse_direction(text: str | None) -> tuple[float, float, float] | None:
 def _config(args: argparse.Namespace):
     from core.tto.config import TTOConfig
 
-    return TTOConfig.from_losses(args.losses, iterations=args.iterations, n_samples=args.samples_per_step, lr=args.lr)
+    config = TTOConfig.from_losses(args.losses, iterations=args.iterations, n_samples=args.samples_per_step, lr=args.lr)
+    return config.with_overrides(args.tto_overrides)
 
 
 def measure_against_input(args: argparse.Namespace, observation: Any, mesh: Any) -> dict[str, float] | None:
