@@ -3,6 +3,7 @@ file's frame, and the side the camera did not see measured on its own (``unseen_
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,6 +14,7 @@ import pytest
 import trimesh
 
 from core.evaluation.metrics import unseen_points
+from core.tto.config import PARTIAL_SCAN_ANCHOR_WEIGHT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,6 +72,9 @@ def test_evaluate_command_refuses_a_scan_without_a_source(toy_trained, tmp_path)
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "a partial scan needs the source mesh" in (out / "results.csv").read_text(encoding="utf-8")
+    # the run records the prior anchor's weight its fits resolve for a scan, not the automatic placeholder
+    recorded = json.loads((out / "results.json").read_text(encoding="utf-8"))["config"]
+    assert recorded["finetune_anchor_weight"] == PARTIAL_SCAN_ANCHOR_WEIGHT
 
 
 @pytest.mark.parametrize("flag", ["--use-trained-codes"])

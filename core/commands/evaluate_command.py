@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     from core.evaluation.settings import EvalSettings
     from core.model import load_trained_model
     from core.training.config import TrainConfig
-    from core.tto.config import TTOConfig, parse_losses
+    from core.tto.config import TTOConfig, for_observation, parse_losses
     from core.utils.devices import resolve_device
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
@@ -183,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
         config = TTOConfig.from_losses(
             args.losses, iterations=args.iterations, n_samples=args.samples_per_step, lr=args.lr
         ).with_overrides(args.tto_overrides)
+        # the automatic settings as every fit of this run resolves them, so results.json records what ran
+        config = for_observation(config, "scan" if args.observation == "scan" else "npz")
         loss_sets = _loss_sets(args.ablation) if args.ablation else []
         for losses in loss_sets:
             parse_losses(losses)
