@@ -31,6 +31,7 @@ import time
 import torch
 
 from benchmarks.device_info import device_line
+from core.commands.cli_types import non_negative_int
 from core.evaluation.held_out_split import list_split
 from core.evaluation.loop import evaluate_split
 from core.evaluation.settings import EvalSettings
@@ -90,7 +91,9 @@ def main() -> None:
     ap.add_argument("--skip-fits", action="store_true", help="class inference only")
     ap.add_argument("--skip-classes", action="store_true", help="fits only")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--seed", type=int, default=0, help="seeds every fit (its code's start and sample draws)")
+    ap.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seeds every fit (its code's start and sample draws)"
+    )
     ap.add_argument(
         "--class-limit",
         type=int,

@@ -353,6 +353,18 @@ def test_every_command_shares_one_resolution_limit(tmp_path, capsys, command):
     assert code == 2 and "argument --resolution" in err
 
 
+@pytest.mark.parametrize("command", ["evaluate", "reconstruct"])
+def test_a_negative_seed_is_refused_at_the_command_line(tmp_path, capsys, command):
+    # numpy's generators refuse it deep in the run, where reconstruct blamed the input mesh for it
+    args = {
+        "evaluate": ["evaluate", "--ckpt", "x.pt", "--data", "d", "--out", str(tmp_path / "o")],
+        "reconstruct": ["reconstruct", "--ckpt", "x.pt", "--input", "i.npz", "--out", str(tmp_path / "o")],
+    }[command]
+    code, _, err = _run(capsys, *args, "--seed", "-1")
+    assert code == 2 and "argument --seed: -1 must be 0 or more" in err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize(
     "settings, says",
     [

@@ -45,14 +45,28 @@ def resolution(text: str) -> int:
     return value
 
 
-def positive_int(text: str) -> int:
-    """An integer of at least 1."""
+def _integer(text: str) -> int:
+    """``text`` as an int, or the argparse error that says it is not an integer."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1."""
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer of at least 0 (seeds: numpy's generators refuse a negative one deep inside a run, where the
+    error reads as a fault of the input file)."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
     return value
 
 

@@ -19,6 +19,7 @@ from core.commands.cli_types import (
     add_tto_set_argument,
     check_out_dir,
     finite_float,
+    non_negative_int,
     positive_float,
     positive_int,
     resolution,
@@ -117,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "in accuracy everywhere",
     )
     parser.add_argument("--save-meshes", action="store_true", help="write every reconstruction under OUT/meshes/")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--device", default=None, help="auto / cpu / cuda[:N] (default: CUDA when present)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or per-shape lines")

@@ -18,7 +18,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from core.commands.cli_types import add_tto_set_argument, check_out_dir, positive_float, positive_int, resolution
+from core.commands.cli_types import (
+    add_tto_set_argument,
+    check_out_dir,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    resolution,
+)
 from core.utils.errors import ExplorerError
 
 __all__ = ["add_arguments", "run", "parse_direction", "DECODER_FILE"]
@@ -79,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write the mesh in the input's original frame (default: unit-sphere frame)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--device", default=None, help="auto / cpu / cuda[:N] (default: CUDA when present)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
