@@ -353,16 +353,32 @@ def test_every_command_shares_one_resolution_limit(tmp_path, capsys, command):
     assert code == 2 and "argument --resolution" in err
 
 
-@pytest.mark.parametrize("command", ["evaluate", "reconstruct"])
+@pytest.mark.parametrize("command", ["evaluate", "reconstruct", "preprocess", "train"])
 def test_a_negative_seed_is_refused_at_the_command_line(tmp_path, capsys, command):
-    # numpy's generators refuse it deep in the run, where reconstruct blamed the input mesh for it
+    # numpy's generators refuse it deep in the run, where reconstruct blamed the input mesh for it and
+    # preprocess logged every shape as failed
     args = {
         "evaluate": ["evaluate", "--ckpt", "x.pt", "--data", "d", "--out", str(tmp_path / "o")],
         "reconstruct": ["reconstruct", "--ckpt", "x.pt", "--input", "i.npz", "--out", str(tmp_path / "o")],
+        "preprocess": ["preprocess", "--source", "synthetic", "--out", str(tmp_path / "o")],
+        "train": ["train", "--data", "d", "--out", str(tmp_path / "o")],
     }[command]
     code, _, err = _run(capsys, *args, "--seed", "-1")
     assert code == 2 and "argument --seed: -1 must be 0 or more" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_negative_seed_in_a_config_is_refused_naming_it():
+    # --set train.seed=-1, a config file or a caller of the library: the configs check it themselves
+    from core.data.preprocess import PreprocessConfig
+    from core.training.config import TrainConfig
+    from core.utils.errors import ConfigError
+
+    with pytest.raises(ValueError, match="--seed \\(seed\\) must be 0 or more, got -3"):
+        PreprocessConfig(seed=-3)
+    with pytest.raises(ConfigError, match="train.seed: -3 must be 0 or more"):
+        TrainConfig(seed=-3)
+    assert PreprocessConfig(seed=0).seed == TrainConfig(seed=0).seed == 0
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from core.commands.cli_types import non_negative_int
 from core.utils.errors import ExplorerError
 
 __all__ = ["add_arguments", "run"]
@@ -62,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--surface-samples", type=int, **arg_default(PreprocessConfig, "n_surface", "surface points per shape")
     )
-    parser.add_argument("--seed", type=int, **arg_default(PreprocessConfig, "seed", "base seed of the sampling"))
+    parser.add_argument(
+        "--seed", type=non_negative_int, **arg_default(PreprocessConfig, "seed", "base seed of the sampling")
+    )
     parser.add_argument("--max-faces", type=int, **arg_default(PreprocessConfig, "max_faces", "reject larger meshes"))
     parser.add_argument(
         "--test-fraction",

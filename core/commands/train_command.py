@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.commands.cli_types import non_negative_int
 from core.utils.errors import ConfigError, ExplorerError
 
 __all__ = ["add_arguments", "run", "resume_command"]
@@ -52,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs", type=int, **arg_default(TrainConfig, "epochs", "shortcut for --set train.epochs=N", unset=True)
     )
     parser.add_argument(
-        "--seed", type=int, **arg_default(TrainConfig, "seed", "shortcut for --set train.seed=N", unset=True)
+        "--seed",
+        type=non_negative_int,
+        **arg_default(TrainConfig, "seed", "shortcut for --set train.seed=N", unset=True),
     )
     parser.add_argument("--device", **arg_default(TrainConfig, "device", "auto | cpu | cuda[:N]", unset=True))
     parser.add_argument(

@@ -82,6 +82,8 @@ class PreprocessConfig:
             raise ValueError(f"--surface-samples (n_surface) must be positive, got {self.n_surface}")
         if self.max_faces < 1:
             raise ValueError(f"--max-faces (max_faces) must be positive, got {self.max_faces}")
+        if self.seed < 0:  # numpy's generators refuse it, shape by shape, deep in the run
+            raise ValueError(f"--seed (seed) must be 0 or more, got {self.seed}")
         problem = plain_name_problem(self.dataset_name)
         if problem:  # a name with '/' or '..' would write outside the data set folder
             raise ValueError(

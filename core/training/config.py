@@ -145,6 +145,7 @@ class TrainConfig:
         for name in ("lr_interval", "checkpoint_every", "log_every"):
             need(getattr(self, name) >= 1, f"{name}: {getattr(self, name)} must be at least 1")
         need(self.code_reg_warmup >= 0 and self.threads >= 0, "code_reg_warmup and threads must be >= 0")
+        need(self.seed >= 0, f"seed: {self.seed} must be 0 or more (numpy's generators take no negative seed)")
         need(
             self.max_samples_per_shape is None or self.max_samples_per_shape >= 2,
             f"max_samples_per_shape: {self.max_samples_per_shape} must be at least 2 (half inside, half outside)",
