@@ -87,3 +87,20 @@ def test_tiny_inputs(n: int):
     points = np.random.default_rng(0).normal(size=(n, 3))
     normals = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-9)
     assert thin_part_mask(points, normals).shape == (n,)
+
+
+def test_ball_queries_in_chunks_give_one_querys_neighbours():
+    # The neighbourhoods are queried a chunk of centres at a time (so the viewer's UI thread is not
+    # locked out for the whole query); across chunk boundaries they must be one query's lists.
+    from scipy.spatial import cKDTree
+
+    from core.data.thickness import BALL_QUERY_CHUNK, _balls
+
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(2000, 3))
+    centres = points[: 2 * BALL_QUERY_CHUNK + 7]
+    radii = rng.uniform(0.05, 0.6, len(centres))
+    tree = cKDTree(points)
+    chunked = list(_balls(tree, centres, radii))
+    assert [j for j, _ in chunked] == list(range(len(centres)))
+    assert [n for _, n in chunked] == tree.query_ball_point(centres, radii).tolist()
