@@ -1,7 +1,8 @@
 """Meshing speed of the bundled models: the plain path against the fast path, in one process.
 
 For each bundled model (``resources/*/model.json``) and the shape the viewer opens it on, after a
-warm-up, the median of ``--repeats``:
+warm-up, ``--repeats`` rounds of the three below one after the other (medians of the times; each
+ratio is the median of the rounds' own ratios, steadier on a noisy machine):
 
 * the baseline: one plain float32 decoder pass over 262,144 points (a 64^3 grid's worth), the
   unit the issue's ratios are stated in;
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -35,15 +37,28 @@ from core.model.decoder_field import compute_dtype
 from core.model.loading import load_trained_model
 from core.utils.markdown import markdown_table
 
+STAGES = ("grid", "marching_cubes", "normals", "colours")
 
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    result = fn()  # warm-up
-    times = []
+
+def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int) -> tuple[dict[str, list[float]], dict]:
+    """Each callable once as a warm-up, then ``repeats`` rounds that run them one after the other.
+
+    Interleaving puts every round's baseline and fast path in the same few seconds, so a ratio taken
+    per round sees the same machine; the median of those ratios is steadier than a ratio of medians
+    taken minutes apart on a shared, noisy machine. -> (seconds per callable, last result per callable).
+    """
+    results = {name: fn() for name, fn in fns.items()}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        tic = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - tic)
-    return statistics.median(times), result
+        for name, fn in fns.items():
+            tic = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - tic)
+    return times, results
+
+
+def median_ratio(numerator: list[float], denominator: list[float]) -> float:
+    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
 
 
 def chamfer_voxels(a: np.ndarray, b: np.ndarray, resolution: int) -> float:
@@ -68,30 +83,37 @@ def model_rows(card, args, device: torch.device):
     colour = model.colour_codes[index] if model.has_colour else None
     sdf_fn, colour_fn = model.sdf_fn(code, cond), model.colour_fn(code, colour, cond)
     points = torch.rand(262_144, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    t_pass, _ = median_time(lambda: evaluate_points(sdf_fn, points), args.repeats)
     for res in args.resolutions:
-        t_plain, plain = median_time(
-            lambda res=res: extract_mesh(
-                sdf_fn, res, colour_fn, device=device, mc_backend="torch", certify_signs=False
-            ),
+        stage_seconds: dict[str, list[float]] = {k: [] for k in STAGES}
+
+        def fast_mesh(res=res, stage_seconds=stage_seconds):
+            mesh = extract_mesh(model.mesh_field(code, colour, cond), res, device=device, mc_backend="torch")
+            for k in STAGES:
+                stage_seconds[k].append(mesh.stats.get(f"seconds_{k}", 0.0))
+            return mesh
+
+        times, results = interleaved_times(
+            {
+                "pass": lambda: evaluate_points(sdf_fn, points),
+                "plain": lambda res=res: extract_mesh(
+                    sdf_fn, res, colour_fn, device=device, mc_backend="torch", certify_signs=False
+                ),
+                "fast": fast_mesh,
+            },
             args.repeats,
         )
-        t_fast, fast = median_time(
-            lambda res=res: extract_mesh(model.mesh_field(code, colour, cond), res, device=device, mc_backend="torch"),
-            args.repeats,
-        )
+        plain, fast = results["plain"], results["fast"]
+        t_pass, t_plain, t_fast = (statistics.median(times[k]) for k in ("pass", "plain", "fast"))
         st = fast.stats
-        stages = " / ".join(
-            f"{1e3 * st.get(f'seconds_{k}', 0.0):.0f}" for k in ("grid", "marching_cubes", "normals", "colours")
-        )
+        stages = " / ".join(f"{1e3 * statistics.median(stage_seconds[k]):.0f}" for k in STAGES)
         yield [
             f"{card.key} ({model.shape_ids[index]})",
             str(res),
             f"{1e3 * t_pass:.0f}",
             f"{1e3 * t_plain:.0f}",
             f"{1e3 * t_fast:.0f}",
-            f"{t_fast / t_pass:.2f}x",
-            f"{t_fast / t_plain:.2f}x",
+            f"{median_ratio(times['fast'], times['pass']):.3f}x",
+            f"{median_ratio(times['fast'], times['plain']):.2f}x",
             f"{chamfer_voxels(plain.vertices, fast.vertices, res):.3f}",
             f"{plain.stats['n_evaluations']:,} / {st['n_evaluations']:,}",
             stages,

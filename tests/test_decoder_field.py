@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 from core.meshing import extract_mesh
 from core.meshing.extract import grid_gradients
 from core.meshing.grid import evaluate_coarse_to_fine
-from core.model.decoder_field import PRECISION_ENV, DecoderField, compute_dtype
+from core.model.decoder_field import PRECISION_ENV, DecoderField, compute_dtype, fused_linear_relu_available
 from core.model.loading import load_trained_model
 from core.model.trained_model import untrained_model
 
@@ -63,6 +63,29 @@ def test_float32_field_is_the_decoder(layout):
     grad, surface_rgb = field.surface(pts[:500])
     torch.testing.assert_close(grad, expected, atol=1e-5, rtol=1e-4)
     assert (surface_rgb is None) == (colour is None)
+
+
+@pytest.mark.skipif(not fused_linear_relu_available(torch.bfloat16), reason="no oneDNN bfloat16 linear + ReLU here")
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_fused_layers_give_the_unfused_numbers(layout):
+    # oneDNN's linear + ReLU kernel is a speed-up only: every value (SDF, colour, the colour head's
+    # features) must be the addmm-then-ReLU path's, bit for bit, in every decoder layout; autograd
+    # (the normals' pass) keeps the plain layers.
+    model = _model(layout)
+    code, cond = model.shape_codes[2], model.training_condition(2)
+    colour = model.colour_codes[2] if model.has_colour else None
+    latent = model.latent(code, cond)
+    fused = DecoderField(model.decoder, latent, colour, precision="bfloat16")
+    plain = DecoderField(model.decoder, latent, colour, precision="bfloat16", fuse_relu=False)
+    assert any(layer.w_main is not None for layer in fused._layers)
+    assert all(layer.w_main is None for layer in plain._layers)
+    pts = _points(3000, 2)
+    assert torch.equal(fused.sdf(pts), plain.sdf(pts))
+    if colour is not None:
+        assert torch.equal(fused.colour(pts), plain.colour(pts))
+    grad_fused, _ = fused.surface(pts[:300])
+    grad_plain, _ = plain.surface(pts[:300])
+    assert torch.equal(grad_fused, grad_plain)
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

@@ -95,3 +95,29 @@ def test_empty_volume_and_dispatch():
         assert v.dtype == np.float32 and f.dtype == np.int64 and len(f) > 0
     with pytest.raises(ValueError):
         marching_cubes(vol, backend="nope")
+
+
+def _crossing_edge_vertices(volume: torch.Tensor, level: float = 0.0) -> torch.Tensor:
+    """Reference: one vertex per sign-changing grid edge, at the linear zero, by axis then row-major."""
+    inside = volume < level
+    out = []
+    for axis in range(3):
+        n = volume.shape[axis]
+        crossing = inside.narrow(axis, 0, n - 1) != inside.narrow(axis, 1, n - 1)
+        v0, v1 = volume.narrow(axis, 0, n - 1)[crossing], volume.narrow(axis, 1, n - 1)[crossing]
+        pos = crossing.nonzero().float()
+        pos[:, axis] += ((level - v0) / (v1 - v0)).clamp(0.0, 1.0)
+        out.append(pos)
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("shape", [(17, 19, 23), (2, 2, 2), (9, 2, 5)])
+def test_torch_vertices_are_the_crossing_edges_in_order(shape):
+    # The torch path finds its vertices from the active cubes only (no pass over every edge of the
+    # volume): it must still give every sign-changing edge exactly one vertex, in the order a plain
+    # pass over the three edge directions gives, so that faces index the same vertices.
+    volume = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
+    vertices, faces = marching_cubes_torch(volume, 0.1)
+    assert torch.equal(vertices, _crossing_edge_vertices(volume, 0.1))
+    assert len(faces) and faces.min() >= 0 and faces.max() < len(vertices)
+    assert len(torch.unique(faces)) == len(vertices)  # every vertex is used by a face

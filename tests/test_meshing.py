@@ -192,3 +192,21 @@ def test_certified_signs_on_a_trained_decoder():
         v_fast, f_fast = marching_cubes_torch(fast.values, 0.0)
         assert torch.equal(f_full, f_fast)
         torch.testing.assert_close(v_fast, v_full, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("resolution, stride", [(65, 1), (48, 1), (128, 2), (33, 4)])
+def test_needed_points_are_the_points_of_the_refined_cells(resolution, stride):
+    # The fine points a level evaluates come from the list of refined cells; they must be exactly the
+    # points lying in some refined coarse cell (faces and corners included), also where the last
+    # coarse cell is narrower than the others (resolution - 1 not a multiple of the coarse stride).
+    from core.meshing.grid import _lattice, _needed_points
+
+    coarse, fine = _lattice(resolution, 2 * stride, "cpu"), _lattice(resolution, stride, "cpu")
+    n = coarse.shape[0] - 1
+    refine = torch.rand((n, n, n), generator=torch.Generator().manual_seed(resolution)) < 0.05
+    refine[-1, -1, -1] = True
+    node = torch.searchsorted(fine, coarse)
+    expected = torch.zeros((fine.shape[0],) * 3, dtype=torch.bool)
+    for i, j, k in refine.nonzero().tolist():
+        expected[node[i] : node[i + 1] + 1, node[j] : node[j + 1] + 1, node[k] : node[k + 1] + 1] = True
+    assert torch.equal(_needed_points(refine, node, fine.shape[0]), expected)

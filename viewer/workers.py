@@ -190,9 +190,10 @@ def mesh_job(model: TrainedModel, selection: CodeSelection, resolution: int) -> 
         # normals from the grid and one network pass per vertex for the colours.
         field = used.mesh_field(selection.shape_code, selection.colour_code, selection.condition)
         # torch's marching cubes, not scikit-image's, on the CPU too: it lets go of the GIL
-        # between tensor operations (longest hold 3-4 ms at 128^3), where scikit-image's Cython
-        # holds it for the whole pass (29 ms) and the UI thread stalls behind it; it costs
-        # 3-35 ms more per refined mesh on 2 cores (benchmarks/bench_viewer_parts.py).
+        # between tensor operations (longest hold about 5 ms at 128^3), where scikit-image's Cython
+        # holds it for the whole pass (20-30 ms) and the UI thread stalls behind it; since it works
+        # on the active cubes only it is also the faster of the two (13 against 21 ms at 128^3 on
+        # 2 cores, benchmarks/bench_viewer_parts.py).
         return extract_mesh(field, resolution, device=model.device, mc_backend="torch")
 
     return job

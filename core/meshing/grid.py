@@ -146,27 +146,50 @@ def _strides(resolution: int, coarse_resolution: int) -> list[int]:
     return [2**k for k in range(levels, -1, -1)]
 
 
-def _cells_of(coarse: torch.Tensor, fine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For each fine lattice index: the coarse cells holding it (two on a coarse node) and its weight."""
+def _cells_of(coarse: torch.Tensor, fine: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each fine lattice index: the coarse cell holding it (the upper one on a coarse node) and its weight."""
     n_cells = coarse.shape[0] - 1
     a = (torch.searchsorted(coarse, fine, right=True) - 1).clamp(0, n_cells - 1)
-    b = (torch.searchsorted(coarse, fine, right=False) - 1).clamp(0, n_cells - 1)
     w = (fine - coarse[a]).to(torch.float32) / (coarse[a + 1] - coarse[a]).to(torch.float32)
-    return a, b, w
+    return a, w
 
 
-def _pick(t: torch.Tensor, ix: torch.Tensor, iy: torch.Tensor, iz: torch.Tensor) -> torch.Tensor:
-    return t.index_select(0, ix).index_select(1, iy).index_select(2, iz)
+_OFFSETS_27 = torch.tensor([(ox, oy, oz) for ox in (0, 1, 2) for oy in (0, 1, 2) for oz in (0, 1, 2)])
 
 
-def _upsample(values: torch.Tensor, cells: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Separable linear interpolation of a coarse-lattice grid onto the fine lattice."""
+def _needed_points(refine: torch.Tensor, node: torch.Tensor, n_fine: int) -> torch.Tensor:
+    """(F, F, F) bool: the fine lattice points that lie in a refined coarse cell (faces and corners included).
+
+    Built from the refined cells' list, not by masking the whole fine lattice eight times over: a
+    refined cell spans the fine indices ``node[c] .. node[c + 1]`` on each axis, two steps (one for the
+    last cell when ``R - 1`` is not a multiple of the coarse stride), so at most 27 points.
+    """
+    need = torch.zeros(n_fine**3, dtype=torch.bool, device=refine.device)
+    cells = refine.nonzero()
+    if cells.shape[0]:
+        lower = node[cells]  # (K, 3) fine indices of each refined cell's lower node
+        span = node[cells + 1] - lower  # (K, 3): 1 or 2
+        offsets = _OFFSETS_27.to(refine.device)
+        inside = (offsets[None] <= span[:, None]).all(-1)  # (K, 27)
+        strides = torch.tensor([n_fine * n_fine, n_fine, 1], device=refine.device)
+        flat = (lower @ strides)[:, None] + (offsets @ strides)[None]
+        need[flat[inside]] = True
+    return need.reshape(n_fine, n_fine, n_fine)
+
+
+def _upsample(values: torch.Tensor, cells: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Separable linear interpolation of a coarse-lattice grid onto the fine lattice.
+
+    The innermost axis first, while the grid is smallest: gathering along it is the strided, slow
+    one; the outer axes then gather whole rows or planes.
+    """
     out = values
-    for axis, (a, _, w) in enumerate(cells):
+    for axis in (2, 1, 0):
+        a, w = cells[axis]
         shape = [1, 1, 1]
         shape[axis] = -1
         w = w.reshape(shape)
-        out = out.index_select(axis, a) * (1 - w) + out.index_select(axis, a + 1) * w
+        out = torch.lerp(out.index_select(axis, a), out.index_select(axis, a + 1), w)
     return out
 
 
@@ -196,23 +219,26 @@ def _strongest_corner(
 
 
 _CORNER_STEPS = [(ox, oy, oz) for ox in (0, 1) for oy in (0, 1) for oz in (0, 1)]
+_ALL_EIGHT = int.from_bytes(bytes([1] * 8), "little")
 
 
 def _missing_crossing_corners(values: torch.Tensor, evaluated: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     """Grid points (M, 3), not yet evaluated, that are a corner of a crossing cell among ``cells``.
 
     ``cells`` (K, 3): the lower corners of the cells that can hold the surface; a cell crosses when
-    its 8 corners do not all have the same sign (``< 0`` vs ``>= 0``).
+    its 8 corners do not all have the same sign (``< 0`` vs ``>= 0``). Works on flat indices: one
+    gather of (K, 8) values instead of eight three-index lookups.
     """
-    corners = [cells + torch.tensor(step, device=cells.device) for step in _CORNER_STEPS]
-    negative = torch.stack([values[c[:, 0], c[:, 1], c[:, 2]] < 0 for c in corners], 1)
-    crossing = negative.any(1) & ~negative.all(1)
-    if not bool(crossing.any()):
-        return cells[:0]
-    points = torch.cat([c[crossing] for c in corners])
-    points = points[~evaluated[points[:, 0], points[:, 1], points[:, 2]]]
     X, Y, Z = values.shape
-    flat = torch.unique((points[:, 0] * Y + points[:, 1]) * Z + points[:, 2])  # 1-D: a fast sort
+    strides = torch.tensor([Y * Z, Z, 1], device=cells.device)
+    steps = torch.tensor(_CORNER_STEPS, device=cells.device) @ strides  # (8,)
+    corners = (cells @ strides)[:, None] + steps[None]  # (K, 8) flat indices
+    negative = (values.reshape(-1)[corners] < 0).to(torch.uint8)
+    # Each cell's eight flags as the bytes of one int64: mixed signs are neither all 0 nor all 1.
+    packed = negative.view(torch.int64)[:, 0]
+    crossing = (packed != 0) & (packed != _ALL_EIGHT)
+    points = corners[crossing].reshape(-1)
+    flat = torch.unique(points[~evaluated.reshape(-1)[points]])  # 1-D: a fast sort
     return torch.stack((flat // (Y * Z), (flat // Z) % Y, flat % Z), 1)
 
 
@@ -354,15 +380,9 @@ def evaluate_coarse_to_fine(
 
         fine = _lattice(resolution, stride, device)
         cells = [_cells_of(lattice, fine)] * 3
-        a, b, _ = cells[0]
-        need = torch.zeros((fine.shape[0],) * 3, dtype=torch.bool, device=device)
-        for ix in (a, b):
-            for iy in (a, b):
-                for iz in (a, b):
-                    need |= _pick(refine, ix, iy, iz)
-
-        new_values = _upsample(values, cells)
         node = torch.searchsorted(fine, lattice)  # positions of the coarse nodes in the fine lattice
+        need = _needed_points(refine, node, fine.shape[0])
+        new_values = _upsample(values, cells)
         new_evaluated = torch.zeros_like(need)
         new_evaluated[node[:, None, None], node[None, :, None], node[None, None, :]] = evaluated
         new_values[node[:, None, None], node[None, :, None], node[None, None, :]] = values

@@ -29,6 +29,8 @@ _CORNER_OFFSETS = np.array([[c & 1, (c >> 1) & 1, (c >> 2) & 1] for c in range(8
 _EDGES = [(c0, c0 | (1 << a), a) for a in range(3) for c0 in range(8) if not c0 & (1 << a)]
 _EDGE_AXIS = np.array([a for _, _, a in _EDGES], dtype=np.int64)  # (12,)
 _EDGE_BASE = _CORNER_OFFSETS[[c0 for c0, _, _ in _EDGES]]  # (12, 3)
+_EDGE_C0 = [c0 for c0, _, _ in _EDGES]
+_EDGE_C1 = [c1 for _, c1, _ in _EDGES]
 
 
 def _edge_index(c0: int, c1: int) -> int:
@@ -187,7 +189,6 @@ def marching_cubes_torch(volume: torch.Tensor, level: float = 0.0) -> tuple[torc
     device = volume.device
     volume = volume.float()
     X, Y, Z = volume.shape
-    inside = volume < level
     empty = (
         torch.zeros((0, 3), dtype=torch.float32, device=device),
         torch.zeros((0, 3), dtype=torch.int64, device=device),
@@ -195,42 +196,39 @@ def marching_cubes_torch(volume: torch.Tensor, level: float = 0.0) -> tuple[torc
     if min(X, Y, Z) < 2:
         return empty
 
-    # One vertex per grid edge whose end points differ in inside/outside.
-    vert_ids, positions, n_verts = [], [], 0
-    for axis in range(3):
-        n = volume.shape[axis]
-        a0, a1 = inside.narrow(axis, 0, n - 1), inside.narrow(axis, 1, n - 1)
-        crossing = a0 != a1
-        idx = crossing.nonzero()  # (K, 3)
-        v0 = volume.narrow(axis, 0, n - 1)[crossing]
-        v1 = volume.narrow(axis, 1, n - 1)[crossing]
-        t = ((level - v0) / (v1 - v0)).clamp(0.0, 1.0)
-        pos = idx.float()
-        pos[:, axis] += t
-        ids = torch.full(crossing.shape, -1, dtype=torch.int64, device=device)
-        ids[crossing] = torch.arange(n_verts, n_verts + idx.shape[0], device=device)
-        n_verts += idx.shape[0]
-        vert_ids.append(ids)
-        positions.append(pos)
-    if n_verts == 0:
-        return empty
-    vertices = torch.cat(positions)
-
-    case = torch.zeros((X - 1, Y - 1, Z - 1), dtype=torch.int16, device=device)
+    # The cube cases in bytes (eight shifted views of the inside mask): the only pass over the whole volume.
+    inside = (volume < level).to(torch.uint8)
+    case = torch.zeros((X - 1, Y - 1, Z - 1), dtype=torch.uint8, device=device)
     for c, (ox, oy, oz) in enumerate(_CORNER_OFFSETS.tolist()):
-        case |= inside[ox : X - 1 + ox, oy : Y - 1 + oy, oz : Z - 1 + oz].to(torch.int16) << c
+        case |= inside[ox : X - 1 + ox, oy : Y - 1 + oy, oz : Z - 1 + oz] << c
     active = (case != 0) & (case != 255)
     cubes = active.nonzero()  # (M, 3)
+    if cubes.shape[0] == 0:
+        return empty
     cases = case[active].long()  # (M,)
+
+    # One vertex per sign-changing grid edge, keyed (axis, flat index of its lower end): every such edge
+    # belongs to an active cube, and sorting the keys orders the vertices by axis, then row-major.
+    n = X * Y * Z
+    strides = torch.tensor([Y * Z, Z, 1], device=device)
+    bits = (cases[:, None] >> torch.arange(8, device=device)) & 1  # (M, 8) corner inside flags
+    crosses = bits[:, _EDGE_C0] != bits[:, _EDGE_C1]  # (M, 12)
+    edge_axis = torch.as_tensor(_EDGE_AXIS, device=device)
+    edge_offset = edge_axis * n + torch.as_tensor(_EDGE_BASE, device=device) @ strides  # (12,)
+    keys = (cubes @ strides)[:, None] + edge_offset[None]  # (M, 12)
+    unique_keys, vertex_of = torch.unique(keys[crosses], return_inverse=True)
+    gid = torch.full(keys.shape, -1, dtype=torch.int64, device=device)
+    gid[crosses] = vertex_of
+
+    axis, flat = unique_keys // n, unique_keys % n
+    values = volume.reshape(-1)
+    v0, v1 = values[flat], values[flat + strides[axis]]
+    t = ((level - v0) / (v1 - v0)).clamp(0.0, 1.0)
+    vertices = torch.stack((flat // (Y * Z), (flat // Z) % Y, flat % Z), 1).float()
+    vertices[torch.arange(vertices.shape[0], device=device), axis] += t
 
     table = torch.as_tensor(triangle_table(), device=device)  # (256, T, 3)
     local = table[cases]  # (M, T, 3)
-    # Global vertex id of each of the cube's 12 edges.
-    edge_base = torch.as_tensor(_EDGE_BASE, device=device)
-    gid = torch.empty((cubes.shape[0], 12), dtype=torch.int64, device=device)
-    for e in range(12):
-        p = cubes + edge_base[e]
-        gid[:, e] = vert_ids[int(_EDGE_AXIS[e])][p[:, 0], p[:, 1], p[:, 2]]
     valid = local[..., 0] >= 0
     faces = torch.gather(gid, 1, local.clamp(min=0).reshape(cubes.shape[0], -1)).reshape(local.shape)[valid]
     return vertices, faces
