@@ -111,7 +111,8 @@ class _Layer:
     norm: tuple[torch.Tensor, torch.Tensor] | None
     """LayerNorm weight and bias (DeepSDF's norm layers without weight normalisation)."""
     w_main: torch.Tensor | None = None
-    """(H, P) or (H, E): the first product's matrix in ``F.linear``'s layout (the fused kernel's), or None."""
+    """(H, P) or (H, E): the first product's matrix in ``F.linear``'s layout for oneDNN's fused kernel; None
+    where the layer takes the plain path (no fused kernel here, float32, or a norm layer)."""
 
 
 @dataclass
@@ -192,7 +193,9 @@ class DecoderField:
         w_prev = None if layer.w_prev is None else self._cast(layer.w_prev)
         w_enc = None if layer.w_enc is None else self._cast(layer.w_enc)
         main = w_enc if w_prev is None else w_prev
-        w_main = main.T.contiguous() if self._fused and main is not None else None
+        # DeepSDF's norm layers (LayerNorm between product and ReLU) keep the plain path.
+        fuse = self._fused and main is not None and layer.norm is None
+        w_main = cast(torch.Tensor, main).T.contiguous() if fuse else None
         return _Layer(w_prev, w_enc, self._cast(layer.bias), layer.norm, w_main)
 
     def _fold_layer(self, decoder: SdfColourDecoder, i: int, layer: nn.Linear, latent: torch.Tensor) -> _Layer:
@@ -275,18 +278,13 @@ class DecoderField:
 
     @staticmethod
     def _fused_layer(layer: _Layer, x: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
-        """One layer through oneDNN's fused kernel: the ReLU in the product when nothing comes between."""
+        """One layer through oneDNN's fused kernel: the ReLU inside the product, unless a latent_in layer's
+        second product (the encoded xyz) comes between."""
         linear = torch.ops.mkldnn._linear_pointwise
         w_main = cast(torch.Tensor, layer.w_main)
-        second = layer.w_prev is not None and layer.w_enc is not None  # a latent_in layer also reads enc
-        if not second and layer.norm is None:
+        if layer.w_prev is None or layer.w_enc is None:
             return linear(x, w_main, layer.bias, "relu", [], "")
-        out = linear(x, w_main, layer.bias, "none", [], "")
-        if second:
-            out = out.addmm_(enc, cast(torch.Tensor, layer.w_enc))
-        if layer.norm is not None:
-            out = F.layer_norm(out.float(), out.shape[-1:], layer.norm[0], layer.norm[1]).to(out.dtype)
-        return torch.relu_(out)
+        return torch.relu_(linear(x, w_main, layer.bias, "none", [], "").addmm_(enc, layer.w_enc))
 
     def _sdf_head(self, x: torch.Tensor, enc: torch.Tensor) -> torch.Tensor:
         if self._decoder.xyz_in_all:
