@@ -123,9 +123,7 @@ def evaluate_dense(
     with torch.no_grad():
         for start in range(0, n, max_batch):
             flat = torch.arange(start, min(start + max_batch, n), device=device)
-            idx = torch.stack(
-                (flat // (resolution * resolution), (flat // resolution) % resolution, flat % resolution), 1
-            )
+            idx = torch.stack(torch.unravel_index(flat, (resolution,) * 3), 1)
             values[start : start + flat.shape[0]] = sdf_fn(_index_to_points(idx, h)).reshape(-1).to(torch.float32)
     _sync(device)
     seconds = time.perf_counter() - t0
@@ -229,7 +227,7 @@ def _missing_crossing_corners(values: torch.Tensor, evaluated: torch.Tensor, cel
     its 8 corners do not all have the same sign (``< 0`` vs ``>= 0``). Works on flat indices: one
     gather of (K, 8) values instead of eight three-index lookups.
     """
-    X, Y, Z = values.shape
+    _, Y, Z = values.shape
     strides = torch.tensor([Y * Z, Z, 1], device=cells.device)
     steps = torch.tensor(_CORNER_STEPS, device=cells.device) @ strides  # (8,)
     corners = (cells @ strides)[:, None] + steps[None]  # (K, 8) flat indices
@@ -239,7 +237,7 @@ def _missing_crossing_corners(values: torch.Tensor, evaluated: torch.Tensor, cel
     crossing = (packed != 0) & (packed != _ALL_EIGHT)
     points = corners[crossing].reshape(-1)
     flat = torch.unique(points[~evaluated.reshape(-1)[points]])  # 1-D: a fast sort
-    return torch.stack((flat // (Y * Z), (flat // Z) % Y, flat % Z), 1)
+    return torch.stack(torch.unravel_index(flat, values.shape), 1)
 
 
 def _certify_last_level(

@@ -224,7 +224,7 @@ def marching_cubes_torch(volume: torch.Tensor, level: float = 0.0) -> tuple[torc
     values = volume.reshape(-1)
     v0, v1 = values[flat], values[flat + strides[axis]]
     t = ((level - v0) / (v1 - v0)).clamp(0.0, 1.0)
-    vertices = torch.stack((flat // (Y * Z), (flat // Z) % Y, flat % Z), 1).float()
+    vertices = torch.stack(torch.unravel_index(flat, volume.shape), 1).float()
     vertices[torch.arange(vertices.shape[0], device=device), axis] += t
 
     table = torch.as_tensor(triangle_table(), device=device)  # (256, T, 3)

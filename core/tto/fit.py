@@ -805,7 +805,7 @@ def _finetune(
 def _anchor_of(ctx: _FitContext, code: torch.Tensor) -> PriorAnchor | None:
     """The fine-tuning's prior anchor (None when off or when the observation leaves no point unobserved)."""
     config = ctx.config
-    if not config.finetune_anchor_weight or config.finetune_anchor_weight <= 0:  # None only before for_observation
+    if not config.finetune_anchor_weight:  # 0 (off), or None before for_observation resolves it
         return None
     observed = torch.cat([side.points for side in ctx.batches.sides]).cpu().numpy()
 
