@@ -48,6 +48,7 @@ FIT_PATHS = {
     "samples-4000": ("fast, 4,000 samples a step", {"n_samples": 4000}),
     "code-200": ("fast, 200 code steps", {"code_steps": 200}),
     "code-200-samples-5000": ("fast, 200 code steps, 5,000 samples", {"code_steps": 200, "n_samples": 5000}),
+    "code-200-decay-150": ("fast, 200 code steps (decay at 150)", {"code_steps": 200, "lr_decay_every": 150}),
     "early-quarter": ("fast, a quarter of the samples before the decay", {"early_sample_share": 0.25}),
     "early-half": ("fast, half the samples before the decay", {"early_sample_share": 0.5}),
     "early-eighth": ("fast, an eighth of the samples before the decay", {"early_sample_share": 0.125}),

@@ -132,7 +132,8 @@ class ViewerBench:
 
         slider.setSliderDown(True)
         gaps = self.tick_gaps(drag) * 1000
-        meshes = [s for s in self.shown if s[1] == args.preview and s[0] <= steps[0] + duration]
+        # Only this drag's previews: the list holds every mesh the window showed since it opened.
+        meshes = [s for s in self.shown if s[1] == args.preview and steps[0] <= s[0] <= steps[0] + duration]
         win.docks["Codes"].raise_()
         self.settle()
         return [

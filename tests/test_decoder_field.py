@@ -202,6 +202,24 @@ def test_decoder_runs_under_cpu_autocast():
     assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) > 0.99
 
 
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_layers_reading_the_latent_add_it_in_float32_under_autocast(layout):
+    # A fit's code enters as a folded bias; added in float32 the layer's output is float32 under bfloat16
+    # autocast (rounding it to bfloat16 inside the product cost held-out fits F@1 and thin parts).
+    model = _model(layout)
+    decoder = model.decoder
+    pts = _points(500, 5)
+    latent = model.latent(model.shape_codes[0].clone().requires_grad_(True), model.training_condition(0))
+    for stop in (i + 1 for i in [0, *sorted(decoder.latent_in)] if i < len(decoder.layers)):
+        x32 = decoder.trunk_prefix(pts, latent, stop).detach()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            x16 = decoder.trunk_prefix(pts, latent, stop).detach()
+        norm_after = decoder._norm_keys[stop - 1] is not None  # a LayerNorm's output is autocast's to choose
+        assert norm_after or x16.dtype == torch.float32, (layout, stop)
+        scale = float(x32.abs().max()) + 1e-6
+        assert float((x16.float() - x32).abs().max()) < 0.03 * scale, (layout, stop)
+
+
 def test_colour_rows_give_the_same_colours_as_the_full_pass():
     # Test-time optimisation runs the colour head on the near-surface samples only.
     model = _model("colour-fourier")

@@ -393,6 +393,47 @@ def test_display_options_slice_camera_screenshot(loaded, qtbot, tmp_path):
     assert image[..., :3].std() > 5 and (image[..., 3] == 0).mean() > 0.2  # a shape on a see-through background
 
 
+def test_two_lights_on_a_cpu_rasteriser_and_the_full_kit_in_screenshots(loaded, qtbot, monkeypatch):
+    """llvmpipe shades each pixel once per light: interactive frames there use the kit's headlight and key
+    light (brightened); every screenshot uses the whole kit, and the view's rig is back after it."""
+    from viewer.scene import SOFTWARE_GL_LIGHT_GAINS, is_software_gl
+
+    _wait_full_mesh(loaded, qtbot)
+    scene, plotter = loaded.scene, loaded.plotter
+    lights = list(plotter.renderer.lights)
+
+    def switched_on() -> list:
+        return [light for light in lights if light.GetSwitch()]
+
+    assert len(lights) == 5
+    software = is_software_gl(plotter)
+    assert (scene._kit is not None) == software  # the window chose the rig with its first refined mesh
+    scene._set_light_rig(two_lights=False)
+    full = [light.GetIntensity() for light in lights]
+    scene._set_light_rig(two_lights=True)
+    rig = switched_on()
+    assert len(rig) == 2 and sorted(light.GetLightType() for light in rig) == [1, 2]  # head, key
+    head = next(light for light in rig if light.GetLightType() == 1)
+    key = next(light for light in rig if light.GetLightType() == 2)
+    assert head.GetIntensity() == pytest.approx(full[lights.index(head)] * SOFTWARE_GL_LIGHT_GAINS[0])
+    assert key.GetIntensity() == pytest.approx(full[lights.index(key)] * SOFTWARE_GL_LIGHT_GAINS[1])
+    assert key.GetIntensity() >= max(full)  # the brightest of the kit is the one kept
+    lit_in_screenshot = []
+    screenshot = plotter.screenshot
+
+    def counting_screenshot(*args, **kwargs):
+        lit_in_screenshot.append(len(switched_on()))
+        return screenshot(*args, **kwargs)
+
+    monkeypatch.setattr(plotter, "screenshot", counting_screenshot)
+    image = scene.image()
+    assert lit_in_screenshot == [5] and image.ndim == 3
+    assert len(switched_on()) == 2  # the view's two lights again
+    scene._set_light_rig(two_lights=False)
+    assert [light.GetIntensity() for light in lights] == full and len(switched_on()) == 5
+    scene._set_light_rig(two_lights=bool(software))  # as the window had it
+
+
 def test_view_is_a_native_window_and_antialiasing_follows_refinement(loaded, qtbot):
     """The 3D view is a native window (pyvistaqt < 0.13): with 0.13's QOpenGLWidget Qt composes
     the whole window with OpenGL on every widget update, 10 ms each with software OpenGL, and

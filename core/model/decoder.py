@@ -164,7 +164,11 @@ class SdfColourDecoder(nn.Module):
         if x is not None:
             out = _add_product(out, x, w_prev.T)
         if latent.dim() == 1:
-            return out + (w_lat @ latent + bias)  # folded: one mat-vec for all points
+            # Folded: one mat-vec for all points. Under autocast the float32 bias promotes this layer's output to
+            # float32 (the next layer casts it back); passed as the product's bias instead, all stays bfloat16:
+            # a code step about 8 % faster, no whole fit measurably faster, and fits' F@1 and thin F@1 moved
+            # (docs/experiments/2026-12-05-fit-arithmetic-and-code-steps.md). Kept as it is.
+            return out + (w_lat @ latent + bias)
         if latent_row is None:
             return out + latent @ w_lat.T + bias
         per_shape = torch.addmm(bias, latent, w_lat.T)  # (B, H): folded per shape

@@ -218,10 +218,10 @@ class _Batches:
                 idx = torch.cat([idx, side.near[pick]])
             idx = idx.to(self.device)
             rows.append(idx)
-            pts.append(side.points[idx])
-            sdf.append(side.sdf[idx])
+            pts.append(side.points.index_select(0, idx))  # index_select: several times faster than [idx] on rows
+            sdf.append(side.sdf.index_select(0, idx))
             if side.rgb is not None:
-                rgb.append(side.rgb[idx])
+                rgb.append(side.rgb.index_select(0, idx))
         return torch.cat(pts), torch.cat(sdf), (torch.cat(rgb) if rgb else None), rows
 
     def draw_surface(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -272,7 +272,7 @@ class _PrefixCache:
 
     def sdf(self, points: torch.Tensor, rows: list[torch.Tensor]) -> torch.Tensor:
         """(N,) SDF of the drawn samples (``rows`` per side, as :meth:`_Batches.draw_indexed` gives)."""
-        x = torch.cat([features[idx] for features, idx in zip(self.features, rows, strict=True)])
+        x = torch.cat([features.index_select(0, idx) for features, idx in zip(self.features, rows, strict=True)])
         return self.decoder.sdf_from(self.start, x, points, self.latent)
 
 
