@@ -412,9 +412,9 @@ def test_two_lights_on_a_cpu_rasteriser_and_the_full_kit_in_screenshots(loaded, 
     full = [light.GetIntensity() for light in lights]
     scene._set_light_rig(two_lights=True)
     rig = switched_on()
-    assert len(rig) == 2 and sorted(light.GetLightType() for light in rig) == [1, 2]  # head, key
-    head = next(light for light in rig if light.GetLightType() == 1)
-    key = next(light for light in rig if light.GetLightType() == 2)
+    assert len(rig) == 2 and sorted(light.is_headlight for light in rig) == [False, True]  # head, key
+    head = next(light for light in rig if light.is_headlight)
+    key = next(light for light in rig if not light.is_headlight)
     assert head.GetIntensity() == pytest.approx(full[lights.index(head)] * SOFTWARE_GL_LIGHT_GAINS[0])
     assert key.GetIntensity() == pytest.approx(full[lights.index(key)] * SOFTWARE_GL_LIGHT_GAINS[1])
     assert key.GetIntensity() >= max(full)  # the brightest of the kit is the one kept

@@ -316,8 +316,8 @@ class Scene:
             self._kit = None
             return
         lights = [light for light in self.plotter.renderer.lights if light.GetSwitch()]
-        heads = [light for light in lights if light.GetLightType() == 1]  # VTK_LIGHT_TYPE_HEADLIGHT
-        others = [light for light in lights if light.GetLightType() != 1]
+        heads = [light for light in lights if light.is_headlight]
+        others = [light for light in lights if not light.is_headlight]
         if len(heads) != 1 or not others:
             return  # not the light kit this was measured on: leave the lights as they are
         key = max(others, key=lambda light: light.GetIntensity())
