@@ -204,8 +204,9 @@ def test_decoder_runs_under_cpu_autocast():
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_layers_reading_the_latent_add_it_in_float32_under_autocast(layout):
-    # A fit's code enters as a folded bias; added in float32 the layer's output is float32 under bfloat16
-    # autocast (rounding it to bfloat16 inside the product cost held-out fits F@1 and thin parts).
+    # A fit's code enters as a folded bias, added in float32: the layer's output is float32 under bfloat16
+    # autocast. Rounded to bfloat16 inside the product it moved held-out fits (thin F@1 lower on both seeds
+    # tried) for no faster fit (docs/experiments/2026-12-05-fit-arithmetic-and-code-steps.md).
     model = _model(layout)
     decoder = model.decoder
     pts = _points(500, 5)
