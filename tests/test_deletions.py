@@ -52,8 +52,8 @@ REVIEWED: dict[tuple[str, str, str], str] = {
         "self.path.unlink",
     ): "this run's own lock file, only while it still holds this run's token",
     (
-        "core/training/trainer.py",
-        "_clear_run",
+        "core/training/run_folder.py",
+        "clear_run",
         "path.unlink",
     ): "--overwrite: only the files a run writes (RUN_FILES: latest.pt, epoch_*.pt, event files, logs), no folder",
     (

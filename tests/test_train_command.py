@@ -78,7 +78,7 @@ def test_resume_reads_the_stored_config_and_may_extend_epochs(data_dir, straight
     run = tmp_path / "run"
     assert main.main(["train", "--data", str(data_dir), "--out", str(run), "--epochs", "2", *FAST]) == 0
     # no --data, --preset or --set: all of it comes from RUN/config.json; --epochs extends the run
-    with caplog.at_level("INFO", logger="core.training.trainer"):
+    with caplog.at_level("INFO", logger="core.training.run_folder"):  # resumable_checkpoint logs the changes
         assert main.main(["train", "--out", str(run), "--resume", "--epochs", "4", "--no-progress"]) == 0
     assert "trained 4 epochs" in capsys.readouterr().out
     assert "train.epochs: 2 -> 4" in caplog.text  # the extension is logged

@@ -1,7 +1,8 @@
 """The auto-decoder training loop: codes and network optimised jointly (Park et al. 2019, Sec. 4).
 
 One step's batch, loss and schedules are :mod:`core.training.step`; here is the loop around the steps
-(:class:`Trainer`): set-up, resume, the log and checkpoints, and the ways out of the loop.
+(:class:`Trainer`): set-up, resume, and the ways out of the loop; what the run keeps in its folder (the log,
+the checkpoints, the checks before a run starts) is :mod:`core.training.run_folder`.
 ``train.max_minutes`` ends the run after the epoch that spends the time budget.
 
 Determinism: shuffling uses ``default_rng([seed, epoch])``, each shape's draw
@@ -21,16 +22,13 @@ at each epoch's end, never the half-updated weights of an interrupted one.
 from __future__ import annotations
 
 import contextlib
-import copy
-import csv
-import io
 import logging
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,8 +36,18 @@ import torch.distributed as dist
 
 from core.data.training_set import SdfDataSet
 from core.model.autodecoder import AutoDecoder
-from core.model.checkpoint import read_checkpoint, save_checkpoint
-from core.training.config import RunConfig, TrainConfig, config_differences, resume_changes
+from core.model.checkpoint import read_checkpoint
+from core.training.config import RunConfig, TrainConfig, config_differences
+from core.training.run_folder import (
+    check_folders,
+    clear_run,
+    log_fields,
+    read_log,
+    resumable_checkpoint,
+    save_epoch,
+    tensorboard_writer,
+    training_state,
+)
 from core.training.step import (  # learning_rates ... _step are also imported from here (tests, benchmarks)
     _batch_tensors,
     _step,
@@ -51,8 +59,8 @@ from core.training.step import (  # learning_rates ... _step are also imported f
 from core.utils import devices
 from core.utils.cancel import Cancel, is_cancelled
 from core.utils.config_io import field_default, to_dict
-from core.utils.errors import CheckpointError, ConfigError, DataSetError
-from core.utils.io_utils import atomic_write, atomic_write_json
+from core.utils.errors import CheckpointError, ConfigError
+from core.utils.io_utils import atomic_write_json
 
 __all__ = [
     "train",
@@ -67,17 +75,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_LOG_FIELDS = ["epoch", "loss", "sdf", "colour", "reg", "lr_decoder", "lr_codes", "seconds", "samples_per_s"]
-
-
-def _log_fields(config: RunConfig) -> list[str]:
-    """log.csv's columns: the default ones, plus those of the recipe switches that are on."""
-    t = config.train
-    extra = ["eps", "lambda"] if t.curriculum else []
-    extra += ["surface"] if t.surface_weight > 0 else []
-    extra += ["normal"] if t.normal_weight > 0 else []
-    clock = ["cpu_seconds"] if t.max_cpu_minutes > 0 else []
-    return _LOG_FIELDS[:-2] + extra + _LOG_FIELDS[-2:] + clock
 
 
 def _loss_keys(config: RunConfig) -> list[str]:
@@ -147,70 +144,6 @@ def _text_embeddings(module: AutoDecoder, data: SdfDataSet, model_name: str) -> 
     cond.shape_text_embeddings.copy_(torch.from_numpy(cache.get(texts)))
 
 
-def _write_log(run_dir: Path, rows: list[dict[str, float]], fields: list[str] | None = None) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields or _LOG_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(run_dir / "log.csv", lambda h: h.write(buffer.getvalue().encode("utf-8")))
-
-
-def _read_log(run_dir: Path, upto_epoch: int) -> list[dict[str, float]]:
-    path = run_dir / "log.csv"
-    if not path.exists():
-        return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        # a column added on resume (cpu_seconds of a budget given later) is empty in the rows before it
-        rows = [
-            {k: float(v) for k, v in row.items() if v not in ("", None)}
-            for row in csv.DictReader(handle)
-            if float(row["epoch"]) <= upto_epoch
-        ]
-    for row in rows:
-        row["epoch"] = int(row["epoch"])  # written back as "3", not "3.0"
-    return rows
-
-
-def _cpu_copy(value: Any) -> Any:
-    """A deep copy with every tensor copied to the CPU (the state stays valid while training goes on)."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: _cpu_copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cpu_copy(v) for v in value)
-    return copy.deepcopy(value)
-
-
-def _training_state(module: AutoDecoder, optimizer, epoch: int, device: torch.device) -> dict[str, Any]:
-    """Everything an exact resume needs at the end of ``epoch``: weights and codes, optimiser, RNG."""
-    rng = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        rng["cuda"] = torch.cuda.get_rng_state(device)  # dropout on the GPU draws from the CUDA generator
-    return {
-        "epoch": epoch,
-        "model_state": _cpu_copy(module.state_dict()),
-        "optimizer": _cpu_copy(optimizer.state_dict()),
-        "rng": rng,
-    }
-
-
-def _payload(state: dict[str, Any], data: SdfDataSet, config: RunConfig, stats: dict) -> dict[str, Any]:
-    return {
-        "config": to_dict(config),
-        "model_state": state["model_state"],
-        "shape_ids": [s.id for s in data.shapes],
-        "shape_classes": [s.class_name for s in data.shapes],
-        "shape_texts": [s.text for s in data.shapes],
-        "class_names": list(data.class_names),
-        "normalization": {s.id: s.normalization for s in data.shapes if s.normalization},
-        "stats": stats,
-        "epoch": state["epoch"],
-        "optimizer": state["optimizer"],
-        "rng": state["rng"],
-    }
-
-
 class TrainingDivergedError(ConfigError):
     """The training loss became NaN or infinite: the settings (mostly the learning rates) diverge."""
 
@@ -249,75 +182,6 @@ class TrainingDivergedError(ConfigError):
                 f"a factor below 1 (default {field_default(TrainConfig, 'lr_factor'):g}) lowers them."
             )
         self.args = (self._text(kept + fix),)
-
-
-def _has_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` holds training results (a checkpoint or a log), not merely a config.json."""
-    folder = run_dir / "checkpoints"
-    return (run_dir / "log.csv").exists() or (folder.is_dir() and any(folder.glob("*.pt")))
-
-
-def _check_folders(data_dir: Path, run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse impossible folders and a run that would silently replace an earlier one."""
-    if resume and overwrite:
-        raise ConfigError("--resume continues the run in the folder and --overwrite replaces it; choose one.")
-    if data_dir.exists() and not data_dir.is_dir():
-        raise DataSetError(
-            f"{data_dir}: is a file, not a data set folder. Pass the folder `main.py preprocess "
-            "--out DIR` wrote (it holds manifest.json and SdfSamples/)."
-        )
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: is a file, not a run folder. Pass a new folder (or an earlier run's) as --out.")
-    if not resume and not overwrite and _has_run(run_dir):
-        raise ConfigError(
-            f"{run_dir}: already holds a training run (checkpoints/log.csv). Continue it with "
-            "--resume, replace it with --overwrite, or choose a new --out folder."
-        )
-
-
-RUN_FILES = (
-    "log.csv",
-    "stats.json",
-    "config.json",
-    "checkpoints/latest.pt",
-    "checkpoints/epoch_*.pt",
-    "tb/events.out.tfevents.*",
-)
-"""What a training run writes into its folder: all that ``--overwrite`` removes of an earlier run."""
-
-
-def _clear_run(run_dir: Path) -> None:
-    """Remove an earlier run's results before an ``overwrite`` run writes its own (no stale epoch files).
-
-    Only the files a run writes (:data:`RUN_FILES`, regular files, no links followed): anything else a
-    user keeps in the folder (notes, an exported model) stays, and no folder is removed.
-    """
-    for pattern in RUN_FILES:
-        for path in run_dir.glob(pattern):
-            if path.is_file() and not path.is_symlink():
-                path.unlink()
-
-
-def _resumable_checkpoint(run_dir: Path, config: RunConfig, device: torch.device) -> dict[str, Any]:
-    """RUN/checkpoints/latest.pt, checked to continue with ``config``; the allowed changes are logged."""
-    latest = run_dir / "checkpoints" / "latest.pt"
-    if not latest.exists():
-        raise CheckpointError(
-            f"{latest}: nothing to resume. Start without --resume, or pass the run folder of an earlier run."
-        )
-    saved = read_checkpoint(latest, map_location=device)
-    if "optimizer" not in saved or "rng" not in saved or "epoch" not in saved:
-        raise CheckpointError(f"{latest}: an inference-only checkpoint (no optimiser state); it cannot be resumed.")
-    changes = resume_changes(saved["config"], config, str(run_dir))
-    done = int(saved["epoch"])
-    if config.train.epochs < done:
-        raise ConfigError(
-            f"{run_dir}: train.epochs={config.train.epochs} but the run has already trained {done} "
-            f"epochs; resume with --epochs {done} or more."
-        )
-    for change in changes:
-        log.info("resuming %s at epoch %d with %s", run_dir, done, change)
-    return saved
 
 
 def train(
@@ -497,7 +361,7 @@ class Trainer:
         self.resume, self.cancel, self.progress = resume, cancel, progress
         self.callback, self.overwrite = callback, overwrite
         self.latest = self.run_dir / "checkpoints" / "latest.pt"
-        self.fields = _log_fields(config)
+        self.fields = log_fields(config)
         self.writer: Any = None
         self.bar: Any = None
 
@@ -511,9 +375,9 @@ class Trainer:
             return self._run()
 
     def _run(self) -> TrainResult:
-        _check_folders(self.data_dir, self.run_dir, self.resume, self.overwrite)
+        check_folders(self.data_dir, self.run_dir, self.resume, self.overwrite)
         self._start_process()
-        saved = _resumable_checkpoint(self.run_dir, self.config, self.device) if self.resume else None
+        saved = resumable_checkpoint(self.run_dir, self.config, self.device) if self.resume else None
         # checked before any long work, as a warm start's checkpoint is
         init_from = self.t.init_from
         warm = read_checkpoint(Path(init_from)) if saved is None and init_from else None
@@ -598,7 +462,7 @@ class Trainer:
         if "cuda" in saved["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(saved["rng"]["cuda"].cpu(), self.device)
         start_epoch = int(saved["epoch"])
-        history = _read_log(self.run_dir, start_epoch) if rank == 0 else []
+        history = read_log(self.run_dir, start_epoch) if rank == 0 else []
         saved_epochs = saved["config"].get("train", {}).get("epochs", t.epochs)
         stretched = (["curriculum stages"] if t.curriculum else []) + (
             [f"{t.lr_schedule} learning rates"] if t.lr_schedule != "step" else []
@@ -624,7 +488,7 @@ class Trainer:
         """Rank 0: clear an overwritten run, write config.json."""
         if self.rank == 0:
             if self.overwrite:
-                _clear_run(self.run_dir)
+                clear_run(self.run_dir)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(
                 self.run_dir / "config.json", {**to_dict(self.config), "data": str(self.data_dir.resolve())}
@@ -683,7 +547,7 @@ class Trainer:
         """Rank 0: TensorBoard (if installed) and the progress bar."""
         if self.rank != 0:
             return
-        self.writer = _tensorboard(self.run_dir)
+        self.writer = tensorboard_writer(self.run_dir)
         if self.progress:
             from tqdm import tqdm
 
@@ -710,7 +574,7 @@ class Trainer:
         if not all(math.isfinite(v) for v in sums.values()):  # every rank sees the same sums
             raise TrainingDivergedError(done, sums)
         if self.rank == 0:
-            s.boundary = _training_state(self.module, self.optimizer, done, self.device)
+            s.boundary = training_state(self.module, self.optimizer, done, self.device)
         s.completed = done
         seconds = time.perf_counter() - tic
         s.train_seconds += seconds
@@ -818,7 +682,7 @@ class Trainer:
         """Save the last completed epoch (latest.pt, the log, stats.json; ``keep_epoch``: epoch_NNNN.pt too)."""
         s = self.state
         assert s.boundary is not None  # set at the end of every finished epoch, and only then is this called
-        s.checkpoint = _save(
+        s.checkpoint = save_epoch(
             self.run_dir,
             s.boundary,
             self.data,
@@ -851,7 +715,7 @@ class Trainer:
         if self.rank == 0 and s.boundary is not None and s.boundary["epoch"] > s.saved_epoch:
             s.history = [row for row in s.history if int(row["epoch"]) <= s.boundary["epoch"]]
             # the checkpoint path is not kept: the error leaves train() without a result
-            _save(
+            save_epoch(
                 self.run_dir,
                 s.boundary,
                 self.data,
@@ -887,63 +751,3 @@ class Trainer:
             history=s.history,
             stopped_by_time=s.stopped_by_time,
         )
-
-
-@contextlib.contextmanager
-def _saving(path: Path, epoch: int, kept: str) -> Iterator[None]:
-    """Turn a failed write (a full disk, a folder made read-only) into one :class:`CheckpointError` that says
-    which checkpoint survived: the atomic writes never leave half a file under the final name."""
-    try:
-        yield
-    except OSError as exc:
-        raise CheckpointError(
-            f"{path}: could not save epoch {epoch} ({exc.strerror or exc}). {kept} Free disk "
-            "space (or make the folder writable), then continue with --resume."
-        ) from None
-
-
-def _kept(latest: Path, epoch: int | None) -> str:
-    if epoch and latest.is_file():
-        return f"The last good checkpoint, {latest} (epoch {epoch}), is kept."
-    return "No checkpoint of this run was saved yet."
-
-
-def _save(
-    run_dir: Path,
-    state: dict[str, Any],
-    data,
-    config,
-    stats_base: dict,
-    history: list,
-    keep_epoch: bool,
-    saved_epoch: int | None = None,
-) -> Path:
-    epoch = int(state["epoch"])
-    last = history[-1] if history else {}
-    stats = {
-        **stats_base,
-        "epochs": epoch,
-        "train_seconds": float(last.get("seconds", 0.0)),
-        **({"train_cpu_seconds": float(last["cpu_seconds"])} if "cpu_seconds" in last else {}),
-        "final_losses": {k: float(last[k]) for k in ("loss", "sdf", "colour", "reg", "surface", "normal") if k in last},
-    }
-    payload = _payload(state, data, config, stats)
-    folder = run_dir / "checkpoints"
-    latest = folder / "latest.pt"
-    with _saving(latest, epoch, _kept(latest, saved_epoch)):
-        save_checkpoint(latest, payload)
-    with _saving(folder / f"epoch_{epoch:04d}.pt", epoch, _kept(latest, epoch)):
-        if keep_epoch:
-            save_checkpoint(folder / f"epoch_{epoch:04d}.pt", payload)
-        _write_log(run_dir, history, _log_fields(config))
-        atomic_write_json(run_dir / "stats.json", stats)
-    return latest
-
-
-def _tensorboard(run_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # tensorboard not installed: the CSV log still has everything
-        log.info("tensorboard is not installed; logging to log.csv only")
-        return None
-    return SummaryWriter(str(run_dir / "tb"))
