@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Any
 
 import torch
 
@@ -41,7 +42,7 @@ from core.tto.fit import fit
 from core.tto.observations import from_npz
 from core.utils.markdown import markdown_table
 
-FIT_PATHS = {
+FIT_PATHS: dict[str, tuple[str, dict[str, Any]]] = {
     "plain": ("plain (float32, DeepSDF's batch)", {"precision": "float32", "early_sample_share": 1.0}),
     "fast": ("fast (defaults)", {}),
     "two-thirds": ("fast, 2/3 of the steps", {"steps": 2 / 3}),
@@ -65,7 +66,24 @@ FIT_PATHS = {
         {"early_sample_share": 0.25, "code_steps": 200},
     ),
 }
-DEFAULT_FIT_PATHS = ["plain", "fast", "two-thirds"]
+
+
+def _hard_draws_path(share: float, samples: int | None = None) -> tuple[str, dict]:
+    """A fit path with ``hard_draws`` on: ``share`` of each batch drawn by error, ``samples`` a step."""
+    amount = "half" if share == 0.5 else "a quarter" if share == 0.25 else f"{share:g}"
+    label = f"fast, {f'{samples:,} samples a step, ' if samples else ''}{amount} drawn by error"
+    return label, {"hard_draws": True, "hard_share": share, **({"n_samples": samples} if samples else {})}
+
+
+FIT_PATHS.update(
+    {
+        "hard-half": _hard_draws_path(0.5),
+        "hard-half-4000": _hard_draws_path(0.5, 4000),
+        "hard-quarter-4000": _hard_draws_path(0.25, 4000),
+        "hard-half-3000": _hard_draws_path(0.5, 3000),
+    }
+)
+DEFAULT_FIT_PATHS = ["plain", "fast", "hard-half-4000"]
 CLASS_PATHS = {
     "sequential": (
         "sequential 100 steps, float32",

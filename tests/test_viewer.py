@@ -253,9 +253,11 @@ def test_live_tto_runs_updates_and_measures(loaded, qtbot, toy_trained, monkeypa
     panel.every.setValue(10)
     panel.samples.setValue(1000)
     panel.class_box.setCurrentText("slab")
-    # the panel starts with the surface terms on (core.tto.config.INTERACTIVE_LOSSES); compare: plain DeepSDF
-    assert [k for k, box in panel.switches.items() if box.isChecked()] == ["surface_term"]
-    assert not panel.config(baseline=True).surface_term
+    # the panel starts with the surface terms and the hard draws on (core.tto.config.INTERACTIVE_LOSSES); compare:
+    # plain DeepSDF
+    assert [k for k, box in panel.switches.items() if box.isChecked()] == ["surface_term", "hard_draws"]
+    assert panel.config().hard_draws and "hard_draws" in panel.config().losses
+    assert not panel.config(baseline=True).surface_term and not panel.config(baseline=True).hard_draws
     panel.compare.setChecked(True)
     labels = []
     loaded.state.selection_changed.connect(lambda _i: labels.append(loaded.state.selection.label))
@@ -311,9 +313,12 @@ def test_tto_pause_stop_bad_scan_and_partial_scan(loaded, qtbot, toy_trained, tm
         panel.load_scan(mesh_path)
     assert panel.observation.kind == "mesh" and panel.partial.isEnabled()
     panel.switches["finetune_last_layers"].setChecked(True)
+    panel.switches["hard_draws"].setChecked(True)
+    assert panel.config().hard_draws
     with qtbot.waitSignal(panel.scan_loaded, timeout=TIMEOUT) as blocker:
         panel.partial.click()
     assert panel.observation.kind == "scan"
+    assert not panel.config().hard_draws  # measured to give up the hidden side from the front: off for a scan
     assert blocker.args[0][:, 2].min() > -0.2  # only the front (+z) side was seen
     # the partial-input default: a fine-tuning keeps the prior's unseen side (the prior anchor)
     assert panel.switches["finetune_last_layers"].isChecked()

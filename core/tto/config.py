@@ -44,14 +44,18 @@ INTERACTIVE_LR = 1e-2
 held-out shapes (11, decoder frozen, 128³) 1e-2 took F@1 69.0 → 72.2, thin F@1 26.0 → 28.1 and the median
 Chamfer ×10³ 4.33 → 1.30, as far as 600 steps at 5e-3 go (F@1 72.9) in half the time; 2e-2 reached F@1 73.5
 but lost thin parts (20.6) (docs/experiments/2026-12-05-class-inference-and-fit-cost.md)."""
-INTERACTIVE_LOSSES = "surface"
-"""The loss preset the viewer's TTO panel starts with (:data:`LOSS_SWITCHES`). On the demo models'
+INTERACTIVE_LOSSES = "surface,hard_draws"
+"""The switches the viewer's TTO panel starts with (a :func:`parse_losses` string). On the demo models'
 held-out shapes (14, 300 steps, 128³) the surface terms kept more thin parts than plain DeepSDF on
 the weaker decoders: thin-part F@1 74.0 against 72.4 (thin-aware demo), 75.6 against 69.7 (area-sampled);
 on the shipped demo, whose decoder already holds them, they are even (93.1 against 93.6), and on the
 shipped real model +4.8 thin F for -3.5 F@1 (docs/results.md, "Training recipe", "Real objects").
-The decoder fine-tuning (``finetune``) keeps far more on both (99.3 and 65.5) but gives each fitted
-shape its own decoder copy, so it stays a switch the user turns on."""
+Hard draws (2026-12-05, at the panel's 4,000 samples a step): demo-v5 F@1 / thin F@1 89.8 / 85.4 → 90.1 / 87.1
+(7 held-out shapes) and 87.6 / 76.9 → 88.7 / 81.1 (21 training shapes, codes fitted anew); real-v5 58.4 / 20.0
+→ 61.4 / 22.7 with the decoder frozen and, fine-tuned, 90.8 / 74.0 at 8,000 uniform samples → 91.4 / 83.5 in
+0.7x the time (docs/experiments/2026-12-05-hard-draws.md); the panel unticks them for a single-view scan.
+The decoder fine-tuning (``finetune``) keeps far more thin parts but gives each fitted shape its own decoder
+copy, so it stays a switch the user turns on."""
 PARTIAL_SCAN_ANCHOR_WEIGHT = 0.1
 """The prior anchor's weight when a partial scan is fine-tuned (:func:`for_observation`). On single-view scans of
 the real model's held-out shapes (11, 300 steps at 1e-2, 128³; whole F@1 / unseen F@1 / thin F@1), from the front:
@@ -72,13 +76,22 @@ LOSS_SWITCHES: dict[str, tuple[str, ...]] = {
     "curriculum": ("curriculum",),
     "coarse_to_fine": ("coarse_to_fine",),
     "finetune": ("finetune_last_layers",),
+    "hard_draws": ("hard_draws",),
 }
 """Preset name → config flags it turns on."""
 
-LOSS_PRESETS: tuple[str, ...] = ("baseline", "surface", "curriculum", "coarse_to_fine", "finetune", "all")
+LOSS_PRESETS: tuple[str, ...] = (
+    "baseline",
+    "surface",
+    "curriculum",
+    "coarse_to_fine",
+    "finetune",
+    "hard_draws",
+    "all",
+)
 """Names shown in the command-line help (``all`` = every switch; a comma list combines)."""
 
-_ALL_FLAGS = ("surface_term", "normal_term", "curriculum", "coarse_to_fine", "finetune_last_layers")
+_ALL_FLAGS = ("surface_term", "normal_term", "curriculum", "coarse_to_fine", "finetune_last_layers", "hard_draws")
 
 
 def parse_losses(spec: str | None) -> tuple[str, ...]:
@@ -116,6 +129,7 @@ _AT_LEAST = {
     "class_samples": 1,
     "finetune_anchor_points": 1,
     "finetune_anchor_pool": 1,
+    "hard_refresh_every": 1,
 }
 _NON_NEGATIVE = (
     "code_std",
@@ -207,6 +221,23 @@ class TTOConfig:
     """Share of each batch drawn from near-surface samples at the end (0 at the start)."""
     c2f_until: float = 0.75
     """Fraction of the run over which clamp and sample mix move linearly."""
+
+    # --- hard draws ----------------------------------------------------------------------------
+    hard_draws: bool = False
+    """Draw ``hard_share`` of each SDF batch (code fit and fine-tuning) in proportion to the samples' last
+    measured clamped error, the rest as DeepSDF draws. Where the fit is still wrong — a thin leg that a few
+    hundred of 200,000 samples describe — is drawn more often, so a smaller batch keeps what a larger uniform
+    one misses. The errors are each sample's at its last draw, re-measured for every sample each
+    ``hard_refresh_every`` steps (no hard draws before the first measurement). Real-v5, 11 held-out shapes,
+    300 + 300 steps with fine-tuning, three seeds: F@1 / thin F@1 90.8 / 74.0 at 8,000 uniform samples a step,
+    91.4 / 83.5 at 4,000 with half by error, in 0.36x the time of the fit of 2026-12-04 (0.50x before); on
+    single-view scans from the front they gave up the hidden side (docs/experiments/2026-12-05-hard-draws.md).
+    Off by default: :class:`TTOConfig`'s defaults are DeepSDF's; the viewer turns it on."""
+    hard_share: float = 0.5
+    """Share of each batch drawn by error when ``hard_draws`` is on."""
+    hard_refresh_every: int = 100
+    """Steps between the full passes that measure every sample's error for the hard draws (the code fit's
+    steps 100, 200, ... and the fine-tuning's first step and every this many after)."""
 
     # --- fine-tuning the decoder's last layers -------------------------------------------------
     finetune_last_layers: bool = False
@@ -318,6 +349,8 @@ class TTOConfig:
         ]
         if not 0.0 < self.early_sample_share <= 1.0:
             problems.append(f"early_sample_share must be in (0, 1], got {self.early_sample_share}")
+        if not 0.0 < self.hard_share <= 1.0:
+            problems.append(f"hard_share must be in (0, 1], got {self.hard_share}")
         if not 0.0 <= self.near_fraction_end <= 1.0:
             problems.append(f"near_fraction_end must be in [0, 1], got {self.near_fraction_end}")
         if self.lr_decay_every is not None and self.lr_decay_every < 1:

@@ -180,6 +180,21 @@ class _Batches:
         self.surface_points = t(obs.surface_points) if obs.has_surface else None
         self.surface_normals = t(obs.surface_normals) if obs.has_normals else None
         self.device = device
+        self.errors: list[torch.Tensor] | None = None
+        """Per side, (K,) float32 on the CPU: each sample's last measured clamped error, the weights of the
+        hard draws (``TTOConfig.hard_draws``); None until :meth:`set_errors` first measures them."""
+
+    def set_errors(self, errors: list[torch.Tensor]) -> None:
+        """Every sample's error, one (K,) tensor per side (outside, inside)."""
+        self.errors = [e.detach().float().cpu().clamp_min(_ERROR_FLOOR) for e in errors]
+
+    def record_errors(self, rows: list[torch.Tensor], errors: torch.Tensor) -> None:
+        """The errors (n,) of a batch drawn by :meth:`draw_indexed` (its ``rows``), once errors are kept."""
+        if self.errors is None:
+            return
+        parts = torch.split(errors.detach().float().cpu().clamp_min(_ERROR_FLOOR), [len(r) for r in rows])
+        for kept, idx, err in zip(self.errors, rows, parts, strict=True):
+            kept[idx.cpu()] = err
 
     def near_colours(self, band: float) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Every sample within ``band`` of the surface, both sides, with its colour: (K, 3) points and (K, 3)
@@ -201,21 +216,25 @@ class _Batches:
         return points, sdf, rgb
 
     def draw_indexed(
-        self, n: int, near_fraction: float, gen: torch.Generator
+        self, n: int, near_fraction: float, gen: torch.Generator, hard_share: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
-        """:meth:`draw`, with the drawn rows of each side (outside, inside) as a fourth item."""
+        """:meth:`draw`, with the drawn rows of each side (outside, inside) as a fourth item; ``hard_share`` of
+        each side's half drawn in proportion to the kept errors (none before they are measured)."""
         half = max(1, n // 2)
         pts: list[torch.Tensor] = []
         sdf: list[torch.Tensor] = []
         rgb: list[torch.Tensor] = []
         rows: list[torch.Tensor] = []
-        for side in self.sides:
+        for s, side in enumerate(self.sides):
             size = len(side.sdf)
-            n_near = int(round(half * near_fraction)) if len(side.near) else 0
-            idx = torch.randint(0, size, (half - n_near,), generator=gen)
+            n_hard = int(round(half * hard_share)) if self.errors is not None else 0
+            n_near = int(round((half - n_hard) * near_fraction)) if len(side.near) else 0
+            idx = torch.randint(0, size, (half - n_hard - n_near,), generator=gen)
             if n_near:
                 pick = torch.randint(0, len(side.near), (n_near,), generator=gen)
                 idx = torch.cat([idx, side.near[pick]])
+            if n_hard and self.errors is not None:
+                idx = torch.cat([idx, torch.multinomial(self.errors[s], n_hard, replacement=True, generator=gen)])
             idx = idx.to(self.device)
             rows.append(idx)
             pts.append(side.points.index_select(0, idx))  # index_select: several times faster than [idx] on rows
@@ -231,6 +250,10 @@ class _Batches:
         normals = None if self.surface_normals is None else self.surface_normals[idx]
         return self.surface_points[idx], normals
 
+
+_ERROR_FLOOR = 1e-6
+"""The least weight a sample keeps in the hard draws (a sample fitted exactly may still be drawn; all zero
+would be no distribution)."""
 
 PREFIX_CACHE_BYTES = 768 * 2**20
 """The most memory the fine-tuning's frozen-prefix cache may take (else every step runs the whole trunk)."""
@@ -269,6 +292,10 @@ class _PrefixCache:
         width = cast(torch.nn.Linear, decoder.layers[start - 1]).out_features
         count = sum(len(side.points) for side in batches.sides)
         return count * width * torch.tensor([], dtype=dtype).element_size() <= PREFIX_CACHE_BYTES
+
+    def side_sdf(self, side: int, points: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """SDF of the samples ``start:stop`` of one side (``points`` are those samples)."""
+        return self.decoder.sdf_from(self.start, self.features[side][start:stop], points, self.latent)
 
     def sdf(self, points: torch.Tensor, rows: list[torch.Tensor]) -> torch.Tensor:
         """(N,) SDF of the drawn samples (``rows`` per side, as :meth:`_Batches.draw_indexed` gives)."""
@@ -326,7 +353,7 @@ def _step_losses(
     """All loss terms of one step (tensors; ``total`` is what is minimised)."""
     config, decode, fit_colour = ctx.config, ctx.model.decode, ctx.fit_colour
     points, gt, gt_rgb, drawn = ctx.batches.draw_indexed(
-        L.samples_at(config, iteration), L.near_fraction_at(config, iteration), ctx.gen
+        L.samples_at(config, iteration), L.near_fraction_at(config, iteration), ctx.gen, L.hard_share(config)
     )
     # Colours are compared near the surface only: the colour head runs on those samples alone.
     near = (torch.abs(gt) < config.colour_band) if (fit_colour and gt_rgb is not None) else None
@@ -343,6 +370,8 @@ def _step_losses(
         sdf_loss = L.curriculum_l1(pred, gt, clamp, eps, lam)
     else:
         sdf_loss = L.clamped_l1(pred, gt, clamp)
+    if ctx.batches.errors is not None:
+        ctx.batches.record_errors(drawn, _clamped_errors(pred.detach(), gt, config.clamp))
     # Plain DeepSDF loss at the base clamp, whatever is minimised: comparable across loss sets.
     out = {"sdf": sdf_loss, "l1": L.clamped_l1(pred.detach(), gt, config.clamp)}
     total = sdf_loss
@@ -373,6 +402,31 @@ def _step_losses(
                 total = total + config.normal_weight * out["normal"]
     out["total"] = total
     return out
+
+
+def _clamped_errors(pred: torch.Tensor, gt: torch.Tensor, clamp: float) -> torch.Tensor:
+    """(N,) per-sample |clamp(f) - clamp(s)|: the clamped L1's terms, the hard draws' weights."""
+    return (pred.clamp(-clamp, clamp) - gt.clamp(-clamp, clamp)).abs()
+
+
+@torch.no_grad()
+def _measure_errors(ctx: _FitContext, code: torch.Tensor, chunk: int = 32768) -> None:
+    """Every sample's clamped error under the stage's decoder and ``code``, kept for the hard draws
+    (``TTOConfig.hard_draws``); through the frozen-prefix cache when the stage has one."""
+    code, clamp = code.detach(), ctx.config.clamp
+    errors = []
+    for s, side in enumerate(ctx.batches.sides):
+        parts = []
+        for i in range(0, len(side.points), chunk):
+            points = side.points[i : i + chunk]
+            with ctx.autocast:
+                if ctx.prefix is not None:
+                    pred = ctx.prefix.side_sdf(s, points, i, i + chunk)
+                else:
+                    pred = ctx.model.decode(points, code, None, ctx.condition)[0]
+            parts.append(_clamped_errors(pred.float(), side.sdf[i : i + chunk], clamp))
+        errors.append(torch.cat(parts) if parts else side.sdf.new_zeros(0))
+    ctx.batches.set_errors(errors)
 
 
 def _floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -407,6 +461,8 @@ def _run_code_fit(ctx: _FitContext, stage: str) -> Iterator[TTOProgress]:
         lr = L.learning_rate(config, it)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        if stage == "code" and config.hard_draws and it and it % config.hard_refresh_every == 0:
+            _measure_errors(ctx, shape_code)
         out = _step_losses(ctx, it, shape_code, colour_code)
         grads = torch.autograd.grad(out["total"], params, allow_unused=True)
         for p, g in zip(params, grads, strict=True):
@@ -644,6 +700,11 @@ def iterate_fit(
             f"the observation's samples are dilated by {observation.surface_offset:g}, this model's "
             f"surfaces by {model.surface_offset:g}: its surface comes out that much further out"
         )
+    if config.hard_draws and observation.kind == "scan":
+        notes.append(
+            "hard draws on a single-view scan: from the front they gave up more of the hidden side than the "
+            "uniform draws (docs/experiments/2026-12-05-hard-draws.md); turn them off for partial input"
+        )
     if (config.surface_term or config.normal_term) and not observation.has_surface:
         notes.append("surface / normal terms skipped: the observation has no surface points")
     if config.normal_term and observation.has_surface and not observation.has_normals:
@@ -777,6 +838,8 @@ def _finetune(
         if is_cancelled(ctx.cancel):
             cancelled = True
             break
+        if config.hard_draws and step % config.hard_refresh_every == 0:
+            _measure_errors(ft_ctx, code)
         out = _step_losses(ft_ctx, last_it, code, ccode)
         total = out["total"] - out.get("reg", 0.0)  # the codes are fixed here
         if anchor is not None:

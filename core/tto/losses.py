@@ -24,6 +24,7 @@ __all__ = [
     "clamp_at",
     "near_fraction_at",
     "samples_at",
+    "hard_share",
 ]
 
 
@@ -89,3 +90,8 @@ def samples_at(config: TTOConfig, iteration: int) -> int:
     if iteration < min(config.decay_every, config.iterations):
         return max(2, round(config.early_sample_share * config.n_samples))
     return config.n_samples
+
+
+def hard_share(config: TTOConfig) -> float:
+    """Share of a batch drawn by the samples' errors: ``hard_share`` with ``hard_draws`` on, else 0."""
+    return config.hard_share if config.hard_draws else 0.0

@@ -33,7 +33,7 @@ from core.tto.config import (
     INTERACTIVE_LOSSES,
     INTERACTIVE_LR,
     INTERACTIVE_SAMPLES,
-    LOSS_SWITCHES,
+    parse_losses,
 )
 from core.tto.scan import SCAN_DIRECTIONS
 from viewer.panels.loss_plot import LossPlot
@@ -63,6 +63,12 @@ SWITCHES = (
     ),
     ("curriculum", "curriculum", "Curriculum DeepSDF: a shrinking error tolerance and hard-sample weighting"),
     ("coarse_to_fine", "coarse-to-fine", "The clamp distance shrinks and samples move towards the surface"),
+    (
+        "hard_draws",
+        "hard draws",
+        "Half of each step's samples are drawn where the fit is still wrong (each sample's last error), the rest "
+        "uniformly: thin parts a few hundred samples describe are seen far more often",
+    ),
     (
         "finetune_last_layers",
         "fine-tune last layers",
@@ -168,7 +174,7 @@ class TTOPanel(QWidget):
             box = QCheckBox(text)
             box.setToolTip(tip)
             self.switches[key] = box
-            box.setChecked(key in LOSS_SWITCHES[INTERACTIVE_LOSSES])
+            box.setChecked(key in parse_losses(INTERACTIVE_LOSSES))
             layout.addWidget(box)
         self.compare = QCheckBox("compare with baseline")
         self.compare.setToolTip("Also run plain DeepSDF TTO on the same scan and show it beside the result")
@@ -263,6 +269,10 @@ class TTOPanel(QWidget):
         )
         if obs.class_name and self.class_box.findData(obs.class_name) >= 0:
             self.class_box.setCurrentIndex(self.class_box.findData(obs.class_name))
+        if obs.kind == "scan" and self.switches["hard_draws"].isChecked():
+            # measured: from the front they gave up more of the hidden side (docs/experiments/2026-12-05-hard-draws.md)
+            self.switches["hard_draws"].setChecked(False)
+            self.state.status.emit("partial scan: hard draws turned off (they trade the unseen side for the seen one)")
         if obs.kind == "scan" and self.switches["finetune_last_layers"].isChecked():
             self.state.status.emit("partial scan: the fine-tuning keeps the prior's unseen side (prior anchor)")
         self.scan_loaded.emit(self.scan_points)
