@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["clamped_l1", "curriculum_l1"]
+__all__ = ["clamped_errors", "clamped_l1", "curriculum_l1"]
+
+
+def clamped_errors(pred: torch.Tensor, gt: torch.Tensor, clamp: float) -> torch.Tensor:
+    """Each sample's |clamp(pred) - clamp(gt)|, both clamped to [-clamp, clamp] (broadcast shapes): the terms
+    :func:`clamped_l1` averages, and what test-time optimisation's hard draws weigh samples by."""
+    return torch.abs(torch.clamp(pred, -clamp, clamp) - torch.clamp(gt, -clamp, clamp))
 
 
 def clamped_l1(pred: torch.Tensor, gt: torch.Tensor, clamp: float) -> torch.Tensor:
     """DeepSDF's loss: mean |clamp(pred) - clamp(gt)|, both clamped to [-clamp, clamp]. (N,) → ()."""
-    return torch.mean(torch.abs(torch.clamp(pred, -clamp, clamp) - torch.clamp(gt, -clamp, clamp)))
+    return torch.mean(clamped_errors(pred, gt, clamp))
 
 
 def curriculum_l1(pred: torch.Tensor, gt: torch.Tensor, clamp: float, eps: float, lam: float) -> torch.Tensor:
@@ -25,9 +31,7 @@ def curriculum_l1(pred: torch.Tensor, gt: torch.Tensor, clamp: float, eps: float
     prediction errs towards the wrong side of the surface weigh ``1 + lam`` while those that err
     away from it weigh ``1 - lam`` (sample difficulty curriculum).
     """
-    pc = torch.clamp(pred, -clamp, clamp)
-    gc = torch.clamp(gt, -clamp, clamp)
-    err = torch.clamp(torch.abs(pc - gc) - eps, min=0.0)
+    err = torch.clamp(clamped_errors(pred, gt, clamp) - eps, min=0.0)
     if lam:
         err = err * (1.0 + lam * torch.sign(gt) * torch.sign(gt - pred))
     return torch.mean(err)

@@ -371,7 +371,7 @@ def _step_losses(
     else:
         sdf_loss = L.clamped_l1(pred, gt, clamp)
     if ctx.batches.errors is not None:
-        ctx.batches.record_errors(drawn, _clamped_errors(pred.detach(), gt, config.clamp))
+        ctx.batches.record_errors(drawn, L.clamped_errors(pred.detach(), gt, config.clamp))
     # Plain DeepSDF loss at the base clamp, whatever is minimised: comparable across loss sets.
     out = {"sdf": sdf_loss, "l1": L.clamped_l1(pred.detach(), gt, config.clamp)}
     total = sdf_loss
@@ -404,11 +404,6 @@ def _step_losses(
     return out
 
 
-def _clamped_errors(pred: torch.Tensor, gt: torch.Tensor, clamp: float) -> torch.Tensor:
-    """(N,) per-sample |clamp(f) - clamp(s)|: the clamped L1's terms, the hard draws' weights."""
-    return (pred.clamp(-clamp, clamp) - gt.clamp(-clamp, clamp)).abs()
-
-
 @torch.no_grad()
 def _measure_errors(ctx: _FitContext, code: torch.Tensor, chunk: int = 32768) -> None:
     """Every sample's clamped error under the stage's decoder and ``code``, kept for the hard draws
@@ -424,7 +419,7 @@ def _measure_errors(ctx: _FitContext, code: torch.Tensor, chunk: int = 32768) ->
                     pred = ctx.prefix.side_sdf(s, points, i, i + chunk)
                 else:
                     pred = ctx.model.decode(points, code, None, ctx.condition)[0]
-            parts.append(_clamped_errors(pred.float(), side.sdf[i : i + chunk], clamp))
+            parts.append(L.clamped_errors(pred.float(), side.sdf[i : i + chunk], clamp))
         errors.append(torch.cat(parts) if parts else side.sdf.new_zeros(0))
     ctx.batches.set_errors(errors)
 
@@ -645,7 +640,7 @@ def _class_losses(
     with ctx.autocast:
         pred, _ = ctx.model.decoder(points.repeat(b, 1), latent, None, with_colour=False, latent_row=row)
     pred = pred.float().view(b, n)
-    return (pred.clamp(-clamp, clamp) - gt.clamp(-clamp, clamp)[None]).abs().mean(dim=1)
+    return L.clamped_errors(pred, gt[None], clamp).mean(dim=1)
 
 
 @torch.no_grad()

@@ -1,18 +1,19 @@
 """Loss terms and schedules of test-time optimisation (torch, unit-sphere frame).
 
 Every function takes plain tensors; :mod:`core.tto.fit` assembles them per step according to
-:class:`core.tto.config.TTOConfig`. The SDF terms themselves (:func:`clamped_l1`, :func:`curriculum_l1`)
-live in :mod:`core.model.losses`, shared with training, and are re-exported here for ``fit``.
+:class:`core.tto.config.TTOConfig`. The SDF terms themselves (:func:`clamped_errors`, :func:`clamped_l1`,
+:func:`curriculum_l1`) live in :mod:`core.model.losses`, shared with training, and are re-exported here for ``fit``.
 """
 
 from __future__ import annotations
 
 import torch
 
-from core.model.losses import clamped_l1, curriculum_l1
+from core.model.losses import clamped_errors, clamped_l1, curriculum_l1
 from core.tto.config import TTOConfig
 
 __all__ = [
+    "clamped_errors",
     "clamped_l1",
     "curriculum_l1",
     "surface_loss",
