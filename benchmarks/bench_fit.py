@@ -37,7 +37,7 @@ from core.evaluation.held_out_split import list_split
 from core.evaluation.loop import evaluate_split
 from core.evaluation.settings import EvalSettings
 from core.model.loading import load_trained_model
-from core.tto.config import TTOConfig
+from core.tto.config import INTERACTIVE_LR, INTERACTIVE_SAMPLES, TTOConfig
 from core.tto.fit import fit
 from core.tto.observations import from_npz
 from core.utils.markdown import markdown_table
@@ -81,6 +81,11 @@ FIT_PATHS.update(
         "hard-half-4000": _hard_draws_path(0.5, 4000),
         "hard-quarter-4000": _hard_draws_path(0.25, 4000),
         "hard-half-3000": _hard_draws_path(0.5, 3000),
+        # what the viewer runs with "fine-tune last layers" ticked: its samples, draws and code rate
+        "viewer": (
+            "the viewer's: 4,000 samples a step, half drawn by error, code rate 1e-2",
+            {**_hard_draws_path(0.5, INTERACTIVE_SAMPLES)[1], "lr": INTERACTIVE_LR},
+        ),
     }
 )
 DEFAULT_FIT_PATHS = ["plain", "fast", "hard-half-4000"]

@@ -188,6 +188,44 @@ def test_normal_term_turns_the_sdf_gradient_towards_the_observed_normals(toy):
     assert normal_error_on < _surface_errors(model, obs, off.shape_code, "slab")[1]
 
 
+def test_normal_loss_asks_for_the_surface_direction_not_its_side():
+    """Real meshes' face normals point either way; the SDF samples say which side is outside."""
+    gen = torch.Generator().manual_seed(0)
+    grad, normals = torch.randn(500, 3, generator=gen), torch.randn(500, 3, generator=gen)
+    normals = normals / normals.norm(dim=1, keepdim=True)
+    flips = torch.where(torch.rand(500, generator=gen) < 0.4, -1.0, 1.0)[:, None]
+    assert torch.allclose(L.normal_loss(grad, normals * flips), L.normal_loss(grad, normals))
+    assert float(L.normal_loss(normals, normals)) == pytest.approx(0.0, abs=1e-6)
+    assert float(L.normal_loss(-3 * normals, normals)) == pytest.approx(0.0, abs=1e-6)
+    side = torch.linalg.cross(normals, torch.randn(500, 3, generator=gen), dim=1)
+    assert float(L.normal_loss(side, normals)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_finetuning_with_the_normal_term_ignores_which_way_the_normals_point(toy):
+    from core.tto.fit import fit
+
+    model, obs = toy["model"], _obs(toy, "slab2", "slab")
+    config = TTOConfig(
+        iterations=10,
+        n_samples=1000,
+        n_surface_samples=300,
+        normal_term=True,
+        normal_weight=1.0,
+        finetune_last_layers=True,
+        finetune_iterations=10,
+        finetune_colour=False,
+    )
+    flips = np.where(np.random.default_rng(0).random(len(obs.surface_normals)) < 0.4, -1.0, 1.0)[:, None]
+    flipped = replace(obs, surface_normals=(obs.surface_normals * flips).astype(np.float32))
+    as_given = fit(model, obs, config, class_name="slab", seed=1)
+    turned = fit(model, flipped, config, class_name="slab", seed=1)
+    without = fit(model, obs, replace(config, normal_weight=0.0), class_name="slab", seed=1)
+    differs = [k for k, v in as_given.decoder_override.items() if not torch.equal(v, without.decoder_override[k])]
+    assert differs, "the normal term did not act on the fine-tuned layers"
+    for key, value in as_given.decoder_override.items():
+        torch.testing.assert_close(turned.decoder_override[key], value)
+
+
 def _stage_of(config, step):
     """(eps, lambda) that TTOConfig's curriculum fields give for 0-based ``step``."""
     progress = step / config.iterations

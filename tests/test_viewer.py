@@ -253,9 +253,10 @@ def test_live_tto_runs_updates_and_measures(loaded, qtbot, toy_trained, monkeypa
     panel.every.setValue(10)
     panel.samples.setValue(1000)
     panel.class_box.setCurrentText("slab")
-    # the panel starts with the surface terms and the hard draws on (core.tto.config.INTERACTIVE_LOSSES); compare:
-    # plain DeepSDF
-    assert [k for k, box in panel.switches.items() if box.isChecked()] == ["surface_term", "hard_draws"]
+    # the panel starts with the hard draws on (core.tto.config.INTERACTIVE_LOSSES); with the surface terms
+    # ticked too, compare: plain DeepSDF
+    assert [k for k, box in panel.switches.items() if box.isChecked()] == ["hard_draws"]
+    panel.switches["surface_term"].setChecked(True)
     assert panel.config().hard_draws and "hard_draws" in panel.config().losses
     assert not panel.config(baseline=True).surface_term and not panel.config(baseline=True).hard_draws
     panel.compare.setChecked(True)
@@ -553,7 +554,7 @@ def test_latest_wins_worker_runs_only_the_newest_pending_request(qtbot):
 
 def test_a_drag_while_the_mesher_is_busy_shows_only_the_newest_code(loaded, qtbot):
     """20 edits arrive while the mesher is busy: one preview (of the newest code) is shown, then refined."""
-    from viewer.workers import mesh_job
+    from viewer.workers import displayed_mesh_job, mesh_job
 
     _wait_full_mesh(loaded, qtbot)
     model = loaded.state.model
@@ -562,7 +563,7 @@ def test_a_drag_while_the_mesher_is_busy_shows_only_the_newest_code(loaded, qtbo
     start = loaded.mesher.superseded
     busy, started, release = _blocking_job(loaded.current_mesh)  # the mesher redraws the mesh on screen
     try:
-        loaded.mesher.submit(busy)
+        loaded.mesher.submit(displayed_mesh_job(busy))
         assert started.wait(TIMEOUT / 1000), "the mesher never started the blocking job"
         for i in range(20):
             code = model.shape_codes[i % 4].cpu() * (1 + 0.01 * i)
@@ -583,6 +584,10 @@ def test_a_drag_while_the_mesher_is_busy_shows_only_the_newest_code(loaded, qtbo
     _wait_full_mesh(loaded, qtbot)
     assert [m.stats["resolution"] for m in shown] == [FULL, PREVIEW, FULL]
     assert loaded.mesher.superseded - start == 19 and loaded.state.selection is newest
+    # the surface on screen is the mesh shown (built on the mesher's thread), points and faces alike
+    drawn = loaded.scene.shape
+    assert drawn.n_points == len(shown[-1].vertices) and drawn.n_cells == len(shown[-1].faces)
+    assert np.allclose(np.asarray(drawn.points), shown[-1].vertices)
 
 
 def test_every_control_has_a_tool_tip(loaded):

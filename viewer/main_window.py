@@ -44,7 +44,7 @@ from viewer.panels.model_panel import ModelPanel
 from viewer.panels.tto_panel import TTOPanel
 from viewer.scene import CAMERA_PRESETS, Scene
 from viewer.state import CodeSelection, ViewerState
-from viewer.workers import LatestWinsWorker, mesh_job, run_task, slice_job, wait_for_tasks
+from viewer.workers import LatestWinsWorker, displayed_mesh_job, mesh_job, run_task, slice_job, wait_for_tasks
 
 __all__ = ["MainWindow", "APP_NAME", "write_sequence"]
 
@@ -453,7 +453,7 @@ class MainWindow(QMainWindow):
             return
         d = self.state.display
         resolution = d.preview_resolution if interactive else d.full_resolution
-        self.mesher.submit(mesh_job(model, sel, resolution))
+        self.mesher.submit(displayed_mesh_job(mesh_job(model, sel, resolution)))
         if interactive:
             self.idle_timer.start()  # (re)start the debounce: refine once the interaction pauses
         else:
@@ -461,15 +461,16 @@ class MainWindow(QMainWindow):
         if d.slice_enabled:
             self.slicer.submit(slice_job(model, sel, d.slice_axis, d.slice_position))
 
-    def _mesh_ready(self, request_id: int, mesh, seconds: float) -> None:
+    def _mesh_ready(self, request_id: int, result, seconds: float) -> None:
         if self._closed or request_id < max(self._shown_request, self._first_request_of_model):
             return  # an older result arriving late, or one of the previous model
+        mesh, poly = result  # displayed_mesh_job: the mesh and its VTK surface, built on the mesher's thread
         self._shown_request = request_id
         self.current_mesh = mesh
         res = mesh.stats.get("resolution", "?")
         refined = res == self.state.display.full_resolution
         self.scene.set_refined(refined)
-        self.scene.show_mesh(mesh)
+        self.scene.show_mesh(mesh, poly)
         if self._fit_camera_next and not mesh.is_empty:
             self._fit_camera_next = False
             self.scene.set_camera(self.scene.preset)

@@ -16,7 +16,7 @@ import pyvista as pv
 
 from core.meshing.extract import MeshArrays
 
-__all__ = ["Scene", "CAMERA_PRESETS", "LIGHT_BG", "DARK_BG", "polydata_faces", "is_software_gl"]
+__all__ = ["Scene", "CAMERA_PRESETS", "LIGHT_BG", "DARK_BG", "polydata_faces", "is_software_gl", "mesh_polydata"]
 
 # Direction from the focal point to the camera, and view-up. Data are Y-up (glTF, ShapeNet).
 CAMERA_PRESETS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -59,7 +59,13 @@ def polydata_faces(faces: np.ndarray) -> np.ndarray:
     return np.hstack([np.full((len(faces), 1), 3, np.int64), faces]).ravel()
 
 
-def _polydata(mesh: MeshArrays) -> pv.PolyData:
+def mesh_polydata(mesh: MeshArrays) -> pv.PolyData:
+    """The VTK surface :meth:`Scene.show_mesh` draws: points, faces, normals and 8-bit colours.
+
+    Building it copies every array into VTK (about 6 ms for the real model's 44,000-vertex 128³ mesh), so the
+    mesher builds it on its own thread (:func:`viewer.workers.displayed_mesh_job`) and the UI thread only
+    swaps it in: the frame that first draws a refined mesh is the UI thread's longest (issue 29: ≤ 50 ms).
+    """
     poly = pv.PolyData(np.asarray(mesh.vertices, np.float32), polydata_faces(mesh.faces))
     poly.point_data["Normals"] = np.asarray(mesh.normals, np.float32)
     poly.point_data.active_normals_name = "Normals"
@@ -125,8 +131,11 @@ class Scene:
         return bool(getattr(self.plotter, "_closed", False))
 
     # -- shape ---------------------------------------------------------------------------------
-    def show_mesh(self, mesh: MeshArrays) -> None:
-        """Replace the shape in place; an empty mesh hides it and shows why."""
+    def show_mesh(self, mesh: MeshArrays, poly: pv.PolyData | None = None) -> None:
+        """Replace the shape in place; an empty mesh hides it and shows why.
+
+        ``poly``: ``mesh`` already built as :func:`mesh_polydata` (on a worker thread), else built here.
+        """
         if self.closed:
             return
         if mesh.is_empty:
@@ -135,7 +144,7 @@ class Scene:
             self.has_mesh = False
             self.set_hint(f"no surface: {mesh.stats.get('reason', 'empty mesh')}")
             return
-        self.shape.copy_from(_polydata(mesh))
+        self.shape.copy_from(poly if poly is not None else mesh_polydata(mesh))
         if self.shape_actor is None:
             self.shape_actor = self.plotter.add_mesh(
                 self.shape,
@@ -245,7 +254,7 @@ class Scene:
         shifted = MeshArrays(
             mesh.vertices + np.array([offset, 0, 0], np.float32), mesh.faces, mesh.normals, mesh.colours, mesh.stats
         )
-        self.compare.copy_from(_polydata(shifted))
+        self.compare.copy_from(mesh_polydata(shifted))
         if self.compare_actor is None:
             self.compare_actor = self.plotter.add_mesh(
                 self.compare,

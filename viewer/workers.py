@@ -19,11 +19,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import TYPE_CHECKING, Any, Callable
 
+import pyvista as pv
 import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
 from core.meshing import extract_mesh, sdf_slice
 from core.meshing.extract import MeshArrays
+from viewer.scene import mesh_polydata
 
 if TYPE_CHECKING:
     from core.model.trained_model import TrainedModel
@@ -197,6 +199,17 @@ def mesh_job(model: TrainedModel, selection: CodeSelection, resolution: int) -> 
         return extract_mesh(field, resolution, device=model.device, mc_backend="torch")
 
     return job
+
+
+def displayed_mesh_job(job: Callable[[], MeshArrays]) -> Callable[[], tuple[MeshArrays, pv.PolyData | None]]:
+    """``job`` followed by the VTK surface the scene draws (:func:`viewer.scene.mesh_polydata`), both on the
+    worker's thread: the UI thread then only swaps the surface in. None for an empty mesh (nothing to draw)."""
+
+    def displayed() -> tuple[MeshArrays, pv.PolyData | None]:
+        mesh = job()
+        return mesh, (None if mesh.is_empty else mesh_polydata(mesh))
+
+    return displayed
 
 
 def slice_job(

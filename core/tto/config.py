@@ -44,18 +44,23 @@ INTERACTIVE_LR = 1e-2
 held-out shapes (11, decoder frozen, 128³) 1e-2 took F@1 69.0 → 72.2, thin F@1 26.0 → 28.1 and the median
 Chamfer ×10³ 4.33 → 1.30, as far as 600 steps at 5e-3 go (F@1 72.9) in half the time; 2e-2 reached F@1 73.5
 but lost thin parts (20.6) (docs/experiments/2026-12-05-class-inference-and-fit-cost.md)."""
-INTERACTIVE_LOSSES = "surface,hard_draws"
-"""The switches the viewer's TTO panel starts with (a :func:`parse_losses` string). On the demo models'
-held-out shapes (14, 300 steps, 128³) the surface terms kept more thin parts than plain DeepSDF on
-the weaker decoders: thin-part F@1 74.0 against 72.4 (thin-aware demo), 75.6 against 69.7 (area-sampled);
-on the shipped demo, whose decoder already holds them, they are even (93.1 against 93.6), and on the
-shipped real model +4.8 thin F for -3.5 F@1 (docs/results.md, "Training recipe", "Real objects").
-Hard draws (2026-12-05, at the panel's 4,000 samples a step): demo-v5 F@1 / thin F@1 89.8 / 85.4 → 90.1 / 87.1
-(7 held-out shapes) and 87.6 / 76.9 → 88.7 / 81.1 (21 training shapes, codes fitted anew); real-v5 58.4 / 20.0
-→ 61.4 / 22.7 with the decoder frozen and, fine-tuned, 90.8 / 74.0 at 8,000 uniform samples → 91.4 / 83.5 in
-0.7x the time (docs/experiments/2026-12-05-hard-draws.md); the panel unticks them for a single-view scan.
-The decoder fine-tuning (``finetune``) keeps far more thin parts but gives each fitted shape its own decoder
-copy, so it stays a switch the user turns on."""
+INTERACTIVE_LOSSES = "hard_draws"
+"""The switches the viewer's TTO panel starts with (a :func:`parse_losses` string): DeepSDF's loss with the hard
+draws (half of each step's samples drawn where the fit is still wrong; the panel unticks them for a single-view
+scan). Until 2026-12-05 the surface terms were on too; measured at the panel's settings (300 steps, 4,000 samples,
+lr 1e-2, decoder frozen, 128³; F@1 / thin F@1 / CD×10³ mean):
+
+- real-v5, 11 held-out shapes (one a class): ``surface,hard_draws`` 61.4 / 22.7 / 12.8, floaters on 55 % of the
+  shapes; ``hard_draws`` 73.6 / 23.8 / 7.2, 27 %;
+- demo-v5 on a fresh built-in set (7 held-out / 21 training shapes, codes fitted anew): ``surface,hard_draws``
+  90.1 / 87.1 / 1.01 and 88.7 / 81.1 / 1.09; ``hard_draws`` 89.8 / 87.7 / 0.87 and 89.7 / 84.1 / 0.95.
+
+With the decoder frozen the normal term cannot act (see :attr:`TTOConfig.normal_term`), and the surface term
+``|f + offset| → 0`` over the surface points, on a prior that cannot hold the shape, is met by swelling it: on the
+real stove the samples outside it decoded inside went from 4.7 % to 10.1 % of all (their clamped L1 0.0064 →
+0.0094) while the surface points came closer; fine-tuned, the surface terms cost real-v5 too (91.7 / 85.7 →
+85.4 / 75.8; docs/experiments/2026-12-05-surface-terms-on-real-meshes.md). The decoder fine-tuning (``finetune``)
+keeps far more thin parts but gives each fitted shape its own decoder copy, so it stays a switch the user turns on."""
 PARTIAL_SCAN_ANCHOR_WEIGHT = 0.1
 """The prior anchor's weight when a partial scan is fine-tuned (:func:`for_observation`). On single-view scans of
 the real model's held-out shapes (11, 300 steps at 1e-2, 128³; whole F@1 / unseen F@1 / thin F@1), from the front:
@@ -187,7 +192,8 @@ class TTOConfig:
     surface_weight: float = 1.0
     """w_s."""
     normal_term: bool = False
-    """Align the SDF gradient with the observed normals: w_n * mean(1 - cos(grad f, n)).
+    """Align the SDF gradient with the observed normals: w_n * mean(1 - |cos(grad f, n)|) (unoriented: real
+    meshes' face normals point either way; :func:`core.tto.losses.normal_loss`).
 
     It steers the fine-tuned layers only (``finetune_last_layers``): with a ReLU decoder grad_x f
     is piecewise constant in the latent code, so this loss has no gradient with respect to the

@@ -59,7 +59,9 @@ SWITCHES = (
     (
         "surface_term",
         "surface + normal terms",
-        "|f| → 0 on the observed surface points and the SDF gradient aligned with their normals",
+        "|f| → 0 on the observed surface points and the SDF gradient aligned with their normals. Off by default:"
+        " a prior that cannot hold the shape meets them by swelling it (real model, decoder frozen: F@1 73.6 →"
+        " 61.4; fine-tuned: 91.7 → 85.4)",
     ),
     ("curriculum", "curriculum", "Curriculum DeepSDF: a shrinking error tolerance and hard-sample weighting"),
     ("coarse_to_fine", "coarse-to-fine", "The clamp distance shrinks and samples move towards the surface"),
