@@ -9,13 +9,16 @@
 # Dry run here:   GPU_TRAIN_DEVICE=cpu GPU_TRAIN_SECONDS=20 GPU_TRAIN_MODELS=tiny OUT=/tmp/gpu_train \
 #                     bash scripts/gpu_train_real.sh
 #
-# Each model in GPU_TRAIN_MODELS (name=hidden-widths, e.g. "wide=256x6 paper=512x8") trains the
-# shipped recipe (the default preset: class embedding, colour head stopped at the trunk, two Fourier
-# frequencies, curriculum, cosine rates) at that trunk size, all of them at once on the one GPU, each
-# stopping cleanly at train.max_minutes. GPU_TRAIN_EPOCHS sizes the schedule (cosine and curriculum
-# span it) so that it ends near the budget: measure the epoch time first (GPU_TRAIN_SECONDS=60).
-# Writes under $OUT: NAME.pt (inference checkpoint, config inside), NAME_log.csv, NAME_train.log, summary.txt
-# (at most 8 files come back from a device call: three models at most).
+# Each model in GPU_TRAIN_MODELS (NAME=WIDTHxDEPTH[:KEY=VALUE...], e.g. "wide=256x6 paper=512x8
+# code128=256x6:model.code_size=128") trains the shipped recipe (the default preset: class embedding,
+# colour head stopped at the trunk, two Fourier frequencies, curriculum, cosine rates) at that trunk
+# size, with each KEY=VALUE as a `--set` of its own (a study's arms: code size, code noise, dropout, ...),
+# all of them at once on the one GPU, each stopping cleanly at train.max_minutes. GPU_TRAIN_EPOCHS sizes
+# the schedule (cosine and curriculum span it) so that it ends near the budget: measure the epoch time
+# first (GPU_TRAIN_SECONDS=60). GPU_TRAIN_DATA: the packed parts' folder (default .gpu_data).
+# Writes under $OUT: NAME.pt (inference checkpoint, config inside), NAME_log.csv, NAME_train.log, summary.txt;
+# at most 8 files come back from a device call, so with more than three models (or GPU_TRAIN_PACK=1) each
+# model's three files go into one NAME.tar.gz instead (seven models at most).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,6 +28,9 @@ OUT=${OUT:-$ROOT/out/gpu_train}
 SECONDS_BUDGET=${GPU_TRAIN_SECONDS:-300}
 EPOCHS=${GPU_TRAIN_EPOCHS:-100000}
 MODELS=${GPU_TRAIN_MODELS:-"wide=256x6"}
+DATA=${GPU_TRAIN_DATA:-.gpu_data}
+read -ra SPECS <<< "$MODELS"
+PACK=${GPU_TRAIN_PACK:-$([ "${#SPECS[@]}" -gt 3 ] && echo 1 || echo 0)}
 # a fresh work folder each run: nothing of an earlier run is reused or deleted
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_train.XXXXXX")
 EXPORT=${GPU_TRAIN_EXPORT:-1}  # 0: a timing run, only summary.txt comes back (epoch times per model)
@@ -34,7 +40,9 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 SUMMARY=$OUT/summary.txt
 say() { echo "$*" | tee -a "$SUMMARY"; }
-log_of() { if [ "$EXPORT" = 0 ]; then echo "$WORK/$1_train.log"; else echo "$OUT/$1_train.log"; fi; }
+log_of() { if [ "$EXPORT" = 0 ] || [ "$PACK" = 1 ]; then echo "$WORK/$1_train.log"; else echo "$OUT/$1_train.log"; fi; }
+# where a model's checkpoint and log copy go: $OUT itself, or a folder in $WORK that becomes NAME.tar.gz
+dest_of() { if [ "$PACK" = 1 ]; then echo "$WORK/out_$1"; else echo "$OUT"; fi; }
 : > "$SUMMARY"
 
 say "== gpu_train_real on $(hostname) $(date -u +%FT%TZ), device $DEVICE, budget ${SECONDS_BUDGET} s, epochs $EPOCHS"
@@ -44,14 +52,22 @@ command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,dr
     | tee -a "$SUMMARY"
 
 # the carried parts into one data set (a part alone is one too)
-if ! "$PY" scripts/gpu_data.py merge .gpu_data/part-* --out "$WORK/data" 2>&1 | tee -a "$SUMMARY"; then
+if ! "$PY" scripts/gpu_data.py merge "$DATA"/part-* --out "$WORK/data" 2>&1 | tee -a "$SUMMARY"; then
     say "merge failed: no data"; exit 1
 fi
 
 minutes=$("$PY" -c "print(round($SECONDS_BUDGET / 60, 3))")
 pids=()
-for spec in $MODELS; do
-    name=${spec%%=*} size=${spec#*=}
+for spec in "${SPECS[@]}"; do
+    name=${spec%%=*} rest=${spec#*=}
+    size=${rest%%:*} extra=()
+    if [[ ! $name =~ ^[A-Za-z0-9_-]+$ ]] || [ "$name" = "$spec" ]; then  # the name becomes file names
+        say "model spec '$spec': give NAME=WIDTHxDEPTH[:KEY=VALUE...], NAME of letters, digits, '_' and '-'"; exit 2
+    fi
+    if [ "$rest" != "$size" ]; then
+        IFS=: read -ra sets <<< "${rest#*:}"
+        for kv in "${sets[@]}"; do extra+=(--set "$kv"); done
+    fi
     if [ "$size" = tiny ]; then
         model=(--preset tiny)
     else
@@ -62,17 +78,18 @@ for spec in $MODELS; do
     fi
     # shellcheck disable=SC2086
     "$PY" main.py train --data "$WORK/data" --out "$WORK/run_$name" --device "$DEVICE" --epochs "$EPOCHS" \
-        --conditioning embedding --no-progress "${model[@]}" $BATCH \
+        --conditioning embedding --no-progress "${model[@]}" $BATCH "${extra[@]}" \
         --set "train.classes=$CLASSES" --set train.max_minutes="$minutes" --set train.checkpoint_every=10 \
         --set train.threads=4 > "$(log_of "$name")" 2>&1 &
     pids+=($!)
-    say "started $name (${model[*]}) as pid ${pids[-1]}"
+    say "started $name (${model[*]} ${extra[*]}) as pid ${pids[-1]}"
 done
 for pid in "${pids[@]}"; do wait "$pid"; say "pid $pid ended: rc $?"; done
 
-for spec in $MODELS; do
+for spec in "${SPECS[@]}"; do
     name=${spec%%=*}
-    run=$WORK/run_$name
+    run=$WORK/run_$name dest=$(dest_of "$name")
+    mkdir -p "$dest"
     if [ -f "$run/log.csv" ]; then  # seconds per epoch after the first (which warms up)
         "$PY" - "$run/log.csv" "$name" << 'EOF' | tee -a "$SUMMARY"
 import csv, sys
@@ -88,13 +105,17 @@ EOF
         tail -n 3 "$(log_of "$name")" >> "$SUMMARY"
     elif [ -f "$run/checkpoints/latest.pt" ]; then
         "$PY" -c "import sys; from core.model.export import export_inference_checkpoint as e; e(*sys.argv[1:])" \
-            "$run/checkpoints/latest.pt" "$OUT/$name.pt" >> "$(log_of "$name")" 2>&1
-        cp "$run/log.csv" "$OUT/${name}_log.csv"
+            "$run/checkpoints/latest.pt" "$dest/$name.pt" >> "$(log_of "$name")" 2>&1
+        cp "$run/log.csv" "$dest/${name}_log.csv"
         rows=$(($(wc -l < "$run/log.csv") - 1))
         last=$(tail -n 1 "$run/log.csv")
-        say "$name: $rows epochs; last log row: $last; checkpoint $(du -h "$OUT/$name.pt" | cut -f1)"
+        say "$name: $rows epochs; last log row: $last; checkpoint $(du -h "$dest/$name.pt" | cut -f1)"
     else
         say "$name: no checkpoint; log tail:"; tail -n 5 "$(log_of "$name")" | tee -a "$SUMMARY"
+    fi
+    if [ "$PACK" = 1 ] && [ "$EXPORT" != 0 ]; then
+        cp "$(log_of "$name")" "$dest/${name}_train.log"
+        tar -czf "$OUT/$name.tar.gz" -C "$dest" . && say "$name: packed as $name.tar.gz"
     fi
 done
 say "== done at $(date -u +%FT%TZ)"
