@@ -3,6 +3,7 @@
     python main.py                      open the viewer on the bundled demo model
     python main.py view CKPT [--screenshot OUT.png]   the viewer on a checkpoint (headless render)
     python main.py preprocess ...       meshes → DeepSDF samples with colours
+    python main.py augment ...          a data set + scaled / mirrored copies of its training shapes
     python main.py train ...            train a (class-conditioned, coloured) auto-decoder
     python main.py reconstruct ...      fit a new shape (mesh, points, scan, samples) by TTO
     python main.py evaluate ...         metrics on held-out shapes, TTO ablations
@@ -20,6 +21,7 @@ import sys
 # name → (module with add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "preprocess": ("core.commands.preprocess_command", "meshes → DeepSDF samples with colours"),
+    "augment": ("core.commands.augment_command", "a data set → a new one with scaled / mirrored training copies"),
     "train": ("core.commands.train_command", "train the auto-decoder on a data set folder"),
     "reconstruct": ("core.commands.reconstruct_command", "fit codes to a new observation (test-time optimisation)"),
     "evaluate": ("core.commands.evaluate_command", "reconstruct held-out shapes and report metrics"),

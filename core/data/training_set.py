@@ -46,6 +46,8 @@ class TrainingShape(SampleSet):
     surface_offset: float = 0.0
     """How far outside the true surface the sdf's zero level set lies
     (:attr:`core.data.samples.ShapeSamples.surface_offset`)."""
+    augment_of: str | None = None
+    """The id of the shape this one is a transformed copy of (:mod:`core.data.augment`), else None."""
 
 
 def _keep(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray | None:
@@ -84,6 +86,7 @@ def _read_shape(
         text=record.get("text"),
         normalization={} if samples.normalization is None else samples.normalization.to_dict(),
         surface_offset=samples.surface_offset,
+        augment_of=record.get("augment_of") or None,
     )
 
 

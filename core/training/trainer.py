@@ -281,12 +281,12 @@ def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, source
             f"{path}: train.init_from needs a training or exported model checkpoint "
             "(weights, codes and shape ids); this file has none."
         )
-    ids = [s.id for s in data.shapes]
-    if list(source["shape_ids"]) != ids:
+    rows = warm_code_rows(source, data)
+    if rows is None:
         raise CheckpointError(
             f"{path}: train.init_from was trained on other shapes ({len(source['shape_ids'])} "
-            f"shapes) than this data set's training split ({len(ids)}); warm-start from a "
-            "run on the same data set and train.classes."
+            f"shapes) than this data set's training split ({len(data.shapes)}); warm-start from a "
+            "run on the same data set and train.classes (or on the data set an augmented one was made from)."
         )
     differ = [
         d
@@ -299,8 +299,47 @@ def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, source
             f"{path}: train.init_from has other model settings ({shown}). A warm start keeps the "
             "architecture: give the same --preset / --conditioning / model.* settings."
         )
-    module.load_state_dict(source["model_state"])
+    state = dict(source["model_state"])
+    copies = len(rows) - len(source["shape_ids"])
+    if copies:
+        index = torch.as_tensor(rows, dtype=torch.long)
+        for key in ("shape_codes.weight", "colour_codes.weight"):
+            if key in state:
+                state[key] = state[key][index].clone()
+        log.info("warm start: %d augmented copies start at their source shapes' codes", copies)
+    module.load_state_dict(state)
     log.info("warm start from %s (epoch %s)", path, source.get("epoch", "?"))
+
+
+def warm_code_rows(source: dict[str, Any], data: SdfDataSet) -> list[int] | None:
+    """For each training shape of ``data``, the row of ``source``'s codes it starts from; None when they
+    do not fit.
+
+    The checkpoint's own shapes, in its order (rows 0, 1, ...), or an augmented set made from its
+    data set (:mod:`core.data.augment`): every shape of the checkpoint is there, and every other shape is
+    a copy of one of them (``augment_of``), which starts at its source's code — the transformed shape's
+    nearest point in the space, so the copies begin where the prior already is.
+    """
+    ids = [str(i) for i in source["shape_ids"]]
+    if ids == [s.id for s in data.shapes]:
+        return list(range(len(ids)))
+    recorded = list(source.get("shape_classes") or [])
+    by_class = len(recorded) == len(ids)  # ids are unique within a class only
+    classes: list[str | None] = [str(c) for c in recorded] if by_class else [None] * len(ids)
+    keys = list(zip(classes, ids, strict=True))
+    row_of = {key: n for n, key in enumerate(keys)}
+    if len(row_of) != len(ids):
+        return None
+    rows: list[int] = []
+    for shape in data.shapes:
+        key = (shape.class_name if by_class else None, shape.id if shape.augment_of is None else shape.augment_of)
+        if key not in row_of:
+            return None
+        rows.append(row_of[key])
+    originals = {rows[n] for n, shape in enumerate(data.shapes) if shape.augment_of is None}
+    if len(originals) != len(ids) or sum(s.augment_of is None for s in data.shapes) != len(ids):
+        return None  # a shape of the checkpoint is missing, or one is there twice
+    return rows
 
 
 @dataclass
