@@ -145,6 +145,9 @@ def test_augment_resumes_and_refuses_folders_it_did_not_make(source_set, tmp_pat
     with pytest.raises(DataSetError, match="not empty and not an augmented data set"):
         augment_dataset(source_set, foreign, AugmentConfig(), progress=False)
     assert (foreign / "notes.txt").read_text() == "keep me"
+    with pytest.raises(DataSetError, match="a file, not a folder"):
+        augment_dataset(source_set, foreign / "notes.txt", AugmentConfig(), progress=False)
+    assert (foreign / "notes.txt").read_text() == "keep me"
     with pytest.raises(DataSetError, match="itself a copy"):
         augment_dataset(out, tmp_path / "twice", AugmentConfig(), progress=False)
 
@@ -223,3 +226,20 @@ def test_a_cancelled_run_keeps_its_finished_copies_and_the_same_command_finishes
     assert sum(1 for r in written["shapes"] if r.get("augment_of")) == first.made
     rest = augment_dataset(source_set, out, AugmentConfig(copies=2), progress=False)
     assert (rest.reused, rest.made, rest.cancelled) == (first.made, 6 - first.made, False)
+
+
+def test_the_command_exits_1_when_no_copy_could_be_made_and_names_bad_settings(source_set, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(source_set, data)
+    manifest = json.loads((data / "manifest.json").read_text())
+    for record in manifest["shapes"]:
+        record["source"] = str(tmp_path / "gone.ply")
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    assert main.main(["augment", "--data", str(data), "--out", str(tmp_path / "aug"), "--no-progress"]) == 1
+    assert "3 failed" in capsys.readouterr().out
+    (tmp_path / "a_file").write_text("x")
+    assert main.main(["augment", "--data", str(data), "--out", str(tmp_path / "a_file")]) == 2
+    assert main.main(["augment", "--data", str(data), "--out", str(tmp_path / "b"), "--max-scale", "nan"]) == 2
+    err = capsys.readouterr().err
+    assert "a file, not a folder" in err and "max_scale: nan" in err and "Traceback" not in err
+    assert (tmp_path / "a_file").read_text() == "x" and not (tmp_path / "b").exists()

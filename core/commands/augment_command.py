@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = AugmentConfig(copies=args.copies, max_scale=args.max_scale, mirror=not args.no_mirror, seed=args.seed)
         report = augment_dataset(args.data, args.out, config, workers=args.workers, progress=not args.no_progress)
-    except ExplorerError as exc:
+    except (ExplorerError, OSError) as exc:  # OSError: an unwritable --out, a full disk
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -61,4 +61,4 @@ def run(args: argparse.Namespace) -> int:
     )
     for copy_id, reason in report.failures[:10]:
         print(f"  failed: {copy_id}: {reason}", file=sys.stderr)
-    return 0
+    return 1 if report.failures and not (report.made or report.reused) else 0  # as preprocess: nothing made

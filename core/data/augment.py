@@ -18,11 +18,11 @@ source and the source is never written to.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
 import shutil
-import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ import numpy as np
 from core.data.manifest import check_record, load_manifest, manifest_path, write_index
 from core.data.mesh_io import LoadedMesh
 from core.utils.errors import ConfigError, DataSetError, ExplorerError
+from core.utils.io_utils import atomic_write
 from core.utils.names import path_component_problem
 
 log = logging.getLogger(__name__)
@@ -127,20 +128,14 @@ def transformed_mesh(mesh: LoadedMesh, factors: np.ndarray) -> LoadedMesh:
 
 
 def _sample_copy(source: str, class_name: str, copy_id: str, factors: list[float], settings: dict, out: str) -> dict:
-    """Worker: load ``source``, transform it, sample it with the data set's settings, write ``out``."""
-    from core.data.mesh_io import load_mesh
-    from core.data.preprocess import PreprocessConfig
-    from core.data.samples import sample_shape, shape_rng, write_samples
+    """Worker: the copy sampled as preprocessing samples a shape, its mesh transformed first."""
+    from core.data.preprocess import PreprocessConfig, preprocess_shape
+    from core.data.sources.jobs import MeshJob
 
-    start = time.perf_counter()
-    config = PreprocessConfig(**settings)
-    mesh = transformed_mesh(load_mesh(source), np.asarray(factors))
-    samples = sample_shape(mesh, config.sampling(), shape_rng(config.seed, class_name, copy_id), config.max_faces)
-    write_samples(out, samples)
-    stats = samples.stats
-    stats["settings"] = settings
-    stats["seconds"] = round(time.perf_counter() - start, 4)
-    return stats
+    transform = functools.partial(transformed_mesh, factors=np.asarray(factors))
+    return preprocess_shape(
+        MeshJob(copy_id, class_name, Path(source)), PreprocessConfig(**settings), Path(out), transform
+    )
 
 
 def _preprocess_settings(path: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -171,15 +166,11 @@ def _inside(root: Path, relative: str, what: str, path: Path, number: int) -> Pa
     return root / candidate
 
 
-def _source_mesh(data_dir: Path, record: dict[str, Any]) -> Path | None:
-    """The record's mesh file: as recorded (relative to where preprocessing ran), else under ``data_dir``."""
+def _source_mesh(record: dict[str, Any]) -> Path | None:
+    """The record's mesh file, or None when it is not there. Read as every reader of a manifest's ``source``
+    reads it (evaluation, the ground-truth report): relative to where preprocessing ran, the project root."""
     source = record.get("source")
-    if not isinstance(source, str) or not source:
-        return None
-    for candidate in (Path(source), data_dir / source, data_dir.parent / source):
-        if candidate.is_file():
-            return candidate
-    return None
+    return Path(source) if isinstance(source, str) and source and Path(source).is_file() else None
 
 
 def _bring(src: Path, dst: Path) -> None:
@@ -200,27 +191,26 @@ def _bring(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
     except OSError:
-        tmp = dst.with_name(dst.name + ".part")
-        shutil.copy2(src, tmp)
-        os.replace(tmp, dst)
+        with open(src, "rb") as handle:
+            atomic_write(dst, lambda out: shutil.copyfileobj(handle, out))
 
 
 LOCK_NAME = ".augment.lock"
 """Held in the new folder while a run writes it (a second run into it is refused)."""
 
 
-def _previous_copies(out_dir: Path, config: AugmentConfig, source_dir: Path) -> dict[str, dict[str, Any]]:
-    """Copy records of an earlier run into ``out_dir`` with the same settings, by id; refuses a folder that
-    holds something else."""
+def _check_out_dir(out_dir: Path, config: AugmentConfig, source_dir: Path) -> None:
+    """Refuse an ``out_dir`` that is a file, holds something else, or an augmentation made otherwise."""
     path = manifest_path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataSetError(f"{out_dir}: a file, not a folder; give a new folder path for --out (it is created).")
     if not path.is_file():
         if out_dir.exists() and any(p.name != LOCK_NAME for p in out_dir.iterdir()):
             raise DataSetError(
                 f"{out_dir}: not empty and not an augmented data set (no {path.name}); give a new --out folder."
             )
-        return {}
-    manifest = load_manifest(out_dir)
-    recorded = manifest.get("preprocess", {}).get("augment")
+        return
+    recorded = load_manifest(out_dir).get("preprocess", {}).get("augment")
     if not isinstance(recorded, dict) or recorded.get("source") != str(source_dir):
         raise DataSetError(
             f"{path}: {out_dir} holds another data set, not an augmentation of {source_dir}; give a new --out folder."
@@ -232,7 +222,6 @@ def _previous_copies(out_dir: Path, config: AugmentConfig, source_dir: Path) -> 
             f"{path}: made with other augmentation settings ({recorded.get('config')}); give a new --out "
             "folder, or the same settings to resume it (--copies may differ)."
         )
-    return {r["id"]: r for r in manifest["shapes"] if isinstance(r, dict) and r.get("augment_of")}
 
 
 @dataclass
@@ -247,13 +236,15 @@ class _Plan:
 
 def _plan(data_dir: Path, out_dir: Path, manifest: dict[str, Any], config: AugmentConfig) -> _Plan:
     """Check every record, then list the originals and each training shape's copies (finished or to do)."""
+    from core.data.preprocess import sample_file_stats
+
     path = manifest_path(data_dir)
     for number, record in enumerate(manifest["shapes"], 1):
         check_record(path, number, record)
         if record.get("augment_of"):
             raise DataSetError(f"{path}: shape {number} is itself a copy; augment the original data set instead.")
         _inside(data_dir, record["file"], "file", path, number)
-    done = _previous_copies(out_dir, config, data_dir.resolve())
+    _check_out_dir(out_dir, config, data_dir.resolve())
     taken = {(r["class_name"], r["id"]) for r in manifest["shapes"]}
     plan = _Plan(records=[], jobs=[], reused=0)
     for number, record in enumerate(manifest["shapes"], 1):
@@ -267,11 +258,6 @@ def _plan(data_dir: Path, out_dir: Path, manifest: dict[str, Any], config: Augme
                 raise DataSetError(f"{path}: shape {number}: its copy's id {copy_id[:60]!r} {problem}.")
             if (record["class_name"], copy_id) in taken:
                 raise DataSetError(f"{path}: shape {number}: a shape is already named {copy_id!r}; rename it first.")
-            previous = done.get(copy_id)
-            if previous is not None and (out_dir / previous["file"]).is_file():
-                plan.records.append(previous)
-                plan.reused += 1
-                continue
             factors = copy_factors(config, record["class_name"], record["id"], k)
             copy = {
                 **record,
@@ -280,7 +266,13 @@ def _plan(data_dir: Path, out_dir: Path, manifest: dict[str, Any], config: Augme
                 "augment_of": record["id"],
                 "augment": {"factors": [round(float(f), 6) for f in factors]},
             }
-            plan.jobs.append((copy, _source_mesh(data_dir, record)))
+            # as preprocessing resumes: a finished copy is a readable sample file (written atomically)
+            stats = sample_file_stats(out_dir / copy["file"])
+            if stats is not None:
+                plan.records.append({**copy, "stats": stats})
+                plan.reused += 1
+            else:
+                plan.jobs.append((copy, _source_mesh(record)))
     return plan
 
 
@@ -295,17 +287,17 @@ def augment_dataset(
     """Write ``out_dir``: every shape of ``data_dir`` plus ``config.copies`` transformed copies of each
     training shape.
 
-    Resumable: a second run with the same settings keeps the copies the first one finished (the
-    index is written after every copy). A copy whose mesh is missing or fails to sample is logged,
-    reported and skipped. Copies get ``augment_of`` (the source's id) and ``augment`` (the factors) in
-    the manifest; training warm-started from a model of ``data_dir`` starts each copy at its source's
-    code (:func:`core.training.trainer.warm_code_rows`).
+    Resumable: a second run with the same settings keeps the copies the first one finished (their sample
+    files, written atomically, are read back as preprocessing's resume does). A copy whose mesh is missing
+    or fails to sample is logged, reported and skipped. Copies get ``augment_of`` (the source's id) and
+    ``augment`` (the factors) in the manifest; training warm-started from a model of ``data_dir`` starts
+    each copy at its source's code (:func:`core.training.trainer.warm_code_rows`).
 
     Raises
     ------
     DataSetError
-        ``data_dir`` is not a data set, ``out_dir`` is ``data_dir``, holds something else or is being
-        written by another run, or a record's file lies outside ``data_dir``.
+        ``data_dir`` is not a data set, ``out_dir`` is ``data_dir`` or a file, holds something else or is
+        being written by another run, or a record's file lies outside ``data_dir``.
     """
     from core.utils.folder_lock import FolderLock
 
@@ -328,9 +320,9 @@ def augment_dataset(
         def write() -> None:
             write_index(out_dir, str(manifest.get("name", "dataset")), index_settings, plan.records)
 
-        write()
+        write()  # the settings first: a run killed outright is resumed from its finished sample files
         try:
-            _sample_copies(plan, out_dir, settings, workers, cancel, progress, report, write)
+            _sample_copies(plan, out_dir, settings, workers, cancel, progress, report)
         finally:
             write()
     return report
@@ -344,7 +336,6 @@ def _sample_copies(
     cancel: Callable[[], bool] | None,
     progress: bool,
     report: AugmentReport,
-    write: Callable[[], None],
 ) -> None:
     """Sample ``plan.jobs`` in a pool of ``workers`` processes, adding each finished copy to the index.
 
@@ -357,7 +348,12 @@ def _sample_copies(
             futures: dict[Future, dict[str, Any]] = {}
             for copy, source in plan.jobs:
                 if source is None:
-                    _failed(report, copy, f"its mesh {copy.get('source')!r} is not there")
+                    _failed(
+                        report,
+                        copy,
+                        f"its mesh {copy.get('source')!r} is not there (a manifest's mesh paths are relative to "
+                        "where preprocessing ran: run augment from there)",
+                    )
                     bar.update(1)
                     continue
                 factors = [float(f) for f in copy["augment"]["factors"]]
@@ -375,7 +371,6 @@ def _sample_copies(
                 else:
                     plan.records.append({**copy, "stats": stats})
                     report.made += 1
-                    write()
                 bar.update(1)
                 if cancel and cancel() and not report.cancelled:
                     report.cancelled = True

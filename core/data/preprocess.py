@@ -21,7 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from core.data.manifest import MANIFEST_NAME, load_manifest, write_index
 from core.data.samples import MAX_FACES, inspect_samples, sample_shape, shape_rng, write_samples
@@ -31,6 +31,9 @@ from core.utils.errors import DataSetError, ExplorerError
 from core.utils.folder_lock import FolderLock
 from core.utils.io_utils import atomic_write_json, sha256_file
 from core.utils.names import path_component_problem, plain_name_problem
+
+if TYPE_CHECKING:
+    from core.data.mesh_io import LoadedMesh
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ __all__ = [
     "preprocess_shape",
     "preprocess_dataset",
     "sample_path",
+    "sample_file_stats",
     "parse_shard",
 ]
 
@@ -141,8 +145,16 @@ def sample_path(out_dir: Path, config: PreprocessConfig, job: MeshJob) -> Path:
     return Path(out_dir) / "SdfSamples" / config.dataset_name / job.class_name / f"{job.id}.npz"
 
 
-def preprocess_shape(job: MeshJob, config: PreprocessConfig, out_path: Path) -> dict[str, Any]:
+def preprocess_shape(
+    job: MeshJob,
+    config: PreprocessConfig,
+    out_path: Path,
+    transform: Callable[[LoadedMesh], LoadedMesh] | None = None,
+) -> dict[str, Any]:
     """Sample one mesh and write its ``.npz`` atomically.
+
+    ``transform``: applied to the loaded mesh before it is sampled (:mod:`core.data.augment`'s scaled and
+    mirrored copies; picklable for worker processes).
 
     Returns
     -------
@@ -159,6 +171,8 @@ def preprocess_shape(job: MeshJob, config: PreprocessConfig, out_path: Path) -> 
     start = time.perf_counter()
     digest = source_digest(job)
     mesh = load_mesh(job.source)
+    if transform is not None:
+        mesh = transform(mesh)
     t_load = time.perf_counter()
     rng = shape_rng(config.seed, job.class_name, job.id)
     samples = sample_shape(mesh, config.sampling(), rng, max_faces=config.max_faces)
@@ -201,7 +215,7 @@ def source_difference(stats: dict[str, Any], job: MeshJob) -> str | None:
     return f"its source mesh changed since it was sampled ({job.source})"
 
 
-def _read_stats(path: Path) -> dict[str, Any] | None:
+def sample_file_stats(path: Path) -> dict[str, Any] | None:
     """Stats of a finished sample file, or ``None`` when it is missing or damaged."""
     try:
         return _stats_with_counts(inspect_samples(path))
@@ -476,7 +490,7 @@ def _pending_jobs(
     pending: list[MeshJob] = []
     changed: list[str] = []
     for job in my_jobs:
-        stats = _read_stats(sample_path(out_dir, config, job))
+        stats = sample_file_stats(sample_path(out_dir, config, job))
         if stats is None:
             pending.append(job)
             continue
@@ -681,7 +695,7 @@ def _write_index_files(
     records = []
     for job in jobs:
         path = sample_path(out_dir, config, job)
-        stats = _read_stats(path)
+        stats = sample_file_stats(path)
         if stats is None:
             continue
         records.append(
