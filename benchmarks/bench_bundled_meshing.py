@@ -13,14 +13,17 @@ ratio is the median of the rounds' own ratios, steadier on a noisy machine):
 
 with the fast mesh's time as a ratio to both, its Chamfer distance to the plain mesh in voxels (the
 honesty check: < 0.1 voxel) and the stages. ``DEEPSDF_PRECISION=float32`` times the fast path
-without bfloat16.
+without bfloat16. ``--band-factors`` times the fast path at several refinement margins in the same
+rounds (one row each; the plain mesh keeps the default margin).
 
     python -m benchmarks.bench_bundled_meshing [--resolutions 64 128] [--repeats 5] [--models demo real]
+        [--band-factors 1.5 1.2]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from typing import Callable
@@ -31,7 +34,7 @@ from scipy.spatial import cKDTree
 
 from benchmarks.device_info import device_line
 from core.meshing.extract import extract_mesh
-from core.meshing.grid import evaluate_points
+from core.meshing.grid import DEFAULT_BAND_FACTOR, evaluate_points
 from core.model.bundled_models import bundled_models
 from core.model.decoder_field import compute_dtype
 from core.model.loading import load_trained_model
@@ -83,42 +86,48 @@ def model_rows(card, args, device: torch.device):
     colour = model.colour_codes[index] if model.has_colour else None
     sdf_fn, colour_fn = model.sdf_fn(code, cond), model.colour_fn(code, colour, cond)
     points = torch.rand(262_144, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    bands = args.band_factors or [DEFAULT_BAND_FACTOR]
     for res in args.resolutions:
-        stage_seconds: dict[str, list[float]] = {k: [] for k in STAGES}
+        stage_seconds: dict[float, dict[str, list[float]]] = {b: {k: [] for k in STAGES} for b in bands}
 
-        def fast_mesh(res=res, stage_seconds=stage_seconds):
-            mesh = extract_mesh(model.mesh_field(code, colour, cond), res, device=device, mc_backend="torch")
+        def fast_mesh(band: float, res=res, stage_seconds=stage_seconds):
+            mesh = extract_mesh(
+                model.mesh_field(code, colour, cond), res, device=device, mc_backend="torch", band_factor=band
+            )
             for k in STAGES:
-                stage_seconds[k].append(mesh.stats.get(f"seconds_{k}", 0.0))
+                stage_seconds[band][k].append(mesh.stats.get(f"seconds_{k}", 0.0))
             return mesh
 
-        times, results = interleaved_times(
-            {
-                "pass": lambda: evaluate_points(sdf_fn, points),
-                "plain": lambda res=res: extract_mesh(
-                    sdf_fn, res, colour_fn, device=device, mc_backend="torch", certify_signs=False
-                ),
-                "fast": fast_mesh,
-            },
-            args.repeats,
-        )
-        plain, fast = results["plain"], results["fast"]
-        t_pass, t_plain, t_fast = (statistics.median(times[k]) for k in ("pass", "plain", "fast"))
-        st = fast.stats
-        stages = " / ".join(f"{1e3 * statistics.median(stage_seconds[k]):.0f}" for k in STAGES)
-        yield [
-            f"{card.key} ({model.shape_ids[index]})",
-            str(res),
-            f"{1e3 * t_pass:.0f}",
-            f"{1e3 * t_plain:.0f}",
-            f"{1e3 * t_fast:.0f}",
-            f"{median_ratio(times['fast'], times['pass']):.3f}x",
-            f"{median_ratio(times['fast'], times['plain']):.2f}x",
-            f"{chamfer_voxels(plain.vertices, fast.vertices, res):.3f}",
-            f"{plain.stats['n_evaluations']:,} / {st['n_evaluations']:,}",
-            stages,
-            f"{len(fast.vertices):,}",
-        ]
+        fns: dict[str, Callable[[], object]] = {
+            "pass": lambda: evaluate_points(sdf_fn, points),
+            "plain": lambda res=res: extract_mesh(
+                sdf_fn, res, colour_fn, device=device, mc_backend="torch", certify_signs=False
+            ),
+        }
+        for band in bands:
+            fns[f"fast@{band}"] = lambda band=band: fast_mesh(band)
+        times, results = interleaved_times(fns, args.repeats)
+        plain = results["plain"]
+        t_pass, t_plain = (statistics.median(times[k]) for k in ("pass", "plain"))
+        for band in bands:
+            key = f"fast@{band}"
+            fast = results[key]
+            st = fast.stats
+            stages = " / ".join(f"{1e3 * statistics.median(stage_seconds[band][k]):.0f}" for k in STAGES)
+            yield [
+                f"{card.key} ({model.shape_ids[index]})",
+                str(res),
+                f"{band:g}",
+                f"{1e3 * t_pass:.0f}",
+                f"{1e3 * t_plain:.0f}",
+                f"{1e3 * statistics.median(times[key]):.0f}",
+                f"{median_ratio(times[key], times['pass']):.3f}x",
+                f"{median_ratio(times[key], times['plain']):.2f}x",
+                f"{chamfer_voxels(plain.vertices, fast.vertices, res):.3f}",
+                f"{plain.stats['n_evaluations']:,} / {st['n_evaluations']:,}",
+                stages,
+                f"{len(fast.vertices):,}",
+            ]
 
 
 def main() -> None:
@@ -127,7 +136,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--models", nargs="*", default=None, help="bundled model keys (default: all)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument(
+        "--band-factors",
+        type=float,
+        nargs="+",
+        default=None,
+        help=f"the fast path's refinement margins to time (default: {DEFAULT_BAND_FACTOR}, the meshing default)",
+    )
     args = ap.parse_args()
+    if args.band_factors and not all(math.isfinite(b) and b > 0 for b in args.band_factors):
+        ap.error(f"--band-factors: each must be a positive number, got {args.band_factors}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
@@ -145,6 +163,7 @@ def main() -> None:
             [
                 "model",
                 "res",
+                "band",
                 "plain pass 262k ms",
                 "plain mesh ms",
                 "fast mesh ms",
@@ -156,7 +175,7 @@ def main() -> None:
                 "vertices",
             ],
             rows,
-            align="lrrrrrrrrlr",
+            align="lrrrrrrrrrlr",
         ),
         flush=True,
     )

@@ -9,26 +9,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _bench(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "benchmarks.bench_bundled_meshing", "--models", "demo", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
 def test_bundled_meshing_benchmark_runs_on_the_demo():
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_bundled_meshing",
-            "--models",
-            "demo",
-            "--resolutions",
-            "24",
-            "--repeats",
-            "1",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _bench("--resolutions", "24", "--repeats", "1", "--band-factors", "1.5", "1.2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| demo")]
-    assert len(rows) == 1
-    cells = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert cells[1] == "24" and float(cells[7]) < 0.1  # the fast mesh is the plain mesh
+    assert len(rows) == 2  # one per refinement margin, timed in the same rounds
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert [c[2] for c in cells] == ["1.5", "1.2"]
+    for c in cells:
+        assert c[1] == "24" and float(c[8]) < 0.1  # the fast mesh is the plain mesh
+
+
+def test_bundled_meshing_benchmark_refuses_a_bad_band_factor():
+    proc = _bench("--band-factors", "nan", timeout=120)
+    assert proc.returncode == 2 and "--band-factors" in proc.stderr

@@ -210,3 +210,9 @@ def test_needed_points_are_the_points_of_the_refined_cells(resolution, stride):
     for i, j, k in refine.nonzero().tolist():
         expected[node[i] : node[i + 1] + 1, node[j] : node[j + 1] + 1, node[k] : node[k + 1] + 1] = True
     assert torch.equal(_needed_points(refine, node, fine.shape[0]), expected)
+
+
+@pytest.mark.parametrize("band", [0.0, -1.0, float("nan"), float("inf")])
+def test_coarse_to_fine_refuses_a_band_factor_that_is_not_a_positive_number(band):
+    with pytest.raises(ValueError, match="band_factor"):
+        evaluate_coarse_to_fine(sphere, 33, "cpu", band_factor=band)

@@ -24,6 +24,8 @@ HELP_ONLY: dict[str, str | None] = {  # script -> the test of its real run
     "studies/interpolation_study.py": "test_interpolation_study.py",
     "studies/recipe_study.py": "test_recipe_study_script.py",
     "studies/zero_shot_study.py": "test_zero_shot.py",
+    "studies/code_start_study.py": "test_code_start_study.py",
+    "studies/extra_class_map.py": "test_extra_class_map.py",
     "scripts/export_real_model.py": "test_sweethome3d.py",
     "scripts/gpu_data.py": "test_gpu_data.py",
     "scripts/results.py": None,  # main.py evaluate (tested) over the study's runs: nothing small to run

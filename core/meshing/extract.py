@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from core.meshing.grid import (
+    DEFAULT_BAND_FACTOR,
     GridResult,
     SdfFn,
     default_max_batch,
@@ -300,7 +301,7 @@ def extract_mesh(
     mc_backend: str = "auto",
     max_batch: int | None = None,
     coarse_resolution: int = 17,
-    band_factor: float = 1.5,
+    band_factor: float = DEFAULT_BAND_FACTOR,
     level: float = 0.0,
     surface_offset: float | None = None,
     normals: str = "auto",

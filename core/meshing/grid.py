@@ -44,6 +44,7 @@ from core.utils import devices
 __all__ = [
     "SdfFn",
     "GridResult",
+    "DEFAULT_BAND_FACTOR",
     "resolve_device",
     "grid_spacing",
     "evaluate_points",
@@ -56,6 +57,9 @@ SdfFn = Callable[[torch.Tensor], torch.Tensor]
 
 GRID_MIN = -1.0
 GRID_MAX = 1.0
+
+DEFAULT_BAND_FACTOR = 1.5
+"""The coarse-to-fine refinement margin (see :func:`evaluate_coarse_to_fine`)."""
 
 
 @dataclass
@@ -323,7 +327,7 @@ def evaluate_coarse_to_fine(
     device: str | torch.device | None = None,
     max_batch: int | None = None,
     coarse_resolution: int = 17,
-    band_factor: float = 1.5,
+    band_factor: float = DEFAULT_BAND_FACTOR,
     certify_signs: bool = True,
 ) -> GridResult:
     """Fast path: evaluate a coarse grid, then refine only the narrow band around the surface.
@@ -349,6 +353,8 @@ def evaluate_coarse_to_fine(
     GridResult with ``stats``: ``n_evaluations`` (total points given to ``sdf_fn``),
     ``n_dense`` (R^3), ``ratio``, ``levels`` (per level: stride, points, evaluated, refined cells).
     """
+    if not (math.isfinite(band_factor) and band_factor > 0):
+        raise ValueError(f"band_factor must be a positive number, got {band_factor}")
     device = resolve_device(device)
     max_batch = max_batch or default_max_batch(device)
     h = grid_spacing(resolution)

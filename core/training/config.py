@@ -93,6 +93,13 @@ class TrainConfig:
     (dropout aside: it holds no weights, so a second stage may add it).
     The optimiser, learning-rate schedule and curriculum start afresh, so a second stage (e.g. a
     low-rate fine-tune at the curriculum's last stage) continues a finished run without retraining it."""
+    init_extends: bool = False
+    """With ``init_from``: this data set *extends* the checkpoint's — every shape the checkpoint was trained
+    on is here and keeps its codes, shapes and classes it never saw start where a fresh run starts them
+    (codes drawn as at initialisation; a new class's embedding likewise; known classes keep theirs, matched
+    by name). Why: a prior grows by its data without retraining it from scratch. Off, a warm start on
+    other shapes is refused (a code belongs to one shape). ``onehot`` conditioning cannot extend (the
+    decoder's input size is the number of classes)."""
     surface_weight: float = 0.0
     """Weight of ``mean |f(x_s)|`` on surface points of each batch shape (0: off, no surface points drawn).
     Each step draws samples_per_shape // 4 surface points per shape from the sample file's surface_points."""
@@ -168,6 +175,11 @@ class TrainConfig:
         need(
             self.init_from is None or (isinstance(self.init_from, str) and self.init_from.strip() != ""),
             f"init_from: {self.init_from!r} must be the path of a checkpoint",
+        )
+        need(isinstance(self.init_extends, bool), f"init_extends: {self.init_extends!r} must be true or false")
+        need(
+            not self.init_extends or self.init_from is not None,
+            "init_extends: true needs init_from (the checkpoint whose data set this one extends)",
         )
 
 

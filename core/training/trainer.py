@@ -274,19 +274,33 @@ def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, source
     (see :class:`TrainConfig`).
 
     Refused, before any training, when the checkpoint's shapes or model settings differ: a code
-    belongs to one shape of one data set, and weights fit one architecture.
+    belongs to one shape of one data set, and weights fit one architecture. With ``train.init_extends``
+    the data set may hold more shapes and classes than the checkpoint: those keep ``module``'s fresh
+    initialisation (:func:`extended_state`).
     """
     if "model_state" not in source or "shape_ids" not in source:
         raise CheckpointError(
             f"{path}: train.init_from needs a training or exported model checkpoint "
             "(weights, codes and shape ids); this file has none."
         )
-    rows = warm_code_rows(source, data)
+    extends = config.train.init_extends
+    rows = warm_code_rows(source, data, extends=extends)
     if rows is None:
+        hint = (
+            "every shape of the checkpoint must be in this data set's training split (with the same class); "
+            f"{_missing_shapes(source, data)}"
+            if extends
+            else "warm-start from a run on the same data set and train.classes (or on the data set an augmented "
+            "one was made from), or set train.init_extends=true when this data set adds shapes to the checkpoint's"
+        )
         raise CheckpointError(
             f"{path}: train.init_from was trained on other shapes ({len(source['shape_ids'])} "
-            f"shapes) than this data set's training split ({len(data.shapes)}); warm-start from a "
-            "run on the same data set and train.classes (or on the data set an augmented one was made from)."
+            f"shapes) than this data set's training split ({len(data.shapes)}); {hint}."
+        )
+    if extends and config.model.conditioning == "onehot":
+        raise ConfigError(
+            f"{path}: train.init_extends cannot extend a onehot-conditioned model (the decoder's input is one "
+            "number per class); use embedding or text conditioning, or train from scratch."
         )
     differ = [
         d
@@ -299,26 +313,75 @@ def _warm_start(module: AutoDecoder, config: RunConfig, data: SdfDataSet, source
             f"{path}: train.init_from has other model settings ({shown}). A warm start keeps the "
             "architecture: give the same --preset / --conditioning / model.* settings."
         )
-    state = dict(source["model_state"])
-    copies = len(rows) - len(source["shape_ids"])
+    state = extended_state(module, source, data, rows)
+    copies = sum(r >= 0 for r in rows) - len(source["shape_ids"])
     if copies:
-        index = torch.as_tensor(rows, dtype=torch.long)
-        for key in ("shape_codes.weight", "colour_codes.weight"):
-            if key in state:
-                state[key] = state[key][index].clone()
         log.info("warm start: %d augmented copies start at their source shapes' codes", copies)
+    new_shapes = sum(r < 0 for r in rows)
+    if new_shapes:
+        log.info("warm start: %d shapes the checkpoint never saw start from fresh codes", new_shapes)
     module.load_state_dict(state)
     log.info("warm start from %s (epoch %s)", path, source.get("epoch", "?"))
 
 
-def warm_code_rows(source: dict[str, Any], data: SdfDataSet) -> list[int] | None:
+TEXT_BUFFERS = ("conditioner.class_text_embeddings", "conditioner.shape_text_embeddings")
+"""Text conditioning's frozen sentence embeddings: computed for this data set, never taken from a checkpoint
+of another (its rows are another set's shapes and classes)."""
+
+
+def extended_state(
+    module: AutoDecoder, source: dict[str, Any], data: SdfDataSet, rows: list[int]
+) -> dict[str, torch.Tensor]:
+    """``source``'s model state laid out for ``module`` (built for ``data``): code row ``n`` is the
+    checkpoint's row ``rows[n]``, or ``module``'s own fresh row where ``rows[n]`` is -1; each class
+    embedding row is the checkpoint's row of the class of the same name, or ``module``'s own for a new
+    class. With the checkpoint's own shapes and classes in its order this is its state unchanged."""
+    state = dict(source["model_state"])
+    own = module.state_dict()
+    if rows != list(range(len(source["shape_ids"]))):
+        index = torch.as_tensor(rows, dtype=torch.long)
+        known = index >= 0
+        for key in ("shape_codes.weight", "colour_codes.weight"):
+            if key in state:
+                table = own[key].detach().clone()
+                table[known] = state[key][index[known]].to(table)
+                state[key] = table
+    names = [str(c) for c in source.get("class_names") or []]
+    embedding = "conditioner.embedding.weight"
+    if embedding in state and names and names != list(data.class_names):
+        table = own[embedding].detach().clone()
+        for n, name in enumerate(data.class_names):
+            if name in names:
+                table[n] = state[embedding][names.index(name)].to(table)
+        state[embedding] = table
+    if (names and names != list(data.class_names)) or rows != list(range(len(source["shape_ids"]))):
+        for key in TEXT_BUFFERS:
+            if key in own:
+                state[key] = own[key]
+    return state
+
+
+def _missing_shapes(source: dict[str, Any], data: SdfDataSet) -> str:
+    """A short list of the checkpoint's shapes this data set's training split lacks."""
+    here = {(s.class_name, s.id) for s in data.shapes} | {(None, s.id) for s in data.shapes}
+    classes = list(source.get("shape_classes") or [None] * len(source["shape_ids"]))
+    missing = [
+        f"{c}/{i}" if c else str(i) for c, i in zip(classes, source["shape_ids"], strict=True) if (c, i) not in here
+    ]
+    if not missing:
+        return "a shape id is there twice"
+    return f"missing here: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} ({len(missing)} in all)"
+
+
+def warm_code_rows(source: dict[str, Any], data: SdfDataSet, extends: bool = False) -> list[int] | None:
     """For each training shape of ``data``, the row of ``source``'s codes it starts from; None when they
     do not fit.
 
     The checkpoint's own shapes, in its order (rows 0, 1, ...), or an augmented set made from its
     data set (:mod:`core.data.augment`): every shape of the checkpoint is there, and every other shape is
     a copy of one of them (``augment_of``), which starts at its source's code — the transformed shape's
-    nearest point in the space, so the copies begin where the prior already is.
+    nearest point in the space, so the copies begin where the prior already is. With ``extends``, a shape
+    the checkpoint never saw (not a copy of one) gets -1: it starts fresh.
     """
     ids = [str(i) for i in source["shape_ids"]]
     if ids == [s.id for s in data.shapes]:
@@ -333,11 +396,15 @@ def warm_code_rows(source: dict[str, Any], data: SdfDataSet) -> list[int] | None
     rows: list[int] = []
     for shape in data.shapes:
         key = (shape.class_name if by_class else None, shape.id if shape.augment_of is None else shape.augment_of)
-        if key not in row_of:
+        if key in row_of:
+            rows.append(row_of[key])
+        elif extends and shape.augment_of is None:
+            rows.append(-1)
+        else:
             return None
-        rows.append(row_of[key])
-    originals = {rows[n] for n, shape in enumerate(data.shapes) if shape.augment_of is None}
-    if len(originals) != len(ids) or sum(s.augment_of is None for s in data.shapes) != len(ids):
+    originals = {rows[n] for n, shape in enumerate(data.shapes) if shape.augment_of is None and rows[n] >= 0}
+    known = sum(shape.augment_of is None and rows[n] >= 0 for n, shape in enumerate(data.shapes))
+    if len(originals) != len(ids) or known != len(ids):
         return None  # a shape of the checkpoint is missing, or one is there twice
     return rows
 
@@ -548,6 +615,7 @@ class Trainer:
             "curriculum",
             "curriculum_first_stage",
             "init_from",
+            "init_extends",
             "surface_weight",
             "normal_weight",
             "lr_schedule",
