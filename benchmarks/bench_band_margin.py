@@ -16,12 +16,12 @@ the margins):
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 import torch
 
 from benchmarks.device_info import device_line
+from core.commands.cli_types import positive_float, positive_int, resolution
 from core.meshing.grid import evaluate_coarse_to_fine, evaluate_dense
 from core.model.bundled_models import bundled_models
 from core.model.loading import load_trained_model
@@ -82,16 +82,12 @@ def margin_rows(card, args) -> list[list[str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="*", default=None, help="bundled model keys (default: all)")
-    ap.add_argument("--shapes", type=int, default=40, help="codes per model (default 40)")
-    ap.add_argument("--resolutions", type=int, nargs="+", default=[128, 64])
-    ap.add_argument("--band-factors", type=float, nargs="+", default=[1.5, 1.2, 1.1, 1.0])
+    ap.add_argument("--shapes", type=positive_int, default=40, help="codes per model (default 40)")
+    ap.add_argument("--resolutions", type=resolution, nargs="+", default=[128, 64])
+    ap.add_argument("--band-factors", type=positive_float, nargs="+", default=[1.5, 1.2, 1.1, 1.0])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = ap.parse_args()
-    if not all(math.isfinite(b) and b > 0 for b in args.band_factors):
-        ap.error(f"--band-factors: each must be a positive number, got {args.band_factors}")
-    if args.shapes < 1 or any(r < 2 for r in args.resolutions):
-        ap.error("--shapes must be at least 1 and every resolution at least 2")
     known = [card.key for card in bundled_models()]
     unknown = [m for m in args.models or [] if m not in known]
     if unknown:

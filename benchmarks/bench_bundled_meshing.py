@@ -23,7 +23,6 @@ rounds (one row each; the plain mesh keeps the default margin).
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 from typing import Callable
@@ -33,6 +32,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from benchmarks.device_info import device_line
+from core.commands.cli_types import positive_float
 from core.meshing.extract import extract_mesh
 from core.meshing.grid import DEFAULT_BAND_FACTOR, evaluate_points
 from core.model.bundled_models import bundled_models
@@ -138,14 +138,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument(
         "--band-factors",
-        type=float,
+        type=positive_float,
         nargs="+",
         default=None,
         help=f"the fast path's refinement margins to time (default: {DEFAULT_BAND_FACTOR}, the meshing default)",
     )
     args = ap.parse_args()
-    if args.band_factors and not all(math.isfinite(b) and b > 0 for b in args.band_factors):
-        ap.error(f"--band-factors: each must be a positive number, got {args.band_factors}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -70,8 +71,8 @@ def extra_rules(unmapped: list[dict]) -> str:
 
 def shipped_rules(path: Path) -> str:
     """The shipped map's text without its ``skip_categories`` line (every category is used here)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return "\n".join(line for line in lines if not line.startswith("skip_categories")) + "\n"
+    text = path.read_text(encoding="utf-8")
+    return re.sub(r"(?m)^skip_categories\s*=\s*\[[^\]]*\]", "", text)  # the list may span lines
 
 
 def main() -> None:

@@ -338,7 +338,8 @@ def extended_state(
     class. With the checkpoint's own shapes and classes in its order this is its state unchanged."""
     state = dict(source["model_state"])
     own = module.state_dict()
-    if rows != list(range(len(source["shape_ids"]))):
+    same_rows = rows == list(range(len(source["shape_ids"])))
+    if not same_rows:
         index = torch.as_tensor(rows, dtype=torch.long)
         known = index >= 0
         for key in ("shape_codes.weight", "colour_codes.weight"):
@@ -354,7 +355,7 @@ def extended_state(
             if name in names:
                 table[n] = state[embedding][names.index(name)].to(table)
         state[embedding] = table
-    if (names and names != list(data.class_names)) or rows != list(range(len(source["shape_ids"]))):
+    if (names and names != list(data.class_names)) or not same_rows:
         for key in TEXT_BUFFERS:
             if key in own:
                 state[key] = own[key]
